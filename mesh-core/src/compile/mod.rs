@@ -1,0 +1,85 @@
+//! From `spec` (Istio's YAML shapes) to `policy` (checked values): one module per kind.
+//!
+//! Each kind's module has `pub(crate) fn compile(spec: &TheSpec, cx: &mut Cx<'_>) -> Option<T>`:
+//! it reports every problem through [`Cx::error`] with the dotted path of the field
+//! (`spec.http[0].timeout`), and returns `None` when the resource cannot be used. Cross-resource
+//! checks (a subset no DestinationRule defines, a Gateway that does not exist, duplicates) run
+//! after every resource has compiled, in the loader.
+
+use crate::diag::{Diagnostic, Severity};
+use crate::policy::Origin;
+
+/// Maps a dotted field path to the line it is on in the source file.
+pub trait LineIndex {
+    /// The 1-based line of `path` (e.g. `spec.http[0].route[1].weight`), or of its nearest
+    /// ancestor that has a known line.
+    fn line_of(&self, path: &str) -> usize;
+}
+
+/// A line index that knows nothing: every path is on the manifest's first line.
+#[derive(Clone, Copy, Debug)]
+pub struct NoLines(pub usize);
+
+impl LineIndex for NoLines {
+    fn line_of(&self, _path: &str) -> usize {
+        self.0
+    }
+}
+
+/// The compile context of one manifest: its origin, where its fields are, and the
+/// diagnostics found so far.
+pub struct Cx<'a> {
+    origin: Origin,
+    lines: &'a dyn LineIndex,
+    diagnostics: &'a mut Vec<Diagnostic>,
+}
+
+impl<'a> Cx<'a> {
+    /// A context for one manifest.
+    pub fn new(origin: Origin, lines: &'a dyn LineIndex, diagnostics: &'a mut Vec<Diagnostic>) -> Self {
+        Self { origin, lines, diagnostics }
+    }
+
+    /// The resource being compiled.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// `Kind/name` of the resource.
+    pub fn resource(&self) -> String {
+        format!("{}/{}", self.origin.kind, self.origin.name)
+    }
+
+    /// Reports an error at `path` (dotted, e.g. `spec.http[0].timeout`); the message is prefixed
+    /// with the path.
+    pub fn error(&mut self, path: &str, message: impl std::fmt::Display) {
+        self.push(Severity::Error, path, message);
+    }
+
+    /// Reports a warning at `path`.
+    pub fn warn(&mut self, path: &str, message: impl std::fmt::Display) {
+        self.push(Severity::Warning, path, message);
+    }
+
+    /// Reports a field Istio has and this mesh does not support yet (an error: never silently
+    /// ignored).
+    pub fn unsupported(&mut self, path: &str) {
+        self.push(Severity::Error, path, "is not supported yet by this mesh");
+    }
+
+    /// Whether any error was reported through this context's sink.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(|d| d.severity == Severity::Error)
+    }
+
+    fn push(&mut self, severity: Severity, path: &str, message: impl std::fmt::Display) {
+        let line = self.lines.line_of(path);
+        self.diagnostics.push(Diagnostic {
+            severity,
+            file: self.origin.file.clone(),
+            line,
+            resource: self.resource(),
+            message: format!("{path}: {message}"),
+        });
+    }
+}

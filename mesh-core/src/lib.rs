@@ -1,0 +1,12 @@
+//! # mesh-core
+//!
+//! The foundation of the proxyless mesh: Istio's own resources as typed Rust (`spec`), a checked
+//! policy model that the layers use (`policy`), loading a folder of manifests with
+//! `file:line: Kind/name: message` errors, discovery (a registry of endpoints with labels),
+//! consistent-hash tables (ring hash, maglev), one response classifier, and hot reload.
+#![forbid(unsafe_code)]
+
+pub mod compile;
+pub mod diag;
+pub mod policy;
+pub mod spec;

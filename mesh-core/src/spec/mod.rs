@@ -1,0 +1,1 @@
+//! Serde types shaped exactly like Istio's YAML, one file per kind.
