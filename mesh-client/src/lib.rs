@@ -1,1 +1,14 @@
-//! placeholder
+//! # mesh-client
+//!
+//! What Istio's sidecar does to a call leaving a service, done inside the caller as Tower layers:
+//! route matching, fault injection, mirroring, timeouts, retries with a budget, weighted splits,
+//! subsets, circuit breaking, outlier detection and load balancing, over a pooled hyper client.
+//! Every stage is a layer usable alone with plain Rust settings; `MeshClient` builds the stack
+//! from a `mesh_core` config snapshot taken lock-free per request.
+#![forbid(unsafe_code)]
+
+pub mod body;
+pub mod context;
+
+/// The error type of the stack's services.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -6,7 +6,9 @@
 //! consistent-hash tables (ring hash, maglev), one response classifier, and hot reload.
 #![forbid(unsafe_code)]
 
+pub mod classify;
 pub mod compile;
 pub mod diag;
+pub mod load;
 pub mod policy;
 pub mod spec;

@@ -83,3 +83,4 @@ impl<'a> Cx<'a> {
         });
     }
 }
+pub(crate) mod security;

@@ -1,0 +1,67 @@
+//! Request and response extensions that carry decisions between layers.
+//!
+//! Layers above the balancer (route, split, retry) and below it (cluster, balancer, outlier
+//! detection, transport) talk through these small typed values instead of knowing each other.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use mesh_core::policy::Destination;
+
+/// Request extension: the destination a request was routed to (set by the split layer, read by
+/// the cluster that sends it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The chosen destination (host, subset, port).
+    pub destination: Destination,
+}
+
+/// Request extension: endpoints already tried for this request (set by the retry layer before
+/// each retry), so the balancer picks a different endpoint where one exists.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PreviousAttempts {
+    /// Endpoints tried so far, oldest first.
+    pub endpoints: Vec<SocketAddr>,
+}
+
+/// Response extension (and field of cluster errors): the endpoint that served an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Upstream {
+    /// The endpoint's address.
+    pub endpoint: SocketAddr,
+}
+
+/// Request extension: the caller's identity, for `sourceLabels` matching and metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourceWorkload {
+    /// Workload name (the `app` label), e.g. `service1`.
+    pub name: Arc<str>,
+    /// The workload's labels.
+    pub labels: Arc<mesh_core::policy::Labels>,
+}
+
+/// Response extension: Envoy-style response flags set by the layers that decided the outcome
+/// (`UO`, `UH`, `URX`, `UT`, `UF`, `FI`, `DI`, ...), joined with `,` for metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResponseFlags {
+    flags: Vec<&'static str>,
+}
+
+impl ResponseFlags {
+    /// Adds a flag once.
+    pub fn insert(&mut self, flag: &'static str) {
+        if !self.flags.contains(&flag) {
+            self.flags.push(flag);
+        }
+    }
+
+    /// The flags, in the order set.
+    pub fn iter(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.flags.iter().copied()
+    }
+
+    /// `-` when empty (as Istio reports), else the flags joined with `,`.
+    pub fn to_label(&self) -> String {
+        if self.flags.is_empty() { "-".to_owned() } else { self.flags.join(",") }
+    }
+}
