@@ -9,6 +9,7 @@
 
 pub mod body;
 pub mod context;
+pub mod error;
 
 /// The error type of the stack's services.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
