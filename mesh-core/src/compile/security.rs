@@ -1,6 +1,8 @@
 //! Security kinds: RequestAuthentication, AuthorizationPolicy, the legacy authentication Policy,
 //! and Linkerd's HTTPLocalRateLimitPolicy. (Skeleton: filled by the security work.)
 
+mod authn;
+
 use super::Cx;
 use crate::policy::{AuthnPolicy, AuthzPolicy, RateLimitPolicy};
 use crate::spec::security::{
@@ -9,9 +11,7 @@ use crate::spec::security::{
 
 /// RequestAuthentication → authentication policy.
 pub(crate) fn request_authentication(spec: &RequestAuthenticationSpec, cx: &mut Cx<'_>) -> Option<AuthnPolicy> {
-    let _ = spec;
-    cx.error("spec", "RequestAuthentication is not supported yet by this mesh");
-    None
+    authn::request_authentication(spec, cx)
 }
 
 /// AuthorizationPolicy → authorization policy.
@@ -21,15 +21,15 @@ pub(crate) fn authorization_policy(spec: &AuthorizationPolicySpec, cx: &mut Cx<'
     None
 }
 
-/// The legacy `authentication.istio.io` Policy → the RequestAuthentication-like policy it means
-/// (with a token required) and, optionally, an authorization policy.
+/// The legacy `authentication.istio.io` Policy → the RequestAuthentication-like policies it
+/// means: one per `targets[]` entry (selecting `app: <name>`), or one for every workload when
+/// `targets` is absent, each with a token required unless `originIsOptional`. The authorization
+/// part is `None`: the required token is enforced (401) by the JWT layer itself, as Istio 1.x did.
 pub(crate) fn legacy_policy(
     spec: &LegacyPolicySpec,
     cx: &mut Cx<'_>,
-) -> Option<(AuthnPolicy, Option<AuthzPolicy>)> {
-    let _ = spec;
-    cx.error("spec", "Policy is not supported yet by this mesh");
-    None
+) -> Option<(Vec<AuthnPolicy>, Option<AuthzPolicy>)> {
+    authn::legacy_policy(spec, cx).map(|p| (p, None))
 }
 
 /// HTTPLocalRateLimitPolicy → rate limit policy.

@@ -4,20 +4,16 @@
 
 use serde::Deserialize;
 
-/// `security.istio.io` RequestAuthentication `spec`.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RequestAuthenticationSpec {}
+pub mod legacy_policy;
+pub mod request_authentication;
+
+pub use legacy_policy::LegacyPolicySpec;
+pub use request_authentication::RequestAuthenticationSpec;
 
 /// `security.istio.io` AuthorizationPolicy `spec`.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AuthorizationPolicySpec {}
-
-/// `authentication.istio.io` Policy `spec` (the article's legacy form).
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct LegacyPolicySpec {}
 
 /// `policy.linkerd.io` HTTPLocalRateLimitPolicy `spec`.
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -1,0 +1,497 @@
+//! RequestAuthentication and the legacy `authentication.istio.io` Policy → [`AuthnPolicy`].
+//!
+//! Both kinds end up as the same checked value; the legacy Policy is translated to what it
+//! means: its `origins` become JWT rules, `originIsOptional: false` (the default) becomes
+//! `require_token`, each `targets[].name` becomes a policy selecting the workloads labelled
+//! `app: <name>`, and the (shared) `triggerRules` decide which paths need a token.
+
+use std::time::Duration;
+
+use crate::compile::Cx;
+use crate::policy::{AuthnPolicy, JwksSource, JwtRule, Labels, Pattern, StringMatch, TriggerRule, WorkloadSelector};
+use crate::spec::security::legacy_policy::{LegacyJwtSpec, LegacyStringMatchSpec, LegacyTriggerRuleSpec};
+use crate::spec::security::request_authentication::{JwtRuleSpec, PolicyTargetRefSpec};
+use crate::spec::security::{LegacyPolicySpec, RequestAuthenticationSpec};
+
+/// Istio's default JWKS fetch timeout.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// RequestAuthentication → authentication policy.
+pub(crate) fn request_authentication(spec: &RequestAuthenticationSpec, cx: &mut Cx<'_>) -> Option<AuthnPolicy> {
+    let mut ok = true;
+    let mut selector = WorkloadSelector {
+        match_labels: spec.selector.as_ref().map(|s| s.match_labels.clone()).unwrap_or_default(),
+    };
+
+    let mut refs: Vec<(String, &PolicyTargetRefSpec)> = Vec::new();
+    if let Some(r) = &spec.target_ref {
+        refs.push(("spec.targetRef".to_owned(), r));
+    }
+    for (i, r) in spec.target_refs.iter().enumerate() {
+        refs.push((format!("spec.targetRefs[{i}]"), r));
+    }
+    if spec.target_ref.is_some() && !spec.target_refs.is_empty() {
+        cx.error("spec.targetRef", "cannot be set together with targetRefs");
+        ok = false;
+    }
+    if !refs.is_empty() && spec.selector.is_some() {
+        cx.error("spec.selector", "cannot be set together with targetRef or targetRefs");
+        ok = false;
+    }
+    if refs.len() > 1 {
+        cx.error(&refs[1].0, "more than one target reference is not supported yet by this mesh");
+        ok = false;
+    } else if let Some((path, r)) = refs.first() {
+        match target_ref_selector(path, r, cx) {
+            Some(labels) => selector.match_labels = labels,
+            None => ok = false,
+        }
+    }
+
+    let mut rules = Vec::with_capacity(spec.jwt_rules.len());
+    for (i, rule) in spec.jwt_rules.iter().enumerate() {
+        match jwt_rule(&format!("spec.jwtRules[{i}]"), rule, cx) {
+            Some(r) => rules.push(r),
+            None => ok = false,
+        }
+    }
+    if !ok {
+        return None;
+    }
+    Some(AuthnPolicy { origin: cx.origin().clone(), selector, rules, require_token: false, trigger_rules: Vec::new() })
+}
+
+/// A `targetRef` we can honour: a core `Service`, meaning the workloads labelled `app: <name>`.
+fn target_ref_selector(path: &str, r: &PolicyTargetRefSpec, cx: &mut Cx<'_>) -> Option<Labels> {
+    let group = r.group.as_deref().unwrap_or("");
+    let kind = r.kind.as_deref().unwrap_or("");
+    let Some(name) = r.name.as_deref().filter(|n| !n.is_empty()) else {
+        cx.error(&format!("{path}.name"), "is required");
+        return None;
+    };
+    if let Some(ns) = r.namespace.as_deref()
+        && !ns.is_empty()
+        && ns != cx.origin().namespace
+    {
+        cx.error(&format!("{path}.namespace"), "must be the policy's own namespace");
+        return None;
+    }
+    if !(group.is_empty() || group == "core") || kind != "Service" {
+        cx.error(
+            &format!("{path}.kind"),
+            format!("target {group}/{kind} is not supported yet by this mesh (only a core Service)"),
+        );
+        return None;
+    }
+    Some(Labels::from([("app".to_owned(), name.to_owned())]))
+}
+
+fn jwt_rule(path: &str, spec: &JwtRuleSpec, cx: &mut Cx<'_>) -> Option<JwtRule> {
+    let mut ok = true;
+    let issuer = match spec.issuer.as_deref().map(str::trim) {
+        Some(i) if !i.is_empty() => i.to_owned(),
+        _ => {
+            cx.error(&format!("{path}.issuer"), "is required");
+            ok = false;
+            String::new()
+        }
+    };
+    let jwks = jwks_source(path, spec.jwks_uri.as_deref(), spec.jwks.as_deref(), false, cx);
+    ok &= jwks.is_some();
+
+    let mut from_headers = Vec::with_capacity(spec.from_headers.len());
+    for (i, h) in spec.from_headers.iter().enumerate() {
+        let hp = format!("{path}.fromHeaders[{i}].name");
+        match h.name.as_deref().and_then(|n| header_name(&hp, n, cx)) {
+            Some(name) => from_headers.push((name, h.prefix.clone().unwrap_or_default())),
+            None => {
+                if h.name.is_none() {
+                    cx.error(&hp, "is required");
+                }
+                ok = false;
+            }
+        }
+    }
+    ok &= non_empty_names(&format!("{path}.fromParams"), &spec.from_params, cx);
+    ok &= non_empty_names(&format!("{path}.fromCookies"), &spec.from_cookies, cx);
+
+    let output_payload_to_header = match spec.output_payload_to_header.as_deref() {
+        Some(h) => {
+            let name = header_name(&format!("{path}.outputPayloadToHeader"), h, cx);
+            ok &= name.is_some();
+            name
+        }
+        None => None,
+    };
+    let mut output_claim_to_headers = Vec::with_capacity(spec.output_claim_to_headers.len());
+    for (i, c) in spec.output_claim_to_headers.iter().enumerate() {
+        let hp = format!("{path}.outputClaimToHeaders[{i}]");
+        let header = match c.header.as_deref() {
+            Some(h) => header_name(&format!("{hp}.header"), h, cx),
+            None => {
+                cx.error(&format!("{hp}.header"), "is required");
+                None
+            }
+        };
+        let claim = c.claim.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        if claim.is_none() {
+            cx.error(&format!("{hp}.claim"), "is required");
+        }
+        match (header, claim) {
+            (Some(h), Some(c)) => output_claim_to_headers.push((h, c.to_owned())),
+            _ => ok = false,
+        }
+    }
+
+    let timeout = match spec.timeout.as_deref() {
+        None => DEFAULT_TIMEOUT,
+        Some(t) => match parse_duration(t) {
+            Ok(d) => d,
+            Err(why) => {
+                cx.error(&format!("{path}.timeout"), why);
+                ok = false;
+                DEFAULT_TIMEOUT
+            }
+        },
+    };
+    let jwks = jwks?;
+    if !ok {
+        return None;
+    }
+    Some(JwtRule {
+        issuer,
+        audiences: spec.audiences.clone(),
+        jwks,
+        from_headers,
+        from_params: spec.from_params.clone(),
+        from_cookies: spec.from_cookies.clone(),
+        output_payload_to_header,
+        output_claim_to_headers,
+        forward_original_token: spec.forward_original_token,
+        timeout,
+    })
+}
+
+/// The article's placeholders look like `{YOUR_JWT_URI}`.
+fn is_placeholder(s: &str) -> bool {
+    s.len() > 2 && s.starts_with('{') && s.ends_with('}') && !s.contains(['"', ':'])
+}
+
+/// Checks `jwksUri` / `jwks`. `placeholder_ok`: the legacy Policy accepts the seed article's
+/// `{YOUR_JWT_URI}` placeholder with a warning (its tokens are then always refused).
+fn jwks_source(
+    path: &str,
+    uri: Option<&str>,
+    inline: Option<&str>,
+    placeholder_ok: bool,
+    cx: &mut Cx<'_>,
+) -> Option<JwksSource> {
+    match (uri.map(str::trim), inline) {
+        (Some(_), Some(_)) => {
+            cx.error(&format!("{path}.jwks"), "cannot be set together with jwksUri");
+            None
+        }
+        (None, None) => {
+            cx.error(
+                &format!("{path}.jwksUri"),
+                "is required (or an inline jwks): OpenID discovery of the issuer's keys is not supported yet by this mesh",
+            );
+            None
+        }
+        (Some(u), None) => {
+            if is_http_url(u) {
+                Some(JwksSource::Uri(u.to_owned()))
+            } else if placeholder_ok && is_placeholder(u) {
+                cx.warn(
+                    &format!("{path}.jwksUri"),
+                    format!(
+                        "{u:?} is a placeholder, not an http(s) url: every token for this issuer is refused until it is replaced"
+                    ),
+                );
+                Some(JwksSource::Uri(u.to_owned()))
+            } else {
+                cx.error(&format!("{path}.jwksUri"), format!("{u:?} is not an http(s) url"));
+                None
+            }
+        }
+        (None, Some(doc)) => match check_inline_jwks(doc) {
+            Ok(()) => Some(JwksSource::Inline(doc.to_owned())),
+            Err(why) => {
+                cx.error(&format!("{path}.jwks"), why);
+                None
+            }
+        },
+    }
+}
+
+fn is_http_url(s: &str) -> bool {
+    match s.parse::<http::Uri>() {
+        Ok(u) => {
+            matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some_and(|h| !h.is_empty())
+        }
+        Err(_) => false,
+    }
+}
+
+/// An inline JWKS must be a JSON object with a non-empty `keys` array of objects with a `kty`.
+fn check_inline_jwks(doc: &str) -> Result<(), String> {
+    let v: serde_json::Value = serde_json::from_str(doc).map_err(|e| format!("is not valid json: {e}"))?;
+    let keys = v
+        .get("keys")
+        .and_then(|k| k.as_array())
+        .ok_or_else(|| "must be a json object with a \"keys\" array".to_owned())?;
+    if keys.is_empty() {
+        return Err("has no keys".to_owned());
+    }
+    for (i, k) in keys.iter().enumerate() {
+        if k.get("kty").and_then(|t| t.as_str()).is_none() {
+            return Err(format!("keys[{i}] has no \"kty\""));
+        }
+    }
+    Ok(())
+}
+
+fn header_name(path: &str, name: &str, cx: &mut Cx<'_>) -> Option<String> {
+    let lower = name.trim().to_ascii_lowercase();
+    if lower.is_empty() || http::HeaderName::from_bytes(lower.as_bytes()).is_err() {
+        cx.error(path, format!("{name:?} is not a valid http header name"));
+        return None;
+    }
+    Some(lower)
+}
+
+fn non_empty_names(path: &str, names: &[String], cx: &mut Cx<'_>) -> bool {
+    let mut ok = true;
+    for (i, n) in names.iter().enumerate() {
+        if n.trim().is_empty() {
+            cx.error(&format!("{path}[{i}]"), "must not be empty");
+            ok = false;
+        }
+    }
+    ok
+}
+
+/// Istio's duration syntax: a decimal number and a unit (`h`, `m`, `s`, `ms`, `us`, `ns`),
+/// e.g. `5s`, `1.5s`, `500ms`, `1m`; it must be positive.
+pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || format!("{s:?} is not a duration (e.g. 5s, 1.5s, 500ms, 1m)");
+    if num.is_empty() || num.starts_with('.') || num.ends_with('.') {
+        return Err(bad());
+    }
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "h" => n * 3600.0,
+        "m" => n * 60.0,
+        "s" => n,
+        "ms" => n / 1e3,
+        "us" | "µs" => n / 1e6,
+        "ns" => n / 1e9,
+        _ => return Err(bad()),
+    };
+    if !secs.is_finite() || secs > 315_576_000_000.0 {
+        return Err(bad());
+    }
+    let d = Duration::from_secs_f64(secs);
+    if d < Duration::from_millis(1) {
+        return Err(format!("{s:?} must be at least 1ms"));
+    }
+    Ok(d)
+}
+
+// === legacy Policy ===
+
+/// The legacy `authentication.istio.io` Policy → one [`AuthnPolicy`] per target (selecting
+/// `app: <target name>`), or one for every workload when `targets` is absent. It requires a
+/// valid token (`require_token`) unless `originIsOptional`; no authorization policy is needed
+/// for that (a missing token is refused with 401 by the JWT layer, as Istio 1.x did).
+pub(crate) fn legacy_policy(spec: &LegacyPolicySpec, cx: &mut Cx<'_>) -> Option<Vec<AuthnPolicy>> {
+    let mut ok = true;
+    if !spec.peers.is_empty() {
+        cx.error("spec.peers", "peer (mTLS) authentication is not supported yet by this mesh");
+        ok = false;
+    }
+    match spec.principal_binding.as_deref() {
+        None | Some("USE_ORIGIN") => {}
+        Some("USE_PEER") => {
+            cx.error(
+                "spec.principalBinding",
+                "USE_PEER is not supported yet by this mesh (there is no peer identity without mTLS); use USE_ORIGIN",
+            );
+            ok = false;
+        }
+        Some(other) => {
+            cx.error("spec.principalBinding", format!("{other:?} must be USE_ORIGIN or USE_PEER"));
+            ok = false;
+        }
+    }
+
+    let mut selectors = Vec::with_capacity(spec.targets.len().max(1));
+    for (i, t) in spec.targets.iter().enumerate() {
+        if !t.ports.is_empty() {
+            cx.error(
+                &format!("spec.targets[{i}].ports"),
+                "is not supported yet by this mesh (a policy applies to every port of its workload)",
+            );
+            ok = false;
+        }
+        match t.name.as_deref().map(str::trim) {
+            Some(n) if !n.is_empty() => selectors.push(WorkloadSelector {
+                match_labels: Labels::from([("app".to_owned(), n.to_owned())]),
+            }),
+            _ => {
+                cx.error(&format!("spec.targets[{i}].name"), "is required");
+                ok = false;
+            }
+        }
+    }
+    if spec.targets.is_empty() {
+        selectors.push(WorkloadSelector::default());
+    }
+
+    let mut rules = Vec::with_capacity(spec.origins.len());
+    let mut triggers: Option<Vec<TriggerRule>> = None;
+    for (i, o) in spec.origins.iter().enumerate() {
+        let path = format!("spec.origins[{i}].jwt");
+        let Some(jwt) = &o.jwt else {
+            cx.error(&path, "is required");
+            ok = false;
+            continue;
+        };
+        let Some((rule, trig)) = legacy_jwt(&path, jwt, cx) else {
+            ok = false;
+            continue;
+        };
+        match &triggers {
+            None => triggers = Some(trig),
+            Some(first) if *first == trig => {}
+            Some(_) => {
+                cx.error(
+                    &format!("{path}.triggerRules"),
+                    "origins with different triggerRules are not supported yet by this mesh",
+                );
+                ok = false;
+            }
+        }
+        rules.push(rule);
+    }
+    if !ok {
+        return None;
+    }
+    if rules.is_empty() {
+        cx.warn("spec.origins", "is empty: this Policy authenticates nothing");
+        return Some(Vec::new());
+    }
+    let trigger_rules = triggers.unwrap_or_default();
+    Some(
+        selectors
+            .into_iter()
+            .map(|selector| AuthnPolicy {
+                origin: cx.origin().clone(),
+                selector,
+                rules: rules.clone(),
+                require_token: !spec.origin_is_optional,
+                trigger_rules: trigger_rules.clone(),
+            })
+            .collect(),
+    )
+}
+
+fn legacy_jwt(path: &str, spec: &LegacyJwtSpec, cx: &mut Cx<'_>) -> Option<(JwtRule, Vec<TriggerRule>)> {
+    let mut ok = true;
+    let issuer = match spec.issuer.as_deref().map(str::trim) {
+        Some(i) if !i.is_empty() => {
+            if is_placeholder(i) {
+                cx.warn(&format!("{path}.issuer"), format!("{i:?} looks like a placeholder for a real issuer"));
+            }
+            i.to_owned()
+        }
+        _ => {
+            cx.error(&format!("{path}.issuer"), "is required");
+            ok = false;
+            String::new()
+        }
+    };
+    let jwks = jwks_source(path, spec.jwks_uri.as_deref(), spec.jwks.as_deref(), true, cx);
+    let mut from_headers = Vec::with_capacity(spec.jwt_headers.len());
+    for (i, h) in spec.jwt_headers.iter().enumerate() {
+        match header_name(&format!("{path}.jwtHeaders[{i}]"), h, cx) {
+            Some(n) => from_headers.push((n, String::new())),
+            None => ok = false,
+        }
+    }
+    ok &= non_empty_names(&format!("{path}.jwtParams"), &spec.jwt_params, cx);
+    let mut triggers = Vec::with_capacity(spec.trigger_rules.len());
+    for (i, t) in spec.trigger_rules.iter().enumerate() {
+        match trigger_rule(&format!("{path}.triggerRules[{i}]"), t, cx) {
+            Some(t) => triggers.push(t),
+            None => ok = false,
+        }
+    }
+    let jwks = jwks?;
+    if !ok {
+        return None;
+    }
+    let rule = JwtRule {
+        issuer,
+        audiences: spec.audiences.clone(),
+        jwks,
+        from_headers,
+        from_params: spec.jwt_params.clone(),
+        from_cookies: Vec::new(),
+        output_payload_to_header: None,
+        output_claim_to_headers: Vec::new(),
+        forward_original_token: false,
+        timeout: DEFAULT_TIMEOUT,
+    };
+    Some((rule, triggers))
+}
+
+fn trigger_rule(path: &str, spec: &LegacyTriggerRuleSpec, cx: &mut Cx<'_>) -> Option<TriggerRule> {
+    let mut ok = true;
+    let mut convert = |field: &str, list: &[LegacyStringMatchSpec], cx: &mut Cx<'_>| {
+        let mut out = Vec::with_capacity(list.len());
+        for (i, m) in list.iter().enumerate() {
+            match legacy_string_match(&format!("{path}.{field}[{i}]"), m, cx) {
+                Some(m) => out.push(m),
+                None => ok = false,
+            }
+        }
+        out
+    };
+    let included_paths = convert("includedPaths", &spec.included_paths, cx);
+    let excluded_paths = convert("excludedPaths", &spec.excluded_paths, cx);
+    ok.then_some(TriggerRule { included_paths, excluded_paths })
+}
+
+fn legacy_string_match(path: &str, m: &LegacyStringMatchSpec, cx: &mut Cx<'_>) -> Option<StringMatch> {
+    let set = [&m.exact, &m.prefix, &m.suffix, &m.regex].iter().filter(|f| f.is_some()).count();
+    if set != 1 {
+        cx.error(path, "must set exactly one of exact, prefix, suffix, regex");
+        return None;
+    }
+    if let Some(e) = &m.exact {
+        return Some(StringMatch::Exact(e.clone()));
+    }
+    if let Some(p) = &m.prefix {
+        return Some(StringMatch::Prefix(p.clone()));
+    }
+    let (field, source) = match (&m.suffix, &m.regex) {
+        (Some(s), _) => ("suffix", format!(".*{}", regex::escape(s))),
+        (None, Some(r)) => ("regex", r.clone()),
+        (None, None) => return None,
+    };
+    match Pattern::new(&source) {
+        Ok(p) => Some(StringMatch::Regex(p)),
+        Err(e) => {
+            cx.error(&format!("{path}.{field}"), format!("is not a valid regex: {e}"));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "authn_tests.rs"]
+mod tests;
