@@ -67,6 +67,11 @@ impl<'a> Cx<'a> {
         self.push(Severity::Error, path, "is not supported yet by this mesh");
     }
 
+    /// How many errors the sink holds so far (compare before and after compiling a part).
+    pub fn error_count(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.severity == Severity::Error).count()
+    }
+
     /// Whether any error was reported through this context's sink.
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(|d| d.severity == Severity::Error)
@@ -83,4 +88,6 @@ impl<'a> Cx<'a> {
         });
     }
 }
+mod authz;
+mod rate_limit;
 pub(crate) mod security;

@@ -2,20 +2,18 @@
 //!
 //! One file per kind; every struct uses `#[serde(deny_unknown_fields, rename_all = "camelCase")]`.
 
-use serde::Deserialize;
-
+pub mod authorization_policy;
 pub mod legacy_policy;
+pub mod rate_limit;
 pub mod request_authentication;
 
+pub use authorization_policy::{
+    AuthorizationPolicySpec, AuthzConditionSpec, AuthzFromSpec, AuthzOperationSpec, AuthzProviderSpec,
+    AuthzRuleSpec, AuthzSelectorSpec, AuthzSourceSpec, AuthzTargetRefSpec, AuthzToSpec, PortText,
+};
 pub use legacy_policy::LegacyPolicySpec;
+pub use rate_limit::{
+    HttpLocalRateLimitPolicySpec, RateLimitClientRefSpec, RateLimitOverrideSpec, RateLimitSpec,
+    RateLimitTargetRefSpec,
+};
 pub use request_authentication::RequestAuthenticationSpec;
-
-/// `security.istio.io` AuthorizationPolicy `spec`.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct AuthorizationPolicySpec {}
-
-/// `policy.linkerd.io` HTTPLocalRateLimitPolicy `spec`.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct HttpLocalRateLimitPolicySpec {}
