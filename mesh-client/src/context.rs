@@ -40,6 +40,14 @@ pub struct SourceWorkload {
     pub labels: Arc<mesh_core::policy::Labels>,
 }
 
+/// Request extension: the address of the caller that sent the request this call serves (the
+/// downstream peer), read by consistent hashing on `useSourceIp`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SourceAddr {
+    /// The caller's IP address.
+    pub ip: std::net::IpAddr,
+}
+
 /// Response extension: Envoy-style response flags set by the layers that decided the outcome
 /// (`UO`, `UH`, `URX`, `UT`, `UF`, `FI`, `DI`, ...), joined with `,` for metrics.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

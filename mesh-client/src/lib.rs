@@ -7,6 +7,7 @@
 //! from a `mesh_core` config snapshot taken lock-free per request.
 #![forbid(unsafe_code)]
 
+pub mod balance;
 pub mod body;
 pub mod context;
 pub mod error;
