@@ -11,6 +11,7 @@ pub mod balance;
 pub mod body;
 pub mod context;
 pub mod error;
+pub mod outlier;
 
 /// The error type of the stack's services.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
