@@ -12,6 +12,7 @@ pub mod body;
 pub mod context;
 pub mod error;
 pub mod outlier;
+pub mod pool;
 
 /// The error type of the stack's services.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
