@@ -13,6 +13,7 @@ pub mod context;
 pub mod error;
 pub mod outlier;
 pub mod pool;
+pub mod transport;
 
 /// The error type of the stack's services.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -1,0 +1,160 @@
+//! The pooled HTTP connection under the balancer: hyper-util's client, one per cluster.
+//!
+//! HTTP/1.1 by default, or HTTP/2 over cleartext (h2c, prior knowledge) for ports whose protocol
+//! is `HTTP2` or `GRPC`. Connections are kept alive and reused per endpoint; an idle connection
+//! is closed after `idleTimeout`; a connection attempt gives up after `connectTimeout`.
+//! Failures become a [`ClusterError`] with the shared [`Outcome`]: no connection is
+//! `ConnectFailure`, an HTTP/2 `REFUSED_STREAM` is `RefusedStream` (the server never processed
+//! the request), anything else before the response head is `Reset`.
+//!
+//! `maxRequestsPerConnection` is supported for 0 (unlimited) and 1 (no reuse); other values
+//! are refused with [`TransportError::Unsupported`]: hyper's pool does not count requests per
+//! connection.
+//!
+//! ```no_run
+//! use mesh_client::transport::{Transport, TransportConfig};
+//! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let transport = Transport::new(&TransportConfig::default())?;
+//! let req = http::Request::get("/hello").body(mesh_client::body::empty())?;
+//! let resp = transport.send("127.0.0.1:8080".parse()?, None, req).await?;
+//! println!("{}", resp.status());
+//! # Ok(()) }
+//! ```
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::header::HOST;
+use http::{HeaderValue, Request, Response, Uri};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use mesh_core::classify::Outcome;
+use mesh_core::policy::ConnectionPool;
+
+use crate::body::{self, BoxBody};
+use crate::context::Upstream;
+use crate::error::ClusterError;
+
+/// How a cluster's connections are made and kept.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TransportConfig {
+    /// `tcp.connectTimeout`.
+    pub connect_timeout: Duration,
+    /// `tcp.idleTimeout` / `http.idleTimeout`: idle pooled connections are closed after it.
+    pub idle_timeout: Duration,
+    /// HTTP/2 over cleartext with prior knowledge, instead of HTTP/1.1.
+    pub http2: bool,
+    /// `http.maxRequestsPerConnection`: 0 (unlimited) or 1 (no reuse).
+    pub max_requests_per_connection: u32,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        Self::from_policy(&ConnectionPool::default(), false)
+    }
+}
+
+impl TransportConfig {
+    /// The transport settings of a `connectionPool`.
+    pub fn from_policy(pool: &ConnectionPool, http2: bool) -> Self {
+        Self {
+            connect_timeout: pool.connect_timeout,
+            idle_timeout: pool.idle_timeout,
+            http2,
+            max_requests_per_connection: pool.max_requests_per_connection,
+        }
+    }
+}
+
+/// Why a transport could not be built.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// A setting the transport cannot honour.
+    #[error("{field}: {reason}")]
+    Unsupported {
+        /// The Istio field.
+        field: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+}
+
+/// A pooled HTTP client that sends each request to a given endpoint.
+#[derive(Clone, Debug)]
+pub struct Transport {
+    client: Client<HttpConnector, BoxBody>,
+}
+
+impl Transport {
+    /// A transport with `config`'s settings.
+    pub fn new(config: &TransportConfig) -> Result<Self, TransportError> {
+        if config.max_requests_per_connection > 1 {
+            return Err(TransportError::Unsupported {
+                field: "connectionPool.http.maxRequestsPerConnection",
+                reason: "only 0 (unlimited) and 1 (no connection reuse) are supported",
+            });
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(config.connect_timeout));
+        connector.set_nodelay(true);
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder.pool_timer(TokioTimer::new()).timer(TokioTimer::new()).pool_idle_timeout(config.idle_timeout);
+        if config.max_requests_per_connection == 1 {
+            builder.pool_max_idle_per_host(0);
+        }
+        if config.http2 {
+            builder.http2_only(true);
+        }
+        Ok(Self { client: builder.build(connector) })
+    }
+
+    /// Sends `req` to `endpoint`. The request's URI keeps its path and query and gets the
+    /// endpoint as authority; `host` (the service's name) becomes the `Host` header when the
+    /// request has none. The response carries the [`Upstream`] extension.
+    pub fn send(
+        &self,
+        endpoint: SocketAddr,
+        host: Option<&HeaderValue>,
+        req: Request<BoxBody>,
+    ) -> impl Future<Output = Result<Response<BoxBody>, ClusterError>> + Send + 'static {
+        let (mut parts, body) = req.into_parts();
+        if !parts.headers.contains_key(HOST) {
+            let from_uri = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+            if let Some(h) = from_uri.or_else(|| host.cloned()) {
+                parts.headers.insert(HOST, h);
+            }
+        }
+        let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let uri = Uri::try_from(format!("http://{endpoint}{pq}"));
+        let client = self.client.clone();
+        async move {
+            parts.uri = uri.map_err(|e| ClusterError::transport(Outcome::Reset, endpoint, e))?;
+            let resp = client
+                .request(Request::from_parts(parts, body))
+                .await
+                .map_err(|e| ClusterError::transport(classify(&e), endpoint, e))?;
+            let mut resp = resp.map(body::boxed);
+            resp.extensions_mut().insert(Upstream { endpoint });
+            Ok(resp)
+        }
+    }
+}
+
+/// The outcome of a failed request.
+fn classify(err: &hyper_util::client::legacy::Error) -> Outcome {
+    if err.is_connect() {
+        return Outcome::ConnectFailure;
+    }
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    for _ in 0..16 {
+        let Some(e) = cur else { break };
+        if let Some(h2) = e.downcast_ref::<h2::Error>()
+            && h2.reason() == Some(h2::Reason::REFUSED_STREAM)
+        {
+            return Outcome::RefusedStream;
+        }
+        cur = e.source();
+    }
+    Outcome::Reset
+}
