@@ -9,6 +9,7 @@
 
 pub mod balance;
 pub mod body;
+pub mod cluster;
 pub mod context;
 pub mod error;
 pub mod outlier;

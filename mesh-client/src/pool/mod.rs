@@ -66,6 +66,13 @@ pub struct RetryPermit {
     _permit: Option<OwnedSemaphorePermit>,
 }
 
+impl RetryPermit {
+    /// A permit that counts against nothing (no limit applies).
+    pub fn unlimited() -> Self {
+        Self { _permit: None }
+    }
+}
+
 fn semaphore(limit: u32) -> Option<Arc<Semaphore>> {
     // u32::MAX is Istio's "unlimited": no semaphore at all, nothing to count.
     (limit != u32::MAX).then(|| Arc::new(Semaphore::new((limit as usize).min(Semaphore::MAX_PERMITS))))

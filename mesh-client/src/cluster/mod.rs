@@ -1,0 +1,227 @@
+//! One cluster (a host's subset on a port) and the set of clusters the client sends to.
+//!
+//! A [`Cluster`] puts the lower half of the outbound path together for one endpoint set:
+//! connection-pool limits ([`crate::pool`]), endpoint pick ([`crate::balance`]) skipping ejected
+//! endpoints ([`crate::outlier`]) and those a retry already tried, the pooled connection
+//! ([`crate::transport`]), and the classify step after each attempt: its [`Outcome`] feeds
+//! outlier detection and the balancer's load figures. [`Clusters`] keys clusters by
+//! `(host, subset, port)`, builds them from the mesh config and discovery, and rebuilds them when
+//! either changes.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use mesh_client::balance::Endpoint;
+//! use mesh_client::cluster::Cluster;
+//! use mesh_core::policy::TrafficPolicy;
+//! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let endpoints = vec![Endpoint::new("127.0.0.1:8081".parse()?), Endpoint::new("127.0.0.1:8082".parse()?)];
+//! let cluster = Arc::new(Cluster::new("service2", endpoints, &TrafficPolicy::default(), false)?);
+//! let req = http::Request::get("/").body(mesh_client::body::empty())?;
+//! let resp = cluster.send(req).await?;
+//! # drop(resp); Ok(()) }
+//! ```
+
+mod body;
+mod endpoints;
+mod set;
+
+pub use endpoints::{Discovery, EndpointSet};
+pub use set::{Clusters, ResponseFuture};
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::{HeaderValue, Request, Response};
+use mesh_core::classify::Outcome;
+use mesh_core::policy::{ConnectionPool, TrafficPolicy};
+use tokio::time::Instant;
+
+use crate::balance::{BalanceError, Balancer, Endpoint, RequestKey};
+use crate::body::BoxBody;
+use crate::context::PreviousAttempts;
+use crate::error::ClusterError;
+use crate::outlier::{OutlierDetector, OutlierMetrics};
+use crate::pool::Pool;
+use crate::transport::{Transport, TransportConfig, TransportError};
+
+/// Why a cluster could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The load balancer could not be built.
+    #[error(transparent)]
+    Balance(#[from] BalanceError),
+    /// The transport could not be built.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+/// The lower half of the outbound path for one endpoint set; see the [module docs](self).
+#[derive(Debug)]
+pub struct Cluster {
+    name: Arc<str>,
+    host: Option<HeaderValue>,
+    balancer: Balancer,
+    outlier: Option<OutlierDetector>,
+    pool: Arc<Pool>,
+    pool_config: ConnectionPool,
+    policy: TrafficPolicy,
+    transport: Transport,
+    transport_config: TransportConfig,
+}
+
+impl Cluster {
+    /// A cluster named `host` over `endpoints` with `policy`; `http2` for h2c endpoints.
+    pub fn new(host: &str, endpoints: Vec<Endpoint>, policy: &TrafficPolicy, http2: bool) -> Result<Self, BuildError> {
+        Self::build(host, host, endpoints, policy, http2, None, &OutlierMetrics::default())
+    }
+
+    fn build(
+        name: &str,
+        host: &str,
+        endpoints: Vec<Endpoint>,
+        policy: &TrafficPolicy,
+        http2: bool,
+        previous: Option<&Cluster>,
+        metrics: &OutlierMetrics,
+    ) -> Result<Self, BuildError> {
+        let addrs: Vec<SocketAddr> = endpoints.iter().map(|e| e.addr).collect();
+        let balancer = if endpoints.is_empty() {
+            // Nothing to hash over: an empty round robin answers "no endpoint".
+            Balancer::round_robin(endpoints)
+        } else {
+            Balancer::from_policy(&policy.load_balancer, endpoints)?
+        };
+        let outlier = policy.outlier_detection.clone().map(|od| match previous.and_then(|p| p.outlier.as_ref()) {
+            Some(prev) => prev.rebuilt(od, &addrs),
+            None => OutlierDetector::new(od, &addrs).with_cluster_name(name).with_metrics(metrics.clone()),
+        });
+        let pool_config = policy.connection_pool.clone();
+        let pool = match previous {
+            Some(p) if p.pool_config == pool_config && p.transport_config.http2 == http2 => Arc::clone(&p.pool),
+            _ => Arc::new(Pool::new(&pool_config, http2)),
+        };
+        let transport_config = TransportConfig::from_policy(&pool_config, http2);
+        let transport = match previous {
+            // Same settings: keep the warm connections.
+            Some(p) if p.transport_config == transport_config => p.transport.clone(),
+            _ => match Transport::new(&transport_config) {
+                Ok(t) => t,
+                Err(e @ TransportError::Unsupported { .. }) if transport_config.max_requests_per_connection > 1 => {
+                    tracing::warn!(cluster = name, error = %e, "unsupported setting ignored: connections are reused without a request limit");
+                    Transport::new(&TransportConfig { max_requests_per_connection: 0, ..transport_config.clone() })?
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        Ok(Self {
+            name: Arc::from(name),
+            host: HeaderValue::from_str(host).ok(),
+            balancer,
+            outlier,
+            pool,
+            pool_config,
+            policy: policy.clone(),
+            transport,
+            transport_config,
+        })
+    }
+
+    /// Replaces the balancer's random source (seeded, for tests).
+    pub fn with_rng(mut self, rng: crate::balance::Rng) -> Self {
+        self.balancer = self.balancer.with_rng(rng);
+        self
+    }
+
+    /// The cluster's name (`outbound|port|subset|host`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The balancer (endpoints and their load).
+    pub fn balancer(&self) -> &Balancer {
+        &self.balancer
+    }
+
+    /// Outlier detection, when configured.
+    pub fn outlier(&self) -> Option<&OutlierDetector> {
+        self.outlier.as_ref()
+    }
+
+    /// The connection-pool limits.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Picks a healthy endpoint, avoiding `avoid` where another exists.
+    pub fn pick(&self, hash: Option<u64>, avoid: &[SocketAddr]) -> Option<usize> {
+        let od = self.outlier.as_ref().filter(|o| o.filtering());
+        let healthy = |i: usize| od.is_none_or(|o| !o.is_ejected(i));
+        if !avoid.is_empty() {
+            let eps = self.balancer.endpoints();
+            let fresh = |i: usize| healthy(i) && eps.get(i).is_some_and(|e| !avoid.contains(&e.addr));
+            if let Some(i) = self.balancer.pick(hash, fresh) {
+                return Some(i);
+            }
+        }
+        self.balancer.pick(hash, healthy)
+    }
+
+    /// Sends one attempt: pool limits, pick, transport, classify.
+    pub async fn send(self: Arc<Self>, req: Request<BoxBody>) -> Result<Response<BoxBody>, ClusterError> {
+        let permit = self.pool.acquire().await.map_err(|o| {
+            tracing::debug!(cluster = %self.name, limit = o.limit, "overflow");
+            ClusterError { outcome: Outcome::Overflow, endpoint: None, source: Some(Box::new(o)) }
+        })?;
+        let key = match self.balancer.hash_policy() {
+            Some(p) => p.request_key(&req, self.balancer.rng()),
+            None => RequestKey::None,
+        };
+        let avoid = req.extensions().get::<PreviousAttempts>().map_or(&[][..], |p| &p.endpoints[..]);
+        let index = self.pick(key.hash(), avoid).ok_or_else(ClusterError::no_healthy_upstream)?;
+        let endpoint = self.balancer.endpoint(index).map(|e| e.addr).ok_or_else(ClusterError::no_healthy_upstream)?;
+
+        self.balancer.begin(index);
+        let in_flight = body::InFlight::new(Arc::clone(&self), index, permit);
+        let started = Instant::now();
+        let result = self.transport.send(endpoint, self.host.as_ref(), req).await;
+        match result {
+            Ok(resp) => {
+                let outcome = outcome_of_response(&resp);
+                self.record(index, outcome);
+                self.balancer.observe(index, started.elapsed());
+                let mut resp = resp.map(|b| body::guarded(b, in_flight));
+                if let RequestKey::Generated { set_cookie, .. } = key {
+                    resp.headers_mut().append(http::header::SET_COOKIE, set_cookie);
+                }
+                Ok(resp)
+            }
+            Err(e) => {
+                tracing::debug!(cluster = %self.name, %endpoint, error = %e, "attempt failed");
+                self.record(index, e.outcome);
+                drop(in_flight);
+                Err(e)
+            }
+        }
+    }
+
+    /// Feeds an attempt's outcome to outlier detection.
+    pub fn record(&self, index: usize, outcome: Outcome) {
+        if let Some(od) = &self.outlier {
+            od.record(index, outcome);
+        }
+    }
+
+    fn same_endpoints(&self, endpoints: &[Endpoint]) -> bool {
+        self.balancer.endpoints() == endpoints
+    }
+}
+
+/// The outcome of an answer: its status, and `grpc-status` when the head carries one.
+fn outcome_of_response<B>(resp: &Response<B>) -> Outcome {
+    let grpc_status = resp
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    Outcome::Response { status: resp.status().as_u16(), grpc_status }
+}

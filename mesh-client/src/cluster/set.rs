@@ -1,0 +1,265 @@
+//! [`Clusters`]: every cluster the client sends to, keyed by `(host, subset, port)`, built from
+//! the mesh config and discovery, cached, and rebuilt when either changes.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use arc_swap::ArcSwap;
+use http::{Request, Response};
+use mesh_core::policy::{Destination, Labels, MeshConfig, TrafficPolicy};
+
+use super::endpoints::same_host;
+use super::{Cluster, Discovery};
+use crate::body::BoxBody;
+use crate::context::Target;
+use crate::error::ClusterError;
+use crate::outlier::OutlierMetrics;
+use crate::pool::RetryPermit;
+use crate::BoxError;
+
+type ConfigSource = Arc<dyn Fn() -> Arc<MeshConfig> + Send + Sync>;
+
+struct Entry {
+    subset: Option<String>,
+    port: Option<u16>,
+    config: Arc<MeshConfig>,
+    generation: u64,
+    /// `None`: the destination has no endpoints (or an unknown subset) under this config.
+    cluster: Option<Arc<Cluster>>,
+}
+
+struct Shared {
+    config: ConfigSource,
+    discovery: Arc<dyn Discovery>,
+    cache: ArcSwap<HashMap<String, Vec<Arc<Entry>>>>,
+    rebuild: Mutex<()>,
+    metrics: OutlierMetrics,
+    seed: Option<u64>,
+}
+
+/// The lower half of the client as one tower service: sends each request to one endpoint of the
+/// cluster its [`Target`] names.
+///
+/// Reads the [`Target`] extension (host, subset, port; without one, the request URI's host and
+/// port) and [`crate::context::PreviousAttempts`]; answers with the endpoint in the
+/// [`crate::context::Upstream`] extension, or a [`ClusterError`] whose [`mesh_core::classify::Outcome`]
+/// `crate::error::outcome_of` reads. Always ready: limits answer per request, at once.
+///
+/// ```
+/// use std::sync::Arc;
+/// use mesh_client::cluster::{Clusters, EndpointSet};
+/// use mesh_core::policy::MeshConfig;
+///
+/// let config = Arc::new(MeshConfig::default());
+/// let endpoints = Arc::new(EndpointSet::new());
+/// endpoints.insert("service2", None, "127.0.0.1:8081".parse()?, 1, Default::default());
+/// let clusters = Clusters::new(move || Arc::clone(&config), endpoints);
+/// # Ok::<(), std::net::AddrParseError>(())
+/// ```
+#[derive(Clone)]
+pub struct Clusters {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Clusters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Clusters").field("hosts", &self.shared.cache.load().len()).finish()
+    }
+}
+
+impl Clusters {
+    /// Clusters reading the config from `config` (called per request: make it lock-free, e.g.
+    /// `move || store.load_full()` over an `ArcSwap`) and endpoints from `discovery`.
+    pub fn new(config: impl Fn() -> Arc<MeshConfig> + Send + Sync + 'static, discovery: Arc<dyn Discovery>) -> Self {
+        Self::build(Arc::new(config), discovery, OutlierMetrics::default(), None)
+    }
+
+    /// Counts outlier ejections into `metrics` (register them once with a Prometheus registry).
+    pub fn with_metrics(self, metrics: OutlierMetrics) -> Self {
+        Self::build(Arc::clone(&self.shared.config), Arc::clone(&self.shared.discovery), metrics, self.shared.seed)
+    }
+
+    /// Seeds every cluster's random source (deterministic tests).
+    pub fn with_seed(self, seed: u64) -> Self {
+        Self::build(Arc::clone(&self.shared.config), Arc::clone(&self.shared.discovery), self.shared.metrics.clone(), Some(seed))
+    }
+
+    fn build(config: ConfigSource, discovery: Arc<dyn Discovery>, metrics: OutlierMetrics, seed: Option<u64>) -> Self {
+        let shared = Shared { config, discovery, cache: ArcSwap::default(), rebuild: Mutex::new(()), metrics, seed };
+        Self { shared: Arc::new(shared) }
+    }
+
+    /// The cluster for `dest` under the current config and endpoints.
+    pub fn cluster(&self, dest: &Destination) -> Result<Arc<Cluster>, ClusterError> {
+        let config = (self.shared.config)();
+        let generation = self.shared.discovery.generation();
+        let fresh = |e: &Entry| Arc::ptr_eq(&e.config, &config) && e.generation == generation;
+        if let Some(entry) = self.lookup(dest)
+            && fresh(&entry)
+        {
+            return entry.cluster.clone().ok_or_else(ClusterError::no_healthy_upstream);
+        }
+        // Slow path: one builder at a time; requests for fresh clusters never wait here.
+        let _lock = self.shared.rebuild.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let previous = self.lookup(dest);
+        if let Some(entry) = &previous
+            && fresh(entry)
+        {
+            return entry.cluster.clone().ok_or_else(ClusterError::no_healthy_upstream);
+        }
+        let prev_cluster = previous.as_ref().and_then(|e| e.cluster.as_ref());
+        let cluster = self.make(dest, &config, prev_cluster);
+        let entry = Arc::new(Entry { subset: dest.subset.clone(), port: dest.port, config, generation, cluster });
+        self.shared.cache.rcu(|map| {
+            let mut map = HashMap::clone(map);
+            let list = map.entry(dest.host.clone()).or_default();
+            list.retain(|e| !(e.subset == dest.subset && e.port == dest.port));
+            list.push(Arc::clone(&entry));
+            map
+        });
+        entry.cluster.clone().ok_or_else(ClusterError::no_healthy_upstream)
+    }
+
+    fn lookup(&self, dest: &Destination) -> Option<Arc<Entry>> {
+        let map = self.shared.cache.load();
+        map.get(&dest.host)?
+            .iter()
+            .find(|e| e.port == dest.port && e.subset.as_deref() == dest.subset.as_deref())
+            .cloned()
+    }
+
+    /// Builds the cluster (`None`: nothing to send to), reusing `previous` where unchanged.
+    fn make(&self, dest: &Destination, config: &MeshConfig, previous: Option<&Arc<Cluster>>) -> Option<Arc<Cluster>> {
+        let rule = config
+            .destinations
+            .get(&dest.host)
+            .or_else(|| config.destinations.values().find(|d| same_host(&d.host, &dest.host)));
+        let labels: Labels = match (&dest.subset, rule) {
+            (None, _) => Labels::new(),
+            (Some(name), Some(rule)) => match rule.subset(name) {
+                Some(s) => s.labels.clone(),
+                None => {
+                    tracing::warn!(host = %dest.host, subset = %name, "unknown subset: no healthy upstream");
+                    return None;
+                }
+            },
+            (Some(name), None) => {
+                tracing::warn!(host = %dest.host, subset = %name, "subset without a DestinationRule: no healthy upstream");
+                return None;
+            }
+        };
+        let default_policy = TrafficPolicy::default();
+        let policy = rule.map_or(&default_policy, |r| r.policy_for(dest.subset.as_deref(), dest.port));
+        let endpoints = self.shared.discovery.endpoints(&dest.host, dest.port, &labels);
+        if endpoints.is_empty() {
+            tracing::debug!(host = %dest.host, subset = ?dest.subset, port = ?dest.port, "no endpoints");
+            return None;
+        }
+        let http2 = is_http2(config, &dest.host, dest.port);
+        if let Some(prev) = previous
+            && prev.same_endpoints(&endpoints)
+            && prev.policy == *policy
+            && prev.transport_config.http2 == http2
+        {
+            // Nothing changed for this cluster (another host's rule or endpoints did): keep it,
+            // with its outlier state, load figures and connections.
+            return Some(Arc::clone(prev));
+        }
+        let name = format!(
+            "outbound|{}|{}|{}",
+            dest.port.map_or_else(String::new, |p| p.to_string()),
+            dest.subset.as_deref().unwrap_or(""),
+            dest.host
+        );
+        match Cluster::build(&name, &dest.host, endpoints, policy, http2, previous.map(|p| &**p), &self.shared.metrics) {
+            Ok(c) => {
+                let c = match self.shared.seed {
+                    Some(seed) => c.with_rng(crate::balance::Rng::from_seed(seed)),
+                    None => c,
+                };
+                Some(Arc::new(c))
+            }
+            Err(e) => {
+                tracing::error!(cluster = %name, error = %e, "cluster could not be built");
+                None
+            }
+        }
+    }
+
+    /// A permit for one retry to `dest` (`maxRetries` in flight), or `None` when the limit is
+    /// reached: the retry layer asks before each retry and holds the permit during it.
+    pub fn retry_permit(&self, dest: &Destination) -> Option<RetryPermit> {
+        match self.cluster(dest) {
+            Ok(c) => c.pool().retry_permit(),
+            // Nothing to retry against: the retry itself will fail with no healthy upstream.
+            Err(_) => Some(RetryPermit::unlimited()),
+        }
+    }
+
+    /// Sends `req` to the cluster its [`Target`] names.
+    pub fn send(&self, req: Request<BoxBody>) -> ResponseFuture {
+        let dest = match req.extensions().get::<Target>() {
+            Some(t) => Ok(t.destination.clone()),
+            None => destination_from_uri(&req),
+        };
+        let cluster = dest.and_then(|d| self.cluster(&d));
+        ResponseFuture {
+            inner: Box::pin(async move {
+                let cluster = cluster?;
+                cluster.send(req).await.map_err(BoxError::from)
+            }),
+        }
+    }
+}
+
+fn destination_from_uri<B>(req: &Request<B>) -> Result<Destination, ClusterError> {
+    let host = req.uri().host().ok_or_else(ClusterError::no_healthy_upstream)?;
+    Ok(Destination { host: host.to_owned(), subset: None, port: req.uri().port_u16() })
+}
+
+fn is_http2(config: &MeshConfig, host: &str, port: Option<u16>) -> bool {
+    config
+        .service_entries
+        .iter()
+        .filter(|se| se.hosts.iter().any(|h| same_host(h, host)))
+        .flat_map(|se| se.ports.iter())
+        .find(|p| port.is_none_or(|n| n == p.number))
+        .is_some_and(|p| matches!(p.protocol.as_str(), "HTTP2" | "GRPC" | "GRPC-WEB"))
+}
+
+impl tower_service::Service<Request<BoxBody>> for Clusters {
+    type Response = Response<BoxBody>;
+    type Error = BoxError;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<BoxBody>) -> ResponseFuture {
+        self.send(req)
+    }
+}
+
+/// The future of [`Clusters`].
+pub struct ResponseFuture {
+    inner: Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>,
+}
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ResponseFuture")
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<Response<BoxBody>, BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
