@@ -79,6 +79,13 @@ impl<'a> Cx<'a> {
 
     fn push(&mut self, severity: Severity, path: &str, message: impl std::fmt::Display) {
         let line = self.lines.line_of(path);
+        self.push_at(severity, line, path, message);
+    }
+
+    /// Reports a diagnostic at an explicit line, with the message prefixed by `path` (for
+    /// problems whose best line is not the line of the path shown, such as an unknown field
+    /// reported under its parent).
+    pub fn push_at(&mut self, severity: Severity, line: usize, path: &str, message: impl std::fmt::Display) {
         self.diagnostics.push(Diagnostic {
             severity,
             file: self.origin.file.clone(),
@@ -88,6 +95,14 @@ impl<'a> Cx<'a> {
         });
     }
 }
+
 mod authz;
+pub(crate) mod common;
+pub(crate) mod destination_rule;
+pub mod duration;
+pub(crate) mod gateway;
+pub(crate) mod route;
 mod rate_limit;
 pub(crate) mod security;
+pub(crate) mod service_entry;
+pub(crate) mod virtual_service;

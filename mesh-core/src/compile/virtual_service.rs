@@ -1,0 +1,125 @@
+//! VirtualService → [`VirtualService`]: hosts, gateways, and `http[]` routes (see [`super::route`]).
+
+use std::collections::BTreeMap;
+
+use http::HeaderName;
+
+use super::common::{header_name, port, string_match};
+use super::{Cx, route};
+use crate::policy::{RequestMatch, StringMatch, VirtualService};
+use crate::spec::virtual_service::HttpMatchRequestSpec;
+use crate::spec::{StringMatchSpec, VirtualServiceSpec};
+
+/// Compiles a VirtualService; `None` when it has errors.
+pub(crate) fn compile(spec: &VirtualServiceSpec, cx: &mut Cx<'_>) -> Option<VirtualService> {
+    let errors_before = cx.error_count();
+    if spec.hosts.is_empty() {
+        cx.error("spec.hosts", "at least one host is required");
+    }
+    for (i, h) in spec.hosts.iter().enumerate() {
+        if h.trim().is_empty() {
+            cx.error(&format!("spec.hosts[{i}]"), "host must not be empty");
+        }
+    }
+    if spec.tcp.is_some() {
+        cx.error("spec.tcp", "tcp routes are not supported yet by this mesh (only http routes are)");
+    }
+    if spec.tls.is_some() {
+        cx.error("spec.tls", "tls routes are not supported yet by this mesh (only http routes are)");
+    }
+    // exportTo: accepted and ignored by design (one process sees every resource it loads).
+    let mut http = Vec::with_capacity(spec.http.len());
+    for (i, r) in spec.http.iter().enumerate() {
+        if let Some(route) = route::compile(r, &format!("spec.http[{i}]"), cx) {
+            http.push(route);
+        }
+    }
+    if cx.error_count() > errors_before {
+        return None;
+    }
+    Some(VirtualService {
+        origin: cx.origin().clone(),
+        hosts: spec.hosts.iter().map(|h| h.trim().to_owned()).collect(),
+        gateways: spec.gateways.clone(),
+        http,
+    })
+}
+
+/// One `match[]` entry.
+pub(crate) fn request_match(m: &HttpMatchRequestSpec, path: &str, cx: &mut Cx<'_>) -> Option<RequestMatch> {
+    let mut ok = true;
+    let mut one = |field: &str, spec: Option<&StringMatchSpec>, cx: &mut Cx<'_>| -> Option<StringMatch> {
+        let spec = spec?;
+        let r = string_match(spec, &format!("{path}.{field}"), false, cx);
+        if r.is_none() {
+            ok = false;
+        }
+        r
+    };
+    let uri = one("uri", m.uri.as_ref(), cx);
+    let scheme = one("scheme", m.scheme.as_ref(), cx);
+    let method = one("method", m.method.as_ref(), cx);
+    let authority = one("authority", m.authority.as_ref(), cx);
+    let headers = header_matches(&m.headers, &format!("{path}.headers"), cx);
+    let without_headers = header_matches(&m.without_headers, &format!("{path}.withoutHeaders"), cx);
+    let mut query_params = Vec::new();
+    for (k, v) in &m.query_params {
+        match string_match(v, &format!("{path}.queryParams.{k}"), true, cx) {
+            Some(sm) => query_params.push((k.clone(), sm)),
+            None => ok = false,
+        }
+    }
+    let port = match m.port {
+        None | Some(0) => None,
+        Some(n) => {
+            let p = port(n, &format!("{path}.port"), cx);
+            ok &= p.is_some();
+            p
+        }
+    };
+    if m.source_namespace.is_some() {
+        cx.unsupported(&format!("{path}.sourceNamespace"));
+        ok = false;
+    }
+    if m.stat_prefix.is_some() {
+        cx.unsupported(&format!("{path}.statPrefix"));
+        ok = false;
+    }
+    let (headers, without_headers) = (headers?, without_headers?);
+    if !ok {
+        return None;
+    }
+    Some(RequestMatch {
+        name: m.name.clone(),
+        uri,
+        scheme,
+        method,
+        authority,
+        headers,
+        without_headers,
+        query_params,
+        port,
+        gateways: m.gateways.clone(),
+        source_labels: m.source_labels.clone(),
+        ignore_uri_case: m.ignore_uri_case,
+    })
+}
+
+fn header_matches(
+    map: &BTreeMap<String, StringMatchSpec>,
+    path: &str,
+    cx: &mut Cx<'_>,
+) -> Option<Vec<(HeaderName, StringMatch)>> {
+    let mut out = Vec::with_capacity(map.len());
+    let mut ok = true;
+    for (k, v) in map {
+        let p = format!("{path}.{k}");
+        let name = header_name(k, &p, cx);
+        let sm = string_match(v, &p, true, cx);
+        match (name, sm) {
+            (Some(n), Some(sm)) => out.push((n, sm)),
+            _ => ok = false,
+        }
+    }
+    ok.then_some(out)
+}

@@ -1,0 +1,120 @@
+//! Checks across resources, run after every manifest compiled: subsets that no DestinationRule
+//! defines (as `istioctl analyze` reports them), Gateways that do not exist, one DestinationRule
+//! per host.
+
+use std::collections::BTreeMap;
+
+use super::Compiled;
+use super::hosts::{canonical_host, host_matches};
+use crate::compile::Cx;
+use crate::diag::Diagnostic;
+use crate::policy::{Destination, DestinationPolicy, RouteAction};
+
+/// Runs the cross-resource checks and moves DestinationRules into the config map.
+pub(crate) fn run(c: &mut Compiled, diags: &mut Vec<Diagnostic>) {
+    // one DestinationRule per host (Istio merges several; this mesh asks for one)
+    let mut by_host: BTreeMap<String, DestinationPolicy> = BTreeMap::new();
+    let mut canon_first: BTreeMap<String, String> = BTreeMap::new();
+    for (dr, lines) in std::mem::take(&mut c.destination_rules) {
+        let canon = canonical_host(&dr.host, &dr.origin.namespace);
+        if let Some(first) = canon_first.get(&canon) {
+            let mut cx = Cx::new(dr.origin.clone(), &lines, diags);
+            cx.error(
+                "spec.host",
+                format!("host `{}` already has a DestinationRule ({first}); write one rule per host", dr.host),
+            );
+            continue;
+        }
+        canon_first.insert(canon, format!("{}/{} at {}:{}", dr.origin.kind, dr.origin.name, dr.origin.file, dr.origin.line));
+        by_host.insert(dr.host.clone(), dr);
+    }
+    let gateways: Vec<(String, String)> = c
+        .gateways
+        .iter()
+        .map(|(g, _)| (g.origin.namespace.clone(), g.origin.name.clone()))
+        .collect();
+    for (vs, spec, lines) in &c.virtual_services {
+        let mut cx = Cx::new(vs.origin.clone(), lines, diags);
+        let ns = vs.origin.namespace.clone();
+        for (i, g) in vs.gateways.iter().enumerate() {
+            check_gateway(g, &ns, &gateways, &format!("spec.gateways[{i}]"), &mut cx);
+        }
+        for (i, route) in vs.http.iter().enumerate() {
+            for (j, m) in route.matches.iter().enumerate() {
+                for (k, g) in m.gateways.iter().enumerate() {
+                    check_gateway(g, &ns, &gateways, &format!("spec.http[{i}].match[{j}].gateways[{k}]"), &mut cx);
+                }
+            }
+            if let RouteAction::Forward(dests) = &route.action {
+                for (j, d) in dests.iter().enumerate() {
+                    let path = format!("spec.http[{i}].route[{j}].destination.subset");
+                    check_subset(&d.destination, &ns, &by_host, &path, &mut cx);
+                }
+            }
+            let legacy_mirror = spec.http.get(i).is_some_and(|r| r.mirror.is_some());
+            for (k, m) in route.mirrors.iter().enumerate() {
+                let path = if legacy_mirror {
+                    format!("spec.http[{i}].mirror.subset")
+                } else {
+                    format!("spec.http[{i}].mirrors[{k}].destination.subset")
+                };
+                check_subset(&m.destination, &ns, &by_host, &path, &mut cx);
+            }
+        }
+    }
+    c.config.destinations = by_host;
+}
+
+fn check_gateway(g: &str, ns: &str, gateways: &[(String, String)], path: &str, cx: &mut Cx<'_>) {
+    if g == "mesh" {
+        return;
+    }
+    let (gns, name) = g.split_once('/').unwrap_or((ns, g));
+    // Istio also accepts `name.namespace.svc.cluster.local`
+    let (name, gns) = match name.split_once('.') {
+        Some((n, rest)) if rest.ends_with(super::hosts::CLUSTER_DOMAIN) => {
+            (n, rest.split('.').next().unwrap_or(gns))
+        }
+        _ => (name, gns),
+    };
+    if !gateways.iter().any(|(n_s, n)| n_s == gns && n == name) {
+        let known: Vec<String> = gateways.iter().map(|(a, b)| format!("{a}/{b}")).collect();
+        let known = if known.is_empty() { "none".to_owned() } else { known.join(", ") };
+        cx.error(path, format!("gateway `{g}` does not exist (gateways: {known})"));
+    }
+}
+
+fn check_subset(
+    d: &Destination,
+    ns: &str,
+    rules: &BTreeMap<String, DestinationPolicy>,
+    path: &str,
+    cx: &mut Cx<'_>,
+) {
+    let Some(subset) = &d.subset else { return };
+    let wanted = canonical_host(&d.host, ns);
+    let canon = |r: &DestinationPolicy| canonical_host(&r.host, &r.origin.namespace);
+    let rule = rules
+        .values()
+        .find(|r| canon(r) == wanted)
+        .or_else(|| rules.values().find(|r| host_matches(&canon(r), &wanted)));
+    match rule {
+        None => cx.error(
+            path,
+            format!("subset `{subset}` of host `{}` is not defined: no DestinationRule for that host", d.host),
+        ),
+        Some(r) if r.subset(subset).is_none() => {
+            let names: Vec<&str> = r.subsets.iter().map(|s| s.name.as_str()).collect();
+            cx.error(
+                path,
+                format!(
+                    "subset `{subset}` of host `{}` is not defined by DestinationRule/{} (subsets: {})",
+                    d.host,
+                    r.origin.name,
+                    if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+                ),
+            );
+        }
+        Some(_) => {}
+    }
+}

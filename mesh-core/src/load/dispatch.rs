@@ -1,0 +1,236 @@
+//! Which kinds this mesh reads (group, versions, kind), and one manifest's `spec` from YAML to
+//! its serde type (with "did you mean" hints) to its compiled policy.
+
+use serde::de::DeserializeOwned;
+
+use super::documents::Manifest;
+use super::{Compiled, closest};
+use crate::compile::{self, Cx, LineIndex};
+use crate::diag::{Diagnostic, Severity};
+use crate::spec::security::{
+    AuthorizationPolicySpec, HttpLocalRateLimitPolicySpec, LegacyPolicySpec, RequestAuthenticationSpec,
+};
+use crate::spec::{DestinationRuleSpec, GatewaySpec, ServiceEntrySpec, VirtualServiceSpec};
+
+/// A kind this mesh reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Gateway,
+    VirtualService,
+    DestinationRule,
+    ServiceEntry,
+    RequestAuthentication,
+    AuthorizationPolicy,
+    LegacyPolicy,
+    HttpLocalRateLimitPolicy,
+}
+
+/// API groups, their versions, and their kinds.
+const GROUPS: [(&str, &[&str], &[(&str, Kind)]); 4] = [
+    (
+        "networking.istio.io",
+        &["v1alpha3", "v1beta1", "v1"],
+        &[
+            ("Gateway", Kind::Gateway),
+            ("VirtualService", Kind::VirtualService),
+            ("DestinationRule", Kind::DestinationRule),
+            ("ServiceEntry", Kind::ServiceEntry),
+        ],
+    ),
+    (
+        "security.istio.io",
+        &["v1beta1", "v1"],
+        &[("RequestAuthentication", Kind::RequestAuthentication), ("AuthorizationPolicy", Kind::AuthorizationPolicy)],
+    ),
+    ("authentication.istio.io", &["v1alpha1", "v1beta1"], &[("Policy", Kind::LegacyPolicy)]),
+    ("policy.linkerd.io", &["v1alpha1"], &[("HTTPLocalRateLimitPolicy", Kind::HttpLocalRateLimitPolicy)]),
+];
+
+/// What to do with a manifest of this `apiVersion` and `kind`.
+pub(crate) enum Resolved {
+    /// Read it.
+    Known(Kind),
+    /// Not mesh configuration: skip with this warning.
+    Skip(String),
+    /// A known group with an unknown version: refuse with this error.
+    BadVersion(String),
+}
+
+pub(crate) fn resolve(api_version: &str, kind: &str) -> Resolved {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let Some((group, versions, kinds)) = GROUPS.iter().find(|(g, ..)| *g == group) else {
+        return Resolved::Skip(format!(
+            "`{api_version}` `{kind}` is not mesh configuration; skipped"
+        ));
+    };
+    if !versions.contains(&version) {
+        return Resolved::BadVersion(format!(
+            "apiVersion: unknown version `{version}` of `{group}` (versions that exist: {})",
+            versions.join(", ")
+        ));
+    }
+    match kinds.iter().find(|(k, _)| *k == kind) {
+        Some((_, k)) => Resolved::Known(*k),
+        None => {
+            let known: Vec<&str> = kinds.iter().map(|(k, _)| *k).collect();
+            let hint = closest(kind, known.iter().copied())
+                .map(|h| format!(" (did you mean `{h}`?)"))
+                .unwrap_or_default();
+            Resolved::Skip(format!(
+                "kind `{kind}` of `{group}` is not read by this mesh{hint}; skipped (it reads {})",
+                known.join(", ")
+            ))
+        }
+    }
+}
+
+/// Deserializes and compiles one known manifest, pushing the result into `out`.
+pub(crate) fn compile_manifest(kind: Kind, m: &Manifest, out: &mut Compiled, diags: &mut Vec<Diagnostic>) {
+    let origin = m.origin();
+    let mut cx = Cx::new(origin, &m.lines, diags);
+    match kind {
+        Kind::Gateway => {
+            if let Some(p) = spec::<GatewaySpec>(m, &mut cx).and_then(|s| compile::gateway::compile(&s, &mut cx)) {
+                out.gateways.push((p, m.lines.clone()));
+            }
+        }
+        Kind::VirtualService => {
+            if let Some(s) = spec::<VirtualServiceSpec>(m, &mut cx) {
+                if let Some(p) = compile::virtual_service::compile(&s, &mut cx) {
+                    out.virtual_services.push((p, s, m.lines.clone()));
+                }
+            }
+        }
+        Kind::DestinationRule => {
+            if let Some(p) = spec::<DestinationRuleSpec>(m, &mut cx)
+                .and_then(|s| compile::destination_rule::compile(&s, &mut cx))
+            {
+                out.destination_rules.push((p, m.lines.clone()));
+            }
+        }
+        Kind::ServiceEntry => {
+            if let Some(p) = spec::<ServiceEntrySpec>(m, &mut cx)
+                .and_then(|s| compile::service_entry::compile(&s, &mut cx))
+            {
+                out.service_entries.push(p);
+            }
+        }
+        Kind::RequestAuthentication => {
+            if let Some(p) = spec::<RequestAuthenticationSpec>(m, &mut cx)
+                .and_then(|s| compile::security::request_authentication(&s, &mut cx))
+            {
+                out.config.authentication.push(p);
+            }
+        }
+        Kind::AuthorizationPolicy => {
+            if let Some(p) = spec::<AuthorizationPolicySpec>(m, &mut cx)
+                .and_then(|s| compile::security::authorization_policy(&s, &mut cx))
+            {
+                out.config.authorization.push(p);
+            }
+        }
+        Kind::LegacyPolicy => {
+            if let Some((authn, authz)) =
+                spec::<LegacyPolicySpec>(m, &mut cx).and_then(|s| compile::security::legacy_policy(&s, &mut cx))
+            {
+                out.config.authentication.extend(authn);
+                out.config.authorization.extend(authz);
+            }
+        }
+        Kind::HttpLocalRateLimitPolicy => {
+            if let Some(p) = spec::<HttpLocalRateLimitPolicySpec>(m, &mut cx)
+                .and_then(|s| compile::security::rate_limit(&s, &mut cx))
+            {
+                out.config.rate_limits.push(p);
+            }
+        }
+    }
+}
+
+/// Deserializes `spec` (an absent `spec` is an empty mapping), reporting a serde error at the
+/// field it names.
+fn spec<T: DeserializeOwned>(m: &Manifest, cx: &mut Cx<'_>) -> Option<T> {
+    let value = m.spec.clone().unwrap_or_else(|| yaml_serde::Value::Mapping(yaml_serde::Mapping::new()));
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let mut path = String::from("spec");
+            for seg in e.path().iter() {
+                match seg {
+                    serde_path_to_error::Segment::Seq { index } => path.push_str(&format!("[{index}]")),
+                    serde_path_to_error::Segment::Map { key } => {
+                        path.push('.');
+                        path.push_str(key);
+                    }
+                    serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => {}
+                }
+            }
+            let raw = e.into_inner().to_string();
+            let (message, field) = explain(&raw);
+            // an unknown field is reported at its own line, under its parent's path
+            let (shown, line) = match field {
+                Some(f) if path.ends_with(&format!(".{f}")) => {
+                    let parent = path[..path.len() - f.len() - 1].to_owned();
+                    let line = m.lines.line_of(&path);
+                    (parent, line)
+                }
+                Some(f) => {
+                    let child = format!("{path}.{f}");
+                    let line = m.lines.exact(&child).unwrap_or_else(|| m.lines.line_of(&path));
+                    (path, line)
+                }
+                None => {
+                    let line = m.lines.line_of(&path);
+                    (path, line)
+                }
+            };
+            cx.push_at(Severity::Error, line, &shown, message);
+            None
+        }
+    }
+}
+
+/// Rewrites serde's message: an unknown field gets the closest known name as a hint. Returns
+/// the message and, for an unknown field, its name.
+fn explain(raw: &str) -> (String, Option<String>) {
+    let Some(rest) = raw.strip_prefix("unknown field `") else {
+        return (raw.to_owned(), None);
+    };
+    let Some((field, tail)) = rest.split_once('`') else {
+        return (raw.to_owned(), None);
+    };
+    let expected: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
+    let message = match closest(field, expected.iter().copied()) {
+        Some(h) => format!("unknown field `{field}`, did you mean `{h}`?"),
+        None if expected.is_empty() => format!("unknown field `{field}` (this object has no fields)"),
+        None => format!("unknown field `{field}` (known fields: {})", expected.join(", ")),
+    };
+    (message, Some(field.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explain_suggests() {
+        let (m, f) = explain("unknown field `atempts`, expected one of `attempts`, `perTryTimeout`");
+        assert_eq!(m, "unknown field `atempts`, did you mean `attempts`?");
+        assert_eq!(f.as_deref(), Some("atempts"));
+        let (m, _) = explain("unknown field `zzz`, expected `host`");
+        assert_eq!(m, "unknown field `zzz` (known fields: host)");
+        let (m, f) = explain("invalid type: string \"x\", expected i64");
+        assert_eq!(m, "invalid type: string \"x\", expected i64");
+        assert!(f.is_none());
+    }
+
+    #[test]
+    fn versions_are_listed() {
+        match resolve("networking.istio.io/v1b", "VirtualService") {
+            Resolved::BadVersion(m) => assert!(m.contains("v1alpha3, v1beta1, v1"), "{m}"),
+            _ => panic!("v1b must be refused"),
+        }
+        assert!(matches!(resolve("apps/v1", "Deployment"), Resolved::Skip(_)));
+        assert!(matches!(resolve("networking.istio.io/v1", "Gateway"), Resolved::Known(Kind::Gateway)));
+    }
+}

@@ -1,0 +1,115 @@
+//! One file's text → its manifests: each `---`-separated document parsed, identified by
+//! `apiVersion`, `kind` and `metadata`, with its field lines.
+
+use serde::Deserialize;
+use yaml_serde::Value;
+
+use super::lines::{self, DocLines};
+use crate::compile::LineIndex;
+use crate::diag::{Diagnostic, Severity};
+use crate::policy::Origin;
+
+/// One identified manifest.
+pub(crate) struct Manifest {
+    pub(crate) file: String,
+    pub(crate) api_version: String,
+    pub(crate) kind: String,
+    pub(crate) name: String,
+    pub(crate) namespace: String,
+    pub(crate) spec: Option<Value>,
+    pub(crate) lines: DocLines,
+}
+
+impl Manifest {
+    pub(crate) fn origin(&self) -> Origin {
+        Origin {
+            kind: self.kind.clone(),
+            name: self.name.clone(),
+            namespace: self.namespace.clone(),
+            file: self.file.clone(),
+            line: self.lines.start,
+        }
+    }
+
+    /// `Kind/name`.
+    pub(crate) fn resource(&self) -> String {
+        format!("{}/{}", self.kind, self.name)
+    }
+}
+
+fn error(file: &str, line: usize, resource: String, message: String) -> Diagnostic {
+    Diagnostic { severity: Severity::Error, file: file.to_owned(), line: line.max(1), resource, message }
+}
+
+/// Splits `text` into manifests; problems go to `diags`. Empty documents are skipped.
+pub(crate) fn parse(file: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Vec<Manifest> {
+    let index = match lines::index(text) {
+        Ok(i) => i,
+        Err(e) => {
+            diags.push(error(file, e.line, String::new(), format!("yaml syntax error: {}", e.message)));
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for (i, doc) in yaml_serde::Deserializer::from_str(text).enumerate() {
+        let lines = index.get(i).cloned().unwrap_or_default();
+        let value = match Value::deserialize(doc) {
+            Ok(v) => v,
+            Err(e) => {
+                let line = e.location().map_or(lines.start, |l| l.line());
+                diags.push(error(file, line, String::new(), format!("yaml: {e}")));
+                // a stream error ends the file: later documents cannot be trusted
+                break;
+            }
+        };
+        if let Some(m) = identify(file, value, lines, diags) {
+            out.push(m);
+        }
+    }
+    out
+}
+
+fn identify(file: &str, value: Value, lines: DocLines, diags: &mut Vec<Diagnostic>) -> Option<Manifest> {
+    let map = match value {
+        Value::Null => return None,
+        Value::Mapping(m) => m,
+        Value::Tagged(t) => match t.value {
+            Value::Mapping(m) => m,
+            _ => {
+                diags.push(error(file, lines.start, String::new(), "a manifest must be a mapping".to_owned()));
+                return None;
+            }
+        },
+        _ => {
+            diags.push(error(file, lines.start, String::new(), "a manifest must be a mapping".to_owned()));
+            return None;
+        }
+    };
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let metadata = map.get("metadata");
+    let name = text(metadata.and_then(|m| m.get("name")));
+    let kind = text(map.get("kind"));
+    let resource = format!("{}/{}", kind.as_deref().unwrap_or("?"), name.as_deref().unwrap_or("?"));
+    let mut missing = |field: &str, line_path: &str| {
+        diags.push(error(file, lines.line_of(line_path), resource.clone(), format!("{field}: is required")));
+    };
+    let api_version = text(map.get("apiVersion"));
+    if api_version.is_none() {
+        missing("apiVersion", "apiVersion");
+    }
+    if kind.is_none() {
+        missing("kind", "kind");
+    }
+    let namespace = text(metadata.and_then(|m| m.get("namespace"))).unwrap_or_else(|| "default".to_owned());
+    let spec = map.get("spec").cloned();
+    Some(Manifest {
+        file: file.to_owned(),
+        api_version: api_version?,
+        kind: kind?,
+        // checked by the loader for the kinds it reads (other kinds are skipped anyway)
+        name: name.unwrap_or_default(),
+        namespace,
+        spec,
+        lines,
+    })
+}
