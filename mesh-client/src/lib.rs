@@ -15,6 +15,7 @@ pub mod error;
 pub mod outlier;
 pub mod pool;
 pub mod transport;
+pub mod telemetry;
 
 /// The error type of the stack's services.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

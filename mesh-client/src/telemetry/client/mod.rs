@@ -1,0 +1,269 @@
+//! The outbound telemetry layer: Istio's metrics with `reporter="source"`, a client span, and
+//! trace context, request id and peer metadata injected into every call.
+//!
+//! Put it at the top of the client stack, so that one logical call (retries and all) is one
+//! series sample and one client span, as Envoy reports it.
+//!
+//! What it reads: the [`Target`] extension of the response (the split layer's choice, copied to
+//! the response by the stack) or else of the request, else the request URI's host, for
+//! `destination_service`, `destination_service_name` and, from the subset name,
+//! `destination_version`; the [`ResponseFlags`] response extension for `response_flags`.
+//! What it writes: `traceparent` (+ `tracestate`, + `x-b3-*` when the trace came in B3),
+//! `x-request-id` when the request carries a [`RequestId`] extension but no header,
+//! `x-mesh-peer-metadata`, and a [`TraceContext`] response extension naming the client span.
+//!
+//! ```
+//! use mesh_client::telemetry::{ClientTelemetryLayer, ClientTelemetryConfig, MeshMetrics, WorkloadLabels};
+//! use tower::{ServiceBuilder, service_fn};
+//!
+//! let metrics = MeshMetrics::new();
+//! let config = ClientTelemetryConfig::new(WorkloadLabels::unknown());
+//! let svc = ServiceBuilder::new()
+//!     .layer(ClientTelemetryLayer::new(metrics.clone(), config))
+//!     .service(service_fn(|_req: http::Request<String>| async {
+//!         Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+//!     }));
+//! # drop(svc);
+//! ```
+
+mod future;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+
+use http::header::HeaderValue;
+use http::{Request, Response};
+use tower_layer::Layer;
+use tower_service::Service;
+
+pub use self::future::ResponseFuture;
+use super::current;
+use super::labels::{PeerLabels, Reporter, ServiceLabels, UNKNOWN, WorkloadLabels};
+use super::metrics::MeshMetrics;
+use super::peer;
+use super::request_id::{RequestId, X_REQUEST_ID};
+use super::trace_context::TraceContext;
+use crate::context::Target;
+
+/// Istio's default trace sampling ratio (1%), used for traces that start here.
+pub const DEFAULT_SAMPLE_RATIO: f64 = 0.01;
+
+/// Distinct (host, subset) destinations whose labels are interned.
+const MAX_DESTINATIONS: usize = 1024;
+
+/// Settings of the client telemetry layer.
+#[derive(Clone, Debug)]
+pub struct ClientTelemetryConfig {
+    /// This workload (the `source_*` labels).
+    pub workload: WorkloadLabels,
+    /// Sampling ratio for traces that start at this call (no parent): 0.0 to 1.0. Calls with a
+    /// parent follow the parent's decision. Headers are propagated either way.
+    pub sample_ratio: f64,
+    /// Send `x-mesh-peer-metadata` so the callee can fill its `source_*` labels.
+    pub send_peer_metadata: bool,
+}
+
+impl ClientTelemetryConfig {
+    /// Defaults for `workload`: Istio's 1% sampling, peer metadata on.
+    pub fn new(workload: WorkloadLabels) -> Self {
+        ClientTelemetryConfig { workload, sample_ratio: DEFAULT_SAMPLE_RATIO, send_peer_metadata: true }
+    }
+}
+
+/// Whether a new trace with `trace_id` is sampled at `ratio` (decided from the id, so every
+/// replica decides the same for the same trace).
+pub fn sample(trace_id: u128, ratio: f64) -> bool {
+    if ratio >= 1.0 {
+        return true;
+    }
+    if ratio.is_nan() || ratio <= 0.0 {
+        return false;
+    }
+    let low = trace_id as u64;
+    (low as f64) < ratio * (u64::MAX as f64)
+}
+
+type DestinationCache = HashMap<String, Vec<(Option<String>, Arc<PeerLabels>)>>;
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) metrics: MeshMetrics,
+    workload: WorkloadLabels,
+    peer_header: Option<HeaderValue>,
+    pub(crate) sample_ratio: f64,
+    destinations: RwLock<DestinationCache>,
+}
+
+impl Shared {
+    /// Interned labels for a call to `host` (subset `subset`).
+    pub(crate) fn peers(&self, host: &str, subset: Option<&str>) -> Arc<PeerLabels> {
+        {
+            let map = self.destinations.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(found) = map.get(host).and_then(|v| v.iter().find(|(s, _)| s.as_deref() == subset)) {
+                return found.1.clone();
+            }
+        }
+        let service = ServiceLabels::from_host(host);
+        let mut dest = WorkloadLabels::unknown();
+        dest.namespace = service.namespace.clone();
+        dest.canonical_service = service.name.clone();
+        if let Some(subset) = subset {
+            dest.version = Arc::from(subset);
+            dest.canonical_revision = Arc::from(subset);
+        }
+        let peers = PeerLabels::new(Reporter::Source, self.workload.clone(), dest, service);
+        let mut map = self.destinations.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entries: usize = map.values().map(Vec::len).sum();
+        if entries < MAX_DESTINATIONS {
+            map.entry(host.to_owned()).or_default().push((subset.map(str::to_owned), peers.clone()));
+        }
+        peers
+    }
+}
+
+/// Layer adding outbound metrics and trace propagation; see the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct ClientTelemetryLayer {
+    shared: Arc<Shared>,
+}
+
+impl ClientTelemetryLayer {
+    /// A layer recording into `metrics`.
+    pub fn new(metrics: MeshMetrics, config: ClientTelemetryConfig) -> Self {
+        let peer_header = if config.send_peer_metadata { peer::encode(&config.workload) } else { None };
+        ClientTelemetryLayer {
+            shared: Arc::new(Shared {
+                metrics,
+                workload: config.workload,
+                peer_header,
+                sample_ratio: config.sample_ratio,
+                destinations: RwLock::new(HashMap::new()),
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for ClientTelemetryLayer {
+    type Service = ClientTelemetry<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ClientTelemetry { inner, shared: self.shared.clone() }
+    }
+}
+
+/// Service of [`ClientTelemetryLayer`].
+#[derive(Clone, Debug)]
+pub struct ClientTelemetry<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> ClientTelemetry<S> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// The body size when it is known up front (exact size hint, else `content-length`), else 0.
+pub fn known_body_size<B: http_body::Body>(headers: &http::HeaderMap, body: &B) -> u64 {
+    body.size_hint().exact().unwrap_or_else(|| {
+        headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    })
+}
+
+/// Whether a request is gRPC (by its content type).
+pub fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+impl<S, B, RB> Service<Request<B>> for ClientTelemetry<S>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+    B: http_body::Body,
+    RB: http_body::Body,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let start = tokio::time::Instant::now();
+        let host = match req.extensions().get::<Target>() {
+            Some(t) => self.shared.peers(&t.destination.host, t.destination.subset.as_deref()),
+            None => {
+                let h = req
+                    .uri()
+                    .host()
+                    .or_else(|| req.headers().get(http::header::HOST).and_then(|v| v.to_str().ok()))
+                    .unwrap_or(UNKNOWN);
+                self.shared.peers(h, None)
+            }
+        };
+        let span = tracing::info_span!(
+            "outbound",
+            otel.kind = "client",
+            http.request.method = %req.method(),
+            server.address = %host.service().service,
+            http.response.status_code = tracing::field::Empty,
+        );
+        let parent = current::parent_for(req.extensions().get::<TraceContext>());
+        let fallback = match &parent {
+            Some(p) => p.child(),
+            None => {
+                let mut root = TraceContext::new_root(false);
+                root.sampled = sample(root.trace_id, self.shared.sample_ratio);
+                root
+            }
+        };
+        let ctx = current::attach(&span, parent.as_ref(), fallback);
+        ctx.inject(req.headers_mut());
+        if !req.headers().contains_key(&X_REQUEST_ID) {
+            if let Some(id) = req.extensions().get::<RequestId>() {
+                let v = id.header_value().clone();
+                req.headers_mut().insert(X_REQUEST_ID.clone(), v);
+            }
+        }
+        if let Some(meta) = &self.shared.peer_header {
+            req.headers_mut().insert(peer::X_MESH_PEER_METADATA.clone(), meta.clone());
+        }
+        let request_bytes = known_body_size(req.headers(), req.body());
+        let grpc = is_grpc(req.headers());
+        let fut = {
+            let _enter = span.enter();
+            self.inner.call(req)
+        };
+        ResponseFuture::new(fut, span, future::Pending {
+            shared: self.shared.clone(),
+            peers: host,
+            start,
+            request_bytes,
+            grpc,
+            ctx,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

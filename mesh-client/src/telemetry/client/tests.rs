@@ -1,0 +1,179 @@
+use std::sync::Mutex;
+use std::time::Duration;
+
+use http::HeaderMap;
+use mesh_core::policy::{Destination, Labels};
+use tower::{ServiceExt, service_fn};
+
+use super::*;
+use crate::context::ResponseFlags;
+use crate::telemetry::trace_context::{Propagation, parse_traceparent};
+
+fn me() -> WorkloadLabels {
+    let mut l = Labels::new();
+    l.insert("app".into(), "service1".into());
+    l.insert("version".into(), "v1".into());
+    WorkloadLabels::from_labels("service1", Some("default"), &l)
+}
+
+type Seen = Arc<Mutex<Vec<HeaderMap>>>;
+
+/// A service recording request headers, answering `status` after `delay` with `Target`
+/// (service2, subset v2) and a `UO` flag in the response extensions when `status` is 503.
+fn upstream(
+    seen: Seen,
+    status: u16,
+    delay: Duration,
+) -> impl tower_service::Service<Request<String>, Response = Response<String>, Error = &'static str, Future: Send> + Clone {
+    service_fn(move |req: Request<String>| {
+        let seen = seen.clone();
+        async move {
+            seen.lock().unwrap().push(req.headers().clone());
+            tokio::time::sleep(delay).await;
+            if status == 0 {
+                return Err("connection refused");
+            }
+            let mut resp = Response::new("hello".to_owned());
+            *resp.status_mut() = http::StatusCode::from_u16(status).unwrap();
+            resp.extensions_mut().insert(Target {
+                destination: Destination { host: "service2".into(), subset: Some("v2".into()), port: None },
+            });
+            if status == 503 {
+                let mut f = ResponseFlags::default();
+                f.insert("UO");
+                resp.extensions_mut().insert(f);
+            }
+            Ok(resp)
+        }
+    })
+}
+
+fn line<'a>(text: &'a str, prefix: &str, needle: &str) -> Option<&'a str> {
+    text.lines().find(|l| l.starts_with(prefix) && l.contains(needle))
+}
+
+#[tokio::test(start_paused = true)]
+async fn records_source_metrics_with_destination_from_target() {
+    let metrics = MeshMetrics::new();
+    let seen = Seen::default();
+    let layer = ClientTelemetryLayer::new(metrics.clone(), ClientTelemetryConfig::new(me()));
+    let svc = layer.layer(upstream(seen.clone(), 200, Duration::from_millis(20)));
+    let req = Request::builder().uri("http://service2/x").body("abc".to_owned()).unwrap();
+    let resp = svc.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let svc503 = layer.layer(upstream(seen.clone(), 503, Duration::ZERO));
+    svc503.oneshot(Request::new(String::new())).await.unwrap();
+
+    let text = metrics.encode_prometheus();
+    let ok = line(&text, "istio_requests_total{response_code=\"200\"", "").expect(&text);
+    for want in [
+        "reporter=\"source\"",
+        "source_workload=\"service1\"",
+        "source_app=\"service1\"",
+        "source_version=\"v1\"",
+        "source_workload_namespace=\"default\"",
+        "destination_service=\"service2\"",
+        "destination_service_name=\"service2\"",
+        "destination_version=\"v2\"",
+        "destination_canonical_revision=\"v2\"",
+        "response_flags=\"-\"",
+        "connection_security_policy=\"unknown\"",
+    ] {
+        assert!(ok.contains(want), "{want} not in {ok}");
+    }
+    assert!(ok.ends_with("} 1"));
+    let bad = line(&text, "istio_requests_total{response_code=\"503\"", "").expect(&text);
+    assert!(bad.contains("response_flags=\"UO\""), "{bad}");
+    // The paused clock makes the 20 ms exact: it lands in le=25, not le=10.
+    let b10 = line(&text, "istio_request_duration_milliseconds_bucket{response_code=\"200\"", "le=\"10\"").unwrap();
+    let b25 = line(&text, "istio_request_duration_milliseconds_bucket{response_code=\"200\"", "le=\"25\"").unwrap();
+    assert!(b10.ends_with(" 0") && b25.ends_with(" 1"), "{b10}\n{b25}");
+    // Request body of 3 bytes, response of 5.
+    let rq = line(&text, "istio_request_bytes_sum{response_code=\"200\"", "").unwrap();
+    let rs = line(&text, "istio_response_bytes_sum{response_code=\"200\"", "").unwrap();
+    let value = |l: &str| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+    assert_eq!((value(rq), value(rs)), (Some(3.0), Some(5.0)), "{rq}\n{rs}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_calls_count_with_code_zero() {
+    let metrics = MeshMetrics::new();
+    let svc = ClientTelemetryLayer::new(metrics.clone(), ClientTelemetryConfig::new(me()))
+        .layer(upstream(Seen::default(), 0, Duration::ZERO));
+    let req = Request::builder().uri("http://service3:9000/").body(String::new()).unwrap();
+    assert!(svc.oneshot(req).await.is_err());
+    let text = metrics.encode_prometheus();
+    let l = line(&text, "istio_requests_total{response_code=\"0\"", "").expect(&text);
+    assert!(l.contains("destination_service=\"service3\""), "{l}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn injects_a_child_of_the_explicit_parent() {
+    let seen = Seen::default();
+    let svc = ClientTelemetryLayer::new(MeshMetrics::new(), ClientTelemetryConfig::new(me()))
+        .layer(upstream(seen.clone(), 200, Duration::ZERO));
+    let parent = TraceContext {
+        propagation: Propagation::B3Multi,
+        trace_state: Some(HeaderValue::from_static("x=1")),
+        ..TraceContext::new_root(true)
+    };
+    let mut req = Request::new(String::new());
+    req.extensions_mut().insert(parent.clone());
+    req.extensions_mut().insert(RequestId::parse(&HeaderValue::from_static("rid-1")).unwrap());
+    let resp = svc.oneshot(req).await.unwrap();
+    let h = seen.lock().unwrap().pop().unwrap();
+    let tp = parse_traceparent(h.get("traceparent").unwrap().as_bytes()).unwrap();
+    assert_eq!(tp.trace_id, parent.trace_id);
+    assert_ne!(tp.span_id, parent.span_id);
+    assert!(tp.sampled);
+    assert_eq!(h.get("tracestate").unwrap(), "x=1");
+    assert_eq!(h.get("x-b3-parentspanid").unwrap().to_str().unwrap(), parent.span_id_hex());
+    assert_eq!(h.get("x-request-id").unwrap(), "rid-1");
+    assert_eq!(h.get("x-mesh-peer-metadata").unwrap(), "workload=service1;namespace=default;app=service1;version=v1");
+    let client_span = resp.extensions().get::<TraceContext>().unwrap();
+    assert_eq!(client_span.span_id, tp.span_id);
+    assert_eq!(client_span.parent_span_id, Some(parent.span_id));
+}
+
+#[tokio::test(start_paused = true)]
+async fn task_local_parent_and_new_roots_follow_the_ratio() {
+    let seen = Seen::default();
+    let mut cfg = ClientTelemetryConfig::new(me());
+    cfg.sample_ratio = 1.0;
+    let layer = ClientTelemetryLayer::new(MeshMetrics::new(), cfg.clone());
+    let server = TraceContext::new_root(false);
+    let svc = layer.layer(upstream(seen.clone(), 200, Duration::ZERO));
+    current::scope(server.clone(), svc.clone().oneshot(Request::new(String::new()))).await.unwrap();
+    let tp = parse_traceparent(seen.lock().unwrap().pop().unwrap().get("traceparent").unwrap().as_bytes()).unwrap();
+    assert_eq!(tp.trace_id, server.trace_id);
+    assert!(!tp.sampled, "the parent's decision wins over the ratio");
+    // No parent: a new root, sampled at ratio 1.0 ...
+    let mut req = Request::new(String::new());
+    req.headers_mut().insert("x-request-id", HeaderValue::from_static("keep"));
+    req.extensions_mut().insert(RequestId::parse(&HeaderValue::from_static("other")).unwrap());
+    svc.oneshot(req).await.unwrap();
+    let h = seen.lock().unwrap().pop().unwrap();
+    let tp = parse_traceparent(h.get("traceparent").unwrap().as_bytes()).unwrap();
+    assert_ne!(tp.trace_id, server.trace_id);
+    assert!(tp.sampled);
+    assert_eq!(h.get("x-request-id").unwrap(), "keep", "an explicit header is left alone");
+    // ... and never at ratio 0.
+    cfg.sample_ratio = 0.0;
+    cfg.send_peer_metadata = false;
+    let svc = ClientTelemetryLayer::new(MeshMetrics::new(), cfg).layer(upstream(seen.clone(), 200, Duration::ZERO));
+    svc.oneshot(Request::new(String::new())).await.unwrap();
+    let h = seen.lock().unwrap().pop().unwrap();
+    assert!(!parse_traceparent(h.get("traceparent").unwrap().as_bytes()).unwrap().sampled);
+    assert!(h.get("x-mesh-peer-metadata").is_none());
+}
+
+#[test]
+fn sampling_is_decided_by_the_trace_id() {
+    assert!(sample(1, 1.0));
+    assert!(!sample(u128::MAX, 0.0));
+    assert!(!sample(5, f64::NAN));
+    assert!(sample(0x10, 0.5));
+    assert!(!sample(u128::from(u64::MAX), 0.5));
+    let hits = (0..10_000u128).filter(|i| sample(i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834), 0.1)).count();
+    assert!((700..1300).contains(&hits), "{hits}");
+}
