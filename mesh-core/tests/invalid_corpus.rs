@@ -1,5 +1,6 @@
 //! Every file in `fixtures/invalid/` is refused with the message its `# expect:` header names,
 //! at the line its `#!` marker is on.
+#![allow(clippy::expect_used, clippy::unwrap_used)] // tests: a failed expectation is the test failing
 
 use std::path::Path;
 

@@ -1,5 +1,6 @@
 //! The seed article's manifests: each loads (09 is skipped with a warning), the alternatives
 //! 05/06/08 each with 04, 04+07 merged form the A/B set-up, and the article's `v1b` typo is refused.
+#![allow(clippy::expect_used, clippy::unwrap_used)] // tests: a failed expectation is the test failing
 
 use std::path::{Path, PathBuf};
 

@@ -294,6 +294,10 @@ fn hash_table(ch: &ConsistentHashSpec, path: &str, cx: &mut Cx<'_>) -> Option<Ha
                 cx.error(p, format!("must not be negative (got {n})"));
                 return None;
             }
+            Some(n) if n.unsigned_abs() > MAX_RING_SIZE => {
+                cx.error(p, format!("ring size {n} is larger than {MAX_RING_SIZE}"));
+                return None;
+            }
             Some(n) => n.unsigned_abs(),
         };
         Some(HashTable::Ring { minimum_ring_size })
@@ -313,8 +317,8 @@ fn hash_table(ch: &ConsistentHashSpec, path: &str, cx: &mut Cx<'_>) -> Option<Ha
             let p = format!("{path}.maglev.tableSize");
             let table_size = match m.table_size {
                 None | Some(0) => 65537,
-                Some(n) if n < 0 || !is_prime(n.unsigned_abs()) => {
-                    cx.error(&p, format!("maglev table size {n} must be a prime number"));
+                Some(n) if n < 0 || n.unsigned_abs() > MAX_MAGLEV_TABLE || !is_prime(n.unsigned_abs()) => {
+                    cx.error(&p, format!("maglev table size {n} must be a prime number at most {MAX_MAGLEV_TABLE}"));
                     return None;
                 }
                 Some(n) => n.unsigned_abs(),
@@ -324,13 +328,18 @@ fn hash_table(ch: &ConsistentHashSpec, path: &str, cx: &mut Cx<'_>) -> Option<Ha
     }
 }
 
+/// Envoy's largest maglev table.
+const MAX_MAGLEV_TABLE: u64 = 5_000_011;
+/// Envoy's default maximum ring size: a larger minimum would be capped anyway.
+const MAX_RING_SIZE: u64 = 8_388_608;
+
 fn is_prime(n: u64) -> bool {
     if n < 2 {
         return false;
     }
     let mut d = 2u64;
     while d.saturating_mul(d) <= n {
-        if n % d == 0 {
+        if n.is_multiple_of(d) {
             return false;
         }
         d += 1;
@@ -409,10 +418,8 @@ fn outlier_detection(o: &OutlierDetectionSpec, path: &str, cx: &mut Cx<'_>) -> O
     let before = cx.error_count();
     let mut out = OutlierDetection::default();
     let count = |n: Option<i64>, field: &str, into: &mut u32, cx: &mut Cx<'_>| {
-        if let Some(n) = n {
-            if let Some(v) = non_negative(n, &format!("{path}.{field}"), cx) {
-                *into = v;
-            }
+        if let Some(v) = n.and_then(|n| non_negative(n, &format!("{path}.{field}"), cx)) {
+            *into = v;
         }
     };
     if o.consecutive_errors.is_some() {

@@ -47,7 +47,7 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
     if d < Duration::from_millis(1) {
         return Err(DurationError::TooShort(s.to_owned()));
     }
-    if d.subsec_nanos() % 1_000_000 != 0 {
+    if !d.subsec_nanos().is_multiple_of(1_000_000) {
         return Err(DurationError::SubMillisecond(s.to_owned()));
     }
     Ok(d)
@@ -96,11 +96,11 @@ fn go_syntax(s: &str) -> Option<String> {
 /// avoided: the shortest exact form among `h`, `m`, `s`, `ms` is used).
 pub fn format(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 3_600_000 == 0 {
+    if ms.is_multiple_of(3_600_000) {
         format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

@@ -25,8 +25,11 @@ pub(crate) enum Kind {
     HttpLocalRateLimitPolicy,
 }
 
+/// One API group: its name, versions and kinds.
+type Group = (&'static str, &'static [&'static str], &'static [(&'static str, Kind)]);
+
 /// API groups, their versions, and their kinds.
-const GROUPS: [(&str, &[&str], &[(&str, Kind)]); 4] = [
+const GROUPS: [Group; 4] = [
     (
         "networking.istio.io",
         &["v1alpha3", "v1beta1", "v1"],
@@ -95,10 +98,10 @@ pub(crate) fn compile_manifest(kind: Kind, m: &Manifest, out: &mut Compiled, dia
             }
         }
         Kind::VirtualService => {
-            if let Some(s) = spec::<VirtualServiceSpec>(m, &mut cx) {
-                if let Some(p) = compile::virtual_service::compile(&s, &mut cx) {
-                    out.virtual_services.push((p, s, m.lines.clone()));
-                }
+            if let Some(s) = spec::<VirtualServiceSpec>(m, &mut cx)
+                && let Some(p) = compile::virtual_service::compile(&s, &mut cx)
+            {
+                out.virtual_services.push((p, s, m.lines.clone()));
             }
         }
         Kind::DestinationRule => {
