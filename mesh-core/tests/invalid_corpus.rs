@@ -87,3 +87,12 @@ fn display_format_is_file_line_resource_message() {
         )
     );
 }
+
+#[test]
+fn an_unreadable_document_does_not_hide_the_next_ones_errors() {
+    let text = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a}\nspec:\n  hosts: [a]\n  http:\n  - route:\n    - destination: {host: a}\n      weight: 100000000000000000000000000\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: b}\nspec:\n  host: b\n  trafficPolicy:\n    loadBalancer:\n      simple: FASTEST\n";
+    let errors = mesh_core::load::load_str("two.yaml", text).expect_err("refused");
+    let lines: Vec<usize> = errors.errors.iter().map(|d| d.line).collect();
+    assert_eq!(lines, vec![9, 18], "{errors}");
+    assert!(errors.errors[1].message.contains("unknown load balancer `FASTEST`"), "{errors}");
+}

@@ -51,15 +51,22 @@ pub(crate) fn parse(file: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Vec<
         }
     };
     let mut out = Vec::new();
-    for (i, doc) in yaml_serde::Deserializer::from_str(text).enumerate() {
+    let mut last_error = String::new();
+    // yaml_serde repeats a stream failure for every further document: the bound and the
+    // repeated-error check end the loop; a failure inside one document skips only that one.
+    for (i, doc) in yaml_serde::Deserializer::from_str(text).enumerate().take(index.len() + 1) {
         let lines = index.get(i).cloned().unwrap_or_default();
         let value = match Value::deserialize(doc) {
             Ok(v) => v,
             Err(e) => {
+                let message = e.to_string();
+                if message == last_error {
+                    break;
+                }
                 let line = e.location().map_or(lines.start, |l| l.line());
-                diags.push(error(file, line, String::new(), format!("yaml: {e}")));
-                // a stream error ends the file: later documents cannot be trusted
-                break;
+                diags.push(error(file, line, String::new(), strip_location(&message).to_owned()));
+                last_error = message;
+                continue;
             }
         };
         if let Some(m) = identify(file, value, lines, diags) {
@@ -67,6 +74,14 @@ pub(crate) fn parse(file: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Vec<
         }
     }
     out
+}
+
+/// yaml_serde ends its messages with ` at line L column C`: the diagnostic has the line already.
+fn strip_location(message: &str) -> &str {
+    match message.rfind(" at line ") {
+        Some(i) if message[i..].contains(" column ") => &message[..i],
+        _ => message,
+    }
 }
 
 fn identify(file: &str, value: Value, lines: DocLines, diags: &mut Vec<Diagnostic>) -> Option<Manifest> {
