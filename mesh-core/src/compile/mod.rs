@@ -101,6 +101,7 @@ pub(crate) mod common;
 pub(crate) mod destination_rule;
 pub mod duration;
 pub(crate) mod gateway;
+pub(crate) mod load_balancer;
 pub(crate) mod route;
 mod rate_limit;
 pub(crate) mod security;

@@ -191,10 +191,6 @@ fn retries(r: &HttpRetrySpec, path: &str, cx: &mut Cx<'_>) -> Option<RetryPolicy
     let before = cx.error_count();
     let attempts = match r.attempts {
         None => 0,
-        Some(n) if n < 0 => {
-            cx.error(&format!("{path}.attempts"), format!("must not be negative (got {n})"));
-            0
-        }
         Some(n) => non_negative(n, &format!("{path}.attempts"), cx).unwrap_or(0),
     };
     let per_try_timeout = opt_duration(r.per_try_timeout.as_ref(), &format!("{path}.perTryTimeout"), cx).flatten();

@@ -194,6 +194,15 @@ fn load_texts(files: &[(String, String)], mut diags: Vec<Diagnostic>) -> Result<
     config.virtual_services.sort_by_key(|v| key(&v.origin));
     config.service_entries = compiled.service_entries;
     config.service_entries.sort_by_key(|s| key(&s.origin));
+    tracing::debug!(
+        files = files.len(),
+        gateways = config.gateways.len(),
+        virtual_services = config.virtual_services.len(),
+        destination_rules = config.destinations.len(),
+        service_entries = config.service_entries.len(),
+        warnings = warnings.len(),
+        "config loaded"
+    );
     Ok(Loaded { config, warnings })
 }
 
