@@ -6,16 +6,24 @@
 //! Every stage is a layer usable alone with plain Rust settings; `MeshClient` builds the stack
 //! from a `mesh_core` config snapshot taken lock-free per request.
 #![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod balance;
 pub mod body;
 pub mod cluster;
 pub mod context;
 pub mod error;
+pub mod fault;
+pub mod headers;
 pub mod outlier;
 pub mod pool;
-pub mod transport;
+pub mod random;
+pub mod retry;
+pub mod split;
+pub mod stats;
 pub mod telemetry;
+pub mod timeout;
+pub mod transport;
 
 /// The error type of the stack's services.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -1,0 +1,143 @@
+//! The retry budget: retries in flight may be at most a share of the requests in flight.
+//!
+//! A fixed attempt count multiplies load exactly when a destination is struggling: with 3
+//! attempts, an overloaded service gets up to 4× its normal traffic. A budget caps the *extra*
+//! load instead. Envoy's budget (and Istio's `retryBudget`) is concurrency based: a retry may
+//! start only while `retries in flight < max(min_retry_concurrency, percent × requests in
+//! flight)`, counted per destination. Retries beyond it are not sent (the failed answer is
+//! returned) and counted. tower's `TpsBudget` is rate based over a time window; concurrency needs
+//! no clock and follows load changes at once, which is why this one is written here.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use mesh_core::policy::RetryBudget;
+
+/// A retry budget shared by every request to one destination. Clones share the counters.
+#[derive(Clone, Debug)]
+pub struct Budget {
+    percent: f64,
+    min_retry_concurrency: usize,
+    state: Arc<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    requests: AtomicUsize,
+    retries: AtomicUsize,
+}
+
+impl Budget {
+    /// A budget with Istio's `retryBudget` settings.
+    pub fn new(settings: &RetryBudget) -> Self {
+        let percent = if settings.percent.is_finite() { settings.percent.clamp(0.0, 100.0) } else { 0.0 };
+        Self {
+            percent,
+            min_retry_concurrency: settings.min_retry_concurrency as usize,
+            state: Arc::default(),
+        }
+    }
+
+    /// A budget that never refuses a retry.
+    pub fn unlimited() -> Self {
+        Self { percent: 100.0, min_retry_concurrency: usize::MAX, state: Arc::default() }
+    }
+
+    /// The same counters with new settings (after a config reload).
+    pub fn with_settings(&self, settings: &RetryBudget) -> Self {
+        Self { state: self.state.clone(), ..Self::new(settings) }
+    }
+
+    /// Counts a request in flight until the guard drops.
+    pub fn enter_request(&self) -> RequestGuard {
+        self.state.requests.fetch_add(1, Ordering::AcqRel);
+        RequestGuard { state: self.state.clone() }
+    }
+
+    /// Reserves one retry in flight, if the budget allows it now.
+    pub fn try_retry(&self) -> Option<RetryGuard> {
+        let requests = self.state.requests.load(Ordering::Acquire);
+        let share = (requests as f64 * self.percent / 100.0) as usize;
+        let limit = share.max(self.min_retry_concurrency);
+        let mut current = self.state.retries.load(Ordering::Acquire);
+        loop {
+            if current >= limit {
+                return None;
+            }
+            match self.state.retries.compare_exchange_weak(current, current + 1, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Some(RetryGuard { state: self.state.clone() }),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Requests in flight now.
+    pub fn requests_in_flight(&self) -> usize {
+        self.state.requests.load(Ordering::Acquire)
+    }
+
+    /// Retries in flight now.
+    pub fn retries_in_flight(&self) -> usize {
+        self.state.retries.load(Ordering::Acquire)
+    }
+}
+
+impl Default for Budget {
+    /// Istio's default budget: 20 %, at least 3 retries in flight.
+    fn default() -> Self {
+        Self::new(&RetryBudget::default())
+    }
+}
+
+/// A request in flight; releases its count on drop.
+#[derive(Debug)]
+pub struct RequestGuard {
+    state: Arc<State>,
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        self.state.requests.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A retry in flight; releases its count on drop.
+#[derive(Debug)]
+pub struct RetryGuard {
+    state: Arc<State>,
+}
+
+impl Drop for RetryGuard {
+    fn drop(&mut self) {
+        self.state.retries.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn min_concurrency_then_percent() {
+        let b = Budget::new(&RetryBudget { percent: 20.0, min_retry_concurrency: 2 });
+        let reqs: Vec<_> = (0..20).map(|_| b.enter_request()).collect();
+        // 20 % of 20 = 4 retries allowed.
+        let retries: Vec<_> = (0..10).filter_map(|_| b.try_retry()).collect();
+        assert_eq!(retries.len(), 4);
+        drop(retries);
+        assert_eq!(b.retries_in_flight(), 0);
+        drop(reqs);
+        let _one = b.enter_request();
+        let retries: Vec<_> = (0..10).filter_map(|_| b.try_retry()).collect();
+        assert_eq!(retries.len(), 2, "the minimum applies at low load");
+    }
+
+    #[test]
+    fn clones_share_counters() {
+        let b = Budget::new(&RetryBudget { percent: 0.0, min_retry_concurrency: 1 });
+        let c = b.with_settings(&RetryBudget { percent: 0.0, min_retry_concurrency: 1 });
+        let _g = b.try_retry().unwrap();
+        assert!(c.try_retry().is_none());
+        assert!(Budget::unlimited().try_retry().is_some());
+    }
+}

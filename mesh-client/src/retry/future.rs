@@ -1,0 +1,215 @@
+//! The retry loop.
+//!
+//! Written as one `async` function behind a named, boxed future: the loop holds a buffered body,
+//! a budget guard, a backoff timer and the attempt in flight, which an explicit state machine
+//! would spell out at length for no gain in speed (one allocation per request).
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use mesh_core::classify::Outcome;
+use tower::Service;
+
+use super::replay::{self, Buffered};
+use super::{Settings, is_idempotent};
+use crate::BoxError;
+use crate::body::{self, BoxBody};
+use crate::context::{PreviousAttempts, Target, Upstream};
+use crate::error::{ClusterError, outcome_of};
+use crate::headers::{add_flag, local_reply};
+
+/// Response future of [`Retry`](super::Retry).
+pub struct ResponseFuture {
+    inner: Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>,
+}
+
+impl ResponseFuture {
+    pub(super) fn new<S>(service: S, request: Request<BoxBody>, settings: Arc<Settings>) -> Self
+    where
+        S: Service<Request<BoxBody>, Response = Response<BoxBody>> + Clone + Send + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+    {
+        Self { inner: Box::pin(run(service, request, settings)) }
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<Response<BoxBody>, BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("retry::ResponseFuture")
+    }
+}
+
+/// The outcome an answer stands for (its status and any `grpc-status`).
+pub fn outcome_of_response<B>(response: &Response<B>) -> Outcome {
+    let grpc_status = response
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    Outcome::Response { status: response.status().as_u16(), grpc_status }
+}
+
+/// Marker error of an attempt that passed `perTryTimeout`.
+#[derive(Debug, thiserror::Error)]
+#[error("per-try timeout elapsed")]
+struct PerTryTimeout;
+
+async fn run<S>(mut service: S, request: Request<BoxBody>, settings: Arc<Settings>) -> Result<Response<BoxBody>, BoxError>
+where
+    S: Service<Request<BoxBody>, Response = Response<BoxBody>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    let policy = &settings.policy;
+    let budget = settings.budgets.for_target(request.extensions().get::<Target>()).clone();
+    let _in_flight = budget.enter_request();
+
+    if policy.attempts == 0 {
+        let result = attempt(&mut service, request, policy.per_try_timeout).await;
+        return finish(result, false, &settings);
+    }
+
+    let (parts, body) = request.into_parts();
+    let (replay, mut first_body) = match replay::buffer(body, settings.max_replay_bytes).await? {
+        Buffered::Bytes(bytes) => (Some(bytes), None),
+        Buffered::Stream(body) => (None, Some(body)),
+    };
+    let idempotent = is_idempotent(&parts.method);
+    let mut previous: Vec<SocketAddr> = Vec::new();
+    let mut retry_guard = None;
+    let mut retries_done = 0u32;
+
+    loop {
+        let body = match (&replay, first_body.take()) {
+            (Some(bytes), _) => body::full(Bytes::clone(bytes)),
+            (None, Some(body)) => body,
+            // Without a replayable body the loop ends after the first attempt (checked below).
+            (None, None) => body::empty(),
+        };
+        let mut request = Request::from_parts(parts.clone(), body);
+        if !previous.is_empty() {
+            request.extensions_mut().insert(PreviousAttempts { endpoints: previous.clone() });
+        }
+        if retries_done > 0 {
+            service = service.clone();
+            if let Err(e) = std::future::poll_fn(|cx| service.poll_ready(cx)).await {
+                return Err(e.into());
+            }
+        }
+        let result = attempt(&mut service, request, policy.per_try_timeout).await;
+        drop(retry_guard.take());
+
+        let (outcome, endpoint) = match &result {
+            Ok(response) => (outcome_of_response(response), response.extensions().get::<Upstream>().map(|u| u.endpoint)),
+            Err(error) if error.is::<PerTryTimeout>() => {
+                settings.stats.per_try_timeouts.incr();
+                (Outcome::Timeout, None)
+            }
+            Err(error) => (outcome_of(error), endpoint_of_error(error)),
+        };
+        if !outcome.is_retryable(&policy.retry_on) {
+            return finish(result, false, &settings);
+        }
+        if retries_done >= policy.attempts {
+            settings.stats.retries_exhausted.incr();
+            tracing::debug!(retries_exhausted = true, attempts = retries_done + 1, ?outcome, "retries exhausted");
+            return finish(result, true, &settings);
+        }
+        if !idempotent && !outcome.never_reached_server() {
+            settings.stats.retries_skipped_non_idempotent.incr();
+            tracing::debug!(retried = false, method = %parts.method, ?outcome, "not retrying a non-idempotent request that reached the server");
+            return finish(result, false, &settings);
+        }
+        if replay.is_none() {
+            settings.stats.retries_skipped_body.incr();
+            tracing::debug!(retried = false, ?outcome, "not retrying: request body too large or streaming");
+            return finish(result, false, &settings);
+        }
+        let Some(guard) = budget.try_retry() else {
+            settings.stats.retries_budget_exhausted.incr();
+            tracing::debug!(
+                retried = false,
+                budget_exhausted = true,
+                requests_in_flight = budget.requests_in_flight(),
+                retries_in_flight = budget.retries_in_flight(),
+                "retry budget exhausted"
+            );
+            return finish(result, false, &settings);
+        };
+        if let Some(endpoint) = endpoint.filter(|e| !previous.contains(e)) {
+            previous.push(endpoint);
+        }
+        // Drop the failed answer (and its connection's body) before waiting.
+        drop(result);
+        let wait = settings.backoff.delay(retries_done, &settings.random);
+        retries_done += 1;
+        settings.stats.retries.incr();
+        tracing::debug!(retried = true, retry = retries_done, ?outcome, backoff_ms = wait.as_millis() as u64, "retrying");
+        tokio::time::sleep(wait).await;
+        retry_guard = Some(guard);
+    }
+}
+
+type BoxResponseFuture = Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>;
+
+/// Sends one attempt. A plain function returning a boxed future, so the retry loop's own future
+/// never names `S::Future` (which trips rustc's higher-ranked `Send` check).
+fn attempt<S, F, E>(service: &mut S, request: Request<BoxBody>, per_try: Option<std::time::Duration>) -> BoxResponseFuture
+where
+    S: Service<Request<BoxBody>, Response = Response<BoxBody>, Error = E, Future = F>,
+    F: Future<Output = Result<Response<BoxBody>, E>> + Send + 'static,
+    E: Into<BoxError>,
+{
+    let future = service.call(request);
+    Box::pin(async move {
+        match per_try {
+            None => future.await.map_err(Into::into),
+            Some(limit) => match tokio::time::timeout(limit, future).await {
+                Ok(result) => result.map_err(Into::into),
+                Err(_) => Err(Box::new(PerTryTimeout) as BoxError),
+            },
+        }
+    })
+}
+
+fn finish(result: Result<Response<BoxBody>, BoxError>, exhausted: bool, _settings: &Settings) -> Result<Response<BoxBody>, BoxError> {
+    let mut response = match result {
+        Ok(response) => response,
+        Err(error) if error.is::<PerTryTimeout>() => {
+            local_reply(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout", Some("UT"))
+        }
+        Err(error) => return Err(error),
+    };
+    if exhausted {
+        add_flag(&mut response, "URX");
+    }
+    Ok(response)
+}
+
+/// The endpoint a [`ClusterError`] in `error`'s source chain names.
+fn endpoint_of_error(error: &BoxError) -> Option<SocketAddr> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
+    for _ in 0..16 {
+        let e = current?;
+        if let Some(c) = e.downcast_ref::<ClusterError>() {
+            return c.endpoint;
+        }
+        current = e.source();
+    }
+    None
+}

@@ -1,0 +1,185 @@
+//! Retries: attempts, per-try timeout, `retryOn`, jittered backoff, and a retry budget.
+//!
+//! Each attempt's [`Outcome`](mesh_core::classify::Outcome) (from the status, or from the
+//! cluster's error through [`outcome_of`](crate::error::outcome_of)) decides, through
+//! `Outcome::is_retryable`, whether to try again. A retry is sent only when:
+//! - attempts remain (`attempts` counts retries after the first try);
+//! - the method is idempotent (RFC 9110: GET, HEAD, OPTIONS, TRACE, PUT, DELETE), or the failed
+//!   attempt certainly never reached the server (`Outcome::never_reached_server`), so a POST is
+//!   never sent twice to an application;
+//! - the body could be buffered (at most 64 KiB by default, known length; streaming bodies are
+//!   sent once, see [`replay`]);
+//! - the destination's [`Budget`] has room.
+//!
+//! Before each retry the endpoints that failed are listed in the
+//! [`PreviousAttempts`](crate::context::PreviousAttempts) extension, so the balancer picks
+//! another endpoint where one exists, and the layer waits a jittered backoff. When every attempt
+//! was used on retryable failures the last answer gets the `URX` flag; a per-try timeout on the
+//! last attempt answers `504 upstream request timeout` with `UT`.
+//!
+//! ```
+//! use mesh_client::retry::{Budget, RetryLayer};
+//! use mesh_core::policy::RetryPolicy;
+//!
+//! let _layer = RetryLayer::new(RetryPolicy::default(), Budget::default());
+//! ```
+
+pub mod backoff;
+pub mod budget;
+mod future;
+pub mod replay;
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use mesh_core::policy::{Destination, RetryPolicy};
+use tower::{Layer, Service};
+
+pub use self::backoff::{Backoff, BackoffError};
+pub use self::budget::Budget;
+pub use self::future::{ResponseFuture, outcome_of_response};
+use crate::BoxError;
+use crate::body::BoxBody;
+use crate::context::Target;
+use crate::random::Random;
+use crate::stats::ClientStats;
+
+/// Budgets per destination: the retry layer uses the one matching the request's [`Target`].
+#[derive(Clone, Debug, Default)]
+pub struct Budgets {
+    by_destination: Arc<[(Destination, Budget)]>,
+    fallback: Budget,
+}
+
+impl Budgets {
+    /// One budget for every request.
+    pub fn single(budget: Budget) -> Self {
+        Self { by_destination: Arc::new([]), fallback: budget }
+    }
+
+    /// A budget per destination, and `fallback` for requests to any other.
+    pub fn per_destination(by_destination: Vec<(Destination, Budget)>, fallback: Budget) -> Self {
+        Self { by_destination: by_destination.into(), fallback }
+    }
+
+    /// The budget for a request with `target`.
+    pub fn for_target(&self, target: Option<&Target>) -> &Budget {
+        target
+            .and_then(|t| self.by_destination.iter().find(|(d, _)| *d == t.destination))
+            .map_or(&self.fallback, |(_, b)| b)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub(crate) policy: RetryPolicy,
+    pub(crate) backoff: Backoff,
+    pub(crate) budgets: Budgets,
+    pub(crate) random: Random,
+    pub(crate) stats: Arc<ClientStats>,
+    pub(crate) max_replay_bytes: u64,
+}
+
+/// Layer retrying failed attempts.
+#[derive(Clone, Debug)]
+pub struct RetryLayer {
+    settings: Settings,
+}
+
+impl RetryLayer {
+    /// Retries by `policy`, within `budget`.
+    pub fn new(policy: RetryPolicy, budget: Budget) -> Self {
+        Self::with_budgets(policy, Budgets::single(budget))
+    }
+
+    /// Retries by `policy`, within the budget of each request's destination.
+    pub fn with_budgets(policy: RetryPolicy, budgets: Budgets) -> Self {
+        let backoff = Backoff::new(policy.backoff).unwrap_or_default();
+        Self {
+            settings: Settings {
+                policy,
+                backoff,
+                budgets,
+                random: Random::thread(),
+                stats: Arc::default(),
+                max_replay_bytes: replay::DEFAULT_MAX_REPLAY_BYTES,
+            },
+        }
+    }
+
+    fn settings_mut(&mut self) -> &mut Settings {
+        &mut self.settings
+    }
+
+    /// Jitters with `random` (seeded in tests).
+    pub fn with_random(mut self, random: Random) -> Self {
+        self.settings_mut().random = random;
+        self
+    }
+
+    /// Counts decisions in `stats`.
+    pub fn with_stats(mut self, stats: Arc<ClientStats>) -> Self {
+        self.settings_mut().stats = stats;
+        self
+    }
+
+    /// Buffers request bodies up to `bytes` for replay (default 64 KiB).
+    pub fn with_max_replay_bytes(mut self, bytes: u64) -> Self {
+        self.settings_mut().max_replay_bytes = bytes;
+        self
+    }
+}
+
+impl<S> Layer<S> for RetryLayer {
+    type Service = Retry<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Retry { inner, settings: Arc::new(self.settings.clone()) }
+    }
+}
+
+/// Service retrying failed attempts of `inner`.
+#[derive(Clone, Debug)]
+pub struct Retry<S> {
+    inner: S,
+    settings: Arc<Settings>,
+}
+
+impl<S> Retry<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S> Service<Request<BoxBody>> for Retry<S>
+where
+    S: Service<Request<BoxBody>, Response = Response<BoxBody>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<BoxBody>;
+    type Error = BoxError;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Request<BoxBody>) -> Self::Future {
+        // The ready service takes the first attempt; `self` keeps a fresh clone.
+        let clone = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::new(ready, request, self.settings.clone())
+    }
+}
+
+/// Whether RFC 9110 calls `method` idempotent.
+pub fn is_idempotent(method: &http::Method) -> bool {
+    use http::Method as M;
+    [M::GET, M::HEAD, M::OPTIONS, M::TRACE, M::PUT, M::DELETE].contains(method)
+}
+
+#[cfg(test)]
+mod tests;

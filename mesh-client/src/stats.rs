@@ -1,0 +1,60 @@
+//! Counters of the decisions the upper layers take, readable by metrics exporters.
+//!
+//! Each layer takes an `Arc<ClientStats>` (a fresh one by default); `MeshClient` shares one among
+//! all its layers and exposes it with `MeshClient::stats`, so a Prometheus collector can export
+//! these beside Istio's standard metrics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters of route, fault, mirror, timeout and retry decisions. All counts only grow.
+#[derive(Debug, Default)]
+pub struct ClientStats {
+    /// Requests that no route matched (answered 404, flag `NR`).
+    pub no_route: Counter,
+    /// Requests answered by a `redirect`.
+    pub redirects: Counter,
+    /// Requests answered by a `directResponse`.
+    pub direct_responses: Counter,
+    /// Requests delayed by fault injection (flag `DI`).
+    pub faults_delayed: Counter,
+    /// Requests aborted by fault injection (flag `FI`).
+    pub faults_aborted: Counter,
+    /// Mirror copies sent.
+    pub mirrors_sent: Counter,
+    /// Mirror copies dropped because too many were in flight.
+    pub mirrors_dropped_in_flight: Counter,
+    /// Mirror copies skipped because the request body was too large or streaming.
+    pub mirrors_skipped_body: Counter,
+    /// Mirror copies that failed or timed out (their result is otherwise discarded).
+    pub mirrors_failed: Counter,
+    /// Requests that hit the route timeout (answered 504, flag `UT`).
+    pub timeouts: Counter,
+    /// Retries sent (attempts after the first).
+    pub retries: Counter,
+    /// Retries refused by the retry budget.
+    pub retries_budget_exhausted: Counter,
+    /// Requests whose retries were all used on retryable failures (flag `URX`).
+    pub retries_exhausted: Counter,
+    /// Retryable failures not retried because the method is not idempotent.
+    pub retries_skipped_non_idempotent: Counter,
+    /// Retryable failures not retried because the body could not be replayed.
+    pub retries_skipped_body: Counter,
+    /// Attempts that hit `perTryTimeout`.
+    pub per_try_timeouts: Counter,
+}
+
+/// A monotonic counter.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds one.
+    pub fn incr(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,137 @@
+//! The route timeout: a deadline over the whole call, retries and backoff included.
+//!
+//! Unlike `tower::timeout`, an expired deadline is an HTTP answer, as Envoy gives it: `504`,
+//! body `upstream request timeout`, response flag `UT`. `None` means no deadline (Istio's default
+//! for HTTP routes).
+//!
+//! ```
+//! use std::time::Duration;
+//! use mesh_client::timeout::TimeoutLayer;
+//!
+//! let _layer = TimeoutLayer::new(Some(Duration::from_secs(2)));
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use tokio::time::{Instant, Sleep};
+use tower::{Layer, Service};
+
+use crate::body::BoxBody;
+use crate::headers::local_reply;
+use crate::stats::ClientStats;
+
+/// Layer adding a whole-call deadline.
+#[derive(Clone, Debug)]
+pub struct TimeoutLayer {
+    timeout: Option<Duration>,
+    stats: Arc<ClientStats>,
+}
+
+impl TimeoutLayer {
+    /// A deadline of `timeout` per call (`None`: none).
+    pub fn new(timeout: Option<Duration>) -> Self {
+        Self { timeout, stats: Arc::default() }
+    }
+
+    /// Counts timeouts in `stats`.
+    pub fn with_stats(mut self, stats: Arc<ClientStats>) -> Self {
+        self.stats = stats;
+        self
+    }
+}
+
+impl<S> Layer<S> for TimeoutLayer {
+    type Service = Timeout<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Timeout { inner, timeout: self.timeout, stats: self.stats.clone() }
+    }
+}
+
+/// Service answering `504` when `inner` takes longer than the deadline.
+#[derive(Clone, Debug)]
+pub struct Timeout<S> {
+    inner: S,
+    timeout: Option<Duration>,
+    stats: Arc<ClientStats>,
+}
+
+impl<S> Timeout<S> {
+    /// Wraps `inner` with a deadline of `timeout`.
+    pub fn new(inner: S, timeout: Option<Duration>) -> Self {
+        Self { inner, timeout, stats: Arc::default() }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B> Service<Request<B>> for Timeout<S>
+where
+    S: Service<Request<B>, Response = Response<BoxBody>>,
+{
+    type Response = Response<BoxBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let sleep = self.timeout.map(|t| Box::pin(tokio::time::sleep_until(Instant::now() + t)));
+        ResponseFuture { inner: self.inner.call(request), sleep, timeout: self.timeout, stats: self.stats.clone() }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Response future of [`Timeout`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        sleep: Option<Pin<Box<Sleep>>>,
+        timeout: Option<Duration>,
+        stats: Arc<ClientStats>,
+    }
+}
+
+impl<F, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<BoxBody>, E>>,
+{
+    type Output = Result<Response<BoxBody>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(result) = this.inner.poll(cx) {
+            return Poll::Ready(result);
+        }
+        if let Some(sleep) = this.sleep.as_mut() {
+            ready!(sleep.as_mut().poll(cx));
+            this.stats.timeouts.incr();
+            tracing::debug!(timed_out = true, timeout_ms = this.timeout.map_or(0, |t| t.as_millis() as u64), "route timeout expired");
+            return Poll::Ready(Ok(local_reply(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout", Some("UT"))));
+        }
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests;
