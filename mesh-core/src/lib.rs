@@ -9,6 +9,9 @@
 pub mod classify;
 pub mod compile;
 pub mod diag;
+pub mod hash;
 pub mod load;
 pub mod policy;
+pub mod registry;
 pub mod spec;
+pub mod watch;
