@@ -1,0 +1,207 @@
+//! Starting an app: listeners, the admin listener, graceful shutdown.
+//!
+//! The binaries and the in-process lab (demo and tests) start apps the same way, through
+//! [`start_service`] and [`crate::gateway::start_gateway`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::admin::{AdminSource, Ready, RequestCounter, admin_app};
+use crate::app::{AppState, Faults, app, upstream_of};
+use crate::cli::{ServiceArgs, default_addr};
+use crate::mesh::{MeshRuntime, PlainAdmin, StartError, Workload, first_endpoint, load_config};
+use crate::upstream::PlainUpstream;
+
+/// A shutdown trigger shared by the apps of one process.
+#[derive(Clone, Debug)]
+pub struct Shutdown {
+    tx: Arc<watch::Sender<bool>>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Shutdown {
+    /// A trigger not yet pulled.
+    pub fn new() -> Self {
+        Self { tx: Arc::new(watch::Sender::new(false)) }
+    }
+
+    /// Asks every app to stop accepting, finish in-flight requests and exit.
+    pub fn trigger(&self) {
+        self.tx.send_replace(true);
+    }
+
+    /// Completes once triggered.
+    pub fn wait(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.tx.subscribe();
+        async move {
+            let _ = rx.wait_for(|stopped| *stopped).await;
+        }
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn os_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+/// Binds `addr`.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })
+}
+
+/// Serves `router` on `listener` until `shutdown`, then lets in-flight requests finish.
+pub fn spawn_serve(listener: TcpListener, router: Router, shutdown: &Shutdown) -> JoinHandle<()> {
+    let stop = shutdown.wait();
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
+            tracing::error!(%e, "server stopped with an error");
+        }
+    })
+}
+
+/// How to start one service.
+#[derive(Clone, Debug)]
+pub struct ServiceSpec {
+    /// `service1`, `service2`, `service3`.
+    pub name: String,
+    /// `v1`, `v2`.
+    pub version: String,
+    /// Faults added on purpose.
+    pub faults: Faults,
+    /// No mesh layers (`--plain`).
+    pub plain: bool,
+    /// The config folder.
+    pub config: PathBuf,
+}
+
+/// A started app.
+pub struct Started {
+    /// Where it serves.
+    pub addr: SocketAddr,
+    /// Where its admin listener serves.
+    pub admin: SocketAddr,
+    /// The handler's state (request counts); `None` for the gateway.
+    pub state: Option<Arc<AppState>>,
+    /// Its admin data.
+    pub admin_source: Arc<dyn AdminSource>,
+    /// The mesh runtime (`None` in `--plain` mode).
+    pub mesh: Option<MeshRuntime>,
+    /// The server tasks (app, admin): done once drained after shutdown.
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
+/// Starts a service on the given listeners; it stops when `shutdown` is triggered.
+pub fn start_service(
+    spec: &ServiceSpec,
+    listener: TcpListener,
+    admin: TcpListener,
+    shutdown: &Shutdown,
+) -> Result<Started, StartError> {
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: default_addr("127.0.0.1:0"), source })?;
+    let admin_addr = admin.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+    let workload = Workload::new(&spec.name, &spec.version);
+    let mut runtime = None;
+    let (router, state, source): (Router, Arc<AppState>, Arc<dyn AdminSource>) = if spec.plain {
+        let config = load_config(&spec.config)?;
+        let mut state = AppState::new(&spec.name, &spec.version).with_faults(spec.faults);
+        let mut upstream_addr = None;
+        if let Some(host) = upstream_of(&spec.name) {
+            let ep = first_endpoint(&config, host)
+                .ok_or_else(|| StartError::NoEndpoint { dir: spec.config.clone(), host: host.to_owned() })?;
+            upstream_addr = Some(ep);
+            state = state.with_upstream(host, Arc::new(PlainUpstream::new(ep)));
+        }
+        let state = Arc::new(state);
+        let counter = Arc::new(RequestCounter::new(&spec.name, &spec.version));
+        let router = app(state.clone())
+            .layer(axum::middleware::from_fn_with_state(counter.clone(), RequestCounter::middleware));
+        (router, state, Arc::new(PlainAdmin { counter, upstream: upstream_addr }))
+    } else {
+        let mesh = MeshRuntime::start(&spec.config)?;
+        let mut state = AppState::new(&spec.name, &spec.version).with_faults(spec.faults);
+        if let Some(host) = upstream_of(&spec.name) {
+            state = state.with_upstream(host, mesh.client(&workload));
+        }
+        let state = Arc::new(state);
+        let (router, source) = mesh.server(app(state.clone()), &workload);
+        runtime = Some(mesh);
+        (router, state, source)
+    };
+    let ready = Ready::default();
+    let tasks = vec![
+        spawn_serve(listener, router, shutdown),
+        spawn_serve(admin, admin_app(source.clone(), ready.clone()), shutdown),
+    ];
+    ready.set(true);
+    tracing::info!(service = %spec.name, version = %spec.version, %addr, admin = %admin_addr, plain = spec.plain, "serving");
+    Ok(Started { addr, admin: admin_addr, state: Some(state), admin_source: source, mesh: runtime, tasks })
+}
+
+/// The `main` of service1, service2 and service3: flags, listeners, serve until SIGTERM or Ctrl-C.
+pub async fn service_main(name: &str, version: &str, args: ServiceArgs, defaults: (&'static str, &'static str)) -> ExitCode {
+    init_tracing();
+    let result = async {
+        let spec = ServiceSpec {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            faults: args.faults()?,
+            plain: args.plain,
+            config: args.common.config.clone(),
+        };
+        let listener = bind(args.common.listen.unwrap_or_else(|| default_addr(defaults.0))).await?;
+        let admin = bind(args.common.admin.unwrap_or_else(|| default_addr(defaults.1))).await?;
+        let shutdown = Shutdown::new();
+        let started = start_service(&spec, listener, admin, &shutdown)?;
+        Ok::<_, StartError>((started, shutdown))
+    }
+    .await;
+    match result {
+        Ok((started, shutdown)) => {
+            os_signal().await;
+            tracing::info!(service = %name, "shutting down: finishing in-flight requests");
+            shutdown.trigger();
+            for t in started.tasks {
+                let _ = t.await;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
