@@ -1,1 +1,29 @@
-//! placeholder
+//! # mesh-tests
+//!
+//! End-to-end tests of the proxyless mesh: each test in `tests/` starts the article's apps
+//! (gateway, service1, service2 v1 and v2, service3, a demo JWT issuer) in-process on
+//! 127.0.0.1:0 through [`mesh_examples::lab::Lab`], runs one of the article's scenarios (the very
+//! code the demo runs) and asserts on what a user would see.
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+
+pub use mesh_examples::lab::{Lab, LabOptions, Reply};
+pub use mesh_examples::scenarios::{self, Outcome, Progress, Quiet};
+
+/// Runs the scenario named `name` and panics with its expectation and observation if it missed
+/// (or could not run).
+pub async fn assert_scenario(name: &str) -> Outcome {
+    let all = scenarios::all();
+    let Some((_, run)) = all.iter().find(|(n, _)| *n == name) else {
+        panic!("no scenario named {name}");
+    };
+    let progress: Arc<dyn Progress> = Arc::new(Quiet);
+    match run(progress).await {
+        Ok(o) => {
+            assert!(o.passed, "scenario {name} missed\n  expected: {}\n  observed: {}", o.expected, o.observed);
+            o
+        }
+        Err(e) => panic!("scenario {name} could not run: {e}"),
+    }
+}
