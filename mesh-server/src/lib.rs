@@ -1,1 +1,16 @@
-//! placeholder
+//! # mesh-server
+//!
+//! The inbound side of the proxyless mesh, as Tower layers: authorization
+//! ([`authz`], Istio's AuthorizationPolicy), rate limiting ([`rate_limit`], Linkerd's
+//! HTTPLocalRateLimitPolicy), the one place where their typed errors become HTTP answers
+//! ([`rescue`]), and [`MeshServer`], which stacks every inbound layer in the design's order around
+//! an axum `Router` or any hyper service and serves it with graceful shutdown.
+#![forbid(unsafe_code)]
+
+pub mod authz;
+pub mod server;
+
+pub use server::{LocalAddr, RemoteAddr};
+
+/// The boxed error the inbound layers fail with; [`rescue`] turns it into an HTTP answer.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,0 +1,163 @@
+//! What authorization reads from a request: identities from extensions, addresses from the
+//! connection, and the request line.
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::{HeaderMap, HeaderName, Request};
+use serde_json::Value;
+
+use crate::server::{LocalAddr, RemoteAddr};
+
+/// The authenticated end user, put in request extensions by JWT authentication.
+///
+/// This is the contract between authentication and authorization: `requestPrincipals`,
+/// `request.auth.*` conditions and per-identity rate limits read it. A request without it is
+/// unauthenticated.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RequestAuth {
+    /// `iss/sub` of the verified token (Istio's request principal).
+    pub principal: String,
+    /// `aud` of the token.
+    pub audiences: Vec<String>,
+    /// `azp` of the token (Istio's presenter), when present.
+    pub presenter: Option<String>,
+    /// The token's claims, for `request.auth.claims[..]`.
+    pub claims: serde_json::Map<String, Value>,
+}
+
+impl RequestAuth {
+    /// The claim at `path` (`["realm", "roles"]` for `request.auth.claims[realm][roles]`).
+    pub fn claim(&self, path: &[String]) -> Option<&Value> {
+        let (first, rest) = path.split_first()?;
+        let mut value = self.claims.get(first)?;
+        for key in rest {
+            value = value.as_object()?.get(key)?;
+        }
+        Some(value)
+    }
+}
+
+/// The peer's workload identity (a SPIFFE-like principal `cluster.local/ns/NS/sa/SA`), put in
+/// request extensions by a transport that authenticates peers (mutual TLS).
+///
+/// Without mutual TLS there is no peer identity: `principals` and `namespaces` rules, and the
+/// `source.principal` / `source.namespace` conditions, then never match (their `not*` forms
+/// always do), as in Istio with plain-text traffic.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PeerIdentity(pub String);
+
+impl PeerIdentity {
+    /// The principal, `cluster.local/ns/NS/sa/SA`.
+    pub fn principal(&self) -> &str {
+        &self.0
+    }
+
+    /// The namespace part of the principal, when it has one.
+    pub fn namespace(&self) -> Option<&str> {
+        let mut parts = self.0.split('/');
+        while let Some(part) = parts.next() {
+            if part == "ns" {
+                return parts.next().filter(|ns| !ns.is_empty());
+            }
+        }
+        None
+    }
+}
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// A borrowed view of everything a rule can test, built once per request without allocating.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RequestAttrs<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) path: &'a str,
+    pub(crate) host: Option<&'a str>,
+    pub(crate) headers: &'a HeaderMap,
+    pub(crate) source: Option<IpAddr>,
+    pub(crate) remote: Option<IpAddr>,
+    pub(crate) destination: Option<SocketAddr>,
+    pub(crate) auth: Option<&'a RequestAuth>,
+    pub(crate) peer: Option<&'a PeerIdentity>,
+}
+
+impl<'a> RequestAttrs<'a> {
+    /// Reads a request. `trusted_proxies` is Istio's `numTrustedProxies`: with 0, `remote.ip` is
+    /// the connection's peer (the same as `source.ip`); with N, it is the Nth address from the
+    /// right of `X-Forwarded-For`.
+    pub(crate) fn new<B>(req: &'a Request<B>, trusted_proxies: usize) -> Self {
+        let ext = req.extensions();
+        let source = ext
+            .get::<RemoteAddr>()
+            .map(|r| r.0.ip())
+            .or_else(|| ext.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip()));
+        let remote = if trusted_proxies == 0 { source } else { forwarded_client(req.headers(), trusted_proxies) };
+        let host = req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()));
+        RequestAttrs {
+            method: req.method().as_str(),
+            path: req.uri().path(),
+            host,
+            headers: req.headers(),
+            source,
+            remote,
+            destination: ext.get::<LocalAddr>().map(|l| l.0),
+            auth: ext.get::<RequestAuth>(),
+            peer: ext.get::<PeerIdentity>(),
+        }
+    }
+}
+
+/// The `n`th address from the right of all `X-Forwarded-For` values (n ≥ 1).
+fn forwarded_client(headers: &HeaderMap, n: usize) -> Option<IpAddr> {
+    headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .rev()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.rsplit(','))
+        .nth(n.checked_sub(1)?)
+        .and_then(|s| s.trim().parse().ok())
+}
+
+/// Strips a `:port` from a host (`example.com:8080`, `[::1]:80`).
+pub(crate) fn host_without_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_namespace() {
+        assert_eq!(PeerIdentity("cluster.local/ns/foo/sa/bar".into()).namespace(), Some("foo"));
+        assert_eq!(PeerIdentity("spiffe".into()).namespace(), None);
+    }
+
+    #[test]
+    fn forwarded_for_counts_from_the_right() {
+        let mut h = HeaderMap::new();
+        h.append(&X_FORWARDED_FOR, http::HeaderValue::from_static("1.1.1.1, 2.2.2.2"));
+        h.append(&X_FORWARDED_FOR, http::HeaderValue::from_static("3.3.3.3"));
+        assert_eq!(forwarded_client(&h, 1), Some(IpAddr::from([3, 3, 3, 3])));
+        assert_eq!(forwarded_client(&h, 2), Some(IpAddr::from([2, 2, 2, 2])));
+        assert_eq!(forwarded_client(&h, 3), Some(IpAddr::from([1, 1, 1, 1])));
+        assert_eq!(forwarded_client(&h, 4), None);
+    }
+
+    #[test]
+    fn hosts_lose_their_port() {
+        assert_eq!(host_without_port("example.com:8080"), "example.com");
+        assert_eq!(host_without_port("example.com"), "example.com");
+        assert_eq!(host_without_port("[::1]:80"), "::1");
+    }
+}
