@@ -1,0 +1,136 @@
+//! Outlier detection against real servers: failing and dead endpoints are ejected, and return.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod cluster_support;
+
+use std::time::Duration;
+
+use cluster_support::{clusters, dead_addr, eventually, request, svc, text, Backend};
+use mesh_client::context::{PreviousAttempts, Upstream};
+use mesh_client::error::outcome_of;
+use mesh_core::classify::Outcome;
+use mesh_core::policy::{LoadBalancer, OutlierDetection, TrafficPolicy};
+use tower::ServiceExt;
+
+fn policy(base: Duration) -> TrafficPolicy {
+    TrafficPolicy {
+        load_balancer: LoadBalancer::RoundRobin,
+        outlier_detection: Some(OutlierDetection {
+            consecutive_5xx: 2,
+            base_ejection_time: base,
+            max_ejection_percent: 100,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn failing_endpoint_is_ejected_then_returns() {
+    let good = Backend::start().await;
+    let bad = Backend::start().await;
+    bad.set_status(503);
+    let (clusters, _set) = clusters(policy(Duration::from_millis(300)), &[good.addr, bad.addr]);
+
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        let resp = clusters.clone().oneshot(request("svc")).await.unwrap();
+        statuses.push(resp.status().as_u16());
+        let _ = text(resp).await;
+    }
+    // Round robin sends every other request to the bad one until its second 503 ejects it.
+    assert_eq!(statuses.iter().filter(|s| **s == 503).count(), 2, "{statuses:?}");
+    assert_eq!(bad.hits(), 2);
+    let cluster = clusters.cluster(&svc()).unwrap();
+    let od = cluster.outlier().unwrap();
+    let health = od.health();
+    let bad_health = health.iter().find(|h| h.addr == bad.addr).unwrap();
+    assert!(bad_health.ejected);
+    assert_eq!(od.metrics().ejections(cluster.name(), &bad.addr.to_string(), "consecutive_5xx"), 1);
+
+    // After baseEjectionTime it is picked again (bounded wait, no timing assertion).
+    bad.set_status(200);
+    let back = eventually(|| !od.is_ejected(1) && !od.is_ejected(0)).await;
+    assert!(back, "the ejected endpoint never returned");
+    for _ in 0..4 {
+        let _ = text(clusters.clone().oneshot(request("svc")).await.unwrap()).await;
+    }
+    assert!(bad.hits() > 2);
+    assert_eq!(od.metrics().returns(cluster.name(), &bad.addr.to_string()), 1);
+}
+
+#[tokio::test]
+async fn dead_endpoint_is_ejected_and_avoided_by_retries() {
+    let good = Backend::start().await;
+    let dead = dead_addr().await;
+    let (clusters, _set) = clusters(policy(Duration::from_secs(60)), &[dead, good.addr]);
+
+    // A retry that already tried the dead endpoint goes to the other one.
+    for _ in 0..5 {
+        let mut req = request("svc");
+        req.extensions_mut().insert(PreviousAttempts { endpoints: vec![dead] });
+        let resp = clusters.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.extensions().get::<Upstream>().unwrap().endpoint, good.addr);
+    }
+
+    let mut failures = 0;
+    for _ in 0..10 {
+        match clusters.clone().oneshot(request("svc")).await {
+            Ok(resp) => assert_eq!(resp.extensions().get::<Upstream>().unwrap().endpoint, good.addr),
+            Err(e) => {
+                assert_eq!(outcome_of(&e), Outcome::ConnectFailure);
+                failures += 1;
+            }
+        }
+    }
+    assert_eq!(failures, 2, "two connect failures eject the dead endpoint");
+    let cluster = clusters.cluster(&svc()).unwrap();
+    assert_eq!(cluster.outlier().unwrap().ejected_count(), 1);
+}
+
+#[tokio::test]
+async fn all_ejected_is_no_healthy_upstream() {
+    let bad = Backend::start().await;
+    bad.set_status(500);
+    let (clusters, _set) = clusters(policy(Duration::from_secs(60)), &[bad.addr]);
+    for _ in 0..2 {
+        let resp = clusters.clone().oneshot(request("svc")).await.unwrap();
+        assert_eq!(resp.status(), 500);
+    }
+    let err = clusters.clone().oneshot(request("svc")).await.unwrap_err();
+    assert_eq!(outcome_of(&err), Outcome::NoHealthyUpstream);
+    assert_eq!(Outcome::NoHealthyUpstream.response_flag(), Some("UH"));
+    assert_eq!(bad.hits(), 2);
+}
+
+#[tokio::test]
+async fn unknown_host_or_subset_is_no_healthy_upstream() {
+    let good = Backend::start().await;
+    let (clusters, _set) = clusters(policy(Duration::from_secs(1)), &[good.addr]);
+    let err = clusters.clone().oneshot(request("nowhere")).await.unwrap_err();
+    assert_eq!(outcome_of(&err), Outcome::NoHealthyUpstream);
+    let mut req = request("svc");
+    req.extensions_mut().get_mut::<mesh_client::context::Target>().unwrap().destination.subset = Some("v9".into());
+    let err = clusters.clone().oneshot(req).await.unwrap_err();
+    assert_eq!(outcome_of(&err), Outcome::NoHealthyUpstream);
+}
+
+#[tokio::test]
+async fn endpoint_changes_rebuild_the_cluster_and_keep_outlier_state() {
+    let a = Backend::start().await;
+    let b = Backend::start().await;
+    let c = Backend::start().await;
+    b.set_status(503);
+    let (clusters, set) = clusters(policy(Duration::from_secs(60)), &[a.addr, b.addr]);
+    for _ in 0..6 {
+        let _ = text(clusters.clone().oneshot(request("svc")).await.unwrap()).await;
+    }
+    let before = clusters.cluster(&svc()).unwrap();
+    assert_eq!(before.outlier().unwrap().ejected_count(), 1);
+    set.insert("svc", None, c.addr, 1, Default::default());
+    let after = clusters.cluster(&svc()).unwrap();
+    assert_eq!(after.balancer().len(), 3);
+    assert_eq!(after.outlier().unwrap().ejected_count(), 1, "b stays ejected across the rebuild");
+    // Same generation and config: the cached cluster is reused.
+    assert!(std::sync::Arc::ptr_eq(&after, &clusters.cluster(&svc()).unwrap()));
+}

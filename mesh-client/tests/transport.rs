@@ -1,0 +1,66 @@
+//! The transport against real servers on loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod cluster_support;
+
+use std::time::Duration;
+
+use cluster_support::{dead_addr, text, Backend};
+use mesh_client::body;
+use mesh_client::context::Upstream;
+use mesh_client::transport::{Transport, TransportConfig, TransportError};
+use mesh_core::classify::Outcome;
+
+#[tokio::test]
+async fn sends_to_the_endpoint_with_the_service_host() {
+    let backend = Backend::start().await;
+    let t = Transport::new(&TransportConfig::default()).unwrap();
+    let host = http::HeaderValue::from_static("service2");
+    let req = http::Request::get("/path?q=1").body(body::empty()).unwrap();
+    let resp = t.send(backend.addr, Some(&host), req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.extensions().get::<Upstream>(), Some(&Upstream { endpoint: backend.addr }));
+    assert_eq!(resp.headers()["x-seen-host"], "service2");
+    assert_eq!(resp.headers()["x-version"], "HTTP/1.1");
+    assert_eq!(text(resp).await, backend.addr.port().to_string());
+}
+
+#[tokio::test]
+async fn h2c_when_configured() {
+    let backend = Backend::start().await;
+    let t = Transport::new(&TransportConfig { http2: true, ..Default::default() }).unwrap();
+    let req = http::Request::get("/").body(body::empty()).unwrap();
+    let resp = t.send(backend.addr, None, req).await.unwrap();
+    assert_eq!(resp.headers()["x-version"], "HTTP/2.0");
+}
+
+#[tokio::test]
+async fn dead_endpoint_is_a_connect_failure() {
+    let dead = dead_addr().await;
+    let t = Transport::new(&TransportConfig { connect_timeout: Duration::from_secs(2), ..Default::default() }).unwrap();
+    let req = http::Request::get("/").body(body::empty()).unwrap();
+    let err = t.send(dead, None, req).await.unwrap_err();
+    assert_eq!(err.outcome, Outcome::ConnectFailure);
+    assert_eq!(err.endpoint, Some(dead));
+    assert!(err.is_connect_failure());
+}
+
+#[test]
+fn max_requests_per_connection_above_one_is_unsupported() {
+    let err = Transport::new(&TransportConfig { max_requests_per_connection: 5, ..Default::default() }).unwrap_err();
+    assert!(matches!(err, TransportError::Unsupported { field: "connectionPool.http.maxRequestsPerConnection", .. }));
+    assert!(Transport::new(&TransportConfig { max_requests_per_connection: 1, ..Default::default() }).is_ok());
+}
+
+#[tokio::test]
+async fn one_request_per_connection_still_serves_every_request() {
+    let backend = Backend::start().await;
+    let t = Transport::new(&TransportConfig { max_requests_per_connection: 1, ..Default::default() }).unwrap();
+    for _ in 0..3 {
+        let req = http::Request::get("/").body(body::empty()).unwrap();
+        let resp = t.send(backend.addr, None, req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let _ = text(resp).await;
+    }
+    assert_eq!(backend.hits(), 3);
+}
