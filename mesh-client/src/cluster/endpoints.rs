@@ -1,4 +1,4 @@
-//! Where clusters get their endpoints: the [`Discovery`] trait, and [`EndpointSet`], a simple
+//! Where clusters get their endpoints: the [`Discovery`] trait, and [`StaticEndpoints`], a simple
 //! in-memory implementation (also filled from static ServiceEntries).
 
 use std::collections::HashMap;
@@ -46,10 +46,10 @@ struct Entry {
 /// ServiceEntries with `STATIC` resolution.
 ///
 /// ```
-/// use mesh_client::cluster::{Discovery, EndpointSet};
+/// use mesh_client::cluster::{Discovery, StaticEndpoints};
 /// use mesh_core::policy::Labels;
 ///
-/// let set = EndpointSet::new();
+/// let set = StaticEndpoints::new();
 /// let v1: Labels = [("version".to_owned(), "v1".to_owned())].into();
 /// set.insert("service2", None, "127.0.0.1:8081".parse()?, 1, v1.clone());
 /// set.insert("service2", None, "127.0.0.1:8082".parse()?, 1, Labels::new());
@@ -58,12 +58,12 @@ struct Entry {
 /// # Ok::<(), std::net::AddrParseError>(())
 /// ```
 #[derive(Debug, Default)]
-pub struct EndpointSet {
+pub struct StaticEndpoints {
     hosts: ArcSwap<HashMap<String, Vec<Entry>>>,
     generation: AtomicU64,
 }
 
-impl EndpointSet {
+impl StaticEndpoints {
     /// An empty set.
     pub fn new() -> Self {
         Self::default()
@@ -121,7 +121,7 @@ impl EndpointSet {
     }
 }
 
-impl Discovery for EndpointSet {
+impl Discovery for StaticEndpoints {
     fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
@@ -159,7 +159,7 @@ mod tests {
 
     #[test]
     fn ports_select_their_endpoints() {
-        let set = EndpointSet::new();
+        let set = StaticEndpoints::new();
         set.insert("a", Some(80), "127.0.0.1:1".parse().unwrap(), 1, Labels::new());
         set.insert("a", Some(81), "127.0.0.1:2".parse().unwrap(), 1, Labels::new());
         assert_eq!(set.endpoints("a", Some(81), &Labels::new()).len(), 1);

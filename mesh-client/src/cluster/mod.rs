@@ -25,7 +25,7 @@ mod body;
 mod endpoints;
 mod set;
 
-pub use endpoints::{Discovery, EndpointSet};
+pub use endpoints::{Discovery, StaticEndpoints};
 pub use set::{Clusters, ResponseFuture};
 
 use std::net::SocketAddr;
@@ -36,7 +36,7 @@ use mesh_core::classify::Outcome;
 use mesh_core::policy::{ConnectionPool, TrafficPolicy};
 use tokio::time::Instant;
 
-use crate::balance::{BalanceError, Balancer, Endpoint, RequestKey};
+use crate::balance::{Balancer, Endpoint, RequestKey};
 use crate::body::BoxBody;
 use crate::context::PreviousAttempts;
 use crate::error::ClusterError;
@@ -47,9 +47,6 @@ use crate::transport::{Transport, TransportConfig, TransportError};
 /// Why a cluster could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// The load balancer could not be built.
-    #[error(transparent)]
-    Balance(#[from] BalanceError),
     /// The transport could not be built.
     #[error(transparent)]
     Transport(#[from] TransportError),
@@ -89,7 +86,14 @@ impl Cluster {
             // Nothing to hash over: an empty round robin answers "no endpoint".
             Balancer::round_robin(endpoints)
         } else {
-            Balancer::from_policy(&policy.load_balancer, endpoints)?
+            match Balancer::from_policy(&policy.load_balancer, endpoints.clone()) {
+                Ok(b) => b,
+                Err(e) => {
+                    // Config validation refuses bad tables; if one gets here, stay available.
+                    tracing::error!(cluster = name, error = %e, "load balancer could not be built: using least request");
+                    Balancer::least_request(endpoints)
+                }
+            }
         };
         let outlier = policy.outlier_detection.clone().map(|od| match previous.and_then(|p| p.outlier.as_ref()) {
             Some(prev) => prev.rebuilt(od, &addrs),
@@ -155,7 +159,7 @@ impl Cluster {
     /// Picks a healthy endpoint, avoiding `avoid` where another exists.
     pub fn pick(&self, hash: Option<u64>, avoid: &[SocketAddr]) -> Option<usize> {
         let od = self.outlier.as_ref().filter(|o| o.filtering());
-        let healthy = |i: usize| od.is_none_or(|o| !o.is_ejected(i));
+        let healthy = |i: usize| od.is_none_or(|o| !o.is_marked_ejected(i));
         if !avoid.is_empty() {
             let eps = self.balancer.endpoints();
             let fresh = |i: usize| healthy(i) && eps.get(i).is_some_and(|e| !avoid.contains(&e.addr));

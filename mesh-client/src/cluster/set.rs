@@ -51,11 +51,11 @@ struct Shared {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use mesh_client::cluster::{Clusters, EndpointSet};
+/// use mesh_client::cluster::{Clusters, StaticEndpoints};
 /// use mesh_core::policy::MeshConfig;
 ///
 /// let config = Arc::new(MeshConfig::default());
-/// let endpoints = Arc::new(EndpointSet::new());
+/// let endpoints = Arc::new(StaticEndpoints::new());
 /// endpoints.insert("service2", None, "127.0.0.1:8081".parse()?, 1, Default::default());
 /// let clusters = Clusters::new(move || Arc::clone(&config), endpoints);
 /// # Ok::<(), std::net::AddrParseError>(())

@@ -274,6 +274,12 @@ impl OutlierDetector {
         until != 0 && !self.try_return(host, until, self.now_ns())
     }
 
+    /// Whether endpoint `index` is marked ejected, without looking at the clock: cheap, for the
+    /// pick path right after [`OutlierDetector::filtering`] returned expired ejections.
+    pub fn is_marked_ejected(&self, index: usize) -> bool {
+        self.hosts.get(index).is_some_and(|h| h.ejected_until.load(Ordering::Acquire) != 0)
+    }
+
     /// Returns `host` if its ejection has run out; true when it is (now) back.
     fn try_return(&self, host: &Host, until: u64, now: u64) -> bool {
         if now.saturating_add(1) < until {

@@ -122,7 +122,7 @@ pub async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
 pub fn clusters(
     policy: mesh_core::policy::TrafficPolicy,
     endpoints: &[SocketAddr],
-) -> (mesh_client::cluster::Clusters, Arc<mesh_client::cluster::EndpointSet>) {
+) -> (mesh_client::cluster::Clusters, Arc<mesh_client::cluster::StaticEndpoints>) {
     use mesh_core::policy::{DestinationPolicy, MeshConfig};
     let mut config = MeshConfig::default();
     config.destinations.insert(
@@ -130,7 +130,7 @@ pub fn clusters(
         DestinationPolicy { origin: Default::default(), host: "svc".into(), traffic_policy: policy, subsets: vec![] },
     );
     let config = Arc::new(config);
-    let set = Arc::new(mesh_client::cluster::EndpointSet::new());
+    let set = Arc::new(mesh_client::cluster::StaticEndpoints::new());
     for a in endpoints {
         set.insert("svc", None, *a, 1, Default::default());
     }

@@ -1,0 +1,66 @@
+//! Pick cost of each balancer at 10, 100 and 1000 endpoints.
+//!
+//! `cargo bench -p mesh-client --bench balance -- --warm-up-time 1 --measurement-time 2`
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use mesh_client::balance::{Balancer, Endpoint, Rng};
+use mesh_core::policy::{ConsistentHash, HashKey, HashTable};
+
+fn endpoints(n: usize) -> Vec<Endpoint> {
+    (0..n)
+        .map(|i| Endpoint::new(SocketAddr::from(([10, (i >> 8) as u8, (i & 0xff) as u8, 1], 8080))))
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let _guard = rt.enter();
+    let mut group = c.benchmark_group("pick");
+    for n in [10usize, 100, 1000] {
+        let ring = ConsistentHash { key: HashKey::SourceIp, table: HashTable::Ring { minimum_ring_size: 1024 } };
+        let maglev = ConsistentHash { key: HashKey::SourceIp, table: HashTable::Maglev { table_size: 65537 } };
+        let mut balancers = vec![
+            ("round_robin", Balancer::round_robin(endpoints(n))),
+            ("random", Balancer::random(endpoints(n))),
+            ("least_request", Balancer::least_request(endpoints(n))),
+            ("peak_ewma", Balancer::peak_ewma(endpoints(n))),
+        ];
+        for (name, cfg) in [("ring_hash", ring), ("maglev", maglev)] {
+            match Balancer::consistent_hash(endpoints(n), &cfg) {
+                Ok(b) => balancers.push((name, b)),
+                Err(e) => eprintln!("{name}: {e}"),
+            }
+        }
+        for (name, lb) in balancers {
+            let lb = lb.with_rng(Rng::from_seed(1));
+            // Some load so that the P2C comparisons are not all ties.
+            for i in (0..n).step_by(3) {
+                lb.begin(i);
+                lb.observe(i, Duration::from_millis(1 + (i % 7) as u64));
+            }
+            let mut key = 0u64;
+            group.bench_with_input(BenchmarkId::new(name, n), &lb, |b, lb| {
+                b.iter(|| {
+                    key = key.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                    black_box(lb.pick(Some(key), |_| true))
+                })
+            });
+            // With one endpoint in three unusable (ejected or already tried).
+            group.bench_with_input(BenchmarkId::new(format!("{name}/skip_third"), n), &lb, |b, lb| {
+                b.iter(|| {
+                    key = key.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                    black_box(lb.pick(Some(key), |i| i % 3 != 0))
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
