@@ -64,3 +64,36 @@ async fn one_request_per_connection_still_serves_every_request() {
     }
     assert_eq!(backend.hits(), 3);
 }
+
+#[tokio::test]
+async fn clusters_speak_h2c_to_http2_and_grpc_ports() {
+    use mesh_client::cluster::{Clusters, StaticEndpoints};
+    use mesh_client::context::Target;
+    use mesh_core::policy::{Destination, MeshConfig, Resolution, ServiceEntryPolicy, ServicePort};
+    use std::sync::Arc;
+    use tower::ServiceExt;
+
+    let backend = Backend::start().await;
+    let mut config = MeshConfig::default();
+    for (host, protocol) in [("grpc-svc", "GRPC"), ("plain-svc", "HTTP")] {
+        config.service_entries.push(ServiceEntryPolicy {
+            origin: Default::default(),
+            hosts: vec![host.into()],
+            ports: vec![ServicePort { number: 7000, name: "p".into(), protocol: protocol.into(), target_port: None }],
+            resolution: Resolution::Static,
+            endpoints: vec![],
+            mesh_internal: true,
+        });
+    }
+    let config = Arc::new(config);
+    let set = Arc::new(StaticEndpoints::new());
+    set.insert("grpc-svc", None, backend.addr, 1, Default::default());
+    set.insert("plain-svc", None, backend.addr, 1, Default::default());
+    let clusters = Clusters::new(move || Arc::clone(&config), set);
+    for (host, version) in [("grpc-svc", "HTTP/2.0"), ("plain-svc", "HTTP/1.1")] {
+        let mut req = http::Request::get("/").body(body::empty()).unwrap();
+        req.extensions_mut().insert(Target { destination: Destination { host: host.into(), subset: None, port: Some(7000) } });
+        let resp = clusters.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.headers()["x-version"], version, "{host}");
+    }
+}

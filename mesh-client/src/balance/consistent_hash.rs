@@ -151,10 +151,7 @@ fn find_cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> 
 fn find_query<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
     query?
         .split('&')
-        .filter_map(|pair| match pair.split_once('=') {
-            Some((k, v)) => Some((k, v)),
-            None => Some((pair, "")),
-        })
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v)
 }
