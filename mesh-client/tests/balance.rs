@@ -62,10 +62,12 @@ fn user(name: &str) -> http::Request<mesh_client::body::BoxBody> {
 }
 
 #[tokio::test]
-#[ignore = "waits for mesh_core::hash tables (helper reg) to land in main"]
 async fn hash_on_header_is_sticky_and_moves_about_one_nth_when_an_endpoint_leaves() {
     for table in [HashTable::Ring { minimum_ring_size: 1024 }, HashTable::Maglev { table_size: 65537 }] {
-        let backends = [Backend::start().await, Backend::start().await, Backend::start().await, Backend::start().await];
+        let mut backends = Vec::new();
+        for _ in 0..5 {
+            backends.push(Backend::start().await);
+        }
         let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
         let key = HashKey::Header(http::HeaderName::from_static("x-user"));
         let (clusters, set) = clusters(hashed(key, table), &addrs);
@@ -81,21 +83,26 @@ async fn hash_on_header_is_sticky_and_moves_about_one_nth_when_an_endpoint_leave
             before.insert(u.clone(), upstream(&clusters, user(u)).await);
         }
         let used: HashSet<_> = before.values().collect();
-        assert_eq!(used.len(), 4, "keys spread over every endpoint");
+        assert_eq!(used.len(), 5, "keys spread over every endpoint");
 
         let leaving = addrs[0];
         set.remove("svc", leaving);
-        let mut moved = 0;
+        let (mut moved, mut needless) = (0, 0);
         for u in &users {
             let now = upstream(&clusters, user(u)).await;
             assert_ne!(now, leaving);
-            if before[u] != leaving && before[u] != now {
+            if before[u] != now {
                 moved += 1;
+                if before[u] != leaving {
+                    needless += 1;
+                }
             }
         }
-        // Keys that were not on the removed endpoint should stay put (ideal: 0 move; allow a
-        // little for ring-hash boundaries, far below the ~150 a modulo hash would move).
-        assert!(moved <= 20, "{table:?}: {moved} of 200 keys moved needlessly");
+        eprintln!("{table:?}: {moved} of 200 keys moved, {needless} needlessly");
+        // About 1/N of the keys move (those of the endpoint that left); a modulo hash would move
+        // about 4/5 of them. Keys of the other endpoints stay put, up to a little table noise.
+        assert!(moved <= 70, "{table:?}: {moved} of 200 keys moved");
+        assert!(needless <= 20, "{table:?}: {needless} of 200 keys moved needlessly");
     }
 }
 
@@ -113,7 +120,6 @@ async fn missing_hash_key_is_balanced_over_every_endpoint() {
 }
 
 #[tokio::test]
-#[ignore = "waits for mesh_core::hash tables (helper reg) to land in main"]
 async fn cookie_is_generated_when_ttl_is_set_and_then_sticks() {
     let backends = [Backend::start().await, Backend::start().await, Backend::start().await];
     let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();

@@ -1,7 +1,7 @@
 //! Consistent hashing: the request key (header, cookie, source IP, query parameter) and the
 //! table that maps it to an endpoint.
 //!
-//! The tables themselves (ring hash, Maglev) live in `mesh_core::hash`, built with a fixed-seed
+//! The tables themselves (ring hash, Maglev) live in [`mesh_core::hash`], built with a fixed-seed
 //! xxHash so that every replica maps a key to the same endpoint. Here we only extract and hash
 //! the key, and generate a cookie when Istio's `httpCookie.ttl` asks for one.
 
@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{COOKIE, HeaderValue};
+use mesh_core::hash::Table;
 use mesh_core::policy::{ConsistentHash, HashKey, HashTable};
 
 use super::{BalanceError, Endpoint, Rng};
@@ -22,13 +23,10 @@ pub trait PickTable: Send + Sync + fmt::Debug {
     fn pick(&self, hash: u64) -> usize;
 }
 
-/// The fixed seed shared with `mesh_core::hash` (replicas must agree on every hash).
-const SEED: u64 = 0x6d65_7368_2d68_6173;
-
-/// Hashes key bytes with the mesh's fixed-seed xxHash.
+/// Hashes key bytes with the mesh's fixed-seed xxHash (`mesh_core::hash::hash_key`).
 #[inline]
 pub(crate) fn hash_bytes(bytes: &[u8]) -> u64 {
-    xxhash_rust::xxh3::xxh3_64_with_seed(bytes, SEED)
+    mesh_core::hash::hash_key(bytes)
 }
 
 /// A second, deterministic choice for a key whose endpoint is unusable.
@@ -37,17 +35,19 @@ pub(crate) fn rehash(h: u64) -> u64 {
     hash_bytes(&h.to_le_bytes())
 }
 
-fn build_table(kind: &HashTable, endpoints: &[Endpoint]) -> Result<Arc<dyn PickTable>, BoxError> {
-    let keyed: Vec<(String, u32)> = endpoints.iter().map(|e| (e.addr.to_string(), e.weight.max(1))).collect();
-    table_impl::build(kind, &keyed)
+impl PickTable for Table {
+    #[inline]
+    fn pick(&self, hash: u64) -> usize {
+        Table::pick(self, hash)
+    }
 }
 
-mod table_impl {
-    use super::*;
-
-    pub(super) fn build(_kind: &HashTable, _endpoints: &[(String, u32)]) -> Result<Arc<dyn PickTable>, BoxError> {
-        Err("consistent-hash tables are not available in this build".into())
-    }
+fn build_table(kind: &HashTable, endpoints: &[Endpoint]) -> Result<Arc<dyn PickTable>, BoxError> {
+    // Keyed by `ip:port`, as `mesh_core::registry::EndpointSet::hash_table` keys them, so every
+    // replica (and every builder) places an endpoint at the same points.
+    let keyed: Vec<(String, u32)> = endpoints.iter().map(|e| (e.addr.to_string(), e.weight.max(1))).collect();
+    let table = Table::build(kind, &keyed)?;
+    Ok(Arc::new(table))
 }
 
 /// The key of one request, as [`HashPolicy::request_key`] found it.

@@ -1,5 +1,6 @@
-//! Where clusters get their endpoints: the [`Discovery`] trait, and [`StaticEndpoints`], a simple
-//! in-memory implementation (also filled from static ServiceEntries).
+//! Where clusters get their endpoints: the [`Discovery`] trait, implemented by the mesh's
+//! [`mesh_core::registry::Registry`] and by [`StaticEndpoints`], a simple in-memory set for tests
+//! and static setups.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -140,8 +141,22 @@ impl Discovery for StaticEndpoints {
             .filter(|e| labels.iter().all(|(k, v)| e.labels.get(k) == Some(v)))
             .map(|e| e.endpoint.clone())
             .collect();
-        out.dedup_by(|a, b| a.addr == b.addr);
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|e| seen.insert(e.addr));
         out
+    }
+}
+
+/// The mesh's registry (ServiceEntries, DNS, later Kubernetes) as the clusters' discovery.
+impl Discovery for mesh_core::registry::Registry {
+    fn generation(&self) -> u64 {
+        mesh_core::registry::Registry::generation(self)
+    }
+
+    fn endpoints(&self, host: &str, port: Option<u16>, labels: &Labels) -> Vec<Endpoint> {
+        self.subset(host, port, labels)
+            .map(|set| set.iter().map(|e| Endpoint::weighted(e.addr, e.weight)).collect())
+            .unwrap_or_default()
     }
 }
 

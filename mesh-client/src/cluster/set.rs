@@ -49,6 +49,23 @@ struct Shared {
 /// [`crate::context::Upstream`] extension, or a [`ClusterError`] whose [`mesh_core::classify::Outcome`]
 /// `crate::error::outcome_of` reads. Always ready: limits answer per request, at once.
 ///
+/// With the mesh's hot-reloaded config and its registry:
+///
+/// ```
+/// use std::sync::Arc;
+/// use mesh_client::cluster::Clusters;
+/// use mesh_core::policy::MeshConfig;
+/// use mesh_core::registry::Registry;
+/// use mesh_core::watch::ConfigStore;
+///
+/// let store = Arc::new(ConfigStore::new(MeshConfig::default()));
+/// let registry = Arc::new(Registry::from_config(&store.snapshot()));
+/// let config = Arc::clone(&store);
+/// let clusters = Clusters::new(move || config.snapshot(), registry);
+/// ```
+///
+/// Or with a fixed endpoint list:
+///
 /// ```
 /// use std::sync::Arc;
 /// use mesh_client::cluster::{Clusters, StaticEndpoints};
@@ -154,7 +171,10 @@ impl Clusters {
         };
         let default_policy = TrafficPolicy::default();
         let policy = rule.map_or(&default_policy, |r| r.policy_for(dest.subset.as_deref(), dest.port));
-        let endpoints = self.shared.discovery.endpoints(&dest.host, dest.port, &labels);
+        let mut endpoints = self.shared.discovery.endpoints(&dest.host, dest.port, &labels);
+        // One entry per address (hash tables need distinct keys; weights of duplicates are not summed).
+        let mut seen = std::collections::HashSet::new();
+        endpoints.retain(|e| seen.insert(e.addr));
         if endpoints.is_empty() {
             tracing::debug!(host = %dest.host, subset = ?dest.subset, port = ?dest.port, "no endpoints");
             return None;
