@@ -1,0 +1,170 @@
+//! The compiled route table: VirtualServices indexed by host, for one gateway context.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http::Request;
+use mesh_core::policy::{HttpRoute, MeshConfig, RequestMatch, VirtualService};
+
+use super::matching::{RequestView, matches, names_gateway, normalize_host};
+
+/// The gateway context of calls between services (Istio's reserved `mesh` gateway).
+pub const MESH: &str = "mesh";
+
+/// One route with the data the caller compiled for it (e.g. its layer stack).
+#[derive(Debug)]
+pub struct Entry<T> {
+    /// The route.
+    pub route: Arc<HttpRoute>,
+    /// The caller's data for it.
+    pub data: T,
+}
+
+/// The routes of one host, in order.
+#[derive(Debug)]
+pub struct HostRoutes<T> {
+    entries: Vec<Arc<Entry<T>>>,
+}
+
+impl<T> HostRoutes<T> {
+    /// The routes, in match order.
+    pub fn entries(&self) -> &[Arc<Entry<T>>] {
+        &self.entries
+    }
+}
+
+/// What a lookup found.
+#[derive(Debug)]
+pub enum Lookup<'a, T> {
+    /// A route matched; `matched` is the `match[]` entry that did (`None`: the route has none).
+    Matched {
+        /// The route and its data.
+        entry: &'a Arc<Entry<T>>,
+        /// The match entry that held.
+        matched: Option<&'a RequestMatch>,
+    },
+    /// VirtualServices exist for the host but none of their routes matched (Envoy: 404, `NR`).
+    NoRoute,
+    /// No VirtualService for the host: send to the host itself.
+    NoVirtualService,
+}
+
+/// VirtualServices compiled for one gateway context, looked up by host.
+///
+/// Exact hosts are a hash lookup; `*.suffix` wildcards are tried longest suffix first; `*`
+/// last. VirtualServices for the same host are concatenated in config order (as Istio merges
+/// them at gateways). A VirtualService host of the form `name.namespace.svc.cluster.local` also
+/// answers to `name`, `name.namespace` and `name.namespace.svc`, as Kubernetes DNS does.
+#[derive(Debug)]
+pub struct RouteTable<T = ()> {
+    gateway: String,
+    exact: HashMap<String, Arc<HostRoutes<T>>>,
+    suffixes: Vec<(String, Arc<HostRoutes<T>>)>,
+    any: Option<Arc<HostRoutes<T>>>,
+}
+
+impl RouteTable<()> {
+    /// A table for `gateway` without per-route data.
+    pub fn new(config: &MeshConfig, gateway: &str) -> Self {
+        Self::compile(config, gateway, |_| ())
+    }
+}
+
+impl<T> RouteTable<T> {
+    /// Compiles the VirtualServices bound to `gateway` ([`MESH`] for calls between services),
+    /// building each route's data with `make` (called once per route).
+    pub fn compile(config: &MeshConfig, gateway: &str, mut make: impl FnMut(&HttpRoute) -> T) -> Self {
+        let mut exact: HashMap<String, Vec<Arc<Entry<T>>>> = HashMap::new();
+        let mut suffixes: Vec<(String, Vec<Arc<Entry<T>>>)> = Vec::new();
+        let mut any: Option<Vec<Arc<Entry<T>>>> = None;
+        for vs in config.virtual_services.iter().filter(|vs| binds(vs, gateway)) {
+            let entries: Vec<Arc<Entry<T>>> = vs
+                .http
+                .iter()
+                .map(|route| Arc::new(Entry { route: Arc::new(route.clone()), data: make(route) }))
+                .collect();
+            for host in &vs.hosts {
+                let host = normalize_host(host);
+                if host == "*" {
+                    any.get_or_insert_with(Vec::new).extend(entries.iter().cloned());
+                } else if let Some(suffix) = host.strip_prefix('*') {
+                    match suffixes.iter_mut().find(|(s, _)| s == suffix) {
+                        Some((_, list)) => list.extend(entries.iter().cloned()),
+                        None => suffixes.push((suffix.to_owned(), entries.clone())),
+                    }
+                } else {
+                    for alias in aliases(&host) {
+                        exact.entry(alias).or_default().extend(entries.iter().cloned());
+                    }
+                }
+            }
+        }
+        suffixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        let wrap = |entries| Arc::new(HostRoutes { entries });
+        Self {
+            gateway: gateway.to_owned(),
+            exact: exact.into_iter().map(|(k, v)| (k, wrap(v))).collect(),
+            suffixes: suffixes.into_iter().map(|(k, v)| (k, wrap(v))).collect(),
+            any: any.map(wrap),
+        }
+    }
+
+    /// The gateway context this table serves.
+    pub fn gateway(&self) -> &str {
+        &self.gateway
+    }
+
+    /// The routes for `host` (lowercase, no port), most specific host entry first.
+    pub fn host(&self, host: &str) -> Option<&Arc<HostRoutes<T>>> {
+        if let Some(found) = self.exact.get(host) {
+            return Some(found);
+        }
+        if let Some((_, found)) = self.suffixes.iter().find(|(s, _)| host.ends_with(s.as_str()) && host.len() > s.len()) {
+            return Some(found);
+        }
+        self.any.as_ref()
+    }
+
+    /// Finds the route for `request`.
+    pub fn lookup<B>(&self, request: &Request<B>) -> Lookup<'_, T> {
+        self.lookup_view(&RequestView::new(request))
+    }
+
+    /// Finds the route for an already read request.
+    pub fn lookup_view(&self, view: &RequestView<'_>) -> Lookup<'_, T> {
+        let Some(routes) = self.host(&view.host) else {
+            return Lookup::NoVirtualService;
+        };
+        for entry in &routes.entries {
+            if entry.route.matches.is_empty() {
+                return Lookup::Matched { entry, matched: None };
+            }
+            if let Some(m) = entry.route.matches.iter().find(|m| matches(m, view, &self.gateway)) {
+                return Lookup::Matched { entry, matched: Some(m) };
+            }
+        }
+        Lookup::NoRoute
+    }
+}
+
+fn binds(vs: &VirtualService, gateway: &str) -> bool {
+    if gateway == MESH {
+        vs.applies_to_mesh()
+    } else {
+        vs.gateways.iter().any(|g| names_gateway(g, gateway))
+    }
+}
+
+/// `name.ns.svc.cluster.local` also answers to `name`, `name.ns`, `name.ns.svc`.
+fn aliases(host: &str) -> Vec<String> {
+    let mut out = vec![host.to_owned()];
+    if let Some(short) = host.strip_suffix(".svc.cluster.local") {
+        let mut labels = short.splitn(2, '.');
+        if let (Some(name), Some(ns)) = (labels.next(), labels.next()) {
+            out.push(name.to_owned());
+            out.push(format!("{name}.{ns}"));
+            out.push(format!("{name}.{ns}.svc"));
+        }
+    }
+    out
+}
