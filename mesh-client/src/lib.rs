@@ -10,6 +10,7 @@
 
 pub mod balance;
 pub mod body;
+pub mod client;
 pub mod cluster;
 pub mod context;
 pub mod error;

@@ -113,6 +113,47 @@ impl Drop for RetryGuard {
     }
 }
 
+/// Budgets by destination that outlive config reloads: the counters of a destination stay, its
+/// settings follow the config. Lookups are lock-free; inserting a new destination copies the map.
+#[derive(Debug, Default)]
+pub struct BudgetRegistry {
+    map: arc_swap::ArcSwap<std::collections::HashMap<mesh_core::policy::Destination, Budget>>,
+}
+
+impl BudgetRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The budget of `destination` with `settings` (created on first use).
+    pub fn get(&self, destination: &mesh_core::policy::Destination, settings: &RetryBudget) -> Budget {
+        if let Some(b) = self.map.load().get(destination).filter(|b| b.same_settings(settings)) {
+            return b.clone();
+        }
+        let mut out = None;
+        self.map.rcu(|map| {
+            let mut map = std::collections::HashMap::clone(map);
+            let budget = match map.get(destination) {
+                Some(b) if b.same_settings(settings) => b.clone(),
+                Some(b) => b.with_settings(settings),
+                None => Budget::new(settings),
+            };
+            map.insert(destination.clone(), budget.clone());
+            out = Some(budget);
+            map
+        });
+        out.unwrap_or_else(|| Budget::new(settings))
+    }
+}
+
+impl Budget {
+    fn same_settings(&self, settings: &RetryBudget) -> bool {
+        let other = Budget::new(settings);
+        self.percent == other.percent && self.min_retry_concurrency == other.min_retry_concurrency
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +171,19 @@ mod tests {
         let _one = b.enter_request();
         let retries: Vec<_> = (0..10).filter_map(|_| b.try_retry()).collect();
         assert_eq!(retries.len(), 2, "the minimum applies at low load");
+    }
+
+    #[test]
+    fn registry_keeps_counters_across_setting_changes() {
+        let reg = BudgetRegistry::new();
+        let d = mesh_core::policy::Destination { host: "s".into(), subset: None, port: None };
+        let a = reg.get(&d, &RetryBudget { percent: 0.0, min_retry_concurrency: 1 });
+        let _g = a.try_retry().unwrap();
+        let b = reg.get(&d, &RetryBudget { percent: 0.0, min_retry_concurrency: 2 });
+        assert_eq!(b.retries_in_flight(), 1, "same counters");
+        let second = b.try_retry();
+        assert!(second.is_some(), "new minimum applies");
+        assert!(b.try_retry().is_none());
     }
 
     #[test]

@@ -76,7 +76,7 @@ where
     S::Future: Send + 'static,
 {
     let policy = &settings.policy;
-    let budget = settings.budgets.for_target(request.extensions().get::<Target>()).clone();
+    let budget = settings.budgets.for_target(request.extensions().get::<Target>());
     let _in_flight = budget.enter_request();
 
     if policy.attempts == 0 {

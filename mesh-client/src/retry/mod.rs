@@ -45,29 +45,62 @@ use crate::context::Target;
 use crate::random::Random;
 use crate::stats::ClientStats;
 
-/// Budgets per destination: the retry layer uses the one matching the request's [`Target`].
-#[derive(Clone, Debug, Default)]
+/// Which [`Budget`] a request counts against: one for all, one per destination, or resolved
+/// per request (e.g. from a registry shared across config reloads).
+#[derive(Clone)]
 pub struct Budgets {
-    by_destination: Arc<[(Destination, Budget)]>,
-    fallback: Budget,
+    kind: BudgetsKind,
+}
+
+#[derive(Clone)]
+enum BudgetsKind {
+    Single(Budget),
+    PerDestination(Arc<[(Destination, Budget)]>, Budget),
+    Resolve(Arc<dyn Fn(Option<&Target>) -> Budget + Send + Sync>),
+}
+
+impl std::fmt::Debug for Budgets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.kind {
+            BudgetsKind::Single(b) => f.debug_tuple("Budgets::Single").field(b).finish(),
+            BudgetsKind::PerDestination(list, _) => f.debug_tuple("Budgets::PerDestination").field(&list.len()).finish(),
+            BudgetsKind::Resolve(_) => f.write_str("Budgets::Resolve"),
+        }
+    }
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Self::single(Budget::default())
+    }
 }
 
 impl Budgets {
     /// One budget for every request.
     pub fn single(budget: Budget) -> Self {
-        Self { by_destination: Arc::new([]), fallback: budget }
+        Self { kind: BudgetsKind::Single(budget) }
     }
 
     /// A budget per destination, and `fallback` for requests to any other.
     pub fn per_destination(by_destination: Vec<(Destination, Budget)>, fallback: Budget) -> Self {
-        Self { by_destination: by_destination.into(), fallback }
+        Self { kind: BudgetsKind::PerDestination(by_destination.into(), fallback) }
+    }
+
+    /// A budget resolved per request from its [`Target`].
+    pub fn resolve(f: impl Fn(Option<&Target>) -> Budget + Send + Sync + 'static) -> Self {
+        Self { kind: BudgetsKind::Resolve(Arc::new(f)) }
     }
 
     /// The budget for a request with `target`.
-    pub fn for_target(&self, target: Option<&Target>) -> &Budget {
-        target
-            .and_then(|t| self.by_destination.iter().find(|(d, _)| *d == t.destination))
-            .map_or(&self.fallback, |(_, b)| b)
+    pub fn for_target(&self, target: Option<&Target>) -> Budget {
+        match &self.kind {
+            BudgetsKind::Single(b) => b.clone(),
+            BudgetsKind::PerDestination(list, fallback) => target
+                .and_then(|t| list.iter().find(|(d, _)| *d == t.destination))
+                .map_or(fallback, |(_, b)| b)
+                .clone(),
+            BudgetsKind::Resolve(f) => f(target),
+        }
     }
 }
 

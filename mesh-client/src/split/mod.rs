@@ -141,7 +141,7 @@ where
 {
     type Response = Response<BoxBody>;
     type Error = S::Error;
-    type Future = headers::ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -151,7 +151,35 @@ where
         let choice = self.layer.pick();
         headers::apply(&choice.headers.request, request.headers_mut());
         request.extensions_mut().insert(choice.target.clone());
-        headers::ResponseFuture::new(self.inner.call(request), choice.headers.clone())
+        ResponseFuture { inner: self.inner.call(request), rules: choice.headers.clone(), target: Some(choice.target.clone()) }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Response future of [`Split`]: applies the destination's response header rules and copies
+    /// the [`Target`] to the response (for metrics).
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        rules: Arc<HeaderRules>,
+        target: Option<Target>,
+    }
+}
+
+impl<F, E> std::future::Future for ResponseFuture<F>
+where
+    F: std::future::Future<Output = Result<Response<BoxBody>, E>>,
+{
+    type Output = Result<Response<BoxBody>, E>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = std::task::ready!(this.inner.poll(cx))?;
+        headers::apply(&this.rules.response, response.headers_mut());
+        if let Some(target) = this.target.take() {
+            response.extensions_mut().insert(target);
+        }
+        Poll::Ready(Ok(response))
     }
 }
 

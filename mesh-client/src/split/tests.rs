@@ -52,4 +52,5 @@ async fn sets_target_and_destination_headers() {
     let svc = SplitLayer::new(vec![d]).unwrap().layer(inner);
     let resp = svc.oneshot(Request::new(body::empty())).await.unwrap();
     assert_eq!(resp.headers()["x-back"], "1");
+    assert_eq!(resp.extensions().get::<Target>().unwrap().destination.subset.as_deref(), Some("v2"), "target copied to the response");
 }
