@@ -347,7 +347,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "needs loader"]
     fn a_bad_config_is_refused_and_the_last_good_one_kept() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("vs.yaml"), VS).unwrap();
@@ -364,7 +363,6 @@ mod tests {
     }
 
     #[tokio::test]
-    #[ignore = "needs loader"]
     async fn the_watcher_applies_good_changes_and_refuses_bad_ones() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("vs.yaml"), VS).unwrap();

@@ -39,9 +39,9 @@ pub struct Maglev {
 /// Per-endpoint build state.
 struct Entry {
     index: u32,
-    offset: u64,
+    /// The next slot of the permutation to try: `offset + j * skip (mod M)`, kept incrementally.
+    pos: u64,
     skip: u64,
-    next: u64,
     weight: u64,
     count: u64,
 }
@@ -65,7 +65,7 @@ impl Maglev {
                 let key = key.as_ref();
                 let offset = xxh3_64_with_seed(key, SEED) % m;
                 let skip = xxh3_64_with_seed(key, SEED ^ 1) % (m - 1) + 1;
-                Some(Entry { index, offset, skip, next: 0, weight: u64::from(*weight), count: 0 })
+                Some(Entry { index, pos: offset, skip, weight: u64::from(*weight), count: 0 })
             })
             .collect();
         let max_weight = entries.iter().map(|e| e.weight).max().unwrap_or(1);
@@ -83,8 +83,12 @@ impl Maglev {
                 // The permutation visits every slot within `m` steps and a free slot exists
                 // (filled < m), so this loop ends within `m` steps.
                 for _ in 0..m {
-                    let slot = (e.offset + (e.next % m) * e.skip) % m;
-                    e.next += 1;
+                    let slot = e.pos;
+                    // pos, skip < m: one conditional subtraction replaces a division.
+                    e.pos += e.skip;
+                    if e.pos >= m {
+                        e.pos -= m;
+                    }
                     if let Some(s) = slots.get_mut(slot as usize)
                         && *s == u32::MAX
                     {

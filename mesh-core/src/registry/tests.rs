@@ -243,3 +243,14 @@ async fn discovery_follows_config_changes() {
         .expect("registry not updated")
         .unwrap();
 }
+
+#[test]
+fn registry_from_a_loaded_service_entry() {
+    let yaml = "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: service2\n  namespace: shop\nspec:\n  hosts: [service2]\n  location: MESH_INTERNAL\n  ports:\n  - number: 80\n    name: http\n    protocol: HTTP\n  resolution: STATIC\n  endpoints:\n  - address: 127.0.0.1\n    ports: {http: 8081}\n    labels: {version: v1}\n  - address: 127.0.0.2\n    labels: {version: v2}\n";
+    let loaded = crate::load::load_str("se.yaml", yaml).unwrap();
+    let registry = Registry::from_config(&loaded.config);
+    let set = registry.endpoints("service2.shop.svc.cluster.local", Some(80)).unwrap();
+    assert_eq!(addrs(&set), ["127.0.0.1:8081", "127.0.0.2:80"]);
+    let v2 = registry.subset("service2", None, &labels(&[("version", "v2")])).unwrap();
+    assert_eq!(addrs(&v2), ["127.0.0.2:80"]);
+}
