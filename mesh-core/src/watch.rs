@@ -289,6 +289,7 @@ impl WatchError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed expectation is the test failing
 mod tests {
     use std::time::Duration;
 

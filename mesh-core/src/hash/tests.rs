@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed expectation is the test failing
+
 use proptest::prelude::*;
 
 use super::*;

@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed expectation is the test failing
+
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Mutex;
