@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod authz;
+pub mod rate_limit;
 pub mod server;
 
 pub use server::{LocalAddr, RemoteAddr};
