@@ -1,0 +1,138 @@
+//! # bench: the mesh against bare hyper and against the sidecar model, side by side
+//!
+//! Runs the example chain client → service1 → service2 → service3 on loopback in three set-ups,
+//! interleaved and repeated: the apps `--plain` (bare hyper, the baseline), the apps with the mesh
+//! (every layer on the happy path), and the plain apps behind two nginx hops per call (the
+//! sidecar model). Prints and writes the p50/p99 latency, throughput, CPU µs per request per hop
+//! (from `/proc`) and RSS per process, to `target/bench/bench.json` and the table in
+//! `docs/benchmarks.md`.
+//!
+//! ```sh
+//! cargo build --release -p mesh-examples --bins
+//! apt-get install -y nginx     # for the sidecar set-up; skipped with a note when absent
+//! cargo run --release -p mesh-examples --bin bench -- --rounds 3 --duration 5s
+//! ```
+
+mod load;
+mod procfs;
+mod report;
+mod setup;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+use setup::Kind;
+
+/// Command line.
+#[derive(Parser, Debug)]
+#[command(about = "Benchmark the mesh against bare hyper and nginx sidecars on loopback")]
+struct Args {
+    /// Rounds; the set-ups are interleaved within each round and the median round is reported.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Length of each measured phase.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Request rate of the latency phase (open loop), per second.
+    #[arg(long, default_value_t = 500)]
+    rate: u32,
+    /// Connections of the throughput phase (closed loop).
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Skip the nginx sidecar set-up.
+    #[arg(long)]
+    no_sidecar: bool,
+    /// Do not rewrite the table in docs/benchmarks.md.
+    #[arg(long)]
+    no_docs: bool,
+}
+
+fn bin_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("target/release"))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let bin = bin_dir();
+    for app in ["service1", "service2", "service3"] {
+        if !bin.join(app).exists() {
+            eprintln!("{} is missing: run `cargo build --release -p mesh-examples --bins` first", bin.join(app).display());
+            return ExitCode::from(2);
+        }
+    }
+    let mut kinds = vec![Kind::Plain, Kind::Mesh];
+    let has_nginx = std::process::Command::new("nginx").arg("-v").output().is_ok();
+    if !args.no_sidecar && has_nginx {
+        kinds.push(Kind::Sidecar);
+    } else if !args.no_sidecar {
+        eprintln!("nginx not found: the sidecar set-up is skipped (apt-get install -y nginx)");
+    }
+
+    let mut running = Vec::new();
+    for kind in &kinds {
+        match setup::start(*kind, &bin) {
+            Ok(r) => running.push(r),
+            Err(e) => {
+                eprintln!("could not start the {kind} set-up: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let rss_idle: Vec<Vec<u64>> = running.iter().map(|r| r.procs.iter().map(setup::Proc::rss_kib).collect()).collect();
+
+    // Warm-up: connections, pools, caches, page faults.
+    for r in &running {
+        eprintln!("warming up {} ...", r.kind);
+        let _ = load::closed_loop(r.entry, "/bench", args.concurrency, Duration::from_secs(1)).await;
+    }
+
+    let mut rounds: Vec<Vec<report::Sample>> = vec![Vec::new(); running.len()];
+    for round in 1..=args.rounds.max(1) {
+        for (i, r) in running.iter().enumerate() {
+            eprintln!("round {round}/{}: {} latency at {} rps ...", args.rounds, r.kind, args.rate);
+            let latency = load::open_loop(r.entry, "/bench", args.rate, args.duration).await;
+            eprintln!("round {round}/{}: {} throughput with {} connections ...", args.rounds, r.kind, args.concurrency);
+            let cpu_before = r.cpu_micros();
+            let throughput = load::closed_loop(r.entry, "/bench", args.concurrency, args.duration).await;
+            let cpu = r.cpu_micros() - cpu_before;
+            rounds[i].push(report::Sample { latency, throughput, cpu_micros: cpu });
+        }
+    }
+
+    let results: Vec<report::SetupResult> = running
+        .iter()
+        .zip(rounds)
+        .zip(rss_idle)
+        .map(|((r, samples), idle)| report::SetupResult::new(r, samples, idle))
+        .collect();
+    let table = report::markdown(&results, &args_summary(&args));
+    println!("{table}");
+    let verdict = report::targets(&results);
+    for line in &verdict {
+        println!("{line}");
+    }
+    if let Err(e) = report::write_json(&results, &verdict) {
+        eprintln!("could not write target/bench/bench.json: {e}");
+    }
+    if !args.no_docs {
+        if let Err(e) = report::write_docs(&table, &verdict) {
+            eprintln!("could not update docs/benchmarks.md: {e}");
+        }
+    }
+    drop(running);
+    ExitCode::SUCCESS
+}
+
+fn args_summary(args: &Args) -> String {
+    format!(
+        "{} rounds, {:?} per phase, latency at {} req/s (open loop), throughput with {} connections (closed loop)",
+        args.rounds, args.duration, args.rate, args.concurrency
+    )
+}
