@@ -9,9 +9,10 @@
 
 pub mod authz;
 pub mod rate_limit;
+pub mod rescue;
 pub mod server;
 
-pub use server::{LocalAddr, RemoteAddr};
+pub use server::{serve, LocalAddr, MeshServer, RemoteAddr, Workload};
 
 /// The boxed error the inbound layers fail with; [`rescue`] turns it into an HTTP answer.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

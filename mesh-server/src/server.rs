@@ -1,11 +1,413 @@
-//! Connection information for the inbound layers (the `MeshServer` builder lands here next).
+//! [`MeshServer`]: the inbound stack of one workload, built from the mesh config, and [`serve`],
+//! a hyper server with graceful shutdown that tells the layers who is calling.
+//!
+//! The stack, outermost first (the design's order):
+//!
+//! 1. *metrics and tracing span, request id*: the observability layers (`trace`, `metrics`,
+//!    `request_id` modules, written apart) go **outside** the service [`MeshServer::wrap`]
+//!    returns, so that they see the final status of every answer, 403 and 429 included;
+//! 2. config refresh: a request takes the current config snapshot (one pointer comparison when
+//!    nothing changed) and, when it changed, the workload's policies are compiled again and
+//!    swapped in lock-free; requests in flight finish on what they started with;
+//! 3. [`rescue`](crate::rescue): typed errors from the layers below become HTTP answers, here only;
+//! 4. rate limit, **total** (cheap refusals before any token is verified);
+//! 5. JWT authentication (the `jwt` module's layer, when it is part of this crate: see
+//!    [`MeshServer::wrap`]);
+//! 6. rate limit, **per client** (`identity` and `overrides`: they need the identity that
+//!    authentication establishes, so they sit right after it);
+//! 7. [`authz`](crate::authz): CUSTOM, DENY, ALLOW;
+//! 8. the user's service (an axum `Router` or any `Service<Request<Body>>`).
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use axum::{Router, routing::get};
+//! use mesh_core::policy::MeshConfig;
+//! use mesh_server::{serve, server::ConfigSource, MeshServer, Workload};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let app = Router::new().route("/", get(|| async { "hello" }));
+//! let mesh = MeshServer::new(Workload::new("service1").version("v1"), ConfigSource::fixed(MeshConfig::default()));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! serve(listener, mesh.wrap(app), async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
-/// The client's address, put in request extensions by the server.
+use arc_swap::{ArcSwap, ArcSwapOption};
+use axum::body::Body;
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use mesh_core::policy::{Labels, MeshConfig};
+use mesh_core::watch::ConfigStore;
+use tokio::net::TcpListener;
+use tower::util::BoxCloneService;
+use tower::{Layer, Service, ServiceBuilder, ServiceExt};
+
+use crate::authz::{AuthorizationLayer, AuthzEngine, ExtAuthz};
+use crate::rate_limit::{RateLimitLayer, RateLimitSettings, RateLimiter};
+use crate::rescue::RescueLayer;
+use crate::BoxError;
+
+/// The client's address, put in request extensions by [`serve`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RemoteAddr(pub SocketAddr);
 
-/// The local (destination) address of the connection, put in request extensions by the server.
+/// The local (destination) address of the connection, put in request extensions by [`serve`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LocalAddr(pub SocketAddr);
+
+/// The workload a server runs: its service name, namespace and labels (`app`, `version`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Workload {
+    /// The service name (what an HTTPLocalRateLimitPolicy's `targetRef.name` names).
+    pub service: String,
+    /// The namespace (`default` unless set): policies apply from it and from `istio-system`.
+    pub namespace: String,
+    /// The labels selectors match (`app` is the service name unless set).
+    pub labels: Labels,
+}
+
+impl Workload {
+    /// A workload in `default`, labelled `app: service`.
+    pub fn new(service: impl Into<String>) -> Self {
+        let service = service.into();
+        let mut labels = Labels::new();
+        labels.insert("app".into(), service.clone());
+        Self { service, namespace: "default".into(), labels }
+    }
+
+    /// Sets the `version` label.
+    pub fn version(self, version: impl Into<String>) -> Self {
+        self.label("version", version)
+    }
+
+    /// Sets a label.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets the namespace.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+}
+
+/// Where the server reads the config in force: called once per request, it must be cheap and
+/// lock-free (an `ArcSwap` load).
+#[derive(Clone)]
+pub struct ConfigSource(Arc<dyn Fn() -> Arc<MeshConfig> + Send + Sync>);
+
+impl ConfigSource {
+    /// Any function returning the current snapshot.
+    pub fn from_fn(f: impl Fn() -> Arc<MeshConfig> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// A config that never changes.
+    pub fn fixed(config: MeshConfig) -> Self {
+        let config = Arc::new(config);
+        Self::from_fn(move || config.clone())
+    }
+
+    /// A cell the caller swaps.
+    pub fn swap(cell: Arc<ArcSwap<MeshConfig>>) -> Self {
+        Self::from_fn(move || cell.load_full())
+    }
+
+    /// The hot-reloading store of `mesh_core::watch`.
+    pub fn store(store: ConfigStore) -> Self {
+        Self::from_fn(move || store.snapshot())
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<MeshConfig> {
+        (self.0)()
+    }
+}
+
+impl From<ConfigStore> for ConfigSource {
+    fn from(store: ConfigStore) -> Self {
+        Self::store(store)
+    }
+}
+
+impl std::fmt::Debug for ConfigSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConfigSource(..)")
+    }
+}
+
+/// The boxed inbound service [`MeshServer::wrap`] returns: never fails, answers `Body`.
+pub type InboundService = BoxCloneService<Request<Body>, Response<Body>, Infallible>;
+
+/// Builds the inbound stack of one workload; see the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct MeshServer {
+    policies: Arc<Policies>,
+    ext_authz: Option<Arc<dyn ExtAuthz>>,
+    trusted_proxies: usize,
+}
+
+impl std::fmt::Debug for dyn ExtAuthz {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExtAuthz")
+    }
+}
+
+impl MeshServer {
+    /// The server of `workload`, configured from `source`.
+    pub fn new(workload: Workload, source: impl Into<ConfigSource>) -> Self {
+        let policies = Arc::new(Policies::new(workload, source.into()));
+        policies.refresh();
+        Self { policies, ext_authz: None, trusted_proxies: 0 }
+    }
+
+    /// The provider asked for CUSTOM authorization policies.
+    pub fn with_ext_authz(mut self, ext: impl ExtAuthz) -> Self {
+        self.ext_authz = Some(Arc::new(ext));
+        self
+    }
+
+    /// Istio's `numTrustedProxies` for `remote.ip` (default 0).
+    pub fn trusted_proxies(mut self, n: usize) -> Self {
+        self.trusted_proxies = n;
+        self
+    }
+
+    /// The workload.
+    pub fn workload(&self) -> &Workload {
+        &self.policies.workload
+    }
+
+    /// The compiled authorization policies in force (after the last refresh).
+    pub fn authz(&self) -> Arc<AuthzEngine> {
+        self.policies.authz.load_full()
+    }
+
+    /// Wraps the user's service (an axum `Router`, or any service of `Request<Body>`) in the
+    /// inbound stack.
+    ///
+    /// JWT authentication is not stacked here yet: the `jwt` module is written apart and this
+    /// builder adds it between the two rate limits when it is part of the crate; until then
+    /// put its layer around the user's service.
+    pub fn wrap<S, B>(&self, service: S) -> InboundService
+    where
+        S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let p = &self.policies;
+        let user = service.map_response(|res: Response<B>| res.map(Body::new));
+        let stack = ServiceBuilder::new()
+            .layer(RefreshLayer { policies: p.clone() })
+            .layer(RescueLayer::new())
+            .layer(RateLimitLayer::shared(p.total.clone()))
+            .layer(RateLimitLayer::shared(p.per_client.clone()))
+            .layer(
+                AuthorizationLayer::shared(p.authz.clone())
+                    .with_shared_ext_authz(self.ext_authz.clone())
+                    .trusted_proxies(self.trusted_proxies),
+            )
+            .service(user);
+        BoxCloneService::new(stack)
+    }
+
+    /// Serves `service` wrapped in the stack on `listener` until `shutdown` completes, then
+    /// finishes the requests in flight. See [`serve`].
+    pub async fn serve<S, B>(
+        &self,
+        listener: TcpListener,
+        service: S,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> io::Result<()>
+    where
+        S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        serve(listener, self.wrap(service), shutdown).await
+    }
+}
+
+// === impl Policies ===
+
+/// The workload's compiled policies, swapped lock-free when the config changes.
+struct Policies {
+    workload: Workload,
+    source: ConfigSource,
+    seen: ArcSwapOption<MeshConfig>,
+    authz: Arc<ArcSwap<AuthzEngine>>,
+    total: Arc<ArcSwapOption<RateLimiter>>,
+    per_client: Arc<ArcSwapOption<RateLimiter>>,
+}
+
+impl std::fmt::Debug for Policies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policies").field("workload", &self.workload).finish_non_exhaustive()
+    }
+}
+
+impl Policies {
+    fn new(workload: Workload, source: ConfigSource) -> Self {
+        Self {
+            workload,
+            source,
+            seen: ArcSwapOption::empty(),
+            authz: Arc::new(ArcSwap::from_pointee(AuthzEngine::allow_all())),
+            total: Arc::new(ArcSwapOption::empty()),
+            per_client: Arc::new(ArcSwapOption::empty()),
+        }
+    }
+
+    /// Recompiles when the snapshot is not the one seen last (a pointer comparison otherwise).
+    fn refresh(&self) {
+        let config = self.source.snapshot();
+        if self.seen.load().as_ref().is_some_and(|seen| Arc::ptr_eq(seen, &config)) {
+            return;
+        }
+        let w = &self.workload;
+        match AuthzEngine::for_workload(&config.authorization, &w.namespace, &w.labels) {
+            Ok(engine) => self.authz.store(Arc::new(engine)),
+            // Only hand-built configs can fail here (the loader checks first): keep the last good.
+            Err(error) => tracing::error!(%error, workload = %w.service, "authorization policies refused; keeping the previous ones"),
+        }
+        let mut limits = config.rate_limits.iter().filter(|p| {
+            let ns = if p.origin.namespace.is_empty() { "default" } else { p.origin.namespace.as_str() };
+            p.target == w.service && ns == w.namespace
+        });
+        let settings = limits.next().map(RateLimitSettings::from_policy).unwrap_or_default();
+        if let Some(extra) = limits.next() {
+            tracing::warn!(policy = %extra.origin.name, workload = %w.service, "more than one rate limit policy targets this workload; using the first");
+        }
+        swap_limiter(&self.total, settings.total_only());
+        swap_limiter(&self.per_client, settings.per_client_only());
+        tracing::debug!(workload = %w.service, "inbound policies refreshed");
+        self.seen.store(Some(config));
+    }
+}
+
+/// Replaces the limiter only when its settings changed, so that reloads keep the buckets.
+fn swap_limiter(cell: &ArcSwapOption<RateLimiter>, settings: RateLimitSettings) {
+    let current = cell.load();
+    let unchanged = match current.as_deref() {
+        Some(l) => *l.settings() == settings,
+        None => settings.is_empty(),
+    };
+    if !unchanged {
+        cell.store((!settings.is_empty()).then(|| Arc::new(RateLimiter::new(settings))));
+    }
+}
+
+// === impl Refresh ===
+
+#[derive(Clone, Debug)]
+struct RefreshLayer {
+    policies: Arc<Policies>,
+}
+
+impl<S> Layer<S> for RefreshLayer {
+    type Service = Refresh<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Refresh { inner, policies: self.policies.clone() }
+    }
+}
+
+/// Brings the workload's policies up to date before each request.
+#[derive(Clone, Debug)]
+struct Refresh<S> {
+    inner: S,
+    policies: Arc<Policies>,
+}
+
+impl<S, B> Service<Request<B>> for Refresh<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        self.policies.refresh();
+        self.inner.call(req)
+    }
+}
+
+// === serve ===
+
+/// Serves HTTP/1.1 and HTTP/2 (prior knowledge) on `listener` until `shutdown` completes, then
+/// stops accepting and waits for the requests in flight to finish (keep-alive connections are
+/// told to close).
+///
+/// Each request carries [`RemoteAddr`], [`LocalAddr`] and axum's `ConnectInfo<SocketAddr>` in its
+/// extensions, and a [`Body`] built from hyper's.
+pub async fn serve<S, B>(listener: TcpListener, service: S, shutdown: impl Future<Output = ()> + Send) -> io::Result<()>
+where
+    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let fallback_local = listener.local_addr()?;
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().unwrap_or(fallback_local);
+        let svc = service.clone();
+        let hyper_svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            let ext = req.extensions_mut();
+            ext.insert(RemoteAddr(remote));
+            ext.insert(LocalAddr(local));
+            ext.insert(axum::extract::ConnectInfo(remote));
+            svc.clone().oneshot(req.map(Body::new))
+        });
+        let conn = builder.serve_connection(TokioIo::new(stream), hyper_svc).into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(error) = conn.await {
+                tracing::debug!(%error, %remote, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::debug!(connections = graceful.count(), "shutting down: finishing requests in flight");
+    graceful.shutdown().await;
+    Ok(())
+}
