@@ -80,6 +80,12 @@ impl ConfigSource for ArcSwap<MeshConfig> {
     }
 }
 
+impl ConfigSource for mesh_core::watch::ConfigStore {
+    fn snapshot(&self) -> Arc<MeshConfig> {
+        mesh_core::watch::ConfigStore::snapshot(self)
+    }
+}
+
 impl<T: ConfigSource> ConfigSource for Arc<T> {
     fn snapshot(&self) -> Arc<MeshConfig> {
         T::snapshot(self)

@@ -1,0 +1,54 @@
+//! MeshClient as a whole: hot reload between requests, tower::Service use, telemetry on top.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use support::*;
+use tower::{Service, ServiceExt};
+
+fn route_to(subset: &str) -> String {
+    format!(
+        r#"{SUBSETS}
+---
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata:
+  name: service2
+spec:
+  hosts: [service2]
+  http:
+    - route:
+        - destination:
+            host: service2
+            subset: {subset}
+"#
+    )
+}
+
+#[tokio::test]
+async fn reload_applies_to_the_next_request() {
+    let v1 = ok_backend("v1").await;
+    let v2 = ok_backend("v2").await;
+    let eps = [("service2", v1.addr, labels(&[("version", "v1")])), ("service2", v2.addr, labels(&[("version", "v2")]))];
+    let (client, store) = mesh(&route_to("v1"), &eps, 1);
+    assert_eq!(get(&client, "http://service2/").await.1, "v1");
+    store.store(config(&route_to("v2")));
+    assert_eq!(get(&client, "http://service2/").await.1, "v2");
+    assert_eq!((v1.hits(), v2.hits()), (1, 1));
+}
+
+#[tokio::test]
+async fn usable_as_a_tower_service_with_any_body() {
+    let v1 = ok_backend("v1").await;
+    let (client, _store) = mesh(&route_to("v1"), &[("service2", v1.addr, labels(&[("version", "v1")]))], 1);
+    let mut svc = client.clone();
+    let req = Request::post("http://service2/echo").body(Full::new(Bytes::from_static(b"hi"))).unwrap();
+    let resp = ServiceExt::<Request<Full<Bytes>>>::ready(&mut svc).await.unwrap().call(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let req = Request::get("http://service2/s").body(http_body_util::Empty::<Bytes>::new()).unwrap();
+    assert_eq!(client.oneshot(req).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(v1.seen.lock().unwrap()[0].body, "hi");
+}
