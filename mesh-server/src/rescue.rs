@@ -235,3 +235,96 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http_body_util::BodyExt;
+    use tower::{service_fn, ServiceExt};
+
+    use super::*;
+    use crate::rate_limit::Scope;
+
+    async fn answer(error: BoxError) -> (StatusCode, Option<String>, String) {
+        let res = response_for(&*error);
+        let retry = res.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let status = res.status();
+        let body = res.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        (status, retry, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn each_error_has_its_answer() {
+        let denied = answer(Box::new(authz::Denied::new(Some("default/p")))).await;
+        assert_eq!(denied, (StatusCode::FORBIDDEN, None, "RBAC: access denied".into()));
+        let limited = answer(Box::new(rate_limit::RateLimited::new(Scope::Total, Duration::from_millis(1500)))).await;
+        assert_eq!(limited, (StatusCode::TOO_MANY_REQUESTS, Some("2".into()), "local_rate_limited".into()));
+        let own = answer(Box::new(HttpError::new(StatusCode::UNAUTHORIZED, "Jwt is missing"))).await;
+        assert_eq!(own, (StatusCode::UNAUTHORIZED, None, "Jwt is missing".into()));
+        let timeout = answer(Box::new(tower::timeout::error::Elapsed::new())).await;
+        assert_eq!(timeout.0, StatusCode::GATEWAY_TIMEOUT);
+        let other = answer("boom".into()).await;
+        assert_eq!((other.0, other.2.as_str()), (StatusCode::INTERNAL_SERVER_ERROR, "internal error"));
+    }
+
+    #[derive(Debug)]
+    struct Wrapper(BoxError);
+
+    impl fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("wrapped")
+        }
+    }
+
+    impl StdError for Wrapper {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            Some(&*self.0)
+        }
+    }
+
+    #[tokio::test]
+    async fn wrapped_errors_are_found() {
+        let wrapped = answer(Box::new(Wrapper(Box::new(authz::Denied::new(None))))).await;
+        assert_eq!(wrapped.0, StatusCode::FORBIDDEN);
+    }
+
+    #[tokio::test]
+    async fn the_service_never_fails() {
+        let inner = service_fn(|req: Request<()>| async move {
+            if req.uri().path() == "/deny" {
+                Err::<Response<Body>, BoxError>(Box::new(authz::Denied::new(None)))
+            } else {
+                Ok(Response::new(Body::from("fine")))
+            }
+        });
+        let svc = RescueLayer::new().layer(inner);
+        let res = svc.clone().oneshot(Request::get("/deny").body(()).unwrap_or_default()).await;
+        assert_eq!(res.map(|r| r.status()).ok(), Some(StatusCode::FORBIDDEN));
+        let res = svc.oneshot(Request::get("/ok").body(()).unwrap_or_default()).await;
+        assert_eq!(res.map(|r| r.status()).ok(), Some(StatusCode::OK));
+    }
+
+    #[derive(Clone)]
+    struct NeverReady;
+
+    impl Service<Request<()>> for NeverReady {
+        type Response = Response<Body>;
+        type Error = BoxError;
+        type Future = std::future::Ready<Result<Response<Body>, BoxError>>;
+
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+            Poll::Ready(Err(Box::new(HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "closed"))))
+        }
+
+        fn call(&mut self, _req: Request<()>) -> Self::Future {
+            panic!("called without being ready")
+        }
+    }
+
+    #[tokio::test]
+    async fn readiness_errors_are_answered_without_calling() {
+        let res = Rescue::new(NeverReady).oneshot(Request::new(())).await;
+        assert_eq!(res.map(|r| r.status()).ok(), Some(StatusCode::SERVICE_UNAVAILABLE));
+    }
+}

@@ -15,6 +15,11 @@ pub struct Denied {
 }
 
 impl Denied {
+    /// A refusal decided by `policy` (or by no ALLOW policy matching).
+    pub(crate) fn new(policy: Option<&str>) -> Self {
+        Self { policy: policy.map(Arc::from), custom: None }
+    }
+
     /// The `namespace/name` of the policy that decided, when one did (a DENY or CUSTOM policy;
     /// none when no ALLOW policy matched).
     pub fn policy(&self) -> Option<&str> {

@@ -75,14 +75,14 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Denied { error } => {
-                    let error = error.take().unwrap_or(Denied { policy: None, custom: None });
+                    let error = error.take().unwrap_or(Denied::new(None));
                     return Poll::Ready(Err(error.into()));
                 }
                 StateProj::Checking { check, then } => {
                     let answer = ready!(check.as_mut().poll(cx));
                     let Some((mut inner, req, sync, policy)) = then.take() else {
                         // Polled again after completion: nothing left to do but refuse.
-                        return Poll::Ready(Err(Denied { policy: None, custom: None }.into()));
+                        return Poll::Ready(Err(Denied::new(None).into()));
                     };
                     let next = match (answer, sync) {
                         (CheckResponse::Deny { status, body }, _) => {

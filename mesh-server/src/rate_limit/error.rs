@@ -22,7 +22,7 @@ pub struct RateLimited {
 }
 
 impl RateLimited {
-    pub(super) fn new(scope: Scope, wait: Duration) -> Self {
+    pub(crate) fn new(scope: Scope, wait: Duration) -> Self {
         Self { scope, wait }
     }
 
