@@ -7,10 +7,15 @@
 //! an axum `Router` or any hyper service and serves it with graceful shutdown.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod authz;
+pub mod metrics;
+pub mod otel;
 pub mod rate_limit;
+pub mod request_id;
 pub mod rescue;
 pub mod server;
+pub mod trace;
 
 pub use server::{serve, LocalAddr, MeshServer, RemoteAddr, Workload};
 

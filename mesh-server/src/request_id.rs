@@ -1,0 +1,192 @@
+//! `x-request-id`: kept when the caller sent a valid one (1 to 128 visible ASCII characters),
+//! else generated (a UUID v4, as Envoy does); written back into the request headers (so the
+//! application forwards it), put in the request extensions as a [`RequestId`], recorded on the
+//! current span's `request_id` field, and returned on the response.
+//!
+//! On the way out, the client telemetry layer copies a [`RequestId`] extension of an outbound
+//! request into its `x-request-id` header when the application did not set the header itself.
+//!
+//! ```
+//! use mesh_server::request_id::RequestIdLayer;
+//! use mesh_client::telemetry::RequestId;
+//! use tower::{ServiceBuilder, service_fn};
+//!
+//! let svc = ServiceBuilder::new()
+//!     .layer(RequestIdLayer::new())
+//!     .service(service_fn(|req: http::Request<String>| async move {
+//!         let id = req.extensions().get::<RequestId>().map(ToString::to_string);
+//!         Ok::<_, std::convert::Infallible>(http::Response::new(id.unwrap_or_default()))
+//!     }));
+//! # drop(svc);
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::header::HeaderValue;
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+pub use mesh_client::telemetry::request_id::{MAX_REQUEST_ID_LEN, RequestId, X_REQUEST_ID};
+
+/// A fresh UUID v4 request id.
+pub fn generate() -> RequestId {
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let s = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+    // invariant: a hyphenated UUID is lower-case hex and dashes, valid header bytes.
+    #[allow(clippy::expect_used)]
+    let value = HeaderValue::from_str(s).expect("invariant: uuid text is a valid header value");
+    RequestId::from_generated(value)
+}
+
+/// The request's id: the caller's when valid, else a new one.
+pub fn keep_or_generate(headers: &http::HeaderMap) -> RequestId {
+    RequestId::from_headers(headers).unwrap_or_else(generate)
+}
+
+/// Layer keeping or generating `x-request-id`; see the [module docs](self).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RequestIdLayer {
+    _priv: (),
+}
+
+impl RequestIdLayer {
+    /// The layer.
+    pub fn new() -> Self {
+        RequestIdLayer { _priv: () }
+    }
+}
+
+impl<S> Layer<S> for RequestIdLayer {
+    type Service = RequestIdService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestIdService { inner }
+    }
+}
+
+/// Service of [`RequestIdLayer`].
+#[derive(Clone, Debug)]
+pub struct RequestIdService<S> {
+    inner: S,
+}
+
+impl<S> RequestIdService<S> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// Unwraps the service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B, RB> Service<Request<B>> for RequestIdService<S>
+where
+    S: Service<Request<B>, Response = Response<RB>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let id = keep_or_generate(req.headers());
+        tracing::Span::current().record("request_id", id.as_str());
+        req.headers_mut().insert(X_REQUEST_ID.clone(), id.header_value().clone());
+        req.extensions_mut().insert(id.clone());
+        ResponseFuture { inner: self.inner.call(req), id: Some(id) }
+    }
+}
+
+pin_project! {
+    /// Response future of [`RequestIdService`]: puts the id on the response.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        id: Option<RequestId>,
+    }
+}
+
+impl<F, RB, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+{
+    type Output = Result<Response<RB>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut result = std::task::ready!(this.inner.poll(cx));
+        if let (Ok(resp), Some(id)) = (&mut result, this.id.take()) {
+            if !resp.headers().contains_key(&X_REQUEST_ID) {
+                resp.headers_mut().insert(X_REQUEST_ID.clone(), id.header_value().clone());
+            }
+            resp.extensions_mut().insert(id);
+        }
+        Poll::Ready(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::{ServiceExt, service_fn};
+
+    fn echo() -> impl Service<Request<String>, Response = Response<String>, Error = std::convert::Infallible> {
+        service_fn(|req: Request<String>| async move {
+            let ext = req.extensions().get::<RequestId>().map(ToString::to_string).unwrap_or_default();
+            let hdr = req.headers().get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            assert_eq!(ext, hdr, "the header the app forwards is the extension's id");
+            Ok(Response::new(ext))
+        })
+    }
+
+    async fn run(id: Option<&str>) -> (String, String) {
+        let mut req = Request::new(String::new());
+        if let Some(id) = id {
+            req.headers_mut().insert(&X_REQUEST_ID, HeaderValue::from_str(id).unwrap());
+        }
+        let resp = RequestIdLayer::new().layer(echo()).oneshot(req).await.unwrap();
+        let hdr = resp.headers().get(&X_REQUEST_ID).unwrap().to_str().unwrap().to_owned();
+        assert_eq!(resp.extensions().get::<RequestId>().unwrap().as_str(), hdr);
+        (resp.into_body(), hdr)
+    }
+
+    fn is_uuid_v4(s: &str) -> bool {
+        uuid::Uuid::parse_str(s).is_ok_and(|u| u.get_version_num() == 4)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keeps_a_valid_id() {
+        let (seen, returned) = run(Some("abc-123")).await;
+        assert_eq!((seen.as_str(), returned.as_str()), ("abc-123", "abc-123"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn generates_when_missing() {
+        let (seen, returned) = run(None).await;
+        assert!(is_uuid_v4(&seen), "{seen}");
+        assert_eq!(seen, returned);
+        let (other, _) = run(None).await;
+        assert_ne!(seen, other);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn replaces_oversized_or_invalid_ids() {
+        let long = "x".repeat(MAX_REQUEST_ID_LEN + 1);
+        let (seen, _) = run(Some(&long)).await;
+        assert!(is_uuid_v4(&seen), "{seen}");
+        let (seen, _) = run(Some("two words")).await;
+        assert!(is_uuid_v4(&seen), "{seen}");
+        let ok = "y".repeat(MAX_REQUEST_ID_LEN);
+        assert_eq!(run(Some(&ok)).await.0, ok);
+    }
+}

@@ -1,0 +1,53 @@
+//! Response future of the server trace layer.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::Response;
+use mesh_client::telemetry::TraceContext;
+use pin_project_lite::pin_project;
+use tokio::task::futures::TaskLocalFuture;
+use tracing::Instrument;
+use tracing::instrument::Instrumented;
+
+pin_project! {
+    /// Response future of [`Trace`](super::Trace): runs the inner future inside the server span
+    /// with the trace context as the task's current context, and records the status on the span.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: Instrumented<TaskLocalFuture<TraceContext, F>>,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn new(inner: TaskLocalFuture<TraceContext, F>, span: tracing::Span) -> Self {
+        ResponseFuture { inner: inner.instrument(span) }
+    }
+}
+
+impl<F, RB, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+{
+    type Output = Result<Response<RB>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let result = std::task::ready!(this.inner.as_mut().poll(cx));
+        let span = this.inner.as_ref().get_ref().span();
+        match &result {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                span.record("http.response.status_code", status);
+                if status >= 500 {
+                    span.record("otel.status_code", "ERROR");
+                }
+            }
+            Err(_) => {
+                span.record("otel.status_code", "ERROR");
+            }
+        }
+        Poll::Ready(result)
+    }
+}
