@@ -8,9 +8,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use axum::Router;
 use mesh_core::policy::{Labels, MeshConfig, ServiceEntryPolicy};
+use mesh_core::registry::{DnsOptions, Following, Registry, StaticDiscovery};
+use mesh_core::watch::{ConfigStore, WatchHandle};
 
 use crate::admin::{AdminSource, RequestCounter};
 use crate::upstream::{PlainUpstream, Upstream, UpstreamFuture};
@@ -66,6 +67,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The config folder cannot be watched.
+    #[error(transparent)]
+    Watch(#[from] mesh_core::watch::WatchError),
     /// No Gateway in the config.
     #[error("no Gateway named {0:?} in the config")]
     NoGateway(String),
@@ -106,57 +110,68 @@ fn endpoint_addr(entry: &ServiceEntryPolicy) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
-/// The mesh as the apps see it: the config in force (swapped on reload) and what is built from it.
+/// The mesh as the apps see it: the config in force (swapped on reload), the folder watcher,
+/// the endpoint registry, and what is built from them.
 #[derive(Clone)]
 pub struct MeshRuntime {
+    inner: Arc<RuntimeInner>,
+}
+
+struct RuntimeInner {
     dir: PathBuf,
-    config: Arc<ArcSwap<MeshConfig>>,
+    store: ConfigStore,
+    registry: Arc<Registry>,
+    _watch: WatchHandle,
+    _discovery: StaticDiscovery,
+    _following: Following,
 }
 
 impl MeshRuntime {
-    /// Loads `dir` and starts watching it.
+    /// Loads `dir`, starts watching it, and keeps the endpoint registry following its
+    /// ServiceEntries. Needs a Tokio runtime.
     pub fn start(dir: &Path) -> Result<Self, StartError> {
-        let config = load_config(dir)?;
-        let rt = Self { dir: dir.to_owned(), config: Arc::new(ArcSwap::from_pointee(config)) };
-        rt.spawn_watch();
-        Ok(rt)
+        let store = ConfigStore::from_paths(&[dir]).map_err(|errors| StartError::Config { dir: dir.to_owned(), errors })?;
+        if let Some(status) = store.last_reload() {
+            for w in &status.warnings {
+                tracing::warn!(%w, "config warning");
+            }
+        }
+        let watch = store.watch_paths(&[dir])?;
+        let discovery = StaticDiscovery::from_store(&store, DnsOptions::default());
+        let registry = Arc::new(Registry::new());
+        let following = registry.follow(&discovery);
+        let inner = RuntimeInner { dir: dir.to_owned(), store, registry, _watch: watch, _discovery: discovery, _following: following };
+        Ok(Self { inner: Arc::new(inner) })
     }
 
     /// The folder it reads.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.inner.dir
+    }
+
+    /// The config store (snapshots, generation, last reload).
+    pub fn store(&self) -> &ConfigStore {
+        &self.inner.store
+    }
+
+    /// The endpoint registry.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.inner.registry
     }
 
     /// The config in force now.
     pub fn config(&self) -> Arc<MeshConfig> {
-        self.config.load_full()
+        self.inner.store.snapshot()
     }
 
     /// Re-reads the folder now: a good config is swapped in, a bad one refused (the last good one
-    /// stays).
+    /// stays). Blocking file IO.
     pub fn reload(&self) -> Result<(), StartError> {
-        let config = load_config(&self.dir)?;
-        self.config.store(Arc::new(config));
-        Ok(())
-    }
-
-    fn spawn_watch(&self) {
-        // Provisional until mesh-core's watcher lands: poll the folder's files for changes.
-        let rt = self.clone();
-        tokio::spawn(async move {
-            let mut last = folder_stamp(&rt.dir);
-            loop {
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                let now = folder_stamp(&rt.dir);
-                if now != last {
-                    last = now;
-                    match rt.reload() {
-                        Ok(()) => tracing::info!(dir = %rt.dir.display(), "config reloaded"),
-                        Err(e) => tracing::warn!(%e, "config change refused; the last good config stays"),
-                    }
-                }
-            }
-        });
+        self.inner
+            .store
+            .reload_from(&[&self.inner.dir])
+            .map(|_| ())
+            .map_err(|errors| StartError::Config { dir: self.inner.dir.clone(), errors })
     }
 
     /// The outbound client of `workload`.
@@ -164,7 +179,7 @@ impl MeshRuntime {
         let _ = workload;
         // Provisional until MeshClient lands: the first ServiceEntry endpoint of the host, looked
         // up in the config in force for each call.
-        Arc::new(FirstEndpoint { config: self.config.clone() })
+        Arc::new(FirstEndpoint { store: self.inner.store.clone() })
     }
 
     /// The outbound client of a gateway: routes by the VirtualServices bound to `gateway`.
@@ -172,37 +187,25 @@ impl MeshRuntime {
         let _ = workload;
         // Provisional until MeshClient lands: first matching route, first destination, first
         // endpoint.
-        Arc::new(ProvisionalGateway { config: self.config.clone(), gateway: gateway.to_owned() })
+        Arc::new(ProvisionalGateway { store: self.inner.store.clone(), gateway: gateway.to_owned() })
     }
 
     /// Wraps a service's router in the inbound layers, with its admin data.
     pub fn server(&self, router: Router, workload: &Workload) -> (Router, Arc<dyn AdminSource>) {
         let counter = Arc::new(RequestCounter::new(&workload.app, &workload.version));
         let router = router.layer(axum::middleware::from_fn_with_state(counter.clone(), RequestCounter::middleware));
-        (router, Arc::new(MeshAdmin { counter, config: self.config.clone() }))
+        (router, Arc::new(MeshAdmin { counter, store: self.inner.store.clone() }))
     }
-}
-
-fn folder_stamp(dir: &Path) -> Vec<(PathBuf, Option<std::time::SystemTime>, u64)> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let meta = e.metadata().ok();
-            out.push((e.path(), meta.as_ref().and_then(|m| m.modified().ok()), meta.map_or(0, |m| m.len())));
-        }
-    }
-    out.sort();
-    out
 }
 
 struct FirstEndpoint {
-    config: Arc<ArcSwap<MeshConfig>>,
+    store: ConfigStore,
 }
 
 impl Upstream for FirstEndpoint {
     fn call(&self, req: http::Request<axum::body::Body>) -> UpstreamFuture {
         let host = req.uri().host().unwrap_or_default().to_owned();
-        match first_endpoint(&self.config.load(), &host) {
+        match first_endpoint(&self.store.load(), &host) {
             Some(addr) => PlainUpstream::new(addr).call(req),
             None => Box::pin(async move { Err(format!("no endpoint for host {host}").into()) }),
         }
@@ -210,14 +213,14 @@ impl Upstream for FirstEndpoint {
 }
 
 struct ProvisionalGateway {
-    config: Arc<ArcSwap<MeshConfig>>,
+    store: ConfigStore,
     gateway: String,
 }
 
 impl Upstream for ProvisionalGateway {
     fn call(&self, req: http::Request<axum::body::Body>) -> UpstreamFuture {
         use mesh_core::policy::RouteAction;
-        let config = self.config.load();
+        let config = self.store.snapshot();
         let path = req.uri().path().to_owned();
         let dest = config
             .virtual_services
@@ -248,7 +251,7 @@ impl Upstream for ProvisionalGateway {
 
 struct MeshAdmin {
     counter: Arc<RequestCounter>,
-    config: Arc<ArcSwap<MeshConfig>>,
+    store: ConfigStore,
 }
 
 impl AdminSource for MeshAdmin {
@@ -257,7 +260,8 @@ impl AdminSource for MeshAdmin {
     }
 
     fn config_dump(&self) -> String {
-        format!("{:#?}\n", self.config.load())
+        let status = self.store.last_reload();
+        format!("generation {}\nlast reload: {:#?}\n{:#?}\n", self.store.generation(), status, self.store.snapshot())
     }
 }
 
