@@ -234,10 +234,13 @@ pub async fn get(client: &Client<HttpConnector, Empty<Bytes>>, addr: SocketAddr,
     }
 }
 
+/// An endpoint with its `app` and `version` labels.
+type Labelled = (SocketAddr, &'static str, &'static str);
+
 /// The ServiceEntries of the lab's apps.
 fn registry_yaml(p: &Ports) -> String {
     let mut out = String::from("# Written by the lab: the apps' loopback addresses.\n");
-    let entries: [(&str, Vec<(SocketAddr, &str, &str)>); 3] = [
+    let entries: [(&str, Vec<Labelled>); 3] = [
         ("service1", vec![(p.s1, "service1", "v1")]),
         ("service2", vec![(p.s2a, "service2", "v1"), (p.s2b, "service2", "v2")]),
         ("service3", vec![(p.s3, "service3", "v1")]),

@@ -14,7 +14,11 @@ use mesh_core::registry::{DnsOptions, Following, Registry, StaticDiscovery};
 use mesh_core::watch::{ConfigStore, WatchHandle};
 
 use crate::admin::{AdminSource, RequestCounter};
-use crate::upstream::{PlainUpstream, Upstream, UpstreamFuture};
+use mesh_client::client::{FnSource, MeshClient};
+use mesh_client::cluster::Clusters;
+use mesh_client::telemetry::{ClientTelemetryConfig, ClientTelemetryLayer, MeshMetrics, WorkloadLabels};
+
+use crate::upstream::{Upstream, UpstreamFuture};
 
 /// Who an app is: the `app` and `version` labels the mesh selects policies and subsets by.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,6 +125,7 @@ struct RuntimeInner {
     dir: PathBuf,
     store: ConfigStore,
     registry: Arc<Registry>,
+    metrics: MeshMetrics,
     _watch: WatchHandle,
     _discovery: StaticDiscovery,
     _following: Following,
@@ -140,7 +145,8 @@ impl MeshRuntime {
         let discovery = StaticDiscovery::from_store(&store, DnsOptions::default());
         let registry = Arc::new(Registry::new());
         let following = registry.follow(&discovery);
-        let inner = RuntimeInner { dir: dir.to_owned(), store, registry, _watch: watch, _discovery: discovery, _following: following };
+        let metrics = MeshMetrics::new();
+        let inner = RuntimeInner { dir: dir.to_owned(), store, registry, metrics, _watch: watch, _discovery: discovery, _following: following };
         Ok(Self { inner: Arc::new(inner) })
     }
 
@@ -174,89 +180,71 @@ impl MeshRuntime {
             .map_err(|errors| StartError::Config { dir: self.inner.dir.clone(), errors })
     }
 
-    /// The outbound client of `workload`.
+    /// The metrics this app records (client and server side), in Istio's names.
+    pub fn metrics(&self) -> &MeshMetrics {
+        &self.inner.metrics
+    }
+
+    /// The mesh client of `workload`: routing by the VirtualServices of `gateway` (a Gateway's
+    /// name), or of the mesh (calls between services) when `None`.
+    pub fn mesh_client(&self, workload: &Workload, gateway: Option<&str>) -> MeshClient {
+        let for_clusters = self.inner.store.clone();
+        let discovery: Arc<dyn mesh_client::cluster::Discovery> = self.inner.registry.clone();
+        let clusters = Clusters::new(move || for_clusters.snapshot(), discovery);
+        let for_routes = self.inner.store.clone();
+        let telemetry = ClientTelemetryLayer::new(
+            self.inner.metrics.clone(),
+            ClientTelemetryConfig::new(WorkloadLabels::from_labels(&workload.app, None, &workload.labels())),
+        );
+        let mut builder = MeshClient::builder(FnSource(move || for_routes.snapshot()), clusters).telemetry(telemetry);
+        if let Some(gateway) = gateway {
+            builder = builder.gateway(gateway);
+        }
+        builder.build()
+    }
+
+    /// The outbound client of `workload`, for calls between services.
     pub fn client(&self, workload: &Workload) -> Arc<dyn Upstream> {
-        let _ = workload;
-        // Provisional until MeshClient lands: the first ServiceEntry endpoint of the host, looked
-        // up in the config in force for each call.
-        Arc::new(FirstEndpoint { store: self.inner.store.clone() })
+        Arc::new(MeshUpstream(self.mesh_client(workload, None)))
     }
 
     /// The outbound client of a gateway: routes by the VirtualServices bound to `gateway`.
     pub fn gateway_client(&self, workload: &Workload, gateway: &str) -> Arc<dyn Upstream> {
-        let _ = workload;
-        // Provisional until MeshClient lands: first matching route, first destination, first
-        // endpoint.
-        Arc::new(ProvisionalGateway { store: self.inner.store.clone(), gateway: gateway.to_owned() })
+        Arc::new(MeshUpstream(self.mesh_client(workload, Some(gateway))))
     }
 
     /// Wraps a service's router in the inbound layers, with its admin data.
     pub fn server(&self, router: Router, workload: &Workload) -> (Router, Arc<dyn AdminSource>) {
         let counter = Arc::new(RequestCounter::new(&workload.app, &workload.version));
         let router = router.layer(axum::middleware::from_fn_with_state(counter.clone(), RequestCounter::middleware));
-        (router, Arc::new(MeshAdmin { counter, store: self.inner.store.clone() }))
+        (router, Arc::new(MeshAdmin { counter, store: self.inner.store.clone(), metrics: self.inner.metrics.clone() }))
     }
 }
 
-struct FirstEndpoint {
-    store: ConfigStore,
-}
+/// [`MeshClient`] as the apps' [`Upstream`].
+struct MeshUpstream(MeshClient);
 
-impl Upstream for FirstEndpoint {
+impl Upstream for MeshUpstream {
     fn call(&self, req: http::Request<axum::body::Body>) -> UpstreamFuture {
-        let host = req.uri().host().unwrap_or_default().to_owned();
-        match first_endpoint(&self.store.load(), &host) {
-            Some(addr) => PlainUpstream::new(addr).call(req),
-            None => Box::pin(async move { Err(format!("no endpoint for host {host}").into()) }),
-        }
-    }
-}
-
-struct ProvisionalGateway {
-    store: ConfigStore,
-    gateway: String,
-}
-
-impl Upstream for ProvisionalGateway {
-    fn call(&self, req: http::Request<axum::body::Body>) -> UpstreamFuture {
-        use mesh_core::policy::RouteAction;
-        let config = self.store.snapshot();
-        let path = req.uri().path().to_owned();
-        let dest = config
-            .virtual_services
-            .iter()
-            .filter(|vs| vs.gateways.iter().any(|g| *g == self.gateway))
-            .flat_map(|vs| vs.http.iter())
-            .find(|r| r.matches.is_empty() || r.matches.iter().any(|m| m.uri.as_ref().is_none_or(|u| u.matches(&path, m.ignore_uri_case))))
-            .and_then(|r| match &r.action {
-                RouteAction::Forward(ds) => ds.first().map(|d| d.destination.host.clone()),
-                _ => None,
-            });
-        match dest.as_deref().and_then(|h| first_endpoint(&config, h).map(|a| (h.to_owned(), a))) {
-            Some((host, addr)) => {
-                let mut req = req;
-                if let Ok(v) = http::HeaderValue::from_str(&host) {
-                    req.headers_mut().insert(http::header::HOST, v);
-                }
-                let pq = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
-                if let Ok(uri) = format!("http://{host}{pq}").parse() {
-                    *req.uri_mut() = uri;
-                }
-                PlainUpstream::new(addr).call(req)
-            }
-            None => Box::pin(async move { Err(format!("no route for {path}").into()) }),
-        }
+        let client = self.0.clone();
+        Box::pin(async move {
+            let res = client.send(req).await?;
+            Ok(res.map(axum::body::Body::new))
+        })
     }
 }
 
 struct MeshAdmin {
     counter: Arc<RequestCounter>,
     store: ConfigStore,
+    metrics: MeshMetrics,
 }
 
 impl AdminSource for MeshAdmin {
     fn metrics(&self) -> String {
-        self.counter.render()
+        let mut text = self.metrics.encode_prometheus();
+        text.push_str(&self.counter.render());
+        text
     }
 
     fn config_dump(&self) -> String {

@@ -34,7 +34,7 @@ struct Printer;
 impl Progress for Printer {
     fn tick(&self, label: &str, done: usize, total: usize) {
         let width = 30;
-        let filled = if total == 0 { width } else { done * width / total };
+        let filled = (done * width).checked_div(total).unwrap_or(width).min(width);
         let mut err = std::io::stderr().lock();
         let _ = write!(err, "\r    {label:<12} [{}{}] {done}/{total}", "#".repeat(filled), ".".repeat(width - filled));
         if done >= total {
