@@ -28,6 +28,9 @@ pub(crate) fn run(c: &mut Compiled, diags: &mut Vec<Diagnostic>) {
         canon_first.insert(canon, format!("{}/{} at {}:{}", dr.origin.kind, dr.origin.name, dr.origin.file, dr.origin.line));
         by_host.insert(dr.host.clone(), dr);
     }
+    // canonical host → rule, computed once for every subset check
+    let canonical: BTreeMap<String, &DestinationPolicy> =
+        by_host.values().map(|d| (canonical_host(&d.host, &d.origin.namespace), d)).collect();
     let gateways: Vec<(String, String)> = c
         .gateways
         .iter()
@@ -48,7 +51,7 @@ pub(crate) fn run(c: &mut Compiled, diags: &mut Vec<Diagnostic>) {
             if let RouteAction::Forward(dests) = &route.action {
                 for (j, d) in dests.iter().enumerate() {
                     let path = format!("spec.http[{i}].route[{j}].destination.subset");
-                    check_subset(&d.destination, &ns, &by_host, &path, &mut cx);
+                    check_subset(&d.destination, &ns, &canonical, &path, &mut cx);
                 }
             }
             let legacy_mirror = spec.http.get(i).is_some_and(|r| r.mirror.is_some());
@@ -58,7 +61,7 @@ pub(crate) fn run(c: &mut Compiled, diags: &mut Vec<Diagnostic>) {
                 } else {
                     format!("spec.http[{i}].mirrors[{k}].destination.subset")
                 };
-                check_subset(&m.destination, &ns, &by_host, &path, &mut cx);
+                check_subset(&m.destination, &ns, &canonical, &path, &mut cx);
             }
         }
     }
@@ -87,17 +90,15 @@ fn check_gateway(g: &str, ns: &str, gateways: &[(String, String)], path: &str, c
 fn check_subset(
     d: &Destination,
     ns: &str,
-    rules: &BTreeMap<String, DestinationPolicy>,
+    rules: &BTreeMap<String, &DestinationPolicy>,
     path: &str,
     cx: &mut Cx<'_>,
 ) {
     let Some(subset) = &d.subset else { return };
     let wanted = canonical_host(&d.host, ns);
-    let canon = |r: &DestinationPolicy| canonical_host(&r.host, &r.origin.namespace);
     let rule = rules
-        .values()
-        .find(|r| canon(r) == wanted)
-        .or_else(|| rules.values().find(|r| host_matches(&canon(r), &wanted)));
+        .get(&wanted)
+        .or_else(|| rules.iter().find(|(h, _)| host_matches(h, &wanted)).map(|(_, r)| r));
     match rule {
         None => cx.error(
             path,

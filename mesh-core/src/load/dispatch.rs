@@ -150,10 +150,13 @@ pub(crate) fn compile_manifest(kind: Kind, m: &Manifest, out: &mut Compiled, dia
     }
 }
 
-/// Deserializes `spec` (an absent `spec` is an empty mapping), reporting a serde error at the
+/// Deserializes `spec` (an absent or null `spec` is an empty mapping), reporting a serde error at the
 /// field it names.
 fn spec<T: DeserializeOwned>(m: &Manifest, cx: &mut Cx<'_>) -> Option<T> {
-    let value = m.spec.clone().unwrap_or_else(|| yaml_serde::Value::Mapping(yaml_serde::Mapping::new()));
+    let value = match &m.spec {
+        None | Some(yaml_serde::Value::Null) => yaml_serde::Value::Mapping(yaml_serde::Mapping::new()),
+        Some(v) => v.clone(),
+    };
     match serde_path_to_error::deserialize::<_, T>(value) {
         Ok(t) => Some(t),
         Err(e) => {

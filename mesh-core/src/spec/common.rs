@@ -1,5 +1,5 @@
 //! Messages shared by several kinds: `StringMatch`, `PortSelector`, `Percent`, `Headers`,
-//! `Destination`, `WorkloadSelector`.
+//! `Destination`.
 
 use std::collections::BTreeMap;
 
@@ -69,13 +69,4 @@ pub struct HeaderOperationsSpec {
     /// `remove`.
     #[serde(default)]
     pub remove: Vec<String>,
-}
-
-/// Istio `WorkloadSelector` (`istio.type.v1beta1`).
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct WorkloadSelectorSpec {
-    /// `matchLabels`.
-    #[serde(default)]
-    pub match_labels: BTreeMap<String, String>,
 }
