@@ -396,6 +396,25 @@ mod tests {
         assert_eq!(store.load().virtual_services.len(), 2);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn changes_within_the_quiet_period_reload_once() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("vs.yaml"), VS).unwrap();
+        let store = ConfigStore::from_paths(&[dir.path()]).unwrap();
+        let mut sub = store.subscribe();
+        let (tx, rx) = mpsc::channel(16);
+        let task = tokio::spawn(reload_loop(store.clone(), vec![dir.path().to_path_buf()], rx, Duration::from_millis(200)));
+        for _ in 0..3 {
+            tx.send(()).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::timeout(BOUND, sub.changed()).await.expect("no reload").unwrap();
+        // The watcher going away (its sender dropped) ends the loop: no reload is left pending.
+        drop(tx);
+        task.await.unwrap();
+        assert_eq!(store.generation(), 2);
+    }
+
     #[test]
     fn watching_a_missing_path_is_an_error() {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

@@ -264,6 +264,25 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// A registry that follows the ServiceEntries of the config in `store` (reloads included),
+    /// resolving DNS entries with `options`. Keep the returned driver alive as long as the
+    /// registry should stay current. Needs a Tokio runtime.
+    pub fn from_store(store: &crate::watch::ConfigStore, options: DnsOptions) -> (Arc<Registry>, RegistryDriver) {
+        let registry = Arc::new(Registry::new());
+        let discovery = StaticDiscovery::from_store(store, options);
+        let following = registry.follow(&discovery);
+        (registry, RegistryDriver { _following: following, _discovery: discovery })
+    }
+}
+
+/// Keeps a registry made by [`Registry::from_store`] current; dropping it stops the updates.
+#[derive(Debug)]
+pub struct RegistryDriver {
+    _following: Following,
+    _discovery: StaticDiscovery,
+}
+
 /// Keeps a registry following a discovery source; dropping it stops following.
 #[derive(Debug)]
 pub struct Following {

@@ -256,3 +256,23 @@ fn registry_from_a_loaded_service_entry() {
     let v2 = registry.subset("service2", None, &labels(&[("version", "v2")])).unwrap();
     assert_eq!(addrs(&v2), ["127.0.0.2:80"]);
 }
+
+#[tokio::test]
+async fn a_registry_follows_config_reloads() {
+    let store = crate::watch::ConfigStore::new(config(vec![service2()]));
+    let (registry, _driver) = Registry::from_store(&store, DnsOptions::default());
+    assert_eq!(registry.endpoints("service2", None).unwrap().len(), 3);
+    let mut rx = registry.subscribe();
+    let mut smaller = service2();
+    smaller.endpoints.truncate(2);
+    store.store(config(vec![smaller]));
+    tokio::time::timeout(Duration::from_secs(20), rx.wait_for(|_| registry.endpoints("service2", None).is_some_and(|s| s.len() == 2)))
+        .await
+        .expect("registry not updated")
+        .unwrap();
+    store.store(MeshConfig::default());
+    tokio::time::timeout(Duration::from_secs(20), rx.wait_for(|_| !registry.contains("service2")))
+        .await
+        .expect("registry not updated")
+        .unwrap();
+}
