@@ -10,12 +10,19 @@ use mesh_core::hash::{Table, hash_key};
 use mesh_core::policy::HashTable;
 
 const KINDS: [(&str, HashTable); 2] = [
-    ("ring", HashTable::Ring { minimum_ring_size: 1024 }),
+    (
+        "ring",
+        HashTable::Ring {
+            minimum_ring_size: 1024,
+        },
+    ),
     ("maglev", HashTable::Maglev { table_size: 65537 }),
 ];
 
 fn endpoints(n: usize) -> Vec<(String, u32)> {
-    (0..n).map(|i| (format!("10.{}.{}.1:8080", i / 256, i % 256), 1)).collect()
+    (0..n)
+        .map(|i| (format!("10.{}.{}.1:8080", i / 256, i % 256), 1))
+        .collect()
 }
 
 fn build(c: &mut Criterion) {
@@ -37,7 +44,9 @@ fn lookup(c: &mut Criterion) {
     for n in [10usize, 100, 1000] {
         let ep = endpoints(n);
         for (name, kind) in &KINDS {
-            let Ok(table) = Table::build(kind, &ep) else { continue };
+            let Ok(table) = Table::build(kind, &ep) else {
+                continue;
+            };
             group.bench_function(BenchmarkId::new(*name, n), |b| {
                 let mut i = 0usize;
                 b.iter(|| {
@@ -47,7 +56,9 @@ fn lookup(c: &mut Criterion) {
             });
         }
     }
-    group.bench_function("hash_key/16B", |b| b.iter(|| hash_key(black_box(b"0123456789abcdef"))));
+    group.bench_function("hash_key/16B", |b| {
+        b.iter(|| hash_key(black_box(b"0123456789abcdef")))
+    });
     group.finish();
 }
 

@@ -54,7 +54,9 @@ struct Inner {
 
 impl fmt::Debug for ConfigStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConfigStore").field("generation", &self.generation()).finish_non_exhaustive()
+        f.debug_struct("ConfigStore")
+            .field("generation", &self.generation())
+            .finish_non_exhaustive()
     }
 }
 
@@ -170,7 +172,12 @@ impl ConfigStore {
     }
 
     fn record(&self, errors: Vec<Diagnostic>, warnings: Vec<Diagnostic>) {
-        let status = ReloadStatus { at: SystemTime::now(), generation: self.generation(), errors, warnings };
+        let status = ReloadStatus {
+            at: SystemTime::now(),
+            generation: self.generation(),
+            errors,
+            warnings,
+        };
         self.inner.last_reload.store(Some(Arc::new(status)));
     }
 
@@ -181,36 +188,55 @@ impl ConfigStore {
     }
 
     /// [`watch_paths`](Self::watch_paths) with options.
-    pub fn watch_paths_with<P: AsRef<Path>>(&self, paths: &[P], options: WatchOptions) -> Result<WatchHandle, WatchError> {
+    pub fn watch_paths_with<P: AsRef<Path>>(
+        &self,
+        paths: &[P],
+        options: WatchOptions,
+    ) -> Result<WatchHandle, WatchError> {
         let paths: Vec<PathBuf> = paths.iter().map(|p| p.as_ref().to_path_buf()).collect();
         // Signals only: a full channel already holds a pending "something changed".
         let (tx, rx) = mpsc::channel::<()>(16);
-        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
-            Ok(event) if is_relevant(&event.kind) => {
-                let _ = tx.try_send(());
-            }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "config watcher error"),
-        })
-        .map_err(|source| WatchError { path: None, source })?;
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+                Ok(event) if is_relevant(&event.kind) => {
+                    let _ = tx.try_send(());
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "config watcher error"),
+            })
+            .map_err(|source| WatchError { path: None, source })?;
         for path in &paths {
             // A file is watched through its folder: editors replace files by renaming.
             let (target, mode) = if path.is_dir() {
                 (path.as_path(), RecursiveMode::Recursive)
             } else {
-                (path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")), RecursiveMode::NonRecursive)
+                (
+                    path.parent()
+                        .filter(|p| !p.as_os_str().is_empty())
+                        .unwrap_or(Path::new(".")),
+                    RecursiveMode::NonRecursive,
+                )
             };
-            watcher
-                .watch(target, mode)
-                .map_err(|source| WatchError { path: Some(path.clone()), source })?;
+            watcher.watch(target, mode).map_err(|source| WatchError {
+                path: Some(path.clone()),
+                source,
+            })?;
         }
         let task = tokio::spawn(reload_loop(self.clone(), paths, rx, options.debounce));
-        Ok(WatchHandle { _watcher: watcher, task })
+        Ok(WatchHandle {
+            _watcher: watcher,
+            task,
+        })
     }
 }
 
 /// Debounces change signals, then reloads; ends when the watcher is dropped.
-async fn reload_loop(store: ConfigStore, paths: Vec<PathBuf>, mut rx: mpsc::Receiver<()>, debounce: Duration) {
+async fn reload_loop(
+    store: ConfigStore,
+    paths: Vec<PathBuf>,
+    mut rx: mpsc::Receiver<()>,
+    debounce: Duration,
+) {
     while rx.recv().await.is_some() {
         // Wait until no change arrived for `debounce`.
         loop {
@@ -247,7 +273,9 @@ pub struct WatchOptions {
 impl Default for WatchOptions {
     /// A 200 ms quiet period.
     fn default() -> Self {
-        Self { debounce: Duration::from_millis(200) }
+        Self {
+            debounce: Duration::from_millis(200),
+        }
     }
 }
 
@@ -308,14 +336,15 @@ mod tests {
         assert_eq!(store.generation(), 1);
         let before = store.snapshot();
         let mut next = MeshConfig::default();
-        next.service_entries = Vec::new();
-        next.rate_limits = Vec::new();
-        next.destinations.insert("x".into(), crate::policy::DestinationPolicy {
-            origin: crate::policy::Origin::default(),
-            host: "x".into(),
-            traffic_policy: crate::policy::TrafficPolicy::default(),
-            subsets: Vec::new(),
-        });
+        next.destinations.insert(
+            "x".into(),
+            crate::policy::DestinationPolicy {
+                origin: crate::policy::Origin::default(),
+                host: "x".into(),
+                traffic_policy: crate::policy::TrafficPolicy::default(),
+                subsets: Vec::new(),
+            },
+        );
         assert_eq!(store.store(next), 2);
         assert!(rx.has_changed().unwrap());
         assert_eq!(*rx.borrow_and_update(), 2);
@@ -337,10 +366,20 @@ mod tests {
         let mut rx = store.subscribe();
         let generation = store.generation();
         let _handle = store
-            .watch_paths_with(&[dir.path()], WatchOptions::default().debounce(Duration::from_millis(50)))
+            .watch_paths_with(
+                &[dir.path()],
+                WatchOptions::default().debounce(Duration::from_millis(50)),
+            )
             .unwrap();
-        std::fs::write(dir.path().join("more.yaml"), VS.replace("service2", "service3")).unwrap();
-        tokio::time::timeout(BOUND, rx.changed()).await.expect("no reload").unwrap();
+        std::fs::write(
+            dir.path().join("more.yaml"),
+            VS.replace("service2", "service3"),
+        )
+        .unwrap();
+        tokio::time::timeout(BOUND, rx.changed())
+            .await
+            .expect("no reload")
+            .unwrap();
         assert!(store.generation() > generation);
         let status = store.last_reload().unwrap();
         assert!(status.is_ok());
@@ -360,7 +399,10 @@ mod tests {
         assert_eq!(store.load().virtual_services.len(), 1);
         assert!(store.load().virtual_services[0].http[0].timeout.is_none());
         let status = store.last_reload().unwrap();
-        assert!(!status.is_ok() && status.errors[0].file.ends_with("vs.yaml"), "{status:?}");
+        assert!(
+            !status.is_ok() && status.errors[0].file.ends_with("vs.yaml"),
+            "{status:?}"
+        );
     }
 
     #[tokio::test]
@@ -370,16 +412,30 @@ mod tests {
         let store = ConfigStore::from_paths(&[dir.path()]).unwrap();
         let mut rx = store.subscribe();
         let _handle = store
-            .watch_paths_with(&[dir.path()], WatchOptions::default().debounce(Duration::from_millis(50)))
+            .watch_paths_with(
+                &[dir.path()],
+                WatchOptions::default().debounce(Duration::from_millis(50)),
+            )
             .unwrap();
 
-        std::fs::write(dir.path().join("more.yaml"), VS.replace("service2", "service3")).unwrap();
-        tokio::time::timeout(BOUND, rx.changed()).await.expect("no reload").unwrap();
+        std::fs::write(
+            dir.path().join("more.yaml"),
+            VS.replace("service2", "service3"),
+        )
+        .unwrap();
+        tokio::time::timeout(BOUND, rx.changed())
+            .await
+            .expect("no reload")
+            .unwrap();
         assert_eq!(store.load().virtual_services.len(), 2);
         let good = store.generation();
 
         let at = store.last_reload().unwrap().at;
-        std::fs::write(dir.path().join("more.yaml"), BAD_VS.replace("service2", "service3")).unwrap();
+        std::fs::write(
+            dir.path().join("more.yaml"),
+            BAD_VS.replace("service2", "service3"),
+        )
+        .unwrap();
         // A refused reload does not notify subscribers: wait for its status instead.
         let refused = tokio::time::timeout(BOUND, async {
             loop {
@@ -403,12 +459,20 @@ mod tests {
         let store = ConfigStore::from_paths(&[dir.path()]).unwrap();
         let mut sub = store.subscribe();
         let (tx, rx) = mpsc::channel(16);
-        let task = tokio::spawn(reload_loop(store.clone(), vec![dir.path().to_path_buf()], rx, Duration::from_millis(200)));
+        let task = tokio::spawn(reload_loop(
+            store.clone(),
+            vec![dir.path().to_path_buf()],
+            rx,
+            Duration::from_millis(200),
+        ));
         for _ in 0..3 {
             tx.send(()).await.unwrap();
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::timeout(BOUND, sub.changed()).await.expect("no reload").unwrap();
+        tokio::time::timeout(BOUND, sub.changed())
+            .await
+            .expect("no reload")
+            .unwrap();
         // The watcher going away (its sender dropped) ends the loop: no reload is left pending.
         drop(tx);
         task.await.unwrap();
@@ -417,10 +481,15 @@ mod tests {
 
     #[test]
     fn watching_a_missing_path_is_an_error() {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let _guard = rt.enter();
         let store = ConfigStore::new(MeshConfig::default());
-        let err = store.watch_paths(&["/nonexistent/mesh-config-dir/x.yaml"]).unwrap_err();
+        let err = store
+            .watch_paths(&["/nonexistent/mesh-config-dir/x.yaml"])
+            .unwrap_err();
         assert!(err.to_string().starts_with("watch /nonexistent"), "{err}");
     }
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use mesh_core::load::load_paths;
 use mesh_core::policy::{
-    Destination, Fault, HttpRoute, MeshConfig, Mirror, RequestMatch, RetryCondition, RetryOn, RetryPolicy, RouteAction,
-    StringMatch, VirtualService,
+    Destination, Fault, HttpRoute, MeshConfig, Mirror, RequestMatch, RetryCondition, RetryOn,
+    RetryPolicy, RouteAction, StringMatch, VirtualService,
 };
 use serde_json::{Value, json};
 
@@ -34,7 +34,10 @@ pub(crate) fn run(path: &Path, host: Option<&str>, as_json: bool) -> ExitCode {
             }
         }
     } else if rows.is_empty() {
-        println!("no routes{}", host.map(|h| format!(" for host {h}")).unwrap_or_default());
+        println!(
+            "no routes{}",
+            host.map(|h| format!(" for host {h}")).unwrap_or_default()
+        );
     } else {
         print!("{}", render(&rows));
     }
@@ -55,15 +58,24 @@ pub(crate) struct Row<'a> {
 pub(crate) fn table<'a>(config: &'a MeshConfig, only: Option<&str>) -> Vec<Row<'a>> {
     let mut rows = Vec::new();
     for vs in &config.virtual_services {
-        let gateways: Vec<&str> =
-            if vs.gateways.is_empty() { vec!["mesh"] } else { vs.gateways.iter().map(String::as_str).collect() };
+        let gateways: Vec<&str> = if vs.gateways.is_empty() {
+            vec!["mesh"]
+        } else {
+            vs.gateways.iter().map(String::as_str).collect()
+        };
         for host in &vs.hosts {
             if only.is_some_and(|h| !host_matches(host, h)) {
                 continue;
             }
             for gateway in &gateways {
                 for (index, route) in vs.http.iter().enumerate() {
-                    rows.push(Row { host, gateway, vs, index, route });
+                    rows.push(Row {
+                        host,
+                        gateway,
+                        vs,
+                        index,
+                        route,
+                    });
                 }
             }
         }
@@ -85,7 +97,10 @@ fn host_matches(pattern: &str, host: &str) -> bool {
 }
 
 fn short(host: &str) -> &str {
-    match host.strip_suffix(".svc.cluster.local").or_else(|| host.strip_suffix(".svc")) {
+    match host
+        .strip_suffix(".svc.cluster.local")
+        .or_else(|| host.strip_suffix(".svc"))
+    {
         Some(rest) => rest.split('.').next().unwrap_or(rest),
         None => host,
     }
@@ -105,7 +120,11 @@ impl Row<'_> {
             action(&r.action),
             r.timeout.map_or_else(|| "-".to_owned(), duration),
             retries(&r.retries),
-            if r.mirrors.is_empty() { "-".to_owned() } else { r.mirrors.iter().map(mirror).collect::<Vec<_>>().join(", ") },
+            if r.mirrors.is_empty() {
+                "-".to_owned()
+            } else {
+                r.mirrors.iter().map(mirror).collect::<Vec<_>>().join(", ")
+            },
             r.fault.as_ref().map_or_else(|| "-".to_owned(), fault),
         ]
     }
@@ -153,7 +172,17 @@ impl Row<'_> {
     }
 }
 
-const HEADER: [&str; 9] = ["HOST", "GATEWAY", "ROUTE", "MATCH", "DESTINATIONS", "TIMEOUT", "RETRIES", "MIRROR", "FAULT"];
+const HEADER: [&str; 9] = [
+    "HOST",
+    "GATEWAY",
+    "ROUTE",
+    "MATCH",
+    "DESTINATIONS",
+    "TIMEOUT",
+    "RETRIES",
+    "MIRROR",
+    "FAULT",
+];
 
 /// A text table with aligned columns.
 fn render(rows: &[Row<'_>]) -> String {
@@ -215,7 +244,11 @@ fn one_match(m: &RequestMatch) -> String {
         parts.push(format!("port {port}"));
     }
     if !m.source_labels.is_empty() {
-        let labels: Vec<String> = m.source_labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let labels: Vec<String> = m
+            .source_labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         parts.push(format!("source {}", labels.join(",")));
     }
     if !m.gateways.is_empty() {
@@ -224,7 +257,11 @@ fn one_match(m: &RequestMatch) -> String {
     if m.ignore_uri_case {
         parts.push("ignoreUriCase".to_owned());
     }
-    if parts.is_empty() { "*".to_owned() } else { parts.join(" & ") }
+    if parts.is_empty() {
+        "*".to_owned()
+    } else {
+        parts.join(" & ")
+    }
 }
 
 fn string_match(s: &StringMatch) -> String {
@@ -249,12 +286,18 @@ fn destination(d: &Destination) -> String {
 
 fn action(a: &RouteAction) -> String {
     match a {
-        RouteAction::Forward(ds) if ds.len() == 1 => ds.iter().map(|d| destination(&d.destination)).collect(),
+        RouteAction::Forward(ds) if ds.len() == 1 => {
+            ds.iter().map(|d| destination(&d.destination)).collect()
+        }
         RouteAction::Forward(ds) => {
             let total: u64 = ds.iter().map(|d| u64::from(d.weight)).sum();
             ds.iter()
                 .map(|d| {
-                    let pct = if total == 0 { 0.0 } else { f64::from(d.weight) * 100.0 / total as f64 };
+                    let pct = if total == 0 {
+                        0.0
+                    } else {
+                        f64::from(d.weight) * 100.0 / total as f64
+                    };
                     format!("{} {}%", destination(&d.destination), trim_float(pct))
                 })
                 .collect::<Vec<_>>()
@@ -262,7 +305,11 @@ fn action(a: &RouteAction) -> String {
         }
         RouteAction::Redirect(r) => {
             let mut s = format!("redirect {}", r.status.as_u16());
-            for (what, v) in [("scheme", &r.scheme), ("authority", &r.authority), ("uri", &r.uri)] {
+            for (what, v) in [
+                ("scheme", &r.scheme),
+                ("authority", &r.authority),
+                ("uri", &r.uri),
+            ] {
                 if let Some(v) = v {
                     s.push_str(&format!(" {what}={v}"));
                 }
@@ -296,8 +343,14 @@ fn retries(r: &RetryPolicy) -> String {
 }
 
 fn retry_on(r: &RetryPolicy) -> Vec<String> {
-    let mut out: Vec<String> = r.retry_on.conditions.iter().map(|c| condition(*c).to_owned()).collect();
-    let default_codes = r.retry_on.has(RetryCondition::RetriableStatusCodes) && r.retry_on.status_codes == [503];
+    let mut out: Vec<String> = r
+        .retry_on
+        .conditions
+        .iter()
+        .map(|c| condition(*c).to_owned())
+        .collect();
+    let default_codes =
+        r.retry_on.has(RetryCondition::RetriableStatusCodes) && r.retry_on.status_codes == [503];
     if !default_codes {
         out.extend(r.retry_on.status_codes.iter().map(u16::to_string));
     }
@@ -330,10 +383,18 @@ fn mirror(m: &Mirror) -> String {
 fn fault(f: &Fault) -> String {
     let mut parts = Vec::new();
     if let Some(d) = &f.delay {
-        parts.push(format!("delay {} {}%", duration(d.fixed_delay), trim_float(d.percent)));
+        parts.push(format!(
+            "delay {} {}%",
+            duration(d.fixed_delay),
+            trim_float(d.percent)
+        ));
     }
     if let Some(a) = &f.abort {
-        parts.push(format!("abort {} {}%", a.status.as_u16(), trim_float(a.percent)));
+        parts.push(format!(
+            "abort {} {}%",
+            a.status.as_u16(),
+            trim_float(a.percent)
+        ));
     }
     parts.join(", ")
 }
@@ -343,9 +404,9 @@ fn duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms == 0 && !d.is_zero() {
         format!("{}us", d.as_micros())
-    } else if ms % 60_000 == 0 && ms > 0 {
+    } else if ms.is_multiple_of(60_000) && ms > 0 {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else if ms > 1000 {
         format!("{}s", trim_float(ms as f64 / 1000.0))

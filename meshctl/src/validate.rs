@@ -20,7 +20,11 @@ pub(crate) fn run(paths: &[PathBuf]) -> ExitCode {
             if loaded.warnings.is_empty() {
                 println!("ok");
             } else {
-                println!("ok ({} warning{})", loaded.warnings.len(), plural(loaded.warnings.len()));
+                println!(
+                    "ok ({} warning{})",
+                    loaded.warnings.len(),
+                    plural(loaded.warnings.len())
+                );
             }
             ExitCode::SUCCESS
         }
@@ -28,7 +32,11 @@ pub(crate) fn run(paths: &[PathBuf]) -> ExitCode {
             for error in &errors.errors {
                 eprintln!("{error}");
             }
-            eprintln!("{} error{}: config refused", errors.errors.len(), plural(errors.errors.len()));
+            eprintln!(
+                "{} error{}: config refused",
+                errors.errors.len(),
+                plural(errors.errors.len())
+            );
             ExitCode::FAILURE
         }
     }
@@ -53,7 +61,13 @@ pub(crate) fn summary(config: &MeshConfig) -> BTreeMap<String, usize> {
         .chain(config.authorization.iter().map(|a| &a.origin))
         .chain(config.rate_limits.iter().map(|r| &r.origin));
     let mut counts = BTreeMap::new();
-    for Origin { kind, name, namespace, .. } in origins {
+    for Origin {
+        kind,
+        name,
+        namespace,
+        ..
+    } in origins
+    {
         if seen.insert((kind, namespace, name)) {
             *counts.entry(kind.clone()).or_insert(0) += 1;
         }

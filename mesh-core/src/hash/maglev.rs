@@ -49,9 +49,15 @@ struct Entry {
 impl Maglev {
     /// Builds a table of `table_size` slots (a prime, at most [`MAX_TABLE_SIZE`]) over
     /// `(key, weight)` pairs.
-    pub fn build<K: AsRef<[u8]>>(table_size: u64, endpoints: &[(K, u32)]) -> Result<Self, HashError> {
+    pub fn build<K: AsRef<[u8]>>(
+        table_size: u64,
+        endpoints: &[(K, u32)],
+    ) -> Result<Self, HashError> {
         if !(2..=MAX_TABLE_SIZE).contains(&table_size) {
-            return Err(HashError::TableSize { got: table_size, max: MAX_TABLE_SIZE });
+            return Err(HashError::TableSize {
+                got: table_size,
+                max: MAX_TABLE_SIZE,
+            });
         }
         if !is_prime(table_size) {
             return Err(HashError::NotPrime(table_size));
@@ -65,7 +71,13 @@ impl Maglev {
                 let key = key.as_ref();
                 let offset = xxh3_64_with_seed(key, SEED) % m;
                 let skip = xxh3_64_with_seed(key, SEED ^ 1) % (m - 1) + 1;
-                Some(Entry { index, pos: offset, skip, weight: u64::from(*weight), count: 0 })
+                Some(Entry {
+                    index,
+                    pos: offset,
+                    skip,
+                    weight: u64::from(*weight),
+                    count: 0,
+                })
             })
             .collect();
         let max_weight = entries.iter().map(|e| e.weight).max().unwrap_or(1);
@@ -77,7 +89,9 @@ impl Maglev {
         // Every round the heaviest endpoint claims a slot, so at most `m` rounds run.
         'fill: while filled < m && round <= m {
             for e in &mut entries {
-                if u128::from(e.count) * u128::from(max_weight) > u128::from(e.weight) * u128::from(round) {
+                if u128::from(e.count) * u128::from(max_weight)
+                    > u128::from(e.weight) * u128::from(round)
+                {
                     continue;
                 }
                 // The permutation visits every slot within `m` steps and a free slot exists
@@ -109,8 +123,15 @@ impl Maglev {
         for s in slots.iter_mut().filter(|s| **s == u32::MAX) {
             *s = first;
         }
-        tracing::trace!(endpoints = endpoints.len(), table_size = m, "maglev table built");
-        Ok(Self { slots: slots.into(), len: endpoints.len() })
+        tracing::trace!(
+            endpoints = endpoints.len(),
+            table_size = m,
+            "maglev table built"
+        );
+        Ok(Self {
+            slots: slots.into(),
+            len: endpoints.len(),
+        })
     }
 
     /// The endpoint index (into the input of `build`) that `hash` maps to.
@@ -118,7 +139,9 @@ impl Maglev {
     pub fn pick(&self, hash: u64) -> usize {
         let m = self.slots.len() as u64;
         // `m` >= 2 (checked in `build`), and the modulo keeps the index in bounds.
-        self.slots.get((hash % m.max(1)) as usize).map_or(0, |&i| i as usize)
+        self.slots
+            .get((hash % m.max(1)) as usize)
+            .map_or(0, |&i| i as usize)
     }
 
     /// The table size.
@@ -142,12 +165,12 @@ pub(crate) fn is_prime(n: u64) -> bool {
     if n < 2 {
         return false;
     }
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         return n == 2;
     }
     let mut d = 3u64;
     while d * d <= n {
-        if n % d == 0 {
+        if n.is_multiple_of(d) {
             return false;
         }
         d += 2;

@@ -109,12 +109,17 @@ pub enum Table {
 impl Table {
     /// Builds the table `kind` describes over `endpoints` (`(key, weight)` pairs; the key is
     /// any stable identity of the endpoint, e.g. its `ip:port`).
-    pub fn build<K: AsRef<[u8]>>(kind: &HashTable, endpoints: &[(K, u32)]) -> Result<Self, HashError> {
+    pub fn build<K: AsRef<[u8]>>(
+        kind: &HashTable,
+        endpoints: &[(K, u32)],
+    ) -> Result<Self, HashError> {
         match *kind {
             HashTable::Ring { minimum_ring_size } => {
                 RingHash::build(minimum_ring_size, endpoints).map(Table::Ring)
             }
-            HashTable::Maglev { table_size } => Maglev::build(table_size, endpoints).map(Table::Maglev),
+            HashTable::Maglev { table_size } => {
+                Maglev::build(table_size, endpoints).map(Table::Maglev)
+            }
         }
     }
 
@@ -159,14 +164,18 @@ fn sorted_by_key<K: AsRef<[u8]>>(endpoints: &[(K, u32)]) -> Result<Vec<u32>, Has
         if let [a, b] = *pair
             && key_of(endpoints, a) == key_of(endpoints, b)
         {
-            return Err(HashError::DuplicateKey { index: a.max(b) as usize });
+            return Err(HashError::DuplicateKey {
+                index: a.max(b) as usize,
+            });
         }
     }
     Ok(order)
 }
 
 fn key_of<K: AsRef<[u8]>>(endpoints: &[(K, u32)], i: u32) -> &[u8] {
-    endpoints.get(i as usize).map_or(&[][..], |(k, _)| k.as_ref())
+    endpoints
+        .get(i as usize)
+        .map_or(&[][..], |(k, _)| k.as_ref())
 }
 
 #[cfg(test)]

@@ -42,9 +42,15 @@ pub struct RingHash {
 
 impl RingHash {
     /// Builds a ring with at least `minimum_ring_size` points over `(key, weight)` pairs.
-    pub fn build<K: AsRef<[u8]>>(minimum_ring_size: u64, endpoints: &[(K, u32)]) -> Result<Self, HashError> {
+    pub fn build<K: AsRef<[u8]>>(
+        minimum_ring_size: u64,
+        endpoints: &[(K, u32)],
+    ) -> Result<Self, HashError> {
         if minimum_ring_size == 0 || minimum_ring_size > MAX_RING_SIZE {
-            return Err(HashError::RingSize { got: minimum_ring_size, max: MAX_RING_SIZE });
+            return Err(HashError::RingSize {
+                got: minimum_ring_size,
+                max: MAX_RING_SIZE,
+            });
         }
         let order = sorted_by_key(endpoints)?;
         let total: u128 = endpoints.iter().map(|(_, w)| u128::from(*w)).sum();
@@ -52,7 +58,9 @@ impl RingHash {
 
         let mut points: Vec<(u64, u32)> = Vec::new();
         for &index in &order {
-            let Some((key, weight)) = endpoints.get(index as usize) else { continue };
+            let Some((key, weight)) = endpoints.get(index as usize) else {
+                continue;
+            };
             let count = scale.points(*weight);
             let base = xxh3_64_with_seed(key.as_ref(), SEED);
             points.reserve(usize::try_from(count).unwrap_or(0));
@@ -75,8 +83,16 @@ impl RingHash {
         let rank_of = |i: u32| rank.get(i as usize).copied().unwrap_or(u32::MAX);
         points.sort_unstable_by_key(|&(h, owner)| (h, rank_of(owner)));
         let (hashes, owners): (Vec<u64>, Vec<u32>) = points.into_iter().unzip();
-        tracing::trace!(endpoints = endpoints.len(), points = hashes.len(), "ring hash built");
-        Ok(Self { hashes: hashes.into(), owners: owners.into(), len: endpoints.len() })
+        tracing::trace!(
+            endpoints = endpoints.len(),
+            points = hashes.len(),
+            "ring hash built"
+        );
+        Ok(Self {
+            hashes: hashes.into(),
+            owners: owners.into(),
+            len: endpoints.len(),
+        })
     }
 
     /// The endpoint index (into the input of `build`) that `hash` maps to: the owner of the

@@ -7,11 +7,19 @@ use super::*;
 const KEYS: usize = 10_000;
 
 fn endpoints(n: usize) -> Vec<(String, u32)> {
-    (0..n).map(|i| (format!("10.0.{}.{}:8080", i / 250, i % 250), 1)).collect()
+    (0..n)
+        .map(|i| (format!("10.0.{}.{}:8080", i / 250, i % 250), 1))
+        .collect()
 }
 
 fn ring(ep: &[(String, u32)]) -> Table {
-    Table::build(&HashTable::Ring { minimum_ring_size: 1024 }, ep).unwrap()
+    Table::build(
+        &HashTable::Ring {
+            minimum_ring_size: 1024,
+        },
+        ep,
+    )
+    .unwrap()
 }
 
 fn maglev(ep: &[(String, u32)]) -> Table {
@@ -21,18 +29,27 @@ fn maglev(ep: &[(String, u32)]) -> Table {
 /// The key (not the index) each of `KEYS` request keys lands on.
 fn owners(table: &Table, ep: &[(String, u32)]) -> Vec<String> {
     (0..KEYS)
-        .map(|k| ep[table.pick(hash_key(format!("user-{k}").as_bytes()))].0.clone())
+        .map(|k| {
+            ep[table.pick(hash_key(format!("user-{k}").as_bytes()))]
+                .0
+                .clone()
+        })
         .collect()
 }
 
 fn counts(owners: &[String], ep: &[(String, u32)]) -> Vec<usize> {
-    ep.iter().map(|(k, _)| owners.iter().filter(|o| *o == k).count()).collect()
+    ep.iter()
+        .map(|(k, _)| owners.iter().filter(|o| *o == k).count())
+        .collect()
 }
 
 #[test]
 fn hash_key_is_fixed_across_processes() {
     // A fixed seed: this value must never change, or replicas of different versions disagree.
-    assert_eq!(hash_key(b"v1"), xxhash_rust::xxh3::xxh3_64_with_seed(b"v1", SEED));
+    assert_eq!(
+        hash_key(b"v1"),
+        xxhash_rust::xxh3::xxh3_64_with_seed(b"v1", SEED)
+    );
     assert_ne!(hash_key(b"v1"), hash_key(b"v2"));
 }
 
@@ -81,15 +98,24 @@ fn weights_are_respected() {
 
 #[test]
 fn maglev_slots_follow_weights_exactly() {
-    let ep = vec![("a".to_owned(), 1), ("b".to_owned(), 2), ("c".to_owned(), 1)];
-    let Table::Maglev(m) = maglev(&ep) else { panic!("maglev") };
+    let ep = vec![
+        ("a".to_owned(), 1),
+        ("b".to_owned(), 2),
+        ("c".to_owned(), 1),
+    ];
+    let Table::Maglev(m) = maglev(&ep) else {
+        panic!("maglev")
+    };
     let mut per = [0usize; 3];
     for s in 0..m.table_size() as u64 {
         per[m.pick(s)] += 1;
     }
     assert_eq!(per.iter().sum::<usize>(), 65537);
     // Slot shares within one slot of 1:2:1.
-    assert!(per[1].abs_diff(2 * per[0]) <= 2 && per[0].abs_diff(per[2]) <= 1, "{per:?}");
+    assert!(
+        per[1].abs_diff(2 * per[0]) <= 2 && per[0].abs_diff(per[2]) <= 1,
+        "{per:?}"
+    );
 }
 
 /// Removes endpoint `gone` from 10 and reports (keys that moved, keys of survivors that moved).
@@ -100,7 +126,11 @@ fn disruption(build: fn(&[(String, u32)]) -> Table, gone: usize) -> (usize, usiz
     let before = owners(&build(&before_ep), &before_ep);
     let after = owners(&build(&after_ep), &after_ep);
     let moved = before.iter().zip(&after).filter(|(b, a)| b != a).count();
-    let survivors_moved = before.iter().zip(&after).filter(|(b, a)| b != a && **b != removed).count();
+    let survivors_moved = before
+        .iter()
+        .zip(&after)
+        .filter(|(b, a)| b != a && **b != removed)
+        .count();
     assert!(after.iter().all(|o| *o != removed));
     (moved, survivors_moved)
 }
@@ -109,7 +139,10 @@ fn disruption(build: fn(&[(String, u32)]) -> Table, gone: usize) -> (usize, usiz
 fn ring_removal_moves_only_the_removed_endpoints_keys() {
     for gone in [0, 4, 9] {
         let (moved, survivors_moved) = disruption(ring, gone);
-        assert_eq!(survivors_moved, 0, "no key of a surviving endpoint may move");
+        assert_eq!(
+            survivors_moved, 0,
+            "no key of a surviving endpoint may move"
+        );
         // About 1/10 of the keys belonged to the removed endpoint.
         assert!((650..=1350).contains(&moved), "moved {moved}");
     }
@@ -128,20 +161,44 @@ fn maglev_removal_moves_about_one_nth() {
 #[test]
 fn ring_size_respects_minimum() {
     for n in [1usize, 3, 10, 100, 1000] {
-        let Table::Ring(r) = ring(&endpoints(n)) else { panic!("ring") };
-        assert!(r.points() >= 1024 && r.points() <= 2 * 1024 + n, "n={n} points={}", r.points());
+        let Table::Ring(r) = ring(&endpoints(n)) else {
+            panic!("ring")
+        };
+        assert!(
+            r.points() >= 1024 && r.points() <= 2 * 1024 + n,
+            "n={n} points={}",
+            r.points()
+        );
     }
 }
 
 #[test]
 fn bad_input_is_an_error() {
     let none: [(&str, u32); 0] = [];
-    assert_eq!(RingHash::build(1024, &none).unwrap_err(), HashError::NoEndpoints);
-    assert_eq!(Maglev::build(65537, &none).unwrap_err(), HashError::NoEndpoints);
-    assert_eq!(Maglev::build(65536, &[("a", 1)]).unwrap_err(), HashError::NotPrime(65536));
-    assert!(matches!(Maglev::build(1, &[("a", 1)]), Err(HashError::TableSize { .. })));
-    assert!(matches!(Maglev::build(5_000_017, &[("a", 1)]), Err(HashError::TableSize { .. })));
-    assert!(matches!(RingHash::build(0, &[("a", 1)]), Err(HashError::RingSize { .. })));
+    assert_eq!(
+        RingHash::build(1024, &none).unwrap_err(),
+        HashError::NoEndpoints
+    );
+    assert_eq!(
+        Maglev::build(65537, &none).unwrap_err(),
+        HashError::NoEndpoints
+    );
+    assert_eq!(
+        Maglev::build(65536, &[("a", 1)]).unwrap_err(),
+        HashError::NotPrime(65536)
+    );
+    assert!(matches!(
+        Maglev::build(1, &[("a", 1)]),
+        Err(HashError::TableSize { .. })
+    ));
+    assert!(matches!(
+        Maglev::build(5_000_017, &[("a", 1)]),
+        Err(HashError::TableSize { .. })
+    ));
+    assert!(matches!(
+        RingHash::build(0, &[("a", 1)]),
+        Err(HashError::RingSize { .. })
+    ));
     assert_eq!(
         RingHash::build(8, &[("a", 1), ("b", 0)]).unwrap_err(),
         HashError::ZeroWeight { index: 1 }
@@ -150,7 +207,11 @@ fn bad_input_is_an_error() {
         Maglev::build(7, &[("a", 1), ("b", 1), ("a", 2)]).unwrap_err(),
         HashError::DuplicateKey { index: 2 }
     );
-    assert!(HashError::NotPrime(4).to_string().starts_with("maglev.tableSize"));
+    assert!(
+        HashError::NotPrime(4)
+            .to_string()
+            .starts_with("maglev.tableSize")
+    );
 }
 
 #[test]

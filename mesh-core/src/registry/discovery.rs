@@ -59,7 +59,10 @@ pub trait Discovery: Send + Sync {
 /// Resolves a DNS name to addresses; injectable so tests need no DNS server.
 pub trait Resolve: Send + Sync + 'static {
     /// The addresses of `host`.
-    fn resolve<'a>(&'a self, host: &'a str) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + 'a>>;
+    fn resolve<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + 'a>>;
 }
 
 /// The system resolver, through `tokio::net::lookup_host`.
@@ -67,7 +70,10 @@ pub trait Resolve: Send + Sync + 'static {
 pub struct SystemResolver;
 
 impl Resolve for SystemResolver {
-    fn resolve<'a>(&'a self, host: &'a str) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + 'a>> {
+    fn resolve<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + 'a>> {
         Box::pin(async move {
             let addrs = tokio::net::lookup_host((host, 0u16)).await?;
             Ok(addrs.map(|a| a.ip()).collect())
@@ -85,14 +91,21 @@ pub struct DnsOptions {
 
 impl fmt::Debug for DnsOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DnsOptions").field("refresh", &self.refresh).field("timeout", &self.timeout).finish()
+        f.debug_struct("DnsOptions")
+            .field("refresh", &self.refresh)
+            .field("timeout", &self.timeout)
+            .finish()
     }
 }
 
 impl Default for DnsOptions {
     /// Refresh every 30 s, 5 s per lookup, the system resolver.
     fn default() -> Self {
-        Self { refresh: Duration::from_secs(30), timeout: Duration::from_secs(5), resolver: Arc::new(SystemResolver) }
+        Self {
+            refresh: Duration::from_secs(30),
+            timeout: Duration::from_secs(5),
+            resolver: Arc::new(SystemResolver),
+        }
     }
 }
 
@@ -136,7 +149,9 @@ pub struct StaticDiscovery {
 
 impl fmt::Debug for StaticDiscovery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StaticDiscovery").field("services", &self.out.borrow().len()).finish()
+        f.debug_struct("StaticDiscovery")
+            .field("services", &self.out.borrow().len())
+            .finish()
     }
 }
 
@@ -146,7 +161,10 @@ impl StaticDiscovery {
     /// entries stay without endpoints and a warning is logged).
     pub fn new(config: &MeshConfig, options: DnsOptions) -> Self {
         let entries = Arc::new(config.service_entries.clone());
-        let out = Arc::new(watch::Sender::new(Arc::new(static_services(&entries, &HashMap::new()))));
+        let out = Arc::new(watch::Sender::new(Arc::new(static_services(
+            &entries,
+            &HashMap::new(),
+        ))));
         let (config_tx, config_rx) = watch::channel(entries.clone());
         let mut tasks = Vec::new();
         match tokio::runtime::Handle::try_current() {
@@ -156,7 +174,11 @@ impl StaticDiscovery {
             }
             Err(_) => {}
         }
-        Self { out, config: config_tx, tasks }
+        Self {
+            out,
+            config: config_tx,
+            tasks,
+        }
     }
 
     /// A source that follows the config in `store`: on each reload its ServiceEntries are
@@ -185,7 +207,8 @@ impl StaticDiscovery {
     pub fn set_config(&self, config: &MeshConfig) {
         let entries = Arc::new(config.service_entries.clone());
         if self.tasks.is_empty() {
-            self.out.send_replace(Arc::new(static_services(&entries, &HashMap::new())));
+            self.out
+                .send_replace(Arc::new(static_services(&entries, &HashMap::new())));
         }
         self.config.send_replace(entries);
     }
@@ -228,11 +251,15 @@ async fn run(
                     ips.dedup();
                     cache.insert(name.clone(), ips);
                 }
-                Ok(Ok(_)) => tracing::warn!(host = %name, "dns lookup found no address; keeping the last good addresses"),
+                Ok(Ok(_)) => {
+                    tracing::warn!(host = %name, "dns lookup found no address; keeping the last good addresses")
+                }
                 Ok(Err(error)) => {
                     tracing::warn!(host = %name, %error, "dns lookup failed; keeping the last good addresses");
                 }
-                Err(_) => tracing::warn!(host = %name, timeout = ?options.timeout, "dns lookup timed out; keeping the last good addresses"),
+                Err(_) => {
+                    tracing::warn!(host = %name, timeout = ?options.timeout, "dns lookup timed out; keeping the last good addresses")
+                }
             }
         }
         let services = static_services(&entries, &cache);
@@ -257,7 +284,10 @@ async fn run(
 }
 
 fn needs_dns(entry: &ServiceEntryPolicy) -> bool {
-    matches!(entry.resolution, Resolution::Dns | Resolution::DnsRoundRobin)
+    matches!(
+        entry.resolution,
+        Resolution::Dns | Resolution::DnsRoundRobin
+    )
 }
 
 /// Every name a DNS ServiceEntry needs resolved.
@@ -268,7 +298,11 @@ fn dns_names(entries: &[ServiceEntryPolicy]) -> BTreeSet<String> {
             names.extend(entry.hosts.iter().filter(|h| !h.contains('*')).cloned());
         } else {
             names.extend(
-                entry.endpoints.iter().filter(|e| e.address.parse::<IpAddr>().is_err()).map(|e| e.address.clone()),
+                entry
+                    .endpoints
+                    .iter()
+                    .filter(|e| e.address.parse::<IpAddr>().is_err())
+                    .map(|e| e.address.clone()),
             );
         }
     }
@@ -276,7 +310,10 @@ fn dns_names(entries: &[ServiceEntryPolicy]) -> BTreeSet<String> {
 }
 
 /// The services of `entries`, DNS names replaced by the addresses in `resolved`.
-pub(super) fn static_services(entries: &[ServiceEntryPolicy], resolved: &HashMap<String, Vec<IpAddr>>) -> Services {
+pub(super) fn static_services(
+    entries: &[ServiceEntryPolicy],
+    resolved: &HashMap<String, Vec<IpAddr>>,
+) -> Services {
     entries
         .iter()
         .map(|entry| {
@@ -285,7 +322,9 @@ pub(super) fn static_services(entries: &[ServiceEntryPolicy], resolved: &HashMap
                 let parsed = ep.address.parse::<IpAddr>();
                 let ips: &[IpAddr] = match &parsed {
                     Ok(ip) => std::slice::from_ref(ip),
-                    Err(_) if needs_dns(entry) => resolved.get(&ep.address).map_or(&[][..], Vec::as_slice),
+                    Err(_) if needs_dns(entry) => {
+                        resolved.get(&ep.address).map_or(&[][..], Vec::as_slice)
+                    }
                     Err(_) => {
                         tracing::warn!(
                             service = %entry.origin.name,

@@ -39,7 +39,8 @@ mod discovery;
 mod names;
 
 pub use discovery::{
-    DiscoveredEndpoint, Discovery, DnsOptions, Resolve, Service, Services, StaticDiscovery, SystemResolver,
+    DiscoveredEndpoint, Discovery, DnsOptions, Resolve, Service, Services, StaticDiscovery,
+    SystemResolver,
 };
 
 use std::collections::HashMap;
@@ -95,7 +96,10 @@ pub struct EndpointSet {
 impl EndpointSet {
     /// A set with a fresh generation.
     pub fn new(endpoints: impl Into<Arc<[Endpoint]>>) -> Self {
-        Self { generation: next_generation(), endpoints: endpoints.into() }
+        Self {
+            generation: next_generation(),
+            endpoints: endpoints.into(),
+        }
     }
 
     /// The generation: equal generations mean equal endpoint lists.
@@ -113,14 +117,26 @@ impl EndpointSet {
         if labels.is_empty() {
             return self.clone();
         }
-        let endpoints: Arc<[Endpoint]> = self.endpoints.iter().filter(|e| e.has_labels(labels)).cloned().collect();
-        EndpointSet { generation: self.generation, endpoints }
+        let endpoints: Arc<[Endpoint]> = self
+            .endpoints
+            .iter()
+            .filter(|e| e.has_labels(labels))
+            .cloned()
+            .collect();
+        EndpointSet {
+            generation: self.generation,
+            endpoints,
+        }
     }
 
     /// A consistent-hash table over the set, keyed by each endpoint's `ip:port`; the table's
     /// indices are indices into this set.
     pub fn hash_table(&self, kind: &HashTable) -> Result<Table, HashError> {
-        let keys: Vec<(String, u32)> = self.endpoints.iter().map(|e| (e.addr.to_string(), e.weight)).collect();
+        let keys: Vec<(String, u32)> = self
+            .endpoints
+            .iter()
+            .map(|e| (e.addr.to_string(), e.weight))
+            .collect();
         Table::build(kind, &keys)
     }
 }
@@ -163,14 +179,20 @@ impl Default for Registry {
 impl Registry {
     /// An empty registry.
     pub fn new() -> Self {
-        Self { snapshot: ArcSwap::from_pointee(Snapshot::default()), changes: watch::Sender::new(0) }
+        Self {
+            snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            changes: watch::Sender::new(0),
+        }
     }
 
     /// A registry holding the config's ServiceEntries that need no DNS (static addresses).
     /// Use [`StaticDiscovery`] with [`Registry::follow`] to have DNS names resolved too.
     pub fn from_config(config: &MeshConfig) -> Self {
         let registry = Self::new();
-        registry.update(&discovery::static_services(&config.service_entries, &HashMap::new()));
+        registry.update(&discovery::static_services(
+            &config.service_entries,
+            &HashMap::new(),
+        ));
         registry
     }
 
@@ -182,7 +204,9 @@ impl Registry {
         let mut aliases: Vec<(String, Arc<HostEntry>)> = Vec::new();
         for service in services.iter() {
             let canonical = names::canonical_names(service);
-            let Some(first) = canonical.first() else { continue };
+            let Some(first) = canonical.first() else {
+                continue;
+            };
             let previous = old.hosts.get(first);
             let entry = Arc::new(build_entry(service, previous.map(|e| &**e)));
             for name in canonical {
@@ -192,14 +216,19 @@ impl Registry {
                 }
                 hosts.insert(name, entry.clone());
             }
-            aliases.extend(names::short_names(service).into_iter().map(|a| (a, entry.clone())));
+            aliases.extend(
+                names::short_names(service)
+                    .into_iter()
+                    .map(|a| (a, entry.clone())),
+            );
         }
         // Short names never shadow a name some service declared in full.
         for (alias, entry) in aliases {
             hosts.entry(alias).or_insert(entry);
         }
         let generation = old.generation + 1;
-        self.snapshot.store(Arc::new(Snapshot { generation, hosts }));
+        self.snapshot
+            .store(Arc::new(Snapshot { generation, hosts }));
         self.changes.send_replace(generation);
         tracing::debug!(generation, services = services.len(), "registry updated");
     }
@@ -217,7 +246,11 @@ impl Registry {
                 _ => return None,
             },
         };
-        entry.sets.iter().find(|(p, _)| *p == port).map(|(_, set)| set.clone())
+        entry
+            .sets
+            .iter()
+            .find(|(p, _)| *p == port)
+            .map(|(_, set)| set.clone())
     }
 
     /// The endpoints of `host` and `port` that carry every one of `labels` (a DestinationRule
@@ -268,11 +301,20 @@ impl Registry {
     /// A registry that follows the ServiceEntries of the config in `store` (reloads included),
     /// resolving DNS entries with `options`. Keep the returned driver alive as long as the
     /// registry should stay current. Needs a Tokio runtime.
-    pub fn from_store(store: &crate::watch::ConfigStore, options: DnsOptions) -> (Arc<Registry>, RegistryDriver) {
+    pub fn from_store(
+        store: &crate::watch::ConfigStore,
+        options: DnsOptions,
+    ) -> (Arc<Registry>, RegistryDriver) {
         let registry = Arc::new(Registry::new());
         let discovery = StaticDiscovery::from_store(store, options);
         let following = registry.follow(&discovery);
-        (registry, RegistryDriver { _following: following, _discovery: discovery })
+        (
+            registry,
+            RegistryDriver {
+                _following: following,
+                _discovery: discovery,
+            },
+        )
     }
 }
 
@@ -295,7 +337,10 @@ impl Drop for Following {
     }
 }
 
-fn lookup<'a>(hosts: &'a HashMap<String, Arc<HostEntry>>, host: &str) -> Option<&'a Arc<HostEntry>> {
+fn lookup<'a>(
+    hosts: &'a HashMap<String, Arc<HostEntry>>,
+    host: &str,
+) -> Option<&'a Arc<HostEntry>> {
     let host = host.strip_suffix('.').unwrap_or(host);
     if host.bytes().any(|b| b.is_ascii_uppercase()) {
         hosts.get(&host.to_ascii_lowercase())
@@ -325,10 +370,16 @@ fn build_entry(service: &Service, previous: Option<&HostEntry>) -> HostEntry {
                 .and_then(|p| p.sets.iter().find(|(n, _)| *n == port.number))
                 .filter(|(_, set)| *set.endpoints == endpoints[..])
                 .map(|(_, set)| set.clone());
-            (port.number, kept.unwrap_or_else(|| EndpointSet::new(endpoints)))
+            (
+                port.number,
+                kept.unwrap_or_else(|| EndpointSet::new(endpoints)),
+            )
         })
         .collect();
-    HostEntry { ports: service.ports.clone(), sets }
+    HostEntry {
+        ports: service.ports.clone(),
+        sets,
+    }
 }
 
 /// Istio's port mapping: the endpoint's port of the same name, else the service port's

@@ -46,7 +46,11 @@ pub(super) fn short_names(service: &Service) -> Vec<String> {
 }
 
 fn namespace(service: &Service) -> &str {
-    if service.namespace.is_empty() { "default" } else { &service.namespace }
+    if service.namespace.is_empty() {
+        "default"
+    } else {
+        &service.namespace
+    }
 }
 
 fn normalize(host: &str) -> String {
