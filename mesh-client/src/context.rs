@@ -48,6 +48,17 @@ pub struct SourceAddr {
     pub ip: std::net::IpAddr,
 }
 
+/// Request extension: when the current attempt must be over (the retry layer's `perTryTimeout`).
+///
+/// The cluster stops the attempt at this instant with [`mesh_core::classify::Outcome::Timeout`]
+/// and feeds that to outlier detection, as Envoy counts per-try timeouts against the endpoint.
+/// A timeout outside the cluster (dropping the attempt) cannot tell the endpoint's detector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttemptDeadline {
+    /// The deadline.
+    pub at: tokio::time::Instant,
+}
+
 /// Response extension: Envoy-style response flags set by the layers that decided the outcome
 /// (`UO`, `UH`, `URX`, `UT`, `UF`, `FI`, `DI`, ...), joined with `,` for metrics.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -134,3 +134,29 @@ async fn endpoint_changes_rebuild_the_cluster_and_keep_outlier_state() {
     // Same generation and config: the cached cluster is reused.
     assert!(std::sync::Arc::ptr_eq(&after, &clusters.cluster(&svc()).unwrap()));
 }
+
+#[tokio::test]
+async fn attempt_deadline_times_out_and_counts_against_the_endpoint() {
+    use mesh_client::context::AttemptDeadline;
+    let stuck = Backend::start().await;
+    stuck.hold(true);
+    let policy = TrafficPolicy {
+        outlier_detection: Some(OutlierDetection {
+            consecutive_gateway_errors: 2,
+            consecutive_5xx: 0,
+            max_ejection_percent: 100,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let (clusters, _set) = clusters(policy, &[stuck.addr]);
+    for _ in 0..2 {
+        let mut req = request("svc");
+        req.extensions_mut().insert(AttemptDeadline { at: tokio::time::Instant::now() + Duration::from_millis(50) });
+        let err = clusters.clone().oneshot(req).await.unwrap_err();
+        assert_eq!(outcome_of(&err), Outcome::Timeout);
+    }
+    let cluster = clusters.cluster(&svc()).unwrap();
+    assert_eq!(cluster.outlier().unwrap().ejected_count(), 1, "two timeouts are two gateway errors");
+    assert_eq!(cluster.balancer().in_flight(0), 0, "the timed-out attempts are no longer in flight");
+}

@@ -38,7 +38,7 @@ use tokio::time::Instant;
 
 use crate::balance::{Balancer, Endpoint, RequestKey};
 use crate::body::BoxBody;
-use crate::context::PreviousAttempts;
+use crate::context::{AttemptDeadline, PreviousAttempts};
 use crate::error::ClusterError;
 use crate::outlier::{OutlierDetector, OutlierMetrics};
 use crate::pool::Pool;
@@ -170,9 +170,16 @@ impl Cluster {
         self.balancer.pick(hash, healthy)
     }
 
-    /// Sends one attempt: pool limits, pick, transport, classify.
+    /// Sends one attempt: pool limits, pick, transport, classify. An [`AttemptDeadline`]
+    /// extension bounds it (pending wait included) with `Outcome::Timeout`.
     pub async fn send(self: Arc<Self>, req: Request<BoxBody>) -> Result<Response<BoxBody>, ClusterError> {
-        let permit = self.pool.acquire().await.map_err(|o| {
+        let deadline = req.extensions().get::<AttemptDeadline>().map(|d| d.at);
+        let acquire = self.pool.acquire();
+        let acquired = match deadline {
+            Some(at) => tokio::time::timeout_at(at, acquire).await.map_err(|e| timeout(None, e))?,
+            None => acquire.await,
+        };
+        let permit = acquired.map_err(|o| {
             tracing::debug!(cluster = %self.name, limit = o.limit, "overflow");
             ClusterError { outcome: Outcome::Overflow, endpoint: None, source: Some(Box::new(o)) }
         })?;
@@ -187,7 +194,11 @@ impl Cluster {
         self.balancer.begin(index);
         let in_flight = body::InFlight::new(Arc::clone(&self), index, permit);
         let started = Instant::now();
-        let result = self.transport.send(endpoint, self.host.as_ref(), req).await;
+        let sent = self.transport.send(endpoint, self.host.as_ref(), req);
+        let result = match deadline {
+            Some(at) => tokio::time::timeout_at(at, sent).await.unwrap_or_else(|e| Err(timeout(Some(endpoint), e))),
+            None => sent.await,
+        };
         match result {
             Ok(resp) => {
                 let outcome = outcome_of_response(&resp);
@@ -218,6 +229,10 @@ impl Cluster {
     fn same_endpoints(&self, endpoints: &[Endpoint]) -> bool {
         self.balancer.endpoints() == endpoints
     }
+}
+
+fn timeout(endpoint: Option<SocketAddr>, elapsed: tokio::time::error::Elapsed) -> ClusterError {
+    ClusterError { outcome: Outcome::Timeout, endpoint, source: Some(Box::new(elapsed)) }
 }
 
 /// The outcome of an answer: its status, and `grpc-status` when the head carries one.
