@@ -19,6 +19,8 @@ pub mod headers;
 pub mod outlier;
 pub mod pool;
 pub mod random;
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
 pub mod mirror;
 pub mod retry;
 pub mod route;

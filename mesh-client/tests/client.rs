@@ -52,3 +52,20 @@ async fn usable_as_a_tower_service_with_any_body() {
     assert_eq!(client.oneshot(req).await.unwrap().status(), StatusCode::OK);
     assert_eq!(v1.seen.lock().unwrap()[0].body, "hi");
 }
+
+#[tokio::test]
+async fn reqwest_requests_go_through_the_mesh() {
+    let v1 = ok_backend("v1").await;
+    let (client, _store) = mesh(&route_to("v1"), &[("service2", v1.addr, labels(&[("version", "v1")]))], 1);
+    let mesh = mesh_client::reqwest::MeshReqwest::new(client);
+    let mut request = reqwest::Request::new(reqwest::Method::PUT, "http://service2/items/1".parse().unwrap());
+    *request.body_mut() = Some(reqwest::Body::from("payload"));
+    request.headers_mut().insert("x-caller", http::HeaderValue::from_static("reqwest"));
+    let response = mesh.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-backend"], "v1");
+    assert_eq!(response.text().await.unwrap(), "v1:ok");
+    let seen = v1.seen.lock().unwrap();
+    assert_eq!((seen[0].method.as_str(), seen[0].path.as_str(), &seen[0].body[..]), ("PUT", "/items/1", &b"payload"[..]));
+    assert_eq!(seen[0].headers["x-caller"], "reqwest");
+}
