@@ -328,7 +328,7 @@ impl Service<Request<BoxBody>> for Router {
         let compiled = self.compiled();
         let shared = &self.shared;
         let view = RequestView::new(&request);
-        let (stack, mut request) = match compiled.table.lookup_view(&view) {
+        let (stack, request) = match compiled.table.lookup_view(&view) {
             Lookup::NoVirtualService => {
                 let destination = Destination { host: view.host.clone(), subset: None, port: Some(view.port) };
                 let mut request = request;
@@ -374,8 +374,6 @@ impl Service<Request<BoxBody>> for Router {
                 }
             }
         };
-        // The copy of the snapshot stays alive with the request (via the stack's Arcs).
-        request.extensions_mut().insert(ConfigGeneration(compiled.config.clone()));
         let call: BoxFuture = Box::pin(stack.oneshot(request));
         Box::pin(async move {
             match call.await {
@@ -383,16 +381,6 @@ impl Service<Request<BoxBody>> for Router {
                 Err(error) => Ok(rescue(&error)),
             }
         })
-    }
-}
-
-/// Request extension: the config snapshot the request is routed with.
-#[derive(Clone)]
-pub struct ConfigGeneration(pub Arc<MeshConfig>);
-
-impl fmt::Debug for ConfigGeneration {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ConfigGeneration")
     }
 }
 

@@ -6,6 +6,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::telemetry::MeshMetrics;
+
 /// Counters of route, fault, mirror, timeout and retry decisions. All counts only grow.
 #[derive(Debug, Default)]
 pub struct ClientStats {
@@ -41,6 +43,52 @@ pub struct ClientStats {
     pub retries_skipped_body: Counter,
     /// Attempts that hit `perTryTimeout`.
     pub per_try_timeouts: Counter,
+    /// Istio-style metrics the per-destination decisions are also reported to.
+    metrics: Option<MeshMetrics>,
+}
+
+impl ClientStats {
+    /// Counters that also report retries, exhausted budgets and mirrors to `metrics`
+    /// (`istio_*` names, labelled by destination service).
+    pub fn with_metrics(metrics: MeshMetrics) -> Self {
+        Self { metrics: Some(metrics), ..Self::default() }
+    }
+
+    /// A retry was sent to `host`.
+    pub fn retried(&self, host: &str) {
+        self.retries.incr();
+        if let Some(m) = &self.metrics {
+            m.record_retry(host);
+        }
+    }
+
+    /// A retry to `host` was refused by its budget.
+    pub fn budget_exhausted(&self, host: &str) {
+        self.retries_budget_exhausted.incr();
+        if let Some(m) = &self.metrics {
+            m.record_retry_budget_exhausted(host);
+        }
+    }
+
+    /// A mirror copy was sent to `host`.
+    pub fn mirror_sent(&self, host: &str) {
+        self.mirrors_sent.incr();
+        if let Some(m) = &self.metrics {
+            m.record_mirror_sent(host);
+        }
+    }
+
+    /// A mirror copy to `host` was dropped (too many in flight, or body not bufferable).
+    pub fn mirror_dropped(&self, host: &str, in_flight: bool) {
+        if in_flight {
+            self.mirrors_dropped_in_flight.incr();
+        } else {
+            self.mirrors_skipped_body.incr();
+        }
+        if let Some(m) = &self.metrics {
+            m.record_mirror_dropped(host);
+        }
+    }
 }
 
 /// A monotonic counter.

@@ -1,5 +1,5 @@
 //! MeshClient as a whole: hot reload between requests, tower::Service use, telemetry on top.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
@@ -68,4 +68,35 @@ async fn reqwest_requests_go_through_the_mesh() {
     let seen = v1.seen.lock().unwrap();
     assert_eq!((seen[0].method.as_str(), seen[0].path.as_str(), &seen[0].body[..]), ("PUT", "/items/1", &b"payload"[..]));
     assert_eq!(seen[0].headers["x-caller"], "reqwest");
+}
+
+#[tokio::test]
+async fn telemetry_layer_on_top_records_and_propagates() {
+    use std::sync::Arc;
+
+    use mesh_client::client::MeshClient;
+    use mesh_client::cluster::{Clusters, StaticEndpoints};
+    use mesh_client::stats::ClientStats;
+    use mesh_client::telemetry::{ClientTelemetryConfig, ClientTelemetryLayer, MeshMetrics, WorkloadLabels};
+    use mesh_core::watch::ConfigStore;
+
+    let flaky = backend("v1", |n| Box::pin(async move { if n == 0 { (StatusCode::SERVICE_UNAVAILABLE, "x".into()) } else { (StatusCode::OK, "ok".into()) } })).await;
+    let store = ConfigStore::new(config(&route_to("v1")));
+    let set = Arc::new(StaticEndpoints::new());
+    set.insert("service2", None, flaky.addr, 1, labels(&[("version", "v1")]));
+    let source = store.clone();
+    let metrics = MeshMetrics::new();
+    let mut telemetry = ClientTelemetryConfig::new(WorkloadLabels::unknown());
+    telemetry.sample_ratio = 1.0;
+    let client = MeshClient::builder(store, Clusters::new(move || source.snapshot(), set))
+        .stats(Arc::new(ClientStats::with_metrics(metrics.clone())))
+        .telemetry(ClientTelemetryLayer::new(metrics.clone(), telemetry))
+        .build();
+    assert_eq!(get(&client, "http://service2/").await.0, StatusCode::OK);
+    let seen = flaky.seen.lock().unwrap();
+    assert_eq!(seen.len(), 2, "one retry");
+    assert!(seen.iter().all(|s| s.headers.contains_key("traceparent")), "trace context injected on every attempt");
+    let text = metrics.encode_prometheus();
+    assert!(text.contains("istio_requests_total"), "{text}");
+    assert_eq!(client.stats().retries.get(), 1);
 }

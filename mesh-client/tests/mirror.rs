@@ -1,5 +1,5 @@
 //! The article's shadowing: users get v1's answers, every request is copied to v2.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

@@ -1,6 +1,6 @@
 //! Retries against real servers: a flaky backend rescued, a different endpoint per attempt, POST
 //! not repeated once it reached the server.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

@@ -1,6 +1,6 @@
 //! Route matching end to end: the article's gateway prefixes, header rules, rewrite, redirect,
 //! direct response, fault abort, and 404 NR.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

@@ -1,5 +1,5 @@
 //! The article's 90/10 canary split against real v1 and v2 servers.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

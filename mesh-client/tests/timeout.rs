@@ -1,5 +1,5 @@
 //! The route timeout against a real slow server.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

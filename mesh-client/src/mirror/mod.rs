@@ -193,8 +193,8 @@ where
                         body::full(bytes)
                     }
                     Buffered::Stream(body) => {
-                        for _ in &chosen {
-                            shared.stats.mirrors_skipped_body.incr();
+                        for mirror in &chosen {
+                            shared.stats.mirror_dropped(&mirror.destination.host, false);
                         }
                         tracing::debug!(mirrored = false, mirror_dropped = "body", "mirror skipped: body too large or streaming");
                         body
@@ -220,7 +220,7 @@ where
 
 fn send_copy(shared: &Shared, mirror: &Mirror, parts: &http::request::Parts, body: Bytes) {
     let Ok(permit) = Arc::clone(&shared.permits).try_acquire_owned() else {
-        shared.stats.mirrors_dropped_in_flight.incr();
+        shared.stats.mirror_dropped(&mirror.destination.host, true);
         tracing::debug!(mirrored = false, mirror_dropped = "in_flight", host = %mirror.destination.host, "mirror dropped: too many in flight");
         return;
     };
@@ -231,7 +231,7 @@ fn send_copy(shared: &Shared, mirror: &Mirror, parts: &http::request::Parts, bod
     let stats = shared.stats.clone();
     let limit = shared.timeout;
     let host = mirror.destination.host.clone();
-    stats.mirrors_sent.incr();
+    stats.mirror_sent(&host);
     tracing::debug!(mirrored = true, %host, subset = mirror.destination.subset.as_deref().unwrap_or(""), "mirror sent");
     let copy: BoxResponseFuture = Box::pin(shadow.oneshot(copy));
     tokio::spawn(async move {
@@ -270,13 +270,11 @@ fn shadow_authority<B>(request: &mut Request<B>) {
         .or_else(|| request.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned));
     let Some(current) = current else { return };
     let shadow = shadow_host(&current);
-    if request.uri().authority().is_some() {
-        if let Ok(authority) = shadow.parse::<Authority>() {
-            let mut parts = request.uri().clone().into_parts();
-            parts.authority = Some(authority);
-            if let Ok(uri) = http::Uri::from_parts(parts) {
-                *request.uri_mut() = uri;
-            }
+    if let (Some(_), Ok(authority)) = (request.uri().authority(), shadow.parse::<Authority>()) {
+        let mut parts = request.uri().clone().into_parts();
+        parts.authority = Some(authority);
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
         }
     }
     if let Ok(value) = HeaderValue::from_str(&shadow) {

@@ -76,7 +76,9 @@ where
     S::Future: Send + 'static,
 {
     let policy = &settings.policy;
-    let budget = settings.budgets.for_target(request.extensions().get::<Target>());
+    let target = request.extensions().get::<Target>();
+    let budget = settings.budgets.for_target(target);
+    let host = target.map_or_else(|| request.uri().host().unwrap_or("").to_owned(), |t| t.destination.host.clone());
     let _in_flight = budget.enter_request();
 
     if policy.attempts == 0 {
@@ -141,7 +143,7 @@ where
             return finish(result, false, &settings);
         }
         let Some(guard) = budget.try_retry() else {
-            settings.stats.retries_budget_exhausted.incr();
+            settings.stats.budget_exhausted(&host);
             tracing::debug!(
                 retried = false,
                 budget_exhausted = true,
@@ -158,7 +160,7 @@ where
         drop(result);
         let wait = settings.backoff.delay(retries_done, &settings.random);
         retries_done += 1;
-        settings.stats.retries.incr();
+        settings.stats.retried(&host);
         tracing::debug!(retried = true, retry = retries_done, ?outcome, backoff_ms = wait.as_millis() as u64, "retrying");
         tokio::time::sleep(wait).await;
         retry_guard = Some(guard);

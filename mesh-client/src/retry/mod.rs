@@ -52,11 +52,13 @@ pub struct Budgets {
     kind: BudgetsKind,
 }
 
+type Resolver = Arc<dyn Fn(Option<&Target>) -> Budget + Send + Sync>;
+
 #[derive(Clone)]
 enum BudgetsKind {
     Single(Budget),
     PerDestination(Arc<[(Destination, Budget)]>, Budget),
-    Resolve(Arc<dyn Fn(Option<&Target>) -> Budget + Send + Sync>),
+    Resolve(Resolver),
 }
 
 impl std::fmt::Debug for Budgets {

@@ -99,7 +99,7 @@ impl<T> RouteTable<T> {
                 }
             }
         }
-        suffixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        suffixes.sort_by_key(|(suffix, _)| std::cmp::Reverse(suffix.len()));
         let wrap = |entries| Arc::new(HostRoutes { entries });
         Self {
             gateway: gateway.to_owned(),
@@ -117,6 +117,11 @@ impl<T> RouteTable<T> {
     /// The routes for `host` (lowercase, no port), most specific host entry first.
     pub fn host(&self, host: &str) -> Option<&Arc<HostRoutes<T>>> {
         if let Some(found) = self.exact.get(host) {
+            return Some(found);
+        }
+        // A cluster-local FQDN also finds a VirtualService written with the short name.
+        let short = host.strip_suffix(".svc.cluster.local").or_else(|| host.strip_suffix(".svc"));
+        if let Some(found) = short.and_then(|s| s.split('.').next()).and_then(|name| self.exact.get(name)) {
             return Some(found);
         }
         if let Some((_, found)) = self.suffixes.iter().find(|(s, _)| host.ends_with(s.as_str()) && host.len() > s.len()) {

@@ -81,7 +81,16 @@ fn gateway_binding_and_wildcards() {
     assert_eq!(name_of(mesh.lookup(&get("http://example.com/"))), "none");
     assert_eq!(name_of(mesh.lookup(&get("http://service2/"))), "fqdn");
     assert_eq!(name_of(mesh.lookup(&get("http://SERVICE2.default:80/"))), "fqdn");
+    assert_eq!(name_of(mesh.lookup(&get("http://a.default.svc.cluster.local/"))), "none");
     assert_eq!(name_of(gw.lookup(&get("http://service2/"))), "NR", "gateway `*` host sees no matching route");
+}
+
+#[test]
+fn fqdn_request_finds_short_name_virtual_service() {
+    let config = MeshConfig { virtual_services: vec![vs(&["service2"], &[], vec![route("short", vec![])])], ..MeshConfig::default() };
+    let t = RouteTable::new(&config, MESH);
+    assert_eq!(name_of(t.lookup(&get("http://service2.default.svc.cluster.local/"))), "short");
+    assert_eq!(name_of(t.lookup(&get("http://service2.other.svc/"))), "short");
 }
 
 #[test]
