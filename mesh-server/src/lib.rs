@@ -1,6 +1,7 @@
 //! # mesh-server
 //!
-//! The inbound side of the proxyless mesh, as Tower layers: authorization
+//! The inbound side of the proxyless mesh, as Tower layers: JWT authentication ([`jwt`], Istio's
+//! RequestAuthentication and the legacy authentication Policy), authorization
 //! ([`authz`], Istio's AuthorizationPolicy), rate limiting ([`rate_limit`], Linkerd's
 //! HTTPLocalRateLimitPolicy), the one place where their typed errors become HTTP answers
 //! ([`rescue`]), and [`MeshServer`], which stacks every inbound layer in the design's order around
@@ -9,6 +10,7 @@
 
 pub mod admin;
 pub mod authz;
+pub mod jwt;
 pub mod metrics;
 pub mod otel;
 pub mod rate_limit;

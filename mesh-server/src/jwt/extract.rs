@@ -1,0 +1,150 @@
+//! Where tokens are read from, and the verified identity handed to the application.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::response::{IntoResponse, Response};
+use http::header::{AUTHORIZATION, COOKIE};
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, StatusCode, Uri};
+
+/// One place a token may be: a header (with a prefix to strip), a query parameter or a cookie.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Location {
+    /// `fromHeaders[]`: header and value prefix (compared ignoring ASCII case).
+    Header(HeaderName, String),
+    /// `fromParams[]`.
+    Param(String),
+    /// `fromCookies[]`.
+    Cookie(String),
+}
+
+impl Location {
+    /// Istio's default locations: `Authorization: Bearer <token>`, then `?access_token=<token>`.
+    pub(crate) fn defaults() -> Vec<Location> {
+        vec![Location::Header(AUTHORIZATION, "Bearer ".to_owned()), Location::Param("access_token".to_owned())]
+    }
+
+    /// The token at this location, if any.
+    pub(crate) fn find<'r>(&self, headers: &'r HeaderMap, uri: &'r Uri) -> Option<&'r str> {
+        match self {
+            Location::Header(name, prefix) => headers.get_all(name).iter().find_map(|v| {
+                let v = v.to_str().ok()?;
+                let head = v.get(..prefix.len())?;
+                let token = v.get(prefix.len()..)?.trim();
+                (head.eq_ignore_ascii_case(prefix) && !token.is_empty()).then_some(token)
+            }),
+            Location::Param(name) => uri.query()?.split('&').find_map(|pair| {
+                let (k, v) = pair.split_once('=')?;
+                (k == name && !v.is_empty()).then_some(v)
+            }),
+            Location::Cookie(name) => headers.get_all(COOKIE).iter().find_map(|v| {
+                v.to_str().ok()?.split(';').find_map(|c| {
+                    let (k, v) = c.trim().split_once('=')?;
+                    (k == name && !v.is_empty()).then_some(v.trim_matches('"'))
+                })
+            }),
+        }
+    }
+}
+
+/// The authenticated end user: put in the request extensions by the JWT layer when a token
+/// verifies. Cheap to clone. Also an axum extractor (401 when absent; use `Option<Principal>`
+/// for routes open to anonymous callers).
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use mesh_server::jwt::Principal;
+///
+/// async fn me(who: Principal) -> String {
+///     format!("hello {}", who.principal())
+/// }
+/// let app: Router = Router::new().route("/me", get(me));
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Principal {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, PartialEq)]
+struct Inner {
+    principal: String,
+    sub_start: usize,
+    claims: serde_json::Value,
+}
+
+impl Principal {
+    /// A principal from verified claims (`iss` and `sub` may be absent: empty then).
+    pub fn from_claims(claims: serde_json::Value) -> Self {
+        let iss = claims.get("iss").and_then(|v| v.as_str()).unwrap_or_default();
+        let sub = claims.get("sub").and_then(|v| v.as_str()).unwrap_or_default();
+        let principal = format!("{iss}/{sub}");
+        Self { inner: Arc::new(Inner { principal, sub_start: iss.len() + 1, claims }) }
+    }
+
+    /// `iss/sub`: Istio's `request.auth.principal` (what `requestPrincipals` match).
+    pub fn principal(&self) -> &str {
+        &self.inner.principal
+    }
+
+    /// `iss`.
+    pub fn issuer(&self) -> &str {
+        self.inner.principal.get(..self.inner.sub_start.saturating_sub(1)).unwrap_or_default()
+    }
+
+    /// `sub`.
+    pub fn subject(&self) -> &str {
+        self.inner.principal.get(self.inner.sub_start..).unwrap_or_default()
+    }
+
+    /// Every claim of the token (`request.auth.claims`).
+    pub fn claims(&self) -> &serde_json::Value {
+        &self.inner.claims
+    }
+
+    /// A nested claim: `claim(&["realm_access", "roles"])`.
+    pub fn claim<S: AsRef<str>>(&self, path: &[S]) -> Option<&serde_json::Value> {
+        path.iter().try_fold(&self.inner.claims, |v, k| v.get(k.as_ref()))
+    }
+
+    /// `aud` as a list (`request.auth.audiences`).
+    pub fn audiences(&self) -> Vec<&str> {
+        match self.inner.claims.get("aud") {
+            Some(serde_json::Value::String(s)) => vec![s.as_str()],
+            Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_str()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// `azp` (`request.auth.presenter`).
+    pub fn presenter(&self) -> Option<&str> {
+        self.inner.claims.get("azp").and_then(|v| v.as_str())
+    }
+}
+
+/// The rejection of the [`Principal`] extractor: the JWT layer did not authenticate the request.
+#[derive(Clone, Copy, Debug, thiserror::Error)]
+#[error("request is not authenticated")]
+pub struct MissingPrincipal(());
+
+impl IntoResponse for MissingPrincipal {
+    fn into_response(self) -> Response {
+        (StatusCode::UNAUTHORIZED, [(http::header::WWW_AUTHENTICATE, "Bearer")], "Jwt is missing").into_response()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = MissingPrincipal;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Principal>().cloned().ok_or(MissingPrincipal(()))
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Principal>().cloned())
+    }
+}
