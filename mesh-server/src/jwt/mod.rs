@@ -26,7 +26,7 @@
 //! let rule = JwtRule {
 //!     issuer: "https://issuer.example".into(),
 //!     audiences: vec![],
-//!     jwks: JwksSource::Uri("https://issuer.example/jwks.json".into()),
+//!     jwks: JwksSource::Uri("http://127.0.0.1:9/jwks.json".into()), // fetched in the background
 //!     from_headers: vec![],
 //!     from_params: vec![],
 //!     from_cookies: vec![],
