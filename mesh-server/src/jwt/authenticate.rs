@@ -8,6 +8,7 @@ use http::{HeaderName, HeaderValue, Request};
 use mesh_core::policy::{AuthnPolicy, JwksSource, Labels, TriggerRule};
 
 use super::error::{JwksError, JwtError};
+use crate::authz::RequestAuth;
 use super::extract::{Location, Principal};
 use super::jwks::{Entry, JwksCache};
 use super::verify::{self, ClaimChecks, KeySet};
@@ -229,8 +230,8 @@ impl Authenticator {
         }
     }
 
-    /// Applies a verified token: principal in the extensions, output headers, token removed
-    /// unless `forwardOriginalToken`.
+    /// Applies a verified token: [`Principal`] and authorization's [`RequestAuth`] in the
+    /// extensions, output headers, token removed unless `forwardOriginalToken`.
     pub(crate) fn apply<B>(&self, req: &mut Request<B>, v: Verified) {
         self.strip(req);
         if let Some(rule) = self.rules.get(v.rule) {
@@ -249,7 +250,15 @@ impl Authenticator {
                 headers.remove(name);
             }
         }
-        req.extensions_mut().insert(v.principal);
+        let auth = RequestAuth {
+            principal: v.principal.principal().to_owned(),
+            audiences: v.principal.audiences().into_iter().map(str::to_owned).collect(),
+            presenter: v.principal.presenter().map(str::to_owned),
+            claims: v.principal.claims().as_object().cloned().unwrap_or_default(),
+        };
+        let ext = req.extensions_mut();
+        ext.insert(auth);
+        ext.insert(v.principal);
     }
 }
 

@@ -10,8 +10,9 @@
 //! - an invalid token: `401` with `www-authenticate: Bearer error="invalid_token"` and Envoy's
 //!   wording in the body (`Jwt verification fails`, `Jwt is expired`, ...): a response, not an
 //!   error, as tower-http's middleware do;
-//! - a valid token: a [`Principal`] (`iss/sub` and the claims) goes into the request
-//!   extensions (also an axum extractor), claims are copied to headers as configured, and the
+//! - a valid token: a [`Principal`] (`iss/sub` and the claims; also an axum extractor) and
+//!   the [`RequestAuth`](crate::authz::RequestAuth) that authorization reads go into the request
+//!   extensions, claims are copied to headers as configured, and the
 //!   token's header is removed unless `forwardOriginalToken`.
 //!
 //! ```

@@ -65,6 +65,11 @@ pub(super) async fn call(layer: &JwtLayer, req: Request<String>) -> Response<Str
         *res.headers_mut() = req.headers().clone();
         if let Some(p) = req.extensions().get::<Principal>() {
             res.headers_mut().insert("x-test-principal", p.principal().parse().unwrap());
+            // The contract with authorization: the same identity as `RequestAuth`.
+            let auth = req.extensions().get::<crate::authz::RequestAuth>().expect("RequestAuth set with Principal");
+            assert_eq!(auth.principal, p.principal());
+            assert_eq!(auth.audiences, p.audiences());
+            assert_eq!(Some(&serde_json::Value::Object(auth.claims.clone())), Some(p.claims()));
         }
         Ok::<_, Infallible>(res)
     }));
