@@ -48,3 +48,39 @@ async fn slow_answer_gets_504_ut_and_fast_one_passes() {
     let (status, backend, _) = get(&client, "http://service2/fast").await;
     assert_eq!((status, backend.as_str()), (StatusCode::OK, "s"));
 }
+
+const PER_TRY: &str = r#"
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata:
+  name: service2
+spec:
+  hosts:
+    - service2
+  http:
+    - route:
+        - destination:
+            host: service2
+      retries:
+        attempts: 2
+        perTryTimeout: 200ms
+        retryOn: reset,connect-failure
+"#;
+
+#[tokio::test]
+async fn per_try_timeout_moves_on_to_a_fast_attempt() {
+    let first_slow = backend("s", |n| {
+        Box::pin(async move {
+            if n == 0 {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            (StatusCode::OK, "ok".into())
+        })
+    })
+    .await;
+    let (client, _store) = mesh(PER_TRY, &[("service2", first_slow.addr, labels(&[]))], 1);
+    let (status, _, _) = get(&client, "http://service2/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(first_slow.hits(), 2, "the slow attempt was abandoned and retried");
+    assert_eq!(client.stats().retries.get(), 1);
+}

@@ -20,7 +20,7 @@ use super::replay::{self, Buffered};
 use super::{Settings, is_idempotent};
 use crate::BoxError;
 use crate::body::{self, BoxBody};
-use crate::context::{PreviousAttempts, Target, Upstream};
+use crate::context::{AttemptDeadline, PreviousAttempts, Target, Upstream};
 use crate::error::{ClusterError, outcome_of};
 use crate::headers::{add_flag, local_reply};
 
@@ -167,21 +167,31 @@ where
     }
 }
 
+/// How long after the attempt deadline the retry layer gives up on an attempt itself.
+const BACKSTOP_SLACK: std::time::Duration = std::time::Duration::from_millis(10);
+
 type BoxResponseFuture = Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>;
 
 /// Sends one attempt. A plain function returning a boxed future, so the retry loop's own future
 /// never names `S::Future` (which trips rustc's higher-ranked `Send` check).
-fn attempt<S, F, E>(service: &mut S, request: Request<BoxBody>, per_try: Option<std::time::Duration>) -> BoxResponseFuture
+///
+/// With a per-try timeout, the attempt carries an [`AttemptDeadline`] so the cluster ends it
+/// itself (and tells outlier detection, as Envoy counts per-try timeouts against the endpoint);
+/// a backstop a little later covers inner services that ignore the extension.
+fn attempt<S, F, E>(service: &mut S, mut request: Request<BoxBody>, per_try: Option<std::time::Duration>) -> BoxResponseFuture
 where
     S: Service<Request<BoxBody>, Response = Response<BoxBody>, Error = E, Future = F>,
     F: Future<Output = Result<Response<BoxBody>, E>> + Send + 'static,
     E: Into<BoxError>,
 {
+    if let Some(limit) = per_try {
+        request.extensions_mut().insert(AttemptDeadline { at: tokio::time::Instant::now() + limit });
+    }
     let future = service.call(request);
     Box::pin(async move {
         match per_try {
             None => future.await.map_err(Into::into),
-            Some(limit) => match tokio::time::timeout(limit, future).await {
+            Some(limit) => match tokio::time::timeout(limit + BACKSTOP_SLACK, future).await {
                 Ok(result) => result.map_err(Into::into),
                 Err(_) => Err(Box::new(PerTryTimeout) as BoxError),
             },
@@ -192,7 +202,7 @@ where
 fn finish(result: Result<Response<BoxBody>, BoxError>, exhausted: bool, _settings: &Settings) -> Result<Response<BoxBody>, BoxError> {
     let mut response = match result {
         Ok(response) => response,
-        Err(error) if error.is::<PerTryTimeout>() => {
+        Err(error) if error.is::<PerTryTimeout>() || outcome_of(&error) == Outcome::Timeout => {
             local_reply(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout", Some("UT"))
         }
         Err(error) => return Err(error),

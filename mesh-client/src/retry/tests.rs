@@ -190,3 +190,30 @@ fn idempotency_follows_rfc_9110() {
     assert!(!is_idempotent(&Method::POST));
     assert!(!is_idempotent(&Method::PATCH));
 }
+
+#[tokio::test(start_paused = true)]
+async fn attempts_carry_their_deadline_for_the_cluster() {
+    use crate::context::AttemptDeadline;
+    let saw = Arc::new(Mutex::new(Vec::new()));
+    let s = saw.clone();
+    let inner = tower::service_fn(move |req: Request<BoxBody>| {
+        s.lock().unwrap().push(req.extensions().get::<AttemptDeadline>().map(|d| d.at));
+        async {
+            // Answer as the cluster does when the deadline passes.
+            Err::<Response<BoxBody>, BoxError>(Box::new(ClusterError::new(Outcome::Timeout)))
+        }
+    });
+    let p = RetryPolicy {
+        attempts: 1,
+        per_try_timeout: Some(Duration::from_secs(2)),
+        retry_on: RetryOn { conditions: vec![RetryCondition::Reset], status_codes: vec![] },
+        ..RetryPolicy::default()
+    };
+    let start = tokio::time::Instant::now();
+    let r = RetryLayer::new(p, Budget::unlimited()).layer(inner).oneshot(get()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT, "a cluster timeout on the last try is a 504");
+    assert_eq!(flags(&r), "UT,URX");
+    let saw = saw.lock().unwrap();
+    assert_eq!(saw.len(), 2);
+    assert_eq!(saw[0], Some(start + Duration::from_secs(2)));
+}
