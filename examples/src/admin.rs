@@ -38,6 +38,11 @@ impl Ready {
     pub fn get(&self) -> bool {
         self.0.load(Ordering::Acquire)
     }
+
+    /// The shared flag itself.
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        self.0.clone()
+    }
 }
 
 /// The admin router.

@@ -133,7 +133,10 @@ async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
     }
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
     let mut forwarded = forwarded_headers(req.headers());
-    let trace_id = match trace_id_of(req.headers()) {
+    // The mesh's trace layer hands over the server span's context; without the mesh (--plain),
+    // the incoming traceparent is all there is.
+    let from_mesh = req.extensions().get::<mesh_client::telemetry::TraceContext>().map(|c| c.trace_id_hex());
+    let trace_id = match from_mesh.or_else(|| trace_id_of(req.headers())) {
         Some(id) => id,
         None => {
             let (id, header) = new_traceparent();

@@ -125,15 +125,14 @@ pub fn start_gateway(
     let workload = Workload::new("gateway", "v1");
     let client = mesh.gateway_client(&workload, &gateway.origin.name);
     let state = Arc::new(GatewayState::new(gateway, client));
-    let (router, source) = mesh.server(app(state), &workload);
     let ready = crate::admin::Ready::default();
     let tasks = vec![
-        crate::run::spawn_serve(listener, router, shutdown),
-        crate::run::spawn_serve(admin, crate::admin::admin_app(source.clone(), ready.clone()), shutdown),
+        crate::run::spawn_serve_mesh(listener, mesh.server(app(state), &workload), shutdown),
+        crate::run::spawn_serve(admin, mesh.admin(&ready), shutdown),
     ];
     ready.set(true);
     tracing::info!(gateway = %gateway.origin.name, %addr, admin = %admin_addr, "gateway serving");
-    Ok(crate::run::Started { addr, admin: admin_addr, state: None, admin_source: source, mesh: Some(mesh), tasks })
+    Ok(crate::run::Started { addr, admin: admin_addr, state: None, ready, mesh: Some(mesh), tasks })
 }
 
 #[cfg(test)]

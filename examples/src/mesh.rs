@@ -13,7 +13,15 @@ use mesh_core::policy::{Labels, MeshConfig, ServiceEntryPolicy};
 use mesh_core::registry::{DnsOptions, Following, Registry, StaticDiscovery};
 use mesh_core::watch::{ConfigStore, WatchHandle};
 
-use crate::admin::{AdminSource, RequestCounter};
+use mesh_server::MeshServer;
+use mesh_server::admin::{ConfigView, mesh_config_view};
+use mesh_server::metrics::{ServerMetricsConfig, ServerMetricsLayer};
+use mesh_server::request_id::RequestIdLayer;
+use mesh_server::trace::{TraceConfig, TraceLayer};
+use tower::ServiceBuilder;
+use tower::util::BoxCloneService;
+
+use crate::admin::{AdminSource, Ready, RequestCounter};
 use mesh_client::client::{FnSource, MeshClient};
 use mesh_client::cluster::Clusters;
 use mesh_client::telemetry::{ClientTelemetryConfig, ClientTelemetryLayer, MeshMetrics, WorkloadLabels};
@@ -213,13 +221,45 @@ impl MeshRuntime {
         Arc::new(MeshUpstream(self.mesh_client(workload, Some(gateway))))
     }
 
-    /// Wraps a service's router in the inbound layers, with its admin data.
-    pub fn server(&self, router: Router, workload: &Workload) -> (Router, Arc<dyn AdminSource>) {
-        let counter = Arc::new(RequestCounter::new(&workload.app, &workload.version));
-        let router = router.layer(axum::middleware::from_fn_with_state(counter.clone(), RequestCounter::middleware));
-        (router, Arc::new(MeshAdmin { counter, store: self.inner.store.clone(), metrics: self.inner.metrics.clone() }))
+    /// Wraps a service's router in the inbound layers, outermost first: Istio's server
+    /// metrics, the trace span (W3C `traceparent` extracted), the request id, then
+    /// [`MeshServer`]'s policy layers (rate limits, JWT authentication, authorization).
+    pub fn server(&self, router: Router, workload: &Workload) -> InboundStack {
+        let labels = workload.labels();
+        let mut server_workload = mesh_server::Workload::new(&workload.app).version(&workload.version);
+        for (k, v) in &labels {
+            server_workload = server_workload.label(k, v);
+        }
+        let policies = MeshServer::new(server_workload, self.inner.store.clone());
+        let metrics = ServerMetricsConfig::for_workload(&workload.app, None, &labels);
+        let stack = ServiceBuilder::new()
+            .layer(ServerMetricsLayer::new(self.inner.metrics.clone(), metrics))
+            .layer(TraceLayer::new(TraceConfig::default()))
+            .layer(RequestIdLayer::new())
+            .service(policies.wrap(router));
+        BoxCloneService::new(stack)
+    }
+
+    /// The admin endpoints (`/metrics`, `/healthz`, `/config_dump`) of this app.
+    pub fn admin(&self, ready: &Ready) -> Router {
+        let store = self.inner.store.clone();
+        let view: ConfigView = Arc::new(move || {
+            let last = store.last_reload().map(|r| {
+                serde_json::json!({
+                    "generation": r.generation,
+                    "applied": r.is_ok(),
+                    "errors": r.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "warnings": r.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                })
+            });
+            mesh_config_view(&store.snapshot(), store.generation(), last)
+        });
+        mesh_server::admin::router(self.inner.metrics.clone(), ready.flag(), view)
     }
 }
+
+/// A service wrapped in the inbound layers, ready to serve.
+pub type InboundStack = BoxCloneService<http::Request<axum::body::Body>, http::Response<axum::body::Body>, std::convert::Infallible>;
 
 /// [`MeshClient`] as the apps' [`Upstream`].
 struct MeshUpstream(MeshClient);
@@ -231,25 +271,6 @@ impl Upstream for MeshUpstream {
             let res = client.send(req).await?;
             Ok(res.map(axum::body::Body::new))
         })
-    }
-}
-
-struct MeshAdmin {
-    counter: Arc<RequestCounter>,
-    store: ConfigStore,
-    metrics: MeshMetrics,
-}
-
-impl AdminSource for MeshAdmin {
-    fn metrics(&self) -> String {
-        let mut text = self.metrics.encode_prometheus();
-        text.push_str(&self.counter.render());
-        text
-    }
-
-    fn config_dump(&self) -> String {
-        let status = self.store.last_reload();
-        format!("generation {}\nlast reload: {:#?}\n{:#?}\n", self.store.generation(), status, self.store.snapshot())
     }
 }
 

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use crate::admin::{AdminSource, Ready, RequestCounter, admin_app};
 use crate::app::{AppState, Faults, app, upstream_of};
 use crate::cli::{ServiceArgs, default_addr};
-use crate::mesh::{MeshRuntime, PlainAdmin, StartError, Workload, first_endpoint, load_config};
+use crate::mesh::{InboundStack, MeshRuntime, PlainAdmin, StartError, Workload, first_endpoint, load_config};
 use crate::upstream::PlainUpstream;
 
 /// A shutdown trigger shared by the apps of one process.
@@ -86,6 +86,17 @@ pub fn spawn_serve(listener: TcpListener, router: Router, shutdown: &Shutdown) -
     })
 }
 
+/// Serves a mesh-wrapped service on `listener` with mesh-server's server (it tells the inbound
+/// layers the caller's address) until `shutdown`, then lets in-flight requests finish.
+pub fn spawn_serve_mesh(listener: TcpListener, service: InboundStack, shutdown: &Shutdown) -> JoinHandle<()> {
+    let stop = shutdown.wait();
+    tokio::spawn(async move {
+        if let Err(e) = mesh_server::serve(listener, service, stop).await {
+            tracing::error!(%e, "server stopped with an error");
+        }
+    })
+}
+
 /// How to start one service.
 #[derive(Clone, Debug)]
 pub struct ServiceSpec {
@@ -109,8 +120,8 @@ pub struct Started {
     pub admin: SocketAddr,
     /// The handler's state (request counts); `None` for the gateway.
     pub state: Option<Arc<AppState>>,
-    /// Its admin data.
-    pub admin_source: Arc<dyn AdminSource>,
+    /// Readiness, as `/healthz` reports it: cleared when shutting down.
+    pub ready: Ready,
     /// The mesh runtime (`None` in `--plain` mode).
     pub mesh: Option<MeshRuntime>,
     /// The server tasks (app, admin): done once drained after shutdown.
@@ -127,8 +138,8 @@ pub fn start_service(
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: default_addr("127.0.0.1:0"), source })?;
     let admin_addr = admin.local_addr().map_err(|source| StartError::Bind { addr, source })?;
     let workload = Workload::new(&spec.name, &spec.version);
-    let mut runtime = None;
-    let (router, state, source): (Router, Arc<AppState>, Arc<dyn AdminSource>) = if spec.plain {
+    let ready = Ready::default();
+    let (state, runtime, tasks) = if spec.plain {
         let config = load_config(&spec.config)?;
         let mut state = AppState::new(&spec.name, &spec.version).with_faults(spec.faults);
         let mut upstream_addr = None;
@@ -142,7 +153,12 @@ pub fn start_service(
         let counter = Arc::new(RequestCounter::new(&spec.name, &spec.version));
         let router = app(state.clone())
             .layer(axum::middleware::from_fn_with_state(counter.clone(), RequestCounter::middleware));
-        (router, state, Arc::new(PlainAdmin { counter, upstream: upstream_addr }))
+        let source: Arc<dyn AdminSource> = Arc::new(PlainAdmin { counter, upstream: upstream_addr });
+        let tasks = vec![
+            spawn_serve(listener, router, shutdown),
+            spawn_serve(admin, admin_app(source, ready.clone()), shutdown),
+        ];
+        (state, None, tasks)
     } else {
         let mesh = MeshRuntime::start(&spec.config)?;
         let mut state = AppState::new(&spec.name, &spec.version).with_faults(spec.faults);
@@ -150,18 +166,15 @@ pub fn start_service(
             state = state.with_upstream(host, mesh.client(&workload));
         }
         let state = Arc::new(state);
-        let (router, source) = mesh.server(app(state.clone()), &workload);
-        runtime = Some(mesh);
-        (router, state, source)
+        let tasks = vec![
+            spawn_serve_mesh(listener, mesh.server(app(state.clone()), &workload), shutdown),
+            spawn_serve(admin, mesh.admin(&ready), shutdown),
+        ];
+        (state, Some(mesh), tasks)
     };
-    let ready = Ready::default();
-    let tasks = vec![
-        spawn_serve(listener, router, shutdown),
-        spawn_serve(admin, admin_app(source.clone(), ready.clone()), shutdown),
-    ];
     ready.set(true);
     tracing::info!(service = %spec.name, version = %spec.version, %addr, admin = %admin_addr, plain = spec.plain, "serving");
-    Ok(Started { addr, admin: admin_addr, state: Some(state), admin_source: source, mesh: runtime, tasks })
+    Ok(Started { addr, admin: admin_addr, state: Some(state), ready, mesh: runtime, tasks })
 }
 
 /// The `main` of service1, service2 and service3: flags, listeners, serve until SIGTERM or Ctrl-C.
@@ -186,6 +199,7 @@ pub async fn service_main(name: &str, version: &str, args: ServiceArgs, defaults
         Ok((started, shutdown)) => {
             os_signal().await;
             tracing::info!(service = %name, "shutting down: finishing in-flight requests");
+            started.ready.set(false);
             shutdown.trigger();
             for t in started.tasks {
                 let _ = t.await;

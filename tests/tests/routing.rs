@@ -2,7 +2,6 @@
 //! `examples/scenarios/routing*`, judged as in the demo (`mesh_examples::scenarios::routing`).
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs mesh-server's trace layer (traceparent extraction) wired into mesh-examples"]
 async fn routing_scenario_passes_end_to_end() {
     let outcome = mesh_tests::assert_scenario("routing").await;
     println!("{}: {}", outcome.name, outcome.observed);

@@ -37,6 +37,7 @@ async fn main() -> std::process::ExitCode {
         Ok(started) => {
             os_signal().await;
             tracing::info!("gateway shutting down: finishing in-flight requests");
+            started.ready.set(false);
             shutdown.trigger();
             for t in started.tasks {
                 let _ = t.await;
