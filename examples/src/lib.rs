@@ -19,3 +19,8 @@ pub mod mesh;
 pub mod run;
 pub mod scenarios;
 pub mod upstream;
+
+/// The README's code example, compiled as a doc test so that it stays true.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
