@@ -143,6 +143,13 @@ impl AuthzEngine {
             .chain(tag(AuthzAction::Audit, &self.audit))
     }
 
+    /// Whether DENY and ALLOW policies let `req` through (CUSTOM providers are not asked: the
+    /// [`Authorization`](super::Authorization) layer does that). `trusted_proxies` as in
+    /// [`AuthorizationLayer::trusted_proxies`](super::AuthorizationLayer::trusted_proxies).
+    pub fn allows<B>(&self, req: &http::Request<B>, trusted_proxies: usize) -> bool {
+        self.evaluate(&RequestAttrs::new(req, trusted_proxies)).result.is_ok()
+    }
+
     /// Evaluates a request: CUSTOM match, then DENY, then ALLOW; AUDIT matches are logged.
     pub(crate) fn evaluate(&self, attrs: &RequestAttrs<'_>) -> Verdict {
         let custom = self
