@@ -19,7 +19,7 @@
 //! 8. the user's service (an axum `Router` or any `Service<Request<Body>>`).
 //!
 //! ```no_run
-//! use std::sync::Arc;
+//! use std::sync::{Arc, Mutex};
 //! use axum::{Router, routing::get};
 //! use mesh_core::policy::MeshConfig;
 //! use mesh_server::{serve, server::ConfigSource, MeshServer, Workload};
@@ -161,12 +161,6 @@ pub struct MeshServer {
     trusted_proxies: usize,
 }
 
-impl std::fmt::Debug for dyn ExtAuthz {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ExtAuthz")
-    }
-}
-
 impl MeshServer {
     /// The server of `workload`, configured from `source`.
     pub fn new(workload: Workload, source: impl Into<ConfigSource>) -> Self {
@@ -253,6 +247,9 @@ struct Policies {
     workload: Workload,
     source: ConfigSource,
     seen: ArcSwapOption<MeshConfig>,
+    // Serialises rebuilds (never taken when the config is unchanged), so that a request holding
+    // an older snapshot cannot overwrite what a newer one built.
+    rebuild: Mutex<()>,
     authz: Arc<ArcSwap<AuthzEngine>>,
     total: Arc<ArcSwapOption<RateLimiter>>,
     per_client: Arc<ArcSwapOption<RateLimiter>>,
@@ -270,6 +267,7 @@ impl Policies {
             workload,
             source,
             seen: ArcSwapOption::empty(),
+            rebuild: Mutex::new(()),
             authz: Arc::new(ArcSwap::from_pointee(AuthzEngine::allow_all())),
             total: Arc::new(ArcSwapOption::empty()),
             per_client: Arc::new(ArcSwapOption::empty()),
@@ -278,8 +276,14 @@ impl Policies {
 
     /// Recompiles when the snapshot is not the one seen last (a pointer comparison otherwise).
     fn refresh(&self) {
+        if self.is_current(&self.source.snapshot()) {
+            return;
+        }
+        // A poisoned lock guards no data: carry on.
+        let _guard = self.rebuild.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Read again under the lock: the newest snapshot wins.
         let config = self.source.snapshot();
-        if self.seen.load().as_ref().is_some_and(|seen| Arc::ptr_eq(seen, &config)) {
+        if self.is_current(&config) {
             return;
         }
         let w = &self.workload;
@@ -300,6 +304,12 @@ impl Policies {
         swap_limiter(&self.per_client, settings.per_client_only());
         tracing::debug!(workload = %w.service, "inbound policies refreshed");
         self.seen.store(Some(config));
+    }
+}
+
+impl Policies {
+    fn is_current(&self, config: &Arc<MeshConfig>) -> bool {
+        self.seen.load().as_ref().is_some_and(|seen| Arc::ptr_eq(seen, config))
     }
 }
 

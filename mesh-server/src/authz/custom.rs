@@ -78,3 +78,9 @@ where
         Box::pin(self(request))
     }
 }
+
+impl std::fmt::Debug for dyn ExtAuthz {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExtAuthz")
+    }
+}
