@@ -32,11 +32,13 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Request, Response, StatusCode};
+use mesh_client::telemetry::MeshMetrics;
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -112,14 +114,50 @@ fn text(status: StatusCode, body: impl Into<Cow<'static, str>>) -> Response<Body
     res
 }
 
+/// Counts refusals in the mesh metrics (`mesh_authz_denied_total`, `mesh_rate_limited_total`).
+#[derive(Debug)]
+struct Observer {
+    metrics: MeshMetrics,
+    workload: Box<str>,
+}
+
+impl Observer {
+    fn record(&self, error: &(dyn StdError + 'static)) {
+        let mut cur: Option<&(dyn StdError + 'static)> = Some(error);
+        while let Some(e) = cur {
+            if let Some(d) = e.downcast_ref::<authz::Denied>() {
+                self.metrics.record_authz_denied(&self.workload, d.policy().unwrap_or("no-allow-match"));
+                return;
+            }
+            if let Some(l) = e.downcast_ref::<rate_limit::RateLimited>() {
+                let scope = match l.scope() {
+                    rate_limit::Scope::Total => "total",
+                    rate_limit::Scope::Identity => "identity",
+                    rate_limit::Scope::Override => "override",
+                };
+                self.metrics.record_rate_limited(&self.workload, scope);
+                return;
+            }
+            cur = e.source();
+        }
+    }
+}
+
 /// Applies [`Rescue`].
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RescueLayer(());
+#[derive(Clone, Debug, Default)]
+pub struct RescueLayer {
+    observer: Option<Arc<Observer>>,
+}
 
 impl RescueLayer {
     /// The layer.
     pub fn new() -> Self {
-        Self(())
+        Self { observer: None }
+    }
+
+    /// Also counts refusals of `workload` in `metrics`.
+    pub fn with_metrics(metrics: MeshMetrics, workload: &str) -> Self {
+        Self { observer: Some(Arc::new(Observer { metrics, workload: workload.into() })) }
     }
 }
 
@@ -127,7 +165,7 @@ impl<S> Layer<S> for RescueLayer {
     type Service = Rescue<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Rescue::new(inner)
+        Rescue { inner, broken: None, observer: self.observer.clone() }
     }
 }
 
@@ -137,19 +175,20 @@ pub struct Rescue<S> {
     inner: S,
     // The inner service's readiness error, answered to the next request instead of calling it.
     broken: Option<BoxError>,
+    observer: Option<Arc<Observer>>,
 }
 
 impl<S: Clone> Clone for Rescue<S> {
     fn clone(&self) -> Self {
         // A clone has not been polled: it carries no readiness outcome.
-        Self { inner: self.inner.clone(), broken: None }
+        Self { inner: self.inner.clone(), broken: None, observer: self.observer.clone() }
     }
 }
 
 impl<S> Rescue<S> {
     /// Wraps `inner`.
     pub fn new(inner: S) -> Self {
-        Self { inner, broken: None }
+        Self { inner, broken: None, observer: None }
     }
 
     /// The inner service.
@@ -192,7 +231,7 @@ where
         if let Some(e) = self.broken.take() {
             return ResponseFuture { state: State::Answered { res: Some(response_for(&*e)) } };
         }
-        ResponseFuture { state: State::Inner { fut: self.inner.call(req) } }
+        ResponseFuture { state: State::Inner { fut: self.inner.call(req), observer: self.observer.clone() } }
     }
 }
 
@@ -208,7 +247,7 @@ pin_project! {
     #[project = StateProj]
     enum State<F> {
         Answered { res: Option<Response<Body>> },
-        Inner { #[pin] fut: F },
+        Inner { #[pin] fut: F, observer: Option<Arc<Observer>> },
     }
 }
 
@@ -220,16 +259,19 @@ where
     type Output = Result<Response<Body>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let fut = match self.project().state.project() {
+        let (fut, observer) = match self.project().state.project() {
             StateProj::Answered { res } => {
                 return Poll::Ready(Ok(res.take().unwrap_or_else(|| text(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))));
             }
-            StateProj::Inner { fut } => fut,
+            StateProj::Inner { fut, observer } => (fut, observer),
         };
         match std::task::ready!(fut.poll(cx)) {
             Ok(res) => Poll::Ready(Ok(res)),
             Err(e) => {
                 let e: BoxError = e.into();
+                if let Some(o) = observer {
+                    o.record(&*e);
+                }
                 Poll::Ready(Ok(response_for(&*e)))
             }
         }
@@ -303,6 +345,19 @@ mod tests {
         assert_eq!(res.map(|r| r.status()).ok(), Some(StatusCode::FORBIDDEN));
         let res = svc.oneshot(Request::get("/ok").body(()).unwrap_or_default()).await;
         assert_eq!(res.map(|r| r.status()).ok(), Some(StatusCode::OK));
+    }
+
+    #[tokio::test]
+    async fn refusals_are_counted() {
+        let metrics = MeshMetrics::new();
+        let inner = service_fn(|_req: Request<()>| async {
+            Err::<Response<Body>, BoxError>(Box::new(authz::Denied::new(Some("default/deny-admin"))))
+        });
+        let svc = RescueLayer::with_metrics(metrics.clone(), "service1").layer(inner);
+        let _ = svc.oneshot(Request::new(())).await;
+        let text = metrics.encode_prometheus();
+        let line = text.lines().find(|l| l.starts_with("mesh_authz_denied_total{")).unwrap_or_default().to_owned();
+        assert!(line.contains("default/deny-admin") && line.ends_with(" 1"), "{text}");
     }
 
     #[derive(Clone)]

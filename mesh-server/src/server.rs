@@ -3,9 +3,9 @@
 //!
 //! The stack, outermost first (the design's order):
 //!
-//! 1. *metrics and tracing span, request id*: the observability layers (`trace`, `metrics`,
-//!    `request_id` modules, written apart) go **outside** the service [`MeshServer::wrap`]
-//!    returns, so that they see the final status of every answer, 403 and 429 included;
+//! 1. metrics ([`crate::metrics`], when [`MeshServer::with_metrics`] is given), the server trace
+//!    span ([`crate::trace`]) and the request id ([`crate::request_id`]): outermost, so that they
+//!    see the final status of every answer, 403 and 429 included;
 //! 2. config refresh: a request takes the current config snapshot (one pointer comparison when
 //!    nothing changed) and, when it changed, the workload's policies are compiled again and
 //!    swapped in lock-free; requests in flight finish on what they started with;
@@ -36,7 +36,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -54,7 +54,12 @@ use tokio::net::TcpListener;
 use tower::util::BoxCloneService;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 
+use mesh_client::telemetry::MeshMetrics;
+
 use crate::authz::{AuthorizationLayer, AuthzEngine, ExtAuthz};
+use crate::metrics::{ServerMetricsConfig, ServerMetricsLayer};
+use crate::request_id::RequestIdLayer;
+use crate::trace::{TraceConfig, TraceLayer};
 use crate::rate_limit::{RateLimitLayer, RateLimitSettings, RateLimiter};
 use crate::rescue::RescueLayer;
 use crate::BoxError;
@@ -159,6 +164,8 @@ pub struct MeshServer {
     policies: Arc<Policies>,
     ext_authz: Option<Arc<dyn ExtAuthz>>,
     trusted_proxies: usize,
+    metrics: Option<MeshMetrics>,
+    trace: TraceConfig,
 }
 
 impl MeshServer {
@@ -166,7 +173,19 @@ impl MeshServer {
     pub fn new(workload: Workload, source: impl Into<ConfigSource>) -> Self {
         let policies = Arc::new(Policies::new(workload, source.into()));
         policies.refresh();
-        Self { policies, ext_authz: None, trusted_proxies: 0 }
+        Self { policies, ext_authz: None, trusted_proxies: 0, metrics: None, trace: TraceConfig::default() }
+    }
+
+    /// Records Istio's standard metrics (and refusals) for this workload in `metrics`.
+    pub fn with_metrics(mut self, metrics: MeshMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Tracing settings (sampling of traces that start here; Istio's 1% by default).
+    pub fn with_trace(mut self, config: TraceConfig) -> Self {
+        self.trace = config;
+        self
     }
 
     /// The provider asked for CUSTOM authorization policies.
@@ -192,7 +211,8 @@ impl MeshServer {
     }
 
     /// Wraps the user's service (an axum `Router`, or any service of `Request<Body>`) in the
-    /// inbound stack.
+    /// inbound stack: metrics (when [`with_metrics`](Self::with_metrics) was given), trace span,
+    /// request id, then the policy layers.
     ///
     /// JWT authentication is not stacked here yet: the `jwt` module is written apart and this
     /// builder adds it between the two rate limits when it is part of the crate; until then
@@ -206,10 +226,21 @@ impl MeshServer {
         B::Error: Into<BoxError>,
     {
         let p = &self.policies;
+        let w = &p.workload;
         let user = service.map_response(|res: Response<B>| res.map(Body::new));
+        let metrics = self.metrics.as_ref().map(|m| {
+            ServerMetricsLayer::new(m.clone(), ServerMetricsConfig::for_workload(&w.service, Some(&w.namespace), &w.labels))
+        });
+        let rescue = match &self.metrics {
+            Some(m) => RescueLayer::with_metrics(m.clone(), &w.service),
+            None => RescueLayer::new(),
+        };
         let stack = ServiceBuilder::new()
+            .option_layer(metrics)
+            .layer(TraceLayer::new(self.trace))
+            .layer(RequestIdLayer::new())
             .layer(RefreshLayer { policies: p.clone() })
-            .layer(RescueLayer::new())
+            .layer(rescue)
             .layer(RateLimitLayer::shared(p.total.clone()))
             .layer(RateLimitLayer::shared(p.per_client.clone()))
             .layer(

@@ -194,3 +194,22 @@ async fn graceful_shutdown_finishes_requests_in_flight() {
     assert!(matches!(&answer, Ok(Ok((200, _, body))) if body == "done"), "{answer:?}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn observability_layers_see_refusals() {
+    let metrics = mesh_client::telemetry::MeshMetrics::new();
+    let config = MeshConfig { authorization: vec![deny_admin()], ..MeshConfig::default() };
+    let mesh = MeshServer::new(Workload::new("service1").version("v1"), ConfigSource::fixed(config)).with_metrics(metrics.clone());
+    let server = Running::start(&mesh, app()).await;
+    let c = client();
+    let res = c.get(server.url("/admin/panel")).send().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(res.status().as_u16(), 403);
+    assert!(res.headers().contains_key("x-request-id"), "the request id layer answers even refusals");
+    assert_eq!(get_status(&c, &server.url("/hello")).await.0, 200);
+    server.stop().await;
+    let text = metrics.encode_prometheus();
+    let has = |needle: &[&str]| text.lines().any(|l| needle.iter().all(|n| l.contains(n)));
+    assert!(has(&["istio_requests_total{", "response_code=\"403\""]), "{text}");
+    assert!(has(&["istio_requests_total{", "response_code=\"200\""]), "{text}");
+    assert!(has(&["mesh_authz_denied_total{", "default/deny-admin"]), "{text}");
+}
