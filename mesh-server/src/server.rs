@@ -11,8 +11,8 @@
 //!    swapped in lock-free; requests in flight finish on what they started with;
 //! 3. [`rescue`](crate::rescue): typed errors from the layers below become HTTP answers, here only;
 //! 4. rate limit, **total** (cheap refusals before any token is verified);
-//! 5. JWT authentication (the `jwt` module's layer, when it is part of this crate: see
-//!    [`MeshServer::wrap`]);
+//! 5. JWT authentication ([`crate::jwt`]: RequestAuthentication and the legacy Policy; it
+//!    answers 401 itself and gives authorization the verified [`RequestAuth`](crate::authz::RequestAuth));
 //! 6. rate limit, **per client** (`identity` and `overrides`: they need the identity that
 //!    authentication establishes, so they sit right after it);
 //! 7. [`authz`](crate::authz): CUSTOM, DENY, ALLOW;
@@ -57,6 +57,7 @@ use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use mesh_client::telemetry::MeshMetrics;
 
 use crate::authz::{AuthorizationLayer, AuthzEngine, ExtAuthz};
+use crate::jwt::{JwksCache, JwtLayer, JwtSettings};
 use crate::metrics::{ServerMetricsConfig, ServerMetricsLayer};
 use crate::request_id::RequestIdLayer;
 use crate::trace::{TraceConfig, TraceLayer};
@@ -172,8 +173,21 @@ impl MeshServer {
     /// The server of `workload`, configured from `source`.
     pub fn new(workload: Workload, source: impl Into<ConfigSource>) -> Self {
         let policies = Arc::new(Policies::new(workload, source.into()));
+        match JwksCache::new() {
+            Ok(cache) => policies.set_jwks_cache(cache),
+            // Only a TLS backend failing to start gets here; without authentication no request
+            // has a principal, so ALLOW rules on principals deny (fail closed).
+            Err(error) => tracing::error!(%error, "jwt authentication unavailable: cannot build the jwks client"),
+        }
         policies.refresh();
         Self { policies, ext_authz: None, trusted_proxies: 0, metrics: None, trace: TraceConfig::default() }
+    }
+
+    /// Uses `cache` for JWKS documents (share one cache between servers, or inject a fetcher in
+    /// tests). Call before [`wrap`](Self::wrap).
+    pub fn with_jwks_cache(self, cache: JwksCache) -> Self {
+        self.policies.set_jwks_cache(cache);
+        self
     }
 
     /// Records Istio's standard metrics (and refusals) for this workload in `metrics`.
@@ -214,9 +228,8 @@ impl MeshServer {
     /// inbound stack: metrics (when [`with_metrics`](Self::with_metrics) was given), trace span,
     /// request id, then the policy layers.
     ///
-    /// JWT authentication is not stacked here yet: the `jwt` module is written apart and this
-    /// builder adds it between the two rate limits when it is part of the crate; until then
-    /// put its layer around the user's service.
+    /// JWT authentication ([`crate::jwt`]) sits between the total and the per-client rate limits;
+    /// it answers its own 401s.
     pub fn wrap<S, B>(&self, service: S) -> InboundService
     where
         S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
@@ -242,6 +255,7 @@ impl MeshServer {
             .layer(RefreshLayer { policies: p.clone() })
             .layer(rescue)
             .layer(RateLimitLayer::shared(p.total.clone()))
+            .option_layer(p.jwt.load_full().map(|jwt| (*jwt).clone()))
             .layer(RateLimitLayer::shared(p.per_client.clone()))
             .layer(
                 AuthorizationLayer::shared(p.authz.clone())
@@ -284,6 +298,8 @@ struct Policies {
     authz: Arc<ArcSwap<AuthzEngine>>,
     total: Arc<ArcSwapOption<RateLimiter>>,
     per_client: Arc<ArcSwapOption<RateLimiter>>,
+    // JWT authentication of the workload (its policies are updated on refresh too).
+    jwt: ArcSwapOption<JwtLayer>,
 }
 
 impl std::fmt::Debug for Policies {
@@ -302,6 +318,7 @@ impl Policies {
             authz: Arc::new(ArcSwap::from_pointee(AuthzEngine::allow_all())),
             total: Arc::new(ArcSwapOption::empty()),
             per_client: Arc::new(ArcSwapOption::empty()),
+            jwt: ArcSwapOption::empty(),
         }
     }
 
@@ -333,12 +350,22 @@ impl Policies {
         }
         swap_limiter(&self.total, settings.total_only());
         swap_limiter(&self.per_client, settings.per_client_only());
+        if let Some(jwt) = self.jwt.load().as_deref() {
+            jwt.update_from(&config);
+        }
         tracing::debug!(workload = %w.service, "inbound policies refreshed");
         self.seen.store(Some(config));
     }
 }
 
 impl Policies {
+    fn set_jwks_cache(&self, cache: JwksCache) {
+        let config = self.source.snapshot();
+        let w = &self.workload;
+        let layer = JwtLayer::from_config(&config, w.labels.clone(), cache, JwtSettings::default());
+        self.jwt.store(Some(Arc::new(layer)));
+    }
+
     fn is_current(&self, config: &Arc<MeshConfig>) -> bool {
         self.seen.load().as_ref().is_some_and(|seen| Arc::ptr_eq(seen, config))
     }
