@@ -44,7 +44,17 @@ pub(crate) fn string_match(
 
 /// Compiles an RE2-style regex (whole-string match).
 pub(crate) fn regex(source: &str, path: &str, cx: &mut Cx<'_>) -> Option<Pattern> {
-    match Pattern::new(source) {
+    compile_pattern(Pattern::new(source), source, path, cx)
+}
+
+/// Compiles an RE2-style regex that matches anywhere (Envoy's `regex_rewrite` replaces every
+/// match in the path).
+pub(crate) fn search_regex(source: &str, path: &str, cx: &mut Cx<'_>) -> Option<Pattern> {
+    compile_pattern(Pattern::unanchored(source), source, path, cx)
+}
+
+fn compile_pattern(compiled: Result<Pattern, regex::Error>, source: &str, path: &str, cx: &mut Cx<'_>) -> Option<Pattern> {
+    match compiled {
         Ok(p) => Some(p),
         Err(e) => {
             // the regex crate's message spans several lines; keep its last line, the reason

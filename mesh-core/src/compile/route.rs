@@ -7,7 +7,7 @@ use http::{Method, StatusCode};
 use super::Cx;
 use super::common::{
     destination, duration_field, header_rules, non_negative, opt_duration, percent, percent_value, port, regex,
-    string_match,
+    search_regex, string_match,
 };
 use super::virtual_service::request_match;
 use crate::policy::{
@@ -179,7 +179,8 @@ fn rewrite(r: &HttpRewriteSpec, path: &str, cx: &mut Cx<'_>) -> Option<Rewrite> 
                 cx.error(&format!("{p}.match"), "is required");
                 return None;
             };
-            let pattern = regex(source, &format!("{p}.match"), cx)?;
+            // Envoy replaces every match in the path (RE2 GlobalReplace): unanchored.
+            let pattern = search_regex(source, &format!("{p}.match"), cx)?;
             Some((pattern, rr.rewrite.clone().unwrap_or_default()))
         }
     };

@@ -11,13 +11,27 @@ use std::hash::{Hash, Hasher};
 pub struct Pattern {
     source: String,
     regex: regex::Regex,
+    anchored: bool,
 }
 
 impl Pattern {
     /// Compiles `source` as a full-string match (`^(?:source)$`).
     pub fn new(source: &str) -> Result<Self, regex::Error> {
         let regex = regex::Regex::new(&format!("^(?:{source})$"))?;
-        Ok(Self { source: source.to_owned(), regex })
+        Ok(Self { source: source.to_owned(), regex, anchored: true })
+    }
+
+    /// Compiles `source` to search anywhere in a string, as Envoy's `regex_rewrite` does: its
+    /// `uriRegexRewrite` replaces every match in the path, not only a whole-path match.
+    pub fn unanchored(source: &str) -> Result<Self, regex::Error> {
+        let regex = regex::Regex::new(source)?;
+        Ok(Self { source: source.to_owned(), regex, anchored: false })
+    }
+
+    /// Whether the pattern must match the whole string ([`Pattern::new`]) or may match
+    /// anywhere ([`Pattern::unanchored`]).
+    pub fn is_anchored(&self) -> bool {
+        self.anchored
     }
 
     /// The pattern as written in the config.
@@ -25,12 +39,12 @@ impl Pattern {
         &self.source
     }
 
-    /// The compiled, anchored regex.
+    /// The compiled regex (anchored unless built with [`Pattern::unanchored`]).
     pub fn regex(&self) -> &regex::Regex {
         &self.regex
     }
 
-    /// Whether the whole of `s` matches.
+    /// Whether `s` matches: the whole of it, or anywhere in it for an unanchored pattern.
     pub fn is_match(&self, s: &str) -> bool {
         self.regex.is_match(s)
     }
@@ -44,7 +58,7 @@ impl fmt::Debug for Pattern {
 
 impl PartialEq for Pattern {
     fn eq(&self, other: &Self) -> bool {
-        self.source == other.source
+        self.source == other.source && self.anchored == other.anchored
     }
 }
 
@@ -53,6 +67,7 @@ impl Eq for Pattern {}
 impl Hash for Pattern {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.source.hash(state);
+        self.anchored.hash(state);
     }
 }
 
@@ -83,5 +98,26 @@ impl StringMatch {
             StringMatch::Regex(r) => r.is_match(value),
             StringMatch::Present => true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anchored_patterns_match_whole_strings_only() {
+        let p = Pattern::new("/v[0-9]+").unwrap_or_else(|e| panic!("{e}"));
+        assert!(p.is_match("/v1"));
+        assert!(!p.is_match("/api/v1/x"));
+        assert!(p.is_anchored());
+    }
+
+    #[test]
+    fn unanchored_patterns_replace_every_match_as_envoy_regex_rewrite() {
+        let p = Pattern::unanchored("/v1/").unwrap_or_else(|e| panic!("{e}"));
+        assert!(p.is_match("/api/v1/x"));
+        assert_eq!(p.regex().replace_all("/api/v1/x/v1/", "/v2/"), "/api/v2/x/v2/");
+        assert_ne!(p, Pattern::new("/v1/").unwrap_or_else(|e| panic!("{e}")));
     }
 }
