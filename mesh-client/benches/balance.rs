@@ -7,23 +7,39 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use mesh_client::balance::{Balancer, Endpoint, Rng};
 use mesh_core::policy::{ConsistentHash, HashKey, HashTable};
 
 fn endpoints(n: usize) -> Vec<Endpoint> {
     (0..n)
-        .map(|i| Endpoint::new(SocketAddr::from(([10, (i >> 8) as u8, (i & 0xff) as u8, 1], 8080))))
+        .map(|i| {
+            Endpoint::new(SocketAddr::from((
+                [10, (i >> 8) as u8, (i & 0xff) as u8, 1],
+                8080,
+            )))
+        })
         .collect()
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
     let _guard = rt.enter();
     let mut group = c.benchmark_group("pick");
     for n in [10usize, 100, 1000] {
-        let ring = ConsistentHash { key: HashKey::SourceIp, table: HashTable::Ring { minimum_ring_size: 1024 } };
-        let maglev = ConsistentHash { key: HashKey::SourceIp, table: HashTable::Maglev { table_size: 65537 } };
+        let ring = ConsistentHash {
+            key: HashKey::SourceIp,
+            table: HashTable::Ring {
+                minimum_ring_size: 1024,
+            },
+        };
+        let maglev = ConsistentHash {
+            key: HashKey::SourceIp,
+            table: HashTable::Maglev { table_size: 65537 },
+        };
         let mut balancers = vec![
             ("round_robin", Balancer::round_robin(endpoints(n))),
             ("random", Balancer::random(endpoints(n))),
@@ -51,12 +67,16 @@ fn bench(c: &mut Criterion) {
                 })
             });
             // With one endpoint in three unusable (ejected or already tried).
-            group.bench_with_input(BenchmarkId::new(format!("{name}/skip_third"), n), &lb, |b, lb| {
-                b.iter(|| {
-                    key = key.wrapping_add(0x9e37_79b9_7f4a_7c15);
-                    black_box(lb.pick(Some(key), |i| i % 3 != 0))
-                })
-            });
+            group.bench_with_input(
+                BenchmarkId::new(format!("{name}/skip_third"), n),
+                &lb,
+                |b, lb| {
+                    b.iter(|| {
+                        key = key.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                        black_box(lb.pick(Some(key), |i| i % 3 != 0))
+                    })
+                },
+            );
         }
     }
     group.finish();

@@ -56,7 +56,11 @@ fn describe(e: &ClusterError) -> String {
 impl ClusterError {
     /// An error with `outcome`, no endpoint and no source.
     pub fn new(outcome: Outcome) -> Self {
-        Self { outcome, endpoint: None, source: None }
+        Self {
+            outcome,
+            endpoint: None,
+            source: None,
+        }
     }
 
     /// No endpoint was available: none registered, unknown host or subset, or all ejected.
@@ -66,12 +70,20 @@ impl ClusterError {
 
     /// A connection-pool limit refused the attempt before it was sent.
     pub fn overflow(endpoint: Option<SocketAddr>) -> Self {
-        Self { outcome: Outcome::Overflow, endpoint, source: None }
+        Self {
+            outcome: Outcome::Overflow,
+            endpoint,
+            source: None,
+        }
     }
 
     /// A transport failure at `endpoint` with its cause.
     pub fn transport(outcome: Outcome, endpoint: SocketAddr, source: impl Into<BoxError>) -> Self {
-        Self { outcome, endpoint: Some(endpoint), source: Some(source.into()) }
+        Self {
+            outcome,
+            endpoint: Some(endpoint),
+            source: Some(source.into()),
+        }
     }
 
     /// Sets the endpoint.
@@ -162,7 +174,10 @@ mod tests {
     fn display_is_lowercase_and_names_endpoint() {
         let ep: SocketAddr = ([127, 0, 0, 1], 9).into();
         let e = ClusterError::new(Outcome::ConnectFailure).with_endpoint(ep);
-        assert_eq!(e.to_string(), "upstream connect failure (endpoint 127.0.0.1:9)");
+        assert_eq!(
+            e.to_string(),
+            "upstream connect failure (endpoint 127.0.0.1:9)"
+        );
         assert!(e.is_connect_failure());
         assert_eq!(e.response_flag(), Some("UF"));
     }

@@ -26,8 +26,8 @@ use std::time::Duration;
 
 use http::header::HOST;
 use http::{HeaderValue, Request, Response, Uri};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use mesh_core::classify::Outcome;
 use mesh_core::policy::ConnectionPool;
@@ -99,14 +99,19 @@ impl Transport {
         connector.set_connect_timeout(Some(config.connect_timeout));
         connector.set_nodelay(true);
         let mut builder = Client::builder(TokioExecutor::new());
-        builder.pool_timer(TokioTimer::new()).timer(TokioTimer::new()).pool_idle_timeout(config.idle_timeout);
+        builder
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(config.idle_timeout);
         if config.max_requests_per_connection == 1 {
             builder.pool_max_idle_per_host(0);
         }
         if config.http2 {
             builder.http2_only(true);
         }
-        Ok(Self { client: builder.build(connector) })
+        Ok(Self {
+            client: builder.build(connector),
+        })
     }
 
     /// Sends `req` to `endpoint`. The request's URI keeps its path and query and gets the
@@ -120,7 +125,10 @@ impl Transport {
     ) -> impl Future<Output = Result<Response<BoxBody>, ClusterError>> + Send + 'static {
         let (mut parts, body) = req.into_parts();
         if !parts.headers.contains_key(HOST) {
-            let from_uri = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+            let from_uri = parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
             if let Some(h) = from_uri.or_else(|| host.cloned()) {
                 parts.headers.insert(HOST, h);
             }

@@ -8,16 +8,22 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use cluster_support::{clusters, eventually, request, svc, text, Backend};
+use cluster_support::{Backend, clusters, eventually, request, svc, text};
 use mesh_client::context::Upstream;
 use mesh_core::policy::{ConsistentHash, HashKey, HashTable, LoadBalancer, TrafficPolicy};
 use tower::ServiceExt;
 
 fn lb(load_balancer: LoadBalancer) -> TrafficPolicy {
-    TrafficPolicy { load_balancer, ..Default::default() }
+    TrafficPolicy {
+        load_balancer,
+        ..Default::default()
+    }
 }
 
-async fn upstream(clusters: &mesh_client::cluster::Clusters, req: http::Request<mesh_client::body::BoxBody>) -> SocketAddr {
+async fn upstream(
+    clusters: &mesh_client::cluster::Clusters,
+    req: http::Request<mesh_client::body::BoxBody>,
+) -> SocketAddr {
     let resp = clusters.clone().oneshot(req).await.unwrap();
     let up = resp.extensions().get::<Upstream>().unwrap().endpoint;
     let _ = text(resp).await;
@@ -39,7 +45,10 @@ async fn least_request_steers_away_from_a_stuck_backend() {
             }
         }));
         // Wait until this request reached a backend (held there, or answered and read).
-        assert!(eventually(|| stuck.hits() + fast.done.load(std::sync::atomic::Ordering::SeqCst) >= i).await);
+        assert!(
+            eventually(|| stuck.hits() + fast.done.load(std::sync::atomic::Ordering::SeqCst) >= i)
+                .await
+        );
     }
     // With two endpoints both are always the candidates; once the stuck one holds a request,
     // the idle one wins every comparison.
@@ -57,13 +66,19 @@ fn hashed(key: HashKey, table: HashTable) -> TrafficPolicy {
 
 fn user(name: &str) -> http::Request<mesh_client::body::BoxBody> {
     let mut req = request("svc");
-    req.headers_mut().insert("x-user", http::HeaderValue::from_str(name).unwrap());
+    req.headers_mut()
+        .insert("x-user", http::HeaderValue::from_str(name).unwrap());
     req
 }
 
 #[tokio::test]
 async fn hash_on_header_is_sticky_and_moves_about_one_nth_when_an_endpoint_leaves() {
-    for table in [HashTable::Ring { minimum_ring_size: 1024 }, HashTable::Maglev { table_size: 65537 }] {
+    for table in [
+        HashTable::Ring {
+            minimum_ring_size: 1024,
+        },
+        HashTable::Maglev { table_size: 65537 },
+    ] {
         let mut backends = Vec::new();
         for _ in 0..5 {
             backends.push(Backend::start().await);
@@ -102,13 +117,20 @@ async fn hash_on_header_is_sticky_and_moves_about_one_nth_when_an_endpoint_leave
         // About 1/N of the keys move (those of the endpoint that left); a modulo hash would move
         // about 4/5 of them. Keys of the other endpoints stay put, up to a little table noise.
         assert!(moved <= 70, "{table:?}: {moved} of 200 keys moved");
-        assert!(needless <= 20, "{table:?}: {needless} of 200 keys moved needlessly");
+        assert!(
+            needless <= 20,
+            "{table:?}: {needless} of 200 keys moved needlessly"
+        );
     }
 }
 
 #[tokio::test]
 async fn missing_hash_key_is_balanced_over_every_endpoint() {
-    let backends = [Backend::start().await, Backend::start().await, Backend::start().await];
+    let backends = [
+        Backend::start().await,
+        Backend::start().await,
+        Backend::start().await,
+    ];
     let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
     let key = HashKey::Header(http::HeaderName::from_static("x-user"));
     let (clusters, _set) = clusters(hashed(key, HashTable::default()), &addrs);
@@ -121,24 +143,47 @@ async fn missing_hash_key_is_balanced_over_every_endpoint() {
 
 #[tokio::test]
 async fn cookie_is_generated_when_ttl_is_set_and_then_sticks() {
-    let backends = [Backend::start().await, Backend::start().await, Backend::start().await];
+    let backends = [
+        Backend::start().await,
+        Backend::start().await,
+        Backend::start().await,
+    ];
     let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
-    let key = HashKey::Cookie { name: "session".into(), path: Some("/".into()), ttl: Some(Duration::from_secs(3600)) };
+    let key = HashKey::Cookie {
+        name: "session".into(),
+        path: Some("/".into()),
+        ttl: Some(Duration::from_secs(3600)),
+    };
     let (clusters, _set) = clusters(hashed(key, HashTable::default()), &addrs);
 
     let resp = clusters.clone().oneshot(request("svc")).await.unwrap();
     let first = resp.extensions().get::<Upstream>().unwrap().endpoint;
-    let set_cookie = resp.headers().get(http::header::SET_COOKIE).expect("a generated cookie").to_str().unwrap().to_owned();
+    let set_cookie = resp
+        .headers()
+        .get(http::header::SET_COOKIE)
+        .expect("a generated cookie")
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(set_cookie.starts_with("session="), "{set_cookie}");
-    assert!(set_cookie.contains("Max-Age=3600") && set_cookie.contains("Path=/"), "{set_cookie}");
+    assert!(
+        set_cookie.contains("Max-Age=3600") && set_cookie.contains("Path=/"),
+        "{set_cookie}"
+    );
     let _ = text(resp).await;
 
     let cookie = set_cookie.split(';').next().unwrap().to_owned();
     for _ in 0..50 {
         let mut req = request("svc");
-        req.headers_mut().insert(http::header::COOKIE, http::HeaderValue::from_str(&cookie).unwrap());
+        req.headers_mut().insert(
+            http::header::COOKIE,
+            http::HeaderValue::from_str(&cookie).unwrap(),
+        );
         let resp = clusters.clone().oneshot(req).await.unwrap();
-        assert!(resp.headers().get(http::header::SET_COOKIE).is_none(), "no new cookie when one is sent");
+        assert!(
+            resp.headers().get(http::header::SET_COOKIE).is_none(),
+            "no new cookie when one is sent"
+        );
         assert_eq!(resp.extensions().get::<Upstream>().unwrap().endpoint, first);
         let _ = text(resp).await;
     }
@@ -151,7 +196,8 @@ async fn subsets_balance_over_their_labelled_endpoints_only() {
     use std::sync::Arc;
     let v1 = Backend::start().await;
     let v2 = Backend::start().await;
-    let label = |v: &str| -> mesh_core::policy::Labels { [("version".to_owned(), v.to_owned())].into() };
+    let label =
+        |v: &str| -> mesh_core::policy::Labels { [("version".to_owned(), v.to_owned())].into() };
     let mut config = MeshConfig::default();
     config.destinations.insert(
         "svc.default.svc.cluster.local".into(),
@@ -159,7 +205,11 @@ async fn subsets_balance_over_their_labelled_endpoints_only() {
             origin: Default::default(),
             host: "svc.default.svc.cluster.local".into(),
             traffic_policy: TrafficPolicy::default(),
-            subsets: vec![Subset { name: "v2".into(), labels: label("v2"), traffic_policy: lb(LoadBalancer::RoundRobin) }],
+            subsets: vec![Subset {
+                name: "v2".into(),
+                labels: label("v2"),
+                traffic_policy: lb(LoadBalancer::RoundRobin),
+            }],
         },
     );
     let config = Arc::new(config);
@@ -169,7 +219,11 @@ async fn subsets_balance_over_their_labelled_endpoints_only() {
     let clusters = mesh_client::cluster::Clusters::new(move || Arc::clone(&config), set);
     for _ in 0..10 {
         let mut req = request("svc");
-        req.extensions_mut().get_mut::<mesh_client::context::Target>().unwrap().destination.subset = Some("v2".into());
+        req.extensions_mut()
+            .get_mut::<mesh_client::context::Target>()
+            .unwrap()
+            .destination
+            .subset = Some("v2".into());
         assert_eq!(upstream(&clusters, req).await, v2.addr);
     }
     let mut seen = HashSet::new();

@@ -5,7 +5,7 @@ mod cluster_support;
 
 use std::time::Duration;
 
-use cluster_support::{clusters, dead_addr, eventually, request, svc, text, Backend};
+use cluster_support::{Backend, clusters, dead_addr, eventually, request, svc, text};
 use mesh_client::context::{PreviousAttempts, Upstream};
 use mesh_client::error::outcome_of;
 use mesh_core::classify::Outcome;
@@ -39,14 +39,22 @@ async fn failing_endpoint_is_ejected_then_returns() {
         let _ = text(resp).await;
     }
     // Round robin sends every other request to the bad one until its second 503 ejects it.
-    assert_eq!(statuses.iter().filter(|s| **s == 503).count(), 2, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 503).count(),
+        2,
+        "{statuses:?}"
+    );
     assert_eq!(bad.hits(), 2);
     let cluster = clusters.cluster(&svc()).unwrap();
     let od = cluster.outlier().unwrap();
     let health = od.health();
     let bad_health = health.iter().find(|h| h.addr == bad.addr).unwrap();
     assert!(bad_health.ejected);
-    assert_eq!(od.metrics().ejections(cluster.name(), &bad.addr.to_string(), "consecutive_5xx"), 1);
+    assert_eq!(
+        od.metrics()
+            .ejections(cluster.name(), &bad.addr.to_string(), "consecutive_5xx"),
+        1
+    );
 
     // After baseEjectionTime it is picked again (bounded wait, no timing assertion).
     bad.set_status(200);
@@ -56,7 +64,10 @@ async fn failing_endpoint_is_ejected_then_returns() {
         let _ = text(clusters.clone().oneshot(request("svc")).await.unwrap()).await;
     }
     assert!(bad.hits() > 2);
-    assert_eq!(od.metrics().returns(cluster.name(), &bad.addr.to_string()), 1);
+    assert_eq!(
+        od.metrics().returns(cluster.name(), &bad.addr.to_string()),
+        1
+    );
 }
 
 #[tokio::test]
@@ -68,15 +79,23 @@ async fn dead_endpoint_is_ejected_and_avoided_by_retries() {
     // A retry that already tried the dead endpoint goes to the other one.
     for _ in 0..5 {
         let mut req = request("svc");
-        req.extensions_mut().insert(PreviousAttempts { endpoints: vec![dead] });
+        req.extensions_mut().insert(PreviousAttempts {
+            endpoints: vec![dead],
+        });
         let resp = clusters.clone().oneshot(req).await.unwrap();
-        assert_eq!(resp.extensions().get::<Upstream>().unwrap().endpoint, good.addr);
+        assert_eq!(
+            resp.extensions().get::<Upstream>().unwrap().endpoint,
+            good.addr
+        );
     }
 
     let mut failures = 0;
     for _ in 0..10 {
         match clusters.clone().oneshot(request("svc")).await {
-            Ok(resp) => assert_eq!(resp.extensions().get::<Upstream>().unwrap().endpoint, good.addr),
+            Ok(resp) => assert_eq!(
+                resp.extensions().get::<Upstream>().unwrap().endpoint,
+                good.addr
+            ),
             Err(e) => {
                 assert_eq!(outcome_of(&e), Outcome::ConnectFailure);
                 failures += 1;
@@ -107,10 +126,18 @@ async fn all_ejected_is_no_healthy_upstream() {
 async fn unknown_host_or_subset_is_no_healthy_upstream() {
     let good = Backend::start().await;
     let (clusters, _set) = clusters(policy(Duration::from_secs(1)), &[good.addr]);
-    let err = clusters.clone().oneshot(request("nowhere")).await.unwrap_err();
+    let err = clusters
+        .clone()
+        .oneshot(request("nowhere"))
+        .await
+        .unwrap_err();
     assert_eq!(outcome_of(&err), Outcome::NoHealthyUpstream);
     let mut req = request("svc");
-    req.extensions_mut().get_mut::<mesh_client::context::Target>().unwrap().destination.subset = Some("v9".into());
+    req.extensions_mut()
+        .get_mut::<mesh_client::context::Target>()
+        .unwrap()
+        .destination
+        .subset = Some("v9".into());
     let err = clusters.clone().oneshot(req).await.unwrap_err();
     assert_eq!(outcome_of(&err), Outcome::NoHealthyUpstream);
 }
@@ -130,9 +157,16 @@ async fn endpoint_changes_rebuild_the_cluster_and_keep_outlier_state() {
     set.insert("svc", None, c.addr, 1, Default::default());
     let after = clusters.cluster(&svc()).unwrap();
     assert_eq!(after.balancer().len(), 3);
-    assert_eq!(after.outlier().unwrap().ejected_count(), 1, "b stays ejected across the rebuild");
+    assert_eq!(
+        after.outlier().unwrap().ejected_count(),
+        1,
+        "b stays ejected across the rebuild"
+    );
     // Same generation and config: the cached cluster is reused.
-    assert!(std::sync::Arc::ptr_eq(&after, &clusters.cluster(&svc()).unwrap()));
+    assert!(std::sync::Arc::ptr_eq(
+        &after,
+        &clusters.cluster(&svc()).unwrap()
+    ));
 }
 
 #[tokio::test]
@@ -152,11 +186,21 @@ async fn attempt_deadline_times_out_and_counts_against_the_endpoint() {
     let (clusters, _set) = clusters(policy, &[stuck.addr]);
     for _ in 0..2 {
         let mut req = request("svc");
-        req.extensions_mut().insert(AttemptDeadline { at: tokio::time::Instant::now() + Duration::from_millis(50) });
+        req.extensions_mut().insert(AttemptDeadline {
+            at: tokio::time::Instant::now() + Duration::from_millis(50),
+        });
         let err = clusters.clone().oneshot(req).await.unwrap_err();
         assert_eq!(outcome_of(&err), Outcome::Timeout);
     }
     let cluster = clusters.cluster(&svc()).unwrap();
-    assert_eq!(cluster.outlier().unwrap().ejected_count(), 1, "two timeouts are two gateway errors");
-    assert_eq!(cluster.balancer().in_flight(0), 0, "the timed-out attempts are no longer in flight");
+    assert_eq!(
+        cluster.outlier().unwrap().ejected_count(),
+        1,
+        "two timeouts are two gateway errors"
+    );
+    assert_eq!(
+        cluster.balancer().in_flight(0),
+        0,
+        "the timed-out attempts are no longer in flight"
+    );
 }

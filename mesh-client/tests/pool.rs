@@ -3,7 +3,7 @@
 
 mod cluster_support;
 
-use cluster_support::{clusters, eventually, request, svc, text, Backend};
+use cluster_support::{Backend, clusters, eventually, request, svc, text};
 use mesh_client::error::outcome_of;
 use mesh_core::classify::Outcome;
 use mesh_core::policy::{ConnectionPool, TrafficPolicy};
@@ -14,7 +14,10 @@ async fn requests_over_http2_max_requests_overflow_immediately() {
     let backend = Backend::start().await;
     backend.hold(true);
     let policy = TrafficPolicy {
-        connection_pool: ConnectionPool { http2_max_requests: 1, ..Default::default() },
+        connection_pool: ConnectionPool {
+            http2_max_requests: 1,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let (mut clusters, _set) = clusters(policy, &[backend.addr]);
@@ -22,7 +25,13 @@ async fn requests_over_http2_max_requests_overflow_immediately() {
     assert!(eventually(|| backend.hits() == 1).await);
 
     // The backend holds the first request: the second is refused without waiting for it.
-    let err = clusters.ready().await.unwrap().call(request("svc")).await.unwrap_err();
+    let err = clusters
+        .ready()
+        .await
+        .unwrap()
+        .call(request("svc"))
+        .await
+        .unwrap_err();
     assert_eq!(outcome_of(&err), Outcome::Overflow);
     assert_eq!(Outcome::Overflow.response_flag(), Some("UO"));
     assert!(err.to_string().contains("overflow"), "{err}");
@@ -33,7 +42,13 @@ async fn requests_over_http2_max_requests_overflow_immediately() {
     assert_eq!(resp.status(), 200);
     let _ = text(resp).await;
     // The permit went back with the body: a new request goes through.
-    let resp = clusters.ready().await.unwrap().call(request("svc")).await.unwrap();
+    let resp = clusters
+        .ready()
+        .await
+        .unwrap()
+        .call(request("svc"))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
 }
 
@@ -42,7 +57,11 @@ async fn http1_pending_queue_is_bounded() {
     let backend = Backend::start().await;
     backend.hold(true);
     let policy = TrafficPolicy {
-        connection_pool: ConnectionPool { max_connections: 1, http1_max_pending_requests: 1, ..Default::default() },
+        connection_pool: ConnectionPool {
+            max_connections: 1,
+            http1_max_pending_requests: 1,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let (clusters, _set) = clusters(policy, &[backend.addr]);
@@ -68,7 +87,10 @@ async fn http1_pending_queue_is_bounded() {
 async fn retry_permits_follow_max_retries() {
     let backend = Backend::start().await;
     let policy = TrafficPolicy {
-        connection_pool: ConnectionPool { max_retries: 2, ..Default::default() },
+        connection_pool: ConnectionPool {
+            max_retries: 2,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let (clusters, _set) = clusters(policy, &[backend.addr]);

@@ -5,7 +5,7 @@ mod cluster_support;
 
 use std::time::Duration;
 
-use cluster_support::{dead_addr, text, Backend};
+use cluster_support::{Backend, dead_addr, text};
 use mesh_client::body;
 use mesh_client::context::Upstream;
 use mesh_client::transport::{Transport, TransportConfig, TransportError};
@@ -19,7 +19,12 @@ async fn sends_to_the_endpoint_with_the_service_host() {
     let req = http::Request::get("/path?q=1").body(body::empty()).unwrap();
     let resp = t.send(backend.addr, Some(&host), req).await.unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.extensions().get::<Upstream>(), Some(&Upstream { endpoint: backend.addr }));
+    assert_eq!(
+        resp.extensions().get::<Upstream>(),
+        Some(&Upstream {
+            endpoint: backend.addr
+        })
+    );
     assert_eq!(resp.headers()["x-seen-host"], "service2");
     assert_eq!(resp.headers()["x-version"], "HTTP/1.1");
     assert_eq!(text(resp).await, backend.addr.port().to_string());
@@ -28,7 +33,11 @@ async fn sends_to_the_endpoint_with_the_service_host() {
 #[tokio::test]
 async fn h2c_when_configured() {
     let backend = Backend::start().await;
-    let t = Transport::new(&TransportConfig { http2: true, ..Default::default() }).unwrap();
+    let t = Transport::new(&TransportConfig {
+        http2: true,
+        ..Default::default()
+    })
+    .unwrap();
     let req = http::Request::get("/").body(body::empty()).unwrap();
     let resp = t.send(backend.addr, None, req).await.unwrap();
     assert_eq!(resp.headers()["x-version"], "HTTP/2.0");
@@ -37,7 +46,11 @@ async fn h2c_when_configured() {
 #[tokio::test]
 async fn dead_endpoint_is_a_connect_failure() {
     let dead = dead_addr().await;
-    let t = Transport::new(&TransportConfig { connect_timeout: Duration::from_secs(2), ..Default::default() }).unwrap();
+    let t = Transport::new(&TransportConfig {
+        connect_timeout: Duration::from_secs(2),
+        ..Default::default()
+    })
+    .unwrap();
     let req = http::Request::get("/").body(body::empty()).unwrap();
     let err = t.send(dead, None, req).await.unwrap_err();
     assert_eq!(err.outcome, Outcome::ConnectFailure);
@@ -47,15 +60,35 @@ async fn dead_endpoint_is_a_connect_failure() {
 
 #[test]
 fn max_requests_per_connection_above_one_is_unsupported() {
-    let err = Transport::new(&TransportConfig { max_requests_per_connection: 5, ..Default::default() }).unwrap_err();
-    assert!(matches!(err, TransportError::Unsupported { field: "connectionPool.http.maxRequestsPerConnection", .. }));
-    assert!(Transport::new(&TransportConfig { max_requests_per_connection: 1, ..Default::default() }).is_ok());
+    let err = Transport::new(&TransportConfig {
+        max_requests_per_connection: 5,
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert!(matches!(
+        err,
+        TransportError::Unsupported {
+            field: "connectionPool.http.maxRequestsPerConnection",
+            ..
+        }
+    ));
+    assert!(
+        Transport::new(&TransportConfig {
+            max_requests_per_connection: 1,
+            ..Default::default()
+        })
+        .is_ok()
+    );
 }
 
 #[tokio::test]
 async fn one_request_per_connection_still_serves_every_request() {
     let backend = Backend::start().await;
-    let t = Transport::new(&TransportConfig { max_requests_per_connection: 1, ..Default::default() }).unwrap();
+    let t = Transport::new(&TransportConfig {
+        max_requests_per_connection: 1,
+        ..Default::default()
+    })
+    .unwrap();
     for _ in 0..3 {
         let req = http::Request::get("/").body(body::empty()).unwrap();
         let resp = t.send(backend.addr, None, req).await.unwrap();
@@ -79,7 +112,12 @@ async fn clusters_speak_h2c_to_http2_and_grpc_ports() {
         config.service_entries.push(ServiceEntryPolicy {
             origin: Default::default(),
             hosts: vec![host.into()],
-            ports: vec![ServicePort { number: 7000, name: "p".into(), protocol: protocol.into(), target_port: None }],
+            ports: vec![ServicePort {
+                number: 7000,
+                name: "p".into(),
+                protocol: protocol.into(),
+                target_port: None,
+            }],
             resolution: Resolution::Static,
             endpoints: vec![],
             mesh_internal: true,
@@ -92,7 +130,13 @@ async fn clusters_speak_h2c_to_http2_and_grpc_ports() {
     let clusters = Clusters::new(move || Arc::clone(&config), set);
     for (host, version) in [("grpc-svc", "HTTP/2.0"), ("plain-svc", "HTTP/1.1")] {
         let mut req = http::Request::get("/").body(body::empty()).unwrap();
-        req.extensions_mut().insert(Target { destination: Destination { host: host.into(), subset: None, port: Some(7000) } });
+        req.extensions_mut().insert(Target {
+            destination: Destination {
+                host: host.into(),
+                subset: None,
+                port: Some(7000),
+            },
+        });
         let resp = clusters.clone().oneshot(req).await.unwrap();
         assert_eq!(resp.headers()["x-version"], version, "{host}");
     }

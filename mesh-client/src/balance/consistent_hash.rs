@@ -14,8 +14,8 @@ use mesh_core::hash::Table;
 use mesh_core::policy::{ConsistentHash, HashKey, HashTable};
 
 use super::{BalanceError, Endpoint, Rng};
-use crate::context::SourceAddr;
 use crate::BoxError;
+use crate::context::SourceAddr;
 
 /// A built consistent-hash table: maps a 64-bit key hash to an endpoint index.
 pub trait PickTable: Send + Sync + fmt::Debug {
@@ -45,7 +45,10 @@ impl PickTable for Table {
 fn build_table(kind: &HashTable, endpoints: &[Endpoint]) -> Result<Arc<dyn PickTable>, BoxError> {
     // Keyed by `ip:port`, as `mesh_core::registry::EndpointSet::hash_table` keys them, so every
     // replica (and every builder) places an endpoint at the same points.
-    let keyed: Vec<(String, u32)> = endpoints.iter().map(|e| (e.addr.to_string(), e.weight.max(1))).collect();
+    let keyed: Vec<(String, u32)> = endpoints
+        .iter()
+        .map(|e| (e.addr.to_string(), e.weight.max(1)))
+        .collect();
     let table = Table::build(kind, &keyed)?;
     Ok(Arc::new(table))
 }
@@ -88,7 +91,10 @@ impl HashPolicy {
     /// Builds the table for `endpoints` as `config` describes.
     pub fn new(config: &ConsistentHash, endpoints: &[Endpoint]) -> Result<Self, BalanceError> {
         let table = build_table(&config.table, endpoints).map_err(BalanceError::HashTable)?;
-        Ok(Self { key: config.key.clone(), table })
+        Ok(Self {
+            key: config.key.clone(),
+            table,
+        })
     }
 
     /// A policy over a table built elsewhere.
@@ -125,8 +131,12 @@ impl HashPolicy {
                 }
             }
             HashKey::SourceIp => match req.extensions().get::<SourceAddr>() {
-                Some(SourceAddr { ip: std::net::IpAddr::V4(ip) }) => RequestKey::Hash(hash_bytes(&ip.octets())),
-                Some(SourceAddr { ip: std::net::IpAddr::V6(ip) }) => RequestKey::Hash(hash_bytes(&ip.octets())),
+                Some(SourceAddr {
+                    ip: std::net::IpAddr::V4(ip),
+                }) => RequestKey::Hash(hash_bytes(&ip.octets())),
+                Some(SourceAddr {
+                    ip: std::net::IpAddr::V6(ip),
+                }) => RequestKey::Hash(hash_bytes(&ip.octets())),
                 None => RequestKey::None,
             },
             HashKey::QueryParam(name) => match find_query(req.uri().query(), name) {
@@ -196,7 +206,10 @@ mod tests {
     fn header_key_is_stable_and_missing_header_has_none() {
         let p = policy(HashKey::Header(http::HeaderName::from_static("x-user")));
         let rng = Rng::from_seed(1);
-        let req = http::Request::builder().header("x-user", "alice").body(()).unwrap();
+        let req = http::Request::builder()
+            .header("x-user", "alice")
+            .body(())
+            .unwrap();
         let k1 = p.request_key(&req, &rng);
         assert_eq!(k1, p.request_key(&req, &rng));
         assert!(k1.hash().is_some());
@@ -206,36 +219,73 @@ mod tests {
 
     #[test]
     fn cookie_present_is_hashed_absent_with_ttl_is_generated() {
-        let key = HashKey::Cookie { name: "sticky".into(), path: Some("/".into()), ttl: Some(Duration::from_secs(60)) };
+        let key = HashKey::Cookie {
+            name: "sticky".into(),
+            path: Some("/".into()),
+            ttl: Some(Duration::from_secs(60)),
+        };
         let p = policy(key);
         let rng = Rng::from_seed(9);
-        let with = http::Request::builder().header("cookie", "a=1; sticky=abc").body(()).unwrap();
-        assert_eq!(p.request_key(&with, &rng), RequestKey::Hash(hash_bytes(b"abc")));
-        let RequestKey::Generated { hash, set_cookie } = p.request_key(&http::Request::new(()), &rng) else {
+        let with = http::Request::builder()
+            .header("cookie", "a=1; sticky=abc")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            p.request_key(&with, &rng),
+            RequestKey::Hash(hash_bytes(b"abc"))
+        );
+        let RequestKey::Generated { hash, set_cookie } =
+            p.request_key(&http::Request::new(()), &rng)
+        else {
             panic!("expected a generated cookie");
         };
         let text = set_cookie.to_str().unwrap();
         assert!(text.starts_with("sticky="), "{text}");
-        assert!(text.contains("Max-Age=60") && text.contains("Path=/"), "{text}");
-        let value = text.split(';').next().unwrap().trim_start_matches("sticky=");
+        assert!(
+            text.contains("Max-Age=60") && text.contains("Path=/"),
+            "{text}"
+        );
+        let value = text
+            .split(';')
+            .next()
+            .unwrap()
+            .trim_start_matches("sticky=");
         assert_eq!(hash, hash_bytes(value.as_bytes()));
     }
 
     #[test]
     fn cookie_without_ttl_is_not_generated() {
-        let p = policy(HashKey::Cookie { name: "s".into(), path: None, ttl: None });
-        assert_eq!(p.request_key(&http::Request::new(()), &Rng::from_seed(1)), RequestKey::None);
+        let p = policy(HashKey::Cookie {
+            name: "s".into(),
+            path: None,
+            ttl: None,
+        });
+        assert_eq!(
+            p.request_key(&http::Request::new(()), &Rng::from_seed(1)),
+            RequestKey::None
+        );
     }
 
     #[test]
     fn query_and_source_ip_keys() {
         let p = policy(HashKey::QueryParam("user".into()));
         let rng = Rng::from_seed(1);
-        let req = http::Request::builder().uri("/x?a=1&user=bob").body(()).unwrap();
-        assert_eq!(p.request_key(&req, &rng), RequestKey::Hash(hash_bytes(b"bob")));
+        let req = http::Request::builder()
+            .uri("/x?a=1&user=bob")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            p.request_key(&req, &rng),
+            RequestKey::Hash(hash_bytes(b"bob"))
+        );
         let p = policy(HashKey::SourceIp);
         let mut req = http::Request::new(());
-        req.extensions_mut().insert(SourceAddr { ip: [10, 0, 0, 1].into() });
-        assert_eq!(p.request_key(&req, &rng), RequestKey::Hash(hash_bytes(&[10, 0, 0, 1])));
+        req.extensions_mut().insert(SourceAddr {
+            ip: [10, 0, 0, 1].into(),
+        });
+        assert_eq!(
+            p.request_key(&req, &rng),
+            RequestKey::Hash(hash_bytes(&[10, 0, 0, 1]))
+        );
     }
 }

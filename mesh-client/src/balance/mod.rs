@@ -42,7 +42,7 @@ use std::time::Duration;
 use mesh_core::policy::{ConsistentHash, LoadBalancer};
 use tokio::time::Instant;
 
-use peak_ewma::{nanos_since, Load};
+use peak_ewma::{Load, nanos_since};
 use weights::WeightTable;
 
 /// One endpoint as the balancer sees it.
@@ -86,12 +86,20 @@ pub struct Balancer {
 
 #[derive(Debug)]
 enum Algorithm {
-    RoundRobin { next: AtomicU64, weights: WeightTable },
-    Random { weights: WeightTable },
+    RoundRobin {
+        next: AtomicU64,
+        weights: WeightTable,
+    },
+    Random {
+        weights: WeightTable,
+    },
     LeastRequest,
     PeakEwma,
     Passthrough,
-    ConsistentHash { policy: HashPolicy, weights: WeightTable },
+    ConsistentHash {
+        policy: HashPolicy,
+        weights: WeightTable,
+    },
 }
 
 // === impl Balancer ===
@@ -99,13 +107,25 @@ enum Algorithm {
 impl Balancer {
     fn with(algorithm: Algorithm, endpoints: Vec<Endpoint>) -> Self {
         let loads = endpoints.iter().map(|_| Load::new()).collect();
-        Self { algorithm, endpoints: endpoints.into(), loads, rng: Rng::default(), epoch: Instant::now() }
+        Self {
+            algorithm,
+            endpoints: endpoints.into(),
+            loads,
+            rng: Rng::default(),
+            epoch: Instant::now(),
+        }
     }
 
     /// `ROUND_ROBIN`, weighted.
     pub fn round_robin(endpoints: Vec<Endpoint>) -> Self {
         let weights = WeightTable::new(endpoints.iter().map(|e| e.weight));
-        Self::with(Algorithm::RoundRobin { next: AtomicU64::new(0), weights }, endpoints)
+        Self::with(
+            Algorithm::RoundRobin {
+                next: AtomicU64::new(0),
+                weights,
+            },
+            endpoints,
+        )
     }
 
     /// `RANDOM`, weighted.
@@ -132,14 +152,23 @@ impl Balancer {
 
     /// `consistentHash`: the endpoint the request's key maps to in a ring hash or Maglev table.
     /// Requests without a key are spread at random.
-    pub fn consistent_hash(endpoints: Vec<Endpoint>, config: &ConsistentHash) -> Result<Self, BalanceError> {
+    pub fn consistent_hash(
+        endpoints: Vec<Endpoint>,
+        config: &ConsistentHash,
+    ) -> Result<Self, BalanceError> {
         let policy = HashPolicy::new(config, &endpoints)?;
         let weights = WeightTable::new(endpoints.iter().map(|e| e.weight));
-        Ok(Self::with(Algorithm::ConsistentHash { policy, weights }, endpoints))
+        Ok(Self::with(
+            Algorithm::ConsistentHash { policy, weights },
+            endpoints,
+        ))
     }
 
     /// The balancer `config` describes.
-    pub fn from_policy(config: &LoadBalancer, endpoints: Vec<Endpoint>) -> Result<Self, BalanceError> {
+    pub fn from_policy(
+        config: &LoadBalancer,
+        endpoints: Vec<Endpoint>,
+    ) -> Result<Self, BalanceError> {
         Ok(match config {
             LoadBalancer::LeastRequest => Self::least_request(endpoints),
             LoadBalancer::RoundRobin => Self::round_robin(endpoints),
@@ -206,11 +235,17 @@ impl Balancer {
             Algorithm::Random { weights } => weights.index(self.rng.below(weights.total())),
             Algorithm::Passthrough => 0,
             Algorithm::LeastRequest => {
-                return self.p2c(&usable, |i| self.loads.get(i).map_or(f64::INFINITY, |l| f64::from(l.in_flight())));
+                return self.p2c(&usable, |i| {
+                    self.loads
+                        .get(i)
+                        .map_or(f64::INFINITY, |l| f64::from(l.in_flight()))
+                });
             }
             Algorithm::PeakEwma => {
                 let now = nanos_since(self.epoch, Instant::now());
-                return self.p2c(&usable, |i| self.loads.get(i).map_or(f64::INFINITY, |l| l.cost(now)));
+                return self.p2c(&usable, |i| {
+                    self.loads.get(i).map_or(f64::INFINITY, |l| l.cost(now))
+                });
             }
             Algorithm::ConsistentHash { policy, weights } => match hash {
                 Some(h) => {

@@ -49,7 +49,9 @@ impl Load {
     #[inline]
     pub(crate) fn end(&self) {
         // Saturating: a stray `end` must not wrap the count.
-        let _ = self.in_flight.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
+        let _ = self
+            .in_flight
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
     }
 
     /// The decayed estimate at `now_ns`.

@@ -6,7 +6,9 @@ use super::*;
 use mesh_core::policy::HashKey;
 
 fn eps(n: u16) -> Vec<Endpoint> {
-    (0..n).map(|i| Endpoint::new(SocketAddr::from(([127, 0, 0, 1], 9000 + i)))).collect()
+    (0..n)
+        .map(|i| Endpoint::new(SocketAddr::from(([127, 0, 0, 1], 9000 + i))))
+        .collect()
 }
 
 fn counts(lb: &Balancer, picks: usize) -> HashMap<usize, usize> {

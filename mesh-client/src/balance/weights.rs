@@ -13,7 +13,10 @@ impl WeightTable {
         let weights: Vec<u64> = weights.map(|w| u64::from(w.max(1))).collect();
         let uniform = weights.windows(2).all(|w| w.first() == w.get(1));
         if uniform {
-            return Self { cumulative: Box::new([]), total: weights.len() as u64 };
+            return Self {
+                cumulative: Box::new([]),
+                total: weights.len() as u64,
+            };
         }
         let mut sum = 0u64;
         let cumulative = weights
@@ -23,7 +26,10 @@ impl WeightTable {
                 sum
             })
             .collect();
-        Self { cumulative, total: sum }
+        Self {
+            cumulative,
+            total: sum,
+        }
     }
 
     /// The sum of all weights (the number of endpoints when uniform).

@@ -8,9 +8,9 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
 use super::Cluster;
+use crate::BoxError;
 use crate::body::BoxBody;
 use crate::pool::Permit;
-use crate::BoxError;
 
 /// One request in flight at an endpoint: counted by the balancer, holding pool permits.
 #[derive(Debug)]
@@ -22,7 +22,11 @@ pub(super) struct InFlight {
 
 impl InFlight {
     pub(super) fn new(cluster: Arc<Cluster>, index: usize, permit: Permit) -> Self {
-        Self { cluster, index, _permit: permit }
+        Self {
+            cluster,
+            index,
+            _permit: permit,
+        }
     }
 }
 
@@ -38,14 +42,20 @@ struct Guarded {
 }
 
 pub(super) fn guarded(inner: BoxBody, guard: InFlight) -> BoxBody {
-    crate::body::boxed(Guarded { inner, guard: Some(guard) })
+    crate::body::boxed(Guarded {
+        inner,
+        guard: Some(guard),
+    })
 }
 
 impl Body for Guarded {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {

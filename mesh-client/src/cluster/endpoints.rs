@@ -32,7 +32,9 @@ fn short_name(host: &str) -> Option<&str> {
     if !host.contains('.') {
         return Some(host);
     }
-    let stripped = host.strip_suffix(".svc.cluster.local").or_else(|| host.strip_suffix(".svc"))?;
+    let stripped = host
+        .strip_suffix(".svc.cluster.local")
+        .or_else(|| host.strip_suffix(".svc"))?;
     stripped.split('.').next()
 }
 
@@ -71,8 +73,19 @@ impl StaticEndpoints {
     }
 
     /// Adds an endpoint of `host` (for service port `port`, or any port with `None`).
-    pub fn insert(&self, host: &str, port: Option<u16>, addr: SocketAddr, weight: u32, labels: Labels) {
-        let entry = Entry { port, endpoint: Endpoint::weighted(addr, weight), labels };
+    pub fn insert(
+        &self,
+        host: &str,
+        port: Option<u16>,
+        addr: SocketAddr,
+        weight: u32,
+        labels: Labels,
+    ) {
+        let entry = Entry {
+            port,
+            endpoint: Endpoint::weighted(addr, weight),
+            labels,
+        };
         self.hosts.rcu(|m| {
             let mut m = HashMap::clone(m);
             m.entry(host.to_owned()).or_default().push(entry.clone());
@@ -106,11 +119,21 @@ impl StaticEndpoints {
             for host in &se.hosts {
                 for port in &se.ports {
                     for ep in &se.endpoints {
-                        let Ok(ip) = ep.address.parse::<IpAddr>() else { continue };
-                        let number = ep.ports.get(&port.name).copied().or(port.target_port).unwrap_or(port.number);
+                        let Ok(ip) = ep.address.parse::<IpAddr>() else {
+                            continue;
+                        };
+                        let number = ep
+                            .ports
+                            .get(&port.name)
+                            .copied()
+                            .or(port.target_port)
+                            .unwrap_or(port.number);
                         map.entry(host.clone()).or_default().push(Entry {
                             port: Some(port.number),
-                            endpoint: Endpoint::weighted(SocketAddr::new(ip, number), ep.weight.max(1)),
+                            endpoint: Endpoint::weighted(
+                                SocketAddr::new(ip, number),
+                                ep.weight.max(1),
+                            ),
                             labels: ep.labels.clone(),
                         });
                     }
@@ -129,15 +152,26 @@ impl Discovery for StaticEndpoints {
 
     fn endpoints(&self, host: &str, port: Option<u16>, labels: &Labels) -> Vec<Endpoint> {
         let hosts = self.hosts.load();
-        let entries = hosts
-            .get(host)
-            .or_else(|| hosts.iter().find(|(h, _)| same_host(h, host)).map(|(_, v)| v));
-        let Some(entries) = entries else { return Vec::new() };
+        let entries = hosts.get(host).or_else(|| {
+            hosts
+                .iter()
+                .find(|(h, _)| same_host(h, host))
+                .map(|(_, v)| v)
+        });
+        let Some(entries) = entries else {
+            return Vec::new();
+        };
         // A port with entries of its own selects them; else the port-less entries serve it.
         let port_specific = port.is_some() && entries.iter().any(|e| e.port == port);
         let mut out: Vec<Endpoint> = entries
             .iter()
-            .filter(|e| if port_specific { e.port == port } else { e.port.is_none() || port.is_none() || e.port == port })
+            .filter(|e| {
+                if port_specific {
+                    e.port == port
+                } else {
+                    e.port.is_none() || port.is_none() || e.port == port
+                }
+            })
             .filter(|e| labels.iter().all(|(k, v)| e.labels.get(k) == Some(v)))
             .map(|e| e.endpoint.clone())
             .collect();
@@ -155,7 +189,11 @@ impl Discovery for mesh_core::registry::Registry {
 
     fn endpoints(&self, host: &str, port: Option<u16>, labels: &Labels) -> Vec<Endpoint> {
         self.subset(host, port, labels)
-            .map(|set| set.iter().map(|e| Endpoint::weighted(e.addr, e.weight)).collect())
+            .map(|set| {
+                set.iter()
+                    .map(|e| Endpoint::weighted(e.addr, e.weight))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -175,8 +213,20 @@ mod tests {
     #[test]
     fn ports_select_their_endpoints() {
         let set = StaticEndpoints::new();
-        set.insert("a", Some(80), "127.0.0.1:1".parse().unwrap(), 1, Labels::new());
-        set.insert("a", Some(81), "127.0.0.1:2".parse().unwrap(), 1, Labels::new());
+        set.insert(
+            "a",
+            Some(80),
+            "127.0.0.1:1".parse().unwrap(),
+            1,
+            Labels::new(),
+        );
+        set.insert(
+            "a",
+            Some(81),
+            "127.0.0.1:2".parse().unwrap(),
+            1,
+            Labels::new(),
+        );
         assert_eq!(set.endpoints("a", Some(81), &Labels::new()).len(), 1);
         assert_eq!(set.endpoints("a", None, &Labels::new()).len(), 2);
         let g = set.generation();

@@ -68,8 +68,21 @@ pub struct Cluster {
 
 impl Cluster {
     /// A cluster named `host` over `endpoints` with `policy`; `http2` for h2c endpoints.
-    pub fn new(host: &str, endpoints: Vec<Endpoint>, policy: &TrafficPolicy, http2: bool) -> Result<Self, BuildError> {
-        Self::build(host, host, endpoints, policy, http2, None, &OutlierMetrics::default())
+    pub fn new(
+        host: &str,
+        endpoints: Vec<Endpoint>,
+        policy: &TrafficPolicy,
+        http2: bool,
+    ) -> Result<Self, BuildError> {
+        Self::build(
+            host,
+            host,
+            endpoints,
+            policy,
+            http2,
+            None,
+            &OutlierMetrics::default(),
+        )
     }
 
     fn build(
@@ -95,13 +108,19 @@ impl Cluster {
                 }
             }
         };
-        let outlier = policy.outlier_detection.clone().map(|od| match previous.and_then(|p| p.outlier.as_ref()) {
-            Some(prev) => prev.rebuilt(od, &addrs),
-            None => OutlierDetector::new(od, &addrs).with_cluster_name(name).with_metrics(metrics.clone()),
+        let outlier = policy.outlier_detection.clone().map(|od| {
+            match previous.and_then(|p| p.outlier.as_ref()) {
+                Some(prev) => prev.rebuilt(od, &addrs),
+                None => OutlierDetector::new(od, &addrs)
+                    .with_cluster_name(name)
+                    .with_metrics(metrics.clone()),
+            }
         });
         let pool_config = policy.connection_pool.clone();
         let pool = match previous {
-            Some(p) if p.pool_config == pool_config && p.transport_config.http2 == http2 => Arc::clone(&p.pool),
+            Some(p) if p.pool_config == pool_config && p.transport_config.http2 == http2 => {
+                Arc::clone(&p.pool)
+            }
             _ => Arc::new(Pool::new(&pool_config, http2)),
         };
         let transport_config = TransportConfig::from_policy(&pool_config, http2);
@@ -110,9 +129,14 @@ impl Cluster {
             Some(p) if p.transport_config == transport_config => p.transport.clone(),
             _ => match Transport::new(&transport_config) {
                 Ok(t) => t,
-                Err(e @ TransportError::Unsupported { .. }) if transport_config.max_requests_per_connection > 1 => {
+                Err(e @ TransportError::Unsupported { .. })
+                    if transport_config.max_requests_per_connection > 1 =>
+                {
                     tracing::warn!(cluster = name, error = %e, "unsupported setting ignored: connections are reused without a request limit");
-                    Transport::new(&TransportConfig { max_requests_per_connection: 0, ..transport_config.clone() })?
+                    Transport::new(&TransportConfig {
+                        max_requests_per_connection: 0,
+                        ..transport_config.clone()
+                    })?
                 }
                 Err(e) => return Err(e.into()),
             },
@@ -162,7 +186,8 @@ impl Cluster {
         let healthy = |i: usize| od.is_none_or(|o| !o.is_marked_ejected(i));
         if !avoid.is_empty() {
             let eps = self.balancer.endpoints();
-            let fresh = |i: usize| healthy(i) && eps.get(i).is_some_and(|e| !avoid.contains(&e.addr));
+            let fresh =
+                |i: usize| healthy(i) && eps.get(i).is_some_and(|e| !avoid.contains(&e.addr));
             if let Some(i) = self.balancer.pick(hash, fresh) {
                 return Some(i);
             }
@@ -172,31 +197,51 @@ impl Cluster {
 
     /// Sends one attempt: pool limits, pick, transport, classify. An [`AttemptDeadline`]
     /// extension bounds it (pending wait included) with `Outcome::Timeout`.
-    pub async fn send(self: Arc<Self>, req: Request<BoxBody>) -> Result<Response<BoxBody>, ClusterError> {
+    pub async fn send(
+        self: Arc<Self>,
+        req: Request<BoxBody>,
+    ) -> Result<Response<BoxBody>, ClusterError> {
         let deadline = req.extensions().get::<AttemptDeadline>().map(|d| d.at);
         let acquire = self.pool.acquire();
         let acquired = match deadline {
-            Some(at) => tokio::time::timeout_at(at, acquire).await.map_err(|e| timeout(None, e))?,
+            Some(at) => tokio::time::timeout_at(at, acquire)
+                .await
+                .map_err(|e| timeout(None, e))?,
             None => acquire.await,
         };
         let permit = acquired.map_err(|o| {
             tracing::debug!(cluster = %self.name, limit = o.limit, "overflow");
-            ClusterError { outcome: Outcome::Overflow, endpoint: None, source: Some(Box::new(o)) }
+            ClusterError {
+                outcome: Outcome::Overflow,
+                endpoint: None,
+                source: Some(Box::new(o)),
+            }
         })?;
         let key = match self.balancer.hash_policy() {
             Some(p) => p.request_key(&req, self.balancer.rng()),
             None => RequestKey::None,
         };
-        let avoid = req.extensions().get::<PreviousAttempts>().map_or(&[][..], |p| &p.endpoints[..]);
-        let index = self.pick(key.hash(), avoid).ok_or_else(ClusterError::no_healthy_upstream)?;
-        let endpoint = self.balancer.endpoint(index).map(|e| e.addr).ok_or_else(ClusterError::no_healthy_upstream)?;
+        let avoid = req
+            .extensions()
+            .get::<PreviousAttempts>()
+            .map_or(&[][..], |p| &p.endpoints[..]);
+        let index = self
+            .pick(key.hash(), avoid)
+            .ok_or_else(ClusterError::no_healthy_upstream)?;
+        let endpoint = self
+            .balancer
+            .endpoint(index)
+            .map(|e| e.addr)
+            .ok_or_else(ClusterError::no_healthy_upstream)?;
 
         self.balancer.begin(index);
         let in_flight = body::InFlight::new(Arc::clone(&self), index, permit);
         let started = Instant::now();
         let sent = self.transport.send(endpoint, self.host.as_ref(), req);
         let result = match deadline {
-            Some(at) => tokio::time::timeout_at(at, sent).await.unwrap_or_else(|e| Err(timeout(Some(endpoint), e))),
+            Some(at) => tokio::time::timeout_at(at, sent)
+                .await
+                .unwrap_or_else(|e| Err(timeout(Some(endpoint), e))),
             None => sent.await,
         };
         match result {
@@ -206,7 +251,8 @@ impl Cluster {
                 self.balancer.observe(index, started.elapsed());
                 let mut resp = resp.map(|b| body::guarded(b, in_flight));
                 if let RequestKey::Generated { set_cookie, .. } = key {
-                    resp.headers_mut().append(http::header::SET_COOKIE, set_cookie);
+                    resp.headers_mut()
+                        .append(http::header::SET_COOKIE, set_cookie);
                 }
                 Ok(resp)
             }
@@ -232,7 +278,11 @@ impl Cluster {
 }
 
 fn timeout(endpoint: Option<SocketAddr>, elapsed: tokio::time::error::Elapsed) -> ClusterError {
-    ClusterError { outcome: Outcome::Timeout, endpoint, source: Some(Box::new(elapsed)) }
+    ClusterError {
+        outcome: Outcome::Timeout,
+        endpoint,
+        source: Some(Box::new(elapsed)),
+    }
 }
 
 /// The outcome of an answer: its status, and `grpc-status` when the head carries one.
@@ -242,5 +292,8 @@ fn outcome_of_response<B>(resp: &Response<B>) -> Outcome {
         .get("grpc-status")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    Outcome::Response { status: resp.status().as_u16(), grpc_status }
+    Outcome::Response {
+        status: resp.status().as_u16(),
+        grpc_status,
+    }
 }

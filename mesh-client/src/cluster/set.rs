@@ -14,12 +14,12 @@ use mesh_core::policy::{Destination, Labels, MeshConfig, TrafficPolicy};
 
 use super::endpoints::same_host;
 use super::{Cluster, Discovery};
+use crate::BoxError;
 use crate::body::BoxBody;
 use crate::context::Target;
 use crate::error::ClusterError;
 use crate::outlier::OutlierMetrics;
 use crate::pool::RetryPermit;
-use crate::BoxError;
 
 type ConfigSource = Arc<dyn Fn() -> Arc<MeshConfig> + Send + Sync>;
 
@@ -84,30 +84,59 @@ pub struct Clusters {
 
 impl fmt::Debug for Clusters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Clusters").field("hosts", &self.shared.cache.load().len()).finish()
+        f.debug_struct("Clusters")
+            .field("hosts", &self.shared.cache.load().len())
+            .finish()
     }
 }
 
 impl Clusters {
     /// Clusters reading the config from `config` (called per request: make it lock-free, e.g.
     /// `move || store.load_full()` over an `ArcSwap`) and endpoints from `discovery`.
-    pub fn new(config: impl Fn() -> Arc<MeshConfig> + Send + Sync + 'static, discovery: Arc<dyn Discovery>) -> Self {
+    pub fn new(
+        config: impl Fn() -> Arc<MeshConfig> + Send + Sync + 'static,
+        discovery: Arc<dyn Discovery>,
+    ) -> Self {
         Self::build(Arc::new(config), discovery, OutlierMetrics::default(), None)
     }
 
     /// Counts outlier ejections into `metrics` (register them once with a Prometheus registry).
     pub fn with_metrics(self, metrics: OutlierMetrics) -> Self {
-        Self::build(Arc::clone(&self.shared.config), Arc::clone(&self.shared.discovery), metrics, self.shared.seed)
+        Self::build(
+            Arc::clone(&self.shared.config),
+            Arc::clone(&self.shared.discovery),
+            metrics,
+            self.shared.seed,
+        )
     }
 
     /// Seeds every cluster's random source (deterministic tests).
     pub fn with_seed(self, seed: u64) -> Self {
-        Self::build(Arc::clone(&self.shared.config), Arc::clone(&self.shared.discovery), self.shared.metrics.clone(), Some(seed))
+        Self::build(
+            Arc::clone(&self.shared.config),
+            Arc::clone(&self.shared.discovery),
+            self.shared.metrics.clone(),
+            Some(seed),
+        )
     }
 
-    fn build(config: ConfigSource, discovery: Arc<dyn Discovery>, metrics: OutlierMetrics, seed: Option<u64>) -> Self {
-        let shared = Shared { config, discovery, cache: ArcSwap::default(), rebuild: Mutex::new(()), metrics, seed };
-        Self { shared: Arc::new(shared) }
+    fn build(
+        config: ConfigSource,
+        discovery: Arc<dyn Discovery>,
+        metrics: OutlierMetrics,
+        seed: Option<u64>,
+    ) -> Self {
+        let shared = Shared {
+            config,
+            discovery,
+            cache: ArcSwap::default(),
+            rebuild: Mutex::new(()),
+            metrics,
+            seed,
+        };
+        Self {
+            shared: Arc::new(shared),
+        }
     }
 
     /// The cluster for `dest` under the current config and endpoints.
@@ -118,19 +147,35 @@ impl Clusters {
         if let Some(entry) = self.lookup(dest)
             && fresh(&entry)
         {
-            return entry.cluster.clone().ok_or_else(ClusterError::no_healthy_upstream);
+            return entry
+                .cluster
+                .clone()
+                .ok_or_else(ClusterError::no_healthy_upstream);
         }
         // Slow path: one builder at a time; requests for fresh clusters never wait here.
-        let _lock = self.shared.rebuild.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _lock = self
+            .shared
+            .rebuild
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let previous = self.lookup(dest);
         if let Some(entry) = &previous
             && fresh(entry)
         {
-            return entry.cluster.clone().ok_or_else(ClusterError::no_healthy_upstream);
+            return entry
+                .cluster
+                .clone()
+                .ok_or_else(ClusterError::no_healthy_upstream);
         }
         let prev_cluster = previous.as_ref().and_then(|e| e.cluster.as_ref());
         let cluster = self.make(dest, &config, prev_cluster);
-        let entry = Arc::new(Entry { subset: dest.subset.clone(), port: dest.port, config, generation, cluster });
+        let entry = Arc::new(Entry {
+            subset: dest.subset.clone(),
+            port: dest.port,
+            config,
+            generation,
+            cluster,
+        });
         self.shared.cache.rcu(|map| {
             let mut map = HashMap::clone(map);
             let list = map.entry(dest.host.clone()).or_default();
@@ -138,7 +183,10 @@ impl Clusters {
             list.push(Arc::clone(&entry));
             map
         });
-        entry.cluster.clone().ok_or_else(ClusterError::no_healthy_upstream)
+        entry
+            .cluster
+            .clone()
+            .ok_or_else(ClusterError::no_healthy_upstream)
     }
 
     fn lookup(&self, dest: &Destination) -> Option<Arc<Entry>> {
@@ -150,11 +198,18 @@ impl Clusters {
     }
 
     /// Builds the cluster (`None`: nothing to send to), reusing `previous` where unchanged.
-    fn make(&self, dest: &Destination, config: &MeshConfig, previous: Option<&Arc<Cluster>>) -> Option<Arc<Cluster>> {
-        let rule = config
-            .destinations
-            .get(&dest.host)
-            .or_else(|| config.destinations.values().find(|d| same_host(&d.host, &dest.host)));
+    fn make(
+        &self,
+        dest: &Destination,
+        config: &MeshConfig,
+        previous: Option<&Arc<Cluster>>,
+    ) -> Option<Arc<Cluster>> {
+        let rule = config.destinations.get(&dest.host).or_else(|| {
+            config
+                .destinations
+                .values()
+                .find(|d| same_host(&d.host, &dest.host))
+        });
         let labels: Labels = match (&dest.subset, rule) {
             (None, _) => Labels::new(),
             (Some(name), Some(rule)) => match rule.subset(name) {
@@ -170,8 +225,13 @@ impl Clusters {
             }
         };
         let default_policy = TrafficPolicy::default();
-        let policy = rule.map_or(&default_policy, |r| r.policy_for(dest.subset.as_deref(), dest.port));
-        let mut endpoints = self.shared.discovery.endpoints(&dest.host, dest.port, &labels);
+        let policy = rule.map_or(&default_policy, |r| {
+            r.policy_for(dest.subset.as_deref(), dest.port)
+        });
+        let mut endpoints = self
+            .shared
+            .discovery
+            .endpoints(&dest.host, dest.port, &labels);
         // One entry per address (hash tables need distinct keys; weights of duplicates are not summed).
         let mut seen = std::collections::HashSet::new();
         endpoints.retain(|e| seen.insert(e.addr));
@@ -195,7 +255,15 @@ impl Clusters {
             dest.subset.as_deref().unwrap_or(""),
             dest.host
         );
-        match Cluster::build(&name, &dest.host, endpoints, policy, http2, previous.map(|p| &**p), &self.shared.metrics) {
+        match Cluster::build(
+            &name,
+            &dest.host,
+            endpoints,
+            policy,
+            http2,
+            previous.map(|p| &**p),
+            &self.shared.metrics,
+        ) {
             Ok(c) => {
                 let c = match self.shared.seed {
                     Some(seed) => c.with_rng(crate::balance::Rng::from_seed(seed)),
@@ -237,8 +305,15 @@ impl Clusters {
 }
 
 fn destination_from_uri<B>(req: &Request<B>) -> Result<Destination, ClusterError> {
-    let host = req.uri().host().ok_or_else(ClusterError::no_healthy_upstream)?;
-    Ok(Destination { host: host.to_owned(), subset: None, port: req.uri().port_u16() })
+    let host = req
+        .uri()
+        .host()
+        .ok_or_else(ClusterError::no_healthy_upstream)?;
+    Ok(Destination {
+        host: host.to_owned(),
+        subset: None,
+        port: req.uri().port_u16(),
+    })
 }
 
 fn is_http2(config: &MeshConfig, host: &str, port: Option<u16>) -> bool {

@@ -32,24 +32,38 @@ impl OutlierMetrics {
     }
 
     pub(crate) fn ejected(&self, cluster: &str, endpoint: &str, reason: &'static str) {
-        let labels = vec![("cluster", cluster.to_owned()), ("endpoint", endpoint.to_owned()), ("reason", reason.to_owned())];
+        let labels = vec![
+            ("cluster", cluster.to_owned()),
+            ("endpoint", endpoint.to_owned()),
+            ("reason", reason.to_owned()),
+        ];
         self.ejections.get_or_create(&labels).inc();
     }
 
     pub(crate) fn returned(&self, cluster: &str, endpoint: &str) {
-        let labels = vec![("cluster", cluster.to_owned()), ("endpoint", endpoint.to_owned())];
+        let labels = vec![
+            ("cluster", cluster.to_owned()),
+            ("endpoint", endpoint.to_owned()),
+        ];
         self.returns.get_or_create(&labels).inc();
     }
 
     /// Ejections counted for `endpoint` in `cluster` with `reason`.
     pub fn ejections(&self, cluster: &str, endpoint: &str, reason: &'static str) -> u64 {
-        let labels = vec![("cluster", cluster.to_owned()), ("endpoint", endpoint.to_owned()), ("reason", reason.to_owned())];
+        let labels = vec![
+            ("cluster", cluster.to_owned()),
+            ("endpoint", endpoint.to_owned()),
+            ("reason", reason.to_owned()),
+        ];
         self.ejections.get(&labels).map_or(0, |c| c.get())
     }
 
     /// Returns counted for `endpoint` in `cluster`.
     pub fn returns(&self, cluster: &str, endpoint: &str) -> u64 {
-        let labels = vec![("cluster", cluster.to_owned()), ("endpoint", endpoint.to_owned())];
+        let labels = vec![
+            ("cluster", cluster.to_owned()),
+            ("endpoint", endpoint.to_owned()),
+        ];
         self.returns.get(&labels).map_or(0, |c| c.get())
     }
 }

@@ -163,7 +163,10 @@ impl OutlierDetector {
                 None => Arc::new(Host::new(*a)),
             })
             .collect();
-        let ejected = hosts.iter().filter(|h| h.ejected_until.load(Ordering::Relaxed) != 0).count();
+        let ejected = hosts
+            .iter()
+            .filter(|h| h.ejected_until.load(Ordering::Relaxed) != 0)
+            .count();
         Self {
             config,
             cluster: Arc::clone(&self.cluster),
@@ -180,12 +183,19 @@ impl OutlierDetector {
     }
 
     fn now_ns(&self) -> u64 {
-        u64::try_from(Instant::now().saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+        u64::try_from(
+            Instant::now()
+                .saturating_duration_since(self.epoch)
+                .as_nanos(),
+        )
+        .unwrap_or(u64::MAX)
     }
 
     /// Feeds the outcome of an attempt at endpoint `index`.
     pub fn record(&self, index: usize, outcome: Outcome) {
-        let Some(host) = self.hosts.get(index) else { return };
+        let Some(host) = self.hosts.get(index) else {
+            return;
+        };
         let cfg = &self.config;
         let split = cfg.split_external_local_origin_errors;
         let reason = match outcome {
@@ -193,7 +203,8 @@ impl OutlierDetector {
             Outcome::Overflow | Outcome::NoHealthyUpstream => return,
             o if o.is_local_origin_failure() && split => {
                 let n = host.consecutive_local.fetch_add(1, Ordering::Relaxed) + 1;
-                (cfg.consecutive_local_origin_failures > 0 && n >= cfg.consecutive_local_origin_failures)
+                (cfg.consecutive_local_origin_failures > 0
+                    && n >= cfg.consecutive_local_origin_failures)
                     .then_some(EjectReason::ConsecutiveLocalOriginFailures)
             }
             o if o.is_failure() => {
@@ -210,7 +221,8 @@ impl OutlierDetector {
                 };
                 if cfg.consecutive_5xx > 0 && n5 >= cfg.consecutive_5xx {
                     Some(EjectReason::Consecutive5xx)
-                } else if cfg.consecutive_gateway_errors > 0 && ng >= cfg.consecutive_gateway_errors {
+                } else if cfg.consecutive_gateway_errors > 0 && ng >= cfg.consecutive_gateway_errors
+                {
                     Some(EjectReason::ConsecutiveGatewayErrors)
                 } else {
                     None
@@ -232,9 +244,11 @@ impl OutlierDetector {
         let max = self.config.max_ejection_percent as usize;
         // Reserve a slot in the ejected count: the first ejection always goes ahead (Envoy),
         // later ones only while the ejected share is below maxEjectionPercent.
-        let reserved = self.ejected.fetch_update(Ordering::AcqRel, Ordering::Acquire, |e| {
-            (e == 0 || e * 100 < max * n).then_some(e + 1)
-        });
+        let reserved = self
+            .ejected
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |e| {
+                (e == 0 || e * 100 < max * n).then_some(e + 1)
+            });
         if reserved.is_err() {
             tracing::debug!(cluster = %self.cluster, endpoint = %host.addr, reason = reason.as_str(), "ejection skipped: maxEjectionPercent reached");
             return;
@@ -244,11 +258,23 @@ impl OutlierDetector {
         // The multiplier decays by one for every interval spent healthy since the last return.
         let interval = self.config.interval.as_nanos().max(1);
         let returned_at = host.returned_at.load(Ordering::Relaxed);
-        let healthy_intervals = u32::try_from(u128::from(now.saturating_sub(returned_at)) / interval).unwrap_or(u32::MAX);
-        let times = host.times_ejected.load(Ordering::Relaxed).saturating_sub(healthy_intervals).saturating_add(1);
+        let healthy_intervals =
+            u32::try_from(u128::from(now.saturating_sub(returned_at)) / interval)
+                .unwrap_or(u32::MAX);
+        let times = host
+            .times_ejected
+            .load(Ordering::Relaxed)
+            .saturating_sub(healthy_intervals)
+            .saturating_add(1);
         let duration = base.saturating_mul(times).min(MAX_EJECTION_TIME.max(base));
-        let until = now.saturating_add(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)).saturating_add(1);
-        if host.ejected_until.compare_exchange(0, until, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        let until = now
+            .saturating_add(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX))
+            .saturating_add(1);
+        if host
+            .ejected_until
+            .compare_exchange(0, until, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
             // Already ejected (a racing failure): give the slot back.
             self.ejected.fetch_sub(1, Ordering::AcqRel);
             return;
@@ -256,7 +282,8 @@ impl OutlierDetector {
         host.times_ejected.store(times, Ordering::Relaxed);
         host.ejections.fetch_add(1, Ordering::Relaxed);
         let endpoint = host.addr.to_string();
-        self.metrics.ejected(&self.cluster, &endpoint, reason.as_str());
+        self.metrics
+            .ejected(&self.cluster, &endpoint, reason.as_str());
         tracing::warn!(
             cluster = %self.cluster,
             %endpoint,
@@ -269,7 +296,9 @@ impl OutlierDetector {
 
     /// Whether endpoint `index` is ejected now (an ejection that has run out counts as returned).
     pub fn is_ejected(&self, index: usize) -> bool {
-        let Some(host) = self.hosts.get(index) else { return false };
+        let Some(host) = self.hosts.get(index) else {
+            return false;
+        };
         let until = host.ejected_until.load(Ordering::Acquire);
         until != 0 && !self.try_return(host, until, self.now_ns())
     }
@@ -277,7 +306,9 @@ impl OutlierDetector {
     /// Whether endpoint `index` is marked ejected, without looking at the clock: cheap, for the
     /// pick path right after [`OutlierDetector::filtering`] returned expired ejections.
     pub fn is_marked_ejected(&self, index: usize) -> bool {
-        self.hosts.get(index).is_some_and(|h| h.ejected_until.load(Ordering::Acquire) != 0)
+        self.hosts
+            .get(index)
+            .is_some_and(|h| h.ejected_until.load(Ordering::Acquire) != 0)
     }
 
     /// Returns `host` if its ejection has run out; true when it is (now) back.
@@ -285,8 +316,14 @@ impl OutlierDetector {
         if now.saturating_add(1) < until {
             return false;
         }
-        if host.ejected_until.compare_exchange(until, 0, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-            let _ = self.ejected.fetch_update(Ordering::AcqRel, Ordering::Acquire, |e| e.checked_sub(1));
+        if host
+            .ejected_until
+            .compare_exchange(until, 0, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            let _ = self
+                .ejected
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |e| e.checked_sub(1));
             host.returned_at.store(now, Ordering::Relaxed);
             let endpoint = host.addr.to_string();
             self.metrics.returned(&self.cluster, &endpoint);
@@ -322,7 +359,9 @@ impl OutlierDetector {
 
     /// Number of endpoints ejected now.
     pub fn ejected_count(&self) -> usize {
-        (0..self.hosts.len()).filter(|&i| self.is_ejected(i)).count()
+        (0..self.hosts.len())
+            .filter(|&i| self.is_ejected(i))
+            .count()
     }
 
     /// The per-endpoint state, in index order.

@@ -4,7 +4,9 @@ use std::time::Duration;
 use super::*;
 
 fn addrs(n: u16) -> Vec<SocketAddr> {
-    (0..n).map(|i| SocketAddr::from(([127, 0, 0, 1], 9100 + i))).collect()
+    (0..n)
+        .map(|i| SocketAddr::from(([127, 0, 0, 1], 9100 + i)))
+        .collect()
 }
 
 fn cfg() -> OutlierDetection {
@@ -28,7 +30,11 @@ async fn ejects_after_consecutive_5xx_and_returns_after_base_time() {
     od.record(0, Outcome::status(500));
     assert!(od.is_ejected(0));
     assert!(od.filtering());
-    assert_eq!(od.metrics().ejections("svc", "127.0.0.1:9100", "consecutive_5xx"), 1);
+    assert_eq!(
+        od.metrics()
+            .ejections("svc", "127.0.0.1:9100", "consecutive_5xx"),
+        1
+    );
 
     tokio::time::advance(Duration::from_secs(29)).await;
     assert!(od.is_ejected(0));
@@ -58,7 +64,10 @@ async fn second_ejection_lasts_twice_as_long() {
 
 #[tokio::test(start_paused = true)]
 async fn max_ejection_percent_allows_the_first_then_limits() {
-    let config = OutlierDetection { max_ejection_percent: 10, ..cfg() };
+    let config = OutlierDetection {
+        max_ejection_percent: 10,
+        ..cfg()
+    };
     let od = OutlierDetector::new(config, &addrs(4));
     for i in 0..2 {
         for _ in 0..3 {
@@ -71,7 +80,10 @@ async fn max_ejection_percent_allows_the_first_then_limits() {
 
 #[tokio::test(start_paused = true)]
 async fn below_min_health_percent_ejection_is_ignored() {
-    let config = OutlierDetection { min_health_percent: 60, ..cfg() };
+    let config = OutlierDetection {
+        min_health_percent: 60,
+        ..cfg()
+    };
     let od = OutlierDetector::new(config, &addrs(2));
     for _ in 0..3 {
         od.record(0, Outcome::status(500));
@@ -83,7 +95,11 @@ async fn below_min_health_percent_ejection_is_ignored() {
 
 #[tokio::test(start_paused = true)]
 async fn gateway_errors_and_local_origin_split() {
-    let config = OutlierDetection { consecutive_5xx: 0, consecutive_gateway_errors: 2, ..cfg() };
+    let config = OutlierDetection {
+        consecutive_5xx: 0,
+        consecutive_gateway_errors: 2,
+        ..cfg()
+    };
     let od = OutlierDetector::new(config, &addrs(2));
     od.record(0, Outcome::status(500)); // not a gateway error
     od.record(0, Outcome::status(502));
@@ -103,7 +119,10 @@ async fn gateway_errors_and_local_origin_split() {
     od.record(0, Outcome::status(500)); // an answer: local run resets, 5xx run is 1
     od.record(0, Outcome::Timeout);
     od.record(0, Outcome::Timeout);
-    assert!(!od.is_ejected(0), "split: local failures do not count as 5xx");
+    assert!(
+        !od.is_ejected(0),
+        "split: local failures do not count as 5xx"
+    );
     od.record(0, Outcome::ConnectFailure);
     assert!(od.is_ejected(0));
 }
@@ -122,7 +141,10 @@ async fn overflow_is_not_counted_and_rebuild_keeps_state() {
     let mut next = addrs(3);
     next.remove(0);
     let od2 = od.rebuilt(cfg(), &next);
-    assert!(od2.is_ejected(1), "endpoint 9102 is now index 1 and still ejected");
+    assert!(
+        od2.is_ejected(1),
+        "endpoint 9102 is now index 1 and still ejected"
+    );
     assert!(!od2.is_ejected(0));
     assert!(od2.filtering());
 }

@@ -75,15 +75,22 @@ impl RetryPermit {
 
 fn semaphore(limit: u32) -> Option<Arc<Semaphore>> {
     // u32::MAX is Istio's "unlimited": no semaphore at all, nothing to count.
-    (limit != u32::MAX).then(|| Arc::new(Semaphore::new((limit as usize).min(Semaphore::MAX_PERMITS))))
+    (limit != u32::MAX)
+        .then(|| Arc::new(Semaphore::new((limit as usize).min(Semaphore::MAX_PERMITS))))
 }
 
-fn try_take(sem: &Option<Arc<Semaphore>>, limit: &'static str, max: u32) -> Result<Option<OwnedSemaphorePermit>, Overflow> {
+fn try_take(
+    sem: &Option<Arc<Semaphore>>,
+    limit: &'static str,
+    max: u32,
+) -> Result<Option<OwnedSemaphorePermit>, Overflow> {
     match sem {
         None => Ok(None),
         Some(s) => match Arc::clone(s).try_acquire_owned() {
             Ok(p) => Ok(Some(p)),
-            Err(TryAcquireError::NoPermits | TryAcquireError::Closed) => Err(Overflow { limit, max }),
+            Err(TryAcquireError::NoPermits | TryAcquireError::Closed) => {
+                Err(Overflow { limit, max })
+            }
         },
     }
 }
@@ -100,7 +107,11 @@ impl Pool {
     /// Limits from `config`; `http2` when the cluster speaks HTTP/2 (connections multiplex, so
     /// `maxConnections` and the pending queue do not bound requests).
     pub fn new(config: &ConnectionPool, http2: bool) -> Self {
-        let max_connections = if http2 { u32::MAX } else { config.max_connections };
+        let max_connections = if http2 {
+            u32::MAX
+        } else {
+            config.max_connections
+        };
         Self {
             requests: semaphore(config.http2_max_requests),
             max_requests: config.http2_max_requests,
@@ -115,37 +126,75 @@ impl Pool {
 
     /// Takes a request slot and a connection without waiting; overflow when either is full.
     pub fn try_acquire(&self) -> Result<Permit, Overflow> {
-        let request = try_take(&self.requests, "connectionPool.http.http2MaxRequests", self.max_requests)?;
-        let connection = try_take(&self.connections, "connectionPool.tcp.maxConnections", self.max_connections)?;
-        Ok(Permit { _request: request, _connection: connection })
+        let request = try_take(
+            &self.requests,
+            "connectionPool.http.http2MaxRequests",
+            self.max_requests,
+        )?;
+        let connection = try_take(
+            &self.connections,
+            "connectionPool.tcp.maxConnections",
+            self.max_connections,
+        )?;
+        Ok(Permit {
+            _request: request,
+            _connection: connection,
+        })
     }
 
     /// Takes a request slot (overflow at once when full), then a connection, waiting in the
     /// pending queue when all are busy (overflow at once when the queue is full).
     pub async fn acquire(&self) -> Result<Permit, Overflow> {
-        let request = try_take(&self.requests, "connectionPool.http.http2MaxRequests", self.max_requests)?;
+        let request = try_take(
+            &self.requests,
+            "connectionPool.http.http2MaxRequests",
+            self.max_requests,
+        )?;
         let Some(connections) = &self.connections else {
-            return Ok(Permit { _request: request, _connection: None });
+            return Ok(Permit {
+                _request: request,
+                _connection: None,
+            });
         };
         if let Ok(p) = Arc::clone(connections).try_acquire_owned() {
-            return Ok(Permit { _request: request, _connection: Some(p) });
+            return Ok(Permit {
+                _request: request,
+                _connection: Some(p),
+            });
         }
-        let queued = self.pending.fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| (p < self.max_pending).then_some(p + 1));
+        let queued = self
+            .pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
+                (p < self.max_pending).then_some(p + 1)
+            });
         if queued.is_err() {
-            return Err(Overflow { limit: "connectionPool.http.http1MaxPendingRequests", max: self.max_pending });
+            return Err(Overflow {
+                limit: "connectionPool.http.http1MaxPendingRequests",
+                max: self.max_pending,
+            });
         }
         let _pending = PendingGuard(&self.pending);
         match Arc::clone(connections).acquire_owned().await {
-            Ok(p) => Ok(Permit { _request: request, _connection: Some(p) }),
-            Err(_) => Err(Overflow { limit: "connectionPool.tcp.maxConnections", max: self.max_connections }),
+            Ok(p) => Ok(Permit {
+                _request: request,
+                _connection: Some(p),
+            }),
+            Err(_) => Err(Overflow {
+                limit: "connectionPool.tcp.maxConnections",
+                max: self.max_connections,
+            }),
         }
     }
 
     /// A retry slot, or `None` when `maxRetries` retries are already in flight.
     pub fn retry_permit(&self) -> Option<RetryPermit> {
-        try_take(&self.retries, "connectionPool.http.maxRetries", self.max_retries)
-            .ok()
-            .map(|p| RetryPermit { _permit: p })
+        try_take(
+            &self.retries,
+            "connectionPool.http.maxRetries",
+            self.max_retries,
+        )
+        .ok()
+        .map(|p| RetryPermit { _permit: p })
     }
 
     /// Requests waiting in the pending queue now.
@@ -155,9 +204,10 @@ impl Pool {
 
     /// Requests in flight now (0 when unlimited: not counted).
     pub fn in_flight(&self) -> u32 {
-        self.requests
-            .as_ref()
-            .map_or(0, |s| self.max_requests.saturating_sub(u32::try_from(s.available_permits()).unwrap_or(u32::MAX)))
+        self.requests.as_ref().map_or(0, |s| {
+            self.max_requests
+                .saturating_sub(u32::try_from(s.available_permits()).unwrap_or(u32::MAX))
+        })
     }
 }
 
@@ -168,7 +218,11 @@ mod tests {
 
     fn pool(max_connections: u32, pending: u32) -> Pool {
         Pool::new(
-            &ConnectionPool { max_connections, http1_max_pending_requests: pending, ..Default::default() },
+            &ConnectionPool {
+                max_connections,
+                http1_max_pending_requests: pending,
+                ..Default::default()
+            },
             false,
         )
     }
@@ -190,24 +244,41 @@ mod tests {
 
     #[tokio::test]
     async fn http2_ignores_connections_and_counts_requests() {
-        let cfg = ConnectionPool { max_connections: 1, http2_max_requests: 2, ..Default::default() };
+        let cfg = ConnectionPool {
+            max_connections: 1,
+            http2_max_requests: 2,
+            ..Default::default()
+        };
         let pool = Pool::new(&cfg, true);
         let a = pool.acquire().await.unwrap();
         let _b = pool.acquire().await.unwrap();
         assert_eq!(pool.in_flight(), 2);
-        assert_eq!(pool.acquire().await.unwrap_err().limit, "connectionPool.http.http2MaxRequests");
+        assert_eq!(
+            pool.acquire().await.unwrap_err().limit,
+            "connectionPool.http.http2MaxRequests"
+        );
         drop(a);
         assert!(pool.try_acquire().is_ok());
     }
 
     #[test]
     fn retries_are_limited() {
-        let pool = Pool::new(&ConnectionPool { max_retries: 1, ..Default::default() }, false);
+        let pool = Pool::new(
+            &ConnectionPool {
+                max_retries: 1,
+                ..Default::default()
+            },
+            false,
+        );
         let r = pool.retry_permit();
         assert!(r.is_some());
         assert!(pool.retry_permit().is_none());
         drop(r);
         assert!(pool.retry_permit().is_some());
-        assert!(Pool::new(&ConnectionPool::default(), false).retry_permit().is_some());
+        assert!(
+            Pool::new(&ConnectionPool::default(), false)
+                .retry_permit()
+                .is_some()
+        );
     }
 }

@@ -1,5 +1,11 @@
 //! Shared helpers of the cluster integration tests: real backends on 127.0.0.1:0.
-#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -39,7 +45,9 @@ impl Backend {
         let (h, d, s, w) = (hits.clone(), done.clone(), status.clone(), hold.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let (h, d, s, w) = (h.clone(), d.clone(), s.clone(), w.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
@@ -49,12 +57,19 @@ impl Backend {
                             h.fetch_add(1, Ordering::SeqCst);
                             let _ = rx.wait_for(|held| !held).await;
                             let host = req.headers().get("host").cloned();
-                            let mut resp = http::Response::new(Full::new(Bytes::from(addr.port().to_string())));
-                            *resp.status_mut() = http::StatusCode::from_u16(s.load(Ordering::SeqCst)).unwrap();
+                            let mut resp = http::Response::new(Full::new(Bytes::from(
+                                addr.port().to_string(),
+                            )));
+                            *resp.status_mut() =
+                                http::StatusCode::from_u16(s.load(Ordering::SeqCst)).unwrap();
                             if let Some(host) = host {
                                 resp.headers_mut().insert("x-seen-host", host);
                             }
-                            resp.headers_mut().insert("x-version", http::HeaderValue::from_str(&format!("{:?}", req.version())).unwrap());
+                            resp.headers_mut().insert(
+                                "x-version",
+                                http::HeaderValue::from_str(&format!("{:?}", req.version()))
+                                    .unwrap(),
+                            );
                             d.fetch_add(1, Ordering::SeqCst);
                             Ok::<_, Infallible>(resp)
                         }
@@ -65,7 +80,14 @@ impl Backend {
                 });
             }
         });
-        Self { addr, hits, done, status, hold, task }
+        Self {
+            addr,
+            hits,
+            done,
+            status,
+            hold,
+            task,
+        }
     }
 
     pub fn set_status(&self, status: u16) {
@@ -97,7 +119,13 @@ pub async fn dead_addr() -> SocketAddr {
 /// A GET to `host` with a Target extension.
 pub fn request(host: &str) -> http::Request<BoxBody> {
     let mut req = http::Request::get("/").body(body::empty()).unwrap();
-    req.extensions_mut().insert(Target { destination: Destination { host: host.into(), subset: None, port: None } });
+    req.extensions_mut().insert(Target {
+        destination: Destination {
+            host: host.into(),
+            subset: None,
+            port: None,
+        },
+    });
     req
 }
 
@@ -122,23 +150,36 @@ pub async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
 pub fn clusters(
     policy: mesh_core::policy::TrafficPolicy,
     endpoints: &[SocketAddr],
-) -> (mesh_client::cluster::Clusters, Arc<mesh_client::cluster::StaticEndpoints>) {
+) -> (
+    mesh_client::cluster::Clusters,
+    Arc<mesh_client::cluster::StaticEndpoints>,
+) {
     use mesh_core::policy::{DestinationPolicy, MeshConfig};
     let mut config = MeshConfig::default();
     config.destinations.insert(
         "svc".into(),
-        DestinationPolicy { origin: Default::default(), host: "svc".into(), traffic_policy: policy, subsets: vec![] },
+        DestinationPolicy {
+            origin: Default::default(),
+            host: "svc".into(),
+            traffic_policy: policy,
+            subsets: vec![],
+        },
     );
     let config = Arc::new(config);
     let set = Arc::new(mesh_client::cluster::StaticEndpoints::new());
     for a in endpoints {
         set.insert("svc", None, *a, 1, Default::default());
     }
-    let clusters = mesh_client::cluster::Clusters::new(move || Arc::clone(&config), set.clone()).with_seed(7);
+    let clusters =
+        mesh_client::cluster::Clusters::new(move || Arc::clone(&config), set.clone()).with_seed(7);
     (clusters, set)
 }
 
 /// The destination `svc`.
 pub fn svc() -> Destination {
-    Destination { host: "svc".into(), subset: None, port: None }
+    Destination {
+        host: "svc".into(),
+        subset: None,
+        port: None,
+    }
 }
