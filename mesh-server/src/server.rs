@@ -5,7 +5,8 @@
 //!
 //! 1. metrics ([`crate::metrics`], when [`MeshServer::with_metrics`] is given), the server trace
 //!    span ([`crate::trace`]) and the request id ([`crate::request_id`]): outermost, so that they
-//!    see the final status of every answer, 403 and 429 included;
+//!    see the final status of every answer, 403 and 429 included; then the request body limit
+//!    when [`MeshServer::max_request_body`] is set (413);
 //! 2. config refresh: a request takes the current config snapshot (one pointer comparison when
 //!    nothing changed) and, when it changed, the workload's policies are compiled again and
 //!    swapped in lock-free; requests in flight finish on what they started with;
@@ -167,6 +168,7 @@ pub struct MeshServer {
     trusted_proxies: usize,
     metrics: Option<MeshMetrics>,
     trace: TraceConfig,
+    max_request_body: Option<usize>,
 }
 
 impl MeshServer {
@@ -180,7 +182,14 @@ impl MeshServer {
             Err(error) => tracing::error!(%error, "jwt authentication unavailable: cannot build the jwks client"),
         }
         policies.refresh();
-        Self { policies, ext_authz: None, trusted_proxies: 0, metrics: None, trace: TraceConfig::default() }
+        Self {
+            policies,
+            ext_authz: None,
+            trusted_proxies: 0,
+            metrics: None,
+            trace: TraceConfig::default(),
+            max_request_body: None,
+        }
     }
 
     /// Uses `cache` for JWKS documents (share one cache between servers, or inject a fetcher in
@@ -211,6 +220,16 @@ impl MeshServer {
     /// Istio's `numTrustedProxies` for `remote.ip` (default 0).
     pub fn trusted_proxies(mut self, n: usize) -> Self {
         self.trusted_proxies = n;
+        self
+    }
+
+    /// Refuses request bodies larger than `bytes` with `413 Payload Too Large`: at once when
+    /// `content-length` says so, and as a body error when a streamed body grows past it.
+    ///
+    /// Unlimited by default, as Istio's sidecars stream bodies of any size; set it on anything
+    /// exposed to untrusted clients (a gateway), as nginx's `client_max_body_size` does.
+    pub fn max_request_body(mut self, bytes: usize) -> Self {
+        self.max_request_body = Some(bytes);
         self
     }
 
@@ -252,6 +271,7 @@ impl MeshServer {
             .option_layer(metrics)
             .layer(TraceLayer::new(self.trace))
             .layer(RequestIdLayer::new())
+            .option_layer(self.max_request_body.map(body_limit::layer))
             .layer(RefreshLayer { policies: p.clone() })
             .layer(rescue)
             .layer(RateLimitLayer::shared(p.total.clone()))
@@ -282,6 +302,41 @@ impl MeshServer {
         B::Error: Into<BoxError>,
     {
         serve(listener, self.wrap(service), shutdown).await
+    }
+}
+
+// === body limit ===
+
+mod body_limit {
+    //! tower-http's body limit, with the body types mapped back to this stack's [`Body`].
+
+    use axum::body::Body;
+    use http::{Request, Response};
+    use tower::ServiceBuilder;
+    use tower::layer::util::{Identity, Stack};
+    use tower::util::{MapRequestLayer, MapResponseLayer};
+    use tower_http::body::Limited;
+    use tower_http::limit::{RequestBodyLimitLayer, ResponseBody};
+
+    type Layers = Stack<
+        MapRequestLayer<fn(Request<Limited<Body>>) -> Request<Body>>,
+        Stack<RequestBodyLimitLayer, Stack<MapResponseLayer<fn(Response<ResponseBody<Body>>) -> Response<Body>>, Identity>>,
+    >;
+
+    fn to_body(req: Request<Limited<Body>>) -> Request<Body> {
+        req.map(Body::new)
+    }
+
+    fn from_limited(res: Response<ResponseBody<Body>>) -> Response<Body> {
+        res.map(Body::new)
+    }
+
+    /// The layer for a limit of `bytes`.
+    pub(super) fn layer(bytes: usize) -> ServiceBuilder<Layers> {
+        ServiceBuilder::new()
+            .layer(MapResponseLayer::new(from_limited as fn(_) -> _))
+            .layer(RequestBodyLimitLayer::new(bytes))
+            .layer(MapRequestLayer::new(to_body as fn(_) -> _))
     }
 }
 

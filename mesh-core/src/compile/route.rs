@@ -6,7 +6,7 @@ use http::{Method, StatusCode};
 
 use super::Cx;
 use super::common::{
-    destination, duration_field, header_rules, non_negative, opt_duration, percent, percent_value, port, regex,
+    destination, duration_field, header_rules, non_negative, opt_duration, percent, percent_value, port,
     search_regex, string_match,
 };
 use super::virtual_service::request_match;
