@@ -206,3 +206,60 @@ async fn a_hanging_issuer_does_not_block_another() {
     waiting.abort();
     drop(black_hole);
 }
+
+/// Reliability (issue 6): the JWKS server flaps (down, up, down...) while 4 callers keep sending
+/// valid and forged tokens. Every valid token is accepted throughout (the last good keys stay in
+/// use), every forged one is refused, and the cache kept re-fetching through the flaps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwks_flapping_under_load_keeps_valid_tokens_valid() {
+    let k = es256("k");
+    let (server, uri) = JwksServer::start(Some(jwks(&[&k]))).await;
+    let cache = fast_cache();
+    let (addr, _layer) = app(vec![rule("https://iss", &uri, Duration::from_secs(2))], cache.clone()).await;
+    let good = Arc::new(sign(&k, &claims("https://iss")));
+    let forged = Arc::new(sign(&es256("k"), &claims("https://iss")));
+    assert_eq!(who(addr, Some(&good)).await.0, 200);
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut callers = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (good, forged, stop) = (good.clone(), forged.clone(), stop.clone());
+        callers.spawn(async move {
+            let (mut ok, mut refused, mut wrong) = (0usize, 0usize, Vec::new());
+            // Bounded: stops with the flapping, or after 5 000 rounds.
+            for _ in 0..5_000 {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                match who(addr, Some(&good)).await {
+                    (200, _, _) => ok += 1,
+                    other => wrong.push(format!("valid token: {other:?}")),
+                }
+                match who(addr, Some(&forged)).await {
+                    (401, _, _) => refused += 1,
+                    other => wrong.push(format!("forged token: {other:?}")),
+                }
+            }
+            (ok, refused, wrong)
+        });
+    }
+    // Ten flaps, each long enough for several refresh attempts (refresh every 200 ms).
+    let doc = jwks(&[&k]);
+    for i in 0..10 {
+        server.set(if i % 2 == 0 { None } else { Some(doc.clone()) });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    let (mut ok, mut refused) = (0, 0);
+    while let Some(joined) = callers.join_next().await {
+        let (o, r, wrong) = joined.unwrap();
+        assert!(wrong.is_empty(), "{} wrong answers while the JWKS server flapped, e.g. {}", wrong.len(), wrong[0]);
+        ok += o;
+        refused += r;
+    }
+    // At least a round per caller: enough to say the layer answered throughout (the rate depends
+    // on the machine, which is shared and noisy).
+    assert!(ok >= 4 && refused >= 4, "too little traffic during the flaps: {ok} ok, {refused} refused");
+    assert!(cache.stats().fetch_failures.load(Ordering::Relaxed) >= 2, "the outages were seen by the cache");
+    assert!(server.hits() >= 5, "the cache kept re-fetching through the flaps");
+}
