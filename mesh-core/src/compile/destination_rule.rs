@@ -222,6 +222,14 @@ fn connection_pool(p: &ConnectionPoolSpec, path: &str, cx: &mut Cx<'_>) -> Optio
             &format!("{hp}.maxRequestsPerConnection"),
             cx,
         );
+        // hyper's connection pool cannot count requests per connection: 1 (no reuse) and
+        // unlimited are honoured exactly; any other value would be silently ignored, so refuse it.
+        if out.max_requests_per_connection > 1 {
+            cx.error(
+                &format!("{hp}.maxRequestsPerConnection"),
+                "values above 1 are not supported yet by this mesh (1 disables connection reuse; 0 or absent is unlimited)",
+            );
+        }
         out.max_retries = limit(h.max_retries, d.max_retries, &format!("{hp}.maxRetries"), cx);
         if let Some(Some(t)) = opt_duration(h.idle_timeout.as_ref(), &format!("{hp}.idleTimeout"), cx) {
             out.idle_timeout = t;
