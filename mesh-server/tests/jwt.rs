@@ -28,7 +28,10 @@ struct JwksServer {
 
 impl JwksServer {
     async fn start(doc: Option<String>) -> (Self, String) {
-        let s = Self { doc: Arc::new(Mutex::new(doc)), hits: Arc::default() };
+        let s = Self {
+            doc: Arc::new(Mutex::new(doc)),
+            hits: Arc::default(),
+        };
         async fn serve(State(s): State<JwksServer>) -> (StatusCode, String) {
             s.hits.fetch_add(1, Ordering::SeqCst);
             match s.doc.lock().unwrap().clone() {
@@ -83,7 +86,11 @@ fn fast_cache() -> JwksCache {
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(60)).build().unwrap()
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
 }
 
 /// The app: `/who` answers the principal (or `anonymous`).
@@ -91,7 +98,13 @@ async fn app(rules: Vec<JwtRule>, cache: JwksCache) -> (SocketAddr, JwtLayer) {
     async fn who(p: Option<Principal>) -> String {
         p.map_or_else(|| "anonymous".to_owned(), |p| p.principal().to_owned())
     }
-    let policy = AuthnPolicy { origin: Default::default(), selector: Default::default(), rules, require_token: false, trigger_rules: vec![] };
+    let policy = AuthnPolicy {
+        origin: Default::default(),
+        selector: Default::default(),
+        rules,
+        require_token: false,
+        trigger_rules: vec![],
+    };
     let layer = JwtLayer::new(&[policy], Labels::new(), cache, JwtSettings::default());
     let addr = spawn(Router::new().route("/who", get(who)).layer(layer.clone())).await;
     (addr, layer)
@@ -104,7 +117,10 @@ async fn who(addr: SocketAddr, token: Option<&str>) -> (u16, String, Option<Stri
     }
     let res = req.send().await.unwrap();
     let status = res.status().as_u16();
-    let www = res.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned());
+    let www = res
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
     (status, res.text().await.unwrap(), www)
 }
 
@@ -132,7 +148,11 @@ async fn end_to_end_over_http() {
     let (status, body, _) = who(addr, Some(&token)).await;
     assert_eq!((status, body.as_str()), (200, "https://iss/alice"));
     let (status, body, _) = who(addr, None).await;
-    assert_eq!((status, body.as_str()), (200, "anonymous"), "no token: passes unauthenticated");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "anonymous"),
+        "no token: passes unauthenticated"
+    );
     let forged = sign(&es256("k"), &claims("https://iss"));
     let (status, body, www) = who(addr, Some(&forged)).await;
     assert_eq!((status, body.as_str()), (401, "Jwt verification fails"));
@@ -149,7 +169,10 @@ async fn outage_keeps_the_last_keys() {
     assert_eq!(who(addr, Some(&token)).await.0, 200);
     server.set(None);
     let before = server.hits();
-    assert!(eventually(async || server.hits() >= before + 2).await, "refresh keeps trying");
+    assert!(
+        eventually(async || server.hits() >= before + 2).await,
+        "refresh keeps trying"
+    );
     assert!(cache.stats().fetch_failures.load(Ordering::Relaxed) >= 1);
     assert_eq!(who(addr, Some(&token)).await.0, 200, "last good keys still verify");
 }
@@ -175,13 +198,20 @@ async fn unknown_kid_refetches_over_http() {
     let old = es256("old");
     let new = es256("new");
     let (server, uri) = JwksServer::start(Some(jwks(&[&old]))).await;
-    let settings = JwksSettings { refresh_interval: Duration::from_secs(3600), ..JwksSettings::default() };
+    let settings = JwksSettings {
+        refresh_interval: Duration::from_secs(3600),
+        ..JwksSettings::default()
+    };
     let cache = JwksCache::with_fetcher(settings, Arc::new(HttpFetcher::with_client(client())));
     let (addr, _layer) = app(vec![rule("https://iss", &uri, Duration::from_secs(5))], cache.clone()).await;
     assert_eq!(who(addr, Some(&sign(&old, &claims("https://iss")))).await.0, 200);
     let hits = server.hits();
     server.set(Some(jwks(&[&old, &new])));
-    assert_eq!(who(addr, Some(&sign(&new, &claims("https://iss")))).await.0, 200, "rotated key found by a re-fetch");
+    assert_eq!(
+        who(addr, Some(&sign(&new, &claims("https://iss")))).await.0,
+        200,
+        "rotated key found by a re-fetch"
+    );
     assert_eq!(server.hits(), hits + 1);
     let stranger = es256("stranger");
     assert_eq!(who(addr, Some(&sign(&stranger, &claims("https://iss")))).await.0, 401);
@@ -195,14 +225,20 @@ async fn a_hanging_issuer_does_not_block_another() {
     let dead_uri = format!("http://{}/jwks", black_hole.local_addr().unwrap());
     let kb = es256("kb");
     let (_server, live_uri) = JwksServer::start(Some(jwks(&[&kb]))).await;
-    let rules = vec![rule("dead", &dead_uri, Duration::from_secs(30)), rule("live", &live_uri, Duration::from_secs(5))];
+    let rules = vec![
+        rule("dead", &dead_uri, Duration::from_secs(30)),
+        rule("live", &live_uri, Duration::from_secs(5)),
+    ];
     let (addr, _layer) = app(rules, fast_cache()).await;
     let ka = es256("ka");
     let dead_token = sign(&ka, &claims("dead"));
     let waiting = tokio::spawn(async move { who(addr, Some(&dead_token)).await });
     let (status, body, _) = who(addr, Some(&sign(&kb, &claims("live")))).await;
     assert_eq!((status, body.as_str()), (200, "live/alice"));
-    assert!(!waiting.is_finished(), "the dead issuer's request is still waiting, the live one was answered");
+    assert!(
+        !waiting.is_finished(),
+        "the dead issuer's request is still waiting, the live one was answered"
+    );
     waiting.abort();
     drop(black_hole);
 }

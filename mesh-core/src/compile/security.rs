@@ -2,6 +2,7 @@
 //! and Linkerd's HTTPLocalRateLimitPolicy. (Skeleton: filled by the security work.)
 
 mod authn;
+mod legacy;
 
 use super::Cx;
 use crate::policy::{AuthnPolicy, AuthzPolicy, RateLimitPolicy};

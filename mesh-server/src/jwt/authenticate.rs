@@ -8,10 +8,10 @@ use http::{HeaderName, HeaderValue, Request};
 use mesh_core::policy::{AuthnPolicy, JwksSource, Labels, TriggerRule};
 
 use super::error::{JwksError, JwtError};
-use crate::authz::RequestAuth;
 use super::extract::{Location, Principal};
 use super::jwks::{Entry, JwksCache};
 use super::verify::{self, ClaimChecks, KeySet};
+use crate::authz::RequestAuth;
 
 /// Seconds since the Unix epoch; injectable so tests can move time.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -110,7 +110,12 @@ fn header_name(s: &str) -> Option<HeaderName> {
 impl Authenticator {
     /// Compiles the policies that select a workload with `labels`.
     pub(crate) fn build(policies: &[AuthnPolicy], labels: &Labels, cache: &JwksCache, settings: JwtSettings) -> Self {
-        let mut out = Self { rules: Vec::new(), policies: Vec::new(), outputs: Vec::new(), settings };
+        let mut out = Self {
+            rules: Vec::new(),
+            policies: Vec::new(),
+            outputs: Vec::new(),
+            settings,
+        };
         for p in policies.iter().filter(|p| p.selector.selects(labels)) {
             let mut idx = Vec::with_capacity(p.rules.len());
             for r in &p.rules {
@@ -118,7 +123,11 @@ impl Authenticator {
                 let rule = out.compile_rule(r, cache);
                 out.rules.push(rule);
             }
-            out.policies.push(Policy { rules: idx, require_token: p.require_token, triggers: p.trigger_rules.clone() });
+            out.policies.push(Policy {
+                rules: idx,
+                require_token: p.require_token,
+                triggers: p.trigger_rules.clone(),
+            });
         }
         out
     }
@@ -176,28 +185,42 @@ impl Authenticator {
             rule.locations.iter().find_map(|l| Some((l.find(headers, uri)?, l)))
         });
         let Some((token, location)) = found else {
-            return if active().any(|p| p.require_token) { Step::Reject(JwtError::Missing) } else { Step::Pass };
+            return if active().any(|p| p.require_token) {
+                Step::Reject(JwtError::Missing)
+            } else {
+                Step::Pass
+            };
         };
         let parsed = match verify::parse(token, self.settings.max_token_bytes) {
             Ok(p) => p,
             Err(e) => return Step::Reject(e),
         };
-        let Some(iss) = parsed.issuer() else { return Step::Reject(JwtError::UnknownIssuer) };
-        let candidates = || active().flat_map(|p| p.rules.iter().copied()).filter(|i| self.rules.get(*i).is_some_and(|r| r.issuer == iss));
+        let Some(iss) = parsed.issuer() else {
+            return Step::Reject(JwtError::UnknownIssuer);
+        };
+        let candidates = || {
+            active()
+                .flat_map(|p| p.rules.iter().copied())
+                .filter(|i| self.rules.get(*i).is_some_and(|r| r.issuer == iss))
+        };
         let Some(idx) = candidates()
             .find(|i| self.rules.get(*i).is_some_and(|r| r.locations.contains(location)))
             .or_else(|| candidates().next())
         else {
             return Step::Reject(JwtError::UnknownIssuer);
         };
-        let Some(rule) = self.rules.get(idx) else { return Step::Reject(JwtError::UnknownIssuer) };
+        let Some(rule) = self.rules.get(idx) else {
+            return Step::Reject(JwtError::UnknownIssuer);
+        };
         let keys = match &rule.keys {
             Keys::Inline(Ok(k)) => k.clone(),
             Keys::Inline(Err(_)) => return Step::Reject(JwtError::KeysUnavailable),
             Keys::Remote(entry) => {
                 entry.ensure_started();
                 match entry.current() {
-                    Some(k) if may_wait && parsed.kid_unknown(&k) => return Step::Wait(entry.clone(), WaitFor::Refetch),
+                    Some(k) if may_wait && parsed.kid_unknown(&k) => {
+                        return Step::Wait(entry.clone(), WaitFor::Refetch);
+                    }
                     Some(k) => k,
                     None if may_wait && entry.first_fetch_pending() => {
                         return Step::Wait(entry.clone(), WaitFor::FirstFetch);
@@ -219,8 +242,16 @@ impl Authenticator {
             tracing::debug!(issuer = %rule.issuer, error = %e, "jwt refused");
             return Step::Reject(e);
         }
-        let payload = rule.output_payload.as_ref().and_then(|_| HeaderValue::from_str(parsed.payload_b64).ok());
-        Step::Accept(Verified { principal: Principal::from_claims(parsed.claims), rule: idx, location: location.clone(), payload })
+        let payload = rule
+            .output_payload
+            .as_ref()
+            .and_then(|_| HeaderValue::from_str(parsed.payload_b64).ok());
+        Step::Accept(Verified {
+            principal: Principal::from_claims(parsed.claims),
+            rule: idx,
+            location: location.clone(),
+            payload,
+        })
     }
 
     /// Removes headers a client could use to forge this layer's outputs.

@@ -22,7 +22,10 @@ pub(crate) enum Location {
 impl Location {
     /// Istio's default locations: `Authorization: Bearer <token>`, then `?access_token=<token>`.
     pub(crate) fn defaults() -> Vec<Location> {
-        vec![Location::Header(AUTHORIZATION, "Bearer ".to_owned()), Location::Param("access_token".to_owned())]
+        vec![
+            Location::Header(AUTHORIZATION, "Bearer ".to_owned()),
+            Location::Param("access_token".to_owned()),
+        ]
     }
 
     /// The token at this location, if any.
@@ -79,7 +82,13 @@ impl Principal {
         let iss = claims.get("iss").and_then(|v| v.as_str()).unwrap_or_default();
         let sub = claims.get("sub").and_then(|v| v.as_str()).unwrap_or_default();
         let principal = format!("{iss}/{sub}");
-        Self { inner: Arc::new(Inner { principal, sub_start: iss.len() + 1, claims }) }
+        Self {
+            inner: Arc::new(Inner {
+                principal,
+                sub_start: iss.len() + 1,
+                claims,
+            }),
+        }
     }
 
     /// `iss/sub`: Istio's `request.auth.principal` (what `requestPrincipals` match).
@@ -89,7 +98,10 @@ impl Principal {
 
     /// `iss`.
     pub fn issuer(&self) -> &str {
-        self.inner.principal.get(..self.inner.sub_start.saturating_sub(1)).unwrap_or_default()
+        self.inner
+            .principal
+            .get(..self.inner.sub_start.saturating_sub(1))
+            .unwrap_or_default()
     }
 
     /// `sub`.
@@ -129,7 +141,12 @@ pub struct MissingPrincipal(());
 
 impl IntoResponse for MissingPrincipal {
     fn into_response(self) -> Response {
-        (StatusCode::UNAUTHORIZED, [(http::header::WWW_AUTHENTICATE, "Bearer")], "Jwt is missing").into_response()
+        (
+            StatusCode::UNAUTHORIZED,
+            [(http::header::WWW_AUTHENTICATE, "Bearer")],
+            "Jwt is missing",
+        )
+            .into_response()
     }
 }
 

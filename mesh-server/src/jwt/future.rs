@@ -28,15 +28,21 @@ pin_project! {
 
 impl<F, B, E> ResponseFuture<F, B, E> {
     pub(crate) fn inner(fut: F) -> Self {
-        Self { kind: Kind::Inner { fut } }
+        Self {
+            kind: Kind::Inner { fut },
+        }
     }
 
     pub(crate) fn reject(res: Response<B>) -> Self {
-        Self { kind: Kind::Reject { res: Some(res) } }
+        Self {
+            kind: Kind::Reject { res: Some(res) },
+        }
     }
 
     pub(crate) fn wait(fut: BoxFuture<'static, Result<Response<B>, E>>) -> Self {
-        Self { kind: Kind::Wait { fut } }
+        Self {
+            kind: Kind::Wait { fut },
+        }
     }
 }
 

@@ -51,7 +51,10 @@ impl HttpFetcher {
             .retry(reqwest::retry::never())
             .redirect(reqwest::redirect::Policy::limited(3))
             .build()
-            .map_err(|e| JwksError::Fetch { uri: String::new(), reason: e.to_string() })?;
+            .map_err(|e| JwksError::Fetch {
+                uri: String::new(),
+                reason: e.to_string(),
+            })?;
         Ok(Self { client })
     }
 
@@ -66,8 +69,16 @@ impl JwksFetcher for HttpFetcher {
         let client = self.client.clone();
         let uri = uri.to_owned();
         Box::pin(async move {
-            let fail = |reason: String| JwksError::Fetch { uri: uri.clone(), reason };
-            let mut resp = client.get(&uri).timeout(timeout).send().await.map_err(|e| fail(e.to_string()))?;
+            let fail = |reason: String| JwksError::Fetch {
+                uri: uri.clone(),
+                reason,
+            };
+            let mut resp = client
+                .get(&uri)
+                .timeout(timeout)
+                .send()
+                .await
+                .map_err(|e| fail(e.to_string()))?;
             if !resp.status().is_success() {
                 return Err(fail(format!("status {}", resp.status())));
             }
@@ -135,14 +146,19 @@ struct CacheInner {
 
 impl std::fmt::Debug for JwksCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwksCache").field("settings", &self.inner.settings).finish_non_exhaustive()
+        f.debug_struct("JwksCache")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
     }
 }
 
 impl JwksCache {
     /// A cache fetching over HTTP with default settings.
     pub fn new() -> Result<Self, JwksError> {
-        Ok(Self::with_fetcher(JwksSettings::default(), Arc::new(HttpFetcher::new()?)))
+        Ok(Self::with_fetcher(
+            JwksSettings::default(),
+            Arc::new(HttpFetcher::new()?),
+        ))
     }
 
     /// A cache with these settings and fetcher.
@@ -208,7 +224,10 @@ impl Entry {
     fn new(uri: &str, timeout: Duration, cache: &CacheInner) -> Self {
         let usable = uri.starts_with("http://") || uri.starts_with("https://");
         if !usable {
-            tracing::warn!(jwks_uri = uri, "jwks uri is not an http(s) url: tokens for its issuer are refused");
+            tracing::warn!(
+                jwks_uri = uri,
+                "jwks uri is not an http(s) url: tokens for its issuer are refused"
+            );
         }
         Self {
             uri: uri.to_owned(),
@@ -233,7 +252,10 @@ impl Entry {
     /// Why there are no keys.
     pub(crate) fn unavailable(&self) -> JwksError {
         if self.usable {
-            JwksError::Fetch { uri: self.uri.clone(), reason: "no successful fetch yet".to_owned() }
+            JwksError::Fetch {
+                uri: self.uri.clone(),
+                reason: "no successful fetch yet".to_owned(),
+            }
         } else {
             JwksError::NotHttp(self.uri.clone())
         }
@@ -244,7 +266,9 @@ impl Entry {
         if !self.usable || self.started.load(Ordering::Acquire) {
             return;
         }
-        let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         if self.started.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -310,7 +334,10 @@ async fn run(weak: Weak<Entry>, wake: Arc<Notify>) {
         let result = match fetched {
             Ok(Ok(doc)) => KeySet::from_jwks(&doc),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(JwksError::Fetch { uri: entry.uri.clone(), reason: "timed out".to_owned() }),
+            Err(_) => Err(JwksError::Fetch {
+                uri: entry.uri.clone(),
+                reason: "timed out".to_owned(),
+            }),
         };
         let s = &entry.settings;
         let wait = match result {

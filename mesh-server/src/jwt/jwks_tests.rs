@@ -48,7 +48,10 @@ impl JwksFetcher for Scripted {
         Box::pin(async move {
             match script {
                 Script::Doc(d) => Ok(d),
-                Script::Fail => Err(JwksError::Fetch { uri, reason: "scripted failure".into() }),
+                Script::Fail => Err(JwksError::Fetch {
+                    uri,
+                    reason: "scripted failure".into(),
+                }),
                 Script::Hang => futures_util::future::pending().await,
             }
         })
@@ -139,12 +142,23 @@ async fn unknown_kid_triggers_a_refetch_then_succeeds() {
     let old = test_keys::key(Algorithm::ES256, "old", true);
     let new = test_keys::key(Algorithm::ES256, "new", true);
     f.set(A, Script::Doc(jwks(&[&old])));
-    let layer = JwtLayer::new(&[policy(vec![rule("iss", JwksSource::Uri(A.into()))], true)], Labels::new(), cache, JwtSettings::default());
+    let layer = JwtLayer::new(
+        &[policy(vec![rule("iss", JwksSource::Uri(A.into()))], true)],
+        Labels::new(),
+        cache,
+        JwtSettings::default(),
+    );
     settle().await;
-    assert_eq!(call(&layer, bearer(&sign(&old, &claims("iss")))).await.status(), StatusCode::OK);
+    assert_eq!(
+        call(&layer, bearer(&sign(&old, &claims("iss")))).await.status(),
+        StatusCode::OK
+    );
     // The issuer rotates its keys.
     f.set(A, Script::Doc(jwks(&[&old, &new])));
-    assert_eq!(call(&layer, bearer(&sign(&new, &claims("iss")))).await.status(), StatusCode::OK);
+    assert_eq!(
+        call(&layer, bearer(&sign(&new, &claims("iss")))).await.status(),
+        StatusCode::OK
+    );
     assert_eq!(f.calls(A), 2);
     // A kid that never appears: one more re-fetch is refused by the rate limit.
     let stranger = test_keys::key(Algorithm::ES256, "stranger", true);
@@ -162,7 +176,10 @@ async fn a_dead_issuer_does_not_block_another() {
     let kb = test_keys::key(Algorithm::EdDSA, "kb", true);
     f.set(A, Script::Hang);
     f.set(B, Script::Doc(jwks(&[&kb])));
-    let rules = vec![rule("a", JwksSource::Uri(A.into())), rule("b", JwksSource::Uri(B.into()))];
+    let rules = vec![
+        rule("a", JwksSource::Uri(A.into())),
+        rule("b", JwksSource::Uri(B.into())),
+    ];
     let layer = JwtLayer::new(&[policy(rules, false)], Labels::new(), cache, JwtSettings::default());
     settle().await;
     let res = call(&layer, bearer(&sign(&kb, &claims("b")))).await;
@@ -173,7 +190,10 @@ async fn a_dead_issuer_does_not_block_another() {
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(res.into_body(), JwtError::KeysUnavailable.body());
     // ...and B still answers at once.
-    assert_eq!(call(&layer, bearer(&sign(&kb, &claims("b")))).await.status(), StatusCode::OK);
+    assert_eq!(
+        call(&layer, bearer(&sign(&kb, &claims("b")))).await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -189,7 +209,10 @@ async fn keys_survive_a_reload_and_unused_entries_stop() {
     layer.update(&[p(A)]);
     settle().await;
     assert_eq!(f.calls(A), 1, "the reloaded layer reuses the cached keys");
-    assert_eq!(call(&layer, bearer(&sign(&k, &claims("iss")))).await.status(), StatusCode::OK);
+    assert_eq!(
+        call(&layer, bearer(&sign(&k, &claims("iss")))).await.status(),
+        StatusCode::OK
+    );
     assert!(cache.keys(A).is_some());
     layer.update(&[p(B)]);
     settle().await;
@@ -214,7 +237,10 @@ fn key_set_parsing_skips_unusable_keys() {
     assert_eq!(set.len(), 1);
     assert!(set.has_kid("k"));
     assert!(!set.has_kid("hmac"));
-    assert_eq!(KeySet::from_jwks(r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#).unwrap_err(), JwksError::NoUsableKey);
+    assert_eq!(
+        KeySet::from_jwks(r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#).unwrap_err(),
+        JwksError::NoUsableKey
+    );
     assert!(matches!(KeySet::from_jwks("nope"), Err(JwksError::Format(_))));
     assert!(matches!(KeySet::from_jwks("{}"), Err(JwksError::Format(_))));
 }

@@ -27,7 +27,9 @@ pub(crate) struct Shared {
 
 impl std::fmt::Debug for JwtLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwtLayer").field("labels", &self.shared.labels).finish_non_exhaustive()
+        f.debug_struct("JwtLayer")
+            .field("labels", &self.shared.labels)
+            .finish_non_exhaustive()
     }
 }
 
@@ -35,7 +37,14 @@ impl JwtLayer {
     /// The layer of the workload labelled `labels`: the policies whose selector selects it.
     pub fn new(policies: &[AuthnPolicy], labels: Labels, cache: JwksCache, settings: JwtSettings) -> Self {
         let auth = Authenticator::build(policies, &labels, &cache, settings.clone());
-        Self { shared: Arc::new(Shared { current: ArcSwap::from_pointee(auth), cache, settings, labels }) }
+        Self {
+            shared: Arc::new(Shared {
+                current: ArcSwap::from_pointee(auth),
+                cache,
+                settings,
+                labels,
+            }),
+        }
     }
 
     /// The layer from a whole config snapshot's `authentication` policies.
@@ -71,6 +80,9 @@ impl<S> Layer<S> for JwtLayer {
     type Service = Jwt<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Jwt { inner, shared: self.shared.clone() }
+        Jwt {
+            inner,
+            shared: self.shared.clone(),
+        }
     }
 }

@@ -178,4 +178,6 @@ where
 #[cfg(test)]
 mod test_keys;
 #[cfg(test)]
+mod behaviour_tests;
+#[cfg(test)]
 mod tests;

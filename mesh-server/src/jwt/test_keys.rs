@@ -32,9 +32,12 @@ pub const ALL_ALGS: [Algorithm; 9] = [
 /// A fresh key for `alg`, named `kid`; the JWK carries `alg` when `with_alg`.
 pub fn key(alg: Algorithm, kid: &str, with_alg: bool) -> TestKey {
     let rc_alg = match alg {
-        Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512 => {
-            &rcgen::PKCS_RSA_SHA256
-        }
+        Algorithm::RS256
+        | Algorithm::RS384
+        | Algorithm::RS512
+        | Algorithm::PS256
+        | Algorithm::PS384
+        | Algorithm::PS512 => &rcgen::PKCS_RSA_SHA256,
         Algorithm::ES256 => &rcgen::PKCS_ECDSA_P256_SHA256,
         Algorithm::ES384 => &rcgen::PKCS_ECDSA_P384_SHA384,
         Algorithm::EdDSA => &rcgen::PKCS_ED25519,
@@ -66,7 +69,13 @@ pub fn key(alg: Algorithm, kid: &str, with_alg: bool) -> TestKey {
     if !with_alg {
         jwk.as_object_mut().unwrap().remove("alg");
     }
-    TestKey { alg, kid: kid.to_owned(), enc, jwk, public_pem: kp.public_key_pem() }
+    TestKey {
+        alg,
+        kid: kid.to_owned(),
+        enc,
+        jwk,
+        public_pem: kp.public_key_pem(),
+    }
 }
 
 /// A JWKS document with these keys.
@@ -83,7 +92,10 @@ pub fn sign(key: &TestKey, claims: &Value) -> String {
 
 /// Seconds since the epoch.
 pub fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// Claims for `iss` valid for an hour.

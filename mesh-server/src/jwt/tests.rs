@@ -1,6 +1,6 @@
-//! Unit tests of the JWT layer: the attack suite, token locations and outputs, legacy
-//! `require_token` and `triggerRules`. Keys are made in the tests; keys are inline here (the
-//! JWKS cache has its own tests in `jwks_tests.rs`).
+//! Unit tests of the JWT layer: the attack suite, and the helpers the other test files share.
+//! Keys are made in the tests and given inline (the JWKS cache has its own tests in
+//! `jwks_tests.rs`; token locations, outputs and legacy semantics are in `behaviour_tests.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::convert::Infallible;
@@ -9,16 +9,16 @@ use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use mesh_core::policy::{AuthnPolicy, JwksSource, JwtRule, Labels, StringMatch, TriggerRule, WorkloadSelector};
+use mesh_core::policy::{AuthnPolicy, JwksSource, JwtRule, Labels};
 use serde_json::json;
 use tower::{ServiceExt, service_fn};
 
 use super::test_keys::{self, TestKey, b64, claims, jwks, now, sign};
 use super::*;
 
-const ISS: &str = "https://issuer.example";
+pub(super) const ISS: &str = "https://issuer.example";
 
-static RSA: LazyLock<TestKey> = LazyLock::new(|| test_keys::key(Algorithm::RS256, "rsa", true));
+pub(super) static RSA: LazyLock<TestKey> = LazyLock::new(|| test_keys::key(Algorithm::RS256, "rsa", true));
 static EC: LazyLock<TestKey> = LazyLock::new(|| test_keys::key(Algorithm::ES256, "ec", true));
 
 pub(super) fn rule(issuer: &str, jwks: JwksSource) -> JwtRule {
@@ -37,55 +37,77 @@ pub(super) fn rule(issuer: &str, jwks: JwksSource) -> JwtRule {
 }
 
 pub(super) fn policy(rules: Vec<JwtRule>, require_token: bool) -> AuthnPolicy {
-    AuthnPolicy { origin: Default::default(), selector: Default::default(), rules, require_token, trigger_rules: vec![] }
+    AuthnPolicy {
+        origin: Default::default(),
+        selector: Default::default(),
+        rules,
+        require_token,
+        trigger_rules: vec![],
+    }
 }
 
-fn inline_layer(rules: Vec<JwtRule>, require: bool) -> JwtLayer {
+pub(super) fn inline_layer(rules: Vec<JwtRule>, require: bool) -> JwtLayer {
     let cache = JwksCache::with_fetcher(JwksSettings::default(), std::sync::Arc::new(NoFetch));
     JwtLayer::new(&[policy(rules, require)], Labels::new(), cache, JwtSettings::default())
 }
 
-fn default_layer() -> JwtLayer {
+pub(super) fn default_layer() -> JwtLayer {
     inline_layer(vec![rule(ISS, JwksSource::Inline(jwks(&[&RSA, &EC])))], false)
 }
 
-struct NoFetch;
+pub(super) struct NoFetch;
 impl JwksFetcher for NoFetch {
     fn fetch(&self, uri: &str, _: Duration) -> futures_util::future::BoxFuture<'static, Result<String, JwksError>> {
         let uri = uri.to_owned();
-        Box::pin(async move { Err(JwksError::Fetch { uri, reason: "no network in unit tests".into() }) })
+        Box::pin(async move {
+            Err(JwksError::Fetch {
+                uri,
+                reason: "no network in unit tests".into(),
+            })
+        })
     }
 }
 
 /// Calls the layer over an echo service: the response carries the request's headers, plus
 /// `x-test-principal` when a principal was set.
 pub(super) async fn call(layer: &JwtLayer, req: Request<String>) -> Response<String> {
-    let svc = tower::ServiceBuilder::new().layer(layer.clone()).service(service_fn(|req: Request<String>| async move {
-        let mut res = Response::new(String::from("ok"));
-        *res.headers_mut() = req.headers().clone();
-        if let Some(p) = req.extensions().get::<Principal>() {
-            res.headers_mut().insert("x-test-principal", p.principal().parse().unwrap());
-            // The contract with authorization: the same identity as `RequestAuth`.
-            let auth = req.extensions().get::<crate::authz::RequestAuth>().expect("RequestAuth set with Principal");
-            assert_eq!(auth.principal, p.principal());
-            assert_eq!(auth.audiences, p.audiences());
-            assert_eq!(Some(&serde_json::Value::Object(auth.claims.clone())), Some(p.claims()));
-        }
-        Ok::<_, Infallible>(res)
-    }));
+    let svc =
+        tower::ServiceBuilder::new()
+            .layer(layer.clone())
+            .service(service_fn(|req: Request<String>| async move {
+                let mut res = Response::new(String::from("ok"));
+                *res.headers_mut() = req.headers().clone();
+                if let Some(p) = req.extensions().get::<Principal>() {
+                    res.headers_mut()
+                        .insert("x-test-principal", p.principal().parse().unwrap());
+                    // The contract with authorization: the same identity as `RequestAuth`.
+                    let auth = req
+                        .extensions()
+                        .get::<crate::authz::RequestAuth>()
+                        .expect("RequestAuth set with Principal");
+                    assert_eq!(auth.principal, p.principal());
+                    assert_eq!(auth.audiences, p.audiences());
+                    assert_eq!(Some(&serde_json::Value::Object(auth.claims.clone())), Some(p.claims()));
+                }
+                Ok::<_, Infallible>(res)
+            }));
     svc.oneshot(req).await.unwrap()
 }
 
 pub(super) fn bearer(token: &str) -> Request<String> {
-    Request::builder().uri("/api").header("authorization", format!("Bearer {token}")).body(String::new()).unwrap()
+    Request::builder()
+        .uri("/api")
+        .header("authorization", format!("Bearer {token}"))
+        .body(String::new())
+        .unwrap()
 }
 
-async fn status_body(layer: &JwtLayer, token: &str) -> (StatusCode, String) {
+pub(super) async fn status_body(layer: &JwtLayer, token: &str) -> (StatusCode, String) {
     let res = call(layer, bearer(token)).await;
     (res.status(), res.into_body())
 }
 
-fn assert_refused(got: (StatusCode, String), body: &str) {
+pub(super) fn assert_refused(got: (StatusCode, String), body: &str) {
     assert_eq!(got.0, StatusCode::UNAUTHORIZED, "{}", got.1);
     assert_eq!(got.1, body);
 }
@@ -96,7 +118,10 @@ async fn valid_token_sets_principal_and_strips_authorization() {
     let res = call(&layer, bearer(&sign(&RSA, &claims(ISS)))).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["x-test-principal"], "https://issuer.example/alice");
-    assert!(res.headers().get("authorization").is_none(), "token must not be forwarded");
+    assert!(
+        res.headers().get("authorization").is_none(),
+        "token must not be forwarded"
+    );
 }
 
 #[tokio::test]
@@ -106,7 +131,12 @@ async fn every_algorithm_verifies() {
             let k = test_keys::key(alg, "k1", with_alg);
             let layer = inline_layer(vec![rule(ISS, JwksSource::Inline(jwks(&[&k])))], true);
             let res = call(&layer, bearer(&sign(&k, &claims(ISS)))).await;
-            assert_eq!(res.status(), StatusCode::OK, "{alg:?} (jwk alg: {with_alg}): {}", res.into_body());
+            assert_eq!(
+                res.status(),
+                StatusCode::OK,
+                "{alg:?} (jwk alg: {with_alg}): {}",
+                res.into_body()
+            );
         }
     }
 }
@@ -116,10 +146,19 @@ async fn alg_none_is_refused() {
     let layer = default_layer();
     let header = b64(br#"{"alg":"none","typ":"JWT"}"#);
     let payload = b64(claims(ISS).to_string().as_bytes());
-    assert_refused(status_body(&layer, &format!("{header}.{payload}.")).await, JwtError::Malformed.body());
-    assert_refused(status_body(&layer, &format!("{header}.{payload}.eA")).await, JwtError::Algorithm.body());
+    assert_refused(
+        status_body(&layer, &format!("{header}.{payload}.")).await,
+        JwtError::Malformed.body(),
+    );
+    assert_refused(
+        status_body(&layer, &format!("{header}.{payload}.eA")).await,
+        JwtError::Algorithm.body(),
+    );
     let header = b64(br#"{"alg":"None"}"#);
-    assert_refused(status_body(&layer, &format!("{header}.{payload}.eA")).await, JwtError::Algorithm.body());
+    assert_refused(
+        status_body(&layer, &format!("{header}.{payload}.eA")).await,
+        JwtError::Algorithm.body(),
+    );
 }
 
 #[tokio::test]
@@ -128,7 +167,8 @@ async fn hmac_with_the_public_key_as_secret_is_refused() {
     for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
         let mut h = Header::new(alg);
         h.kid = Some("rsa".into());
-        let forged = jsonwebtoken::encode(&h, &claims(ISS), &EncodingKey::from_secret(RSA.public_pem.as_bytes())).unwrap();
+        let forged =
+            jsonwebtoken::encode(&h, &claims(ISS), &EncodingKey::from_secret(RSA.public_pem.as_bytes())).unwrap();
         assert_refused(status_body(&layer, &forged).await, JwtError::Algorithm.body());
     }
     // Even a JWKS publishing an `oct` key does not make HMAC acceptable.
@@ -152,19 +192,37 @@ async fn alg_must_match_the_key() {
         public_pem: RSA.public_pem.clone(),
     };
     let layer = default_layer();
-    assert_refused(status_body(&layer, &sign(&rs384, &claims(ISS))).await, JwtError::NoMatchingKey.body());
+    assert_refused(
+        status_body(&layer, &sign(&rs384, &claims(ISS))).await,
+        JwtError::NoMatchingKey.body(),
+    );
     // An ES256 header naming the RSA key's kid finds no compatible key.
-    let ec_as_rsa = TestKey { alg: Algorithm::ES256, kid: "rsa".into(), enc: EC.enc.clone(), jwk: EC.jwk.clone(), public_pem: String::new() };
-    assert_refused(status_body(&layer, &sign(&ec_as_rsa, &claims(ISS))).await, JwtError::NoMatchingKey.body());
+    let ec_as_rsa = TestKey {
+        alg: Algorithm::ES256,
+        kid: "rsa".into(),
+        enc: EC.enc.clone(),
+        jwk: EC.jwk.clone(),
+        public_pem: String::new(),
+    };
+    assert_refused(
+        status_body(&layer, &sign(&ec_as_rsa, &claims(ISS))).await,
+        JwtError::NoMatchingKey.body(),
+    );
     // An ES384 token against a P-256 key.
     let k384 = test_keys::key(Algorithm::ES384, "ec", true);
-    assert_refused(status_body(&layer, &sign(&k384, &claims(ISS))).await, JwtError::NoMatchingKey.body());
+    assert_refused(
+        status_body(&layer, &sign(&k384, &claims(ISS))).await,
+        JwtError::NoMatchingKey.body(),
+    );
 }
 
 #[tokio::test]
 async fn signature_from_another_key_fails() {
     let other = test_keys::key(Algorithm::ES256, "ec", true);
-    assert_refused(status_body(&default_layer(), &sign(&other, &claims(ISS))).await, JwtError::BadSignature.body());
+    assert_refused(
+        status_body(&default_layer(), &sign(&other, &claims(ISS))).await,
+        JwtError::BadSignature.body(),
+    );
 }
 
 #[tokio::test]
@@ -181,11 +239,29 @@ async fn expiry_and_not_before_with_skew() {
         }
         sign(&RSA, &c)
     };
-    assert_refused(status_body(&layer, &with(Some(t - 120), None)).await, JwtError::Expired.body());
-    assert_eq!(status_body(&layer, &with(Some(t - 30), None)).await.0, StatusCode::OK, "within the 60 s skew");
-    assert_refused(status_body(&layer, &with(None, Some(t + 120))).await, JwtError::NotYetValid.body());
-    assert_eq!(status_body(&layer, &with(None, Some(t + 30))).await.0, StatusCode::OK, "within the 60 s skew");
-    assert_eq!(status_body(&layer, &with(None, None)).await.0, StatusCode::OK, "exp is optional, as in Istio");
+    assert_refused(
+        status_body(&layer, &with(Some(t - 120), None)).await,
+        JwtError::Expired.body(),
+    );
+    assert_eq!(
+        status_body(&layer, &with(Some(t - 30), None)).await.0,
+        StatusCode::OK,
+        "within the 60 s skew"
+    );
+    assert_refused(
+        status_body(&layer, &with(None, Some(t + 120))).await,
+        JwtError::NotYetValid.body(),
+    );
+    assert_eq!(
+        status_body(&layer, &with(None, Some(t + 30))).await.0,
+        StatusCode::OK,
+        "within the 60 s skew"
+    );
+    assert_eq!(
+        status_body(&layer, &with(None, None)).await.0,
+        StatusCode::OK,
+        "exp is optional, as in Istio"
+    );
     let bad = sign(&RSA, &json!({"iss": ISS, "exp": "tomorrow"}));
     assert_refused(status_body(&layer, &bad).await, JwtError::BadPayload.body());
 }
@@ -193,8 +269,17 @@ async fn expiry_and_not_before_with_skew() {
 #[tokio::test]
 async fn injected_clock_and_skew() {
     let cache = JwksCache::with_fetcher(JwksSettings::default(), std::sync::Arc::new(NoFetch));
-    let settings = JwtSettings { clock_skew: Duration::ZERO, clock: std::sync::Arc::new(|| 1_000_000), ..Default::default() };
-    let layer = JwtLayer::new(&[policy(vec![rule(ISS, JwksSource::Inline(jwks(&[&RSA])))], false)], Labels::new(), cache, settings);
+    let settings = JwtSettings {
+        clock_skew: Duration::ZERO,
+        clock: std::sync::Arc::new(|| 1_000_000),
+        ..Default::default()
+    };
+    let layer = JwtLayer::new(
+        &[policy(vec![rule(ISS, JwksSource::Inline(jwks(&[&RSA])))], false)],
+        Labels::new(),
+        cache,
+        settings,
+    );
     let at = |exp: u64| sign(&RSA, &json!({"iss": ISS, "exp": exp}));
     assert_eq!(status_body(&layer, &at(1_000_001)).await.0, StatusCode::OK);
     assert_refused(status_body(&layer, &at(1_000_000)).await, JwtError::Expired.body());
@@ -206,7 +291,10 @@ async fn issuer_and_audience() {
     r.audiences = vec!["svc-a".into(), "svc-b".into()];
     let layer = inline_layer(vec![r], false);
     let mut c = claims("https://evil.example");
-    assert_refused(status_body(&layer, &sign(&RSA, &c)).await, JwtError::UnknownIssuer.body());
+    assert_refused(
+        status_body(&layer, &sign(&RSA, &c)).await,
+        JwtError::UnknownIssuer.body(),
+    );
     c = claims(ISS);
     assert_refused(status_body(&layer, &sign(&RSA, &c)).await, JwtError::Audience.body());
     c["aud"] = json!("svc-c");
@@ -223,10 +311,16 @@ async fn issuer_and_audience() {
 async fn the_rule_is_chosen_by_issuer() {
     let other = test_keys::key(Algorithm::EdDSA, "ed", true);
     let layer = inline_layer(
-        vec![rule(ISS, JwksSource::Inline(jwks(&[&RSA]))), rule("other", JwksSource::Inline(jwks(&[&other])))],
+        vec![
+            rule(ISS, JwksSource::Inline(jwks(&[&RSA]))),
+            rule("other", JwksSource::Inline(jwks(&[&other]))),
+        ],
         false,
     );
-    assert_eq!(status_body(&layer, &sign(&other, &claims("other"))).await.0, StatusCode::OK);
+    assert_eq!(
+        status_body(&layer, &sign(&other, &claims("other"))).await.0,
+        StatusCode::OK
+    );
     assert_eq!(status_body(&layer, &sign(&RSA, &claims(ISS))).await.0, StatusCode::OK);
     // A token claiming ISS but signed with the other issuer's key.
     let ed_as_iss = sign(&other, &claims(ISS));
@@ -241,7 +335,10 @@ async fn tampering_is_detected() {
     let mut c = claims(ISS);
     c["sub"] = json!("admin");
     let tampered_payload = format!("{}.{}.{}", parts[0], b64(c.to_string().as_bytes()), parts[2]);
-    assert_refused(status_body(&layer, &tampered_payload).await, JwtError::BadSignature.body());
+    assert_refused(
+        status_body(&layer, &tampered_payload).await,
+        JwtError::BadSignature.body(),
+    );
     let mut sig = parts[2].as_bytes().to_vec();
     sig[10] = if sig[10] == b'A' { b'B' } else { b'A' };
     let tampered_sig = format!("{}.{}.{}", parts[0], parts[1], String::from_utf8(sig).unwrap());
@@ -284,178 +381,4 @@ async fn huge_tokens_are_refused_before_parsing() {
     assert_eq!(body, JwtError::Malformed.body());
     let garbage = "A".repeat(64 * 1024);
     assert_eq!(status_body(&layer, &garbage).await.0, StatusCode::UNAUTHORIZED);
-}
-
-#[tokio::test]
-async fn missing_token_passes_unless_required() {
-    let plain = Request::builder().uri("/api").body(String::new()).unwrap();
-    let res = call(&default_layer(), plain).await;
-    assert_eq!(res.status(), StatusCode::OK);
-    assert!(res.headers().get("x-test-principal").is_none());
-    // Another scheme is not a bearer token.
-    let basic = Request::builder().uri("/").header("authorization", "Basic dXNlcjpwYXNz").body(String::new()).unwrap();
-    assert_eq!(call(&default_layer(), basic).await.status(), StatusCode::OK);
-
-    let required = inline_layer(vec![rule(ISS, JwksSource::Inline(jwks(&[&RSA])))], true);
-    let res = call(&required, Request::builder().uri("/api").body(String::new()).unwrap()).await;
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(res.headers()["www-authenticate"], "Bearer");
-    assert_eq!(res.into_body(), "Jwt is missing");
-    let res = call(&required, bearer("x.y.z")).await;
-    assert_eq!(res.headers()["www-authenticate"], "Bearer error=\"invalid_token\"");
-}
-
-#[tokio::test]
-async fn trigger_rules_choose_paths() {
-    let mut p = policy(vec![rule(ISS, JwksSource::Inline(jwks(&[&RSA])))], true);
-    p.trigger_rules = vec![TriggerRule {
-        included_paths: vec![StringMatch::Prefix("/api".into())],
-        excluded_paths: vec![StringMatch::Exact("/api/health".into())],
-    }];
-    let cache = JwksCache::with_fetcher(JwksSettings::default(), std::sync::Arc::new(NoFetch));
-    let layer = JwtLayer::new(&[p], Labels::new(), cache, JwtSettings::default());
-    let get = |path: &str| Request::builder().uri(path).body(String::new()).unwrap();
-    assert_eq!(call(&layer, get("/api/x")).await.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(call(&layer, get("/api/health")).await.status(), StatusCode::OK);
-    assert_eq!(call(&layer, get("/public")).await.status(), StatusCode::OK);
-    // Outside the triggered paths a bad token is not even looked at.
-    let req = Request::builder().uri("/public").header("authorization", "Bearer junk").body(String::new()).unwrap();
-    assert_eq!(call(&layer, req).await.status(), StatusCode::OK);
-}
-
-#[tokio::test]
-async fn selector_limits_the_workloads() {
-    let mut p = policy(vec![rule(ISS, JwksSource::Inline(jwks(&[&RSA])))], true);
-    p.selector = WorkloadSelector { match_labels: Labels::from([("app".to_owned(), "service1".to_owned())]) };
-    let cache = JwksCache::with_fetcher(JwksSettings::default(), std::sync::Arc::new(NoFetch));
-    let s1 = JwtLayer::new(std::slice::from_ref(&p), Labels::from([("app".into(), "service1".into())]), cache.clone(), JwtSettings::default());
-    let s2 = JwtLayer::new(&[p], Labels::from([("app".into(), "service2".into())]), cache, JwtSettings::default());
-    let get = || Request::builder().uri("/").body(String::new()).unwrap();
-    assert_eq!(call(&s1, get()).await.status(), StatusCode::UNAUTHORIZED);
-    assert!(s2.is_empty());
-    assert_eq!(call(&s2, get()).await.status(), StatusCode::OK);
-}
-
-#[tokio::test]
-async fn token_locations() {
-    let token = sign(&RSA, &claims(ISS));
-    let mut r = rule(ISS, JwksSource::Inline(jwks(&[&RSA])));
-    r.from_headers = vec![("x-jwt".into(), "Token ".into())];
-    r.from_params = vec!["tok".into()];
-    r.from_cookies = vec!["session".into()];
-    let layer = inline_layer(vec![r], true);
-    let req = |b: http::request::Builder| b.body(String::new()).unwrap();
-    let ok = |res: Response<String>| {
-        assert_eq!(res.status(), StatusCode::OK, "{}", res.body());
-        assert_eq!(res.headers()["x-test-principal"], "https://issuer.example/alice");
-    };
-    ok(call(&layer, req(Request::builder().uri("/").header("x-jwt", format!("Token {token}")))).await);
-    ok(call(&layer, req(Request::builder().uri(format!("/?a=1&tok={token}")))).await);
-    ok(call(&layer, req(Request::builder().uri("/").header("cookie", format!("a=b; session={token}; c=d")))).await);
-    // The default locations are replaced by the configured ones.
-    let res = call(&layer, bearer(&token)).await;
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    // A header without the prefix is no token.
-    let res = call(&layer, req(Request::builder().uri("/").header("x-jwt", token.clone()))).await;
-    assert_eq!(res.into_body(), "Jwt is missing");
-
-    // Defaults: bearer, then access_token.
-    let layer = inline_layer(vec![rule(ISS, JwksSource::Inline(jwks(&[&RSA])))], true);
-    ok(call(&layer, req(Request::builder().uri(format!("/x?access_token={token}")))).await);
-    ok(call(&layer, req(Request::builder().uri("/").header("authorization", format!("bearer {token}")))).await);
-}
-
-#[tokio::test]
-async fn outputs_and_forwarding() {
-    let mut r = rule(ISS, JwksSource::Inline(jwks(&[&RSA])));
-    r.output_payload_to_header = Some("x-jwt-payload".into());
-    r.output_claim_to_headers = vec![
-        ("x-sub".into(), "sub".into()),
-        ("x-groups".into(), "groups".into()),
-        ("x-tenant".into(), "org.tenant".into()),
-        ("x-absent".into(), "nope".into()),
-    ];
-    r.forward_original_token = true;
-    let layer = inline_layer(vec![r], false);
-    let mut c = claims(ISS);
-    c["groups"] = json!(["a", "b"]);
-    c["org"] = json!({"tenant": 7});
-    let token = sign(&RSA, &c);
-    let mut req = bearer(&token);
-    req.headers_mut().insert("x-absent", "forged".parse().unwrap());
-    let res = call(&layer, req).await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let h = res.headers();
-    assert_eq!(h["x-sub"], "alice");
-    assert_eq!(h["x-groups"], "a,b");
-    assert_eq!(h["x-tenant"], "7");
-    assert!(h.get("x-absent").is_none(), "a client cannot forge an output header");
-    assert_eq!(h["x-jwt-payload"], token.split('.').nth(1).unwrap());
-    assert_eq!(h["authorization"], format!("Bearer {token}"));
-
-    // Without a token, forged output headers are removed too.
-    let req = Request::builder().uri("/").header("x-sub", "root").body(String::new()).unwrap();
-    let res = call(&layer, req).await;
-    assert!(res.headers().get("x-sub").is_none());
-}
-
-#[tokio::test]
-async fn update_swaps_policies() {
-    let layer = default_layer();
-    let get = || Request::builder().uri("/").body(String::new()).unwrap();
-    assert_eq!(call(&layer, get()).await.status(), StatusCode::OK);
-    layer.update(&[policy(vec![rule(ISS, JwksSource::Inline(jwks(&[&RSA])))], true)]);
-    assert_eq!(call(&layer, get()).await.status(), StatusCode::UNAUTHORIZED);
-    layer.update(&[]);
-    assert!(layer.is_empty());
-    assert_eq!(call(&layer, get()).await.status(), StatusCode::OK);
-}
-
-#[tokio::test]
-async fn principal_extractor() {
-    use axum::Router;
-    use axum::body::Body;
-    use axum::routing::get;
-    async fn me(p: Principal) -> String {
-        format!("{}|{}|{}", p.principal(), p.issuer(), p.subject())
-    }
-    async fn maybe(p: Option<Principal>) -> String {
-        p.map_or_else(|| "anonymous".to_owned(), |p| p.subject().to_owned())
-    }
-    let app = Router::new().route("/me", get(me)).route("/maybe", get(maybe)).layer(default_layer());
-    let token = sign(&RSA, &claims(ISS));
-    let req = |uri: &str, auth: bool| {
-        let mut b = Request::builder().uri(uri);
-        if auth {
-            b = b.header("authorization", format!("Bearer {token}"));
-        }
-        b.body(Body::empty()).unwrap()
-    };
-    let text = |res: axum::response::Response| async move {
-        let bytes = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
-        String::from_utf8(bytes.to_vec()).unwrap()
-    };
-    let res = app.clone().oneshot(req("/me", true)).await.unwrap();
-    assert_eq!(text(res).await, "https://issuer.example/alice|https://issuer.example|alice");
-    let res = app.clone().oneshot(req("/me", false)).await.unwrap();
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let res = app.clone().oneshot(req("/maybe", false)).await.unwrap();
-    assert_eq!(text(res).await, "anonymous");
-    let res = app.oneshot(req("/maybe", true)).await.unwrap();
-    assert_eq!(text(res).await, "alice");
-}
-
-#[tokio::test]
-async fn placeholder_jwks_uri_refuses_tokens() {
-    // The seed article's Policy: `{YOUR_JWT_URI}` loads (with a warning) and every token fails.
-    let cache = JwksCache::with_fetcher(JwksSettings::default(), std::sync::Arc::new(NoFetch));
-    let layer = JwtLayer::new(
-        &[policy(vec![rule("{YOUR_DOMAIN}", JwksSource::Uri("{YOUR_JWT_URI}".into()))], true)],
-        Labels::new(),
-        cache,
-        JwtSettings::default(),
-    );
-    let res = call(&layer, bearer(&sign(&RSA, &claims("{YOUR_DOMAIN}")))).await;
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(res.into_body(), JwtError::KeysUnavailable.body());
 }

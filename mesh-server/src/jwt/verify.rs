@@ -33,7 +33,9 @@ struct VerifyKey {
 
 impl std::fmt::Debug for KeySet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.keys.iter().map(|k| (&k.kid, &k.algs))).finish()
+        f.debug_list()
+            .entries(self.keys.iter().map(|k| (&k.kid, &k.algs)))
+            .finish()
     }
 }
 
@@ -82,7 +84,10 @@ impl KeySet {
 impl VerifyKey {
     fn from_jwk(jwk: &Jwk) -> Option<Self> {
         let common = &jwk.common;
-        if matches!(common.public_key_use, Some(PublicKeyUse::Encryption | PublicKeyUse::Other(_))) {
+        if matches!(
+            common.public_key_use,
+            Some(PublicKeyUse::Encryption | PublicKeyUse::Other(_))
+        ) {
             return None;
         }
         if let Some(ops) = &common.key_operations
@@ -122,7 +127,11 @@ impl VerifyKey {
             }
         };
         let key = DecodingKey::from_jwk(jwk).ok()?;
-        Some(Self { kid: common.key_id.clone(), algs, key })
+        Some(Self {
+            kid: common.key_id.clone(),
+            algs,
+            key,
+        })
     }
 }
 
@@ -151,7 +160,10 @@ pub(crate) struct Parsed<'t> {
 /// asymmetric `alg` and a JSON object payload.
 pub(crate) fn parse(token: &str, max_len: usize) -> Result<Parsed<'_>, JwtError> {
     if token.len() > max_len {
-        return Err(JwtError::TooLarge { len: token.len(), limit: max_len });
+        return Err(JwtError::TooLarge {
+            len: token.len(),
+            limit: max_len,
+        });
     }
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
@@ -172,7 +184,14 @@ pub(crate) fn parse(token: &str, max_len: usize) -> Result<Parsed<'_>, JwtError>
         return Err(JwtError::BadPayload);
     }
     let signing_input = token.get(..h.len() + 1 + p.len()).ok_or(JwtError::Malformed)?;
-    Ok(Parsed { alg, kid: header.kid, claims, signing_input, payload_b64: p, signature: s })
+    Ok(Parsed {
+        alg,
+        kid: header.kid,
+        claims,
+        signing_input,
+        payload_b64: p,
+        signature: s,
+    })
 }
 
 impl Parsed<'_> {
@@ -228,7 +247,11 @@ fn numeric_claim(claims: &serde_json::Value, name: &str) -> Result<Option<u64>, 
         Some(v) => match v.as_u64() {
             Some(n) => Ok(Some(n)),
             // A fractional NumericDate is allowed by RFC 7519; round down.
-            None => v.as_f64().filter(|f| f.is_finite() && *f >= 0.0).map(|f| Some(f as u64)).ok_or(JwtError::BadPayload),
+            None => v
+                .as_f64()
+                .filter(|f| f.is_finite() && *f >= 0.0)
+                .map(|f| Some(f as u64))
+                .ok_or(JwtError::BadPayload),
         },
     }
 }
@@ -250,9 +273,10 @@ pub(crate) fn check_claims(claims: &serde_json::Value, c: ClaimChecks<'_>) -> Re
     if !c.audiences.is_empty() {
         let ok = match claims.get("aud") {
             Some(serde_json::Value::String(a)) => c.audiences.iter().any(|x| x == a),
-            Some(serde_json::Value::Array(list)) => {
-                list.iter().filter_map(|v| v.as_str()).any(|a| c.audiences.iter().any(|x| x == a))
-            }
+            Some(serde_json::Value::Array(list)) => list
+                .iter()
+                .filter_map(|v| v.as_str())
+                .any(|a| c.audiences.iter().any(|x| x == a)),
             _ => false,
         };
         if !ok {

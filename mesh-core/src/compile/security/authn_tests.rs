@@ -1,10 +1,18 @@
 use super::*;
+use crate::policy::StringMatch;
+use crate::spec::security::LegacyPolicySpec;
 use crate::compile::NoLines;
 use crate::diag::{Diagnostic, Severity};
 use crate::policy::Origin;
 
 fn origin(kind: &str) -> Origin {
-    Origin { kind: kind.into(), name: "p".into(), namespace: "default".into(), file: "f.yaml".into(), line: 1 }
+    Origin {
+        kind: kind.into(),
+        name: "p".into(),
+        namespace: "default".into(),
+        file: "f.yaml".into(),
+        line: 1,
+    }
 }
 
 fn ra(yaml: &str) -> (Option<AuthnPolicy>, Vec<Diagnostic>) {
@@ -26,7 +34,10 @@ fn legacy(yaml: &str) -> (Option<Vec<AuthnPolicy>>, Vec<Diagnostic>) {
 }
 
 fn errors(d: &[Diagnostic]) -> Vec<String> {
-    d.iter().filter(|d| d.severity == Severity::Error).map(|d| d.message.clone()).collect()
+    d.iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(|d| d.message.clone())
+        .collect()
 }
 
 const JWKS: &str = r#"{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB","kid":"k"}]}"#;
@@ -77,25 +88,64 @@ fn defaults_apply() {
 #[test]
 fn rule_errors_name_the_field() {
     let cases: &[(&str, &str)] = &[
-        ("jwtRules: [{ jwksUri: 'https://a/j' }]", "spec.jwtRules[0].issuer: is required"),
-        ("jwtRules: [{ issuer: i, jwksUri: '{YOUR_JWT_URI}' }]", "spec.jwtRules[0].jwksUri: \"{YOUR_JWT_URI}\" is not an http(s) url"),
-        ("jwtRules: [{ issuer: i, jwksUri: 'ftp://a/j' }]", "spec.jwtRules[0].jwksUri: \"ftp://a/j\" is not an http(s) url"),
-        ("jwtRules: [{ issuer: i, jwksUri: 'https://a/j', jwks: '{}' }]", "spec.jwtRules[0].jwks: cannot be set together with jwksUri"),
-        ("jwtRules: [{ issuer: i, jwks: 'not json' }]", "spec.jwtRules[0].jwks: is not valid json"),
-        ("jwtRules: [{ issuer: i, jwks: '{\"keys\": []}' }]", "spec.jwtRules[0].jwks: has no keys"),
+        (
+            "jwtRules: [{ jwksUri: 'https://a/j' }]",
+            "spec.jwtRules[0].issuer: is required",
+        ),
+        (
+            "jwtRules: [{ issuer: i, jwksUri: '{YOUR_JWT_URI}' }]",
+            "spec.jwtRules[0].jwksUri: \"{YOUR_JWT_URI}\" is not an http(s) url",
+        ),
+        (
+            "jwtRules: [{ issuer: i, jwksUri: 'ftp://a/j' }]",
+            "spec.jwtRules[0].jwksUri: \"ftp://a/j\" is not an http(s) url",
+        ),
+        (
+            "jwtRules: [{ issuer: i, jwksUri: 'https://a/j', jwks: '{}' }]",
+            "spec.jwtRules[0].jwks: cannot be set together with jwksUri",
+        ),
+        (
+            "jwtRules: [{ issuer: i, jwks: 'not json' }]",
+            "spec.jwtRules[0].jwks: is not valid json",
+        ),
+        (
+            "jwtRules: [{ issuer: i, jwks: '{\"keys\": []}' }]",
+            "spec.jwtRules[0].jwks: has no keys",
+        ),
         ("jwtRules: [{ issuer: i }]", "spec.jwtRules[0].jwksUri: is required"),
-        ("jwtRules: [{ issuer: i, jwksUri: 'https://a/j', timeout: 5 }]", "spec.jwtRules[0].timeout: \"5\" is not a duration"),
-        ("jwtRules: [{ issuer: i, jwksUri: 'https://a/j', timeout: -1s }]", "spec.jwtRules[0].timeout:"),
-        ("jwtRules: [{ issuer: i, jwksUri: 'https://a/j', fromHeaders: [{ name: 'bad header' }] }]", "spec.jwtRules[0].fromHeaders[0].name:"),
-        ("jwtRules: [{ issuer: i, jwksUri: 'https://a/j', outputClaimToHeaders: [{ header: x }] }]", "spec.jwtRules[0].outputClaimToHeaders[0].claim: is required"),
-        ("targetRefs: [{ kind: Gateway, name: gw, group: gateway.networking.k8s.io }]", "spec.targetRefs[0].kind:"),
-        ("selector: { matchLabels: { a: b } }\ntargetRef: { kind: Service, name: s }", "spec.selector: cannot be set together"),
+        (
+            "jwtRules: [{ issuer: i, jwksUri: 'https://a/j', timeout: 5 }]",
+            "spec.jwtRules[0].timeout: \"5\" is not a duration",
+        ),
+        (
+            "jwtRules: [{ issuer: i, jwksUri: 'https://a/j', timeout: -1s }]",
+            "spec.jwtRules[0].timeout:",
+        ),
+        (
+            "jwtRules: [{ issuer: i, jwksUri: 'https://a/j', fromHeaders: [{ name: 'bad header' }] }]",
+            "spec.jwtRules[0].fromHeaders[0].name:",
+        ),
+        (
+            "jwtRules: [{ issuer: i, jwksUri: 'https://a/j', outputClaimToHeaders: [{ header: x }] }]",
+            "spec.jwtRules[0].outputClaimToHeaders[0].claim: is required",
+        ),
+        (
+            "targetRefs: [{ kind: Gateway, name: gw, group: gateway.networking.k8s.io }]",
+            "spec.targetRefs[0].kind:",
+        ),
+        (
+            "selector: { matchLabels: { a: b } }\ntargetRef: { kind: Service, name: s }",
+            "spec.selector: cannot be set together",
+        ),
     ];
     for (yaml, want) in cases {
         let (p, d) = ra(yaml);
         assert!(p.is_none(), "{yaml} should fail");
         let errs = errors(&d);
-        assert!(errs.iter().any(|e| e.starts_with(want)), "{yaml}: wanted {want}, got {errs:?}");
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "{yaml}: wanted {want}, got {errs:?}"
+        );
     }
 }
 
@@ -143,7 +193,10 @@ fn seed_policy_loads_with_placeholder_warnings() {
     let (p, d) = legacy(SEED_POLICY);
     assert!(errors(&d).is_empty(), "{d:?}");
     let warnings: Vec<_> = d.iter().filter(|d| d.severity == Severity::Warning).collect();
-    assert!(warnings.iter().any(|w| w.message.starts_with("spec.origins[0].jwt.jwksUri: \"{YOUR_JWT_URI}\" is a placeholder")));
+    assert!(warnings.iter().any(|w| {
+        w.message
+            .starts_with("spec.origins[0].jwt.jwksUri: \"{YOUR_JWT_URI}\" is a placeholder")
+    }));
     let p = p.expect("loads");
     assert_eq!(p.len(), 5);
     for (i, pol) in p.iter().enumerate() {
@@ -180,7 +233,10 @@ originIsOptional: true
     let pol = &p[0];
     assert!(pol.selector.match_labels.is_empty());
     assert!(!pol.require_token);
-    assert_eq!(pol.rules[0].from_headers, [("x-goog-iap-jwt-assertion".to_owned(), String::new())]);
+    assert_eq!(
+        pol.rules[0].from_headers,
+        [("x-goog-iap-jwt-assertion".to_owned(), String::new())]
+    );
     assert_eq!(pol.rules[0].from_params, ["token"]);
     let t = &pol.trigger_rules[0];
     assert_eq!(t.excluded_paths[0], StringMatch::Exact("/health".into()));
@@ -193,13 +249,28 @@ originIsOptional: true
 #[test]
 fn legacy_errors() {
     let cases: &[(&str, &str)] = &[
-        ("peers: [{ mtls: {} }]\norigins: [{ jwt: { issuer: i, jwksUri: 'https://a/j' } }]", "spec.peers:"),
-        ("principalBinding: USE_PEER", "spec.principalBinding: USE_PEER is not supported"),
+        (
+            "peers: [{ mtls: {} }]\norigins: [{ jwt: { issuer: i, jwksUri: 'https://a/j' } }]",
+            "spec.peers:",
+        ),
+        (
+            "principalBinding: USE_PEER",
+            "spec.principalBinding: USE_PEER is not supported",
+        ),
         ("principalBinding: BOTH", "spec.principalBinding:"),
-        ("targets: [{ name: a, ports: [{ number: 80 }] }]", "spec.targets[0].ports:"),
+        (
+            "targets: [{ name: a, ports: [{ number: 80 }] }]",
+            "spec.targets[0].ports:",
+        ),
         ("targets: [{ ports: [] }]", "spec.targets[0].name: is required"),
-        ("origins: [{ jwt: { jwksUri: 'https://a/j' } }]", "spec.origins[0].jwt.issuer: is required"),
-        ("origins: [{ jwt: { issuer: i, jwksUri: 'not a url' } }]", "spec.origins[0].jwt.jwksUri: \"not a url\" is not an http(s) url"),
+        (
+            "origins: [{ jwt: { jwksUri: 'https://a/j' } }]",
+            "spec.origins[0].jwt.issuer: is required",
+        ),
+        (
+            "origins: [{ jwt: { issuer: i, jwksUri: 'not a url' } }]",
+            "spec.origins[0].jwt.jwksUri: \"not a url\" is not an http(s) url",
+        ),
         ("origins: [{}]", "spec.origins[0].jwt: is required"),
         (
             "origins: [{ jwt: { issuer: i, jwksUri: 'https://a/j', triggerRules: [{ includedPaths: [{ exact: /a, prefix: /b }] }] } }]",
@@ -218,6 +289,9 @@ fn legacy_errors() {
         let (p, d) = legacy(yaml);
         assert!(p.is_none(), "{yaml} should fail");
         let errs = errors(&d);
-        assert!(errs.iter().any(|e| e.starts_with(want)), "{yaml}: wanted {want}, got {errs:?}");
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "{yaml}: wanted {want}, got {errs:?}"
+        );
     }
 }

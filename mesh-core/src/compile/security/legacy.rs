@@ -1,0 +1,212 @@
+//! The legacy `authentication.istio.io` Policy → [`AuthnPolicy`] values (see `authn.rs` for the
+//! shared rule checks).
+
+use super::authn::{DEFAULT_TIMEOUT, header_name, is_placeholder, jwks_source, non_empty_names};
+use crate::compile::Cx;
+use crate::policy::{AuthnPolicy, JwtRule, Labels, Pattern, StringMatch, TriggerRule, WorkloadSelector};
+use crate::spec::security::LegacyPolicySpec;
+use crate::spec::security::legacy_policy::{LegacyJwtSpec, LegacyStringMatchSpec, LegacyTriggerRuleSpec};
+
+/// The legacy `authentication.istio.io` Policy → one [`AuthnPolicy`] per target (selecting
+/// `app: <target name>`), or one for every workload when `targets` is absent. It requires a
+/// valid token (`require_token`) unless `originIsOptional`; no authorization policy is needed
+/// for that (a missing token is refused with 401 by the JWT layer, as Istio 1.x did).
+pub(crate) fn legacy_policy(spec: &LegacyPolicySpec, cx: &mut Cx<'_>) -> Option<Vec<AuthnPolicy>> {
+    let mut ok = true;
+    if !spec.peers.is_empty() {
+        cx.error(
+            "spec.peers",
+            "peer (mTLS) authentication is not supported yet by this mesh",
+        );
+        ok = false;
+    }
+    match spec.principal_binding.as_deref() {
+        None | Some("USE_ORIGIN") => {}
+        Some("USE_PEER") => {
+            cx.error(
+                "spec.principalBinding",
+                "USE_PEER is not supported yet by this mesh (there is no peer identity without mTLS); use USE_ORIGIN",
+            );
+            ok = false;
+        }
+        Some(other) => {
+            cx.error(
+                "spec.principalBinding",
+                format!("{other:?} must be USE_ORIGIN or USE_PEER"),
+            );
+            ok = false;
+        }
+    }
+
+    let mut selectors = Vec::with_capacity(spec.targets.len().max(1));
+    for (i, t) in spec.targets.iter().enumerate() {
+        if !t.ports.is_empty() {
+            cx.error(
+                &format!("spec.targets[{i}].ports"),
+                "is not supported yet by this mesh (a policy applies to every port of its workload)",
+            );
+            ok = false;
+        }
+        match t.name.as_deref().map(str::trim) {
+            Some(n) if !n.is_empty() => selectors.push(WorkloadSelector {
+                match_labels: Labels::from([("app".to_owned(), n.to_owned())]),
+            }),
+            _ => {
+                cx.error(&format!("spec.targets[{i}].name"), "is required");
+                ok = false;
+            }
+        }
+    }
+    if spec.targets.is_empty() {
+        selectors.push(WorkloadSelector::default());
+    }
+
+    let mut rules = Vec::with_capacity(spec.origins.len());
+    let mut triggers: Option<Vec<TriggerRule>> = None;
+    for (i, o) in spec.origins.iter().enumerate() {
+        let path = format!("spec.origins[{i}].jwt");
+        let Some(jwt) = &o.jwt else {
+            cx.error(&path, "is required");
+            ok = false;
+            continue;
+        };
+        let Some((rule, trig)) = legacy_jwt(&path, jwt, cx) else {
+            ok = false;
+            continue;
+        };
+        match &triggers {
+            None => triggers = Some(trig),
+            Some(first) if *first == trig => {}
+            Some(_) => {
+                cx.error(
+                    &format!("{path}.triggerRules"),
+                    "origins with different triggerRules are not supported yet by this mesh",
+                );
+                ok = false;
+            }
+        }
+        rules.push(rule);
+    }
+    if !ok {
+        return None;
+    }
+    if rules.is_empty() {
+        cx.warn("spec.origins", "is empty: this Policy authenticates nothing");
+        return Some(Vec::new());
+    }
+    let trigger_rules = triggers.unwrap_or_default();
+    Some(
+        selectors
+            .into_iter()
+            .map(|selector| AuthnPolicy {
+                origin: cx.origin().clone(),
+                selector,
+                rules: rules.clone(),
+                require_token: !spec.origin_is_optional,
+                trigger_rules: trigger_rules.clone(),
+            })
+            .collect(),
+    )
+}
+
+fn legacy_jwt(path: &str, spec: &LegacyJwtSpec, cx: &mut Cx<'_>) -> Option<(JwtRule, Vec<TriggerRule>)> {
+    let mut ok = true;
+    let issuer = match spec.issuer.as_deref().map(str::trim) {
+        Some(i) if !i.is_empty() => {
+            if is_placeholder(i) {
+                cx.warn(
+                    &format!("{path}.issuer"),
+                    format!("{i:?} looks like a placeholder for a real issuer"),
+                );
+            }
+            i.to_owned()
+        }
+        _ => {
+            cx.error(&format!("{path}.issuer"), "is required");
+            ok = false;
+            String::new()
+        }
+    };
+    let jwks = jwks_source(path, spec.jwks_uri.as_deref(), spec.jwks.as_deref(), true, cx);
+    let mut from_headers = Vec::with_capacity(spec.jwt_headers.len());
+    for (i, h) in spec.jwt_headers.iter().enumerate() {
+        match header_name(&format!("{path}.jwtHeaders[{i}]"), h, cx) {
+            Some(n) => from_headers.push((n, String::new())),
+            None => ok = false,
+        }
+    }
+    ok &= non_empty_names(&format!("{path}.jwtParams"), &spec.jwt_params, cx);
+    let mut triggers = Vec::with_capacity(spec.trigger_rules.len());
+    for (i, t) in spec.trigger_rules.iter().enumerate() {
+        match trigger_rule(&format!("{path}.triggerRules[{i}]"), t, cx) {
+            Some(t) => triggers.push(t),
+            None => ok = false,
+        }
+    }
+    let jwks = jwks?;
+    if !ok {
+        return None;
+    }
+    let rule = JwtRule {
+        issuer,
+        audiences: spec.audiences.clone(),
+        jwks,
+        from_headers,
+        from_params: spec.jwt_params.clone(),
+        from_cookies: Vec::new(),
+        output_payload_to_header: None,
+        output_claim_to_headers: Vec::new(),
+        forward_original_token: false,
+        timeout: DEFAULT_TIMEOUT,
+    };
+    Some((rule, triggers))
+}
+
+fn trigger_rule(path: &str, spec: &LegacyTriggerRuleSpec, cx: &mut Cx<'_>) -> Option<TriggerRule> {
+    let mut ok = true;
+    let mut convert = |field: &str, list: &[LegacyStringMatchSpec], cx: &mut Cx<'_>| {
+        let mut out = Vec::with_capacity(list.len());
+        for (i, m) in list.iter().enumerate() {
+            match legacy_string_match(&format!("{path}.{field}[{i}]"), m, cx) {
+                Some(m) => out.push(m),
+                None => ok = false,
+            }
+        }
+        out
+    };
+    let included_paths = convert("includedPaths", &spec.included_paths, cx);
+    let excluded_paths = convert("excludedPaths", &spec.excluded_paths, cx);
+    ok.then_some(TriggerRule {
+        included_paths,
+        excluded_paths,
+    })
+}
+
+fn legacy_string_match(path: &str, m: &LegacyStringMatchSpec, cx: &mut Cx<'_>) -> Option<StringMatch> {
+    let set = [&m.exact, &m.prefix, &m.suffix, &m.regex]
+        .iter()
+        .filter(|f| f.is_some())
+        .count();
+    if set != 1 {
+        cx.error(path, "must set exactly one of exact, prefix, suffix, regex");
+        return None;
+    }
+    if let Some(e) = &m.exact {
+        return Some(StringMatch::Exact(e.clone()));
+    }
+    if let Some(p) = &m.prefix {
+        return Some(StringMatch::Prefix(p.clone()));
+    }
+    let (field, source) = match (&m.suffix, &m.regex) {
+        (Some(s), _) => ("suffix", format!(".*{}", regex::escape(s))),
+        (None, Some(r)) => ("regex", r.clone()),
+        (None, None) => return None,
+    };
+    match Pattern::new(&source) {
+        Ok(p) => Some(StringMatch::Regex(p)),
+        Err(e) => {
+            cx.error(&format!("{path}.{field}"), format!("is not a valid regex: {e}"));
+            None
+        }
+    }
+}
