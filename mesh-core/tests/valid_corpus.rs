@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use http::{HeaderName, Method, StatusCode};
+use http::{HeaderName, StatusCode};
 use mesh_core::load::{Loaded, load_paths};
 use mesh_core::policy::{
     HashKey, HashTable, HttpRoute, LoadBalancer, Resolution, RetryCondition, RouteAction, StringMatch,
@@ -267,17 +267,6 @@ fn redirect_direct_response_rewrite() {
     assert_eq!(replacement, "/v1\\1");
     assert_eq!(rw.authority.as_deref(), Some("ratings.internal"));
     assert_eq!(route(&l, 2).name.as_deref(), Some("rewritten"));
-}
-
-#[test]
-fn cors_policy() {
-    let l = load("cors.yaml");
-    let c = route(&l, 0).cors.clone().expect("cors");
-    assert_eq!(c.allow_origins[0], StringMatch::Exact("https://example.com".into()));
-    assert!(c.allow_origins[1].matches("https://a.example.org", false));
-    assert_eq!(c.allow_methods, vec![Method::POST, Method::GET]);
-    assert_eq!(c.max_age, Some(Duration::from_secs(86400)));
-    assert_eq!(c.allow_credentials, Some(false));
 }
 
 #[test]

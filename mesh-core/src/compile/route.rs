@@ -42,6 +42,11 @@ pub(crate) fn compile(r: &HttpRouteSpec, path: &str, cx: &mut Cx<'_>) -> Option<
     let mirrors = mirrors(r, path, cx);
     let headers = header_rules(r.headers.as_ref(), &format!("{path}.headers"), cx);
     let cors = r.cors_policy.as_ref().and_then(|c| cors(c, &format!("{path}.corsPolicy"), cx));
+    if cors.is_some() {
+        // Checked above so its own mistakes are reported too, but not applied by the client or
+        // the gateway yet: say so rather than ignore it.
+        cx.unsupported(&format!("{path}.corsPolicy"));
+    }
     let action = action?;
     if cx.error_count() > before {
         return None;
@@ -209,6 +214,10 @@ fn retries(r: &HttpRetrySpec, path: &str, cx: &mut Cx<'_>) -> Option<RetryPolicy
             "`false` is not supported yet by this mesh (retries always prefer another endpoint)",
         );
     }
+    if r.retry_remote_localities == Some(true) {
+        // No locality-aware load balancing yet, so there are no "remote" localities to prefer.
+        cx.unsupported(&format!("{path}.retryRemoteLocalities"));
+    }
     if cx.error_count() > before {
         return None;
     }
@@ -258,6 +267,11 @@ pub(crate) fn retry_on(s: &str, path: &str, cx: &mut Cx<'_>) -> Option<RetryOn> 
             continue;
         }
         match RETRY_ON_NAMES.iter().find(|(n, _)| *n == item) {
+            // Both need response headers the shared classifier does not see yet.
+            Some((name, RetryCondition::RetriableHeaders | RetryCondition::EnvoyRatelimited)) => {
+                cx.error(path, format!("`{name}` is not supported yet by this mesh"));
+                ok = false;
+            }
             Some((_, c)) => {
                 if !out.conditions.contains(c) {
                     out.conditions.push(*c);
