@@ -178,6 +178,24 @@ impl Drop for AdminHandle {
     }
 }
 
+/// A `/config_dump` view of the config in force in `store`, with its generation and the result
+/// of the last reload (applied or refused, with the errors and warnings).
+pub fn config_store_view(store: mesh_core::watch::ConfigStore) -> ConfigView {
+    Arc::new(move || {
+        let last = store.last_reload().map(|r| {
+            let since_epoch = r.at.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            json!({
+                "ok": r.is_ok(),
+                "generation": r.generation,
+                "at_unix_seconds": since_epoch,
+                "errors": r.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "warnings": r.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            })
+        });
+        mesh_config_view(&store.snapshot(), store.generation(), last)
+    })
+}
+
 /// A JSON view of `config` for `/config_dump`: the generation, the last reload result, and each
 /// resource kind with counts, names and the routes per host.
 pub fn mesh_config_view(config: &MeshConfig, generation: u64, last_reload: Option<Value>) -> Value {

@@ -124,3 +124,25 @@ async fn config_dump_shows_the_active_config() {
     assert_eq!(v["routes_by_host"]["service2"][0]["virtual_service"], "default/service2");
     admin.shutdown().await;
 }
+
+#[tokio::test]
+async fn config_dump_from_a_config_store_reports_refused_reloads() {
+    let store = mesh_core::watch::ConfigStore::new(MeshConfig::default());
+    let dir = std::env::temp_dir().join(format!("obs-admin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: networking.istio.io/v1beta1\nkind: VirtualService\nmetadata:\n  name: x\nspec:\n  hosts: [a]\n  bogusField: 1\n",
+    )
+    .unwrap();
+    assert!(store.reload_from(&[&bad]).is_err());
+    let admin = AdminServer::bind("127.0.0.1:0".parse().unwrap(), MeshMetrics::new(), mesh_server::admin::config_store_view(store.clone())).await.unwrap();
+    let v: serde_json::Value = reqwest::get(format!("http://{}/config_dump", admin.local_addr())).await.unwrap().json().await.unwrap();
+    assert_eq!(v["generation"], 1, "{v:#}");
+    assert_eq!(v["last_reload"]["ok"], false, "{v:#}");
+    assert!(v["last_reload"]["errors"][0].as_str().unwrap().contains("bad.yaml"), "{v:#}");
+    assert_eq!(v["counts"]["virtual_services"], 0);
+    admin.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

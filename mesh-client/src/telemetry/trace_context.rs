@@ -265,10 +265,11 @@ fn span_id(s: &[u8]) -> Result<u64, TraceParseError> {
 /// Parses a W3C `traceparent` value strictly (version `00` exactly 55 characters; a higher
 /// version is read by its first four fields, as the spec asks; `ff` and upper case rejected).
 pub fn parse_traceparent(value: &[u8]) -> Result<RemoteParent, TraceParseError> {
+    // Every index below is under 55, which this check guarantees.
     if value.len() < 55 {
         return Err(TraceParseError::Layout);
     }
-    let version = parse_hex(&value[..2]).filter(|_| value[..2].len() == 2).ok_or(TraceParseError::Version)?;
+    let version = parse_hex(&value[..2]).ok_or(TraceParseError::Version)?;
     if version == 0xff {
         return Err(TraceParseError::Version);
     }
