@@ -47,7 +47,7 @@ fn client_with_telemetry(endpoints: &[(&str, std::net::SocketAddr, mesh_core::po
     (client, metrics)
 }
 
-fn series<'a>(text: &'a str, code: u16) -> Vec<&'a str> {
+fn series(text: &str, code: u16) -> Vec<&str> {
     let prefix = format!("istio_requests_total{{response_code=\"{code}\"");
     text.lines().filter(|l| l.starts_with(&prefix)).collect()
 }

@@ -1,5 +1,6 @@
 //! The admin server on a real socket: `/metrics` after a request through the server layers,
 //! `/healthz` readiness, `/config_dump`, graceful shutdown.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 //! Trace context across two real services on loopback: A (server layers) → A's handler →
 //! client layer → B (server layers). B must see A's trace id, with A's client span as parent.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -239,11 +239,11 @@ where
         };
         let ctx = current::attach(&span, parent.as_ref(), fallback);
         ctx.inject(req.headers_mut());
-        if !req.headers().contains_key(&X_REQUEST_ID) {
-            if let Some(id) = req.extensions().get::<RequestId>() {
-                let v = id.header_value().clone();
-                req.headers_mut().insert(X_REQUEST_ID.clone(), v);
-            }
+        if !req.headers().contains_key(&X_REQUEST_ID)
+            && let Some(id) = req.extensions().get::<RequestId>()
+        {
+            let v = id.header_value().clone();
+            req.headers_mut().insert(X_REQUEST_ID.clone(), v);
         }
         if let Some(meta) = &self.shared.peer_header {
             req.headers_mut().insert(peer::X_MESH_PEER_METADATA.clone(), meta.clone());
