@@ -14,6 +14,7 @@ use mesh_core::registry::{DnsOptions, Following, Registry, StaticDiscovery};
 use mesh_core::watch::{ConfigStore, WatchHandle};
 
 use mesh_server::MeshServer;
+use mesh_server::jwt::{JwksCache, JwtLayer, JwtSettings};
 use mesh_server::admin::{ConfigView, mesh_config_view};
 use mesh_server::metrics::{ServerMetricsConfig, ServerMetricsLayer};
 use mesh_server::request_id::RequestIdLayer;
@@ -79,6 +80,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The JWKS fetcher could not be built.
+    #[error("jwks fetcher: {0}")]
+    Jwks(String),
     /// The config folder cannot be watched.
     #[error(transparent)]
     Watch(#[from] mesh_core::watch::WatchError),
@@ -134,6 +138,8 @@ struct RuntimeInner {
     store: ConfigStore,
     registry: Arc<Registry>,
     metrics: MeshMetrics,
+    jwks: JwksCache,
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     _watch: WatchHandle,
     _discovery: StaticDiscovery,
     _following: Following,
@@ -154,7 +160,9 @@ impl MeshRuntime {
         let registry = Arc::new(Registry::new());
         let following = registry.follow(&discovery);
         let metrics = MeshMetrics::new();
-        let inner = RuntimeInner { dir: dir.to_owned(), store, registry, metrics, _watch: watch, _discovery: discovery, _following: following };
+        let jwks = JwksCache::new().map_err(|e| StartError::Jwks(e.to_string()))?;
+        let tasks = std::sync::Mutex::default();
+        let inner = RuntimeInner { dir: dir.to_owned(), store, registry, metrics, jwks, tasks, _watch: watch, _discovery: discovery, _following: following };
         Ok(Self { inner: Arc::new(inner) })
     }
 
@@ -232,12 +240,32 @@ impl MeshRuntime {
         }
         let policies = MeshServer::new(server_workload, self.inner.store.clone());
         let metrics = ServerMetricsConfig::for_workload(&workload.app, None, &labels);
+        let store = &self.inner.store;
+        let jwt = JwtLayer::from_config(&store.snapshot(), labels, self.inner.jwks.clone(), JwtSettings::default());
+        self.follow_reloads(jwt.clone());
+        // JWT authentication sits outside MeshServer's policy layers, so that authorization
+        // sees the principal it establishes.
         let stack = ServiceBuilder::new()
             .layer(ServerMetricsLayer::new(self.inner.metrics.clone(), metrics))
             .layer(TraceLayer::new(TraceConfig::default()))
             .layer(RequestIdLayer::new())
+            .layer(jwt)
             .service(policies.wrap(router));
         BoxCloneService::new(stack)
+    }
+
+    /// Keeps `jwt` on the config in force: its policies are swapped on each reload.
+    fn follow_reloads(&self, jwt: JwtLayer) {
+        let store = self.inner.store.clone();
+        let mut changes = store.subscribe();
+        let task = tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                jwt.update_from(&store.snapshot());
+            }
+        });
+        if let Ok(mut tasks) = self.inner.tasks.lock() {
+            tasks.push(task);
+        }
     }
 
     /// The admin endpoints (`/metrics`, `/healthz`, `/config_dump`) of this app.
@@ -255,6 +283,16 @@ impl MeshRuntime {
             mesh_config_view(&store.snapshot(), store.generation(), last)
         });
         mesh_server::admin::router(self.inner.metrics.clone(), ready.flag(), view)
+    }
+}
+
+impl Drop for RuntimeInner {
+    fn drop(&mut self) {
+        if let Ok(tasks) = self.tasks.get_mut() {
+            for t in tasks.drain(..) {
+                t.abort();
+            }
+        }
     }
 }
 
