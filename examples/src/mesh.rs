@@ -14,12 +14,8 @@ use mesh_core::registry::{DnsOptions, Following, Registry, StaticDiscovery};
 use mesh_core::watch::{ConfigStore, WatchHandle};
 
 use mesh_server::MeshServer;
-use mesh_server::jwt::{JwksCache, JwtLayer, JwtSettings};
+use mesh_server::jwt::JwksCache;
 use mesh_server::admin::{ConfigView, mesh_config_view};
-use mesh_server::metrics::{ServerMetricsConfig, ServerMetricsLayer};
-use mesh_server::request_id::RequestIdLayer;
-use mesh_server::trace::{TraceConfig, TraceLayer};
-use tower::ServiceBuilder;
 use tower::util::BoxCloneService;
 
 use crate::admin::{AdminSource, Ready, RequestCounter};
@@ -139,7 +135,6 @@ struct RuntimeInner {
     registry: Arc<Registry>,
     metrics: MeshMetrics,
     jwks: JwksCache,
-    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     _watch: WatchHandle,
     _discovery: StaticDiscovery,
     _following: Following,
@@ -161,8 +156,7 @@ impl MeshRuntime {
         let following = registry.follow(&discovery);
         let metrics = MeshMetrics::new();
         let jwks = JwksCache::new().map_err(|e| StartError::Jwks(e.to_string()))?;
-        let tasks = std::sync::Mutex::default();
-        let inner = RuntimeInner { dir: dir.to_owned(), store, registry, metrics, jwks, tasks, _watch: watch, _discovery: discovery, _following: following };
+        let inner = RuntimeInner { dir: dir.to_owned(), store, registry, metrics, jwks, _watch: watch, _discovery: discovery, _following: following };
         Ok(Self { inner: Arc::new(inner) })
     }
 
@@ -229,43 +223,18 @@ impl MeshRuntime {
         Arc::new(MeshUpstream(self.mesh_client(workload, Some(gateway))))
     }
 
-    /// Wraps a service's router in the inbound layers, outermost first: Istio's server
-    /// metrics, the trace span (W3C `traceparent` extracted), the request id, then
-    /// [`MeshServer`]'s policy layers (rate limits, JWT authentication, authorization).
+    /// Wraps a service's router in [`MeshServer`]'s inbound layers, outermost first: Istio's
+    /// server metrics, the trace span (W3C `traceparent` extracted), the request id, then the
+    /// policies of the config in force (rate limits, JWT authentication, authorization).
     pub fn server(&self, router: Router, workload: &Workload) -> InboundStack {
-        let labels = workload.labels();
         let mut server_workload = mesh_server::Workload::new(&workload.app).version(&workload.version);
-        for (k, v) in &labels {
+        for (k, v) in &workload.labels() {
             server_workload = server_workload.label(k, v);
         }
-        let policies = MeshServer::new(server_workload, self.inner.store.clone());
-        let metrics = ServerMetricsConfig::for_workload(&workload.app, None, &labels);
-        let store = &self.inner.store;
-        let jwt = JwtLayer::from_config(&store.snapshot(), labels, self.inner.jwks.clone(), JwtSettings::default());
-        self.follow_reloads(jwt.clone());
-        // JWT authentication sits outside MeshServer's policy layers, so that authorization
-        // sees the principal it establishes.
-        let stack = ServiceBuilder::new()
-            .layer(ServerMetricsLayer::new(self.inner.metrics.clone(), metrics))
-            .layer(TraceLayer::new(TraceConfig::default()))
-            .layer(RequestIdLayer::new())
-            .layer(jwt)
-            .service(policies.wrap(router));
-        BoxCloneService::new(stack)
-    }
-
-    /// Keeps `jwt` on the config in force: its policies are swapped on each reload.
-    fn follow_reloads(&self, jwt: JwtLayer) {
-        let store = self.inner.store.clone();
-        let mut changes = store.subscribe();
-        let task = tokio::spawn(async move {
-            while changes.changed().await.is_ok() {
-                jwt.update_from(&store.snapshot());
-            }
-        });
-        if let Ok(mut tasks) = self.inner.tasks.lock() {
-            tasks.push(task);
-        }
+        MeshServer::new(server_workload, self.inner.store.clone())
+            .with_jwks_cache(self.inner.jwks.clone())
+            .with_metrics(self.inner.metrics.clone())
+            .wrap(router)
     }
 
     /// The admin endpoints (`/metrics`, `/healthz`, `/config_dump`) of this app.
@@ -283,16 +252,6 @@ impl MeshRuntime {
             mesh_config_view(&store.snapshot(), store.generation(), last)
         });
         mesh_server::admin::router(self.inner.metrics.clone(), ready.flag(), view)
-    }
-}
-
-impl Drop for RuntimeInner {
-    fn drop(&mut self) {
-        if let Ok(tasks) = self.tasks.get_mut() {
-            for t in tasks.drain(..) {
-                t.abort();
-            }
-        }
     }
 }
 
