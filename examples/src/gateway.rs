@@ -127,7 +127,7 @@ pub fn start_gateway(
     let state = Arc::new(GatewayState::new(gateway, client));
     let ready = crate::admin::Ready::default();
     let tasks = vec![
-        crate::run::spawn_serve_mesh(listener, mesh.server(app(state), &workload), shutdown),
+        crate::run::spawn_serve_mesh(listener, mesh.gateway_server(app(state), &workload), shutdown),
         crate::run::spawn_serve(admin, mesh.admin(&ready), shutdown),
     ];
     ready.set(true);

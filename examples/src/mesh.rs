@@ -227,6 +227,16 @@ impl MeshRuntime {
     /// server metrics, the trace span (W3C `traceparent` extracted), the request id, then the
     /// policies of the config in force (rate limits, JWT authentication, authorization).
     pub fn server(&self, router: Router, workload: &Workload) -> InboundStack {
+        self.mesh_server(workload).wrap(router)
+    }
+
+    /// [`MeshRuntime::server`] for the gateway, the edge facing untrusted clients: request bodies
+    /// over [`GATEWAY_MAX_REQUEST_BODY`] are refused with 413.
+    pub fn gateway_server(&self, router: Router, workload: &Workload) -> InboundStack {
+        self.mesh_server(workload).max_request_body(GATEWAY_MAX_REQUEST_BODY).wrap(router)
+    }
+
+    fn mesh_server(&self, workload: &Workload) -> MeshServer {
         let mut server_workload = mesh_server::Workload::new(&workload.app).version(&workload.version);
         for (k, v) in &workload.labels() {
             server_workload = server_workload.label(k, v);
@@ -234,7 +244,6 @@ impl MeshRuntime {
         MeshServer::new(server_workload, self.inner.store.clone())
             .with_jwks_cache(self.inner.jwks.clone())
             .with_metrics(self.inner.metrics.clone())
-            .wrap(router)
     }
 
     /// The admin endpoints (`/metrics`, `/healthz`, `/config_dump`) of this app.
@@ -254,6 +263,10 @@ impl MeshRuntime {
         mesh_server::admin::router(self.inner.metrics.clone(), ready.flag(), view)
     }
 }
+
+/// The largest request body the gateway accepts (10 MiB, nginx's `client_max_body_size` order
+/// of magnitude for an API edge); services behind it stream bodies of any size, as Istio's do.
+pub const GATEWAY_MAX_REQUEST_BODY: usize = 10 << 20;
 
 /// A service wrapped in the inbound layers, ready to serve.
 pub type InboundStack = BoxCloneService<http::Request<axum::body::Body>, http::Response<axum::body::Body>, std::convert::Infallible>;
