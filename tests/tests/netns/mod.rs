@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use std::process::Command;
 
 /// Runs a command, returning its stderr as the error.
-pub fn run(program: &str, args: &[&str]) -> Result<(), String> {
+pub(crate) fn run(program: &str, args: &[&str]) -> Result<(), String> {
     let out = Command::new(program).args(args).output().map_err(|e| format!("{program}: {e}"))?;
     if out.status.success() {
         Ok(())
@@ -18,19 +18,19 @@ pub fn run(program: &str, args: &[&str]) -> Result<(), String> {
 }
 
 /// Two hosts, `a` and `b`, each in its own namespace, linked by a veth pair.
-pub struct Hosts {
-    pub a: String,
-    pub b: String,
-    pub dev_a: String,
-    pub dev_b: String,
-    pub addr_a: Ipv4Addr,
-    pub addr_b: Ipv4Addr,
+pub(crate) struct Hosts {
+    pub(crate) a: String,
+    pub(crate) b: String,
+    pub(crate) dev_a: String,
+    pub(crate) dev_b: String,
+    pub(crate) addr_a: Ipv4Addr,
+    pub(crate) addr_b: Ipv4Addr,
 }
 
 impl Hosts {
     /// Creates the namespaces and the link. The addresses are link-local and exist only inside
     /// the two namespaces: no traffic can leave them.
-    pub fn create(tag: &str) -> Result<Self, String> {
+    pub(crate) fn create(tag: &str) -> Result<Self, String> {
         let id = std::process::id() % 100_000;
         let hosts = Hosts {
             a: format!("mesh-{tag}-a-{id}"),
@@ -55,31 +55,31 @@ impl Hosts {
     }
 
     /// Moves the calling thread into namespace `ns` (sockets it opens from now on live there).
-    pub fn enter(ns: &str) -> Result<(), String> {
+    pub(crate) fn enter(ns: &str) -> Result<(), String> {
         let f = File::open(format!("/run/netns/{ns}")).map_err(|e| format!("open netns {ns}: {e}"))?;
         nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| format!("setns {ns}: {e}"))
     }
 
     /// Cuts the link (both ends down): a partition.
-    pub fn partition(&self) -> Result<(), String> {
+    pub(crate) fn partition(&self) -> Result<(), String> {
         run("ip", &["-n", &self.a, "link", "set", &self.dev_a, "down"])?;
         run("ip", &["-n", &self.b, "link", "set", &self.dev_b, "down"])
     }
 
     /// Restores the link.
-    pub fn heal(&self) -> Result<(), String> {
+    pub(crate) fn heal(&self) -> Result<(), String> {
         run("ip", &["-n", &self.a, "link", "set", &self.dev_a, "up"])?;
         run("ip", &["-n", &self.b, "link", "set", &self.dev_b, "up"])
     }
 
     /// Adds `ms` of latency on a's side of the link with tc netem; `Err` when the kernel has no
     /// netem (then the caller skips that part with the message).
-    pub fn add_latency(&self, ms: u32) -> Result<(), String> {
+    pub(crate) fn add_latency(&self, ms: u32) -> Result<(), String> {
         run("ip", &["netns", "exec", &self.a, "tc", "qdisc", "replace", "dev", &self.dev_a, "root", "netem", "delay", &format!("{ms}ms")])
     }
 
     /// Removes added latency.
-    pub fn clear_latency(&self) -> Result<(), String> {
+    pub(crate) fn clear_latency(&self) -> Result<(), String> {
         run("ip", &["netns", "exec", &self.a, "tc", "qdisc", "del", "dev", &self.dev_a, "root"])
     }
 }

@@ -244,6 +244,7 @@ originIsOptional: true
     assert!(!t.excluded_paths[1].matches("/img/apng", false));
     assert_eq!(t.included_paths[0], StringMatch::Prefix("/api".into()));
     assert!(t.included_paths[1].matches("/v2/x", false));
+    assert!(p.iter().all(|a| a.rules.iter().all(|r| r.forward_original_token)), "the legacy Policy keeps the token for forwarding");
 }
 
 #[test]

@@ -156,7 +156,12 @@ fn legacy_jwt(path: &str, spec: &LegacyJwtSpec, cx: &mut Cx<'_>) -> Option<(JwtR
         from_cookies: Vec::new(),
         output_payload_to_header: None,
         output_claim_to_headers: Vec::new(),
-        forward_original_token: false,
+        // Istio 1.x's v1alpha1 always removed the token after verification (istio/api#1172),
+        // which breaks the very set-up the seed article writes: every service of the chain
+        // requires an end-user token that the first one could then no longer forward. The token
+        // is kept (as `forwardOriginalToken: true` does), so apps can forward `authorization`
+        // as Istio's Bookinfo apps do.
+        forward_original_token: true,
         timeout: DEFAULT_TIMEOUT,
     };
     Some((rule, triggers))
