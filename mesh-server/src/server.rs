@@ -307,38 +307,7 @@ impl MeshServer {
 
 // === body limit ===
 
-mod body_limit {
-    //! tower-http's body limit, with the body types mapped back to this stack's [`Body`].
-
-    use axum::body::Body;
-    use http::{Request, Response};
-    use tower::ServiceBuilder;
-    use tower::layer::util::{Identity, Stack};
-    use tower::util::{MapRequestLayer, MapResponseLayer};
-    use tower_http::body::Limited;
-    use tower_http::limit::{RequestBodyLimitLayer, ResponseBody};
-
-    type Layers = Stack<
-        MapRequestLayer<fn(Request<Limited<Body>>) -> Request<Body>>,
-        Stack<RequestBodyLimitLayer, Stack<MapResponseLayer<fn(Response<ResponseBody<Body>>) -> Response<Body>>, Identity>>,
-    >;
-
-    fn to_body(req: Request<Limited<Body>>) -> Request<Body> {
-        req.map(Body::new)
-    }
-
-    fn from_limited(res: Response<ResponseBody<Body>>) -> Response<Body> {
-        res.map(Body::new)
-    }
-
-    /// The layer for a limit of `bytes`.
-    pub(super) fn layer(bytes: usize) -> ServiceBuilder<Layers> {
-        ServiceBuilder::new()
-            .layer(MapResponseLayer::new(from_limited as fn(_) -> _))
-            .layer(RequestBodyLimitLayer::new(bytes))
-            .layer(MapRequestLayer::new(to_body as fn(_) -> _))
-    }
-}
+mod body_limit;
 
 // === impl Policies ===
 
@@ -480,121 +449,8 @@ where
 
 // === serve ===
 
-/// Serves HTTP/1.1 and HTTP/2 (prior knowledge) on `listener` until `shutdown` completes, then
-/// stops accepting and waits for the requests in flight to finish (keep-alive connections are
-/// told to close).
-///
-/// Each request carries [`RemoteAddr`], [`LocalAddr`] and axum's `ConnectInfo<SocketAddr>` in its
-/// extensions, and a [`Body`] built from hyper's.
-pub async fn serve<S, B>(listener: TcpListener, service: S, shutdown: impl Future<Output = ()> + Send) -> io::Result<()>
-where
-    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    let fallback_local = listener.local_addr()?;
-    let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(error) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let local = stream.local_addr().unwrap_or(fallback_local);
-        let svc = service.clone();
-        let hyper_svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-            let ext = req.extensions_mut();
-            ext.insert(RemoteAddr(remote));
-            ext.insert(LocalAddr(local));
-            ext.insert(axum::extract::ConnectInfo(remote));
-            svc.clone().oneshot(req.map(Body::new))
-        });
-        let conn = builder.serve_connection(TokioIo::new(stream), hyper_svc).into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(error) = conn.await {
-                tracing::debug!(%error, %remote, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    tracing::debug!(connections = graceful.count(), "shutting down: finishing requests in flight");
-    graceful.shutdown().await;
-    Ok(())
-}
+mod serve;
+pub use self::serve::serve;
 
 #[cfg(test)]
-mod tests {
-    use mesh_core::policy::{AuthzAction, AuthzPolicy, Origin, RateLimitPolicy};
-
-    use super::*;
-
-    fn limit(target: &str, namespace: &str, rps: u32) -> RateLimitPolicy {
-        RateLimitPolicy {
-            origin: Origin { name: "rl".into(), namespace: namespace.into(), ..Origin::default() },
-            target: target.into(),
-            total_rps: Some(rps),
-            identity_rps: Some(1),
-            overrides: vec![],
-        }
-    }
-
-    #[test]
-    fn workload_labels() {
-        let w = Workload::new("service2").version("v2").namespace("shop");
-        assert_eq!(w.labels.get("app").map(String::as_str), Some("service2"));
-        assert_eq!(w.labels.get("version").map(String::as_str), Some("v2"));
-        assert_eq!(w.namespace, "shop");
-    }
-
-    #[tokio::test]
-    async fn refresh_picks_the_workloads_policies_and_keeps_buckets_across_reloads() {
-        let cell = Arc::new(ArcSwap::from_pointee(MeshConfig {
-            rate_limits: vec![limit("other", "default", 7), limit("service1", "default", 5)],
-            ..MeshConfig::default()
-        }));
-        let p = Policies::new(Workload::new("service1"), ConfigSource::swap(cell.clone()));
-        p.refresh();
-        let total = p.total.load_full();
-        assert_eq!(total.as_ref().and_then(|l| l.settings().total_rps), Some(5));
-        assert_eq!(p.per_client.load().as_ref().and_then(|l| l.settings().identity_rps), Some(1));
-        assert_eq!(p.per_client.load().as_ref().and_then(|l| l.settings().total_rps), None);
-
-        // A reload that changes something else keeps the same limiter (and its buckets).
-        let mut deny = AuthzPolicy {
-            origin: Origin { name: "d".into(), namespace: "default".into(), ..Origin::default() },
-            selector: Default::default(),
-            action: AuthzAction::Deny,
-            provider: None,
-            rules: vec![],
-        };
-        let same_limits = cell.load().rate_limits.clone();
-        cell.store(Arc::new(MeshConfig { rate_limits: same_limits.clone(), authorization: vec![deny.clone()], ..MeshConfig::default() }));
-        p.refresh();
-        assert!(matches!((&total, &*p.total.load()), (Some(a), Some(b)) if Arc::ptr_eq(a, b)));
-        assert_eq!(p.authz.load().policies().count(), 1);
-
-        // Another namespace's policies do not apply; a changed limit replaces the limiter.
-        deny.origin.namespace = "prod".into();
-        cell.store(Arc::new(MeshConfig { rate_limits: vec![limit("service1", "default", 9)], authorization: vec![deny], ..MeshConfig::default() }));
-        p.refresh();
-        assert_eq!(p.authz.load().policies().count(), 0);
-        assert_eq!(p.total.load().as_ref().and_then(|l| l.settings().total_rps), Some(9));
-
-        cell.store(Arc::new(MeshConfig::default()));
-        p.refresh();
-        assert!(p.total.load().is_none() && p.per_client.load().is_none());
-    }
-}
+mod tests;

@@ -57,8 +57,8 @@ where
             KindProj::Inner { fut } => fut.poll(cx),
             #[allow(clippy::expect_used)]
             KindProj::Reject { res } => {
-                // invariant: a future is not polled again after it returned Ready.
-                Poll::Ready(Ok(res.take().expect("jwt ResponseFuture polled after completion")))
+                // A future is not polled again after it returned Ready.
+                Poll::Ready(Ok(res.take().expect("jwt ResponseFuture polled after completion"))) // invariant: see above
             }
             KindProj::Wait { fut } => fut.as_mut().poll(cx),
         }
