@@ -27,3 +27,12 @@ pub async fn assert_scenario(name: &str) -> Outcome {
         Err(e) => panic!("scenario {name} could not run: {e}"),
     }
 }
+
+/// Resident memory of this test process in KiB (`VmRSS` from `/proc/self/status`; 0 where it
+/// cannot be read), for the soak and bad-input tests' memory bounds.
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()).and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}

@@ -9,16 +9,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mesh_tests::{Lab, LabOptions};
+use mesh_tests::{Lab, LabOptions, rss_kib};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()).and_then(|n| n.parse().ok()))
-        .unwrap_or(0)
-}
 
 /// Sends `bytes` and returns the status line's code, or None when the server closed without one.
 async fn raw(addr: SocketAddr, bytes: &[u8]) -> Option<u16> {

@@ -9,14 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use mesh_tests::{Lab, LabOptions};
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()).and_then(|n| n.parse().ok()))
-        .unwrap_or(0)
-}
+use mesh_tests::{Lab, LabOptions, rss_kib};
 
 const RATE: u32 = 150;
 const WARM: Duration = Duration::from_secs(10);
