@@ -11,6 +11,9 @@
 //! are refused with [`TransportError::Unsupported`]: hyper's pool does not count requests per
 //! connection.
 //!
+//! [`Transport::in_process`] answers from a function instead of the network: benchmarks and
+//! tests measure the whole client stack without sockets.
+//!
 //! ```no_run
 //! use mesh_client::transport::{Transport, TransportConfig};
 //! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -21,7 +24,11 @@
 //! # Ok(()) }
 //! ```
 
+use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::HOST;
@@ -32,6 +39,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use mesh_core::classify::Outcome;
 use mesh_core::policy::ConnectionPool;
 
+use crate::BoxError;
 use crate::body::{self, BoxBody};
 use crate::context::Upstream;
 use crate::error::ClusterError;
@@ -80,10 +88,30 @@ pub enum TransportError {
     },
 }
 
+/// The future an in-process transport answers with.
+pub type InProcessFuture = Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>;
+
+type InProcessFn = Arc<dyn Fn(SocketAddr, Request<BoxBody>) -> InProcessFuture + Send + Sync>;
+
 /// A pooled HTTP client that sends each request to a given endpoint.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Transport {
-    client: Client<HttpConnector, BoxBody>,
+    inner: Inner,
+}
+
+#[derive(Clone)]
+enum Inner {
+    Hyper(Client<HttpConnector, BoxBody>),
+    InProcess(InProcessFn),
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.inner {
+            Inner::Hyper(_) => "Transport::Hyper",
+            Inner::InProcess(_) => "Transport::InProcess",
+        })
+    }
 }
 
 impl Transport {
@@ -110,8 +138,26 @@ impl Transport {
             builder.http2_only(true);
         }
         Ok(Self {
-            client: builder.build(connector),
+            inner: Inner::Hyper(builder.build(connector)),
         })
+    }
+
+    /// A transport that hands each request, with its endpoint, to `answer` instead of the
+    /// network: no sockets, no pool. For benchmarks and tests of the stack above it; an error
+    /// from `answer` counts as a reset connection.
+    ///
+    /// ```
+    /// use mesh_client::transport::Transport;
+    /// let transport = Transport::in_process(|_endpoint, _req| {
+    ///     Box::pin(async { Ok(http::Response::new(mesh_client::body::empty())) })
+    /// });
+    /// ```
+    pub fn in_process(
+        answer: impl Fn(SocketAddr, Request<BoxBody>) -> InProcessFuture + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            inner: Inner::InProcess(Arc::new(answer)),
+        }
     }
 
     /// Sends `req` to `endpoint`. The request's URI keeps its path and query and gets the
@@ -135,14 +181,20 @@ impl Transport {
         }
         let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let uri = Uri::try_from(format!("http://{endpoint}{pq}"));
-        let client = self.client.clone();
+        let inner = self.inner.clone();
         async move {
             parts.uri = uri.map_err(|e| ClusterError::transport(Outcome::Reset, endpoint, e))?;
-            let resp = client
-                .request(Request::from_parts(parts, body))
-                .await
-                .map_err(|e| ClusterError::transport(classify(&e), endpoint, e))?;
-            let mut resp = resp.map(body::boxed);
+            let req = Request::from_parts(parts, body);
+            let mut resp = match inner {
+                Inner::Hyper(client) => client
+                    .request(req)
+                    .await
+                    .map_err(|e| ClusterError::transport(classify(&e), endpoint, e))?
+                    .map(body::boxed),
+                Inner::InProcess(answer) => answer(endpoint, req)
+                    .await
+                    .map_err(|e| ClusterError::transport(Outcome::Reset, endpoint, e))?,
+            };
             resp.extensions_mut().insert(Upstream { endpoint });
             Ok(resp)
         }

@@ -141,3 +141,47 @@ async fn clusters_speak_h2c_to_http2_and_grpc_ports() {
         assert_eq!(resp.headers()["x-version"], version, "{host}");
     }
 }
+
+#[tokio::test]
+async fn in_process_transport_answers_for_every_cluster_without_sockets() {
+    use std::sync::{Arc, Mutex};
+
+    use mesh_client::cluster::{Clusters, StaticEndpoints};
+    use mesh_client::context::Target;
+    use mesh_core::policy::{Destination, MeshConfig};
+
+    let seen: Arc<Mutex<Vec<(std::net::SocketAddr, String, String)>>> = Arc::default();
+    let record = Arc::clone(&seen);
+    let transport = Transport::in_process(move |endpoint, req| {
+        let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_owned();
+        record.lock().unwrap().push((endpoint, req.uri().to_string(), host));
+        Box::pin(async move {
+            if endpoint.port() == 9 {
+                return Err("refused".into());
+            }
+            Ok(http::Response::new(body::full(bytes::Bytes::from_static(b"in-process"))))
+        })
+    });
+    let endpoints = Arc::new(StaticEndpoints::new());
+    let up: std::net::SocketAddr = "127.0.0.1:8081".parse().unwrap();
+    let down: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+    endpoints.insert("service2", None, up, 1, Default::default());
+    endpoints.insert("service3", None, down, 1, Default::default());
+    let config = Arc::new(MeshConfig::default());
+    let clusters = Clusters::new(move || Arc::clone(&config), endpoints).with_transport(transport);
+
+    let mut req = http::Request::get("http://service2/a?b=1").body(body::empty()).unwrap();
+    req.extensions_mut().insert(Target { destination: Destination { host: "service2".into(), subset: None, port: None } });
+    let resp = clusters.send(req).await.unwrap();
+    assert_eq!(resp.extensions().get::<Upstream>(), Some(&Upstream { endpoint: up }));
+    assert_eq!(text(resp).await, "in-process");
+
+    let mut req = http::Request::get("http://service3/").body(body::empty()).unwrap();
+    req.extensions_mut().insert(Target { destination: Destination { host: "service3".into(), subset: None, port: None } });
+    let err = clusters.send(req).await.unwrap_err();
+    assert_eq!(mesh_client::error::outcome_of(&err), Outcome::Reset, "{err}");
+
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[0], (up, "http://127.0.0.1:8081/a?b=1".to_owned(), "service2".to_owned()));
+    assert_eq!(seen.len(), 2);
+}

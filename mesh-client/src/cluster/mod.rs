@@ -82,6 +82,7 @@ impl Cluster {
             http2,
             None,
             &OutlierMetrics::default(),
+            None,
         )
     }
 
@@ -93,6 +94,7 @@ impl Cluster {
         http2: bool,
         previous: Option<&Cluster>,
         metrics: &OutlierMetrics,
+        fixed_transport: Option<&Transport>,
     ) -> Result<Self, BuildError> {
         let addrs: Vec<SocketAddr> = endpoints.iter().map(|e| e.addr).collect();
         let balancer = if endpoints.is_empty() {
@@ -124,9 +126,10 @@ impl Cluster {
             _ => Arc::new(Pool::new(&pool_config, http2)),
         };
         let transport_config = TransportConfig::from_policy(&pool_config, http2);
-        let transport = match previous {
+        let transport = match (fixed_transport, previous) {
+            (Some(t), _) => t.clone(),
             // Same settings: keep the warm connections.
-            Some(p) if p.transport_config == transport_config => p.transport.clone(),
+            (None, Some(p)) if p.transport_config == transport_config => p.transport.clone(),
             _ => match Transport::new(&transport_config) {
                 Ok(t) => t,
                 Err(e @ TransportError::Unsupported { .. })

@@ -20,6 +20,7 @@ use crate::context::Target;
 use crate::error::ClusterError;
 use crate::outlier::OutlierMetrics;
 use crate::pool::RetryPermit;
+use crate::transport::Transport;
 
 type ConfigSource = Arc<dyn Fn() -> Arc<MeshConfig> + Send + Sync>;
 
@@ -39,6 +40,7 @@ struct Shared {
     rebuild: Mutex<()>,
     metrics: OutlierMetrics,
     seed: Option<u64>,
+    transport: Option<Transport>,
 }
 
 /// The lower half of the client as one tower service: sends each request to one endpoint of the
@@ -97,7 +99,7 @@ impl Clusters {
         config: impl Fn() -> Arc<MeshConfig> + Send + Sync + 'static,
         discovery: Arc<dyn Discovery>,
     ) -> Self {
-        Self::build(Arc::new(config), discovery, OutlierMetrics::default(), None)
+        Self::build(Arc::new(config), discovery, OutlierMetrics::default(), None, None)
     }
 
     /// Counts outlier ejections into `metrics` (register them once with a Prometheus registry).
@@ -107,6 +109,7 @@ impl Clusters {
             Arc::clone(&self.shared.discovery),
             metrics,
             self.shared.seed,
+            self.shared.transport.clone(),
         )
     }
 
@@ -117,6 +120,19 @@ impl Clusters {
             Arc::clone(&self.shared.discovery),
             self.shared.metrics.clone(),
             Some(seed),
+            self.shared.transport.clone(),
+        )
+    }
+
+    /// Sends through `transport` instead of a pooled HTTP client per cluster, e.g.
+    /// [`Transport::in_process`] to measure the stack without sockets.
+    pub fn with_transport(self, transport: Transport) -> Self {
+        Self::build(
+            Arc::clone(&self.shared.config),
+            Arc::clone(&self.shared.discovery),
+            self.shared.metrics.clone(),
+            self.shared.seed,
+            Some(transport),
         )
     }
 
@@ -125,6 +141,7 @@ impl Clusters {
         discovery: Arc<dyn Discovery>,
         metrics: OutlierMetrics,
         seed: Option<u64>,
+        transport: Option<Transport>,
     ) -> Self {
         let shared = Shared {
             config,
@@ -133,6 +150,7 @@ impl Clusters {
             rebuild: Mutex::new(()),
             metrics,
             seed,
+            transport,
         };
         Self {
             shared: Arc::new(shared),
@@ -263,6 +281,7 @@ impl Clusters {
             http2,
             previous.map(|p| &**p),
             &self.shared.metrics,
+            self.shared.transport.as_ref(),
         ) {
             Ok(c) => {
                 let c = match self.shared.seed {
