@@ -135,6 +135,7 @@ struct RuntimeInner {
     registry: Arc<Registry>,
     metrics: MeshMetrics,
     jwks: JwksCache,
+    transport: Option<mesh_client::transport::Transport>,
     _watch: WatchHandle,
     _discovery: StaticDiscovery,
     _following: Following,
@@ -144,6 +145,16 @@ impl MeshRuntime {
     /// Loads `dir`, starts watching it, and keeps the endpoint registry following its
     /// ServiceEntries. Needs a Tokio runtime.
     pub fn start(dir: &Path) -> Result<Self, StartError> {
+        Self::start_inner(dir, None)
+    }
+
+    /// [`MeshRuntime::start`] whose clients send through `transport` (e.g.
+    /// [`mesh_client::transport::Transport::in_process`]) instead of connecting to endpoints.
+    pub fn start_with_transport(dir: &Path, transport: mesh_client::transport::Transport) -> Result<Self, StartError> {
+        Self::start_inner(dir, Some(transport))
+    }
+
+    fn start_inner(dir: &Path, transport: Option<mesh_client::transport::Transport>) -> Result<Self, StartError> {
         let store = ConfigStore::from_paths(&[dir]).map_err(|errors| StartError::Config { dir: dir.to_owned(), errors })?;
         if let Some(status) = store.last_reload() {
             for w in &status.warnings {
@@ -156,7 +167,7 @@ impl MeshRuntime {
         let following = registry.follow(&discovery);
         let metrics = MeshMetrics::new();
         let jwks = JwksCache::new().map_err(|e| StartError::Jwks(e.to_string()))?;
-        let inner = RuntimeInner { dir: dir.to_owned(), store, registry, metrics, jwks, _watch: watch, _discovery: discovery, _following: following };
+        let inner = RuntimeInner { dir: dir.to_owned(), store, registry, metrics, jwks, transport, _watch: watch, _discovery: discovery, _following: following };
         Ok(Self { inner: Arc::new(inner) })
     }
 
@@ -200,7 +211,10 @@ impl MeshRuntime {
     pub fn mesh_client(&self, workload: &Workload, gateway: Option<&str>) -> MeshClient {
         let for_clusters = self.inner.store.clone();
         let discovery: Arc<dyn mesh_client::cluster::Discovery> = self.inner.registry.clone();
-        let clusters = Clusters::new(move || for_clusters.snapshot(), discovery);
+        let mut clusters = Clusters::new(move || for_clusters.snapshot(), discovery);
+        if let Some(transport) = &self.inner.transport {
+            clusters = clusters.with_transport(transport.clone());
+        }
         let for_routes = self.inner.store.clone();
         let telemetry = ClientTelemetryLayer::new(
             self.inner.metrics.clone(),

@@ -101,7 +101,8 @@ pub struct Transport {
 
 #[derive(Clone)]
 enum Inner {
-    Hyper(Client<HttpConnector, BoxBody>),
+    // Shared: each request clones the transport into its future (one reference count).
+    Hyper(Arc<Client<HttpConnector, BoxBody>>),
     InProcess(InProcessFn),
 }
 
@@ -138,7 +139,7 @@ impl Transport {
             builder.http2_only(true);
         }
         Ok(Self {
-            inner: Inner::Hyper(builder.build(connector)),
+            inner: Inner::Hyper(Arc::new(builder.build(connector))),
         })
     }
 

@@ -86,6 +86,7 @@ impl Cluster {
         )
     }
 
+    #[allow(clippy::too_many_arguments)] // private; one call site per constructor
     fn build(
         name: &str,
         host: &str,

@@ -71,6 +71,10 @@ fn finish(hist: &Histogram<u64>, ok: u64, errors: u64, elapsed: Duration) -> Pha
 /// Sends `rate` requests per second for `duration` regardless of answers (open loop), measuring
 /// latency from the scheduled send time so slow answers cannot hide queueing (no coordinated
 /// omission).
+///
+/// The send times are kept by a dedicated thread sleeping with the OS's high-resolution timer
+/// (tens of microseconds late at most), not by Tokio's timer wheel, whose millisecond ticks would
+/// add up to a millisecond to every latency; each due request is handed to the runtime at once.
 pub(crate) async fn open_loop(addr: SocketAddr, path: &str, rate: u32, duration: Duration) -> PhaseResult {
     let uri: http::Uri = match format!("http://{addr}{path}").parse() {
         Ok(u) => u,
@@ -83,10 +87,20 @@ pub(crate) async fn open_loop(addr: SocketAddr, path: &str, rate: u32, duration:
     let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
     let total = (duration.as_secs_f64() * f64::from(rate)) as u64;
     let start = Instant::now();
+    let (due, mut due_rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+    let pacer = std::thread::spawn(move || {
+        for i in 0..total {
+            let scheduled = start + interval.mul_f64(i as f64);
+            if let Some(wait) = scheduled.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            if due.send(scheduled).is_err() {
+                break;
+            }
+        }
+    });
     let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..total {
-        let scheduled = start + interval.mul_f64(i as f64);
-        tokio::time::sleep_until(scheduled.into()).await;
+    while let Some(scheduled) = due_rx.recv().await {
         let (client, uri, hist, ok, errors) = (client.clone(), uri.clone(), hist.clone(), ok.clone(), errors.clone());
         tasks.spawn(async move {
             let res = tokio::time::timeout(Duration::from_secs(10), one(&client, &uri)).await;
@@ -104,6 +118,7 @@ pub(crate) async fn open_loop(addr: SocketAddr, path: &str, rate: u32, duration:
         // Reap finished tasks so the set stays small.
         while tasks.try_join_next().is_some() {}
     }
+    let _ = pacer.join();
     while tasks.join_next().await.is_some() {}
     let elapsed = start.elapsed();
     let hist = hist.lock().await;

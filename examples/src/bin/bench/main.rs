@@ -7,12 +7,16 @@
 //! (from `/proc`) and RSS per process, to `target/bench/bench.json` and the table in
 //! `docs/benchmarks.md`.
 //!
+//! It also measures one hop in one process, without sockets (`examples/hop_cost.rs`): the mesh's
+//! allocations per request and, when valgrind is installed, its instructions per request.
+//!
 //! ```sh
-//! cargo build --release -p mesh-examples --bins
+//! cargo build --release -p mesh-examples --bins --example hop_cost
 //! apt-get install -y nginx     # for the sidecar set-up; skipped with a note when absent
 //! cargo run --release -p mesh-examples --bin bench -- --rounds 3 --duration 5s
 //! ```
 
+mod inprocess;
 mod load;
 mod procfs;
 mod report;
@@ -112,21 +116,32 @@ async fn main() -> ExitCode {
         .zip(rss_idle)
         .map(|((r, samples), idle)| report::SetupResult::new(r, samples, idle))
         .collect();
-    let table = report::markdown(&results, &args_summary(&args));
+    drop(running);
+
+    let hop = if inprocess::hop_cost_bin(&bin).exists() {
+        eprintln!("one hop in process: allocations and instructions per request ...");
+        inprocess::measure(&bin).map_err(|e| eprintln!("in-process figures skipped: {e}")).ok()
+    } else {
+        eprintln!(
+            "{} is missing: in-process figures skipped (cargo build --release -p mesh-examples --example hop_cost)",
+            inprocess::hop_cost_bin(&bin).display()
+        );
+        None
+    };
+    let table = report::markdown(&results, hop.as_ref(), &args_summary(&args));
     println!("{table}");
     let verdict = report::targets(&results);
     for line in &verdict {
         println!("{line}");
     }
-    if let Err(e) = report::write_json(&results, &verdict) {
+    if let Err(e) = report::write_json(&results, hop.as_ref(), &verdict) {
         eprintln!("could not write target/bench/bench.json: {e}");
     }
-    if !args.no_docs {
-        if let Err(e) = report::write_docs(&table, &verdict) {
-            eprintln!("could not update docs/benchmarks.md: {e}");
-        }
+    if !args.no_docs
+        && let Err(e) = report::write_docs(&table, &verdict)
+    {
+        eprintln!("could not update docs/benchmarks.md: {e}");
     }
-    drop(running);
     ExitCode::SUCCESS
 }
 

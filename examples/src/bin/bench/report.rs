@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
 
+use crate::inprocess::HopCost;
 use crate::load::PhaseResult;
 use crate::setup::{Kind, Role, Running};
 
@@ -63,7 +64,7 @@ fn find(results: &[SetupResult], kind: Kind) -> Option<&SetupResult> {
 }
 
 /// The Markdown table.
-pub(crate) fn markdown(results: &[SetupResult], how: &str) -> String {
+pub(crate) fn markdown(results: &[SetupResult], hop: Option<&HopCost>, how: &str) -> String {
     let plain = find(results, Kind::Plain);
     let mut s = String::new();
     let _ = writeln!(s, "Chain client → service1 → service2 → service3 on loopback; {how}.\n");
@@ -89,6 +90,16 @@ pub(crate) fn markdown(results: &[SetupResult], how: &str) -> String {
     for r in results {
         let procs: Vec<String> = r.rss.iter().map(|(n, a, b)| format!("{n} {a} → {b}")).collect();
         let _ = writeln!(s, "- {}: {}", r.kind, procs.join(", "));
+    }
+    if let Some(h) = hop {
+        let _ = writeln!(s, "\nOne hop in one process, no sockets (service2's app calling an in-process service3; `examples/hop_cost.rs`):\n");
+        let _ = writeln!(s, "| per request | mesh | bare app | the mesh's cost |");
+        let _ = writeln!(s, "| --- | --- | --- | --- |");
+        let _ = writeln!(s, "| allocations | {:.1} | {:.1} | {:.1} |", h.mesh_allocs, h.bare_allocs, h.mesh_allocs - h.bare_allocs);
+        let _ = writeln!(s, "| bytes allocated | {:.0} | {:.0} | {:.0} |", h.mesh_bytes, h.bare_bytes, h.mesh_bytes - h.bare_bytes);
+        if let Some((m, b)) = h.instructions {
+            let _ = writeln!(s, "| instructions (callgrind) | {m} | {b} | {} |", m as i64 - b as i64);
+        }
     }
     s
 }
@@ -117,7 +128,7 @@ pub(crate) fn targets(results: &[SetupResult]) -> Vec<String> {
 }
 
 /// Writes `target/bench/bench.json`.
-pub(crate) fn write_json(results: &[SetupResult], verdict: &[String]) -> std::io::Result<()> {
+pub(crate) fn write_json(results: &[SetupResult], hop: Option<&HopCost>, verdict: &[String]) -> std::io::Result<()> {
     let setups: Vec<serde_json::Value> = results
         .iter()
         .map(|r| {
@@ -132,7 +143,15 @@ pub(crate) fn write_json(results: &[SetupResult], verdict: &[String]) -> std::io
     let dir = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| Path::new("target").to_path_buf(), Into::into);
     let dir = dir.join("bench");
     fs::create_dir_all(&dir)?;
-    let body = serde_json::json!({ "setups": setups, "targets": verdict });
+    let in_process = hop.map(|h| {
+        serde_json::json!({
+            "mesh_allocs_per_request": h.mesh_allocs, "bare_allocs_per_request": h.bare_allocs,
+            "mesh_bytes_per_request": h.mesh_bytes, "bare_bytes_per_request": h.bare_bytes,
+            "mesh_instructions_per_request": h.instructions.map(|i| i.0),
+            "bare_instructions_per_request": h.instructions.map(|i| i.1),
+        })
+    });
+    let body = serde_json::json!({ "setups": setups, "in_process_hop": in_process, "targets": verdict });
     fs::write(dir.join("bench.json"), serde_json::to_vec_pretty(&body).unwrap_or_default())
 }
 

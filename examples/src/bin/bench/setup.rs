@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use mesh_examples::hop::{BENCH_POLICY, service_entry};
+
 use crate::procfs;
 
 /// Which set-up.
@@ -120,59 +122,6 @@ fn wait_listening(port: u16, what: &str) -> Result<(), String> {
     Err(format!("{what} did not listen on 127.0.0.1:{port} within 20 s"))
 }
 
-fn service_entry(host: &str, port: u16, version: &str) -> String {
-    format!(
-        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: {host}}}\nspec:\n  hosts: [{host}]\n  ports: [{{number: 80, name: http, protocol: HTTP}}]\n  resolution: STATIC\n  endpoints:\n  - address: 127.0.0.1\n    ports: {{http: {port}}}\n    labels: {{app: {host}, version: {version}}}\n---\n"
-    )
-}
-
-/// The mesh set-up's policies: a 50/50 split over two subsets of the same instance, retries with
-/// the default budget, a route timeout, outlier detection, least-request balancing, and a
-/// consistent hash on service3. Everything on, nothing failing: the happy path.
-const MESH_POLICY: &str = r#"apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: service2}
-spec:
-  host: service2
-  trafficPolicy:
-    loadBalancer: {simple: LEAST_REQUEST}
-    outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
-  subsets:
-  - {name: a, labels: {version: v1}}
-  - {name: b, labels: {app: service2}}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: service2}
-spec:
-  hosts: [service2]
-  http:
-  - route:
-    - {destination: {host: service2, subset: a}, weight: 50}
-    - {destination: {host: service2, subset: b}, weight: 50}
-    timeout: 5s
-    retries: {attempts: 2, perTryTimeout: 2s, retryOn: "connect-failure,refused-stream,503"}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: service3}
-spec:
-  host: service3
-  trafficPolicy:
-    loadBalancer: {consistentHash: {httpHeaderName: x-user}}
-    outlierDetection: {consecutive5xxErrors: 5}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: service3}
-spec:
-  hosts: [service3]
-  http:
-  - route:
-    - destination: {host: service3}
-    timeout: 5s
-"#;
-
 fn nginx_conf(dir: &Path, name: &str, listeners: &[(u16, u16)]) -> Result<PathBuf, String> {
     let tmp = dir.join(format!("nginx-{name}"));
     fs::create_dir_all(&tmp).map_err(|e| format!("creating {}: {e}", tmp.display()))?;
@@ -235,7 +184,7 @@ pub(crate) fn start(kind: Kind, bin: &Path) -> Result<Running, String> {
     registry.push_str(&service_entry("service3", to_s3, "v1"));
     fs::write(cfg.join("00-registry.yaml"), registry).map_err(io)?;
     if kind == Kind::Mesh {
-        fs::write(cfg.join("10-policy.yaml"), MESH_POLICY).map_err(io)?;
+        fs::write(cfg.join("10-policy.yaml"), BENCH_POLICY).map_err(io)?;
     }
 
     for (name, port, extra) in [

@@ -1,0 +1,38 @@
+//! The mesh's allocations per request stay within budget: one hop of the chain in one process
+//! (`mesh_examples::hop`), with every mesh layer, against the same app bare. Allocation counts do
+//! not depend on machine load, so this guards the hot path where a timing assertion could not.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use mesh_examples::hop::{HopMode, InProcessHop};
+
+/// Allocations per request the mesh may add to one hop (inbound and outbound layers together).
+/// Measured when this was set: see docs/benchmarks.md; raise it only with a reason in the commit.
+const MESH_ALLOCATIONS_PER_HOP: f64 = 50.0;
+
+fn allocations_per_request(mode: HopMode) -> f64 {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let hop = rt.block_on(async { InProcessHop::start(mode) }).unwrap();
+    let run = |n: u32| {
+        rt.block_on(async {
+            for _ in 0..n {
+                assert_eq!(hop.request().await.unwrap(), http::StatusCode::OK);
+            }
+        })
+    };
+    run(200);
+    const N: u32 = 500;
+    let info = allocation_counter::measure(|| run(N));
+    info.count_total as f64 / f64::from(N)
+}
+
+#[test]
+fn the_mesh_adds_at_most_its_allocation_budget_per_hop() {
+    let mesh = allocations_per_request(HopMode::Mesh);
+    let bare = allocations_per_request(HopMode::Bare);
+    assert!(bare > 10.0, "the bare hop must be measured too (got {bare:.1} allocations per request)");
+    assert!(
+        mesh - bare <= MESH_ALLOCATIONS_PER_HOP,
+        "the mesh adds {:.1} allocations per request (mesh {mesh:.1}, bare {bare:.1}); budget {MESH_ALLOCATIONS_PER_HOP}",
+        mesh - bare
+    );
+}
