@@ -236,3 +236,38 @@ async fn placeholder_jwks_uri_refuses_tokens() {
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(res.into_body(), JwtError::KeysUnavailable.body());
 }
+
+/// Found by the `jwt_verify` fuzz target: a token header holding bytes outside visible ASCII was
+/// taken for no token at all, so the request passed as anonymous instead of being refused as an
+/// invalid token (Envoy refuses it); and one non-ASCII cookie hid a valid token in another.
+#[tokio::test]
+async fn non_ascii_tokens_are_refused_not_ignored() {
+    use http::HeaderValue;
+    let with = |name: &str, value: &[u8]| {
+        let mut req = Request::builder().uri("/api").body(String::new()).unwrap();
+        req.headers_mut()
+            .insert(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_bytes(value).unwrap());
+        req
+    };
+    let refused = |res: Response<String>| {
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{}", res.body());
+        assert_eq!(res.headers()["www-authenticate"], "Bearer error=\"invalid_token\"");
+        assert!(res.headers().get("x-test-principal").is_none());
+    };
+    // Not required: an ignored token would pass with 200.
+    let layer = default_layer();
+    // The fuzzer's input (UTF-8 `ϱ` inside), then bytes that are not UTF-8 at all.
+    refused(call(&layer, with("authorization", b"Bearer eyJhbGteyJ0eXAiOiJciOziIIJU\xcf\xb1iIsImt6ZCIpKV")).await);
+    refused(call(&layer, with("authorization", b"Bearer abc\xff.def.ghi")).await);
+
+    let token = sign(&RSA, &claims(ISS));
+    let mut r = rule(ISS, JwksSource::Inline(jwks(&[&RSA])));
+    r.from_cookies = vec!["session".into()];
+    let layer = inline_layer(vec![r], false);
+    let res = call(&layer, with("cookie", format!("lang=fr\u{e9}; session=\"{token}\"").as_bytes())).await;
+    assert_eq!(res.status(), StatusCode::OK, "{}", res.body());
+    assert_eq!(res.headers()["x-test-principal"], "https://issuer.example/alice");
+    refused(call(&layer, with("cookie", b"a=b; session=\xfe\xff")).await);
+    // An empty cookie value is still no token.
+    assert_eq!(call(&layer, with("cookie", b"session=; lang=fr\xc3\xa9")).await.status(), StatusCode::OK);
+}

@@ -31,24 +31,46 @@ impl Location {
     /// The token at this location, if any.
     pub(crate) fn find<'r>(&self, headers: &'r HeaderMap, uri: &'r Uri) -> Option<&'r str> {
         match self {
+            // Header values are bytes: one that is not visible ASCII still carries a token,
+            // refused later as malformed, never ignored as if there were none (as Envoy does).
             Location::Header(name, prefix) => headers.get_all(name).iter().find_map(|v| {
-                let v = v.to_str().ok()?;
-                let head = v.get(..prefix.len())?;
-                let token = v.get(prefix.len()..)?.trim();
-                (head.eq_ignore_ascii_case(prefix) && !token.is_empty()).then_some(token)
+                let (head, rest) = v.as_bytes().split_at_checked(prefix.len())?;
+                if !head.eq_ignore_ascii_case(prefix.as_bytes()) {
+                    return None;
+                }
+                token_text(rest.trim_ascii())
             }),
             Location::Param(name) => uri.query()?.split('&').find_map(|pair| {
                 let (k, v) = pair.split_once('=')?;
                 (k == name && !v.is_empty()).then_some(v)
             }),
+            // Split as bytes, so that another cookie's non-ASCII value hides nothing.
             Location::Cookie(name) => headers.get_all(COOKIE).iter().find_map(|v| {
-                v.to_str().ok()?.split(';').find_map(|c| {
-                    let (k, v) = c.trim().split_once('=')?;
-                    (k == name && !v.is_empty()).then_some(v.trim_matches('"'))
+                v.as_bytes().split(|b| *b == b';').find_map(|c| {
+                    let c = c.trim_ascii();
+                    let eq = c.iter().position(|b| *b == b'=')?;
+                    let (k, v) = c.split_at_checked(eq)?;
+                    let v = v.get(1..)?;
+                    if k != name.as_bytes() || v.is_empty() {
+                        return None;
+                    }
+                    let unquoted = v.strip_prefix(b"\"").unwrap_or(v);
+                    Some(token_text(unquoted.strip_suffix(b"\"").unwrap_or(unquoted)).unwrap_or(NOT_TEXT))
                 })
             }),
         }
     }
+}
+
+/// Stands for a token whose bytes are not UTF-8: it is still a token, and fails to parse.
+const NOT_TEXT: &str = "\u{fffd}";
+
+/// A found token's text; `None` when empty.
+fn token_text(bytes: &[u8]) -> Option<&str> {
+    if bytes.is_empty() {
+        return None;
+    }
+    Some(std::str::from_utf8(bytes).unwrap_or(NOT_TEXT))
 }
 
 /// The authenticated end user: put in the request extensions by the JWT layer when a token
