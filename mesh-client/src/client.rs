@@ -48,7 +48,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use mesh_core::classify::Outcome;
-use mesh_core::policy::{Destination, HttpRoute, MeshConfig, RetryBudget, RetryPolicy, RouteAction};
+use mesh_core::policy::{Destination, HttpRoute, MeshConfig, RetryBudget, RetryPolicy, RouteAction, WeightedDestination};
 use tokio::sync::Semaphore;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceExt};
@@ -62,7 +62,7 @@ use crate::headers::{self, HeadersLayer, local_reply};
 use crate::mirror::MirrorLayer;
 use crate::random::Random;
 use crate::retry::budget::BudgetRegistry;
-use crate::retry::{Budgets, RetryLayer};
+use crate::retry::{Budget, Budgets, RetryLayer};
 use crate::route::{Lookup, MESH, RequestView, RouteTable, rewrite};
 use crate::split::SplitLayer;
 use crate::stats::ClientStats;
@@ -332,7 +332,7 @@ impl Service<Request<BoxBody>> for Router {
             Lookup::NoVirtualService => {
                 let destination = Destination { host: view.host.clone(), subset: None, port: Some(view.port) };
                 let mut request = request;
-                request.extensions_mut().insert(Target { destination });
+                request.extensions_mut().insert(Target::new(destination));
                 (compiled.default.clone(), request)
             }
             Lookup::NoRoute => {
@@ -384,6 +384,21 @@ impl Service<Request<BoxBody>> for Router {
     }
 }
 
+/// The budget of `d` under `config`'s DestinationRule (Istio's default budget without one).
+fn budget_for(registry: &BudgetRegistry, config: &MeshConfig, d: &Destination) -> Budget {
+    let settings = config
+        .destinations
+        .get(&d.host)
+        .map(|p| p.policy_for(d.subset.as_deref(), d.port).retry_budget.clone())
+        .unwrap_or_default();
+    registry.get(d, &settings)
+}
+
+/// The budget shared by requests without a [`Target`].
+fn no_target_budget(registry: &BudgetRegistry) -> Budget {
+    registry.get(&Destination { host: String::new(), subset: None, port: None }, &RetryBudget::default())
+}
+
 fn ready(response: Response<BoxBody>) -> Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>> {
     Box::pin(std::future::ready(Ok(response)))
 }
@@ -421,30 +436,34 @@ impl Router {
         Compiled { config, table, default }
     }
 
+    /// Budgets resolved per request from the registry (for the default stack, whose
+    /// destinations are not known in advance).
     fn budgets(&self, config: &Arc<MeshConfig>) -> Budgets {
         let registry = self.shared.budgets.clone();
         let config = config.clone();
-        Budgets::resolve(move |target| {
-            let Some(target) = target else { return registry.get(&Destination { host: String::new(), subset: None, port: None }, &RetryBudget::default()) };
-            let d = &target.destination;
-            let settings = config
-                .destinations
-                .get(&d.host)
-                .map(|p| p.policy_for(d.subset.as_deref(), d.port).retry_budget.clone())
-                .unwrap_or_default();
-            registry.get(d, &settings)
+        Budgets::resolve(move |target| match target {
+            Some(target) => budget_for(&registry, &config, &target.destination),
+            None => no_target_budget(&registry),
         })
     }
 
-    fn retry_layer(&self, policy: RetryPolicy, config: &Arc<MeshConfig>) -> RetryLayer {
-        RetryLayer::with_budgets(policy, self.budgets(config))
+    /// Budgets of a route's destinations, resolved once per config snapshot (no registry lookup
+    /// per request); the registry keeps their counters across reloads.
+    fn route_budgets(&self, destinations: &[WeightedDestination], config: &MeshConfig) -> Budgets {
+        let registry = &self.shared.budgets;
+        let list = destinations.iter().map(|d| (d.destination.clone(), budget_for(registry, config, &d.destination))).collect();
+        Budgets::per_destination(list, no_target_budget(registry))
+    }
+
+    fn retry_layer(&self, policy: RetryPolicy, budgets: Budgets) -> RetryLayer {
+        RetryLayer::with_budgets(policy, budgets)
             .with_random(self.shared.random.clone())
             .with_stats(self.shared.stats.clone())
             .with_max_replay_bytes(self.shared.max_replay_bytes)
     }
 
     fn default_stack(&self, config: &Arc<MeshConfig>) -> BoxStack {
-        BoxCloneSyncService::new(self.retry_layer(RetryPolicy::default(), config).layer(self.shared.cluster.clone()))
+        BoxCloneSyncService::new(self.retry_layer(RetryPolicy::default(), self.budgets(config)).layer(self.shared.cluster.clone()))
     }
 
     fn route_stack(&self, route: &HttpRoute, config: &Arc<MeshConfig>) -> RouteStack {
@@ -452,6 +471,7 @@ impl Router {
             RouteAction::Forward(d) => d.clone(),
             RouteAction::Redirect(_) | RouteAction::DirectResponse(_) => return RouteStack::Local,
         };
+        let budgets = self.route_budgets(&destinations, config);
         let split = match SplitLayer::new(destinations) {
             Ok(split) => split.with_random(self.shared.random.clone()),
             Err(e) => {
@@ -460,7 +480,7 @@ impl Router {
             }
         };
         let shared = &self.shared;
-        let mut stack: BoxStack = BoxCloneSyncService::new(split.layer(self.retry_layer(route.retries.clone(), config).layer(shared.cluster.clone())));
+        let mut stack: BoxStack = BoxCloneSyncService::new(split.layer(self.retry_layer(route.retries.clone(), budgets).layer(shared.cluster.clone())));
         if route.timeout.is_some() {
             stack = BoxCloneSyncService::new(TimeoutLayer::new(route.timeout).with_stats(shared.stats.clone()).layer(stack));
         }

@@ -9,11 +9,24 @@ use std::sync::Arc;
 use mesh_core::policy::Destination;
 
 /// Request extension: the destination a request was routed to (set by the split layer, read by
-/// the cluster that sends it).
+/// the cluster that sends it). Shared (`Arc`), so copying it between layers costs no allocation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
     /// The chosen destination (host, subset, port).
-    pub destination: Destination,
+    pub destination: Arc<Destination>,
+}
+
+impl Target {
+    /// A target naming `destination`.
+    pub fn new(destination: Destination) -> Self {
+        Target { destination: Arc::new(destination) }
+    }
+}
+
+impl From<Destination> for Target {
+    fn from(destination: Destination) -> Self {
+        Target::new(destination)
+    }
 }
 
 /// Request extension: endpoints already tried for this request (set by the retry layer before

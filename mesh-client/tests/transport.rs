@@ -130,13 +130,11 @@ async fn clusters_speak_h2c_to_http2_and_grpc_ports() {
     let clusters = Clusters::new(move || Arc::clone(&config), set);
     for (host, version) in [("grpc-svc", "HTTP/2.0"), ("plain-svc", "HTTP/1.1")] {
         let mut req = http::Request::get("/").body(body::empty()).unwrap();
-        req.extensions_mut().insert(Target {
-            destination: Destination {
+        req.extensions_mut().insert(Target::new(Destination {
                 host: host.into(),
                 subset: None,
                 port: Some(7000),
-            },
-        });
+            }));
         let resp = clusters.clone().oneshot(req).await.unwrap();
         assert_eq!(resp.headers()["x-version"], version, "{host}");
     }
@@ -171,13 +169,13 @@ async fn in_process_transport_answers_for_every_cluster_without_sockets() {
     let clusters = Clusters::new(move || Arc::clone(&config), endpoints).with_transport(transport);
 
     let mut req = http::Request::get("http://service2/a?b=1").body(body::empty()).unwrap();
-    req.extensions_mut().insert(Target { destination: Destination { host: "service2".into(), subset: None, port: None } });
+    req.extensions_mut().insert(Target::new(Destination { host: "service2".into(), subset: None, port: None }));
     let resp = clusters.send(req).await.unwrap();
     assert_eq!(resp.extensions().get::<Upstream>(), Some(&Upstream { endpoint: up }));
     assert_eq!(text(resp).await, "in-process");
 
     let mut req = http::Request::get("http://service3/").body(body::empty()).unwrap();
-    req.extensions_mut().insert(Target { destination: Destination { host: "service3".into(), subset: None, port: None } });
+    req.extensions_mut().insert(Target::new(Destination { host: "service3".into(), subset: None, port: None }));
     let err = clusters.send(req).await.unwrap_err();
     assert_eq!(mesh_client::error::outcome_of(&err), Outcome::Reset, "{err}");
 

@@ -309,11 +309,10 @@ impl Clusters {
 
     /// Sends `req` to the cluster its [`Target`] names.
     pub fn send(&self, req: Request<BoxBody>) -> ResponseFuture {
-        let dest = match req.extensions().get::<Target>() {
-            Some(t) => Ok(t.destination.clone()),
-            None => destination_from_uri(&req),
+        let cluster = match req.extensions().get::<Target>() {
+            Some(t) => self.cluster(&t.destination),
+            None => destination_from_uri(&req).and_then(|d| self.cluster(&d)),
         };
-        let cluster = dest.and_then(|d| self.cluster(&d));
         ResponseFuture {
             inner: Box::pin(async move {
                 let cluster = cluster?;

@@ -226,7 +226,7 @@ fn send_copy(shared: &Shared, mirror: &Mirror, parts: &http::request::Parts, bod
     };
     let mut copy = Request::from_parts(parts.clone(), body::full(body));
     shadow_authority(&mut copy);
-    copy.extensions_mut().insert(Target { destination: mirror.destination.clone() });
+    copy.extensions_mut().insert(Target::new(mirror.destination.clone()));
     let shadow = shared.shadow.clone();
     let stats = shared.stats.clone();
     let limit = shared.timeout;

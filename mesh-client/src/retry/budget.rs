@@ -30,12 +30,8 @@ struct State {
 impl Budget {
     /// A budget with Istio's `retryBudget` settings.
     pub fn new(settings: &RetryBudget) -> Self {
-        let percent = if settings.percent.is_finite() { settings.percent.clamp(0.0, 100.0) } else { 0.0 };
-        Self {
-            percent,
-            min_retry_concurrency: settings.min_retry_concurrency as usize,
-            state: Arc::default(),
-        }
+        let (percent, min_retry_concurrency) = normalized(settings);
+        Self { percent, min_retry_concurrency, state: Arc::default() }
     }
 
     /// A budget that never refuses a retry.
@@ -147,10 +143,16 @@ impl BudgetRegistry {
     }
 }
 
+/// The settings as a budget uses them: the percentage clamped to 0..=100 (0 when not finite).
+fn normalized(settings: &RetryBudget) -> (f64, usize) {
+    let percent = if settings.percent.is_finite() { settings.percent.clamp(0.0, 100.0) } else { 0.0 };
+    (percent, settings.min_retry_concurrency as usize)
+}
+
 impl Budget {
     fn same_settings(&self, settings: &RetryBudget) -> bool {
-        let other = Budget::new(settings);
-        self.percent == other.percent && self.min_retry_concurrency == other.min_retry_concurrency
+        // Compared without building a budget (that would allocate its counters per lookup).
+        (self.percent, self.min_retry_concurrency) == normalized(settings)
     }
 }
 

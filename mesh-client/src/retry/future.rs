@@ -78,7 +78,8 @@ where
     let policy = &settings.policy;
     let target = request.extensions().get::<Target>();
     let budget = settings.budgets.for_target(target);
-    let host = target.map_or_else(|| request.uri().host().unwrap_or("").to_owned(), |t| t.destination.host.clone());
+    // The host is only needed to count retries: keep the shared target, name it when counting.
+    let target = target.map(|t| Arc::clone(&t.destination));
     let _in_flight = budget.enter_request();
 
     if policy.attempts == 0 {
@@ -87,6 +88,7 @@ where
     }
 
     let (parts, body) = request.into_parts();
+    let host = || target.as_deref().map_or_else(|| parts.uri.host().unwrap_or(""), |d| d.host.as_str());
     let (replay, mut first_body) = match replay::buffer(body, settings.max_replay_bytes).await? {
         Buffered::Bytes(bytes) => (Some(bytes), None),
         Buffered::Stream(body) => (None, Some(body)),
@@ -143,7 +145,7 @@ where
             return finish(result, false, &settings);
         }
         let Some(guard) = budget.try_retry() else {
-            settings.stats.budget_exhausted(&host);
+            settings.stats.budget_exhausted(host());
             tracing::debug!(
                 retried = false,
                 budget_exhausted = true,
@@ -160,7 +162,7 @@ where
         drop(result);
         let wait = settings.backoff.delay(retries_done, &settings.random);
         retries_done += 1;
-        settings.stats.retried(&host);
+        settings.stats.retried(host());
         tracing::debug!(retried = true, retry = retries_done, ?outcome, backoff_ms = wait.as_millis() as u64, "retrying");
         tokio::time::sleep(wait).await;
         retry_guard = Some(guard);

@@ -98,7 +98,7 @@ impl Budgets {
         match &self.kind {
             BudgetsKind::Single(b) => b.clone(),
             BudgetsKind::PerDestination(list, fallback) => target
-                .and_then(|t| list.iter().find(|(d, _)| *d == t.destination))
+                .and_then(|t| list.iter().find(|(d, _)| *d == *t.destination))
                 .map_or(fallback, |(_, b)| b)
                 .clone(),
             BudgetsKind::Resolve(f) => f(target),

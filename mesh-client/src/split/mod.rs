@@ -74,7 +74,7 @@ impl SplitLayer {
         for d in destinations {
             total += u64::from(d.weight);
             choices.push(Choice {
-                target: Target { destination: d.destination },
+                target: Target::new(d.destination),
                 headers: Arc::new(d.headers),
                 cumulative: total,
             });

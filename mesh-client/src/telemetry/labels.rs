@@ -12,6 +12,8 @@ use std::sync::Arc;
 use mesh_core::policy::Labels;
 use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
 
+use super::series::SeriesCache;
+
 /// The value Istio writes for a label it cannot fill.
 pub const UNKNOWN: &str = "unknown";
 
@@ -153,6 +155,7 @@ pub struct PeerLabels {
     service: ServiceLabels,
     connection_security_policy: &'static str,
     hash: u64,
+    series: SeriesCache,
 }
 
 impl PeerLabels {
@@ -178,6 +181,7 @@ impl PeerLabels {
             service,
             connection_security_policy,
             hash: h.finish(),
+            series: SeriesCache::default(),
         })
     }
 
@@ -199,6 +203,11 @@ impl PeerLabels {
     /// The called service.
     pub fn service(&self) -> &ServiceLabels {
         &self.service
+    }
+
+    /// The request series recorded for these peers, cached (see [`SeriesCache`]).
+    pub fn series(&self) -> &SeriesCache {
+        &self.series
     }
 }
 

@@ -13,6 +13,7 @@ pub mod labels;
 pub mod metrics;
 pub mod peer;
 pub mod request_id;
+pub mod series;
 pub mod trace_context;
 
 pub use self::client::{ClientTelemetry, ClientTelemetryConfig, ClientTelemetryLayer, DEFAULT_SAMPLE_RATIO};

@@ -119,13 +119,11 @@ pub async fn dead_addr() -> SocketAddr {
 /// A GET to `host` with a Target extension.
 pub fn request(host: &str) -> http::Request<BoxBody> {
     let mut req = http::Request::get("/").body(body::empty()).unwrap();
-    req.extensions_mut().insert(Target {
-        destination: Destination {
+    req.extensions_mut().insert(Target::new(Destination {
             host: host.into(),
             subset: None,
             port: None,
-        },
-    });
+        }));
     req
 }
 

@@ -35,9 +35,7 @@ fn upstream(
             }
             let mut resp = Response::new("hello".to_owned());
             *resp.status_mut() = http::StatusCode::from_u16(status).unwrap();
-            resp.extensions_mut().insert(Target {
-                destination: Destination { host: "service2".into(), subset: Some("v2".into()), port: None },
-            });
+            resp.extensions_mut().insert(Target::new(Destination { host: "service2".into(), subset: Some("v2".into()), port: None }));
             if status == 503 {
                 let mut f = ResponseFlags::default();
                 f.insert("UO");
