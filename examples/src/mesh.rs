@@ -290,11 +290,9 @@ struct MeshUpstream(MeshClient);
 
 impl Upstream for MeshUpstream {
     fn call(&self, req: http::Request<axum::body::Body>) -> UpstreamFuture {
-        let client = self.0.clone();
-        Box::pin(async move {
-            let res = client.send(req).await?;
-            Ok(res.map(axum::body::Body::new))
-        })
+        // No clone of the client: its answer's future owns what it needs.
+        let sent = self.0.send_owned(req);
+        Box::pin(async move { Ok(sent.await?.map(axum::body::Body::new)) })
     }
 }
 

@@ -185,8 +185,8 @@ impl Builder {
             }),
         };
         let service = match self.telemetry {
-            Some(layer) => BoxCloneSyncService::new(layer.layer(router.clone())),
-            None => BoxCloneSyncService::new(router.clone()),
+            Some(layer) => Top::Telemetry(layer.layer(router.clone())),
+            None => Top::Plain(router.clone()),
         };
         MeshClient { service, router }
     }
@@ -195,8 +195,16 @@ impl Builder {
 /// The outbound client of the mesh; see the [module docs](self).
 #[derive(Clone)]
 pub struct MeshClient {
-    service: BoxStack,
+    service: Top,
     router: Router,
+}
+
+/// The top of the stack, unboxed: both kinds are always ready (the router drives each route
+/// stack's readiness inside its own future), so a call needs no readiness wait and no clone.
+#[derive(Clone)]
+enum Top {
+    Plain(Router),
+    Telemetry(crate::telemetry::ClientTelemetry<Router>),
 }
 
 impl fmt::Debug for MeshClient {
@@ -237,8 +245,24 @@ impl MeshClient {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let call: BoxFuture = Box::pin(self.service.clone().oneshot(request.map(body::boxed)));
-        call.await
+        self.send_owned(request).await
+    }
+
+    /// Sends `request` through the mesh; the answer's future borrows nothing from the client
+    /// (for callers that must return a `'static` future without cloning the client).
+    pub fn send_owned<B>(&self, request: Request<B>) -> ResponseFuture
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let request = request.map(body::boxed);
+        // `Router` and `ClientTelemetry<Router>` are always ready and keep no per-call state,
+        // so calling a shared reference's clone-free path is sound (see `Top`).
+        let inner = match &self.service {
+            Top::Plain(router) => Inner::Plain(router.route(request)),
+            Top::Telemetry(telemetry) => Inner::Telemetry(telemetry.clone().call(request)),
+        };
+        ResponseFuture { inner }
     }
 }
 
@@ -251,18 +275,24 @@ where
     type Error = BoxError;
     type Future = ResponseFuture;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.service.poll_ready(cx)
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Always ready: see `Top`.
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        ResponseFuture { inner: Box::pin(self.service.call(request.map(body::boxed))) }
+        self.send_owned(request)
     }
 }
 
 /// Response future of [`MeshClient`].
 pub struct ResponseFuture {
-    inner: Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>,
+    inner: Inner,
+}
+
+enum Inner {
+    Plain(BoxFuture),
+    Telemetry(crate::telemetry::client::ResponseFuture<BoxFuture>),
 }
 
 impl fmt::Debug for ResponseFuture {
@@ -275,7 +305,11 @@ impl Future for ResponseFuture {
     type Output = Result<Response<BoxBody>, BoxError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+        // Both variants are `Unpin` (the router's future is boxed).
+        match &mut self.inner {
+            Inner::Plain(f) => f.as_mut().poll(cx),
+            Inner::Telemetry(f) => Pin::new(f).poll(cx),
+        }
     }
 }
 
@@ -325,12 +359,19 @@ impl Service<Request<BoxBody>> for Router {
     }
 
     fn call(&mut self, request: Request<BoxBody>) -> Self::Future {
+        self.route(request)
+    }
+}
+
+impl Router {
+    /// Routes and sends `request` (the router keeps no per-call state: `&self` is enough).
+    fn route(&self, request: Request<BoxBody>) -> BoxFuture {
         let compiled = self.compiled();
         let shared = &self.shared;
         let view = RequestView::new(&request);
         let (stack, request) = match compiled.table.lookup_view(&view) {
             Lookup::NoVirtualService => {
-                let destination = Destination { host: view.host.clone(), subset: None, port: Some(view.port) };
+                let destination = Destination { host: view.host.clone().into_owned(), subset: None, port: Some(view.port) };
                 let mut request = request;
                 request.extensions_mut().insert(Target::new(destination));
                 (compiled.default.clone(), request)
@@ -374,13 +415,7 @@ impl Service<Request<BoxBody>> for Router {
                 }
             }
         };
-        let call: BoxFuture = Box::pin(stack.oneshot(request));
-        Box::pin(async move {
-            match call.await {
-                Ok(response) => Ok(response),
-                Err(error) => Ok(rescue(&error)),
-            }
-        })
+        Box::pin(Rescued { inner: stack.oneshot(request) })
     }
 }
 
@@ -397,6 +432,25 @@ fn budget_for(registry: &BudgetRegistry, config: &MeshConfig, d: &Destination) -
 /// The budget shared by requests without a [`Target`].
 fn no_target_budget(registry: &BudgetRegistry) -> Budget {
     registry.get(&Destination { host: String::new(), subset: None, port: None }, &RetryBudget::default())
+}
+
+pin_project_lite::pin_project! {
+    /// A route stack's call, its error answered as Envoy would ([`rescue`]).
+    struct Rescued<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: Future<Output = Result<Response<BoxBody>, BoxError>>> Future for Rescued<F> {
+    type Output = Result<Response<BoxBody>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match std::task::ready!(self.project().inner.poll(cx)) {
+            Ok(response) => Poll::Ready(Ok(response)),
+            Err(error) => Poll::Ready(Ok(rescue(&error))),
+        }
+    }
 }
 
 fn ready(response: Response<BoxBody>) -> Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>> {

@@ -16,6 +16,7 @@ pub mod context;
 pub mod error;
 pub mod fault;
 pub mod headers;
+pub mod hostmap;
 pub mod outlier;
 pub mod pool;
 pub mod random;

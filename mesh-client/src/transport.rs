@@ -32,6 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::HOST;
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -169,19 +170,33 @@ impl Transport {
         endpoint: SocketAddr,
         host: Option<&HeaderValue>,
         req: Request<BoxBody>,
-    ) -> impl Future<Output = Result<Response<BoxBody>, ClusterError>> + Send + 'static {
+    ) -> impl Future<Output = Result<Response<BoxBody>, ClusterError>> + Send + use<> {
+        let authority = endpoint_authority(endpoint);
+        self.send_to(endpoint, authority.as_ref(), host, req)
+    }
+
+    /// [`Transport::send`] with the endpoint's authority made in advance
+    /// ([`endpoint_authority`]), so that rewriting the URI allocates nothing.
+    pub fn send_to(
+        &self,
+        endpoint: SocketAddr,
+        authority: Option<&Authority>,
+        host: Option<&HeaderValue>,
+        req: Request<BoxBody>,
+    ) -> impl Future<Output = Result<Response<BoxBody>, ClusterError>> + Send + use<> {
         let (mut parts, body) = req.into_parts();
         if !parts.headers.contains_key(HOST) {
-            let from_uri = parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+            let from_uri = match (parts.uri.authority(), host) {
+                // The usual case: the URI names the service itself, whose header value is ready.
+                (Some(a), Some(h)) if a.as_str().as_bytes() == h.as_bytes() => Some(h.clone()),
+                (Some(a), _) => HeaderValue::from_str(a.as_str()).ok(),
+                (None, _) => None,
+            };
             if let Some(h) = from_uri.or_else(|| host.cloned()) {
                 parts.headers.insert(HOST, h);
             }
         }
-        let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let uri = Uri::try_from(format!("http://{endpoint}{pq}"));
+        let uri = endpoint_uri(std::mem::take(&mut parts.uri), endpoint, authority);
         let inner = self.inner.clone();
         async move {
             parts.uri = uri.map_err(|e| ClusterError::transport(Outcome::Reset, endpoint, e))?;
@@ -202,6 +217,25 @@ impl Transport {
     }
 }
 
+/// `ip:port` of `endpoint` as a URI authority (`None` cannot happen for a socket address).
+pub fn endpoint_authority(endpoint: SocketAddr) -> Option<Authority> {
+    Authority::try_from(endpoint.to_string()).ok()
+}
+
+/// `uri`'s path and query under `http://{endpoint}` (no copy of the path).
+fn endpoint_uri(uri: Uri, endpoint: SocketAddr, authority: Option<&Authority>) -> Result<Uri, http::Error> {
+    let mut parts = uri.into_parts();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Some(match authority {
+        Some(a) => a.clone(),
+        None => Authority::try_from(endpoint.to_string())?,
+    });
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(PathAndQuery::from_static("/"));
+    }
+    Ok(Uri::from_parts(parts)?)
+}
+
 /// The outcome of a failed request.
 fn classify(err: &hyper_util::client::legacy::Error) -> Outcome {
     if err.is_connect() {
@@ -218,4 +252,43 @@ fn classify(err: &hyper_util::client::legacy::Error) -> Outcome {
         cur = e.source();
     }
     Outcome::Reset
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_uri_keeps_path_and_query() {
+        let v4: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let a = endpoint_authority(v4);
+        let uri = endpoint_uri("http://service3/a/b?x=1".parse().unwrap(), v4, a.as_ref()).unwrap();
+        assert_eq!(uri, "http://127.0.0.1:8080/a/b?x=1");
+        let uri = endpoint_uri("/only/path".parse().unwrap(), v4, None).unwrap();
+        assert_eq!(uri, "http://127.0.0.1:8080/only/path");
+        let v6: SocketAddr = "[::1]:9000".parse().unwrap();
+        let uri = endpoint_uri("https://svc".parse().unwrap(), v6, endpoint_authority(v6).as_ref()).unwrap();
+        assert_eq!(uri, "http://[::1]:9000/");
+    }
+
+    #[tokio::test]
+    async fn host_header_from_uri_or_service() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let t = Transport::in_process(move |_, req| {
+            record.lock().unwrap().push((req.uri().clone(), req.headers().get(HOST).cloned()));
+            Box::pin(async { Ok(Response::new(body::empty())) })
+        });
+        let ep: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let service = HeaderValue::from_static("service3");
+        for uri in ["http://service3/x", "http://other:81/y", "/z"] {
+            let req = Request::get(uri).body(body::empty()).unwrap();
+            let resp = t.send(ep, Some(&service), req).await.unwrap();
+            assert_eq!(resp.extensions().get::<Upstream>().map(|u| u.endpoint), Some(ep));
+        }
+        let seen = seen.lock().unwrap();
+        let hosts: Vec<_> = seen.iter().map(|(_, h)| h.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("")).collect();
+        assert_eq!(hosts, ["service3", "other:81", "service3"]);
+        assert_eq!(seen[1].0, "http://127.0.0.1:1/y");
+    }
 }

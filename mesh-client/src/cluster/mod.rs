@@ -31,6 +31,7 @@ pub use set::{Clusters, ResponseFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use http::uri::Authority;
 use http::{HeaderValue, Request, Response};
 use mesh_core::classify::Outcome;
 use mesh_core::policy::{ConnectionPool, TrafficPolicy};
@@ -42,7 +43,7 @@ use crate::context::{AttemptDeadline, PreviousAttempts};
 use crate::error::ClusterError;
 use crate::outlier::{OutlierDetector, OutlierMetrics};
 use crate::pool::Pool;
-use crate::transport::{Transport, TransportConfig, TransportError};
+use crate::transport::{Transport, TransportConfig, TransportError, endpoint_authority};
 
 /// Why a cluster could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +58,8 @@ pub enum BuildError {
 pub struct Cluster {
     name: Arc<str>,
     host: Option<HeaderValue>,
+    /// `ip:port` of each endpoint (same order as the balancer's), made once.
+    authorities: Vec<Option<Authority>>,
     balancer: Balancer,
     outlier: Option<OutlierDetector>,
     pool: Arc<Pool>,
@@ -148,6 +151,7 @@ impl Cluster {
         Ok(Self {
             name: Arc::from(name),
             host: HeaderValue::from_str(host).ok(),
+            authorities: balancer.endpoints().iter().map(|e| endpoint_authority(e.addr)).collect(),
             balancer,
             outlier,
             pool,
@@ -241,7 +245,8 @@ impl Cluster {
         self.balancer.begin(index);
         let in_flight = body::InFlight::new(Arc::clone(&self), index, permit);
         let started = Instant::now();
-        let sent = self.transport.send(endpoint, self.host.as_ref(), req);
+        let authority = self.authorities.get(index).and_then(Option::as_ref);
+        let sent = self.transport.send_to(endpoint, authority, self.host.as_ref(), req);
         let result = match deadline {
             Some(at) => tokio::time::timeout_at(at, sent)
                 .await

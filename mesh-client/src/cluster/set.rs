@@ -1,7 +1,6 @@
 //! [`Clusters`]: every cluster the client sends to, keyed by `(host, subset, port)`, built from
 //! the mesh config and discovery, cached, and rebuilt when either changes.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -18,6 +17,7 @@ use crate::BoxError;
 use crate::body::BoxBody;
 use crate::context::Target;
 use crate::error::ClusterError;
+use crate::hostmap::HostMap;
 use crate::outlier::OutlierMetrics;
 use crate::pool::RetryPermit;
 use crate::transport::Transport;
@@ -36,7 +36,7 @@ struct Entry {
 struct Shared {
     config: ConfigSource,
     discovery: Arc<dyn Discovery>,
-    cache: ArcSwap<HashMap<String, Vec<Arc<Entry>>>>,
+    cache: ArcSwap<HostMap<Vec<Arc<Entry>>>>,
     rebuild: Mutex<()>,
     metrics: OutlierMetrics,
     seed: Option<u64>,
@@ -195,8 +195,8 @@ impl Clusters {
             cluster,
         });
         self.shared.cache.rcu(|map| {
-            let mut map = HashMap::clone(map);
-            let list = map.entry(dest.host.clone()).or_default();
+            let mut map = HostMap::clone(map);
+            let list = map.get_or_insert_with(&dest.host, Vec::new);
             list.retain(|e| !(e.subset == dest.subset && e.port == dest.port));
             list.push(Arc::clone(&entry));
             map

@@ -1,5 +1,7 @@
 //! Whether a request satisfies one `match[]` entry.
 
+use std::borrow::Cow;
+
 use http::Request;
 use mesh_core::policy::{RequestMatch, StringMatch};
 
@@ -16,8 +18,8 @@ pub struct RequestView<'a> {
     pub scheme: &'a str,
     /// The authority as sent (`host[:port]`).
     pub authority: &'a str,
-    /// The host, lowercased, without port or trailing dot.
-    pub host: String,
+    /// The host, lowercased, without port or trailing dot (borrowed when already so).
+    pub host: Cow<'a, str>,
     /// The port: explicit, else the scheme's default.
     pub port: u16,
     /// Method.
@@ -45,7 +47,7 @@ impl<'a> RequestView<'a> {
             query: uri.query(),
             scheme,
             authority,
-            host: normalize_host(host),
+            host: normalized_host(host),
             port,
             method: request.method().as_str(),
             headers: request.headers(),
@@ -76,6 +78,12 @@ pub fn split_authority(authority: &str) -> (&str, Option<u16>) {
 /// Lowercases and drops a trailing dot.
 pub fn normalize_host(host: &str) -> String {
     host.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// [`normalize_host`] without a copy when the host is already lowercase (the usual case).
+pub fn normalized_host(host: &str) -> Cow<'_, str> {
+    let trimmed = host.trim_end_matches('.');
+    if trimmed.bytes().any(|b| b.is_ascii_uppercase()) { Cow::Owned(trimmed.to_ascii_lowercase()) } else { Cow::Borrowed(trimmed) }
 }
 
 /// Whether a gateway reference (`name` or `namespace/name`) names `gateway`.
@@ -159,7 +167,17 @@ mod tests {
         assert_eq!(split_authority("bad:port"), ("bad:port", None));
         let req = Request::get("/x?a=1").header("host", "Svc.Example.:9000").body(()).unwrap();
         let v = view_of(&req);
-        assert_eq!((v.host.as_str(), v.port, v.path, v.query), ("svc.example", 9000, "/x", Some("a=1")));
+        assert_eq!((&*v.host, v.port, v.path, v.query), ("svc.example", 9000, "/x", Some("a=1")));
+    }
+
+    #[test]
+    fn hosts_are_copied_only_when_they_change() {
+        assert!(matches!(normalized_host("service2"), Cow::Borrowed("service2")));
+        assert!(matches!(normalized_host("service2."), Cow::Borrowed("service2")));
+        assert!(matches!(normalized_host("Service2.NS"), Cow::Owned(ref s) if s == "service2.ns"));
+        for h in ["a.B.c.", "x", "UP", ""] {
+            assert_eq!(normalized_host(h), normalize_host(h));
+        }
     }
 
     #[test]

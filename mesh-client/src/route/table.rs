@@ -7,6 +7,7 @@ use http::Request;
 use mesh_core::policy::{HttpRoute, MeshConfig, RequestMatch, VirtualService};
 
 use super::matching::{RequestView, matches, names_gateway, normalize_host};
+use crate::hostmap::HostMap;
 
 /// The gateway context of calls between services (Istio's reserved `mesh` gateway).
 pub const MESH: &str = "mesh";
@@ -58,7 +59,7 @@ pub enum Lookup<'a, T> {
 #[derive(Debug)]
 pub struct RouteTable<T = ()> {
     gateway: String,
-    exact: HashMap<String, Arc<HostRoutes<T>>>,
+    exact: HostMap<Arc<HostRoutes<T>>>,
     suffixes: Vec<(String, Arc<HostRoutes<T>>)>,
     any: Option<Arc<HostRoutes<T>>>,
 }
@@ -101,9 +102,13 @@ impl<T> RouteTable<T> {
         }
         suffixes.sort_by_key(|(suffix, _)| std::cmp::Reverse(suffix.len()));
         let wrap = |entries| Arc::new(HostRoutes { entries });
+        let mut exact_map = HostMap::new();
+        for (host, entries) in exact {
+            exact_map.get_or_insert_with(&host, || wrap(entries));
+        }
         Self {
             gateway: gateway.to_owned(),
-            exact: exact.into_iter().map(|(k, v)| (k, wrap(v))).collect(),
+            exact: exact_map,
             suffixes: suffixes.into_iter().map(|(k, v)| (k, wrap(v))).collect(),
             any: any.map(wrap),
         }

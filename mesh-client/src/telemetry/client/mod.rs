@@ -28,8 +28,9 @@
 
 mod future;
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use std::task::{Context, Poll};
 
 use http::header::HeaderValue;
@@ -45,6 +46,7 @@ use super::peer;
 use super::request_id::{RequestId, X_REQUEST_ID};
 use super::trace_context::TraceContext;
 use crate::context::Target;
+use crate::hostmap::HostMap;
 
 /// Istio's default trace sampling ratio (1%), used for traces that start here.
 pub const DEFAULT_SAMPLE_RATIO: f64 = 0.01;
@@ -84,7 +86,8 @@ pub fn sample(trace_id: u128, ratio: f64) -> bool {
     (low as f64) < ratio * (u64::MAX as f64)
 }
 
-type DestinationCache = HashMap<String, Vec<(Option<String>, Arc<PeerLabels>)>>;
+/// Interned labels per destination host, then per subset.
+type DestinationCache = HostMap<Vec<(Option<Box<str>>, Arc<PeerLabels>)>>;
 
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -92,17 +95,15 @@ pub(crate) struct Shared {
     workload: WorkloadLabels,
     peer_header: Option<HeaderValue>,
     pub(crate) sample_ratio: f64,
-    destinations: RwLock<DestinationCache>,
+    /// Read lock-free per request; copied on the (rare) insert of a new destination.
+    destinations: ArcSwap<DestinationCache>,
 }
 
 impl Shared {
     /// Interned labels for a call to `host` (subset `subset`).
     pub(crate) fn peers(&self, host: &str, subset: Option<&str>) -> Arc<PeerLabels> {
-        {
-            let map = self.destinations.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(found) = map.get(host).and_then(|v| v.iter().find(|(s, _)| s.as_deref() == subset)) {
-                return found.1.clone();
-            }
+        if let Some(found) = self.destinations.load().get(host).and_then(|v| v.iter().find(|(s, _)| s.as_deref() == subset)) {
+            return found.1.clone();
         }
         let service = ServiceLabels::from_host(host);
         let mut dest = WorkloadLabels::unknown();
@@ -113,11 +114,17 @@ impl Shared {
             dest.canonical_revision = Arc::from(subset);
         }
         let peers = PeerLabels::new(Reporter::Source, self.workload.clone(), dest, service);
-        let mut map = self.destinations.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entries: usize = map.values().map(Vec::len).sum();
-        if entries < MAX_DESTINATIONS {
-            map.entry(host.to_owned()).or_default().push((subset.map(str::to_owned), peers.clone()));
-        }
+        self.destinations.rcu(|map| {
+            let mut map = DestinationCache::clone(map);
+            let entries: usize = map.values().map(Vec::len).sum();
+            if entries < MAX_DESTINATIONS {
+                let list = map.get_or_insert_with(host, Vec::new);
+                if !list.iter().any(|(s, _)| s.as_deref() == subset) {
+                    list.push((subset.map(Box::from), peers.clone()));
+                }
+            }
+            map
+        });
         peers
     }
 }
@@ -138,7 +145,7 @@ impl ClientTelemetryLayer {
                 workload: config.workload,
                 peer_header,
                 sample_ratio: config.sample_ratio,
-                destinations: RwLock::new(HashMap::new()),
+                destinations: ArcSwap::default(),
             }),
         }
     }

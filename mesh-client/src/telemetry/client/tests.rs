@@ -175,3 +175,25 @@ fn sampling_is_decided_by_the_trace_id() {
     let hits = (0..10_000u128).filter(|i| sample(i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834), 0.1)).count();
     assert!((700..1300).contains(&hits), "{hits}");
 }
+
+#[test]
+fn destination_labels_are_interned_per_host_and_subset() {
+    let layer = ClientTelemetryLayer::new(MeshMetrics::new(), ClientTelemetryConfig::new(me()));
+    let shared = &layer.shared;
+    let a = shared.peers("service2", Some("v1"));
+    assert!(Arc::ptr_eq(&a, &shared.peers("service2", Some("v1"))), "a hit returns the interned labels");
+    let b = shared.peers("service2", Some("v2"));
+    let c = shared.peers("service2", None);
+    assert!(!Arc::ptr_eq(&a, &b) && !Arc::ptr_eq(&b, &c));
+    assert_eq!(&*b.destination().version, "v2");
+    assert_eq!(&*c.destination().version, UNKNOWN);
+    assert_eq!(&*shared.peers("service3:9000", None).service().service, "service3");
+    // Bounded: past the limit, labels are still built (and correct), just not remembered.
+    for i in 0..MAX_DESTINATIONS {
+        shared.peers(&format!("h{i}"), None);
+    }
+    let extra = shared.peers("late", None);
+    assert_eq!(&*extra.service().service, "late");
+    assert!(!Arc::ptr_eq(&extra, &shared.peers("late", None)));
+    assert!(Arc::ptr_eq(&a, &shared.peers("service2", Some("v1"))));
+}
