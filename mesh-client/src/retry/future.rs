@@ -100,6 +100,8 @@ where
 
     loop {
         let body = match (&replay, first_body.take()) {
+            // An empty body is boxed without an allocation.
+            (Some(bytes), _) if bytes.is_empty() => body::empty(),
             (Some(bytes), _) => body::full(Bytes::clone(bytes)),
             (None, Some(body)) => body,
             // Without a replayable body the loop ends after the first attempt (checked below).

@@ -96,7 +96,7 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let sleep = self.timeout.map(|t| Box::pin(tokio::time::sleep_until(Instant::now() + t)));
+        let sleep = self.timeout.map(|t| tokio::time::sleep_until(Instant::now() + t));
         ResponseFuture { inner: self.inner.call(request), sleep, timeout: self.timeout, stats: self.stats.clone() }
     }
 }
@@ -106,7 +106,9 @@ pin_project_lite::pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        sleep: Option<Pin<Box<Sleep>>>,
+        // Inline, not boxed: the future itself is boxed by the route stack already.
+        #[pin]
+        sleep: Option<Sleep>,
         timeout: Option<Duration>,
         stats: Arc<ClientStats>,
     }
@@ -123,8 +125,8 @@ where
         if let Poll::Ready(result) = this.inner.poll(cx) {
             return Poll::Ready(result);
         }
-        if let Some(sleep) = this.sleep.as_mut() {
-            ready!(sleep.as_mut().poll(cx));
+        if let Some(sleep) = this.sleep.as_pin_mut() {
+            ready!(sleep.poll(cx));
             this.stats.timeouts.incr();
             tracing::debug!(timed_out = true, timeout_ms = this.timeout.map_or(0, |t| t.as_millis() as u64), "route timeout expired");
             return Poll::Ready(Ok(local_reply(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout", Some("UT"))));
