@@ -1,0 +1,91 @@
+//! [`SharedCluster`]: the cluster under every route stack, cloned by reference count.
+//!
+//! Each route stack ends in the client's cluster, and the retry layer clones its inner service
+//! per request (the ready clone takes the call). A `BoxCloneSyncService` allocates on every clone;
+//! this wrapper shares one type-erased call function behind an `Arc`, so a clone costs an atomic
+//! increment. Readiness is handled per call (`oneshot` on a clone of the concrete cluster), so
+//! the wrapper itself is always ready.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tower::{Service, ServiceExt};
+
+use super::BoxFuture;
+use crate::BoxError;
+use crate::body::BoxBody;
+
+type CallFn = dyn Fn(Request<BoxBody>) -> BoxFuture + Send + Sync;
+
+/// A cluster service shared by every route stack; see the [module docs](self).
+#[derive(Clone)]
+pub(crate) struct SharedCluster {
+    call: Arc<CallFn>,
+}
+
+impl SharedCluster {
+    /// Wraps `cluster`: each call drives a clone of it to readiness, then calls it.
+    pub(crate) fn new<C>(cluster: C) -> Self
+    where
+        C: Service<Request<BoxBody>, Response = Response<BoxBody>> + Clone + Send + Sync + 'static,
+        C::Error: Into<BoxError>,
+        C::Future: Send + 'static,
+    {
+        let cluster = cluster.map_err(Into::<BoxError>::into);
+        let call = move |req: Request<BoxBody>| -> BoxFuture { Box::pin(cluster.clone().oneshot(req)) };
+        SharedCluster { call: Arc::new(call) }
+    }
+}
+
+impl std::fmt::Debug for SharedCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedCluster")
+    }
+}
+
+impl Service<Request<BoxBody>> for SharedCluster {
+    type Response = Response<BoxBody>;
+    type Error = BoxError;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<BoxBody>) -> BoxFuture {
+        (self.call)(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn clones_share_the_cluster_and_readiness_is_driven_per_call() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let cluster = tower::service_fn(move |req: Request<BoxBody>| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            let path = req.uri().path().to_owned();
+            async move {
+                if path == "/fail" {
+                    return Err::<Response<BoxBody>, BoxError>("refused".into());
+                }
+                Ok(Response::new(crate::body::empty()))
+            }
+        });
+        // A cluster that is ready only after one pending poll: readiness is waited for.
+        let cluster = tower::util::ServiceExt::<Request<BoxBody>>::map_request(tower::limit::ConcurrencyLimit::new(cluster, 1), |r| r);
+        let shared = SharedCluster::new(cluster);
+        let mut a = shared.clone();
+        let mut b = shared;
+        assert!(a.call(Request::get("/ok").body(crate::body::empty()).unwrap()).await.is_ok());
+        let err = b.call(Request::get("/fail").body(crate::body::empty()).unwrap()).await.unwrap_err();
+        assert_eq!(err.to_string(), "refused");
+        assert_eq!(calls.load(Ordering::Relaxed), 2);
+    }
+}
