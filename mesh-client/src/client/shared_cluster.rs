@@ -6,6 +6,7 @@
 //! increment. Readiness is handled per call (`oneshot` on a clone of the concrete cluster), so
 //! the wrapper itself is always ready.
 
+use std::any::Any;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -15,6 +16,7 @@ use tower::{Service, ServiceExt};
 use super::BoxFuture;
 use crate::BoxError;
 use crate::body::BoxBody;
+use crate::cluster::Clusters;
 
 type CallFn = dyn Fn(Request<BoxBody>) -> BoxFuture + Send + Sync;
 
@@ -32,6 +34,12 @@ impl SharedCluster {
         C::Error: Into<BoxError>,
         C::Future: Send + 'static,
     {
+        // The mesh's own cluster set is always ready and answers with a boxed future already:
+        // call it directly rather than boxing its future a second time.
+        if let Some(clusters) = (&cluster as &dyn Any).downcast_ref::<Clusters>() {
+            let clusters = clusters.clone();
+            return SharedCluster { call: Arc::new(move |req| clusters.send(req).into_boxed()) };
+        }
         let cluster = cluster.map_err(Into::<BoxError>::into);
         let call = move |req: Request<BoxBody>| -> BoxFuture { Box::pin(cluster.clone().oneshot(req)) };
         SharedCluster { call: Arc::new(call) }
@@ -87,5 +95,38 @@ mod tests {
         let err = b.call(Request::get("/fail").body(crate::body::empty()).unwrap()).await.unwrap_err();
         assert_eq!(err.to_string(), "refused");
         assert_eq!(calls.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn the_mesh_cluster_set_is_called_directly() {
+        use mesh_core::policy::{Destination, MeshConfig};
+
+        use crate::cluster::StaticEndpoints;
+        use crate::context::{Target, Upstream};
+        use crate::transport::Transport;
+
+        let endpoints = Arc::new(StaticEndpoints::new());
+        let addr: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+        endpoints.insert("service3", None, addr, 1, Default::default());
+        let config = Arc::new(MeshConfig::default());
+        let transport = Transport::in_process(|_, req| {
+            let host = req.headers().get(http::header::HOST).cloned();
+            Box::pin(async move {
+                let mut resp = Response::new(crate::body::empty());
+                resp.headers_mut().extend(host.map(|h| (http::header::HOST, h)));
+                Ok(resp)
+            })
+        });
+        let clusters = Clusters::new(move || Arc::clone(&config), endpoints).with_transport(transport);
+        let mut shared = SharedCluster::new(clusters);
+        let mut req = Request::get("http://service3/x").body(crate::body::empty()).unwrap();
+        req.extensions_mut().insert(Target::new(Destination { host: "service3".into(), subset: None, port: None }));
+        let resp = shared.call(req).await.unwrap();
+        assert_eq!(resp.extensions().get::<Upstream>().map(|u| u.endpoint), Some(addr));
+        assert_eq!(resp.headers().get(http::header::HOST).unwrap(), "service3");
+        // No endpoints for another host: the cluster's error comes through.
+        let mut req = Request::get("/").body(crate::body::empty()).unwrap();
+        req.extensions_mut().insert(Target::new(Destination { host: "nowhere".into(), subset: None, port: None }));
+        assert!(shared.call(req).await.is_err());
     }
 }

@@ -363,6 +363,13 @@ pub struct ResponseFuture {
     inner: Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>,
 }
 
+impl ResponseFuture {
+    /// The boxed future inside (no new allocation).
+    pub fn into_boxed(self) -> Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>> {
+        self.inner
+    }
+}
+
 impl fmt::Debug for ResponseFuture {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ResponseFuture")
