@@ -16,7 +16,6 @@ use mesh_core::watch::{ConfigStore, WatchHandle};
 use mesh_server::MeshServer;
 use mesh_server::jwt::JwksCache;
 use mesh_server::admin::{ConfigView, mesh_config_view};
-use tower::util::BoxCloneService;
 
 use crate::admin::{AdminSource, Ready, RequestCounter};
 use mesh_client::client::{FnSource, MeshClient};
@@ -282,8 +281,8 @@ impl MeshRuntime {
 /// of magnitude for an API edge); services behind it stream bodies of any size, as Istio's do.
 pub const GATEWAY_MAX_REQUEST_BODY: usize = 10 << 20;
 
-/// A service wrapped in the inbound layers, ready to serve.
-pub type InboundStack = BoxCloneService<http::Request<axum::body::Body>, http::Response<axum::body::Body>, std::convert::Infallible>;
+/// A service wrapped in the inbound layers, ready to serve (a concrete stack: no box, cheap to clone).
+pub type InboundStack = mesh_server::server::InboundService<Router>;
 
 /// [`MeshClient`] as the apps' [`Upstream`].
 struct MeshUpstream(MeshClient);

@@ -1,7 +1,11 @@
 //! `x-request-id`: kept when the caller sent a valid one (1 to 128 visible ASCII characters),
-//! else generated (a UUID v4, as Envoy does); written back into the request headers (so the
-//! application forwards it), put in the request extensions as a [`RequestId`], recorded on the
-//! current span's `request_id` field, and returned on the response.
+//! else generated (a UUID v4, as Envoy does) and written into the request headers (so the
+//! application forwards it); put in the request extensions as a [`RequestId`], recorded on the
+//! current span's `request_id` field (when `info` spans are enabled), and returned on the
+//! response's `x-request-id` header.
+//!
+//! Generated ids come from a small fast generator (xoshiro) per thread, seeded once from the
+//! operating system: unique ids, not secrets, which is all a request id has to be.
 //!
 //! On the way out, the client telemetry layer copies a [`RequestId`] extension of an outbound
 //! request into its `x-request-id` header when the application did not set the header itself.
@@ -20,6 +24,7 @@
 //! # drop(svc);
 //! ```
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -27,15 +32,32 @@ use std::task::{Context, Poll};
 use http::header::HeaderValue;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
 use tower_layer::Layer;
 use tower_service::Service;
 
 pub use mesh_client::telemetry::request_id::{MAX_REQUEST_ID_LEN, RequestId, X_REQUEST_ID};
 
+thread_local! {
+    // Seeded once per thread from the thread's OS-seeded generator.
+    static RNG: RefCell<SmallRng> = RefCell::new(SmallRng::from_rng(&mut rand::rng()));
+}
+
+/// 128 random bits from this thread's fast generator.
+fn random_bits() -> u128 {
+    RNG.try_with(|rng| rng.try_borrow_mut().ok().map(|mut rng| rng.random::<u128>()))
+        .ok()
+        .flatten()
+        // Thread teardown (or a re-entrant call): the thread's secure generator.
+        .unwrap_or_else(rand::random)
+}
+
 /// A fresh UUID v4 request id.
 pub fn generate() -> RequestId {
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    let s = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+    let uuid = uuid::Builder::from_random_bytes(random_bits().to_ne_bytes()).into_uuid();
+    let s = uuid.hyphenated().encode_lower(&mut buf);
     // invariant: a hyphenated UUID is lower-case hex and dashes, valid header bytes.
     #[allow(clippy::expect_used)]
     let value = HeaderValue::from_str(s).expect("invariant: uuid text is a valid header value");
@@ -99,16 +121,26 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let id = keep_or_generate(req.headers());
-        tracing::Span::current().record("request_id", id.as_str());
-        req.headers_mut().insert(X_REQUEST_ID.clone(), id.header_value().clone());
+        let id = match RequestId::from_headers(req.headers()) {
+            // The header holds exactly this id already.
+            Some(id) => id,
+            None => {
+                let id = generate();
+                req.headers_mut().insert(X_REQUEST_ID.clone(), id.header_value().clone());
+                id
+            }
+        };
+        // The server span is an `info` span: nothing to record on when those are all off.
+        if tracing::level_enabled!(tracing::Level::INFO) {
+            tracing::Span::current().record("request_id", id.as_str());
+        }
         req.extensions_mut().insert(id.clone());
         ResponseFuture { inner: self.inner.call(req), id: Some(id) }
     }
 }
 
 pin_project! {
-    /// Response future of [`RequestIdService`]: puts the id on the response.
+    /// Response future of [`RequestIdService`]: puts the id on the response's header.
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
@@ -129,7 +161,6 @@ where
             if !resp.headers().contains_key(&X_REQUEST_ID) {
                 resp.headers_mut().insert(X_REQUEST_ID.clone(), id.header_value().clone());
             }
-            resp.extensions_mut().insert(id);
         }
         Poll::Ready(result)
     }
@@ -157,12 +188,33 @@ mod tests {
         }
         let resp = RequestIdLayer::new().layer(echo()).oneshot(req).await.unwrap();
         let hdr = resp.headers().get(&X_REQUEST_ID).unwrap().to_str().unwrap().to_owned();
-        assert_eq!(resp.extensions().get::<RequestId>().unwrap().as_str(), hdr);
         (resp.into_body(), hdr)
     }
 
     fn is_uuid_v4(s: &str) -> bool {
-        uuid::Uuid::parse_str(s).is_ok_and(|u| u.get_version_num() == 4)
+        uuid::Uuid::parse_str(s).is_ok_and(|u| u.get_version_num() == 4 && u.get_variant() == uuid::Variant::RFC4122)
+    }
+
+    #[test]
+    fn generated_ids_are_distinct_v4_uuids_on_every_thread() {
+        let threads: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(|| (0..500).map(|_| generate().to_string()).collect::<Vec<_>>()))
+            .collect();
+        let ids: Vec<String> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        assert_eq!(ids.len(), 2000);
+        assert!(ids.iter().all(|id| is_uuid_v4(id)), "{:?}", ids.iter().find(|id| !is_uuid_v4(id)));
+        let unique: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "no id repeats, within or across threads");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_ids_are_replaced_by_one_generated() {
+        let mut req = Request::new(String::new());
+        req.headers_mut().append(&X_REQUEST_ID, HeaderValue::from_static("a"));
+        req.headers_mut().append(&X_REQUEST_ID, HeaderValue::from_static("b"));
+        let resp = RequestIdLayer::new().layer(echo()).oneshot(req).await.unwrap();
+        let seen = resp.into_body();
+        assert!(is_uuid_v4(&seen), "{seen}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -7,10 +7,12 @@
 //!    span ([`crate::trace`]) and the request id ([`crate::request_id`]): outermost, so that they
 //!    see the final status of every answer, 403 and 429 included; then the request body limit
 //!    when [`MeshServer::max_request_body`] is set (413);
-//! 2. config refresh: a request takes the current config snapshot (one pointer comparison when
+//! 2. [`rescue`](crate::rescue): typed errors from the layers below become HTTP answers, here only;
+//! 3. the [`Gate`]: a request takes the current config snapshot (one pointer comparison when
 //!    nothing changed) and, when it changed, the workload's policies are compiled again and
-//!    swapped in lock-free; requests in flight finish on what they started with;
-//! 3. [`rescue`](crate::rescue): typed errors from the layers below become HTTP answers, here only;
+//!    swapped in lock-free; requests in flight finish on what they started with. When no rate
+//!    limit, JWT rule or authorization policy applies to the workload, the request goes straight
+//!    to the user's service (steps 4 to 7 cost nothing then);
 //! 4. rate limit, **total** (cheap refusals before any token is verified);
 //! 5. JWT authentication ([`crate::jwt`]: RequestAuthentication and the legacy Policy; it
 //!    answers 401 itself and gives authorization the verified [`RequestAuth`](crate::authz::RequestAuth));
@@ -52,8 +54,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use mesh_core::policy::{Labels, MeshConfig};
 use mesh_core::watch::ConfigStore;
 use tokio::net::TcpListener;
-use tower::util::BoxCloneService;
-use tower::{Layer, Service, ServiceBuilder, ServiceExt};
+use tower::util::Either;
+use tower::{Layer, Service};
 
 use mesh_client::telemetry::MeshMetrics;
 
@@ -66,7 +68,11 @@ use crate::rate_limit::{RateLimitLayer, RateLimitSettings, RateLimiter};
 use crate::rescue::RescueLayer;
 use crate::BoxError;
 
-/// The client's address, put in request extensions by [`serve`].
+/// The client's address, for the layers that read it (authorization's `remote.ip` and source IP
+/// blocks), when something knows it better than the connection does (a test, a transport behind
+/// a load balancer speaking the PROXY protocol). When absent, they read axum's
+/// `ConnectInfo<SocketAddr>`, which [`serve`] puts in every request's extensions (one insert
+/// instead of two carrying the same address).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RemoteAddr(pub SocketAddr);
 
@@ -112,36 +118,90 @@ impl Workload {
     }
 }
 
-/// Where the server reads the config in force: called once per request, it must be cheap and
+/// Where the server reads the config in force: looked at once per request, it must be cheap and
 /// lock-free (an `ArcSwap` load).
 #[derive(Clone)]
-pub struct ConfigSource(Arc<dyn Fn() -> Arc<MeshConfig> + Send + Sync>);
+pub struct ConfigSource(Arc<dyn Source>);
+
+/// What a [`ConfigSource`] reads from.
+trait Source: Send + Sync {
+    /// The current snapshot.
+    fn snapshot(&self) -> Arc<MeshConfig>;
+
+    /// Whether the config in force is the one at address `seen` (a snapshot still alive, so that
+    /// no other config can have its address), without taking a snapshot where the source can.
+    fn is_at(&self, seen: usize) -> bool {
+        Arc::as_ptr(&self.snapshot()) as usize == seen
+    }
+}
+
+struct FnSource<F>(F);
+
+impl<F: Fn() -> Arc<MeshConfig> + Send + Sync> Source for FnSource<F> {
+    fn snapshot(&self) -> Arc<MeshConfig> {
+        (self.0)()
+    }
+}
+
+impl Source for Arc<MeshConfig> {
+    fn snapshot(&self) -> Arc<MeshConfig> {
+        self.clone()
+    }
+
+    fn is_at(&self, seen: usize) -> bool {
+        Arc::as_ptr(self) as usize == seen
+    }
+}
+
+impl Source for Arc<ArcSwap<MeshConfig>> {
+    fn snapshot(&self) -> Arc<MeshConfig> {
+        self.load_full()
+    }
+
+    fn is_at(&self, seen: usize) -> bool {
+        Arc::as_ptr(&*self.load()) as usize == seen
+    }
+}
+
+impl Source for ConfigStore {
+    fn snapshot(&self) -> Arc<MeshConfig> {
+        ConfigStore::snapshot(self)
+    }
+
+    fn is_at(&self, seen: usize) -> bool {
+        Arc::as_ptr(&*self.load()) as usize == seen
+    }
+}
 
 impl ConfigSource {
     /// Any function returning the current snapshot.
     pub fn from_fn(f: impl Fn() -> Arc<MeshConfig> + Send + Sync + 'static) -> Self {
-        Self(Arc::new(f))
+        Self(Arc::new(FnSource(f)))
     }
 
     /// A config that never changes.
     pub fn fixed(config: MeshConfig) -> Self {
-        let config = Arc::new(config);
-        Self::from_fn(move || config.clone())
+        Self(Arc::new(Arc::new(config)))
     }
 
     /// A cell the caller swaps.
     pub fn swap(cell: Arc<ArcSwap<MeshConfig>>) -> Self {
-        Self::from_fn(move || cell.load_full())
+        Self(Arc::new(cell))
     }
 
     /// The hot-reloading store of `mesh_core::watch`.
     pub fn store(store: ConfigStore) -> Self {
-        Self::from_fn(move || store.snapshot())
+        Self(Arc::new(store))
     }
 
     /// The current snapshot.
     pub fn snapshot(&self) -> Arc<MeshConfig> {
-        (self.0)()
+        self.0.snapshot()
+    }
+
+    /// Whether the config in force is the snapshot at address `seen` (see [`Source::is_at`]).
+    fn is_at(&self, seen: usize) -> bool {
+        self.0.is_at(seen)
     }
 }
 
@@ -156,9 +216,6 @@ impl std::fmt::Debug for ConfigSource {
         f.write_str("ConfigSource(..)")
     }
 }
-
-/// The boxed inbound service [`MeshServer::wrap`] returns: never fails, answers `Body`.
-pub type InboundService = BoxCloneService<Request<Body>, Response<Body>, Infallible>;
 
 /// Builds the inbound stack of one workload; see the [module docs](self).
 #[derive(Clone, Debug)]
@@ -245,11 +302,12 @@ impl MeshServer {
 
     /// Wraps the user's service (an axum `Router`, or any service of `Request<Body>`) in the
     /// inbound stack: metrics (when [`with_metrics`](Self::with_metrics) was given), trace span,
-    /// request id, then the policy layers.
+    /// request id, then the policy layers. The stack is a concrete type, not a box: cloning it
+    /// clones a few `Arc`s, and calling it allocates nothing of its own.
     ///
     /// JWT authentication ([`crate::jwt`]) sits between the total and the per-client rate limits;
     /// it answers its own 401s.
-    pub fn wrap<S, B>(&self, service: S) -> InboundService
+    pub fn wrap<S, B>(&self, service: S) -> InboundService<S>
     where
         S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
         S::Future: Send + 'static,
@@ -259,31 +317,37 @@ impl MeshServer {
     {
         let p = &self.policies;
         let w = &p.workload;
-        let user = service.map_response(|res: Response<B>| res.map(Body::new));
-        let metrics = self.metrics.as_ref().map(|m| {
-            ServerMetricsLayer::new(m.clone(), ServerMetricsConfig::for_workload(&w.service, Some(&w.namespace), &w.labels))
-        });
+        let user = IntoBody::new(service);
+        // The policy layers, innermost first.
+        let checked = RateLimitLayer::shared(p.per_client.clone()).layer(
+            AuthorizationLayer::shared(p.authz.clone())
+                .with_shared_ext_authz(self.ext_authz.clone())
+                .trusted_proxies(self.trusted_proxies)
+                .layer(user.clone()),
+        );
+        let authn = match p.jwt.load_full() {
+            Some(jwt) => Either::Left(jwt.layer(checked)),
+            None => Either::Right(checked),
+        };
+        let enforced = RateLimitLayer::shared(p.total.clone()).layer(authn);
         let rescue = match &self.metrics {
             Some(m) => RescueLayer::with_metrics(m.clone(), &w.service),
             None => RescueLayer::new(),
         };
-        let stack = ServiceBuilder::new()
-            .option_layer(metrics)
-            .layer(TraceLayer::new(self.trace))
-            .layer(RequestIdLayer::new())
-            .option_layer(self.max_request_body.map(body_limit::layer))
-            .layer(RefreshLayer { policies: p.clone() })
-            .layer(rescue)
-            .layer(RateLimitLayer::shared(p.total.clone()))
-            .option_layer(p.jwt.load_full().map(|jwt| (*jwt).clone()))
-            .layer(RateLimitLayer::shared(p.per_client.clone()))
-            .layer(
-                AuthorizationLayer::shared(p.authz.clone())
-                    .with_shared_ext_authz(self.ext_authz.clone())
-                    .trusted_proxies(self.trusted_proxies),
-            )
-            .service(user);
-        BoxCloneService::new(stack)
+        let guarded = rescue.layer(Gate::new(user, enforced, p.clone()));
+        let limited = match self.max_request_body {
+            Some(bytes) => Either::Left(body_limit::limit(bytes, guarded)),
+            None => Either::Right(guarded),
+        };
+        let traced = TraceLayer::new(self.trace).layer(RequestIdLayer::new().layer(limited));
+        let stack = match &self.metrics {
+            Some(m) => {
+                let config = ServerMetricsConfig::for_workload(&w.service, Some(&w.namespace), &w.labels);
+                Either::Left(ServerMetricsLayer::new(m.clone(), config).layer(traced))
+            }
+            None => Either::Right(traced),
+        };
+        InboundService::new(stack)
     }
 
     /// Serves `service` wrapped in the stack on `listener` until `shutdown` completes, then
@@ -305,147 +369,15 @@ impl MeshServer {
     }
 }
 
-// === body limit ===
+// === submodules ===
 
 mod body_limit;
+mod gate;
+mod inbound;
 
-// === impl Policies ===
-
-/// The workload's compiled policies, swapped lock-free when the config changes.
-struct Policies {
-    workload: Workload,
-    source: ConfigSource,
-    seen: ArcSwapOption<MeshConfig>,
-    // Serialises rebuilds (never taken when the config is unchanged), so that a request holding
-    // an older snapshot cannot overwrite what a newer one built.
-    rebuild: Mutex<()>,
-    authz: Arc<ArcSwap<AuthzEngine>>,
-    total: Arc<ArcSwapOption<RateLimiter>>,
-    per_client: Arc<ArcSwapOption<RateLimiter>>,
-    // JWT authentication of the workload (its policies are updated on refresh too).
-    jwt: ArcSwapOption<JwtLayer>,
-}
-
-impl std::fmt::Debug for Policies {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Policies").field("workload", &self.workload).finish_non_exhaustive()
-    }
-}
-
-impl Policies {
-    fn new(workload: Workload, source: ConfigSource) -> Self {
-        Self {
-            workload,
-            source,
-            seen: ArcSwapOption::empty(),
-            rebuild: Mutex::new(()),
-            authz: Arc::new(ArcSwap::from_pointee(AuthzEngine::allow_all())),
-            total: Arc::new(ArcSwapOption::empty()),
-            per_client: Arc::new(ArcSwapOption::empty()),
-            jwt: ArcSwapOption::empty(),
-        }
-    }
-
-    /// Recompiles when the snapshot is not the one seen last (a pointer comparison otherwise).
-    fn refresh(&self) {
-        if self.is_current(&self.source.snapshot()) {
-            return;
-        }
-        // A poisoned lock guards no data: carry on.
-        let _guard = self.rebuild.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        // Read again under the lock: the newest snapshot wins.
-        let config = self.source.snapshot();
-        if self.is_current(&config) {
-            return;
-        }
-        let w = &self.workload;
-        match AuthzEngine::for_workload(&config.authorization, &w.namespace, &w.labels) {
-            Ok(engine) => self.authz.store(Arc::new(engine)),
-            // Only hand-built configs can fail here (the loader checks first): keep the last good.
-            Err(error) => tracing::error!(%error, workload = %w.service, "authorization policies refused; keeping the previous ones"),
-        }
-        let mut limits = config.rate_limits.iter().filter(|p| {
-            let ns = if p.origin.namespace.is_empty() { "default" } else { p.origin.namespace.as_str() };
-            p.target == w.service && ns == w.namespace
-        });
-        let settings = limits.next().map(RateLimitSettings::from_policy).unwrap_or_default();
-        if let Some(extra) = limits.next() {
-            tracing::warn!(policy = %extra.origin.name, workload = %w.service, "more than one rate limit policy targets this workload; using the first");
-        }
-        swap_limiter(&self.total, settings.total_only());
-        swap_limiter(&self.per_client, settings.per_client_only());
-        if let Some(jwt) = self.jwt.load().as_deref() {
-            jwt.update_from(&config);
-        }
-        tracing::debug!(workload = %w.service, "inbound policies refreshed");
-        self.seen.store(Some(config));
-    }
-}
-
-impl Policies {
-    fn set_jwks_cache(&self, cache: JwksCache) {
-        let config = self.source.snapshot();
-        let w = &self.workload;
-        let layer = JwtLayer::from_config(&config, w.labels.clone(), cache, JwtSettings::default());
-        self.jwt.store(Some(Arc::new(layer)));
-    }
-
-    fn is_current(&self, config: &Arc<MeshConfig>) -> bool {
-        self.seen.load().as_ref().is_some_and(|seen| Arc::ptr_eq(seen, config))
-    }
-}
-
-/// Replaces the limiter only when its settings changed, so that reloads keep the buckets.
-fn swap_limiter(cell: &ArcSwapOption<RateLimiter>, settings: RateLimitSettings) {
-    let current = cell.load();
-    let unchanged = match current.as_deref() {
-        Some(l) => *l.settings() == settings,
-        None => settings.is_empty(),
-    };
-    if !unchanged {
-        cell.store((!settings.is_empty()).then(|| Arc::new(RateLimiter::new(settings))));
-    }
-}
-
-// === impl Refresh ===
-
-#[derive(Clone, Debug)]
-struct RefreshLayer {
-    policies: Arc<Policies>,
-}
-
-impl<S> Layer<S> for RefreshLayer {
-    type Service = Refresh<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Refresh { inner, policies: self.policies.clone() }
-    }
-}
-
-/// Brings the workload's policies up to date before each request.
-#[derive(Clone, Debug)]
-struct Refresh<S> {
-    inner: S,
-    policies: Arc<Policies>,
-}
-
-impl<S, B> Service<Request<B>> for Refresh<S>
-where
-    S: Service<Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        self.policies.refresh();
-        self.inner.call(req)
-    }
-}
+use self::gate::Policies;
+pub use self::gate::{Gate, GateFuture};
+pub use self::inbound::{InboundFuture, InboundService, IntoBody, IntoBodyFuture};
 
 // === serve ===
 

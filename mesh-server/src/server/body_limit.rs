@@ -2,18 +2,18 @@
 
 use axum::body::Body;
 use http::{Request, Response};
-use tower::ServiceBuilder;
-use tower::layer::util::{Identity, Stack};
-use tower::util::{MapRequestLayer, MapResponseLayer};
-use tower_http::body::Limited;
-use tower_http::limit::{RequestBodyLimitLayer, ResponseBody};
+use tower::Layer;
+use tower::util::{MapRequest, MapResponse};
+use tower_http::body::Limited as LimitedBody;
+use tower_http::limit::{RequestBodyLimit, RequestBodyLimitLayer, ResponseBody};
 
-type Layers = Stack<
-    MapRequestLayer<fn(Request<Limited<Body>>) -> Request<Body>>,
-    Stack<RequestBodyLimitLayer, Stack<MapResponseLayer<fn(Response<ResponseBody<Body>>) -> Response<Body>>, Identity>>,
+/// `S` behind a request body limit, bodies mapped back to [`Body`] on both sides.
+pub(super) type Limited<S> = MapResponse<
+    RequestBodyLimit<MapRequest<S, fn(Request<LimitedBody<Body>>) -> Request<Body>>>,
+    fn(Response<ResponseBody<Body>>) -> Response<Body>,
 >;
 
-fn to_body(req: Request<Limited<Body>>) -> Request<Body> {
+fn to_body(req: Request<LimitedBody<Body>>) -> Request<Body> {
     req.map(Body::new)
 }
 
@@ -21,10 +21,9 @@ fn from_limited(res: Response<ResponseBody<Body>>) -> Response<Body> {
     res.map(Body::new)
 }
 
-/// The layer for a limit of `bytes`.
-pub(super) fn layer(bytes: usize) -> ServiceBuilder<Layers> {
-    ServiceBuilder::new()
-        .layer(MapResponseLayer::new(from_limited as fn(_) -> _))
-        .layer(RequestBodyLimitLayer::new(bytes))
-        .layer(MapRequestLayer::new(to_body as fn(_) -> _))
+/// `inner` behind a limit of `bytes`.
+pub(super) fn limit<S>(bytes: usize, inner: S) -> Limited<S> {
+    let inner = MapRequest::new(inner, to_body as fn(_) -> _);
+    let inner = RequestBodyLimitLayer::new(bytes).layer(inner);
+    MapResponse::new(inner, from_limited as fn(_) -> _)
 }

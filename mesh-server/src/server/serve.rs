@@ -1,13 +1,24 @@
 //! [`serve`]: a hyper server with graceful shutdown that tells the layers who is calling.
 
+use std::cell::RefCell;
+use std::pin::Pin;
+use std::task::Waker;
+
+use pin_project_lite::pin_project;
+use tower::util::Oneshot;
+
 use super::*;
 
 /// Serves HTTP/1.1 and HTTP/2 (prior knowledge) on `listener` until `shutdown` completes, then
 /// stops accepting and waits for the requests in flight to finish (keep-alive connections are
 /// told to close).
 ///
-/// Each request carries [`RemoteAddr`], [`LocalAddr`] and axum's `ConnectInfo<SocketAddr>` in its
-/// extensions, and a [`Body`] built from hyper's.
+/// Each request carries axum's `ConnectInfo<SocketAddr>` (the client's address) and
+/// [`LocalAddr`] in its extensions, and a [`Body`] built from hyper's.
+///
+/// Each connection keeps its own clone of `service` and calls it directly when it is ready at
+/// once (an axum `Router` and [`InboundService`] always are): no clone per request. A service
+/// that is not ready yet is cloned for that request, which waits for readiness on its own.
 pub async fn serve<S, B>(listener: TcpListener, service: S, shutdown: impl Future<Output = ()> + Send) -> io::Result<()>
 where
     S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
@@ -35,15 +46,8 @@ where
         };
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or(fallback_local);
-        let svc = service.clone();
-        let hyper_svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-            let ext = req.extensions_mut();
-            ext.insert(RemoteAddr(remote));
-            ext.insert(LocalAddr(local));
-            ext.insert(axum::extract::ConnectInfo(remote));
-            svc.clone().oneshot(req.map(Body::new))
-        });
-        let conn = builder.serve_connection(TokioIo::new(stream), hyper_svc).into_owned();
+        let svc = Connection { service: RefCell::new(service.clone()), spare: service.clone(), remote, local };
+        let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(error) = conn.await {
@@ -55,4 +59,92 @@ where
     tracing::debug!(connections = graceful.count(), "shutting down: finishing requests in flight");
     graceful.shutdown().await;
     Ok(())
+}
+
+/// The hyper service of one connection.
+struct Connection<S> {
+    // Borrowed only for the duration of a synchronous `poll_ready` + `call`, never across an await.
+    service: RefCell<S>,
+    // What a request clones when `service` is busy.
+    spare: S,
+    remote: SocketAddr,
+    local: SocketAddr,
+}
+
+impl<S> hyper::service::Service<Request<Incoming>> for Connection<S>
+where
+    S: Service<Request<Body>> + Clone,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ConnectionFuture<S>;
+
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        let ext = req.extensions_mut();
+        ext.insert(axum::extract::ConnectInfo(self.remote));
+        ext.insert(LocalAddr(self.local));
+        let req = req.map(Body::new);
+        let waiting = match self.service.try_borrow_mut() {
+            Ok(mut svc) => {
+                // Readiness is only peeked at here: a service that is not ready at once is left
+                // alone (the no-op waker is never woken) and a clone waits for it below.
+                let mut cx = Context::from_waker(Waker::noop());
+                match svc.poll_ready(&mut cx) {
+                    Poll::Ready(Ok(())) => return ConnectionFuture { kind: Kind::Called { fut: svc.call(req) } },
+                    Poll::Ready(Err(error)) => return ConnectionFuture { kind: Kind::Failed { error: Some(error.into()) } },
+                    Poll::Pending => svc.clone(),
+                }
+            }
+            // Not reachable (nothing borrows across a call), but a clone is always correct.
+            Err(_) => self.spare.clone(),
+        };
+        ConnectionFuture { kind: Kind::Waiting { fut: Oneshot::new(waiting, req) } }
+    }
+}
+
+pin_project! {
+    /// Response future of one request on a [`Connection`].
+    struct ConnectionFuture<S>
+    where
+        S: Service<Request<Body>>,
+    {
+        #[pin]
+        kind: Kind<S>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<S>
+    where
+        S: Service<Request<Body>>,
+    {
+        // The connection's service was ready and took the request.
+        Called { #[pin] fut: S::Future },
+        // A clone waits for readiness, then takes the request.
+        Waiting { #[pin] fut: Oneshot<S, Request<Body>> },
+        // The service failed readiness.
+        Failed { error: Option<BoxError> },
+    }
+}
+
+impl<S> Future for ConnectionFuture<S>
+where
+    S: Service<Request<Body>>,
+    S::Error: Into<BoxError>,
+{
+    type Output = Result<S::Response, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Called { fut } => fut.poll(cx).map_err(Into::into),
+            KindProj::Waiting { fut } => fut.poll(cx).map_err(Into::into),
+            KindProj::Failed { error } => match error.take() {
+                Some(error) => Poll::Ready(Err(error)),
+                // Polled again after completion: stay pending rather than panic.
+                None => Poll::Pending,
+            },
+        }
+    }
 }

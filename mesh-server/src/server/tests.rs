@@ -58,3 +58,100 @@ async fn refresh_picks_the_workloads_policies_and_keeps_buckets_across_reloads()
     p.refresh();
     assert!(p.total.load().is_none() && p.per_client.load().is_none());
 }
+
+fn jwt_policy() -> mesh_core::policy::AuthnPolicy {
+    use mesh_core::policy::{AuthnPolicy, JwksSource, JwtRule};
+    AuthnPolicy {
+        origin: Origin { name: "jwt".into(), namespace: "default".into(), ..Origin::default() },
+        selector: Default::default(),
+        rules: vec![JwtRule {
+            issuer: "https://issuer.example".into(),
+            audiences: vec![],
+            jwks: JwksSource::Inline(r#"{"keys":[]}"#.into()),
+            from_headers: vec![],
+            from_params: vec![],
+            from_cookies: vec![],
+            output_payload_to_header: None,
+            output_claim_to_headers: vec![],
+            forward_original_token: false,
+            timeout: Duration::from_secs(1),
+        }],
+        require_token: false,
+        trigger_rules: vec![],
+    }
+}
+
+fn deny_all() -> AuthzPolicy {
+    AuthzPolicy {
+        origin: Origin { name: "d".into(), namespace: "default".into(), ..Origin::default() },
+        selector: Default::default(),
+        action: AuthzAction::Deny,
+        provider: None,
+        rules: vec![mesh_core::policy::AuthzRule::default()],
+    }
+}
+
+#[tokio::test]
+async fn none_apply_follows_each_kind_of_policy() {
+    let cell = Arc::new(ArcSwap::from_pointee(MeshConfig::default()));
+    let p = Policies::new(Workload::new("service1"), ConfigSource::swap(cell.clone()));
+    assert!(!p.none_apply(), "nothing compiled yet: enforce");
+    p.set_jwks_cache(JwksCache::new().unwrap());
+    p.refresh();
+    assert!(p.none_apply());
+
+    let configs = [
+        MeshConfig { rate_limits: vec![limit("service1", "default", 5)], ..MeshConfig::default() },
+        MeshConfig { authorization: vec![deny_all()], ..MeshConfig::default() },
+        MeshConfig { authentication: vec![jwt_policy()], ..MeshConfig::default() },
+    ];
+    for config in configs {
+        cell.store(Arc::new(config));
+        p.refresh();
+        assert!(!p.none_apply(), "a policy applies");
+        cell.store(Arc::new(MeshConfig::default()));
+        p.refresh();
+        assert!(p.none_apply(), "none applies again");
+    }
+    // Another workload's policies leave this one unpoliced.
+    cell.store(Arc::new(MeshConfig { rate_limits: vec![limit("other", "default", 5)], ..MeshConfig::default() }));
+    p.refresh();
+    assert!(p.none_apply());
+}
+
+#[tokio::test(start_paused = true)]
+async fn gate_goes_direct_without_policies_and_enforces_with_them() {
+    use tower_test::mock;
+
+    let cell = Arc::new(ArcSwap::from_pointee(MeshConfig::default()));
+    let policies = Arc::new(Policies::new(Workload::new("service1"), ConfigSource::swap(cell.clone())));
+    policies.refresh();
+    let (direct, mut direct_handle) = mock::pair::<Request<()>, &'static str>();
+    let (enforce, mut enforce_handle) = mock::pair::<Request<()>, &'static str>();
+    let enforce = tower::ServiceBuilder::new().map_err(Into::<BoxError>::into).service(enforce);
+    let mut gate = Gate::new(direct, enforce, policies.clone());
+
+    // No policy: the request goes straight to the direct service.
+    std::future::poll_fn(|cx| gate.poll_ready(cx)).await.unwrap();
+    let answer = gate.call(Request::new(()));
+    let (_, send) = direct_handle.next_request().await.unwrap();
+    send.send_response("direct");
+    assert_eq!(answer.await.unwrap(), "direct");
+
+    // A reload brings a policy: the next request goes through the policy layers.
+    cell.store(Arc::new(MeshConfig { authorization: vec![deny_all()], ..MeshConfig::default() }));
+    std::future::poll_fn(|cx| gate.poll_ready(cx)).await.unwrap();
+    let answer = gate.call(Request::new(()));
+    let (_, send) = enforce_handle.next_request().await.unwrap();
+    send.send_response("enforced");
+    assert_eq!(answer.await.unwrap(), "enforced");
+
+    // A clone has chosen nothing yet: it enforces until polled.
+    cell.store(Arc::new(MeshConfig::default()));
+    let mut clone = gate.clone();
+    std::future::poll_fn(|cx| clone.poll_ready(cx)).await.unwrap();
+    let answer = clone.call(Request::new(()));
+    let (_, send) = direct_handle.next_request().await.unwrap();
+    send.send_response("direct again");
+    assert_eq!(answer.await.unwrap(), "direct again");
+}
