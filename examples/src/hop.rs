@@ -29,7 +29,6 @@ use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use mesh_client::transport::Transport;
 use tower::ServiceExt;
-use tower::util::BoxCloneService;
 
 use crate::admin::RequestCounter;
 use crate::app::{AppState, app};
@@ -119,9 +118,15 @@ impl Upstream for InProcessService3 {
     }
 }
 
+/// The app as each mode serves it (both unboxed, as the binaries serve them).
+enum HopService {
+    Bare(axum::Router),
+    Mesh(InboundStack),
+}
+
 /// One hop, ready to take requests; see the [module docs](self).
 pub struct InProcessHop {
-    service: InboundStack,
+    service: HopService,
     _mesh: Option<(MeshRuntime, tempfile::TempDir)>,
 }
 
@@ -137,7 +142,7 @@ impl InProcessHop {
                 let counter = Arc::new(RequestCounter::new("service2", "v1"));
                 let router = app(state)
                     .layer(axum::middleware::from_fn_with_state(counter, RequestCounter::middleware));
-                Ok(Self { service: BoxCloneService::new(router), _mesh: None })
+                Ok(Self { service: HopService::Bare(router), _mesh: None })
             }
             HopMode::Mesh => {
                 let io = |source| StartError::Bind { addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)), source };
@@ -153,7 +158,7 @@ impl InProcessHop {
                 let mesh = MeshRuntime::start_with_transport(dir.path(), transport)?;
                 let state = Arc::new(state.with_upstream("service3", mesh.client(&workload)));
                 let service = mesh.server(app(state), &workload);
-                Ok(Self { service, _mesh: Some((mesh, dir)) })
+                Ok(Self { service: HopService::Mesh(service), _mesh: Some((mesh, dir)) })
             }
         }
     }
@@ -164,7 +169,11 @@ impl InProcessHop {
         let req = Request::get("/bench")
             .header(http::header::HOST, "service2")
             .body(Body::empty())?;
-        let resp = match self.service.clone().oneshot(req).await {
+        let resp = match &self.service {
+            HopService::Bare(router) => router.clone().oneshot(req).await,
+            HopService::Mesh(service) => service.clone().oneshot(req).await,
+        };
+        let resp = match resp {
             Ok(resp) => resp,
             Err(never) => match never {},
         };
