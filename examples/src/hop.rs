@@ -32,6 +32,7 @@ use tower::ServiceExt;
 
 use crate::admin::RequestCounter;
 use crate::app::{AppState, app};
+use crate::lab::service_entry;
 use crate::mesh::{InboundStack, MeshRuntime, StartError, Workload};
 use crate::upstream::{BoxError, Upstream, UpstreamFuture};
 
@@ -81,14 +82,6 @@ spec:
     - destination: {host: service3}
     timeout: 5s
 "#;
-
-/// A ServiceEntry for `host` with one endpoint at `127.0.0.1:port`, labelled `app: host` and
-/// `version`.
-pub fn service_entry(host: &str, port: u16, version: &str) -> String {
-    format!(
-        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: {host}}}\nspec:\n  hosts: [{host}]\n  ports: [{{number: 80, name: http, protocol: HTTP}}]\n  resolution: STATIC\n  endpoints:\n  - address: 127.0.0.1\n    ports: {{http: {port}}}\n    labels: {{app: {host}, version: {version}}}\n---\n"
-    )
-}
 
 /// What service3 answers (the stand-in's body).
 const SERVICE3_ANSWER: &[u8] =
@@ -148,8 +141,9 @@ impl InProcessHop {
                 let io = |source| StartError::Bind { addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)), source };
                 let dir = tempfile::tempdir().map_err(io)?;
                 // The ports are never dialled: the in-process transport answers for every endpoint.
-                let mut registry = service_entry("service2", 18102, "v1");
-                registry.push_str(&service_entry("service3", 18103, "v1"));
+                let never_dialled = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+                let mut registry = service_entry("service2", &[(never_dialled(18102), "v1")]);
+                registry.push_str(&service_entry("service3", &[(never_dialled(18103), "v1")]));
                 std::fs::write(dir.path().join("00-registry.yaml"), registry).map_err(io)?;
                 std::fs::write(dir.path().join("10-policy.yaml"), BENCH_POLICY).map_err(io)?;
                 let transport = Transport::in_process(|_endpoint, _req| {

@@ -234,34 +234,32 @@ pub async fn get(client: &Client<HttpConnector, Empty<Bytes>>, addr: SocketAddr,
     }
 }
 
-/// An endpoint with its `app` and `version` labels.
-type Labelled = (SocketAddr, &'static str, &'static str);
+/// A ServiceEntry (STATIC, port 80 named `http`, `location: MESH_INTERNAL`) for `host`, one
+/// endpoint per `(address, version)`, each labelled `app: host` and `version`, followed by `---`.
+/// The lab, the bench, the in-process hop and the reliability tests all write their registry
+/// with it.
+pub fn service_entry(host: &str, endpoints: &[(SocketAddr, &str)]) -> String {
+    let mut out = format!(
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: {host}}}\nspec:\n  hosts: [{host}]\n  location: MESH_INTERNAL\n  ports: [{{number: 80, name: http, protocol: HTTP}}]\n  resolution: STATIC\n  endpoints:\n"
+    );
+    for (addr, version) in endpoints {
+        let _ = write!(
+            out,
+            "  - address: {}\n    ports: {{http: {}}}\n    labels: {{app: {host}, version: {version}}}\n",
+            addr.ip(),
+            addr.port()
+        );
+    }
+    out.push_str("---\n");
+    out
+}
 
 /// The ServiceEntries of the lab's apps.
 fn registry_yaml(p: &Ports) -> String {
     let mut out = String::from("# Written by the lab: the apps' loopback addresses.\n");
-    let entries: [(&str, Vec<Labelled>); 3] = [
-        ("service1", vec![(p.s1, "service1", "v1")]),
-        ("service2", vec![(p.s2a, "service2", "v1"), (p.s2b, "service2", "v2")]),
-        ("service3", vec![(p.s3, "service3", "v1")]),
-    ];
-    for (i, (host, eps)) in entries.iter().enumerate() {
-        if i > 0 {
-            out.push_str("---\n");
-        }
-        let _ = write!(
-            out,
-            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: {host}\nspec:\n  hosts: [{host}]\n  location: MESH_INTERNAL\n  ports:\n    - {{number: 80, name: http, protocol: HTTP}}\n  resolution: STATIC\n  endpoints:\n"
-        );
-        for (addr, app, version) in eps {
-            let _ = write!(
-                out,
-                "    - address: {}\n      ports: {{http: {}}}\n      labels: {{app: {app}, version: {version}}}\n",
-                addr.ip(),
-                addr.port()
-            );
-        }
-    }
+    out.push_str(&service_entry("service1", &[(p.s1, "v1")]));
+    out.push_str(&service_entry("service2", &[(p.s2a, "v1"), (p.s2b, "v2")]));
+    out.push_str(&service_entry("service3", &[(p.s3, "v1")]));
     out
 }
 

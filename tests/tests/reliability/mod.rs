@@ -124,21 +124,8 @@ pub fn config(yaml: &str) -> mesh_core::policy::MeshConfig {
     }
 }
 
-/// A ServiceEntry for `host` with one endpoint per address, labelled `version: vN` by position
-/// unless `versions` gives labels.
-pub fn service_entry(host: &str, endpoints: &[(SocketAddr, &str)]) -> String {
-    let mut eps = String::new();
-    for (addr, version) in endpoints {
-        eps.push_str(&format!(
-            "  - address: {}\n    ports: {{http: {}}}\n    labels: {{app: {host}, version: {version}}}\n",
-            addr.ip(),
-            addr.port()
-        ));
-    }
-    format!(
-        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: {host}}}\nspec:\n  hosts: [{host}]\n  ports: [{{number: 80, name: http, protocol: HTTP}}]\n  resolution: STATIC\n  endpoints:\n{eps}---\n"
-    )
-}
+/// A ServiceEntry for `host` with one endpoint per `(address, version)`: the examples' own.
+pub use mesh_examples::lab::service_entry;
 
 /// A mesh client over the real stack (registry from the config's ServiceEntries, clusters,
 /// pooled transport), and the store to reload it through.

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mesh_examples::hop::{BENCH_POLICY, service_entry};
+use mesh_examples::hop::BENCH_POLICY;
+use mesh_examples::lab::service_entry;
 
 use crate::procfs;
 
@@ -179,9 +180,10 @@ pub(crate) fn start(kind: Kind, bin: &Path) -> Result<Running, String> {
     } else {
         (s2, s3)
     };
-    let mut registry = service_entry("service1", s1, "v1");
-    registry.push_str(&service_entry("service2", to_s2, "v1"));
-    registry.push_str(&service_entry("service3", to_s3, "v1"));
+    let local = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    let mut registry = service_entry("service1", &[(local(s1), "v1")]);
+    registry.push_str(&service_entry("service2", &[(local(to_s2), "v1")]));
+    registry.push_str(&service_entry("service3", &[(local(to_s3), "v1")]));
     fs::write(cfg.join("00-registry.yaml"), registry).map_err(io)?;
     if kind == Kind::Mesh {
         fs::write(cfg.join("10-policy.yaml"), BENCH_POLICY).map_err(io)?;
