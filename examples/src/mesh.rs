@@ -75,6 +75,14 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// A file of the app's own could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The JWKS fetcher could not be built.
     #[error("jwks fetcher: {0}")]
     Jwks(String),
