@@ -22,7 +22,10 @@ const MEASURED: u64 = 2000;
 
 fn runtime() -> tokio::runtime::Runtime {
     // One thread: every task of the hop runs on the thread whose allocations are counted.
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn run(rt: &tokio::runtime::Runtime, hop: &InProcessHop, n: u64) -> u64 {
@@ -41,11 +44,18 @@ fn run(rt: &tokio::runtime::Runtime, hop: &InProcessHop, n: u64) -> u64 {
 fn allocations(mode: HopMode) -> (f64, f64) {
     let rt = runtime();
     let hop = rt.block_on(async { InProcessHop::start(mode) }).unwrap();
-    assert_eq!(run(&rt, &hop, WARM_UP), WARM_UP, "{mode:?}: warm-up requests failed");
+    assert_eq!(
+        run(&rt, &hop, WARM_UP),
+        WARM_UP,
+        "{mode:?}: warm-up requests failed"
+    );
     let mut ok = 0;
     let info = allocation_counter::measure(|| ok = run(&rt, &hop, MEASURED));
     assert_eq!(ok, MEASURED, "{mode:?}: measured requests failed");
-    (info.count_total as f64 / MEASURED as f64, info.bytes_total as f64 / MEASURED as f64)
+    (
+        info.count_total as f64 / MEASURED as f64,
+        info.bytes_total as f64 / MEASURED as f64,
+    )
 }
 
 fn mode(arg: Option<&str>) -> Option<HopMode> {
@@ -68,7 +78,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("run") => {
-            let (Some(mode), Some(n)) = (mode(args.get(1).map(String::as_str)), args.get(2).and_then(|n| n.parse().ok())) else {
+            let (Some(mode), Some(n)) = (
+                mode(args.get(1).map(String::as_str)),
+                args.get(2).and_then(|n| n.parse().ok()),
+            ) else {
                 eprintln!("usage: hop_cost run mesh|bare N");
                 return ExitCode::from(2);
             };
@@ -76,7 +89,11 @@ fn main() -> ExitCode {
             let hop = rt.block_on(async { InProcessHop::start(mode) }).unwrap();
             let ok = run(&rt, &hop, n);
             println!("{ok}/{n} requests answered 2xx");
-            if ok == n { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            if ok == n {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Some(_) => {
             eprintln!("usage: hop_cost [run mesh|bare N]");

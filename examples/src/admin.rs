@@ -54,7 +54,13 @@ pub fn admin_app(source: Arc<dyn AdminSource>, ready: Ready) -> Router {
             get(move || {
                 let s = metrics_source.clone();
                 async move {
-                    ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.metrics())
+                    (
+                        [(
+                            http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        s.metrics(),
+                    )
                 }
             }),
         )
@@ -63,7 +69,11 @@ pub fn admin_app(source: Arc<dyn AdminSource>, ready: Ready) -> Router {
             get(move || {
                 let ready = ready.get();
                 async move {
-                    if ready { (StatusCode::OK, "ready\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready\n") }
+                    if ready {
+                        (StatusCode::OK, "ready\n")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+                    }
                 }
             }),
         )
@@ -87,7 +97,11 @@ pub struct RequestCounter {
 impl RequestCounter {
     /// A counter for the app `app` at `version`.
     pub fn new(app: impl Into<String>, version: impl Into<String>) -> Self {
-        Self { app: app.into(), version: version.into(), by_code: (0..600).map(|_| AtomicU64::new(0)).collect() }
+        Self {
+            app: app.into(),
+            version: version.into(),
+            by_code: (0..600).map(|_| AtomicU64::new(0)).collect(),
+        }
     }
 
     /// Counts one answer.
@@ -121,7 +135,11 @@ impl RequestCounter {
     }
 
     /// An axum middleware function counting every answer of the router it wraps.
-    pub async fn middleware(State(counter): State<Arc<RequestCounter>>, req: Request, next: Next) -> Response {
+    pub async fn middleware(
+        State(counter): State<Arc<RequestCounter>>,
+        req: Request,
+        next: Next,
+    ) -> Response {
         let res = next.run(req).await;
         counter.record(res.status());
         res.into_response()

@@ -19,7 +19,13 @@ use serde_json::{Value, json};
 use crate::upstream::Upstream;
 
 /// Headers a service copies from its request onto its upstream call (as Bookinfo does).
-pub const FORWARDED_HEADERS: [&str; 5] = ["authorization", "end-user", "version", "x-request-id", "traceparent"];
+pub const FORWARDED_HEADERS: [&str; 5] = [
+    "authorization",
+    "end-user",
+    "version",
+    "x-request-id",
+    "traceparent",
+];
 
 /// Upper bound on an upstream answer read into memory.
 const MAX_UPSTREAM_BODY: usize = 1 << 20;
@@ -41,7 +47,12 @@ pub struct Faults {
 
 impl Default for Faults {
     fn default() -> Self {
-        Self { error_rate: 0.0, status: StatusCode::SERVICE_UNAVAILABLE, seed: None, latency: Duration::ZERO }
+        Self {
+            error_rate: 0.0,
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            seed: None,
+            latency: Duration::ZERO,
+        }
     }
 }
 
@@ -131,11 +142,18 @@ async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
         let body = json!({"service": st.service, "error": "failure injected by --error-rate", "upstream_status": null});
         return (st.faults.status, axum::Json(body)).into_response();
     }
-    let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
     let mut forwarded = forwarded_headers(req.headers());
     // The mesh's trace layer hands over the server span's context; without the mesh (--plain),
     // the incoming traceparent is all there is.
-    let from_mesh = req.extensions().get::<mesh_client::telemetry::TraceContext>().map(|c| c.trace_id_hex());
+    let from_mesh = req
+        .extensions()
+        .get::<mesh_client::telemetry::TraceContext>()
+        .map(|c| c.trace_id_hex());
     let trace_id = match from_mesh.or_else(|| trace_id_of(req.headers())) {
         Some(id) => id,
         None => {
@@ -146,14 +164,17 @@ async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
     };
     let upstream = match &st.upstream {
         None => Value::Null,
-        Some((host, client)) => match call_upstream(client.as_ref(), host, &path, forwarded).await {
-            Ok(v) => v,
-            Err((error, status)) => {
-                tracing::debug!(service = %st.service, %error, ?status, "upstream call failed");
-                let body = json!({"service": st.service, "error": error, "upstream_status": status});
-                return (StatusCode::BAD_GATEWAY, axum::Json(body)).into_response();
+        Some((host, client)) => {
+            match call_upstream(client.as_ref(), host, &path, forwarded).await {
+                Ok(v) => v,
+                Err((error, status)) => {
+                    tracing::debug!(service = %st.service, %error, ?status, "upstream call failed");
+                    let body =
+                        json!({"service": st.service, "error": error, "upstream_status": status});
+                    return (StatusCode::BAD_GATEWAY, axum::Json(body)).into_response();
+                }
             }
-        },
+        }
     };
     let body = json!({
         "service": st.service,
@@ -179,15 +200,28 @@ async fn call_upstream(
         .body(Body::empty())
         .map_err(|e| (format!("bad upstream uri {uri}: {e}"), None))?;
     *req.headers_mut() = headers;
-    let res = client.call(req).await.map_err(|e| (format!("calling {host}: {e}"), None))?;
+    let res = client
+        .call(req)
+        .await
+        .map_err(|e| (format!("calling {host}: {e}"), None))?;
     let status = res.status();
     let bytes = axum::body::to_bytes(res.into_body(), MAX_UPSTREAM_BODY)
         .await
-        .map_err(|e| (format!("reading {host}'s answer: {e}"), Some(status.as_u16())))?;
+        .map_err(|e| {
+            (
+                format!("reading {host}'s answer: {e}"),
+                Some(status.as_u16()),
+            )
+        })?;
     if !status.is_success() {
         return Err((format!("{host} answered {status}"), Some(status.as_u16())));
     }
-    serde_json::from_slice(&bytes).map_err(|e| (format!("{host} answered non-json: {e}"), Some(status.as_u16())))
+    serde_json::from_slice(&bytes).map_err(|e| {
+        (
+            format!("{host} answered non-json: {e}"),
+            Some(status.as_u16()),
+        )
+    })
 }
 
 fn forwarded_headers(incoming: &HeaderMap) -> HeaderMap {
@@ -206,7 +240,9 @@ pub fn trace_id_of(headers: &HeaderMap) -> Option<String> {
     let mut parts = v.split('-');
     let _version = parts.next()?;
     let id = parts.next()?;
-    let valid = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) && id.bytes().any(|b| b != b'0');
+    let valid = id.len() == 32
+        && id.bytes().all(|b| b.is_ascii_hexdigit())
+        && id.bytes().any(|b| b != b'0');
     valid.then(|| id.to_ascii_lowercase())
 }
 
@@ -217,7 +253,9 @@ fn new_traceparent() -> (String, HeaderValue) {
     let id = format!("{trace:032x}");
     let header = format!("00-{id}-{span:016x}-01");
     // invariant: the string is ASCII hex digits and dashes, always a valid header value.
-    let value = HeaderValue::from_str(&header).unwrap_or_else(|_| HeaderValue::from_static("00-00000000000000000000000000000001-0000000000000001-01"));
+    let value = HeaderValue::from_str(&header).unwrap_or_else(|_| {
+        HeaderValue::from_static("00-00000000000000000000000000000001-0000000000000001-01")
+    });
     (id, value)
 }
 
@@ -227,16 +265,26 @@ mod tests {
 
     #[test]
     fn spread_faults_fail_exactly_the_fraction() {
-        let f = Faults { error_rate: 0.5, ..Faults::default() };
+        let f = Faults {
+            error_rate: 0.5,
+            ..Faults::default()
+        };
         let fails: Vec<bool> = (0..6).map(|n| f.fails(n)).collect();
         assert_eq!(fails, [false, true, false, true, false, true]);
-        let f = Faults { error_rate: 0.1, ..Faults::default() };
+        let f = Faults {
+            error_rate: 0.1,
+            ..Faults::default()
+        };
         assert_eq!((0..1000).filter(|&n| f.fails(n)).count(), 100);
     }
 
     #[test]
     fn seeded_faults_repeat_and_approach_the_rate() {
-        let f = Faults { error_rate: 0.3, seed: Some(7), ..Faults::default() };
+        let f = Faults {
+            error_rate: 0.3,
+            seed: Some(7),
+            ..Faults::default()
+        };
         let a: Vec<bool> = (0..2000).map(|n| f.fails(n)).collect();
         let b: Vec<bool> = (0..2000).map(|n| f.fails(n)).collect();
         assert_eq!(a, b);
@@ -248,9 +296,18 @@ mod tests {
     fn trace_id_needs_a_valid_traceparent() {
         let mut h = HeaderMap::new();
         assert_eq!(trace_id_of(&h), None);
-        h.insert("traceparent", HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
-        assert_eq!(trace_id_of(&h).as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
-        h.insert("traceparent", HeaderValue::from_static("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
+        h.insert(
+            "traceparent",
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        assert_eq!(
+            trace_id_of(&h).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        h.insert(
+            "traceparent",
+            HeaderValue::from_static("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+        );
         assert_eq!(trace_id_of(&h), None);
     }
 }

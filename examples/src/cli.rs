@@ -88,7 +88,8 @@ impl ServiceArgs {
         if !(0.0..=1.0).contains(&self.error_rate) {
             return Err(FlagError::ErrorRate(self.error_rate));
         }
-        let status = StatusCode::from_u16(self.error_status).map_err(|_| FlagError::ErrorStatus(self.error_status))?;
+        let status = StatusCode::from_u16(self.error_status)
+            .map_err(|_| FlagError::ErrorStatus(self.error_status))?;
         Ok(Faults {
             error_rate: self.error_rate,
             status,
@@ -110,7 +111,13 @@ mod tests {
 
     #[test]
     fn default_addresses_parse() {
-        for (l, a) in [ports::GATEWAY, ports::SERVICE1, ports::SERVICE2_V1, ports::SERVICE2_V2, ports::SERVICE3] {
+        for (l, a) in [
+            ports::GATEWAY,
+            ports::SERVICE1,
+            ports::SERVICE2_V1,
+            ports::SERVICE2_V2,
+            ports::SERVICE3,
+        ] {
             assert!(l.parse::<SocketAddr>().is_ok() && a.parse::<SocketAddr>().is_ok());
         }
         assert!(ports::ISSUER.parse::<SocketAddr>().is_ok());

@@ -31,8 +31,16 @@ pub struct GatewayState {
 impl GatewayState {
     /// The state for `gateway`, sending through `client`.
     pub fn new(gateway: &GatewayPolicy, client: Arc<dyn Upstream>) -> Self {
-        let hosts = gateway.servers.iter().flat_map(|s| s.hosts.iter().cloned()).collect();
-        Self { name: gateway.origin.name.clone(), hosts, client }
+        let hosts = gateway
+            .servers
+            .iter()
+            .flat_map(|s| s.hosts.iter().cloned())
+            .collect();
+        Self {
+            name: gateway.origin.name.clone(),
+            hosts,
+            client,
+        }
     }
 }
 
@@ -71,7 +79,9 @@ fn request_host(req: &Request) -> String {
         .unwrap_or_default();
     // Strip a port, keeping IPv6 brackets intact.
     match raw.rsplit_once(':') {
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => h.to_owned(),
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => {
+            h.to_owned()
+        }
         _ => raw.to_owned(),
     }
 }
@@ -83,10 +93,16 @@ async fn handle(State(st): State<Arc<GatewayState>>, mut req: Request) -> Respon
         return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
     }
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let authority = if host.is_empty() { "gateway".to_owned() } else { host.clone() };
+    let authority = if host.is_empty() {
+        "gateway".to_owned()
+    } else {
+        host.clone()
+    };
     match format!("http://{authority}{path}").parse::<Uri>() {
         Ok(uri) => *req.uri_mut() = uri,
-        Err(e) => return (StatusCode::BAD_REQUEST, format!("bad request uri: {e}")).into_response(),
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, format!("bad request uri: {e}")).into_response();
+        }
     }
     let req = req.map(Body::new);
     match st.client.call(req).await {
@@ -116,23 +132,40 @@ pub fn start_gateway(
     shutdown: &crate::run::Shutdown,
 ) -> Result<crate::run::Started, crate::mesh::StartError> {
     use crate::mesh::{MeshRuntime, StartError, Workload};
-    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: crate::cli::default_addr("127.0.0.1:0"), source })?;
-    let admin_addr = admin.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: crate::cli::default_addr("127.0.0.1:0"),
+        source,
+    })?;
+    let admin_addr = admin
+        .local_addr()
+        .map_err(|source| StartError::Bind { addr, source })?;
     let mesh = MeshRuntime::start(&spec.config)?;
     let config = mesh.config();
-    let gateway = find_gateway(&config, spec.gateway.as_deref())
-        .ok_or_else(|| StartError::NoGateway(spec.gateway.clone().unwrap_or_else(|| "(any)".to_owned())))?;
+    let gateway = find_gateway(&config, spec.gateway.as_deref()).ok_or_else(|| {
+        StartError::NoGateway(spec.gateway.clone().unwrap_or_else(|| "(any)".to_owned()))
+    })?;
     let workload = Workload::new("gateway", "v1");
     let client = mesh.gateway_client(&workload, &gateway.origin.name);
     let state = Arc::new(GatewayState::new(gateway, client));
     let ready = crate::admin::Ready::default();
     let tasks = vec![
-        crate::run::spawn_serve_mesh(listener, mesh.gateway_server(app(state), &workload), shutdown),
+        crate::run::spawn_serve_mesh(
+            listener,
+            mesh.gateway_server(app(state), &workload),
+            shutdown,
+        ),
         crate::run::spawn_serve(admin, mesh.admin(&ready), shutdown),
     ];
     ready.set(true);
     tracing::info!(gateway = %gateway.origin.name, %addr, admin = %admin_addr, "gateway serving");
-    Ok(crate::run::Started { addr, admin: admin_addr, state: None, ready, mesh: Some(mesh), tasks })
+    Ok(crate::run::Started {
+        addr,
+        admin: admin_addr,
+        state: None,
+        ready,
+        mesh: Some(mesh),
+        tasks,
+    })
 }
 
 #[cfg(test)]
@@ -144,7 +177,13 @@ mod tests {
         assert!(gateway_host_matches("*", "anything"));
         assert!(gateway_host_matches("*.example.com", "a.example.com"));
         assert!(!gateway_host_matches("*.example.com", "example.org"));
-        assert!(gateway_host_matches("ns/shop.example.com", "SHOP.example.com"));
-        assert!(!gateway_host_matches("shop.example.com", "other.example.com"));
+        assert!(gateway_host_matches(
+            "ns/shop.example.com",
+            "SHOP.example.com"
+        ));
+        assert!(!gateway_host_matches(
+            "shop.example.com",
+            "other.example.com"
+        ));
     }
 }

@@ -89,7 +89,10 @@ const SERVICE3_ANSWER: &[u8] =
 
 fn service3_answer() -> Response<Body> {
     let mut resp = Response::new(Body::from(Bytes::from_static(SERVICE3_ANSWER)));
-    resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
@@ -133,9 +136,14 @@ impl InProcessHop {
             HopMode::Bare => {
                 let state = Arc::new(state.with_upstream("service3", Arc::new(InProcessService3)));
                 let counter = Arc::new(RequestCounter::new("service2", "v1"));
-                let router = app(state)
-                    .layer(axum::middleware::from_fn_with_state(counter, RequestCounter::middleware));
-                Ok(Self { service: HopService::Bare(router), _mesh: None })
+                let router = app(state).layer(axum::middleware::from_fn_with_state(
+                    counter,
+                    RequestCounter::middleware,
+                ));
+                Ok(Self {
+                    service: HopService::Bare(router),
+                    _mesh: None,
+                })
             }
             HopMode::Mesh => {
                 let write = |path: &std::path::Path| {
@@ -147,7 +155,10 @@ impl InProcessHop {
                 let never_dialled = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
                 let mut registry = service_entry("service2", &[(never_dialled(18102), "v1")]);
                 registry.push_str(&service_entry("service3", &[(never_dialled(18103), "v1")]));
-                let (registry_file, policy_file) = (dir.path().join("00-registry.yaml"), dir.path().join("10-policy.yaml"));
+                let (registry_file, policy_file) = (
+                    dir.path().join("00-registry.yaml"),
+                    dir.path().join("10-policy.yaml"),
+                );
                 std::fs::write(&registry_file, registry).map_err(write(&registry_file))?;
                 std::fs::write(&policy_file, BENCH_POLICY).map_err(write(&policy_file))?;
                 let transport = Transport::in_process(|_endpoint, _req| {
@@ -156,7 +167,10 @@ impl InProcessHop {
                 let mesh = MeshRuntime::start_with_transport(dir.path(), transport)?;
                 let state = Arc::new(state.with_upstream("service3", mesh.client(&workload)));
                 let service = mesh.server(app(state), &workload);
-                Ok(Self { service: HopService::Mesh(service), _mesh: Some((mesh, dir)) })
+                Ok(Self {
+                    service: HopService::Mesh(service),
+                    _mesh: Some((mesh, dir)),
+                })
             }
         }
     }

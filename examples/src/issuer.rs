@@ -70,7 +70,12 @@ impl Issuer {
             "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
             "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y),
         }]});
-        Ok(Self { issuer: issuer.into(), kid, key, jwks })
+        Ok(Self {
+            issuer: issuer.into(),
+            kid,
+            key,
+            jwks,
+        })
     }
 
     /// The `iss` value of its tokens.
@@ -85,8 +90,16 @@ impl Issuer {
 
     /// A token for `sub`, audience `aud`, valid for `ttl`.
     pub fn mint(&self, sub: &str, aud: &str, ttl: Duration) -> Result<String, IssuerError> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let claims = Claims { iss: self.issuer.clone(), sub: sub.to_owned(), aud: aud.to_owned(), iat: now, exp: now + ttl.as_secs() };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            sub: sub.to_owned(),
+            aud: aud.to_owned(),
+            iat: now,
+            exp: now + ttl.as_secs(),
+        };
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.kid.clone());
         Ok(jsonwebtoken::encode(&header, &claims, &self.key)?)
@@ -101,16 +114,21 @@ struct TokenQuery {
 /// The issuer's HTTP face: `GET /.well-known/jwks.json` and `GET /token?sub=NAME`.
 pub fn app(issuer: Arc<Issuer>) -> Router {
     Router::new()
-        .route("/.well-known/jwks.json", get(|State(i): State<Arc<Issuer>>| async move { axum::Json(i.jwks.clone()) }))
+        .route(
+            "/.well-known/jwks.json",
+            get(|State(i): State<Arc<Issuer>>| async move { axum::Json(i.jwks.clone()) }),
+        )
         .route(
             "/token",
-            get(|State(i): State<Arc<Issuer>>, Query(q): Query<TokenQuery>| async move {
-                let sub = q.sub.unwrap_or_else(|| "demo-user".to_owned());
-                match i.mint(&sub, "mesh-demo", Duration::from_secs(3600)) {
-                    Ok(t) => (http::StatusCode::OK, t),
-                    Err(e) => (http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-                }
-            }),
+            get(
+                |State(i): State<Arc<Issuer>>, Query(q): Query<TokenQuery>| async move {
+                    let sub = q.sub.unwrap_or_else(|| "demo-user".to_owned());
+                    match i.mint(&sub, "mesh-demo", Duration::from_secs(3600)) {
+                        Ok(t) => (http::StatusCode::OK, t),
+                        Err(e) => (http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                    }
+                },
+            ),
         )
         .with_state(issuer)
 }

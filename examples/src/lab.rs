@@ -79,7 +79,11 @@ pub struct Reply {
 impl Reply {
     /// The version of service2 that answered under service1 (`upstream.version`).
     pub fn upstream_version(&self) -> Option<&str> {
-        self.json.as_ref()?.get("upstream")?.get("version")?.as_str()
+        self.json
+            .as_ref()?
+            .get("upstream")?
+            .get("version")?
+            .as_str()
     }
 
     /// Whether the status is 2xx.
@@ -121,7 +125,10 @@ async fn any_port() -> Result<TcpListener, StartError> {
 }
 
 fn local(l: &TcpListener) -> Result<SocketAddr, StartError> {
-    l.local_addr().map_err(|source| StartError::Bind { addr: SocketAddr::from(([127, 0, 0, 1], 0)), source })
+    l.local_addr().map_err(|source| StartError::Bind {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        source,
+    })
 }
 
 impl Lab {
@@ -130,10 +137,25 @@ impl Lab {
         let dir = tempfile::Builder::new()
             .prefix("mesh-lab-")
             .tempdir()
-            .map_err(|source| LabError::Io { path: std::env::temp_dir(), source })?;
-        let (l_s1, l_s2a, l_s2b, l_s3, l_gw, l_iss) =
-            (any_port().await?, any_port().await?, any_port().await?, any_port().await?, any_port().await?, any_port().await?);
-        let ports = Ports { s1: local(&l_s1)?, s2a: local(&l_s2a)?, s2b: local(&l_s2b)?, s3: local(&l_s3)?, issuer: local(&l_iss)? };
+            .map_err(|source| LabError::Io {
+                path: std::env::temp_dir(),
+                source,
+            })?;
+        let (l_s1, l_s2a, l_s2b, l_s3, l_gw, l_iss) = (
+            any_port().await?,
+            any_port().await?,
+            any_port().await?,
+            any_port().await?,
+            any_port().await?,
+            any_port().await?,
+        );
+        let ports = Ports {
+            s1: local(&l_s1)?,
+            s2a: local(&l_s2a)?,
+            s2b: local(&l_s2b)?,
+            s3: local(&l_s3)?,
+            issuer: local(&l_iss)?,
+        };
         let issuer = Arc::new(Issuer::generate(format!("http://{}", ports.issuer))?);
         let shutdown = Shutdown::new();
         spawn_serve(l_iss, crate::issuer::app(issuer.clone()), &shutdown);
@@ -146,13 +168,52 @@ impl Lab {
             plain: false,
             config: config.clone(),
         };
-        let service3 = start_service(&spec("service3", "v1", Faults::default()), l_s3, any_port().await?, &shutdown)?;
-        let service2_v1 = start_service(&spec("service2", "v1", options.v1_faults), l_s2a, any_port().await?, &shutdown)?;
-        let service2_v2 = start_service(&spec("service2", "v2", options.v2_faults), l_s2b, any_port().await?, &shutdown)?;
-        let service1 = start_service(&spec("service1", "v1", Faults::default()), l_s1, any_port().await?, &shutdown)?;
-        let gateway = start_gateway(&GatewaySpec { gateway: None, config }, l_gw, any_port().await?, &shutdown)?;
+        let service3 = start_service(
+            &spec("service3", "v1", Faults::default()),
+            l_s3,
+            any_port().await?,
+            &shutdown,
+        )?;
+        let service2_v1 = start_service(
+            &spec("service2", "v1", options.v1_faults),
+            l_s2a,
+            any_port().await?,
+            &shutdown,
+        )?;
+        let service2_v2 = start_service(
+            &spec("service2", "v2", options.v2_faults),
+            l_s2b,
+            any_port().await?,
+            &shutdown,
+        )?;
+        let service1 = start_service(
+            &spec("service1", "v1", Faults::default()),
+            l_s1,
+            any_port().await?,
+            &shutdown,
+        )?;
+        let gateway = start_gateway(
+            &GatewaySpec {
+                gateway: None,
+                config,
+            },
+            l_gw,
+            any_port().await?,
+            &shutdown,
+        )?;
         let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-        Ok(Self { dir, shutdown, ports, issuer, gateway, service1, service2_v1, service2_v2, service3, client })
+        Ok(Self {
+            dir,
+            shutdown,
+            ports,
+            issuer,
+            gateway,
+            service1,
+            service2_v1,
+            service2_v2,
+            service3,
+            client,
+        })
     }
 
     /// The config folder the apps watch.
@@ -184,9 +245,19 @@ impl Lab {
     /// Waits (up to 10 s) until every app runs the config the folder holds now.
     pub async fn wait_reloaded(&self) -> Result<(), LabError> {
         let want = load_config(self.dir.path()).map(|c| format!("{c:?}"))?;
-        let apps = [&self.gateway, &self.service1, &self.service2_v1, &self.service2_v2, &self.service3];
+        let apps = [
+            &self.gateway,
+            &self.service1,
+            &self.service2_v1,
+            &self.service2_v2,
+            &self.service3,
+        ];
         for _ in 0..200 {
-            if apps.iter().all(|a| a.mesh.as_ref().is_none_or(|m| format!("{:?}", m.config()) == want)) {
+            if apps.iter().all(|a| {
+                a.mesh
+                    .as_ref()
+                    .is_none_or(|m| format!("{:?}", m.config()) == want)
+            }) {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -202,7 +273,13 @@ impl Lab {
     /// Stops every app, letting in-flight requests finish.
     pub async fn stop(self) {
         self.shutdown.trigger();
-        for s in [self.gateway, self.service1, self.service2_v1, self.service2_v2, self.service3] {
+        for s in [
+            self.gateway,
+            self.service1,
+            self.service2_v1,
+            self.service2_v2,
+            self.service3,
+        ] {
             for t in s.tasks {
                 let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
             }
@@ -211,8 +288,17 @@ impl Lab {
 }
 
 /// `GET http://{addr}{path}` with `headers`, bounded by a timeout.
-pub async fn get(client: &Client<HttpConnector, Empty<Bytes>>, addr: SocketAddr, path: &str, headers: &[(&str, String)]) -> Reply {
-    let fail = |e: String| Reply { status: 0, json: None, error: Some(e) };
+pub async fn get(
+    client: &Client<HttpConnector, Empty<Bytes>>,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, String)],
+) -> Reply {
+    let fail = |e: String| Reply {
+        status: 0,
+        json: None,
+        error: Some(e),
+    };
     let mut b = http::Request::get(format!("http://{addr}{path}"));
     for (k, v) in headers {
         b = b.header(*k, v.as_str());
@@ -228,9 +314,21 @@ pub async fn get(client: &Client<HttpConnector, Empty<Bytes>>, addr: SocketAddr,
     };
     let status = res.status().as_u16();
     match tokio::time::timeout(REQUEST_TIMEOUT, res.into_body().collect()).await {
-        Ok(Ok(body)) => Reply { status, json: serde_json::from_slice(&body.to_bytes()).ok(), error: None },
-        Ok(Err(e)) => Reply { status, json: None, error: Some(e.to_string()) },
-        Err(_) => Reply { status, json: None, error: Some("body timed out".to_owned()) },
+        Ok(Ok(body)) => Reply {
+            status,
+            json: serde_json::from_slice(&body.to_bytes()).ok(),
+            error: None,
+        },
+        Ok(Err(e)) => Reply {
+            status,
+            json: None,
+            error: Some(e.to_string()),
+        },
+        Err(_) => Reply {
+            status,
+            json: None,
+            error: Some("body timed out".to_owned()),
+        },
     }
 }
 
@@ -264,7 +362,10 @@ fn registry_yaml(p: &Ports) -> String {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> LabError + '_ {
-    move |source| LabError::Io { path: path.to_owned(), source }
+    move |source| LabError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 fn write_atomic(path: &Path, text: &str) -> Result<(), LabError> {

@@ -14,13 +14,15 @@ use mesh_core::registry::{DnsOptions, Following, Registry, StaticDiscovery};
 use mesh_core::watch::{ConfigStore, WatchHandle};
 
 use mesh_server::MeshServer;
-use mesh_server::jwt::JwksCache;
 use mesh_server::admin::{ConfigView, mesh_config_view};
+use mesh_server::jwt::JwksCache;
 
 use crate::admin::{AdminSource, Ready, RequestCounter};
 use mesh_client::client::{FnSource, MeshClient};
 use mesh_client::cluster::Clusters;
-use mesh_client::telemetry::{ClientTelemetryConfig, ClientTelemetryLayer, MeshMetrics, WorkloadLabels};
+use mesh_client::telemetry::{
+    ClientTelemetryConfig, ClientTelemetryLayer, MeshMetrics, WorkloadLabels,
+};
 
 use crate::upstream::{Upstream, UpstreamFuture};
 
@@ -36,12 +38,18 @@ pub struct Workload {
 impl Workload {
     /// A workload named `app` at `version`.
     pub fn new(app: impl Into<String>, version: impl Into<String>) -> Self {
-        Self { app: app.into(), version: version.into() }
+        Self {
+            app: app.into(),
+            version: version.into(),
+        }
     }
 
     /// Its labels: `app` and `version`.
     pub fn labels(&self) -> Labels {
-        Labels::from([("app".to_owned(), self.app.clone()), ("version".to_owned(), self.version.clone())])
+        Labels::from([
+            ("app".to_owned(), self.app.clone()),
+            ("version".to_owned(), self.version.clone()),
+        ])
     }
 }
 
@@ -103,14 +111,20 @@ pub fn load_config(dir: &Path) -> Result<MeshConfig, StartError> {
             }
             Ok(loaded.config)
         }
-        Err(errors) => Err(StartError::Config { dir: dir.to_owned(), errors }),
+        Err(errors) => Err(StartError::Config {
+            dir: dir.to_owned(),
+            errors,
+        }),
     }
 }
 
 /// The address of the first endpoint a ServiceEntry lists for `host`: the endpoint port named
 /// like the entry's first port, else the endpoint's first port, else the entry's port number.
 pub fn first_endpoint(config: &MeshConfig, host: &str) -> Option<SocketAddr> {
-    let entry = config.service_entries.iter().find(|e| e.hosts.iter().any(|h| host_matches(h, host)))?;
+    let entry = config
+        .service_entries
+        .iter()
+        .find(|e| e.hosts.iter().any(|h| host_matches(h, host)))?;
     endpoint_addr(entry)
 }
 
@@ -157,12 +171,21 @@ impl MeshRuntime {
 
     /// [`MeshRuntime::start`] whose clients send through `transport` (e.g.
     /// [`mesh_client::transport::Transport::in_process`]) instead of connecting to endpoints.
-    pub fn start_with_transport(dir: &Path, transport: mesh_client::transport::Transport) -> Result<Self, StartError> {
+    pub fn start_with_transport(
+        dir: &Path,
+        transport: mesh_client::transport::Transport,
+    ) -> Result<Self, StartError> {
         Self::start_inner(dir, Some(transport))
     }
 
-    fn start_inner(dir: &Path, transport: Option<mesh_client::transport::Transport>) -> Result<Self, StartError> {
-        let store = ConfigStore::from_paths(&[dir]).map_err(|errors| StartError::Config { dir: dir.to_owned(), errors })?;
+    fn start_inner(
+        dir: &Path,
+        transport: Option<mesh_client::transport::Transport>,
+    ) -> Result<Self, StartError> {
+        let store = ConfigStore::from_paths(&[dir]).map_err(|errors| StartError::Config {
+            dir: dir.to_owned(),
+            errors,
+        })?;
         if let Some(status) = store.last_reload() {
             for w in &status.warnings {
                 tracing::warn!(%w, "config warning");
@@ -174,8 +197,20 @@ impl MeshRuntime {
         let following = registry.follow(&discovery);
         let metrics = MeshMetrics::new();
         let jwks = JwksCache::new().map_err(|e| StartError::Jwks(e.to_string()))?;
-        let inner = RuntimeInner { dir: dir.to_owned(), store, registry, metrics, jwks, transport, _watch: watch, _discovery: discovery, _following: following };
-        Ok(Self { inner: Arc::new(inner) })
+        let inner = RuntimeInner {
+            dir: dir.to_owned(),
+            store,
+            registry,
+            metrics,
+            jwks,
+            transport,
+            _watch: watch,
+            _discovery: discovery,
+            _following: following,
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
     }
 
     /// The folder it reads.
@@ -205,7 +240,10 @@ impl MeshRuntime {
             .store
             .reload_from(&[&self.inner.dir])
             .map(|_| ())
-            .map_err(|errors| StartError::Config { dir: self.inner.dir.clone(), errors })
+            .map_err(|errors| StartError::Config {
+                dir: self.inner.dir.clone(),
+                errors,
+            })
     }
 
     /// The metrics this app records (client and server side), in Istio's names.
@@ -225,9 +263,14 @@ impl MeshRuntime {
         let for_routes = self.inner.store.clone();
         let telemetry = ClientTelemetryLayer::new(
             self.inner.metrics.clone(),
-            ClientTelemetryConfig::new(WorkloadLabels::from_labels(&workload.app, None, &workload.labels())),
+            ClientTelemetryConfig::new(WorkloadLabels::from_labels(
+                &workload.app,
+                None,
+                &workload.labels(),
+            )),
         );
-        let mut builder = MeshClient::builder(FnSource(move || for_routes.snapshot()), clusters).telemetry(telemetry);
+        let mut builder = MeshClient::builder(FnSource(move || for_routes.snapshot()), clusters)
+            .telemetry(telemetry);
         if let Some(gateway) = gateway {
             builder = builder.gateway(gateway);
         }
@@ -254,11 +297,14 @@ impl MeshRuntime {
     /// [`MeshRuntime::server`] for the gateway, the edge facing untrusted clients: request bodies
     /// over [`GATEWAY_MAX_REQUEST_BODY`] are refused with 413.
     pub fn gateway_server(&self, router: Router, workload: &Workload) -> InboundStack {
-        self.mesh_server(workload).max_request_body(GATEWAY_MAX_REQUEST_BODY).wrap(router)
+        self.mesh_server(workload)
+            .max_request_body(GATEWAY_MAX_REQUEST_BODY)
+            .wrap(router)
     }
 
     fn mesh_server(&self, workload: &Workload) -> MeshServer {
-        let mut server_workload = mesh_server::Workload::new(&workload.app).version(&workload.version);
+        let mut server_workload =
+            mesh_server::Workload::new(&workload.app).version(&workload.version);
         for (k, v) in &workload.labels() {
             server_workload = server_workload.label(k, v);
         }

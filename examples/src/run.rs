@@ -17,7 +17,9 @@ use tokio::task::JoinHandle;
 use crate::admin::{AdminSource, Ready, RequestCounter, admin_app};
 use crate::app::{AppState, Faults, app, upstream_of};
 use crate::cli::{ServiceArgs, default_addr};
-use crate::mesh::{InboundStack, MeshRuntime, PlainAdmin, StartError, Workload, first_endpoint, load_config};
+use crate::mesh::{
+    InboundStack, MeshRuntime, PlainAdmin, StartError, Workload, first_endpoint, load_config,
+};
 use crate::upstream::PlainUpstream;
 
 /// A shutdown trigger shared by the apps of one process.
@@ -35,7 +37,9 @@ impl Default for Shutdown {
 impl Shutdown {
     /// A trigger not yet pulled.
     pub fn new() -> Self {
-        Self { tx: Arc::new(watch::Sender::new(false)) }
+        Self {
+            tx: Arc::new(watch::Sender::new(false)),
+        }
     }
 
     /// Asks every app to stop accepting, finish in-flight requests and exit.
@@ -73,14 +77,19 @@ pub async fn os_signal() {
 
 /// Binds `addr`.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
 }
 
 /// Serves `router` on `listener` until `shutdown`, then lets in-flight requests finish.
 pub fn spawn_serve(listener: TcpListener, router: Router, shutdown: &Shutdown) -> JoinHandle<()> {
     let stop = shutdown.wait();
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(stop)
+            .await
+        {
             tracing::error!(%e, "server stopped with an error");
         }
     })
@@ -88,7 +97,11 @@ pub fn spawn_serve(listener: TcpListener, router: Router, shutdown: &Shutdown) -
 
 /// Serves a mesh-wrapped service on `listener` with mesh-server's server (it tells the inbound
 /// layers the caller's address) until `shutdown`, then lets in-flight requests finish.
-pub fn spawn_serve_mesh(listener: TcpListener, service: InboundStack, shutdown: &Shutdown) -> JoinHandle<()> {
+pub fn spawn_serve_mesh(
+    listener: TcpListener,
+    service: InboundStack,
+    shutdown: &Shutdown,
+) -> JoinHandle<()> {
     let stop = shutdown.wait();
     tokio::spawn(async move {
         if let Err(e) = mesh_server::serve(listener, service, stop).await {
@@ -135,8 +148,13 @@ pub fn start_service(
     admin: TcpListener,
     shutdown: &Shutdown,
 ) -> Result<Started, StartError> {
-    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: default_addr("127.0.0.1:0"), source })?;
-    let admin_addr = admin.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: default_addr("127.0.0.1:0"),
+        source,
+    })?;
+    let admin_addr = admin
+        .local_addr()
+        .map_err(|source| StartError::Bind { addr, source })?;
     let workload = Workload::new(&spec.name, &spec.version);
     let ready = Ready::default();
     let (state, runtime, tasks) = if spec.plain {
@@ -144,16 +162,23 @@ pub fn start_service(
         let mut state = AppState::new(&spec.name, &spec.version).with_faults(spec.faults);
         let mut upstream_addr = None;
         if let Some(host) = upstream_of(&spec.name) {
-            let ep = first_endpoint(&config, host)
-                .ok_or_else(|| StartError::NoEndpoint { dir: spec.config.clone(), host: host.to_owned() })?;
+            let ep = first_endpoint(&config, host).ok_or_else(|| StartError::NoEndpoint {
+                dir: spec.config.clone(),
+                host: host.to_owned(),
+            })?;
             upstream_addr = Some(ep);
             state = state.with_upstream(host, Arc::new(PlainUpstream::new(ep)));
         }
         let state = Arc::new(state);
         let counter = Arc::new(RequestCounter::new(&spec.name, &spec.version));
-        let router = app(state.clone())
-            .layer(axum::middleware::from_fn_with_state(counter.clone(), RequestCounter::middleware));
-        let source: Arc<dyn AdminSource> = Arc::new(PlainAdmin { counter, upstream: upstream_addr });
+        let router = app(state.clone()).layer(axum::middleware::from_fn_with_state(
+            counter.clone(),
+            RequestCounter::middleware,
+        ));
+        let source: Arc<dyn AdminSource> = Arc::new(PlainAdmin {
+            counter,
+            upstream: upstream_addr,
+        });
         let tasks = vec![
             spawn_serve(listener, router, shutdown),
             spawn_serve(admin, admin_app(source, ready.clone()), shutdown),
@@ -167,18 +192,34 @@ pub fn start_service(
         }
         let state = Arc::new(state);
         let tasks = vec![
-            spawn_serve_mesh(listener, mesh.server(app(state.clone()), &workload), shutdown),
+            spawn_serve_mesh(
+                listener,
+                mesh.server(app(state.clone()), &workload),
+                shutdown,
+            ),
             spawn_serve(admin, mesh.admin(&ready), shutdown),
         ];
         (state, Some(mesh), tasks)
     };
     ready.set(true);
     tracing::info!(service = %spec.name, version = %spec.version, %addr, admin = %admin_addr, plain = spec.plain, "serving");
-    Ok(Started { addr, admin: admin_addr, state: Some(state), ready, mesh: runtime, tasks })
+    Ok(Started {
+        addr,
+        admin: admin_addr,
+        state: Some(state),
+        ready,
+        mesh: runtime,
+        tasks,
+    })
 }
 
 /// The `main` of service1, service2 and service3: flags, listeners, serve until SIGTERM or Ctrl-C.
-pub async fn service_main(name: &str, version: &str, args: ServiceArgs, defaults: (&'static str, &'static str)) -> ExitCode {
+pub async fn service_main(
+    name: &str,
+    version: &str,
+    args: ServiceArgs,
+    defaults: (&'static str, &'static str),
+) -> ExitCode {
     init_tracing();
     let result = async {
         let spec = ServiceSpec {
@@ -188,8 +229,18 @@ pub async fn service_main(name: &str, version: &str, args: ServiceArgs, defaults
             plain: args.plain,
             config: args.common.config.clone(),
         };
-        let listener = bind(args.common.listen.unwrap_or_else(|| default_addr(defaults.0))).await?;
-        let admin = bind(args.common.admin.unwrap_or_else(|| default_addr(defaults.1))).await?;
+        let listener = bind(
+            args.common
+                .listen
+                .unwrap_or_else(|| default_addr(defaults.0)),
+        )
+        .await?;
+        let admin = bind(
+            args.common
+                .admin
+                .unwrap_or_else(|| default_addr(defaults.1)),
+        )
+        .await?;
         let shutdown = Shutdown::new();
         let started = start_service(&spec, listener, admin, &shutdown)?;
         Ok::<_, StartError>((started, shutdown))
@@ -217,5 +268,8 @@ pub async fn service_main(name: &str, version: &str, args: ServiceArgs, defaults
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -42,7 +42,10 @@ impl Progress for Quiet {
 }
 
 /// A scenario: its name and how to run it.
-pub type Scenario = (&'static str, fn(Arc<dyn Progress>) -> futures_util::future::BoxFuture<'static, Result<Outcome, LabError>>);
+pub type Scenario = (
+    &'static str,
+    fn(Arc<dyn Progress>) -> futures_util::future::BoxFuture<'static, Result<Outcome, LabError>>,
+);
 
 /// Every scenario, in the article's order.
 pub fn all() -> Vec<Scenario> {
@@ -71,7 +74,13 @@ pub async fn drive(
     let make = Arc::new(make);
     let mut workers = Vec::new();
     for _ in 0..concurrency.max(1) {
-        let (lab, next, make, progress, label) = (lab.clone(), next.clone(), make.clone(), progress.clone(), label.to_owned());
+        let (lab, next, make, progress, label) = (
+            lab.clone(),
+            next.clone(),
+            make.clone(),
+            progress.clone(),
+            label.to_owned(),
+        );
         workers.push(tokio::spawn(async move {
             let mut out = Vec::new();
             loop {
@@ -103,7 +112,11 @@ fn share(replies: &[Reply], version: &str) -> f64 {
     if replies.is_empty() {
         return 0.0;
     }
-    replies.iter().filter(|r| r.upstream_version() == Some(version)).count() as f64 / replies.len() as f64
+    replies
+        .iter()
+        .filter(|r| r.upstream_version() == Some(version))
+        .count() as f64
+        / replies.len() as f64
 }
 
 fn failures(replies: &[Reply]) -> usize {
@@ -114,7 +127,16 @@ fn first_failure(replies: &[Reply]) -> String {
     replies
         .iter()
         .find(|r| !r.ok())
-        .map(|r| format!(" (first: {} {})", r.status, r.error.clone().or_else(|| r.json.as_ref().map(ToString::to_string)).unwrap_or_default()))
+        .map(|r| {
+            format!(
+                " (first: {} {})",
+                r.status,
+                r.error
+                    .clone()
+                    .or_else(|| r.json.as_ref().map(ToString::to_string))
+                    .unwrap_or_default()
+            )
+        })
         .unwrap_or_default()
 }
 
@@ -134,7 +156,12 @@ fn trace_chain(r: &Reply) -> Vec<String> {
     let mut out = Vec::new();
     let mut j = r.json.as_ref();
     while let Some(v) = j {
-        out.push(v.get("trace_id").and_then(|s| s.as_str()).unwrap_or("-").to_owned());
+        out.push(
+            v.get("trace_id")
+                .and_then(|s| s.as_str())
+                .unwrap_or("-")
+                .to_owned(),
+        );
         j = v.get("upstream").filter(|u| !u.is_null());
     }
     out
@@ -175,12 +202,24 @@ pub async fn routing(progress: Arc<dyn Progress>) -> Result<Outcome, LabError> {
 pub async fn jwt(progress: Arc<dyn Progress>) -> Result<Outcome, LabError> {
     progress.phase("jwt: the article's Policy with the demo issuer");
     let lab = Lab::start("jwt", LabOptions::default()).await?;
-    let token = lab.issuer().mint("alice", "mesh-demo", Duration::from_secs(600))?;
+    let token = lab
+        .issuer()
+        .mint("alice", "mesh-demo", Duration::from_secs(600))?;
     let forger = crate::issuer::Issuer::generate(lab.issuer().issuer())?;
     let forged = forger.mint("mallory", "mesh-demo", Duration::from_secs(600))?;
     let none = lab.get("/service1/jwt", &[]).await;
-    let good = lab.get("/service1/jwt", &[("authorization", format!("Bearer {token}"))]).await;
-    let bad = lab.get("/service1/jwt", &[("authorization", format!("Bearer {forged}"))]).await;
+    let good = lab
+        .get(
+            "/service1/jwt",
+            &[("authorization", format!("Bearer {token}"))],
+        )
+        .await;
+    let bad = lab
+        .get(
+            "/service1/jwt",
+            &[("authorization", format!("Bearer {forged}"))],
+        )
+        .await;
     lab.stop().await;
     let chain = services_chain(&good);
     Ok(Outcome {
@@ -196,7 +235,15 @@ pub async fn mirror(progress: Arc<dyn Progress>) -> Result<Outcome, LabError> {
     progress.phase("mirror: users see v1, every request copied to v2");
     let lab = Arc::new(Lab::start("mirror", LabOptions::default()).await?);
     let n = 400;
-    let replies = drive(&lab, "mirror", n, 8, |i| (format!("/service1/mirror/{i}"), vec![]), &progress).await;
+    let replies = drive(
+        &lab,
+        "mirror",
+        n,
+        8,
+        |i| (format!("/service1/mirror/{i}"), vec![]),
+        &progress,
+    )
+    .await;
     let v2 = lab.service2_v2.state.clone();
     let count = || v2.as_ref().map_or(0, |s| s.requests());
     // Mirrors are fire and forget: give the last copies a moment to land.
@@ -207,12 +254,18 @@ pub async fn mirror(progress: Arc<dyn Progress>) -> Result<Outcome, LabError> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mirrored = count();
-    let from_v1 = replies.iter().filter(|r| r.upstream_version() == Some("v1")).count();
+    let from_v1 = replies
+        .iter()
+        .filter(|r| r.upstream_version() == Some("v1"))
+        .count();
     stop(lab).await;
     Ok(Outcome {
         name: "mirror",
         expected: format!("all {n} answers from v1; v2 receives ≥ 95% of them as mirrored copies"),
-        observed: format!("answers from v1: {from_v1}/{n}; v2 received {mirrored}{}", first_failure(&replies)),
+        observed: format!(
+            "answers from v1: {from_v1}/{n}; v2 received {mirrored}{}",
+            first_failure(&replies)
+        ),
         passed: from_v1 == n && mirrored as f64 >= 0.95 * n as f64,
     })
 }
@@ -222,14 +275,26 @@ pub async fn split(progress: Arc<dyn Progress>) -> Result<Outcome, LabError> {
     progress.phase("split: 90% of service2's traffic to v1, 10% to v2");
     let lab = Arc::new(Lab::start("split", LabOptions::default()).await?);
     let n = 1000;
-    let replies = drive(&lab, "split", n, 8, |i| (format!("/service1/split/{i}"), vec![]), &progress).await;
+    let replies = drive(
+        &lab,
+        "split",
+        n,
+        8,
+        |i| (format!("/service1/split/{i}"), vec![]),
+        &progress,
+    )
+    .await;
     stop(lab).await;
     let v2 = share(&replies, "v2");
     let failed = failures(&replies);
     Ok(Outcome {
         name: "split",
         expected: format!("v2 share 0.10 ± 0.03 over {n} requests, no failure"),
-        observed: format!("v2 share {v2:.3}, v1 share {:.3}, failures {failed}{}", share(&replies, "v1"), first_failure(&replies)),
+        observed: format!(
+            "v2 share {v2:.3}, v1 share {:.3}, failures {failed}{}",
+            share(&replies, "v1"),
+            first_failure(&replies)
+        ),
         passed: (v2 - 0.10).abs() <= 0.03 && failed == 0,
     })
 }
@@ -241,7 +306,11 @@ pub async fn canary(progress: Arc<dyn Progress>) -> Result<Outcome, LabError> {
     // Tolerances are about 4 standard deviations of the share over `per_step` requests
     // (0.012 at 10 %, 0.020 at 50 %): a correct split passes all but about 1 run in 10 000,
     // a wrong one (90/10 served as 50/50, say) cannot.
-    let steps = [("canary-1-90-10", 0.10, 0.05), ("canary-2-50-50", 0.50, 0.08), ("canary-3-0-100", 1.0, 0.0)];
+    let steps = [
+        ("canary-1-90-10", 0.10, 0.05),
+        ("canary-2-50-50", 0.50, 0.08),
+        ("canary-3-0-100", 1.0, 0.0),
+    ];
     let per_step = 600;
     // Phase 2k+1: switching to step k (not measured); phase 2k+2: step k in force (measured).
     let phase = Arc::new(AtomicUsize::new(0));
@@ -249,7 +318,8 @@ pub async fn canary(progress: Arc<dyn Progress>) -> Result<Outcome, LabError> {
     let log: Arc<std::sync::Mutex<Vec<(usize, Reply)>>> = Arc::default();
     let mut workers = Vec::new();
     for w in 0..6 {
-        let (lab, phase, stop_flag, log) = (lab.clone(), phase.clone(), stop_flag.clone(), log.clone());
+        let (lab, phase, stop_flag, log) =
+            (lab.clone(), phase.clone(), stop_flag.clone(), log.clone());
         workers.push(tokio::spawn(async move {
             let mut i = 0usize;
             // Bounded: at most 20 000 requests per worker.
@@ -263,7 +333,10 @@ pub async fn canary(progress: Arc<dyn Progress>) -> Result<Outcome, LabError> {
             }
         }));
     }
-    let count_in = |p: usize| log.lock().map_or(0, |l| l.iter().filter(|(q, _)| *q == p).count());
+    let count_in = |p: usize| {
+        log.lock()
+            .map_or(0, |l| l.iter().filter(|(q, _)| *q == p).count())
+    };
     let mut result = Ok(());
     for (k, (step, _, _)) in steps.iter().enumerate() {
         phase.store(2 * k + 1, Ordering::Release);
@@ -297,19 +370,35 @@ pub async fn canary(progress: Arc<dyn Progress>) -> Result<Outcome, LabError> {
     result?;
     let log = log.lock().map(|l| l.clone()).unwrap_or_default();
     let total = log.len();
-    let failed: Vec<Reply> = log.iter().filter(|(_, r)| !r.ok()).map(|(_, r)| r.clone()).collect();
+    let failed: Vec<Reply> = log
+        .iter()
+        .filter(|(_, r)| !r.ok())
+        .map(|(_, r)| r.clone())
+        .collect();
     let mut observed = Vec::new();
     let mut passed = failed.is_empty();
     for (k, (step, want, tol)) in steps.iter().enumerate() {
-        let in_step: Vec<Reply> = log.iter().filter(|(p, _)| *p == 2 * k + 2).map(|(_, r)| r.clone()).collect();
+        let in_step: Vec<Reply> = log
+            .iter()
+            .filter(|(p, _)| *p == 2 * k + 2)
+            .map(|(_, r)| r.clone())
+            .collect();
         let v2 = share(&in_step, "v2");
         passed &= !in_step.is_empty() && (v2 - want).abs() <= *tol + f64::EPSILON;
         observed.push(format!("{step}: v2 {v2:.2} of {}", in_step.len()));
     }
     Ok(Outcome {
         name: "canary",
-        expected: "v2 share 0.10 → 0.50 → 1.00 as the VirtualService is rewritten, no failed request".into(),
-        observed: format!("{}; {} requests, {} failed{}", observed.join(", "), total, failed.len(), first_failure(&failed)),
+        expected:
+            "v2 share 0.10 → 0.50 → 1.00 as the VirtualService is rewritten, no failed request"
+                .into(),
+        observed: format!(
+            "{}; {} requests, {} failed{}",
+            observed.join(", "),
+            total,
+            failed.len(),
+            first_failure(&failed)
+        ),
         passed,
     })
 }
@@ -325,7 +414,12 @@ pub async fn ab_header_hash(progress: Arc<dyn Progress>) -> Result<Outcome, LabE
         "ab",
         users * per_user,
         8,
-        move |i| (format!("/service1/ab/{i}"), vec![("version", format!("user-{}", i % users))]),
+        move |i| {
+            (
+                format!("/service1/ab/{i}"),
+                vec![("version", format!("user-{}", i % users))],
+            )
+        },
         &progress,
     )
     .await;
@@ -335,13 +429,21 @@ pub async fn ab_header_hash(progress: Arc<dyn Progress>) -> Result<Outcome, LabE
         let v = r.upstream_version().unwrap_or("failed").to_owned();
         *seen.entry(i % users).or_default().entry(v).or_default() += 1;
     }
-    let sticky = seen.values().filter(|vs| vs.len() == 1 && !vs.contains_key("failed")).count();
+    let sticky = seen
+        .values()
+        .filter(|vs| vs.len() == 1 && !vs.contains_key("failed"))
+        .count();
     let on_v2 = seen.values().filter(|vs| vs.contains_key("v2")).count();
     let on_v1 = seen.values().filter(|vs| vs.contains_key("v1")).count();
     Ok(Outcome {
         name: "ab-header-hash",
-        expected: format!("each of {users} header values always reaches one version; both versions in use"),
-        observed: format!("{sticky}/{users} values sticky; values on v1: {on_v1}, on v2: {on_v2}{}", first_failure(&replies)),
+        expected: format!(
+            "each of {users} header values always reaches one version; both versions in use"
+        ),
+        observed: format!(
+            "{sticky}/{users} values sticky; values on v1: {on_v1}, on v2: {on_v2}{}",
+            first_failure(&replies)
+        ),
         passed: sticky == users && on_v1 > 0 && on_v2 > 0,
     })
 }
@@ -350,21 +452,55 @@ pub async fn ab_header_hash(progress: Arc<dyn Progress>) -> Result<Outcome, LabE
 /// article's `attempts: 5` at least 99% succeed.
 pub async fn retries(progress: Arc<dyn Progress>) -> Result<Outcome, LabError> {
     progress.phase("retries: service2 v1 fails every other request (503)");
-    let faults = Faults { error_rate: 0.5, ..Faults::default() };
-    let lab = Arc::new(Lab::start("retries", LabOptions { v1_faults: faults, ..LabOptions::default() }).await?);
+    let faults = Faults {
+        error_rate: 0.5,
+        ..Faults::default()
+    };
+    let lab = Arc::new(
+        Lab::start(
+            "retries",
+            LabOptions {
+                v1_faults: faults,
+                ..LabOptions::default()
+            },
+        )
+        .await?,
+    );
     let n = 400;
     // Baseline: the same route with retries switched off.
     let text = std::fs::read_to_string(lab.config_dir().join("08-virtualservice-retries.yaml"))
-        .map_err(|source| LabError::Io { path: lab.config_dir().into(), source })?;
-    lab.write_file("08-virtualservice-retries.yaml", &text.replace("attempts: 5", "attempts: 0"))?;
+        .map_err(|source| LabError::Io {
+            path: lab.config_dir().into(),
+            source,
+        })?;
+    lab.write_file(
+        "08-virtualservice-retries.yaml",
+        &text.replace("attempts: 5", "attempts: 0"),
+    )?;
     lab.wait_reloaded().await?;
     // Two callers at a time: the default retry budget (20% of requests in flight, at least 3
     // concurrent retries, as Envoy's retry budget) then admits every retry.
-    let before = drive(&lab, "no retries", n, 2, |i| (format!("/service1/retry/{i}"), vec![]), &progress).await;
+    let before = drive(
+        &lab,
+        "no retries",
+        n,
+        2,
+        |i| (format!("/service1/retry/{i}"), vec![]),
+        &progress,
+    )
+    .await;
     progress.phase("retries: the article's retries (attempts: 5, perTryTimeout: 10s)");
     lab.apply("retries")?;
     lab.wait_reloaded().await?;
-    let after = drive(&lab, "retries", n, 2, |i| (format!("/service1/retry/{i}"), vec![]), &progress).await;
+    let after = drive(
+        &lab,
+        "retries",
+        n,
+        2,
+        |i| (format!("/service1/retry/{i}"), vec![]),
+        &progress,
+    )
+    .await;
     stop(lab).await;
     let ok_before = (n - failures(&before)) as f64 / n as f64;
     let ok_after = (n - failures(&after)) as f64 / n as f64;
@@ -379,6 +515,9 @@ pub async fn retries(progress: Arc<dyn Progress>) -> Result<Outcome, LabError> {
 async fn stop(lab: Arc<Lab>) {
     match Arc::try_unwrap(lab) {
         Ok(lab) => lab.stop().await,
-        Err(lab) => tracing::warn!(refs = Arc::strong_count(&lab), "lab still shared; not stopped"),
+        Err(lab) => tracing::warn!(
+            refs = Arc::strong_count(&lab),
+            "lab still shared; not stopped"
+        ),
     }
 }

@@ -56,7 +56,8 @@ impl Upstream for PlainUpstream {
         Box::pin(async move {
             *req.uri_mut() = uri.parse::<Uri>()?;
             if let Some(host) = host {
-                req.headers_mut().insert(http::header::HOST, HeaderValue::from_str(&host)?);
+                req.headers_mut()
+                    .insert(http::header::HOST, HeaderValue::from_str(&host)?);
             }
             let res = client.request(req).await?;
             Ok(res.map(Body::new))

@@ -14,7 +14,10 @@ use mesh_examples::hop::{HopMode, InProcessHop};
 const MESH_ALLOCATIONS_PER_HOP: f64 = 25.0;
 
 fn allocations_per_request(mode: HopMode) -> f64 {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let hop = rt.block_on(async { InProcessHop::start(mode) }).unwrap();
     let run = |n: u32| {
         rt.block_on(async {
@@ -33,7 +36,10 @@ fn allocations_per_request(mode: HopMode) -> f64 {
 fn the_mesh_adds_at_most_its_allocation_budget_per_hop() {
     let mesh = allocations_per_request(HopMode::Mesh);
     let bare = allocations_per_request(HopMode::Bare);
-    assert!(bare > 10.0, "the bare hop must be measured too (got {bare:.1} allocations per request)");
+    assert!(
+        bare > 10.0,
+        "the bare hop must be measured too (got {bare:.1} allocations per request)"
+    );
     assert!(
         mesh - bare <= MESH_ALLOCATIONS_PER_HOP,
         "the mesh adds {:.1} allocations per request (mesh {mesh:.1}, bare {bare:.1}); budget {MESH_ALLOCATIONS_PER_HOP}",

@@ -44,7 +44,8 @@ fn key(alg: Algorithm, kid: &'static str) -> Key {
         _ => EncodingKey::from_rsa_pem(pem.as_bytes()),
     }
     .expect("own pem");
-    let mut jwk = serde_json::to_value(Jwk::from_encoding_key(&enc, alg).expect("jwk")).expect("json");
+    let mut jwk =
+        serde_json::to_value(Jwk::from_encoding_key(&enc, alg).expect("jwk")).expect("json");
     jwk["kid"] = json!(kid);
     if alg != Algorithm::ES256 {
         // No `alg` on the RSA key: it may verify every RS*/PS* algorithm.
@@ -68,7 +69,11 @@ fn main() {
     let rsa = key(Algorithm::RS256, "rsa1");
     let ec = key(Algorithm::ES256, "ec1");
     let jwks = json!({ "keys": [rsa.jwk, ec.jwk] });
-    fs::write(here.join("fuzz_targets/jwt_jwks.json"), format!("{jwks:#}\n")).unwrap();
+    fs::write(
+        here.join("fuzz_targets/jwt_jwks.json"),
+        format!("{jwks:#}\n"),
+    )
+    .unwrap();
 
     let valid = json!({ "iss": ISSUER, "sub": "alice", "iat": NOW, "exp": 4_102_444_800u64 });
     let with_aud = json!({ "iss": AUD_ISSUER, "sub": "bob", "aud": ["api", "other"], "exp": 4_102_444_800u64 });
@@ -82,24 +87,38 @@ fn main() {
         parts.join(".")
     };
     // Correctly signed, but over the 8 KiB limit: must be refused before anything is decoded.
-    let padded = json!({ "iss": ISSUER, "sub": "big", "pad": "x".repeat(9000), "exp": 4_102_444_800u64 });
+    let padded =
+        json!({ "iss": ISSUER, "sub": "big", "pad": "x".repeat(9000), "exp": 4_102_444_800u64 });
     let tokens = [
         ("t-rs256", rs256.clone()),
         ("t-es256", sign(&ec, ec.alg, Some(ec.kid), &valid)),
-        ("t-ps256", sign(&rsa, Algorithm::PS256, Some(rsa.kid), &valid)),
+        (
+            "t-ps256",
+            sign(&rsa, Algorithm::PS256, Some(rsa.kid), &valid),
+        ),
         ("t-rs512-no-kid", sign(&rsa, Algorithm::RS512, None, &valid)),
         ("t-es256-aud", sign(&ec, ec.alg, Some(ec.kid), &with_aud)),
         ("t-es256-expired", sign(&ec, ec.alg, Some(ec.kid), &expired)),
-        ("t-rs256-wrong-iss", sign(&rsa, rsa.alg, Some(rsa.kid), &wrong_iss)),
+        (
+            "t-rs256-wrong-iss",
+            sign(&rsa, rsa.alg, Some(rsa.kid), &wrong_iss),
+        ),
         ("t-rs256-tampered", tampered),
-        ("t-rs256-oversized", sign(&rsa, rsa.alg, Some(rsa.kid), &padded)),
+        (
+            "t-rs256-oversized",
+            sign(&rsa, rsa.alg, Some(rsa.kid), &padded),
+        ),
         (
             "t-alg-none",
             format!("{}.{}.", b64(&json!({ "alg": "none" })), b64(&valid)),
         ),
         (
             "t-hs256-confusion",
-            format!("{}.{}.c2ln", b64(&json!({ "alg": "HS256", "kid": "rsa1" })), b64(&valid)),
+            format!(
+                "{}.{}.c2ln",
+                b64(&json!({ "alg": "HS256", "kid": "rsa1" })),
+                b64(&valid)
+            ),
         ),
     ];
     let dir = here.join("seeds/jwt_verify");
@@ -108,8 +127,15 @@ fn main() {
         fs::write(dir.join(name), format!("t{token}")).unwrap();
     }
     fs::write(dir.join("k-jwks"), format!("k{jwks}")).unwrap();
-    fs::write(dir.join("k-ec-only"), format!("k{}", json!({ "keys": [ec.jwk] }))).unwrap();
+    fs::write(
+        dir.join("k-ec-only"),
+        format!("k{}", json!({ "keys": [ec.jwk] })),
+    )
+    .unwrap();
     let oct = json!({ "keys": [{ "kty": "oct", "kid": "rsa1", "k": "c2VjcmV0" }] });
     fs::write(dir.join("k-oct"), format!("k{oct}")).unwrap();
-    println!("wrote {} seeds and fuzz_targets/jwt_jwks.json", tokens.len() + 3);
+    println!(
+        "wrote {} seeds and fuzz_targets/jwt_jwks.json",
+        tokens.len() + 3
+    );
 }

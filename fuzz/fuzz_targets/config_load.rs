@@ -5,7 +5,9 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     match mesh_core::load::load_str("fuzz.yaml", text) {
         Ok(loaded) => {
             for w in &loaded.warnings {
@@ -13,7 +15,10 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Err(errors) => {
-            assert!(!errors.errors.is_empty(), "a refused config names at least one error");
+            assert!(
+                !errors.errors.is_empty(),
+                "a refused config names at least one error"
+            );
             for e in &errors.errors {
                 assert_eq!(e.file, "fuzz.yaml");
                 assert!(e.line >= 1, "line numbers are 1-based: {e}");

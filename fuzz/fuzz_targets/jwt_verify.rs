@@ -73,9 +73,15 @@ fn layer(jwks: &str) -> Option<(JwtLayer, String)> {
         clock: Arc::new(|| NOW),
         ..JwtSettings::default()
     };
-    assert_eq!(settings.max_token_bytes, MAX_TOKEN, "the documented default limit");
+    assert_eq!(
+        settings.max_token_bytes, MAX_TOKEN,
+        "the documented default limit"
+    );
     let labels = Labels::from([("app".to_owned(), "fuzz".to_owned())]);
-    Some((JwtLayer::from_config(&loaded.config, labels, cache, settings), doc))
+    Some((
+        JwtLayer::from_config(&loaded.config, labels, cache, settings),
+        doc,
+    ))
 }
 
 /// The service behind the layer: answers 200 and hands back what the layer put in the request.
@@ -118,7 +124,10 @@ fn send(layer: &JwtLayer, token: &str) -> Option<Principal> {
     req.headers_mut().insert(AUTHORIZATION, value);
     let mut svc = tower_layer::Layer::layer(layer, Echo);
     let mut cx = Context::from_waker(Waker::noop());
-    assert!(svc.poll_ready(&mut cx).is_ready(), "the echo service is always ready");
+    assert!(
+        svc.poll_ready(&mut cx).is_ready(),
+        "the echo service is always ready"
+    );
     let fut = pin!(svc.call(req));
     let Poll::Ready(Ok(res)) = fut.poll(&mut cx) else {
         panic!("inline keys: the layer answers without waiting");
@@ -135,23 +144,39 @@ fn send(layer: &JwtLayer, token: &str) -> Option<Principal> {
     let Some(p) = seen.principal.clone() else {
         panic!("a token reached the service without being verified: {token:?}");
     };
-    assert!(seen.has_request_auth, "authorization's view is set with the principal");
-    assert!(!seen.token_forwarded, "the token header is removed (forwardOriginalToken: false)");
+    assert!(
+        seen.has_request_auth,
+        "authorization's view is set with the principal"
+    );
+    assert!(
+        !seen.token_forwarded,
+        "the token header is removed (forwardOriginalToken: false)"
+    );
     Some(p)
 }
 
 /// What every accepted token must satisfy.
 fn check_accepted(p: &Principal, token: &str) {
-    assert!(token.trim().len() <= MAX_TOKEN, "a token over the limit was accepted");
+    assert!(
+        token.trim().len() <= MAX_TOKEN,
+        "a token over the limit was accepted"
+    );
     let iss = p.claims().get("iss").and_then(|v| v.as_str());
-    assert_eq!(iss, Some(p.issuer()), "the principal's issuer is the token's iss");
+    assert_eq!(
+        iss,
+        Some(p.issuer()),
+        "the principal's issuer is the token's iss"
+    );
     match iss {
         Some(ISSUER) => {}
         Some(AUD_ISSUER) => assert!(p.audiences().contains(&"api"), "audience enforced: {p:?}"),
         other => panic!("accepted a token of an unconfigured issuer {other:?}"),
     }
     if let Some(exp) = p.claims().get("exp").and_then(|v| v.as_f64()) {
-        assert!(exp + 60.0 > NOW as f64, "accepted an expired token: exp {exp}");
+        assert!(
+            exp + 60.0 > NOW as f64,
+            "accepted an expired token: exp {exp}"
+        );
     }
 }
 
@@ -163,29 +188,43 @@ fn seed_token(seed: &str) -> &str {
 fn token_mode(token: &[u8]) {
     static FIXED: OnceLock<JwtLayer> = OnceLock::new();
     let layer = FIXED.get_or_init(|| {
-        let Some((l, _)) = layer(JWKS) else { panic!("the embedded jwks loads") };
+        let Some((l, _)) = layer(JWKS) else {
+            panic!("the embedded jwks loads")
+        };
         // The target is only meaningful if the accepting path is reachable.
         for seed in [RS256_TOKEN, ES256_TOKEN] {
-            assert!(send(&l, seed_token(seed)).is_some(), "a valid seed token is accepted");
+            assert!(
+                send(&l, seed_token(seed)).is_some(),
+                "a valid seed token is accepted"
+            );
         }
         l
     });
-    let Ok(token) = std::str::from_utf8(token) else { return };
+    let Ok(token) = std::str::from_utf8(token) else {
+        return;
+    };
     if let Some(p) = send(layer, token) {
         check_accepted(&p, token);
     }
 }
 
 fn jwks_mode(doc: &[u8]) {
-    let Ok(doc) = std::str::from_utf8(doc) else { return };
-    let Some((layer, loaded_doc)) = layer(doc) else { return };
+    let Ok(doc) = std::str::from_utf8(doc) else {
+        return;
+    };
+    let Some((layer, loaded_doc)) = layer(doc) else {
+        return;
+    };
     let keys = KeySet::from_jwks(&loaded_doc);
     for (token, kid) in [(RS256_TOKEN, "rsa1"), (ES256_TOKEN, "ec1")] {
         let token = seed_token(token);
         if let Some(p) = send(&layer, token) {
             check_accepted(&p, token);
             match &keys {
-                Ok(k) => assert!(k.has_kid(kid), "accepted by a key set without the token's kid"),
+                Ok(k) => assert!(
+                    k.has_kid(kid),
+                    "accepted by a key set without the token's kid"
+                ),
                 Err(e) => panic!("accepted although the key set is refused: {e}"),
             }
         }

@@ -44,7 +44,9 @@ fn fixed() -> &'static mesh_core::policy::MeshConfig {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let (loaded, request) = match text.split_once("\n===\n") {
         Some((yaml, request)) => match mesh_core::load::load_str("fuzz.yaml", yaml) {
             Ok(l) => (Some(l.config), request),
@@ -65,7 +67,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     // Requests the http crate refuses never reach the mesh.
-    let Ok(mut req) = builder.body(()) else { return };
+    let Ok(mut req) = builder.body(()) else {
+        return;
+    };
     let found = match table.lookup(&req) {
         Lookup::Matched { entry, matched } => Some((entry.route.clone(), matched.cloned())),
         Lookup::NoRoute | Lookup::NoVirtualService => None,

@@ -26,36 +26,64 @@ fn config_with_routes(n: usize) -> mesh_core::policy::MeshConfig {
             "---\napiVersion: networking.istio.io/v1beta1\nkind: VirtualService\nmetadata:\n  name: h{h}\nspec:\n  hosts: [host{h}]\n  http:\n    - route:\n        - destination:\n            host: host{h}\n"
         ));
     }
-    mesh_core::load::load_str("bench.yaml", &yaml).expect("bench config is valid").config
+    mesh_core::load::load_str("bench.yaml", &yaml)
+        .expect("bench config is valid")
+        .config
 }
 
 fn bench_route(c: &mut Criterion) {
     let config = config_with_routes(100);
     let table = RouteTable::new(&config, MESH);
-    let last = http::Request::get("http://service2/r99/items?x=1").header("version", "v99").body(()).unwrap();
-    let first = http::Request::get("http://service2/r0/items").header("version", "v0").body(()).unwrap();
+    let last = http::Request::get("http://service2/r99/items?x=1")
+        .header("version", "v99")
+        .body(())
+        .unwrap();
+    let first = http::Request::get("http://service2/r0/items")
+        .header("version", "v0")
+        .body(())
+        .unwrap();
     let miss = http::Request::get("http://service2/none").body(()).unwrap();
     let other_host = http::Request::get("http://host57/").body(()).unwrap();
     assert!(matches!(table.lookup(&last), Lookup::Matched { .. }));
     let mut g = c.benchmark_group("route_lookup_100_routes");
-    g.bench_function("first_route", |b| b.iter(|| matches!(table.lookup(black_box(&first)), Lookup::Matched { .. })));
-    g.bench_function("last_route", |b| b.iter(|| matches!(table.lookup(black_box(&last)), Lookup::Matched { .. })));
-    g.bench_function("no_route", |b| b.iter(|| matches!(table.lookup(black_box(&miss)), Lookup::NoRoute)));
-    g.bench_function("other_host_of_100", |b| b.iter(|| matches!(table.lookup(black_box(&other_host)), Lookup::Matched { .. })));
+    g.bench_function("first_route", |b| {
+        b.iter(|| matches!(table.lookup(black_box(&first)), Lookup::Matched { .. }))
+    });
+    g.bench_function("last_route", |b| {
+        b.iter(|| matches!(table.lookup(black_box(&last)), Lookup::Matched { .. }))
+    });
+    g.bench_function("no_route", |b| {
+        b.iter(|| matches!(table.lookup(black_box(&miss)), Lookup::NoRoute))
+    });
+    g.bench_function("other_host_of_100", |b| {
+        b.iter(|| matches!(table.lookup(black_box(&other_host)), Lookup::Matched { .. }))
+    });
     g.finish();
-    c.bench_function("route_table_compile_200_routes", |b| b.iter(|| RouteTable::new(black_box(&config), MESH)));
+    c.bench_function("route_table_compile_200_routes", |b| {
+        b.iter(|| RouteTable::new(black_box(&config), MESH))
+    });
 }
 
 fn bench_split(c: &mut Criterion) {
     let to = |subset: &str, weight| WeightedDestination {
-        destination: Destination { host: "service2".into(), subset: Some(subset.into()), port: None },
+        destination: Destination {
+            host: "service2".into(),
+            subset: Some(subset.into()),
+            port: None,
+        },
         weight,
         headers: HeaderRules::default(),
     };
-    let seeded = SplitLayer::new(vec![to("v1", 90), to("v2", 10)]).unwrap().with_random(Random::seeded(1));
+    let seeded = SplitLayer::new(vec![to("v1", 90), to("v2", 10)])
+        .unwrap()
+        .with_random(Random::seeded(1));
     let thread = SplitLayer::new(vec![to("v1", 90), to("v2", 10)]).unwrap();
-    c.bench_function("split_pick_90_10_seeded", |b| b.iter(|| black_box(seeded.pick()).target.destination.subset.is_some()));
-    c.bench_function("split_pick_90_10_thread_rng", |b| b.iter(|| black_box(thread.pick()).target.destination.subset.is_some()));
+    c.bench_function("split_pick_90_10_seeded", |b| {
+        b.iter(|| black_box(seeded.pick()).target.destination.subset.is_some())
+    });
+    c.bench_function("split_pick_90_10_thread_rng", |b| {
+        b.iter(|| black_box(thread.pick()).target.destination.subset.is_some())
+    });
 }
 
 criterion_group!(benches, bench_route, bench_split);

@@ -45,31 +45,44 @@ spec:
 "#;
 
 fn bench_stack(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let config = mesh_core::load::load_str("bench.yaml", CONFIG).unwrap().config;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = mesh_core::load::load_str("bench.yaml", CONFIG)
+        .unwrap()
+        .config;
     let store = ConfigStore::new(config);
     let mock = tower::service_fn(|_req: http::Request<BoxBody>| async {
         Ok::<_, mesh_client::BoxError>(http::Response::new(body::full(Bytes::from_static(b"ok"))))
     });
-    let client = MeshClient::builder(store, mock).random(Random::seeded(1)).build();
+    let client = MeshClient::builder(store, mock)
+        .random(Random::seeded(1))
+        .build();
     let bare = Arc::new(mock);
     let mut g = c.benchmark_group("stack_mock_transport");
     g.bench_function("mesh_client_split_retry_timeout", |b| {
         b.to_async(&rt).iter(|| async {
-            let req = http::Request::get("http://service2/hello").body(Full::new(Bytes::new())).unwrap();
+            let req = http::Request::get("http://service2/hello")
+                .body(Full::new(Bytes::new()))
+                .unwrap();
             client.send(req).await.unwrap().status()
         })
     });
     g.bench_function("mesh_client_no_virtual_service", |b| {
         b.to_async(&rt).iter(|| async {
-            let req = http::Request::get("http://service3/hello").body(Full::new(Bytes::new())).unwrap();
+            let req = http::Request::get("http://service3/hello")
+                .body(Full::new(Bytes::new()))
+                .unwrap();
             client.send(req).await.unwrap().status()
         })
     });
     g.bench_function("bare_mock_baseline", |b| {
         b.to_async(&rt).iter(|| async {
             use tower::ServiceExt;
-            let req = http::Request::get("http://service2/hello").body(body::empty()).unwrap();
+            let req = http::Request::get("http://service2/hello")
+                .body(body::empty())
+                .unwrap();
             (*bare).oneshot(req).await.unwrap().status()
         })
     });

@@ -45,18 +45,30 @@ spec:
 "#;
 
 fn main() {
-    let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let config = mesh_core::load::load_str("callgrind.yaml", CONFIG).unwrap().config;
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1000);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = mesh_core::load::load_str("callgrind.yaml", CONFIG)
+        .unwrap()
+        .config;
     let store = ConfigStore::new(config);
     let cluster = tower::service_fn(|_req: http::Request<BoxBody>| async {
         Ok::<_, mesh_client::BoxError>(http::Response::new(body::full(Bytes::from_static(b"ok"))))
     });
-    let client = MeshClient::builder(store, cluster).random(Random::seeded(1)).build();
+    let client = MeshClient::builder(store, cluster)
+        .random(Random::seeded(1))
+        .build();
     let mut ok = 0u64;
     rt.block_on(async {
         for _ in 0..n {
-            let req = http::Request::get("http://service2/hello").body(Full::new(Bytes::new())).unwrap();
+            let req = http::Request::get("http://service2/hello")
+                .body(Full::new(Bytes::new()))
+                .unwrap();
             if client.send(req).await.unwrap().status() == 200 {
                 ok += 1;
             }

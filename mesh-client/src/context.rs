@@ -19,7 +19,9 @@ pub struct Target {
 impl Target {
     /// A target naming `destination`.
     pub fn new(destination: Destination) -> Self {
-        Target { destination: Arc::new(destination) }
+        Target {
+            destination: Arc::new(destination),
+        }
     }
 }
 
@@ -94,6 +96,10 @@ impl ResponseFlags {
 
     /// `-` when empty (as Istio reports), else the flags joined with `,`.
     pub fn to_label(&self) -> String {
-        if self.flags.is_empty() { "-".to_owned() } else { self.flags.join(",") }
+        if self.flags.is_empty() {
+            "-".to_owned()
+        } else {
+            self.flags.join(",")
+        }
     }
 }

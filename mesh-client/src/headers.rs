@@ -57,12 +57,17 @@ pub fn add_flag<B>(response: &mut Response<B>, flag: &'static str) {
 }
 
 /// A locally generated answer (as Envoy's local replies): `status`, a `text/plain` body, `flag`.
-pub fn local_reply(status: StatusCode, text: &'static str, flag: Option<&'static str>) -> Response<BoxBody> {
+pub fn local_reply(
+    status: StatusCode,
+    text: &'static str,
+    flag: Option<&'static str>,
+) -> Response<BoxBody> {
     let mut response = Response::new(body::full(Bytes::from_static(text.as_bytes())));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain"),
+    );
     if let Some(flag) = flag {
         add_flag(&mut response, flag);
     }
@@ -78,7 +83,9 @@ pub struct HeadersLayer {
 impl HeadersLayer {
     /// A layer applying `rules`.
     pub fn new(rules: HeaderRules) -> Self {
-        Self { rules: Arc::new(rules) }
+        Self {
+            rules: Arc::new(rules),
+        }
     }
 }
 
@@ -86,7 +93,10 @@ impl<S> Layer<S> for HeadersLayer {
     type Service = Headers<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Headers { inner, rules: self.rules.clone() }
+        Headers {
+            inner,
+            rules: self.rules.clone(),
+        }
     }
 }
 
@@ -100,7 +110,10 @@ pub struct Headers<S> {
 impl<S> Headers<S> {
     /// Wraps `inner` with `rules`.
     pub fn new(inner: S, rules: HeaderRules) -> Self {
-        Self { inner, rules: Arc::new(rules) }
+        Self {
+            inner,
+            rules: Arc::new(rules),
+        }
     }
 
     /// The inner service.
@@ -123,7 +136,10 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         apply(&self.rules.request, request.headers_mut());
-        ResponseFuture { inner: self.inner.call(request), rules: self.rules.clone() }
+        ResponseFuture {
+            inner: self.inner.call(request),
+            rules: self.rules.clone(),
+        }
     }
 }
 
@@ -163,8 +179,14 @@ mod tests {
     use http::HeaderName;
     use tower::ServiceExt;
 
-    fn ops(set: &[(&'static str, &'static str)], add: &[(&'static str, &'static str)], remove: &[&'static str]) -> HeaderOps {
-        let pair = |(n, v): &(&'static str, &'static str)| (HeaderName::from_static(n), HeaderValue::from_static(v));
+    fn ops(
+        set: &[(&'static str, &'static str)],
+        add: &[(&'static str, &'static str)],
+        remove: &[&'static str],
+    ) -> HeaderOps {
+        let pair = |(n, v): &(&'static str, &'static str)| {
+            (HeaderName::from_static(n), HeaderValue::from_static(v))
+        };
         HeaderOps {
             set: set.iter().map(pair).collect(),
             add: add.iter().map(pair).collect(),
@@ -178,7 +200,10 @@ mod tests {
         h.append("a", HeaderValue::from_static("1"));
         h.append("a", HeaderValue::from_static("2"));
         h.insert("gone", HeaderValue::from_static("x"));
-        apply(&ops(&[("a", "s")], &[("a", "t"), ("b", "u")], &["gone"]), &mut h);
+        apply(
+            &ops(&[("a", "s")], &[("a", "t"), ("b", "u")], &["gone"]),
+            &mut h,
+        );
         let a: Vec<_> = h.get_all("a").iter().collect();
         assert_eq!(a, ["s", "t"]);
         assert_eq!(h["b"], "u");
@@ -195,11 +220,15 @@ mod tests {
             assert_eq!(req.headers()["x-req"], "1");
             assert!(!req.headers().contains_key("secret"));
             let mut r = Response::new(body::empty());
-            r.headers_mut().insert("server", HeaderValue::from_static("x"));
+            r.headers_mut()
+                .insert("server", HeaderValue::from_static("x"));
             Ok::<_, crate::BoxError>(r)
         });
         let svc = HeadersLayer::new(rules).layer(inner);
-        let req = Request::builder().header("secret", "s").body(body::empty()).unwrap();
+        let req = Request::builder()
+            .header("secret", "s")
+            .body(body::empty())
+            .unwrap();
         let resp = svc.oneshot(req).await.unwrap();
         assert_eq!(resp.headers()["x-resp"], "2");
         assert!(!resp.headers().contains_key("server"));
@@ -210,6 +239,9 @@ mod tests {
         let mut r = local_reply(StatusCode::NOT_FOUND, "x", Some("NR"));
         add_flag(&mut r, "URX");
         add_flag(&mut r, "NR");
-        assert_eq!(r.extensions().get::<ResponseFlags>().unwrap().to_label(), "NR,URX");
+        assert_eq!(
+            r.extensions().get::<ResponseFlags>().unwrap().to_label(),
+            "NR,URX"
+        );
     }
 }

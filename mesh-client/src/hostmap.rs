@@ -39,7 +39,10 @@ pub struct HostMap<V> {
 
 impl<V> Default for HostMap<V> {
     fn default() -> Self {
-        HostMap { map: HashMap::default(), len: 0 }
+        HostMap {
+            map: HashMap::default(),
+            len: 0,
+        }
     }
 }
 
@@ -55,7 +58,11 @@ impl<V> HostMap<V> {
 
     /// The value of `host`.
     pub fn get(&self, host: &str) -> Option<&V> {
-        self.map.get(&hash(host))?.iter().find(|(h, _)| &**h == host).map(|(_, v)| v)
+        self.map
+            .get(&hash(host))?
+            .iter()
+            .find(|(h, _)| &**h == host)
+            .map(|(_, v)| v)
     }
 
     /// The value of `host`, inserted with `make` when absent.
@@ -102,12 +109,23 @@ mod tests {
         assert!(m.get("a").is_none());
         *m.get_or_insert_with("a", || 1) += 10;
         m.get_or_insert_with("b", || 2);
-        assert_eq!(m.get_or_insert_with("a", || 99), &mut 11, "present: make is not called");
-        assert_eq!((m.get("a"), m.get("b"), m.get("c"), m.len()), (Some(&11), Some(&2), None, 2));
+        assert_eq!(
+            m.get_or_insert_with("a", || 99),
+            &mut 11,
+            "present: make is not called"
+        );
+        assert_eq!(
+            (m.get("a"), m.get("b"), m.get("c"), m.len()),
+            (Some(&11), Some(&2), None, 2)
+        );
         // Two hosts under one hash (forced) stay apart.
         m.map.entry(hash("x")).or_default().push(("y".into(), 7));
         m.get_or_insert_with("x", || 5);
-        assert_eq!((m.get("x"), m.get("y")), (Some(&5), None), "y is filed under x's hash, not its own");
+        assert_eq!(
+            (m.get("x"), m.get("y")),
+            (Some(&5), None),
+            "y is filed under x's hash, not its own"
+        );
         assert_eq!(m.values().count(), 4);
     }
 }

@@ -17,12 +17,12 @@ pub mod error;
 pub mod fault;
 pub mod headers;
 pub mod hostmap;
+pub mod mirror;
 pub mod outlier;
 pub mod pool;
 pub mod random;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
-pub mod mirror;
 pub mod retry;
 pub mod route;
 pub mod split;

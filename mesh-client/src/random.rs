@@ -24,17 +24,25 @@ pub trait RandomSource: Send + Sync + 'static {
 impl Random {
     /// The thread-local generator of `rand`, seeded by the operating system.
     pub fn thread() -> Self {
-        Self { inner: Arc::new(ThreadSource) }
+        Self {
+            inner: Arc::new(ThreadSource),
+        }
     }
 
     /// A deterministic sequence from `seed` (for tests and benchmarks).
     pub fn seeded(seed: u64) -> Self {
-        Self { inner: Arc::new(SeededSource { state: AtomicU64::new(seed) }) }
+        Self {
+            inner: Arc::new(SeededSource {
+                state: AtomicU64::new(seed),
+            }),
+        }
     }
 
     /// Any custom source.
     pub fn from_source(source: impl RandomSource) -> Self {
-        Self { inner: Arc::new(source) }
+        Self {
+            inner: Arc::new(source),
+        }
     }
 
     /// A uniform `u64`.
@@ -95,7 +103,10 @@ struct SeededSource {
 impl RandomSource for SeededSource {
     fn next_u64(&self) -> u64 {
         // SplitMix64: one atomic add per draw, no lock.
-        let mut z = self.state.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self
+            .state
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+            .wrapping_add(0x9E37_79B9_7F4A_7C15);
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)

@@ -66,7 +66,9 @@ impl MeshReqwest {
     pub async fn execute(&self, request: reqwest::Request) -> Result<reqwest::Response, BoxError> {
         let request: http::Request<reqwest::Body> = request.try_into()?;
         let response = self.client.send(request).await?;
-        Ok(reqwest::Response::from(response.map(|b| reqwest::Body::wrap(SyncBody::new(b)))))
+        Ok(reqwest::Response::from(
+            response.map(|b| reqwest::Body::wrap(SyncBody::new(b))),
+        ))
     }
 }
 
@@ -94,11 +96,15 @@ struct SyncBody {
 
 impl SyncBody {
     fn new(body: BoxBody) -> Self {
-        Self { inner: Mutex::new(body) }
+        Self {
+            inner: Mutex::new(body),
+        }
     }
 
     fn body(&mut self) -> &mut BoxBody {
-        self.inner.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -112,7 +118,10 @@ impl Body for SyncBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         Pin::new(self.get_mut().body()).poll_frame(cx)
     }
 

@@ -51,7 +51,10 @@ impl ClientStats {
     /// Counters that also report retries, exhausted budgets and mirrors to `metrics`
     /// (`istio_*` names, labelled by destination service).
     pub fn with_metrics(metrics: MeshMetrics) -> Self {
-        Self { metrics: Some(metrics), ..Self::default() }
+        Self {
+            metrics: Some(metrics),
+            ..Self::default()
+        }
     }
 
     /// A retry was sent to `host`.

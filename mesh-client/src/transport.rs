@@ -90,7 +90,8 @@ pub enum TransportError {
 }
 
 /// The future an in-process transport answers with.
-pub type InProcessFuture = Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>;
+pub type InProcessFuture =
+    Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>;
 
 type InProcessFn = Arc<dyn Fn(SocketAddr, Request<BoxBody>) -> InProcessFuture + Send + Sync>;
 
@@ -223,7 +224,11 @@ pub fn endpoint_authority(endpoint: SocketAddr) -> Option<Authority> {
 }
 
 /// `uri`'s path and query under `http://{endpoint}` (no copy of the path).
-fn endpoint_uri(uri: Uri, endpoint: SocketAddr, authority: Option<&Authority>) -> Result<Uri, http::Error> {
+fn endpoint_uri(
+    uri: Uri,
+    endpoint: SocketAddr,
+    authority: Option<&Authority>,
+) -> Result<Uri, http::Error> {
     let mut parts = uri.into_parts();
     parts.scheme = Some(Scheme::HTTP);
     parts.authority = Some(match authority {
@@ -267,7 +272,12 @@ mod tests {
         let uri = endpoint_uri("/only/path".parse().unwrap(), v4, None).unwrap();
         assert_eq!(uri, "http://127.0.0.1:8080/only/path");
         let v6: SocketAddr = "[::1]:9000".parse().unwrap();
-        let uri = endpoint_uri("https://svc".parse().unwrap(), v6, endpoint_authority(v6).as_ref()).unwrap();
+        let uri = endpoint_uri(
+            "https://svc".parse().unwrap(),
+            v6,
+            endpoint_authority(v6).as_ref(),
+        )
+        .unwrap();
         assert_eq!(uri, "http://[::1]:9000/");
     }
 
@@ -276,7 +286,10 @@ mod tests {
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let record = seen.clone();
         let t = Transport::in_process(move |_, req| {
-            record.lock().unwrap().push((req.uri().clone(), req.headers().get(HOST).cloned()));
+            record
+                .lock()
+                .unwrap()
+                .push((req.uri().clone(), req.headers().get(HOST).cloned()));
             Box::pin(async { Ok(Response::new(body::empty())) })
         });
         let ep: SocketAddr = "127.0.0.1:1".parse().unwrap();
@@ -284,10 +297,16 @@ mod tests {
         for uri in ["http://service3/x", "http://other:81/y", "/z"] {
             let req = Request::get(uri).body(body::empty()).unwrap();
             let resp = t.send(ep, Some(&service), req).await.unwrap();
-            assert_eq!(resp.extensions().get::<Upstream>().map(|u| u.endpoint), Some(ep));
+            assert_eq!(
+                resp.extensions().get::<Upstream>().map(|u| u.endpoint),
+                Some(ep)
+            );
         }
         let seen = seen.lock().unwrap();
-        let hosts: Vec<_> = seen.iter().map(|(_, h)| h.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("")).collect();
+        let hosts: Vec<_> = seen
+            .iter()
+            .map(|(_, h)| h.as_ref().and_then(|h| h.to_str().ok()).unwrap_or(""))
+            .collect();
         assert_eq!(hosts, ["service3", "other:81", "service3"]);
         assert_eq!(seen[1].0, "http://127.0.0.1:1/y");
     }

@@ -219,7 +219,10 @@ async fn subsets_balance_over_their_labelled_endpoints_only() {
     let clusters = mesh_client::cluster::Clusters::new(move || Arc::clone(&config), set);
     for _ in 0..10 {
         let mut req = request("svc");
-        let target = req.extensions_mut().get_mut::<mesh_client::context::Target>().unwrap();
+        let target = req
+            .extensions_mut()
+            .get_mut::<mesh_client::context::Target>()
+            .unwrap();
         std::sync::Arc::make_mut(&mut target.destination).subset = Some("v2".into());
         assert_eq!(upstream(&clusters, req).await, v2.addr);
     }

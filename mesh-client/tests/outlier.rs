@@ -133,7 +133,10 @@ async fn unknown_host_or_subset_is_no_healthy_upstream() {
         .unwrap_err();
     assert_eq!(outcome_of(&err), Outcome::NoHealthyUpstream);
     let mut req = request("svc");
-    let target = req.extensions_mut().get_mut::<mesh_client::context::Target>().unwrap();
+    let target = req
+        .extensions_mut()
+        .get_mut::<mesh_client::context::Target>()
+        .unwrap();
     std::sync::Arc::make_mut(&mut target.destination).subset = Some("v9".into());
     let err = clusters.clone().oneshot(req).await.unwrap_err();
     assert_eq!(outcome_of(&err), Outcome::NoHealthyUpstream);

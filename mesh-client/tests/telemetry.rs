@@ -14,7 +14,10 @@ use mesh_client::client::MeshClient;
 use mesh_client::cluster::{Clusters, StaticEndpoints};
 use mesh_client::random::Random;
 use mesh_client::telemetry::trace_context::parse_traceparent;
-use mesh_client::telemetry::{ClientTelemetryConfig, ClientTelemetryLayer, MeshMetrics, RequestId, TraceContext, WorkloadLabels};
+use mesh_client::telemetry::{
+    ClientTelemetryConfig, ClientTelemetryLayer, MeshMetrics, RequestId, TraceContext,
+    WorkloadLabels,
+};
 use mesh_core::watch::ConfigStore;
 use support::*;
 
@@ -32,7 +35,9 @@ spec:
             subset: v2
 "#;
 
-fn client_with_telemetry(endpoints: &[(&str, std::net::SocketAddr, mesh_core::policy::Labels)]) -> (MeshClient, MeshMetrics) {
+fn client_with_telemetry(
+    endpoints: &[(&str, std::net::SocketAddr, mesh_core::policy::Labels)],
+) -> (MeshClient, MeshMetrics) {
     let store = ConfigStore::new(config(&format!("{SUBSETS}\n---\n{ROUTE_V2}")));
     let set = Arc::new(StaticEndpoints::new());
     for (host, addr, l) in endpoints {
@@ -41,9 +46,16 @@ fn client_with_telemetry(endpoints: &[(&str, std::net::SocketAddr, mesh_core::po
     let source = store.clone();
     let clusters = Clusters::new(move || source.snapshot(), set).with_seed(1);
     let metrics = MeshMetrics::new();
-    let me = WorkloadLabels::from_labels("service1", Some("default"), &labels(&[("app", "service1"), ("version", "v1")]));
+    let me = WorkloadLabels::from_labels(
+        "service1",
+        Some("default"),
+        &labels(&[("app", "service1"), ("version", "v1")]),
+    );
     let layer = ClientTelemetryLayer::new(metrics.clone(), ClientTelemetryConfig::new(me));
-    let client = MeshClient::builder(store, clusters).random(Random::seeded(1)).telemetry(layer).build();
+    let client = MeshClient::builder(store, clusters)
+        .random(Random::seeded(1))
+        .telemetry(layer)
+        .build();
     (client, metrics)
 }
 
@@ -55,15 +67,23 @@ fn series(text: &str, code: u16) -> Vec<&str> {
 #[tokio::test]
 async fn source_metrics_and_headers_through_the_mesh_client() {
     let v2 = ok_backend("v2").await;
-    let (client, metrics) = client_with_telemetry(&[("service2", v2.addr, labels(&[("version", "v2")]))]);
+    let (client, metrics) =
+        client_with_telemetry(&[("service2", v2.addr, labels(&[("version", "v2")]))]);
 
     let parent = TraceContext::new_root(true);
-    let mut req = Request::get("http://service2/hello").body(Full::new(Bytes::new())).unwrap();
+    let mut req = Request::get("http://service2/hello")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
     req.extensions_mut().insert(parent.clone());
-    req.extensions_mut().insert(RequestId::parse(&http::HeaderValue::from_static("rid-7")).unwrap());
+    req.extensions_mut()
+        .insert(RequestId::parse(&http::HeaderValue::from_static("rid-7")).unwrap());
     let resp = client.send(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    let client_span = resp.extensions().get::<TraceContext>().cloned().expect("client span context on the response");
+    let client_span = resp
+        .extensions()
+        .get::<TraceContext>()
+        .cloned()
+        .expect("client span context on the response");
 
     let seen = v2.seen.lock().unwrap().pop().unwrap();
     let tp = parse_traceparent(seen.headers["traceparent"].as_bytes()).unwrap();
@@ -71,12 +91,21 @@ async fn source_metrics_and_headers_through_the_mesh_client() {
     assert_eq!(tp.span_id, client_span.span_id);
     assert_eq!(client_span.parent_span_id, Some(parent.span_id));
     assert_eq!(seen.headers["x-request-id"], "rid-7");
-    assert_eq!(seen.headers["x-mesh-peer-metadata"], "workload=service1;namespace=default;app=service1;version=v1");
+    assert_eq!(
+        seen.headers["x-mesh-peer-metadata"],
+        "workload=service1;namespace=default;app=service1;version=v1"
+    );
 
     let text = metrics.encode_prometheus();
     let ok = series(&text, 200);
     assert_eq!(ok.len(), 1, "{text}");
-    for want in ["reporter=\"source\"", "source_workload=\"service1\"", "destination_service=\"service2\"", "destination_version=\"v2\"", "response_flags=\"-\""] {
+    for want in [
+        "reporter=\"source\"",
+        "source_workload=\"service1\"",
+        "destination_service=\"service2\"",
+        "destination_version=\"v2\"",
+        "response_flags=\"-\"",
+    ] {
         assert!(ok[0].contains(want), "{want} not in {}", ok[0]);
     }
     assert!(ok[0].ends_with("} 1"), "{}", ok[0]);
@@ -89,15 +118,24 @@ async fn connect_failures_are_503_uf_in_the_metrics() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let (client, metrics) = client_with_telemetry(&[("service2", closed, labels(&[("version", "v2")]))]);
+    let (client, metrics) =
+        client_with_telemetry(&[("service2", closed, labels(&[("version", "v2")]))]);
     let (status, _, flags) = get(&client, "http://service2/x").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     let text = metrics.encode_prometheus();
     let bad = series(&text, 503);
     assert_eq!(bad.len(), 1, "{text}");
-    assert!(bad[0].contains(&format!("response_flags=\"{flags}\"")), "{flags} vs {}", bad[0]);
+    assert!(
+        bad[0].contains(&format!("response_flags=\"{flags}\"")),
+        "{flags} vs {}",
+        bad[0]
+    );
     assert!(flags.contains("UF"), "{flags}");
-    assert!(bad[0].contains("destination_service=\"service2\""), "{}", bad[0]);
+    assert!(
+        bad[0].contains("destination_service=\"service2\""),
+        "{}",
+        bad[0]
+    );
     // Answers the client makes from errors carry no `Target` today, so the subset is not known
     // here (see docs/observability.md, "Known gaps").
 }

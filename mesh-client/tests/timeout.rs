@@ -81,6 +81,10 @@ async fn per_try_timeout_moves_on_to_a_fast_attempt() {
     let (client, _store) = mesh(PER_TRY, &[("service2", first_slow.addr, labels(&[]))], 1);
     let (status, _, _) = get(&client, "http://service2/").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(first_slow.hits(), 2, "the slow attempt was abandoned and retried");
+    assert_eq!(
+        first_slow.hits(),
+        2,
+        "the slow attempt was abandoned and retried"
+    );
     assert_eq!(client.stats().retries.get(), 1);
 }

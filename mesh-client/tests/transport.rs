@@ -131,10 +131,10 @@ async fn clusters_speak_h2c_to_http2_and_grpc_ports() {
     for (host, version) in [("grpc-svc", "HTTP/2.0"), ("plain-svc", "HTTP/1.1")] {
         let mut req = http::Request::get("/").body(body::empty()).unwrap();
         req.extensions_mut().insert(Target::new(Destination {
-                host: host.into(),
-                subset: None,
-                port: Some(7000),
-            }));
+            host: host.into(),
+            subset: None,
+            port: Some(7000),
+        }));
         let resp = clusters.clone().oneshot(req).await.unwrap();
         assert_eq!(resp.headers()["x-version"], version, "{host}");
     }
@@ -151,13 +151,23 @@ async fn in_process_transport_answers_for_every_cluster_without_sockets() {
     let seen: Arc<Mutex<Vec<(std::net::SocketAddr, String, String)>>> = Arc::default();
     let record = Arc::clone(&seen);
     let transport = Transport::in_process(move |endpoint, req| {
-        let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("").to_owned();
-        record.lock().unwrap().push((endpoint, req.uri().to_string(), host));
+        let host = req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        record
+            .lock()
+            .unwrap()
+            .push((endpoint, req.uri().to_string(), host));
         Box::pin(async move {
             if endpoint.port() == 9 {
                 return Err("refused".into());
             }
-            Ok(http::Response::new(body::full(bytes::Bytes::from_static(b"in-process"))))
+            Ok(http::Response::new(body::full(bytes::Bytes::from_static(
+                b"in-process",
+            ))))
         })
     });
     let endpoints = Arc::new(StaticEndpoints::new());
@@ -168,18 +178,44 @@ async fn in_process_transport_answers_for_every_cluster_without_sockets() {
     let config = Arc::new(MeshConfig::default());
     let clusters = Clusters::new(move || Arc::clone(&config), endpoints).with_transport(transport);
 
-    let mut req = http::Request::get("http://service2/a?b=1").body(body::empty()).unwrap();
-    req.extensions_mut().insert(Target::new(Destination { host: "service2".into(), subset: None, port: None }));
+    let mut req = http::Request::get("http://service2/a?b=1")
+        .body(body::empty())
+        .unwrap();
+    req.extensions_mut().insert(Target::new(Destination {
+        host: "service2".into(),
+        subset: None,
+        port: None,
+    }));
     let resp = clusters.send(req).await.unwrap();
-    assert_eq!(resp.extensions().get::<Upstream>(), Some(&Upstream { endpoint: up }));
+    assert_eq!(
+        resp.extensions().get::<Upstream>(),
+        Some(&Upstream { endpoint: up })
+    );
     assert_eq!(text(resp).await, "in-process");
 
-    let mut req = http::Request::get("http://service3/").body(body::empty()).unwrap();
-    req.extensions_mut().insert(Target::new(Destination { host: "service3".into(), subset: None, port: None }));
+    let mut req = http::Request::get("http://service3/")
+        .body(body::empty())
+        .unwrap();
+    req.extensions_mut().insert(Target::new(Destination {
+        host: "service3".into(),
+        subset: None,
+        port: None,
+    }));
     let err = clusters.send(req).await.unwrap_err();
-    assert_eq!(mesh_client::error::outcome_of(&err), Outcome::Reset, "{err}");
+    assert_eq!(
+        mesh_client::error::outcome_of(&err),
+        Outcome::Reset,
+        "{err}"
+    );
 
     let seen = seen.lock().unwrap();
-    assert_eq!(seen[0], (up, "http://127.0.0.1:8081/a?b=1".to_owned(), "service2".to_owned()));
+    assert_eq!(
+        seen[0],
+        (
+            up,
+            "http://127.0.0.1:8081/a?b=1".to_owned(),
+            "service2".to_owned()
+        )
+    );
     assert_eq!(seen.len(), 2);
 }

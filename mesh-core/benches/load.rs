@@ -74,7 +74,8 @@ spec:
 fn bench_load(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     for i in 0..100 {
-        std::fs::write(dir.path().join(format!("svc{i:03}.yaml")), manifest(i)).expect("write manifest");
+        std::fs::write(dir.path().join(format!("svc{i:03}.yaml")), manifest(i))
+            .expect("write manifest");
     }
     let loaded = load_paths(&[dir.path()]).expect("the bench folder loads");
     assert_eq!(loaded.config.virtual_services.len(), 100);

@@ -33,7 +33,10 @@ pub enum Outcome {
 impl Outcome {
     /// An answer with `status` and no gRPC status.
     pub fn status(status: u16) -> Self {
-        Outcome::Response { status, grpc_status: None }
+        Outcome::Response {
+            status,
+            grpc_status: None,
+        }
     }
 
     /// Whether the attempt failed: a 5xx, or no answer at all.
@@ -66,14 +69,20 @@ impl Outcome {
     /// Whether the request certainly never reached the server's application, so that even a
     /// non-idempotent request (POST) may be retried safely.
     pub fn never_reached_server(&self) -> bool {
-        matches!(self, Outcome::ConnectFailure | Outcome::RefusedStream | Outcome::Overflow)
+        matches!(
+            self,
+            Outcome::ConnectFailure | Outcome::RefusedStream | Outcome::Overflow
+        )
     }
 
     /// Whether `retry_on` allows retrying this outcome (ignoring method idempotency and budgets).
     pub fn is_retryable(&self, retry_on: &RetryOn) -> bool {
         use RetryCondition as C;
         match *self {
-            Outcome::Response { status, grpc_status } => {
+            Outcome::Response {
+                status,
+                grpc_status,
+            } => {
                 (status >= 500 && retry_on.has(C::FiveXx))
                     || (matches!(status, 502..=504) && retry_on.has(C::GatewayError))
                     || (status == 409 && retry_on.has(C::Retriable4xx))
@@ -82,7 +91,9 @@ impl Outcome {
                     || grpc_status.is_some_and(|g| grpc_retryable(g, retry_on))
             }
             Outcome::ConnectFailure => {
-                retry_on.has(C::ConnectFailure) || retry_on.has(C::FiveXx) || retry_on.has(C::GatewayError)
+                retry_on.has(C::ConnectFailure)
+                    || retry_on.has(C::FiveXx)
+                    || retry_on.has(C::GatewayError)
             }
             Outcome::RefusedStream => {
                 retry_on.has(C::RefusedStream) || retry_on.has(C::FiveXx) || retry_on.has(C::Reset)
@@ -137,8 +148,17 @@ mod tests {
 
     #[test]
     fn five_xx_covers_transport_failures() {
-        let on = RetryOn { conditions: vec![RetryCondition::FiveXx], status_codes: vec![] };
-        for o in [Outcome::status(500), Outcome::status(599), Outcome::Reset, Outcome::Timeout, Outcome::ConnectFailure] {
+        let on = RetryOn {
+            conditions: vec![RetryCondition::FiveXx],
+            status_codes: vec![],
+        };
+        for o in [
+            Outcome::status(500),
+            Outcome::status(599),
+            Outcome::Reset,
+            Outcome::Timeout,
+            Outcome::ConnectFailure,
+        ] {
             assert!(o.is_retryable(&on), "{o:?}");
         }
         assert!(!Outcome::status(404).is_retryable(&on));
@@ -147,7 +167,10 @@ mod tests {
 
     #[test]
     fn numeric_codes_are_retryable_on_their_own() {
-        let on = RetryOn { conditions: vec![], status_codes: vec![429] };
+        let on = RetryOn {
+            conditions: vec![],
+            status_codes: vec![429],
+        };
         assert!(Outcome::status(429).is_retryable(&on));
         assert!(!Outcome::status(503).is_retryable(&on));
     }

@@ -15,7 +15,11 @@ struct Case {
 fn cases() -> Vec<Case> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/invalid");
     let mut out = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir(&dir).expect("fixtures folder").flatten().map(|e| e.path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .expect("fixtures folder")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     entries.sort();
     for path in entries {
         let text = std::fs::read_to_string(&path).expect("readable fixture");
@@ -29,7 +33,11 @@ fn cases() -> Vec<Case> {
             .position(|l| l.trim_end().ends_with("#!"))
             .unwrap_or_else(|| panic!("{} has no `#!` marker", path.display()))
             + 1;
-        out.push(Case { file: path.display().to_string(), expect, line });
+        out.push(Case {
+            file: path.display().to_string(),
+            expect,
+            line,
+        });
     }
     out
 }
@@ -46,9 +54,14 @@ fn each_invalid_file_is_refused_with_its_message_at_its_line() {
         match load_paths(&[&case.file]) {
             Ok(_) => failures.push(format!("{}: loaded, expected `{}`", case.file, case.expect)),
             Err(errors) => {
-                let hit = errors.errors.iter().find(|d| d.message.contains(&case.expect) || d.to_string().contains(&case.expect));
+                let hit = errors.errors.iter().find(|d| {
+                    d.message.contains(&case.expect) || d.to_string().contains(&case.expect)
+                });
                 match hit {
-                    None => failures.push(format!("{}: no error contains `{}`; got:\n{errors}", case.file, case.expect)),
+                    None => failures.push(format!(
+                        "{}: no error contains `{}`; got:\n{errors}",
+                        case.file, case.expect
+                    )),
                     Some(d) if d.line != case.line => failures.push(format!(
                         "{}: `{}` reported at line {}, expected line {}",
                         case.file, case.expect, d.line, case.line
@@ -58,7 +71,12 @@ fn each_invalid_file_is_refused_with_its_message_at_its_line() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} failing cases:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failing cases:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -66,10 +84,15 @@ fn all_problems_of_a_folder_are_reported_together() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/invalid");
     let errors = load_paths(&[dir]).expect_err("the invalid folder must be refused");
     // every file contributes at least one error (duplicates across files may add more)
-    let files: std::collections::BTreeSet<&str> = errors.errors.iter().map(|d| d.file.as_str()).collect();
+    let files: std::collections::BTreeSet<&str> =
+        errors.errors.iter().map(|d| d.file.as_str()).collect();
     assert_eq!(files.len(), cases().len(), "{errors}");
     // and they come in file order, then line order
-    let order: Vec<(&str, usize)> = errors.errors.iter().map(|d| (d.file.as_str(), d.line)).collect();
+    let order: Vec<(&str, usize)> = errors
+        .errors
+        .iter()
+        .map(|d| (d.file.as_str(), d.line))
+        .collect();
     let mut sorted = order.clone();
     sorted.sort();
     assert_eq!(order, sorted);
@@ -77,7 +100,8 @@ fn all_problems_of_a_folder_are_reported_together() {
 
 #[test]
 fn display_format_is_file_line_resource_message() {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/invalid/unknown-field-attempts.yaml");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/invalid/unknown-field-attempts.yaml");
     let errors = load_paths(&[&file]).expect_err("refused");
     assert_eq!(
         errors.to_string(),
@@ -94,5 +118,10 @@ fn an_unreadable_document_does_not_hide_the_next_ones_errors() {
     let errors = mesh_core::load::load_str("two.yaml", text).expect_err("refused");
     let lines: Vec<usize> = errors.errors.iter().map(|d| d.line).collect();
     assert_eq!(lines, vec![9, 18], "{errors}");
-    assert!(errors.errors[1].message.contains("unknown load balancer `FASTEST`"), "{errors}");
+    assert!(
+        errors.errors[1]
+            .message
+            .contains("unknown load balancer `FASTEST`"),
+        "{errors}"
+    );
 }

@@ -10,11 +10,46 @@ const SEED_DR: &str = include_str!("fixtures/valid/port-level-and-subsets.yaml")
 
 fn yamlish() -> impl Strategy<Value = String> {
     let token = prop::sample::select(vec![
-        "apiVersion: networking.istio.io/v1\n", "kind: VirtualService\n", "kind: DestinationRule\n",
-        "metadata:\n", "  name: x\n", "spec:\n", "  hosts: [a]\n", "  http:\n", "  - route:\n",
-        "    - destination:\n", "        host: a\n", "      weight: 50\n", "---\n", "- ", ": ", "{", "}", "[",
-        "]", "&a ", "*a ", "!!str ", "? ", "|\n", ">\n", "\t", "  ", "\n", "\"", "'", "#", "99999999999999999999999",
-        "-1", "1.5e300", "null", "~", "true", "subset: v9\n", "timeout: 1d\n", "regex: (\n",
+        "apiVersion: networking.istio.io/v1\n",
+        "kind: VirtualService\n",
+        "kind: DestinationRule\n",
+        "metadata:\n",
+        "  name: x\n",
+        "spec:\n",
+        "  hosts: [a]\n",
+        "  http:\n",
+        "  - route:\n",
+        "    - destination:\n",
+        "        host: a\n",
+        "      weight: 50\n",
+        "---\n",
+        "- ",
+        ": ",
+        "{",
+        "}",
+        "[",
+        "]",
+        "&a ",
+        "*a ",
+        "!!str ",
+        "? ",
+        "|\n",
+        ">\n",
+        "\t",
+        "  ",
+        "\n",
+        "\"",
+        "'",
+        "#",
+        "99999999999999999999999",
+        "-1",
+        "1.5e300",
+        "null",
+        "~",
+        "true",
+        "subset: v9\n",
+        "timeout: 1d\n",
+        "regex: (\n",
     ]);
     prop::collection::vec(token, 0..40).prop_map(|v| v.concat())
 }
@@ -53,7 +88,11 @@ proptest! {
 
 #[test]
 fn deep_nesting_is_an_error_not_a_crash() {
-    let deep = format!("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: x}}\nspec: {}{}\n", "[".repeat(5000), "]".repeat(5000));
+    let deep = format!(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: x}}\nspec: {}{}\n",
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
     assert!(load_str("deep.yaml", &deep).is_err());
     let deep_map = format!(
         "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: x}}\nspec: {}1{}\n",
@@ -68,7 +107,10 @@ fn deep_nesting_is_an_error_not_a_crash() {
 fn scalars_and_lists_are_not_manifests() {
     for text in ["42\n", "just text\n", "- a\n- b\n", "!!binary aGk=\n"] {
         let err = load_str("odd.yaml", text).expect_err(text);
-        assert!(err.to_string().contains("a manifest must be a mapping"), "{text}: {err}");
+        assert!(
+            err.to_string().contains("a manifest must be a mapping"),
+            "{text}: {err}"
+        );
     }
 }
 

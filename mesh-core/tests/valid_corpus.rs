@@ -8,7 +8,8 @@ use std::time::Duration;
 use http::{HeaderName, StatusCode};
 use mesh_core::load::{Loaded, load_paths};
 use mesh_core::policy::{
-    HashKey, HashTable, HttpRoute, LoadBalancer, Resolution, RetryCondition, RouteAction, StringMatch,
+    HashKey, HashTable, HttpRoute, LoadBalancer, Resolution, RetryCondition, RouteAction,
+    StringMatch,
 };
 
 fn dir() -> PathBuf {
@@ -30,7 +31,13 @@ fn forward(r: &HttpRoute) -> Vec<(String, Option<String>, u32)> {
     match &r.action {
         RouteAction::Forward(d) => d
             .iter()
-            .map(|w| (w.destination.host.clone(), w.destination.subset.clone(), w.weight))
+            .map(|w| {
+                (
+                    w.destination.host.clone(),
+                    w.destination.subset.clone(),
+                    w.weight,
+                )
+            })
             .collect(),
         other => panic!("expected a forward, got {other:?}"),
     }
@@ -47,7 +54,9 @@ fn the_whole_folder_loads_at_once() {
         let l = load(&name);
         count += 1;
         assert!(
-            l.warnings.iter().all(|w| w.message.contains("not mesh configuration")),
+            l.warnings
+                .iter()
+                .all(|w| w.message.contains("not mesh configuration")),
             "{name}: {:?}",
             l.warnings
         );
@@ -62,8 +71,14 @@ fn header_match_routes_jason_to_v2() {
     let (name, m) = &r0.matches[0].headers[0];
     assert_eq!(name, &HeaderName::from_static("end-user"));
     assert_eq!(m, &StringMatch::Exact("jason".into()));
-    assert_eq!(forward(r0), vec![("reviews".into(), Some("v2".into()), 100)]);
-    assert_eq!(forward(route(&l, 1)), vec![("reviews".into(), Some("v3".into()), 100)]);
+    assert_eq!(
+        forward(r0),
+        vec![("reviews".into(), Some("v2".into()), 100)]
+    );
+    assert_eq!(
+        forward(route(&l, 1)),
+        vec![("reviews".into(), Some("v3".into()), 100)]
+    );
     // no `retries`: Istio's default policy
     assert_eq!(r0.retries.attempts, 2);
     assert!(r0.retries.retry_on.has(RetryCondition::ConnectFailure));
@@ -76,7 +91,10 @@ fn short_name_route_finds_fqdn_rule() {
     let l = load("reviews-50-50.yaml");
     assert_eq!(
         forward(route(&l, 0)),
-        vec![("reviews".into(), Some("v1".into()), 50), ("reviews".into(), Some("v3".into()), 50)]
+        vec![
+            ("reviews".into(), Some("v1".into()), 50),
+            ("reviews".into(), Some("v3".into()), 50)
+        ]
     );
     assert!(l.config.destination("reviews").is_some());
 }
@@ -90,9 +108,15 @@ fn fault_delay_and_abort() {
     assert!(f0.abort.is_none());
     let f1 = route(&l, 1).fault.clone().expect("fault");
     let d = f1.delay.expect("delay");
-    assert_eq!((d.fixed_delay, d.percent), (Duration::from_millis(1500), 10.0));
+    assert_eq!(
+        (d.fixed_delay, d.percent),
+        (Duration::from_millis(1500), 10.0)
+    );
     let a = f1.abort.expect("abort");
-    assert_eq!((a.status, a.percent), (StatusCode::INTERNAL_SERVER_ERROR, 0.1));
+    assert_eq!(
+        (a.status, a.percent),
+        (StatusCode::INTERNAL_SERVER_ERROR, 0.1)
+    );
 }
 
 #[test]
@@ -101,9 +125,21 @@ fn mirrors_and_mirror_percentage() {
     let m0: Vec<(String, Option<String>, f64)> = route(&l, 0)
         .mirrors
         .iter()
-        .map(|m| (m.destination.host.clone(), m.destination.subset.clone(), m.percent))
+        .map(|m| {
+            (
+                m.destination.host.clone(),
+                m.destination.subset.clone(),
+                m.percent,
+            )
+        })
         .collect();
-    assert_eq!(m0, vec![("httpbin".into(), Some("v2".into()), 25.0), ("httpbin-audit".into(), None, 100.0)]);
+    assert_eq!(
+        m0,
+        vec![
+            ("httpbin".into(), Some("v2".into()), 25.0),
+            ("httpbin-audit".into(), None, 100.0)
+        ]
+    );
     let m1 = &route(&l, 1).mirrors;
     assert_eq!(m1.len(), 1);
     assert_eq!(m1[0].percent, 50.0);
@@ -138,7 +174,11 @@ fn retries_with_codes_and_disabled() {
 #[test]
 fn circuit_breaker_values() {
     let l = load("httpbin-circuit-breaker.yaml");
-    let tp = &l.config.destination("httpbin").expect("rule").traffic_policy;
+    let tp = &l
+        .config
+        .destination("httpbin")
+        .expect("rule")
+        .traffic_policy;
     let cp = &tp.connection_pool;
     assert_eq!(cp.max_connections, 1);
     assert_eq!(cp.connect_timeout, Duration::from_millis(30));
@@ -153,17 +193,39 @@ fn circuit_breaker_values() {
     assert_eq!(od.base_ejection_time, Duration::from_secs(180));
     assert_eq!(od.max_ejection_percent, 100);
     assert_eq!(od.consecutive_gateway_errors, 0);
-    assert_eq!((tp.retry_budget.percent, tp.retry_budget.min_retry_concurrency), (25.0, 5));
+    assert_eq!(
+        (
+            tp.retry_budget.percent,
+            tp.retry_budget.min_retry_concurrency
+        ),
+        (25.0, 5)
+    );
 }
 
 #[test]
 fn cookie_over_ring_hash() {
     let l = load("cookie-ring-hash.yaml");
-    let tp = &l.config.destination("ratings.prod.svc.cluster.local").expect("rule").traffic_policy;
+    let tp = &l
+        .config
+        .destination("ratings.prod.svc.cluster.local")
+        .expect("rule")
+        .traffic_policy;
     match &tp.load_balancer {
         LoadBalancer::ConsistentHash(ch) => {
-            assert_eq!(ch.key, HashKey::Cookie { name: "user".into(), path: None, ttl: Some(Duration::ZERO) });
-            assert_eq!(ch.table, HashTable::Ring { minimum_ring_size: 2048 });
+            assert_eq!(
+                ch.key,
+                HashKey::Cookie {
+                    name: "user".into(),
+                    path: None,
+                    ttl: Some(Duration::ZERO)
+                }
+            );
+            assert_eq!(
+                ch.table,
+                HashTable::Ring {
+                    minimum_ring_size: 2048
+                }
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -172,7 +234,13 @@ fn cookie_over_ring_hash() {
 #[test]
 fn source_ip_over_maglev() {
     let l = load("source-ip-maglev.yaml");
-    match &l.config.destination("ratings").expect("rule").traffic_policy.load_balancer {
+    match &l
+        .config
+        .destination("ratings")
+        .expect("rule")
+        .traffic_policy
+        .load_balancer
+    {
         LoadBalancer::ConsistentHash(ch) => {
             assert_eq!(ch.key, HashKey::SourceIp);
             assert_eq!(ch.table, HashTable::Maglev { table_size: 131 });
@@ -184,27 +252,58 @@ fn source_ip_over_maglev() {
 #[test]
 fn port_level_and_subset_policies_merge() {
     let l = load("port-level-and-subsets.yaml");
-    let dr = l.config.destination("ratings.prod.svc.cluster.local").expect("rule");
+    let dr = l
+        .config
+        .destination("ratings.prod.svc.cluster.local")
+        .expect("rule");
     assert_eq!(dr.traffic_policy.load_balancer, LoadBalancer::RoundRobin);
-    assert_eq!(dr.policy_for(None, Some(80)).load_balancer, LoadBalancer::LeastRequest);
-    assert_eq!(dr.policy_for(None, Some(9080)).load_balancer, LoadBalancer::Random);
+    assert_eq!(
+        dr.policy_for(None, Some(80)).load_balancer,
+        LoadBalancer::LeastRequest
+    );
+    assert_eq!(
+        dr.policy_for(None, Some(9080)).load_balancer,
+        LoadBalancer::Random
+    );
     // the port-level entry keeps the rule's connection pool it did not override
-    assert_eq!(dr.policy_for(None, Some(9080)).connection_pool.max_connections, 100);
-    assert_eq!(dr.policy_for(None, Some(1234)).load_balancer, LoadBalancer::RoundRobin);
+    assert_eq!(
+        dr.policy_for(None, Some(9080))
+            .connection_pool
+            .max_connections,
+        100
+    );
+    assert_eq!(
+        dr.policy_for(None, Some(1234)).load_balancer,
+        LoadBalancer::RoundRobin
+    );
     // the subset's own load balancer beats the rule's, and its connection pool is inherited
     let sub = dr.policy_for(Some("testversion"), None);
     assert_eq!(sub.load_balancer, LoadBalancer::Passthrough);
     assert_eq!(sub.connection_pool.max_connections, 100);
     // ...also on a port the rule configures: the subset is more specific than the rule's port
-    assert_eq!(dr.policy_for(Some("testversion"), Some(80)).load_balancer, LoadBalancer::Passthrough);
-    assert_eq!(dr.policy_for(Some("testversion"), Some(80)).connection_pool.max_connections, 100);
+    assert_eq!(
+        dr.policy_for(Some("testversion"), Some(80)).load_balancer,
+        LoadBalancer::Passthrough
+    );
+    assert_eq!(
+        dr.policy_for(Some("testversion"), Some(80))
+            .connection_pool
+            .max_connections,
+        100
+    );
 }
 
 #[test]
 fn external_service_by_dns() {
     let l = load("external-dns.yaml");
     let se = &l.config.service_entries[0];
-    assert_eq!(se.hosts, vec!["api.dropboxapi.com".to_owned(), "www.googleapis.com".to_owned()]);
+    assert_eq!(
+        se.hosts,
+        vec![
+            "api.dropboxapi.com".to_owned(),
+            "www.googleapis.com".to_owned()
+        ]
+    );
     assert_eq!(se.resolution, Resolution::Dns);
     assert!(!se.mesh_internal);
     assert_eq!(se.ports[0].protocol, "TLS");
@@ -221,7 +320,10 @@ fn static_endpoints_with_labels() {
     assert_eq!(se.endpoints[0].weight, 1);
     assert_eq!(se.endpoints[1].weight, 3);
     assert_eq!(se.endpoints[1].ports.get("http"), Some(&5003));
-    assert_eq!(se.endpoints[1].labels.get("version").map(String::as_str), Some("v2"));
+    assert_eq!(
+        se.endpoints[1].labels.get("version").map(String::as_str),
+        Some("v2")
+    );
     assert_eq!(se.endpoints[1].locality.as_deref(), Some("eu-west/zone-a"));
 }
 
@@ -233,7 +335,10 @@ fn gateway_and_bound_routes() {
     assert!(vs.applies_to_mesh());
     let r = &vs.http[0];
     assert_eq!(r.matches.len(), 4);
-    assert_eq!(r.matches[2].gateways, vec!["default/bookinfo-gateway".to_owned()]);
+    assert_eq!(
+        r.matches[2].gateways,
+        vec!["default/bookinfo-gateway".to_owned()]
+    );
     match &r.matches[3].uri {
         Some(StringMatch::Regex(p)) => {
             assert!(p.is_match("/api/v1/products/42"));
@@ -250,7 +355,10 @@ fn redirect_direct_response_rewrite() {
         RouteAction::Redirect(r) => {
             assert_eq!(r.status, StatusCode::MOVED_PERMANENTLY);
             assert_eq!(r.uri.as_deref(), Some("/v1/bookRatings"));
-            assert_eq!(r.authority.as_deref(), Some("newratings.default.svc.cluster.local"));
+            assert_eq!(
+                r.authority.as_deref(),
+                Some("newratings.default.svc.cluster.local")
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -275,18 +383,30 @@ fn header_operations_and_match_conditions() {
     let r = route(&l, 0);
     assert_eq!(r.headers.request.set[0].0, HeaderName::from_static("test"));
     let m = &r.matches[0];
-    assert_eq!(m.without_headers[0], (HeaderName::from_static("x-debug"), StringMatch::Present));
-    assert_eq!(m.query_params, vec![
-        ("canary".to_owned(), StringMatch::Exact("yes".into())),
-        ("trace".to_owned(), StringMatch::Present)
-    ]);
+    assert_eq!(
+        m.without_headers[0],
+        (HeaderName::from_static("x-debug"), StringMatch::Present)
+    );
+    assert_eq!(
+        m.query_params,
+        vec![
+            ("canary".to_owned(), StringMatch::Exact("yes".into())),
+            ("trace".to_owned(), StringMatch::Present)
+        ]
+    );
     assert_eq!(m.method, Some(StringMatch::Exact("GET".into())));
     assert!(m.ignore_uri_case);
     assert_eq!(m.port, Some(9080));
-    assert_eq!(m.source_labels.get("app").map(String::as_str), Some("productpage"));
+    assert_eq!(
+        m.source_labels.get("app").map(String::as_str),
+        Some("productpage")
+    );
     match &r.action {
         RouteAction::Forward(d) => {
-            assert_eq!(d[1].headers.response.remove, vec![HeaderName::from_static("foo")]);
+            assert_eq!(
+                d[1].headers.response.remove,
+                vec![HeaderName::from_static("foo")]
+            );
             assert_eq!(d[1].headers.response.add[0].1, "reviews");
             assert_eq!((d[0].weight, d[1].weight), (25, 75));
         }
@@ -301,7 +421,10 @@ fn mixed_documents_skip_and_keep_namespace() {
     assert_eq!(l.warnings[0].resource, "Service/details");
     assert_eq!(l.warnings[0].line, 5);
     let vs = &l.config.virtual_services[0];
-    assert_eq!((vs.origin.namespace.as_str(), vs.origin.line), ("bookinfo", 13));
+    assert_eq!(
+        (vs.origin.namespace.as_str(), vs.origin.line),
+        ("bookinfo", 13)
+    );
 }
 
 #[test]
@@ -311,7 +434,12 @@ fn query_parameter_hash_and_deprecated_fields() {
     match &tp.load_balancer {
         LoadBalancer::ConsistentHash(ch) => {
             assert_eq!(ch.key, HashKey::QueryParam("user".into()));
-            assert_eq!(ch.table, HashTable::Ring { minimum_ring_size: 4096 });
+            assert_eq!(
+                ch.table,
+                HashTable::Ring {
+                    minimum_ring_size: 4096
+                }
+            );
         }
         other => panic!("{other:?}"),
     }

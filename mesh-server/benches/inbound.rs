@@ -21,8 +21,12 @@ const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 fn request() -> Request<Body> {
     let mut req = Request::get("/x").body(Body::empty()).unwrap_or_default();
-    req.headers_mut().insert("traceparent", HeaderValue::from_static(TP));
-    req.headers_mut().insert("x-request-id", HeaderValue::from_static("0b6c3f5e-8f1e-4e8e-9f53-3c1f0c1a2b3c"));
+    req.headers_mut()
+        .insert("traceparent", HeaderValue::from_static(TP));
+    req.headers_mut().insert(
+        "x-request-id",
+        HeaderValue::from_static("0b6c3f5e-8f1e-4e8e-9f53-3c1f0c1a2b3c"),
+    );
     req
 }
 
@@ -38,23 +42,37 @@ where
 }
 
 fn server(config: MeshConfig) -> MeshServer {
-    MeshServer::new(Workload::new("service3").version("v1"), ConfigSource::fixed(config)).with_metrics(MeshMetrics::new())
+    MeshServer::new(
+        Workload::new("service3").version("v1"),
+        ConfigSource::fixed(config),
+    )
+    .with_metrics(MeshMetrics::new())
 }
 
 fn bench(c: &mut Criterion) {
-    let user = service_fn(|_req: Request<Body>| std::future::ready(Ok::<_, Infallible>(Response::new(Body::from("ok")))));
+    let user = service_fn(|_req: Request<Body>| {
+        std::future::ready(Ok::<_, Infallible>(Response::new(Body::from("ok"))))
+    });
 
     let mut none = server(MeshConfig::default()).wrap(user);
     c.bench_function("inbound/no_policies", |b| b.iter(|| call(&mut none)));
 
     let limit = RateLimitPolicy {
-        origin: Origin { name: "rl".into(), namespace: "default".into(), ..Origin::default() },
+        origin: Origin {
+            name: "rl".into(),
+            namespace: "default".into(),
+            ..Origin::default()
+        },
         target: "service3".into(),
         total_rps: Some(100_000_000),
         identity_rps: None,
         overrides: vec![],
     };
-    let mut limited = server(MeshConfig { rate_limits: vec![limit], ..MeshConfig::default() }).wrap(user);
+    let mut limited = server(MeshConfig {
+        rate_limits: vec![limit],
+        ..MeshConfig::default()
+    })
+    .wrap(user);
     c.bench_function("inbound/rate_limit", |b| b.iter(|| call(&mut limited)));
 }
 

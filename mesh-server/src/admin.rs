@@ -66,9 +66,17 @@ pub struct AdminServer {
 impl AdminServer {
     /// Binds `addr` and serves the admin endpoints until [`AdminHandle::shutdown`] (or the
     /// handle is dropped). Starts ready.
-    pub async fn bind(addr: SocketAddr, metrics: MeshMetrics, config: ConfigView) -> Result<AdminHandle, AdminError> {
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| AdminError::Bind { addr, source })?;
-        let local_addr = listener.local_addr().map_err(|source| AdminError::Bind { addr, source })?;
+    pub async fn bind(
+        addr: SocketAddr,
+        metrics: MeshMetrics,
+        config: ConfigView,
+    ) -> Result<AdminHandle, AdminError> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| AdminError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| AdminError::Bind { addr, source })?;
         let ready = Arc::new(AtomicBool::new(true));
         let app = router(metrics, ready.clone(), config);
         let (tx, rx) = oneshot::channel::<()>();
@@ -83,7 +91,12 @@ impl AdminServer {
             }
         });
         tracing::info!(%local_addr, "admin server listening");
-        Ok(AdminHandle { local_addr, ready, shutdown: Some(tx), task: Some(task) })
+        Ok(AdminHandle {
+            local_addr,
+            ready,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
     }
 }
 
@@ -95,7 +108,11 @@ pub fn router(metrics: MeshMetrics, ready: Arc<AtomicBool>, config: ConfigView) 
         .route("/healthz", get(healthz))
         .route("/ready", get(healthz))
         .route("/config_dump", get(config_dump))
-        .with_state(AdminState { metrics, ready, config })
+        .with_state(AdminState {
+            metrics,
+            ready,
+            config,
+        })
 }
 
 async fn metrics_handler(State(s): State<AdminState>, headers: HeaderMap) -> Response {
@@ -183,7 +200,10 @@ impl Drop for AdminHandle {
 pub fn config_store_view(store: mesh_core::watch::ConfigStore) -> ConfigView {
     Arc::new(move || {
         let last = store.last_reload().map(|r| {
-            let since_epoch = r.at.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let since_epoch =
+                r.at.duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
             json!({
                 "ok": r.is_ok(),
                 "generation": r.generation,
@@ -237,7 +257,9 @@ pub fn mesh_config_view(config: &MeshConfig, generation: u64, last_reload: Optio
     let mut routes_by_host = serde_json::Map::new();
     for vs in &config.virtual_services {
         for host in &vs.hosts {
-            let entry = routes_by_host.entry(host.clone()).or_insert_with(|| Value::Array(Vec::new()));
+            let entry = routes_by_host
+                .entry(host.clone())
+                .or_insert_with(|| Value::Array(Vec::new()));
             if let Value::Array(list) = entry {
                 list.push(json!({ "virtual_service": name(&vs.origin), "routes": vs.http.len() }));
             }
@@ -265,11 +287,13 @@ pub fn mesh_config_view(config: &MeshConfig, generation: u64, last_reload: Optio
     let authn: Vec<Value> = config
         .authentication
         .iter()
-        .map(|a| json!({
-            "name": name(&a.origin),
-            "issuers": a.rules.iter().map(|r| r.issuer.as_str()).collect::<Vec<_>>(),
-            "require_token": a.require_token,
-        }))
+        .map(|a| {
+            json!({
+                "name": name(&a.origin),
+                "issuers": a.rules.iter().map(|r| r.issuer.as_str()).collect::<Vec<_>>(),
+                "require_token": a.require_token,
+            })
+        })
         .collect();
     let authz: Vec<Value> = config
         .authorization

@@ -19,7 +19,7 @@ pub mod rescue;
 pub mod server;
 pub mod trace;
 
-pub use server::{serve, LocalAddr, MeshServer, RemoteAddr, Workload};
+pub use server::{LocalAddr, MeshServer, RemoteAddr, Workload, serve};
 
 /// The boxed error the inbound layers fail with; [`rescue`] turns it into an HTTP answer.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -25,10 +25,10 @@
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::Layer as _;
 
 /// Options of [`init_tracing_with`].
 #[derive(Clone, Debug)]
@@ -113,7 +113,8 @@ fn env_set(name: &str) -> bool {
 
 /// Whether the environment asks for OTLP span export.
 pub fn otlp_configured() -> bool {
-    let endpoint = env_set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") || env_set("OTEL_EXPORTER_OTLP_ENDPOINT");
+    let endpoint =
+        env_set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") || env_set("OTEL_EXPORTER_OTLP_ENDPOINT");
     let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
         || std::env::var("OTEL_TRACES_EXPORTER").is_ok_and(|v| v.eq_ignore_ascii_case("none"));
     endpoint && !disabled
@@ -127,7 +128,11 @@ pub fn init_tracing(service_name: &str) -> Result<TracingGuard, OtelError> {
 /// Installs the global `tracing` subscriber: fmt logs filtered by `RUST_LOG`, plus an
 /// OpenTelemetry layer exporting over OTLP/HTTP when [`otlp_configured`].
 pub fn init_tracing_with(options: TracingOptions) -> Result<TracingGuard, OtelError> {
-    let provider = if otlp_configured() { Some(build_provider(&options)?) } else { None };
+    let provider = if otlp_configured() {
+        Some(build_provider(&options)?)
+    } else {
+        None
+    };
     let otel_layer = provider.as_ref().map(|p| {
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer("mesh"))
@@ -166,7 +171,9 @@ fn build_provider(options: &TracingOptions) -> Result<SdkTracerProvider, OtelErr
             .with_batch_exporter(exporter)
             .with_resource(Resource::builder().with_service_name(service_name).build());
         if !use_env_sampler {
-            builder = builder.with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio))));
+            builder = builder.with_sampler(Sampler::ParentBased(Box::new(
+                Sampler::TraceIdRatioBased(ratio),
+            )));
         }
         Ok(builder.build())
     })

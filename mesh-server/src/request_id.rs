@@ -126,7 +126,8 @@ where
             Some(id) => id,
             None => {
                 let id = generate();
-                req.headers_mut().insert(X_REQUEST_ID.clone(), id.header_value().clone());
+                req.headers_mut()
+                    .insert(X_REQUEST_ID.clone(), id.header_value().clone());
                 id
             }
         };
@@ -135,7 +136,10 @@ where
             tracing::Span::current().record("request_id", id.as_str());
         }
         req.extensions_mut().insert(id.clone());
-        ResponseFuture { inner: self.inner.call(req), id: Some(id) }
+        ResponseFuture {
+            inner: self.inner.call(req),
+            id: Some(id),
+        }
     }
 }
 
@@ -159,7 +163,8 @@ where
         let mut result = std::task::ready!(this.inner.poll(cx));
         if let (Ok(resp), Some(id)) = (&mut result, this.id.take()) {
             if !resp.headers().contains_key(&X_REQUEST_ID) {
-                resp.headers_mut().insert(X_REQUEST_ID.clone(), id.header_value().clone());
+                resp.headers_mut()
+                    .insert(X_REQUEST_ID.clone(), id.header_value().clone());
             }
         }
         Poll::Ready(result)
@@ -172,11 +177,25 @@ mod tests {
     use super::*;
     use tower::{ServiceExt, service_fn};
 
-    fn echo() -> impl Service<Request<String>, Response = Response<String>, Error = std::convert::Infallible> {
+    fn echo()
+    -> impl Service<Request<String>, Response = Response<String>, Error = std::convert::Infallible>
+    {
         service_fn(|req: Request<String>| async move {
-            let ext = req.extensions().get::<RequestId>().map(ToString::to_string).unwrap_or_default();
-            let hdr = req.headers().get(&X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-            assert_eq!(ext, hdr, "the header the app forwards is the extension's id");
+            let ext = req
+                .extensions()
+                .get::<RequestId>()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            let hdr = req
+                .headers()
+                .get(&X_REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            assert_eq!(
+                ext, hdr,
+                "the header the app forwards is the extension's id"
+            );
             Ok(Response::new(ext))
         })
     }
@@ -184,35 +203,66 @@ mod tests {
     async fn run(id: Option<&str>) -> (String, String) {
         let mut req = Request::new(String::new());
         if let Some(id) = id {
-            req.headers_mut().insert(&X_REQUEST_ID, HeaderValue::from_str(id).unwrap());
+            req.headers_mut()
+                .insert(&X_REQUEST_ID, HeaderValue::from_str(id).unwrap());
         }
-        let resp = RequestIdLayer::new().layer(echo()).oneshot(req).await.unwrap();
-        let hdr = resp.headers().get(&X_REQUEST_ID).unwrap().to_str().unwrap().to_owned();
+        let resp = RequestIdLayer::new()
+            .layer(echo())
+            .oneshot(req)
+            .await
+            .unwrap();
+        let hdr = resp
+            .headers()
+            .get(&X_REQUEST_ID)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
         (resp.into_body(), hdr)
     }
 
     fn is_uuid_v4(s: &str) -> bool {
-        uuid::Uuid::parse_str(s).is_ok_and(|u| u.get_version_num() == 4 && u.get_variant() == uuid::Variant::RFC4122)
+        uuid::Uuid::parse_str(s)
+            .is_ok_and(|u| u.get_version_num() == 4 && u.get_variant() == uuid::Variant::RFC4122)
     }
 
     #[test]
     fn generated_ids_are_distinct_v4_uuids_on_every_thread() {
         let threads: Vec<_> = (0..4)
-            .map(|_| std::thread::spawn(|| (0..500).map(|_| generate().to_string()).collect::<Vec<_>>()))
+            .map(|_| {
+                std::thread::spawn(|| (0..500).map(|_| generate().to_string()).collect::<Vec<_>>())
+            })
             .collect();
-        let ids: Vec<String> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        let ids: Vec<String> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
         assert_eq!(ids.len(), 2000);
-        assert!(ids.iter().all(|id| is_uuid_v4(id)), "{:?}", ids.iter().find(|id| !is_uuid_v4(id)));
+        assert!(
+            ids.iter().all(|id| is_uuid_v4(id)),
+            "{:?}",
+            ids.iter().find(|id| !is_uuid_v4(id))
+        );
         let unique: std::collections::HashSet<&String> = ids.iter().collect();
-        assert_eq!(unique.len(), ids.len(), "no id repeats, within or across threads");
+        assert_eq!(
+            unique.len(),
+            ids.len(),
+            "no id repeats, within or across threads"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn two_ids_are_replaced_by_one_generated() {
         let mut req = Request::new(String::new());
-        req.headers_mut().append(&X_REQUEST_ID, HeaderValue::from_static("a"));
-        req.headers_mut().append(&X_REQUEST_ID, HeaderValue::from_static("b"));
-        let resp = RequestIdLayer::new().layer(echo()).oneshot(req).await.unwrap();
+        req.headers_mut()
+            .append(&X_REQUEST_ID, HeaderValue::from_static("a"));
+        req.headers_mut()
+            .append(&X_REQUEST_ID, HeaderValue::from_static("b"));
+        let resp = RequestIdLayer::new()
+            .layer(echo())
+            .oneshot(req)
+            .await
+            .unwrap();
         let seen = resp.into_body();
         assert!(is_uuid_v4(&seen), "{seen}");
     }

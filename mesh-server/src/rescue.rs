@@ -43,7 +43,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{authz, rate_limit, BoxError};
+use crate::{BoxError, authz, rate_limit};
 
 /// An error that already knows its HTTP answer: for layers that are not listed in the table
 /// above, so that they too are answered here.
@@ -56,7 +56,10 @@ pub struct HttpError {
 impl HttpError {
     /// An answer with `status` and a short `message` (sent as the body).
     pub fn new(status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
-        Self { status, message: message.into() }
+        Self {
+            status,
+            message: message.into(),
+        }
     }
 
     /// The status.
@@ -83,12 +86,15 @@ pub fn response_for(error: &(dyn StdError + 'static)) -> Response<Body> {
     let mut cur: Option<&(dyn StdError + 'static)> = Some(error);
     while let Some(e) = cur {
         if let Some(d) = e.downcast_ref::<authz::Denied>() {
-            let body = d.body().map_or(Cow::Borrowed("RBAC: access denied"), |b| Cow::Owned(b.to_owned()));
+            let body = d.body().map_or(Cow::Borrowed("RBAC: access denied"), |b| {
+                Cow::Owned(b.to_owned())
+            });
             return text(d.status(), body);
         }
         if let Some(l) = e.downcast_ref::<rate_limit::RateLimited>() {
             let mut res = text(StatusCode::TOO_MANY_REQUESTS, "local_rate_limited");
-            res.headers_mut().insert(RETRY_AFTER, HeaderValue::from(l.retry_after_secs()));
+            res.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(l.retry_after_secs()));
             return res;
         }
         if let Some(h) = e.downcast_ref::<HttpError>() {
@@ -110,7 +116,10 @@ fn text(status: StatusCode, body: impl Into<Cow<'static, str>>) -> Response<Body
     };
     let mut res = Response::new(body);
     *res.status_mut() = status;
-    res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    res.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     res
 }
 
@@ -126,7 +135,8 @@ impl Observer {
         let mut cur: Option<&(dyn StdError + 'static)> = Some(error);
         while let Some(e) = cur {
             if let Some(d) = e.downcast_ref::<authz::Denied>() {
-                self.metrics.record_authz_denied(&self.workload, d.policy().unwrap_or("no-allow-match"));
+                self.metrics
+                    .record_authz_denied(&self.workload, d.policy().unwrap_or("no-allow-match"));
                 return;
             }
             if let Some(l) = e.downcast_ref::<rate_limit::RateLimited>() {
@@ -157,7 +167,12 @@ impl RescueLayer {
 
     /// Also counts refusals of `workload` in `metrics`.
     pub fn with_metrics(metrics: MeshMetrics, workload: &str) -> Self {
-        Self { observer: Some(Arc::new(Observer { metrics, workload: workload.into() })) }
+        Self {
+            observer: Some(Arc::new(Observer {
+                metrics,
+                workload: workload.into(),
+            })),
+        }
     }
 }
 
@@ -165,7 +180,11 @@ impl<S> Layer<S> for RescueLayer {
     type Service = Rescue<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Rescue { inner, broken: None, observer: self.observer.clone() }
+        Rescue {
+            inner,
+            broken: None,
+            observer: self.observer.clone(),
+        }
     }
 }
 
@@ -181,14 +200,22 @@ pub struct Rescue<S> {
 impl<S: Clone> Clone for Rescue<S> {
     fn clone(&self) -> Self {
         // A clone has not been polled: it carries no readiness outcome.
-        Self { inner: self.inner.clone(), broken: None, observer: self.observer.clone() }
+        Self {
+            inner: self.inner.clone(),
+            broken: None,
+            observer: self.observer.clone(),
+        }
     }
 }
 
 impl<S> Rescue<S> {
     /// Wraps `inner`.
     pub fn new(inner: S) -> Self {
-        Self { inner, broken: None, observer: None }
+        Self {
+            inner,
+            broken: None,
+            observer: None,
+        }
     }
 
     /// The inner service.
@@ -229,9 +256,18 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         if let Some(e) = self.broken.take() {
-            return ResponseFuture { state: State::Answered { res: Some(response_for(&*e)) } };
+            return ResponseFuture {
+                state: State::Answered {
+                    res: Some(response_for(&*e)),
+                },
+            };
         }
-        ResponseFuture { state: State::Inner { fut: self.inner.call(req), observer: self.observer.clone() } }
+        ResponseFuture {
+            state: State::Inner {
+                fut: self.inner.call(req),
+                observer: self.observer.clone(),
+            },
+        }
     }
 }
 
@@ -261,7 +297,9 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let (fut, observer) = match self.project().state.project() {
             StateProj::Answered { res } => {
-                return Poll::Ready(Ok(res.take().unwrap_or_else(|| text(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))));
+                return Poll::Ready(Ok(res.take().unwrap_or_else(|| {
+                    text(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+                })));
             }
             StateProj::Inner { fut, observer } => (fut, observer),
         };
@@ -283,31 +321,64 @@ mod tests {
     use std::time::Duration;
 
     use http_body_util::BodyExt;
-    use tower::{service_fn, ServiceExt};
+    use tower::{ServiceExt, service_fn};
 
     use super::*;
     use crate::rate_limit::Scope;
 
     async fn answer(error: BoxError) -> (StatusCode, Option<String>, String) {
         let res = response_for(&*error);
-        let retry = res.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let retry = res
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let status = res.status();
-        let body = res.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = res
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         (status, retry, String::from_utf8_lossy(&body).into_owned())
     }
 
     #[tokio::test]
     async fn each_error_has_its_answer() {
         let denied = answer(Box::new(authz::Denied::new(Some("default/p")))).await;
-        assert_eq!(denied, (StatusCode::FORBIDDEN, None, "RBAC: access denied".into()));
-        let limited = answer(Box::new(rate_limit::RateLimited::new(Scope::Total, Duration::from_millis(1500)))).await;
-        assert_eq!(limited, (StatusCode::TOO_MANY_REQUESTS, Some("2".into()), "local_rate_limited".into()));
-        let own = answer(Box::new(HttpError::new(StatusCode::UNAUTHORIZED, "Jwt is missing"))).await;
-        assert_eq!(own, (StatusCode::UNAUTHORIZED, None, "Jwt is missing".into()));
+        assert_eq!(
+            denied,
+            (StatusCode::FORBIDDEN, None, "RBAC: access denied".into())
+        );
+        let limited = answer(Box::new(rate_limit::RateLimited::new(
+            Scope::Total,
+            Duration::from_millis(1500),
+        )))
+        .await;
+        assert_eq!(
+            limited,
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                Some("2".into()),
+                "local_rate_limited".into()
+            )
+        );
+        let own = answer(Box::new(HttpError::new(
+            StatusCode::UNAUTHORIZED,
+            "Jwt is missing",
+        )))
+        .await;
+        assert_eq!(
+            own,
+            (StatusCode::UNAUTHORIZED, None, "Jwt is missing".into())
+        );
         let timeout = answer(Box::new(tower::timeout::error::Elapsed::new())).await;
         assert_eq!(timeout.0, StatusCode::GATEWAY_TIMEOUT);
         let other = answer("boom".into()).await;
-        assert_eq!((other.0, other.2.as_str()), (StatusCode::INTERNAL_SERVER_ERROR, "internal error"));
+        assert_eq!(
+            (other.0, other.2.as_str()),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        );
     }
 
     #[derive(Debug)]
@@ -341,9 +412,14 @@ mod tests {
             }
         });
         let svc = RescueLayer::new().layer(inner);
-        let res = svc.clone().oneshot(Request::get("/deny").body(()).unwrap_or_default()).await;
+        let res = svc
+            .clone()
+            .oneshot(Request::get("/deny").body(()).unwrap_or_default())
+            .await;
         assert_eq!(res.map(|r| r.status()).ok(), Some(StatusCode::FORBIDDEN));
-        let res = svc.oneshot(Request::get("/ok").body(()).unwrap_or_default()).await;
+        let res = svc
+            .oneshot(Request::get("/ok").body(()).unwrap_or_default())
+            .await;
         assert_eq!(res.map(|r| r.status()).ok(), Some(StatusCode::OK));
     }
 
@@ -351,13 +427,22 @@ mod tests {
     async fn refusals_are_counted() {
         let metrics = MeshMetrics::new();
         let inner = service_fn(|_req: Request<()>| async {
-            Err::<Response<Body>, BoxError>(Box::new(authz::Denied::new(Some("default/deny-admin"))))
+            Err::<Response<Body>, BoxError>(Box::new(authz::Denied::new(Some(
+                "default/deny-admin",
+            ))))
         });
         let svc = RescueLayer::with_metrics(metrics.clone(), "service1").layer(inner);
         let _ = svc.oneshot(Request::new(())).await;
         let text = metrics.encode_prometheus();
-        let line = text.lines().find(|l| l.starts_with("mesh_authz_denied_total{")).unwrap_or_default().to_owned();
-        assert!(line.contains("default/deny-admin") && line.ends_with(" 1"), "{text}");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("mesh_authz_denied_total{"))
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            line.contains("default/deny-admin") && line.ends_with(" 1"),
+            "{text}"
+        );
     }
 
     #[derive(Clone)]
@@ -369,7 +454,10 @@ mod tests {
         type Future = std::future::Ready<Result<Response<Body>, BoxError>>;
 
         fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-            Poll::Ready(Err(Box::new(HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "closed"))))
+            Poll::Ready(Err(Box::new(HttpError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "closed",
+            ))))
         }
 
         fn call(&mut self, _req: Request<()>) -> Self::Future {
@@ -380,6 +468,9 @@ mod tests {
     #[tokio::test]
     async fn readiness_errors_are_answered_without_calling() {
         let res = Rescue::new(NeverReady).oneshot(Request::new(())).await;
-        assert_eq!(res.map(|r| r.status()).ok(), Some(StatusCode::SERVICE_UNAVAILABLE));
+        assert_eq!(
+            res.map(|r| r.status()).ok(),
+            Some(StatusCode::SERVICE_UNAVAILABLE)
+        );
     }
 }

@@ -59,14 +59,14 @@ use tower::{Layer, Service};
 
 use mesh_client::telemetry::MeshMetrics;
 
+use crate::BoxError;
 use crate::authz::{AuthorizationLayer, AuthzEngine, ExtAuthz};
 use crate::jwt::{JwksCache, JwtLayer, JwtSettings};
 use crate::metrics::{ServerMetricsConfig, ServerMetricsLayer};
-use crate::request_id::RequestIdLayer;
-use crate::trace::{TraceConfig, TraceLayer};
 use crate::rate_limit::{RateLimitLayer, RateLimitSettings, RateLimiter};
+use crate::request_id::RequestIdLayer;
 use crate::rescue::RescueLayer;
-use crate::BoxError;
+use crate::trace::{TraceConfig, TraceLayer};
 
 /// The client's address, for the layers that read it (authorization's `remote.ip` and source IP
 /// blocks), when something knows it better than the connection does (a test, a transport behind
@@ -97,7 +97,11 @@ impl Workload {
         let service = service.into();
         let mut labels = Labels::new();
         labels.insert("app".into(), service.clone());
-        Self { service, namespace: "default".into(), labels }
+        Self {
+            service,
+            namespace: "default".into(),
+            labels,
+        }
     }
 
     /// Sets the `version` label.
@@ -236,7 +240,9 @@ impl MeshServer {
             Ok(cache) => policies.set_jwks_cache(cache),
             // Only a TLS backend failing to start gets here; without authentication no request
             // has a principal, so ALLOW rules on principals deny (fail closed).
-            Err(error) => tracing::error!(%error, "jwt authentication unavailable: cannot build the jwks client"),
+            Err(error) => {
+                tracing::error!(%error, "jwt authentication unavailable: cannot build the jwks client")
+            }
         }
         policies.refresh();
         Self {
@@ -342,7 +348,8 @@ impl MeshServer {
         let traced = TraceLayer::new(self.trace).layer(RequestIdLayer::new().layer(limited));
         let stack = match &self.metrics {
             Some(m) => {
-                let config = ServerMetricsConfig::for_workload(&w.service, Some(&w.namespace), &w.labels);
+                let config =
+                    ServerMetricsConfig::for_workload(&w.service, Some(&w.namespace), &w.labels);
                 Either::Left(ServerMetricsLayer::new(m.clone(), config).layer(traced))
             }
             None => Either::Right(traced),

@@ -14,11 +14,17 @@ use tower::ServiceExt;
 
 fn app() -> Router {
     // Reads the whole body and answers its length: a body error shows as a non-200.
-    Router::new().route("/", post(|body: Bytes| async move { body.len().to_string() }))
+    Router::new().route(
+        "/",
+        post(|body: Bytes| async move { body.len().to_string() }),
+    )
 }
 
 fn server() -> MeshServer {
-    MeshServer::new(Workload::new("gateway"), ConfigSource::fixed(MeshConfig::default()))
+    MeshServer::new(
+        Workload::new("gateway"),
+        ConfigSource::fixed(MeshConfig::default()),
+    )
 }
 
 fn post_with(len: usize, announce: bool) -> Request<Body> {
@@ -30,7 +36,9 @@ fn post_with(len: usize, announce: bool) -> Request<Body> {
         Body::from(vec![b'x'; len])
     } else {
         // A streamed body of unknown length, in 1 KiB chunks.
-        let chunks = (0..len.div_ceil(1024)).map(move |i| Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 1024.min(len - i * 1024)])));
+        let chunks = (0..len.div_ceil(1024)).map(move |i| {
+            Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 1024.min(len - i * 1024)]))
+        });
         Body::from_stream(futures_util::stream::iter(chunks))
     };
     req.body(body).unwrap()
@@ -39,7 +47,12 @@ fn post_with(len: usize, announce: bool) -> Request<Body> {
 async fn call(mesh: &MeshServer, req: Request<Body>) -> (StatusCode, String) {
     let resp = mesh.wrap(app()).oneshot(req).await.unwrap();
     let status = resp.status();
-    let body = resp.into_body().collect().await.map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned()).unwrap_or_default();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+        .unwrap_or_default();
     (status, body)
 }
 

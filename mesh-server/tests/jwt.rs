@@ -39,7 +39,9 @@ impl JwksServer {
                 None => (StatusCode::SERVICE_UNAVAILABLE, "down".into()),
             }
         }
-        let app = Router::new().route("/jwks", get(serve)).with_state(s.clone());
+        let app = Router::new()
+            .route("/jwks", get(serve))
+            .with_state(s.clone());
         let addr = spawn(app).await;
         (s, format!("http://{addr}/jwks"))
     }
@@ -143,7 +145,11 @@ fn es256(kid: &str) -> TestKey {
 async fn end_to_end_over_http() {
     let k = es256("k");
     let (_jwks, uri) = JwksServer::start(Some(jwks(&[&k]))).await;
-    let (addr, _layer) = app(vec![rule("https://iss", &uri, Duration::from_secs(5))], fast_cache()).await;
+    let (addr, _layer) = app(
+        vec![rule("https://iss", &uri, Duration::from_secs(5))],
+        fast_cache(),
+    )
+    .await;
     let token = sign(&k, &claims("https://iss"));
     let (status, body, _) = who(addr, Some(&token)).await;
     assert_eq!((status, body.as_str()), (200, "https://iss/alice"));
@@ -164,7 +170,11 @@ async fn outage_keeps_the_last_keys() {
     let k = es256("k");
     let (server, uri) = JwksServer::start(Some(jwks(&[&k]))).await;
     let cache = fast_cache();
-    let (addr, _layer) = app(vec![rule("https://iss", &uri, Duration::from_secs(5))], cache.clone()).await;
+    let (addr, _layer) = app(
+        vec![rule("https://iss", &uri, Duration::from_secs(5))],
+        cache.clone(),
+    )
+    .await;
     let token = sign(&k, &claims("https://iss"));
     assert_eq!(who(addr, Some(&token)).await.0, 200);
     server.set(None);
@@ -174,7 +184,11 @@ async fn outage_keeps_the_last_keys() {
         "refresh keeps trying"
     );
     assert!(cache.stats().fetch_failures.load(Ordering::Relaxed) >= 1);
-    assert_eq!(who(addr, Some(&token)).await.0, 200, "last good keys still verify");
+    assert_eq!(
+        who(addr, Some(&token)).await.0,
+        200,
+        "last good keys still verify"
+    );
 }
 
 #[tokio::test]
@@ -182,11 +196,21 @@ async fn failed_first_fetch_is_retried_until_it_succeeds() {
     let k = es256("k");
     let (server, uri) = JwksServer::start(None).await;
     let cache = fast_cache();
-    let (addr, _layer) = app(vec![rule("https://iss", &uri, Duration::from_secs(5))], cache.clone()).await;
+    let (addr, _layer) = app(
+        vec![rule("https://iss", &uri, Duration::from_secs(5))],
+        cache.clone(),
+    )
+    .await;
     let token = sign(&k, &claims("https://iss"));
     let (status, body, _) = who(addr, Some(&token)).await;
-    assert_eq!((status, body.as_str()), (401, "Jwks remote fetch is failed"));
-    assert!(eventually(async || server.hits() >= 3).await, "retried with backoff");
+    assert_eq!(
+        (status, body.as_str()),
+        (401, "Jwks remote fetch is failed")
+    );
+    assert!(
+        eventually(async || server.hits() >= 3).await,
+        "retried with backoff"
+    );
     server.set(Some(jwks(&[&k])));
     assert!(eventually(async || who(addr, Some(&token)).await.0 == 200).await);
     assert!(cache.stats().fetch_failures.load(Ordering::Relaxed) >= 2);
@@ -203,8 +227,15 @@ async fn unknown_kid_refetches_over_http() {
         ..JwksSettings::default()
     };
     let cache = JwksCache::with_fetcher(settings, Arc::new(HttpFetcher::with_client(client())));
-    let (addr, _layer) = app(vec![rule("https://iss", &uri, Duration::from_secs(5))], cache.clone()).await;
-    assert_eq!(who(addr, Some(&sign(&old, &claims("https://iss")))).await.0, 200);
+    let (addr, _layer) = app(
+        vec![rule("https://iss", &uri, Duration::from_secs(5))],
+        cache.clone(),
+    )
+    .await;
+    assert_eq!(
+        who(addr, Some(&sign(&old, &claims("https://iss")))).await.0,
+        200
+    );
     let hits = server.hits();
     server.set(Some(jwks(&[&old, &new])));
     assert_eq!(
@@ -214,8 +245,17 @@ async fn unknown_kid_refetches_over_http() {
     );
     assert_eq!(server.hits(), hits + 1);
     let stranger = es256("stranger");
-    assert_eq!(who(addr, Some(&sign(&stranger, &claims("https://iss")))).await.0, 401);
-    assert_eq!(server.hits(), hits + 1, "rate limited: no second re-fetch within 30 s");
+    assert_eq!(
+        who(addr, Some(&sign(&stranger, &claims("https://iss"))))
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        server.hits(),
+        hits + 1,
+        "rate limited: no second re-fetch within 30 s"
+    );
 }
 
 #[tokio::test]
@@ -251,7 +291,11 @@ async fn jwks_flapping_under_load_keeps_valid_tokens_valid() {
     let k = es256("k");
     let (server, uri) = JwksServer::start(Some(jwks(&[&k]))).await;
     let cache = fast_cache();
-    let (addr, _layer) = app(vec![rule("https://iss", &uri, Duration::from_secs(2))], cache.clone()).await;
+    let (addr, _layer) = app(
+        vec![rule("https://iss", &uri, Duration::from_secs(2))],
+        cache.clone(),
+    )
+    .await;
     let good = Arc::new(sign(&k, &claims("https://iss")));
     let forged = Arc::new(sign(&es256("k"), &claims("https://iss")));
     assert_eq!(who(addr, Some(&good)).await.0, 200);
@@ -284,26 +328,46 @@ async fn jwks_flapping_under_load_keeps_valid_tokens_valid() {
     let doc = jwks(&[&k]);
     let stats = cache.stats().clone();
     for i in 0..10 {
-        let (failures, successes) =
-            (stats.fetch_failures.load(Ordering::Relaxed), stats.fetch_successes.load(Ordering::Relaxed));
+        let (failures, successes) = (
+            stats.fetch_failures.load(Ordering::Relaxed),
+            stats.fetch_successes.load(Ordering::Relaxed),
+        );
         if i % 2 == 0 {
             server.set(None);
-            assert!(eventually(async || stats.fetch_failures.load(Ordering::Relaxed) > failures).await, "outage {i} unseen");
+            assert!(
+                eventually(async || stats.fetch_failures.load(Ordering::Relaxed) > failures).await,
+                "outage {i} unseen"
+            );
         } else {
             server.set(Some(doc.clone()));
-            assert!(eventually(async || stats.fetch_successes.load(Ordering::Relaxed) > successes).await, "recovery {i} unseen");
+            assert!(
+                eventually(async || stats.fetch_successes.load(Ordering::Relaxed) > successes)
+                    .await,
+                "recovery {i} unseen"
+            );
         }
     }
     stop.store(true, Ordering::SeqCst);
     let (mut ok, mut refused) = (0, 0);
     while let Some(joined) = callers.join_next().await {
         let (o, r, wrong) = joined.unwrap();
-        assert!(wrong.is_empty(), "{} wrong answers while the JWKS server flapped, e.g. {}", wrong.len(), wrong[0]);
+        assert!(
+            wrong.is_empty(),
+            "{} wrong answers while the JWKS server flapped, e.g. {}",
+            wrong.len(),
+            wrong[0]
+        );
         ok += o;
         refused += r;
     }
     // At least a round per caller: enough to say the layer answered throughout (the rate depends
     // on the machine, which is shared and noisy).
-    assert!(ok >= 4 && refused >= 4, "too little traffic during the flaps: {ok} ok, {refused} refused");
-    assert!(stats.fetch_failures.load(Ordering::Relaxed) >= 5, "every outage was seen by the cache");
+    assert!(
+        ok >= 4 && refused >= 4,
+        "too little traffic during the flaps: {ok} ok, {refused} refused"
+    );
+    assert!(
+        stats.fetch_failures.load(Ordering::Relaxed) >= 5,
+        "every outage was seen by the cache"
+    );
 }

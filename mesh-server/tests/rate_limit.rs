@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use axum::routing::get;
 use axum::Router;
+use axum::routing::get;
 use http::Request;
 use mesh_core::policy::RateLimitOverride;
 use mesh_server::authz::RequestAuth;
@@ -20,33 +20,60 @@ async fn per_identity_limits_over_http() {
     // the few local requests below take, and the assertions only count refusals.
     let settings = RateLimitSettings {
         identity_rps: Some(1),
-        overrides: vec![RateLimitOverride { rps: 5, clients: vec!["vip".into()] }],
+        overrides: vec![RateLimitOverride {
+            rps: 5,
+            clients: vec!["vip".into()],
+        }],
         ..RateLimitSettings::default()
     };
     let app = Router::new().route("/", get(|| async { "ok" }));
     let stack = tower::ServiceBuilder::new()
         .map_request(|mut req: Request<axum::body::Body>| {
-            let user = req.headers().get("x-user").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let user = req
+                .headers()
+                .get("x-user")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             if let Some(user) = user {
-                req.extensions_mut().insert(RequestAuth { principal: format!("iss/{user}"), ..RequestAuth::default() });
+                req.extensions_mut().insert(RequestAuth {
+                    principal: format!("iss/{user}"),
+                    ..RequestAuth::default()
+                });
             }
             req
         })
         .layer(RescueLayer::new())
         .layer(RateLimitLayer::new(settings))
         .service(app);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind: {e}"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
     let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(serve(listener, stack, async {
         let _ = stopped.await;
     }));
-    let c = reqwest::Client::builder().no_proxy().timeout(LIMIT).build().unwrap_or_else(|e| panic!("{e}"));
+    let c = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(LIMIT)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
     let send = |user: &'static str| {
         let c = c.clone();
         async move {
-            let res = c.get(format!("http://{addr}/")).header("x-user", user).send().await.unwrap_or_else(|e| panic!("{e}"));
-            (res.status().as_u16(), res.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned))
+            let res = c
+                .get(format!("http://{addr}/"))
+                .header("x-user", user)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            (
+                res.status().as_u16(),
+                res.headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+            )
         }
     };
     assert_eq!(send("alice").await.0, 200, "a fresh bucket admits");
@@ -59,7 +86,11 @@ async fn per_identity_limits_over_http() {
             break;
         }
     }
-    assert_eq!(refused, Some(Some("1".to_string())), "alice is limited, retry-after in seconds");
+    assert_eq!(
+        refused,
+        Some(Some("1".to_string())),
+        "alice is limited, retry-after in seconds"
+    );
     assert_eq!(send("bob").await.0, 200, "bob has his own bucket");
     let mut vip_ok = 0;
     for _ in 0..5 {
@@ -67,7 +98,13 @@ async fn per_identity_limits_over_http() {
             vip_ok += 1;
         }
     }
-    assert_eq!(vip_ok, 5, "the override's burst of 5 replaces the identity limit of 1");
+    assert_eq!(
+        vip_ok, 5,
+        "the override's burst of 5 replaces the identity limit of 1"
+    );
     let _ = stop.send(());
-    assert!(matches!(tokio::time::timeout(LIMIT, task).await, Ok(Ok(Ok(())))));
+    assert!(matches!(
+        tokio::time::timeout(LIMIT, task).await,
+        Ok(Ok(Ok(())))
+    ));
 }

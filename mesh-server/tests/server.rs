@@ -9,20 +9,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use axum::routing::get;
 use axum::Router;
+use axum::routing::get;
 use mesh_core::policy::{
-    AuthzAction, AuthzPolicy, AuthzRule, MeshConfig, Operation, Origin, RateLimitPolicy, WorkloadSelector,
+    AuthzAction, AuthzPolicy, AuthzRule, MeshConfig, Operation, Origin, RateLimitPolicy,
+    WorkloadSelector,
 };
 use mesh_server::server::ConfigSource;
-use mesh_server::{serve, MeshServer, Workload};
-use tokio::sync::{oneshot, Notify};
+use mesh_server::{MeshServer, Workload, serve};
+use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 
 const LIMIT: Duration = Duration::from_secs(10);
 
 fn origin(kind: &str, name: &str) -> Origin {
-    Origin { kind: kind.into(), name: name.into(), namespace: "default".into(), ..Origin::default() }
+    Origin {
+        kind: kind.into(),
+        name: name.into(),
+        namespace: "default".into(),
+        ..Origin::default()
+    }
 }
 
 fn deny_admin() -> AuthzPolicy {
@@ -32,14 +38,23 @@ fn deny_admin() -> AuthzPolicy {
         action: AuthzAction::Deny,
         provider: None,
         rules: vec![AuthzRule {
-            to: vec![Operation { paths: vec!["/admin/*".into()], ..Operation::default() }],
+            to: vec![Operation {
+                paths: vec!["/admin/*".into()],
+                ..Operation::default()
+            }],
             ..AuthzRule::default()
         }],
     }
 }
 
 fn limit(target: &str, rps: u32) -> RateLimitPolicy {
-    RateLimitPolicy { origin: origin("HTTPLocalRateLimitPolicy", "rl"), target: target.into(), total_rps: Some(rps), identity_rps: None, overrides: vec![] }
+    RateLimitPolicy {
+        origin: origin("HTTPLocalRateLimitPolicy", "rl"),
+        target: target.into(),
+        total_rps: Some(rps),
+        identity_rps: None,
+        overrides: vec![],
+    }
 }
 
 fn app() -> Router {
@@ -57,14 +72,22 @@ struct Running {
 
 impl Running {
     async fn start(mesh: &MeshServer, app: Router) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind: {e}"));
-        let addr = listener.local_addr().unwrap_or_else(|e| panic!("addr: {e}"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("bind: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("addr: {e}"));
         let (stop, stopped) = oneshot::channel::<()>();
         let svc = mesh.wrap(app);
         let task = tokio::spawn(serve(listener, svc, async {
             let _ = stopped.await;
         }));
-        Running { addr, stop: Some(stop), task }
+        Running {
+            addr,
+            stop: Some(stop),
+            task,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -76,30 +99,51 @@ impl Running {
             let _ = stop.send(());
         }
         let done = tokio::time::timeout(LIMIT, self.task).await;
-        assert!(matches!(done, Ok(Ok(Ok(())))), "server did not stop cleanly: {done:?}");
+        assert!(
+            matches!(done, Ok(Ok(Ok(())))),
+            "server did not stop cleanly: {done:?}"
+        );
     }
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().timeout(LIMIT).build().unwrap_or_else(|e| panic!("client: {e}"))
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(LIMIT)
+        .build()
+        .unwrap_or_else(|e| panic!("client: {e}"))
 }
 
 async fn get_status(c: &reqwest::Client, url: &str) -> (u16, Option<String>, String) {
-    let res = c.get(url).send().await.unwrap_or_else(|e| panic!("request {url}: {e}"));
+    let res = c
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("request {url}: {e}"));
     let status = res.status().as_u16();
-    let retry = res.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let retry = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let body = res.text().await.unwrap_or_default();
     (status, retry, body)
 }
 
 #[tokio::test]
 async fn passes_through_and_denies() {
-    let config = MeshConfig { authorization: vec![deny_admin()], ..MeshConfig::default() };
+    let config = MeshConfig {
+        authorization: vec![deny_admin()],
+        ..MeshConfig::default()
+    };
     let mesh = MeshServer::new(Workload::new("service1"), ConfigSource::fixed(config));
     let server = Running::start(&mesh, app()).await;
     let c = client();
     for _ in 0..3 {
-        assert_eq!(get_status(&c, &server.url("/hello")).await, (200, None, "hello".into()));
+        assert_eq!(
+            get_status(&c, &server.url("/hello")).await,
+            (200, None, "hello".into())
+        );
         let (status, _, body) = get_status(&c, &server.url("/admin/panel")).await;
         assert_eq!((status, body.as_str()), (403, "RBAC: access denied"));
     }
@@ -110,7 +154,10 @@ async fn passes_through_and_denies() {
 
 #[tokio::test]
 async fn limits_with_429_and_retry_after() {
-    let config = MeshConfig { rate_limits: vec![limit("service1", 1)], ..MeshConfig::default() };
+    let config = MeshConfig {
+        rate_limits: vec![limit("service1", 1)],
+        ..MeshConfig::default()
+    };
     let mesh = MeshServer::new(Workload::new("service1"), ConfigSource::fixed(config));
     let server = Running::start(&mesh, app()).await;
     let c = client();
@@ -137,11 +184,23 @@ async fn limits_with_429_and_retry_after() {
 
 #[tokio::test]
 async fn other_workloads_are_not_affected() {
-    let config = MeshConfig { rate_limits: vec![limit("service2", 1)], ..MeshConfig::default() };
+    let config = MeshConfig {
+        rate_limits: vec![limit("service2", 1)],
+        ..MeshConfig::default()
+    };
     let mut deny_all = deny_admin();
-    deny_all.selector.match_labels.insert("app".into(), "service2".into());
-    let config = MeshConfig { authorization: vec![deny_all], ..config };
-    let mesh = MeshServer::new(Workload::new("service1").version("v1"), ConfigSource::fixed(config));
+    deny_all
+        .selector
+        .match_labels
+        .insert("app".into(), "service2".into());
+    let config = MeshConfig {
+        authorization: vec![deny_all],
+        ..config
+    };
+    let mesh = MeshServer::new(
+        Workload::new("service1").version("v1"),
+        ConfigSource::fixed(config),
+    );
     let server = Running::start(&mesh, app()).await;
     let c = client();
     for _ in 0..5 {
@@ -157,7 +216,10 @@ async fn reloads_take_effect_on_the_next_request() {
     let server = Running::start(&mesh, app()).await;
     let c = client();
     assert_eq!(get_status(&c, &server.url("/admin/panel")).await.0, 200);
-    cell.store(Arc::new(MeshConfig { authorization: vec![deny_admin()], ..MeshConfig::default() }));
+    cell.store(Arc::new(MeshConfig {
+        authorization: vec![deny_admin()],
+        ..MeshConfig::default()
+    }));
     assert_eq!(get_status(&c, &server.url("/admin/panel")).await.0, 403);
     assert_eq!(get_status(&c, &server.url("/hello")).await.0, 200);
     cell.store(Arc::new(MeshConfig::default()));
@@ -181,12 +243,17 @@ async fn graceful_shutdown_finishes_requests_in_flight() {
             }
         }),
     );
-    let mesh = MeshServer::new(Workload::new("service1"), ConfigSource::fixed(MeshConfig::default()));
+    let mesh = MeshServer::new(
+        Workload::new("service1"),
+        ConfigSource::fixed(MeshConfig::default()),
+    );
     let mut server = Running::start(&mesh, app).await;
     let c = client();
     let url = server.url("/slow");
     let in_flight = tokio::spawn(async move { get_status(&c, &url).await });
-    tokio::time::timeout(LIMIT, started.notified()).await.unwrap_or_else(|_| panic!("request never started"));
+    tokio::time::timeout(LIMIT, started.notified())
+        .await
+        .unwrap_or_else(|_| panic!("request never started"));
     if let Some(stop) = server.stop.take() {
         let _ = stop.send(());
     }
@@ -195,27 +262,53 @@ async fn graceful_shutdown_finishes_requests_in_flight() {
     assert!(!server.task.is_finished());
     release.notify_one();
     let answer = tokio::time::timeout(LIMIT, in_flight).await;
-    assert!(matches!(&answer, Ok(Ok((200, _, body))) if body == "done"), "{answer:?}");
+    assert!(
+        matches!(&answer, Ok(Ok((200, _, body))) if body == "done"),
+        "{answer:?}"
+    );
     server.stop().await;
 }
 
 #[tokio::test]
 async fn observability_layers_see_refusals() {
     let metrics = mesh_client::telemetry::MeshMetrics::new();
-    let config = MeshConfig { authorization: vec![deny_admin()], ..MeshConfig::default() };
-    let mesh = MeshServer::new(Workload::new("service1").version("v1"), ConfigSource::fixed(config)).with_metrics(metrics.clone());
+    let config = MeshConfig {
+        authorization: vec![deny_admin()],
+        ..MeshConfig::default()
+    };
+    let mesh = MeshServer::new(
+        Workload::new("service1").version("v1"),
+        ConfigSource::fixed(config),
+    )
+    .with_metrics(metrics.clone());
     let server = Running::start(&mesh, app()).await;
     let c = client();
-    let res = c.get(server.url("/admin/panel")).send().await.unwrap_or_else(|e| panic!("{e}"));
+    let res = c
+        .get(server.url("/admin/panel"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(res.status().as_u16(), 403);
-    assert!(res.headers().contains_key("x-request-id"), "the request id layer answers even refusals");
+    assert!(
+        res.headers().contains_key("x-request-id"),
+        "the request id layer answers even refusals"
+    );
     assert_eq!(get_status(&c, &server.url("/hello")).await.0, 200);
     server.stop().await;
     let text = metrics.encode_prometheus();
     let has = |needle: &[&str]| text.lines().any(|l| needle.iter().all(|n| l.contains(n)));
-    assert!(has(&["istio_requests_total{", "response_code=\"403\""]), "{text}");
-    assert!(has(&["istio_requests_total{", "response_code=\"200\""]), "{text}");
-    assert!(has(&["mesh_authz_denied_total{", "default/deny-admin"]), "{text}");
+    assert!(
+        has(&["istio_requests_total{", "response_code=\"403\""]),
+        "{text}"
+    );
+    assert!(
+        has(&["istio_requests_total{", "response_code=\"200\""]),
+        "{text}"
+    );
+    assert!(
+        has(&["mesh_authz_denied_total{", "default/deny-admin"]),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -225,7 +318,12 @@ async fn jwt_tokens_identify_clients_for_authz_and_limits() {
     use test_keys::{claims, jwks, sign};
 
     let key = test_keys::key(Algorithm::ES256, "k", true);
-    let origin = |kind: &str| Origin { kind: kind.into(), name: "p".into(), namespace: "default".into(), ..Origin::default() };
+    let origin = |kind: &str| Origin {
+        kind: kind.into(),
+        name: "p".into(),
+        namespace: "default".into(),
+        ..Origin::default()
+    };
     let config = MeshConfig {
         authentication: vec![AuthnPolicy {
             origin: origin("RequestAuthentication"),
@@ -251,7 +349,10 @@ async fn jwt_tokens_identify_clients_for_authz_and_limits() {
             action: AuthzAction::Allow,
             provider: None,
             rules: vec![AuthzRule {
-                from: vec![Source { request_principals: vec!["https://iss/*".into()], ..Source::default() }],
+                from: vec![Source {
+                    request_principals: vec!["https://iss/*".into()],
+                    ..Source::default()
+                }],
                 ..AuthzRule::default()
             }],
         }],
@@ -266,13 +367,19 @@ async fn jwt_tokens_identify_clients_for_authz_and_limits() {
     };
     let mesh = MeshServer::new(Workload::new("service1"), ConfigSource::fixed(config));
     let app = Router::new().route("/", get(|| async { "ok" }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(serve(listener, mesh.wrap(app), async {
         let _ = stopped.await;
     }));
-    let c = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap_or_else(|e| panic!("{e}"));
+    let c = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
     let send = |token: Option<String>| {
         let c = c.clone();
         async move {
@@ -285,8 +392,16 @@ async fn jwt_tokens_identify_clients_for_authz_and_limits() {
         }
     };
     let token = sign(&key, &claims("https://iss"));
-    assert_eq!(send(None).await, (403, "RBAC: access denied".into()), "no token, no principal");
-    assert_eq!(send(Some("not.a.token".into())).await.0, 401, "a bad token is refused by authentication");
+    assert_eq!(
+        send(None).await,
+        (403, "RBAC: access denied".into()),
+        "no token, no principal"
+    );
+    assert_eq!(
+        send(Some("not.a.token".into())).await.0,
+        401,
+        "a bad token is refused by authentication"
+    );
     assert_eq!(send(Some(token.clone())).await, (200, "ok".into()));
     // One request per second for alice: a 429 comes as soon as two share a second (bounded).
     let mut limited = false;
@@ -298,5 +413,8 @@ async fn jwt_tokens_identify_clients_for_authz_and_limits() {
     }
     assert!(limited, "the verified identity is rate limited");
     let _ = stop.send(());
-    assert!(matches!(tokio::time::timeout(Duration::from_secs(10), task).await, Ok(Ok(Ok(())))));
+    assert!(matches!(
+        tokio::time::timeout(Duration::from_secs(10), task).await,
+        Ok(Ok(Ok(())))
+    ));
 }

@@ -21,7 +21,11 @@ pub async fn assert_scenario(name: &str) -> Outcome {
     let progress: Arc<dyn Progress> = Arc::new(Quiet);
     match run(progress).await {
         Ok(o) => {
-            assert!(o.passed, "scenario {name} missed\n  expected: {}\n  observed: {}", o.expected, o.observed);
+            assert!(
+                o.passed,
+                "scenario {name} missed\n  expected: {}\n  observed: {}",
+                o.expected, o.observed
+            );
             o
         }
         Err(e) => panic!("scenario {name} could not run: {e}"),
@@ -33,6 +37,11 @@ pub async fn assert_scenario(name: &str) -> Outcome {
 pub fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()).and_then(|n| n.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+        })
         .unwrap_or(0)
 }

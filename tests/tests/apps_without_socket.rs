@@ -32,13 +32,21 @@ impl Upstream for Down {
 
 async fn json(res: Response<Body>) -> (StatusCode, Value) {
     let status = res.status();
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap_or_default();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 fn get(path: &str) -> Request<Body> {
     Request::get(path)
-        .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
         .header("end-user", "alice")
         .body(Body::empty())
         .unwrap_or_default()
@@ -47,8 +55,12 @@ fn get(path: &str) -> Request<Body> {
 #[tokio::test]
 async fn service_chain_answers_with_the_contract_json() {
     let s3 = app(Arc::new(AppState::new("service3", "v1")));
-    let s2 = app(Arc::new(AppState::new("service2", "v2").with_upstream("service3", Arc::new(InMemory(s3)))));
-    let s1 = app(Arc::new(AppState::new("service1", "v1").with_upstream("service2", Arc::new(InMemory(s2)))));
+    let s2 = app(Arc::new(
+        AppState::new("service2", "v2").with_upstream("service3", Arc::new(InMemory(s3))),
+    ));
+    let s1 = app(Arc::new(
+        AppState::new("service1", "v1").with_upstream("service2", Arc::new(InMemory(s2))),
+    ));
     let res = s1.oneshot(get("/service1/hello?x=1")).await;
     let (status, body) = json(res.unwrap_or_default()).await;
     assert_eq!(status, StatusCode::OK);
@@ -57,22 +69,39 @@ async fn service_chain_answers_with_the_contract_json() {
     assert_eq!(body["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(body["upstream"]["service"], "service2");
     assert_eq!(body["upstream"]["version"], "v2");
-    assert_eq!(body["upstream"]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(
+        body["upstream"]["trace_id"],
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
     assert_eq!(body["upstream"]["upstream"]["service"], "service3");
     assert_eq!(body["upstream"]["upstream"]["upstream"], Value::Null);
 }
 
 #[tokio::test]
 async fn upstream_failure_is_a_502_with_the_reason() {
-    let s1 = app(Arc::new(AppState::new("service1", "v1").with_upstream("service2", Arc::new(Down))));
+    let s1 = app(Arc::new(
+        AppState::new("service1", "v1").with_upstream("service2", Arc::new(Down)),
+    ));
     let (status, body) = json(s1.oneshot(get("/x")).await.unwrap_or_default()).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     assert_eq!(body["service"], "service1");
-    assert!(body["error"].as_str().is_some_and(|e| e.contains("connection refused")), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("connection refused")),
+        "{body}"
+    );
     assert_eq!(body["upstream_status"], Value::Null);
 
-    let failing = app(Arc::new(AppState::new("service3", "v1").with_faults(Faults { error_rate: 1.0, ..Faults::default() })));
-    let s2 = app(Arc::new(AppState::new("service2", "v1").with_upstream("service3", Arc::new(InMemory(failing)))));
+    let failing = app(Arc::new(AppState::new("service3", "v1").with_faults(
+        Faults {
+            error_rate: 1.0,
+            ..Faults::default()
+        },
+    )));
+    let s2 = app(Arc::new(
+        AppState::new("service2", "v1").with_upstream("service3", Arc::new(InMemory(failing))),
+    ));
     let (status, body) = json(s2.oneshot(get("/y")).await.unwrap_or_default()).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     assert_eq!(body["upstream_status"], 503);
@@ -101,12 +130,32 @@ async fn injected_failures_follow_the_rate() {
 async fn gateway_checks_the_host_then_forwards() {
     use mesh_examples::gateway::{GatewayState, app as gateway_app};
     let s3 = app(Arc::new(AppState::new("service3", "v1")));
-    let state = Arc::new(GatewayState { name: "shop-gateway".into(), hosts: vec!["shop.example.com".into()], client: Arc::new(InMemory(s3)) });
+    let state = Arc::new(GatewayState {
+        name: "shop-gateway".into(),
+        hosts: vec!["shop.example.com".into()],
+        client: Arc::new(InMemory(s3)),
+    });
     let gw = gateway_app(state);
-    let req = |host: &str| Request::get("/service3/a").header("host", host).body(Body::empty()).unwrap_or_default();
-    let (status, body) = json(gw.clone().oneshot(req("shop.example.com:8080")).await.unwrap_or_default()).await;
+    let req = |host: &str| {
+        Request::get("/service3/a")
+            .header("host", host)
+            .body(Body::empty())
+            .unwrap_or_default()
+    };
+    let (status, body) = json(
+        gw.clone()
+            .oneshot(req("shop.example.com:8080"))
+            .await
+            .unwrap_or_default(),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["service"], "service3");
-    let (status, _) = json(gw.oneshot(req("other.example.com")).await.unwrap_or_default()).await;
+    let (status, _) = json(
+        gw.oneshot(req("other.example.com"))
+            .await
+            .unwrap_or_default(),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -36,7 +36,11 @@ fn service2_weights(c: &MeshConfig) -> Vec<(Option<String>, u32)> {
         .filter(|vs| vs.hosts.iter().any(|h| h == "service2") && vs.applies_to_mesh())
         .flat_map(|vs| vs.http.iter())
         .filter_map(|r| match &r.action {
-            RouteAction::Forward(ds) => Some(ds.iter().map(|d| (d.destination.subset.clone(), d.weight)).collect::<Vec<_>>()),
+            RouteAction::Forward(ds) => Some(
+                ds.iter()
+                    .map(|d| (d.destination.subset.clone(), d.weight))
+                    .collect::<Vec<_>>(),
+            ),
             _ => None,
         })
         .flatten()
@@ -46,14 +50,26 @@ fn service2_weights(c: &MeshConfig) -> Vec<(Option<String>, u32)> {
 #[test]
 fn every_shipped_folder_loads_with_the_article_set_up() {
     let all = folders();
-    assert!(all.len() >= 10, "expected examples/config and 9+ scenario folders, found {all:?}");
+    assert!(
+        all.len() >= 10,
+        "expected examples/config and 9+ scenario folders, found {all:?}"
+    );
     for dir in all {
         let c = load(&dir);
-        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        assert_eq!(c.service_entries.len(), 3, "{name}: ServiceEntries for service1..3");
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        assert_eq!(
+            c.service_entries.len(),
+            3,
+            "{name}: ServiceEntries for service1..3"
+        );
         assert_eq!(c.gateways.len(), 1, "{name}: the http-gateway");
         assert!(
-            c.virtual_services.iter().any(|vs| vs.gateways.iter().any(|g| g == "http-gateway")),
+            c.virtual_services
+                .iter()
+                .any(|vs| vs.gateways.iter().any(|g| g == "http-gateway")),
             "{name}: the routing VirtualService bound to the gateway"
         );
     }
@@ -70,7 +86,12 @@ fn scenario_folders_hold_their_scenario() {
     assert_eq!(weights("canary-3-0-100"), v(0, 100));
 
     let mirror = load(&s.join("mirror"));
-    let mirrors: Vec<_> = mirror.virtual_services.iter().flat_map(|vs| vs.http.iter()).flat_map(|r| r.mirrors.iter()).collect();
+    let mirrors: Vec<_> = mirror
+        .virtual_services
+        .iter()
+        .flat_map(|vs| vs.http.iter())
+        .flat_map(|r| r.mirrors.iter())
+        .collect();
     assert_eq!(mirrors.len(), 1);
     assert_eq!(mirrors[0].destination.subset.as_deref(), Some("v2"));
 
@@ -85,10 +106,16 @@ fn scenario_folders_hold_their_scenario() {
     assert_eq!(attempts, [5]);
 
     let jwt = load(&s.join("jwt"));
-    assert!(!jwt.authentication.is_empty(), "the legacy Policy becomes authentication policies");
+    assert!(
+        !jwt.authentication.is_empty(),
+        "the legacy Policy becomes authentication policies"
+    );
     assert!(jwt.authentication.iter().all(|a| a.require_token));
 
     let ab = load(&s.join("ab-header-hash"));
     let dr = ab.destinations.get("service2");
-    assert!(dr.is_some_and(|d| d.subsets.len() == 2), "service2 subsets with the consistent hash");
+    assert!(
+        dr.is_some_and(|d| d.subsets.len() == 2),
+        "service2 subsets with the consistent hash"
+    );
 }

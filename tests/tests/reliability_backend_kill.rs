@@ -44,11 +44,17 @@ spec:
 async fn killed_backend_loses_no_request_is_ejected_and_returns() {
     let mut a = Backend::start("a").await;
     let b = Backend::start("b").await;
-    let yaml = format!("{}{POLICY}", service_entry("svc", &[(a.addr, "v1"), (b.addr, "v1")]));
+    let yaml = format!(
+        "{}{POLICY}",
+        service_entry("svc", &[(a.addr, "v1"), (b.addr, "v1")])
+    );
     let store = mesh_core::watch::ConfigStore::new(reliability::config(&yaml));
-    let registry = Arc::new(mesh_core::registry::Registry::from_config(&store.snapshot()));
+    let registry = Arc::new(mesh_core::registry::Registry::from_config(
+        &store.snapshot(),
+    ));
     let source = store.clone();
-    let clusters = mesh_client::cluster::Clusters::new(move || source.snapshot(), registry).with_seed(3);
+    let clusters =
+        mesh_client::cluster::Clusters::new(move || source.snapshot(), registry).with_seed(3);
     let client = mesh_client::client::MeshClient::builder(store.clone(), clusters.clone()).build();
     let client = Arc::new(client);
 
@@ -82,17 +88,40 @@ async fn killed_backend_loses_no_request_is_ejected_and_returns() {
     }
     let failed: Vec<_> = answers.iter().filter(|x| x.status != 200).collect();
     assert_eq!(answers.len(), 400);
-    assert!(failed.is_empty(), "{} of 400 requests failed, e.g. {:?}", failed.len(), failed.first());
-    assert!(client.stats().retries.get() > 0, "the dead endpoint was never hit: the test did not test retries");
+    assert!(
+        failed.is_empty(),
+        "{} of 400 requests failed, e.g. {:?}",
+        failed.len(),
+        failed.first()
+    );
+    assert!(
+        client.stats().retries.get() > 0,
+        "the dead endpoint was never hit: the test did not test retries"
+    );
 
     // Outlier detection ejected `a` (the only endpoint that failed).
-    let cluster = clusters.cluster(&Destination { host: "svc".into(), subset: None, port: None }).unwrap();
+    let cluster = clusters
+        .cluster(&Destination {
+            host: "svc".into(),
+            subset: None,
+            port: None,
+        })
+        .unwrap();
     let detector = cluster.outlier().expect("outlier detection is configured");
     let health = detector.health();
-    let a_health = health.iter().find(|h| h.addr == a.addr).expect("a is still registered");
-    assert!(a_health.ejections_total >= 1, "a was never ejected: {health:?}");
+    let a_health = health
+        .iter()
+        .find(|h| h.addr == a.addr)
+        .expect("a is still registered");
+    assert!(
+        a_health.ejections_total >= 1,
+        "a was never ejected: {health:?}"
+    );
     let b_health = health.iter().find(|h| h.addr == b.addr).unwrap();
-    assert_eq!(b_health.ejections_total, 0, "the healthy endpoint was ejected: {health:?}");
+    assert_eq!(
+        b_health.ejections_total, 0,
+        "the healthy endpoint was ejected: {health:?}"
+    );
 
     // Restart `a` on the same address: it comes back once its ejection time has passed.
     let a_hits_before = a.hits();
@@ -100,7 +129,10 @@ async fn killed_backend_loses_no_request_is_ejected_and_returns() {
     let mut back = false;
     for _ in 0..200 {
         let answer = get(&client, "http://svc/work").await;
-        assert_eq!(answer.status, 200, "a request failed after the restart: {answer:?}");
+        assert_eq!(
+            answer.status, 200,
+            "a request failed after the restart: {answer:?}"
+        );
         if answer.backend == "a" {
             back = true;
             break;

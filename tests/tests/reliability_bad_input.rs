@@ -19,14 +19,21 @@ async fn raw(addr: SocketAddr, bytes: &[u8]) -> Option<u16> {
     // The server may answer and close before reading everything: a write error is fine.
     let _ = stream.write_all(bytes).await;
     let mut buf = vec![0u8; 1024];
-    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await.ok()?.ok()?;
+    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
     let head = String::from_utf8_lossy(&buf[..n]);
-    head.strip_prefix("HTTP/1.1 ").and_then(|r| r.get(..3)).and_then(|c| c.parse().ok())
+    head.strip_prefix("HTTP/1.1 ")
+        .and_then(|r| r.get(..3))
+        .and_then(|c| c.parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_clear_4xx_and_the_gateway_survives() {
-    let lab = Lab::start("routing", LabOptions::default()).await.expect("lab starts");
+    let lab = Lab::start("routing", LabOptions::default())
+        .await
+        .expect("lab starts");
     let gw = lab.gateway.addr;
     assert!(lab.get("/service1/before", &[]).await.ok());
 
@@ -34,29 +41,54 @@ async fn bad_requests_get_clear_4xx_and_the_gateway_survives() {
     let status = raw(gw, b"\x16\x03\x01\x00\xa5garbage that is not http\r\n\r\n").await;
     assert!(matches!(status, None | Some(400)), "garbage: {status:?}");
     // A malformed request line and a malformed header.
-    assert_eq!(raw(gw, b"GET /service1 HTTP/9.9\r\nHost: x\r\n\r\n").await.map(|s| s / 100), Some(4));
-    assert_eq!(raw(gw, b"GET /service1 HTTP/1.1\r\nHost x\r\n\r\n").await, Some(400));
+    assert_eq!(
+        raw(gw, b"GET /service1 HTTP/9.9\r\nHost: x\r\n\r\n")
+            .await
+            .map(|s| s / 100),
+        Some(4)
+    );
+    assert_eq!(
+        raw(gw, b"GET /service1 HTTP/1.1\r\nHost x\r\n\r\n").await,
+        Some(400)
+    );
     // Oversized headers: 1 MiB of one header.
     let mut big = b"GET /service1/x HTTP/1.1\r\nHost: gw\r\nx-big: ".to_vec();
     big.extend(std::iter::repeat_n(b'a', 1 << 20));
     big.extend(b"\r\n\r\n");
     let status = raw(gw, &big).await;
-    assert!(matches!(status, Some(431) | Some(400)), "oversized headers: {status:?}");
+    assert!(
+        matches!(status, Some(431) | Some(400)),
+        "oversized headers: {status:?}"
+    );
     // An oversized body: 64 MiB announced.
-    let status = raw(gw, b"POST /service1/x HTTP/1.1\r\nHost: gw\r\ncontent-length: 67108864\r\n\r\nsome").await;
+    let status = raw(
+        gw,
+        b"POST /service1/x HTTP/1.1\r\nHost: gw\r\ncontent-length: 67108864\r\n\r\nsome",
+    )
+    .await;
     assert_eq!(status, Some(413), "oversized body must be refused with 413");
 
     // Memory stays bounded under a stream of oversized requests.
     let before = rss_kib();
     for _ in 0..30 {
         let _ = raw(gw, &big).await;
-        let _ = raw(gw, b"POST /service1/x HTTP/1.1\r\nHost: gw\r\ncontent-length: 67108864\r\n\r\nsome").await;
+        let _ = raw(
+            gw,
+            b"POST /service1/x HTTP/1.1\r\nHost: gw\r\ncontent-length: 67108864\r\n\r\nsome",
+        )
+        .await;
     }
     let after = rss_kib();
-    assert!(after < before + 64 * 1024, "RSS grew from {before} to {after} KiB under oversized requests");
+    assert!(
+        after < before + 64 * 1024,
+        "RSS grew from {before} to {after} KiB under oversized requests"
+    );
 
     // And the gateway still serves.
     let reply = lab.get("/service1/after", &[]).await;
-    assert!(reply.ok(), "the gateway stopped serving good requests: {reply:?}");
+    assert!(
+        reply.ok(),
+        "the gateway stopped serving good requests: {reply:?}"
+    );
     lab.stop().await;
 }

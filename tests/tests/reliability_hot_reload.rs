@@ -20,7 +20,11 @@ const CHANGES: usize = 50;
 /// the other subset, as a single destination (even `k`) or a 0/100 weighted split (odd `k`). Both
 /// routes stamp `x-config: k`, so each answer says which config served it.
 fn config_k(registry: &str, k: usize) -> String {
-    let (a_subset, other_subset) = if k % 2 == 0 { ("v1", "v2") } else { ("v2", "v1") };
+    let (a_subset, other_subset) = if k % 2 == 0 {
+        ("v1", "v2")
+    } else {
+        ("v2", "v1")
+    };
     // Weighted form on odd configs (a 0/100 split), single destination on even: both kinds of
     // change are exercised.
     let other = if k % 2 == 0 {
@@ -100,10 +104,17 @@ async fn fifty_reloads_under_load_lose_nothing_and_never_mix() {
     while let Some(joined) = workers.join_next().await {
         answers.extend(joined.unwrap());
     }
-    assert!(answers.len() >= 100, "too little traffic flowed during the reloads: {}", answers.len());
+    assert!(
+        answers.len() >= 100,
+        "too little traffic flowed during the reloads: {}",
+        answers.len()
+    );
     let mut seen_configs = std::collections::BTreeSet::new();
     for (path, answer) in &answers {
-        assert_eq!(answer.status, 200, "a request failed during reloads: {path} {answer:?}");
+        assert_eq!(
+            answer.status, 200,
+            "a request failed during reloads: {path} {answer:?}"
+        );
         let k: usize = answer
             .headers
             .get("x-config")
@@ -120,5 +131,8 @@ async fn fifty_reloads_under_load_lose_nothing_and_never_mix() {
         seen_configs.insert(k);
     }
     // Traffic really crossed many reloads, not just the first and the last config.
-    assert!(seen_configs.len() >= 10, "only configs {seen_configs:?} served traffic");
+    assert!(
+        seen_configs.len() >= 10,
+        "only configs {seen_configs:?} served traffic"
+    );
 }

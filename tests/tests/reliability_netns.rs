@@ -19,7 +19,10 @@ use std::time::Duration;
 use netns::Hosts;
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 const POLICY: &str = r#"
@@ -54,7 +57,9 @@ fn partition_gives_clear_errors_and_heals_latency_fires_timeouts() {
     let hosts = match Hosts::create("part") {
         Ok(h) => h,
         Err(e) => {
-            eprintln!("SKIPPED: cannot create network namespaces here ({e}); needs root and iproute2");
+            eprintln!(
+                "SKIPPED: cannot create network namespaces here ({e}); needs root and iproute2"
+            );
             return;
         }
     };
@@ -67,13 +72,17 @@ fn partition_gives_clear_errors_and_heals_latency_fires_timeouts() {
         Hosts::enter(&b_ns).unwrap();
         runtime().block_on(async move {
             let behaviour = std::sync::Arc::new(reliability::Behaviour::default());
-            let backend = reliability::Backend::start_on("remote", SocketAddr::from((b_ip, 0)), behaviour).await;
+            let backend =
+                reliability::Backend::start_on("remote", SocketAddr::from((b_ip, 0)), behaviour)
+                    .await;
             addr_tx.send(backend.addr).unwrap();
             let _ = stop_rx.await;
             drop(backend);
         });
     });
-    let backend = addr_rx.recv_timeout(Duration::from_secs(20)).expect("backend in namespace b started");
+    let backend = addr_rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("backend in namespace b started");
 
     // Host A: one mesh client for the whole test, in a thread that lives in namespace A.
     let (ask_tx, mut ask_rx) = tokio::sync::mpsc::channel::<Ask>(1);
@@ -81,7 +90,10 @@ fn partition_gives_clear_errors_and_heals_latency_fires_timeouts() {
     let client_thread = std::thread::spawn(move || {
         Hosts::enter(&a_ns).unwrap();
         runtime().block_on(async move {
-            let yaml = format!("{}{POLICY}", reliability::service_entry("remote", &[(backend, "v1")]));
+            let yaml = format!(
+                "{}{POLICY}",
+                reliability::service_entry("remote", &[(backend, "v1")])
+            );
             let (client, _store, _registry) = reliability::mesh(&yaml);
             while let Some(ask) = ask_rx.recv().await {
                 let mut answers = Vec::with_capacity(ask.n);
@@ -94,8 +106,11 @@ fn partition_gives_clear_errors_and_heals_latency_fires_timeouts() {
     });
     let ask = |n: usize| -> Vec<reliability::Answer> {
         let (reply, rx) = mpsc::channel();
-        ask_tx.blocking_send(Ask { n, reply }).expect("client thread alive");
-        rx.recv_timeout(Duration::from_secs(60)).expect("client thread answered within 60 s")
+        ask_tx
+            .blocking_send(Ask { n, reply })
+            .expect("client thread alive");
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("client thread answered within 60 s")
     };
 
     for answer in ask(5) {
@@ -109,7 +124,10 @@ fn partition_gives_clear_errors_and_heals_latency_fires_timeouts() {
             answer.status == 503 || answer.status == 504,
             "a partitioned call must end in a clear 503/504, got {answer:?}"
         );
-        assert_ne!(answer.flags, "-", "a partitioned call must carry a response flag: {answer:?}");
+        assert_ne!(
+            answer.flags, "-",
+            "a partitioned call must carry a response flag: {answer:?}"
+        );
     }
 
     // Heal: the same client recovers by itself (bounded number of tries for carrier and ARP).
@@ -123,13 +141,20 @@ fn partition_gives_clear_errors_and_heals_latency_fires_timeouts() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let tail: Vec<u16> = history.iter().rev().take(3).map(|a| a.status).collect();
-    assert_eq!(tail, vec![200, 200, 200], "calls did not recover after healing: {history:?}");
+    assert_eq!(
+        tail,
+        vec![200, 200, 200],
+        "calls did not recover after healing: {history:?}"
+    );
 
     // Added latency: the 1 s route timeout must fire when the link adds 1.5 s.
     match hosts.add_latency(1_500) {
         Ok(()) => {
             let answer = ask(1).remove(0);
-            assert_eq!(answer.status, 504, "1.5 s of latency under a 1 s route timeout: {answer:?}");
+            assert_eq!(
+                answer.status, 504,
+                "1.5 s of latency under a 1 s route timeout: {answer:?}"
+            );
             hosts.clear_latency().unwrap();
         }
         Err(e) => eprintln!(

@@ -40,12 +40,19 @@ spec:
 async fn timeout_fires_on_a_backend_slowed_to_seconds() {
     let slow = Backend::start("slow").await;
     slow.slow_down(3_000);
-    let yaml = format!("{}{}", service_entry("svc", &[(slow.addr, "v1")]), policy("ROUND_ROBIN", "200ms"));
+    let yaml = format!(
+        "{}{}",
+        service_entry("svc", &[(slow.addr, "v1")]),
+        policy("ROUND_ROBIN", "200ms")
+    );
     let (client, _store, _registry) = mesh(&yaml);
     for _ in 0..3 {
         let answer = get(&client, "http://svc/").await;
         assert_eq!(answer.status, 504, "{answer:?}");
-        assert!(answer.flags.contains("UT"), "timeout flag missing: {answer:?}");
+        assert!(
+            answer.flags.contains("UT"),
+            "timeout flag missing: {answer:?}"
+        );
     }
     assert!(client.stats().timeouts.get() >= 3);
 }
@@ -87,5 +94,8 @@ async fn share_of_fast(lb: &str) -> (usize, usize) {
 async fn least_request_steers_away_from_a_slow_backend() {
     let (fast, total) = share_of_fast("LEAST_REQUEST").await;
     // Round robin would give each endpoint half; least request must favour the fast one clearly.
-    assert!(fast * 100 >= total * 75, "least request sent only {fast}/{total} to the fast endpoint");
+    assert!(
+        fast * 100 >= total * 75,
+        "least request sent only {fast}/{total} to the fast endpoint"
+    );
 }

@@ -17,7 +17,9 @@ const SOAK: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_second_soak_keeps_memory_flat() {
-    let lab = Lab::start("mirror", LabOptions::default()).await.expect("lab starts");
+    let lab = Lab::start("mirror", LabOptions::default())
+        .await
+        .expect("lab starts");
     let interval = Duration::from_secs_f64(1.0 / f64::from(RATE));
     let start = Instant::now();
     let mut ticker = tokio::time::interval(interval);
@@ -33,7 +35,8 @@ async fn sixty_second_soak_keeps_memory_flat() {
         }
         let lab = lab.clone();
         sent += 1;
-        in_flight.spawn(async move { lab.get(&format!("/service1/soak/{}", sent % 16), &[]).await });
+        in_flight
+            .spawn(async move { lab.get(&format!("/service1/soak/{}", sent % 16), &[]).await });
         while let Some(done) = in_flight.try_join_next() {
             let reply = done.unwrap();
             if !reply.ok() {
@@ -57,10 +60,22 @@ async fn sixty_second_soak_keeps_memory_flat() {
     // The rate is a target, not a promise on a shared 2-core machine (ticks are delayed, never
     // bunched, when the machine is busy): require enough traffic for the memory figure to mean
     // something, and report what was achieved.
-    assert!(sent >= 1_000, "the soak sent too little to say anything: {sent}");
-    assert!(failed.is_empty(), "{} requests failed, first: {:?}", failed.len(), failed.first());
+    assert!(
+        sent >= 1_000,
+        "the soak sent too little to say anything: {sent}"
+    );
+    assert!(
+        failed.is_empty(),
+        "{} requests failed, first: {:?}",
+        failed.len(),
+        failed.first()
+    );
     let growth = end_rss as f64 / warm_rss.max(1) as f64 - 1.0;
-    assert!(growth < 0.05, "RSS grew {:.1} % during the soak ({warm_rss} → {end_rss} KiB)", growth * 100.0);
+    assert!(
+        growth < 0.05,
+        "RSS grew {:.1} % during the soak ({warm_rss} → {end_rss} KiB)",
+        growth * 100.0
+    );
     if let Ok(lab) = std::sync::Arc::try_unwrap(lab) {
         lab.stop().await;
     }

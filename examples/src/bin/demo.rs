@@ -34,9 +34,17 @@ struct Printer;
 impl Progress for Printer {
     fn tick(&self, label: &str, done: usize, total: usize) {
         let width = 30;
-        let filled = (done * width).checked_div(total).unwrap_or(width).min(width);
+        let filled = (done * width)
+            .checked_div(total)
+            .unwrap_or(width)
+            .min(width);
         let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r    {label:<12} [{}{}] {done}/{total}", "#".repeat(filled), ".".repeat(width - filled));
+        let _ = write!(
+            err,
+            "\r    {label:<12} [{}{}] {done}/{total}",
+            "#".repeat(filled),
+            ".".repeat(width - filled)
+        );
         if done >= total {
             let _ = writeln!(err);
         }
@@ -52,15 +60,25 @@ impl Progress for Printer {
 async fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let cli = Cli::parse();
     if cli.serve {
         return serve().await;
     }
     let all = scenarios::all();
-    let chosen: Vec<_> = all.iter().filter(|(n, _)| cli.names.is_empty() || cli.names.iter().any(|c| c == n)).collect();
+    let chosen: Vec<_> = all
+        .iter()
+        .filter(|(n, _)| cli.names.is_empty() || cli.names.iter().any(|c| c == n))
+        .collect();
     if chosen.is_empty() {
-        eprintln!("demo: no scenario named {:?}; known: {:?}", cli.names, all.iter().map(|(n, _)| *n).collect::<Vec<_>>());
+        eprintln!(
+            "demo: no scenario named {:?}; known: {:?}",
+            cli.names,
+            all.iter().map(|(n, _)| *n).collect::<Vec<_>>()
+        );
         return ExitCode::FAILURE;
     }
     let progress: Arc<dyn Progress> = Arc::new(Printer);
@@ -82,8 +100,17 @@ async fn main() -> ExitCode {
             }
         }
     }
-    println!("\n{} of {} scenarios passed in {:.1} s", chosen.len() - missed, chosen.len(), started.elapsed().as_secs_f64());
-    if missed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    println!(
+        "\n{} of {} scenarios passed in {:.1} s",
+        chosen.len() - missed,
+        chosen.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if missed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 async fn serve() -> ExitCode {
@@ -94,20 +121,44 @@ async fn serve() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let token = lab.issuer().mint("alice", "mesh-demo", std::time::Duration::from_secs(3600)).unwrap_or_default();
+    let token = lab
+        .issuer()
+        .mint("alice", "mesh-demo", std::time::Duration::from_secs(3600))
+        .unwrap_or_default();
     let gw = lab.gateway.addr;
-    println!("The article's set-up is running (config folder {}, watched: edit it live).", lab.config_dir().display());
-    println!("  gateway   http://{gw}      admin http://{}/metrics", lab.gateway.admin);
-    println!("  service1  http://{}  admin http://{}/metrics", lab.service1.addr, lab.service1.admin);
-    println!("  service2  v1 http://{}  v2 http://{}", lab.service2_v1.addr, lab.service2_v2.addr);
+    println!(
+        "The article's set-up is running (config folder {}, watched: edit it live).",
+        lab.config_dir().display()
+    );
+    println!(
+        "  gateway   http://{gw}      admin http://{}/metrics",
+        lab.gateway.admin
+    );
+    println!(
+        "  service1  http://{}  admin http://{}/metrics",
+        lab.service1.addr, lab.service1.admin
+    );
+    println!(
+        "  service2  v1 http://{}  v2 http://{}",
+        lab.service2_v1.addr, lab.service2_v2.addr
+    );
     println!("  service3  http://{}", lab.service3.addr);
-    println!("  issuer    http://{}/.well-known/jwks.json  (tokens: /token?sub=NAME)", lab.issuer_addr());
+    println!(
+        "  issuer    http://{}/.well-known/jwks.json  (tokens: /token?sub=NAME)",
+        lab.issuer_addr()
+    );
     println!("\nTry:");
     println!("  curl -i http://{gw}/service1/hello                       # 401: no token");
-    println!("  TOKEN=$(curl -s http://{}/token?sub=alice)", lab.issuer_addr());
+    println!(
+        "  TOKEN=$(curl -s http://{}/token?sub=alice)",
+        lab.issuer_addr()
+    );
     println!("  curl -s -H \"authorization: Bearer $TOKEN\" http://{gw}/service1/hello");
     println!("  curl -s -H \"authorization: Bearer {token}\" http://{gw}/service2/hello");
-    println!("  cp examples/scenarios/split/06-virtualservice-split.yaml {}/   # 90/10 split, live", lab.config_dir().display());
+    println!(
+        "  cp examples/scenarios/split/06-virtualservice-split.yaml {}/   # 90/10 split, live",
+        lab.config_dir().display()
+    );
     println!("\nCtrl-C stops.");
     mesh_examples::run::os_signal().await;
     lab.stop().await;

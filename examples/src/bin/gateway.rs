@@ -27,9 +27,22 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let shutdown = Shutdown::new();
     let started = async {
-        let listener = bind(cli.common.listen.unwrap_or_else(|| default_addr(ports::GATEWAY.0))).await?;
-        let admin = bind(cli.common.admin.unwrap_or_else(|| default_addr(ports::GATEWAY.1))).await?;
-        let spec = GatewaySpec { gateway: cli.gateway.clone(), config: cli.common.config.clone() };
+        let listener = bind(
+            cli.common
+                .listen
+                .unwrap_or_else(|| default_addr(ports::GATEWAY.0)),
+        )
+        .await?;
+        let admin = bind(
+            cli.common
+                .admin
+                .unwrap_or_else(|| default_addr(ports::GATEWAY.1)),
+        )
+        .await?;
+        let spec = GatewaySpec {
+            gateway: cli.gateway.clone(),
+            config: cli.common.config.clone(),
+        };
         start_gateway(&spec, listener, admin, &shutdown)
     }
     .await;

@@ -119,7 +119,9 @@ pub struct Builder {
 
 impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Builder").field("gateway", &self.gateway).finish()
+        f.debug_struct("Builder")
+            .field("gateway", &self.gateway)
+            .finish()
     }
 }
 
@@ -207,7 +209,9 @@ enum Top {
 
 impl fmt::Debug for MeshClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MeshClient").field("gateway", &self.router.shared.gateway).finish()
+        f.debug_struct("MeshClient")
+            .field("gateway", &self.router.shared.gateway)
+            .finish()
     }
 }
 
@@ -310,4 +314,3 @@ impl Future for ResponseFuture {
         }
     }
 }
-

@@ -10,7 +10,9 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use http::{Request, Response, StatusCode};
 use mesh_core::classify::Outcome;
-use mesh_core::policy::{Destination, HttpRoute, MeshConfig, RetryBudget, RetryPolicy, RouteAction, WeightedDestination};
+use mesh_core::policy::{
+    Destination, HttpRoute, MeshConfig, RetryBudget, RetryPolicy, RouteAction, WeightedDestination,
+};
 use tokio::sync::Semaphore;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceExt};
@@ -89,7 +91,11 @@ impl Router {
         let view = RequestView::new(&request);
         let (stack, request) = match compiled.table.lookup_view(&view) {
             Lookup::NoVirtualService => {
-                let destination = Destination { host: view.host.clone().into_owned(), subset: None, port: Some(view.port) };
+                let destination = Destination {
+                    host: view.host.clone().into_owned(),
+                    subset: None,
+                    port: Some(view.port),
+                };
                 let mut request = request;
                 request.extensions_mut().insert(Target::new(destination));
                 (compiled.default.clone(), request)
@@ -112,7 +118,8 @@ impl Router {
                     }
                     (RouteStack::Local, RouteAction::DirectResponse(d)) => {
                         shared.stats.direct_responses.incr();
-                        let mut response = Response::new(d.body.clone().map_or_else(body::empty, body::full));
+                        let mut response =
+                            Response::new(d.body.clone().map_or_else(body::empty, body::full));
                         *response.status_mut() = d.status;
                         headers::apply(&route.headers.response, response.headers_mut());
                         return ready(response);
@@ -128,12 +135,18 @@ impl Router {
                         (stack, request)
                     }
                     _ => {
-                        return ready(local_reply(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream", Some("UH")));
+                        return ready(local_reply(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "no healthy upstream",
+                            Some("UH"),
+                        ));
                     }
                 }
             }
         };
-        Box::pin(Rescued { inner: stack.oneshot(request) })
+        Box::pin(Rescued {
+            inner: stack.oneshot(request),
+        })
     }
 }
 
@@ -142,14 +155,25 @@ fn budget_for(registry: &BudgetRegistry, config: &MeshConfig, d: &Destination) -
     let settings = config
         .destinations
         .get(&d.host)
-        .map(|p| p.policy_for(d.subset.as_deref(), d.port).retry_budget.clone())
+        .map(|p| {
+            p.policy_for(d.subset.as_deref(), d.port)
+                .retry_budget
+                .clone()
+        })
         .unwrap_or_default();
     registry.get(d, &settings)
 }
 
 /// The budget shared by requests without a [`Target`].
 fn no_target_budget(registry: &BudgetRegistry) -> Budget {
-    registry.get(&Destination { host: String::new(), subset: None, port: None }, &RetryBudget::default())
+    registry.get(
+        &Destination {
+            host: String::new(),
+            subset: None,
+            port: None,
+        },
+        &RetryBudget::default(),
+    )
 }
 
 pin_project_lite::pin_project! {
@@ -171,7 +195,9 @@ impl<F: Future<Output = Result<Response<BoxBody>, BoxError>>> Future for Rescued
     }
 }
 
-fn ready(response: Response<BoxBody>) -> Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>> {
+fn ready(
+    response: Response<BoxBody>,
+) -> Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>> {
     Box::pin(std::future::ready(Ok(response)))
 }
 
@@ -180,10 +206,19 @@ fn rescue(error: &BoxError) -> Response<BoxBody> {
     let outcome = outcome_of(error);
     tracing::debug!(%error, ?outcome, "upstream call failed");
     let (status, text) = match outcome {
-        Outcome::ConnectFailure => (StatusCode::SERVICE_UNAVAILABLE, "upstream connect error or disconnect/reset before headers. reset reason: connection failure"),
-        Outcome::Reset | Outcome::RefusedStream => (StatusCode::SERVICE_UNAVAILABLE, "upstream connect error or disconnect/reset before headers. reset reason: connection termination"),
+        Outcome::ConnectFailure => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
+        ),
+        Outcome::Reset | Outcome::RefusedStream => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+        ),
         Outcome::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream request timeout"),
-        Outcome::Overflow => (StatusCode::SERVICE_UNAVAILABLE, "upstream connect error or disconnect/reset before headers. reset reason: overflow"),
+        Outcome::Overflow => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+        ),
         Outcome::NoHealthyUpstream => (StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream"),
         Outcome::Response { .. } => (StatusCode::SERVICE_UNAVAILABLE, "upstream error"),
     };
@@ -193,7 +228,12 @@ fn rescue(error: &BoxError) -> Response<BoxBody> {
 impl Router {
     fn compiled(&self) -> Arc<Compiled> {
         let config = self.shared.source.snapshot();
-        if let Some(c) = self.shared.compiled.load_full().filter(|c| Arc::ptr_eq(&c.config, &config)) {
+        if let Some(c) = self
+            .shared
+            .compiled
+            .load_full()
+            .filter(|c| Arc::ptr_eq(&c.config, &config))
+        {
             return c;
         }
         let compiled = Arc::new(self.compile(config));
@@ -202,10 +242,16 @@ impl Router {
     }
 
     fn compile(&self, config: Arc<MeshConfig>) -> Compiled {
-        let table = RouteTable::compile(&config, &self.shared.gateway, |route| self.route_stack(route, &config));
+        let table = RouteTable::compile(&config, &self.shared.gateway, |route| {
+            self.route_stack(route, &config)
+        });
         let default = self.default_stack(&config);
         tracing::debug!(gateway = %self.shared.gateway, virtual_services = config.virtual_services.len(), "route table compiled");
-        Compiled { config, table, default }
+        Compiled {
+            config,
+            table,
+            default,
+        }
     }
 
     /// Budgets resolved per request from the registry (for the default stack, whose
@@ -223,7 +269,15 @@ impl Router {
     /// per request); the registry keeps their counters across reloads.
     fn route_budgets(&self, destinations: &[WeightedDestination], config: &MeshConfig) -> Budgets {
         let registry = &self.shared.budgets;
-        let list = destinations.iter().map(|d| (d.destination.clone(), budget_for(registry, config, &d.destination))).collect();
+        let list = destinations
+            .iter()
+            .map(|d| {
+                (
+                    d.destination.clone(),
+                    budget_for(registry, config, &d.destination),
+                )
+            })
+            .collect();
         Budgets::per_destination(list, no_target_budget(registry))
     }
 
@@ -235,7 +289,10 @@ impl Router {
     }
 
     fn default_stack(&self, config: &Arc<MeshConfig>) -> BoxStack {
-        BoxCloneSyncService::new(self.retry_layer(RetryPolicy::default(), self.budgets(config)).layer(self.shared.cluster.clone()))
+        BoxCloneSyncService::new(
+            self.retry_layer(RetryPolicy::default(), self.budgets(config))
+                .layer(self.shared.cluster.clone()),
+        )
     }
 
     fn route_stack(&self, route: &HttpRoute, config: &Arc<MeshConfig>) -> RouteStack {
@@ -257,7 +314,9 @@ impl Router {
         // the call through.
         let timeout = TimeoutLayer::new(route.timeout).with_stats(shared.stats.clone());
         let retry = self.retry_layer(route.retries.clone(), budgets);
-        let mut stack: BoxStack = BoxCloneSyncService::new(timeout.layer(split.layer(retry.layer(shared.cluster.clone()))));
+        let mut stack: BoxStack = BoxCloneSyncService::new(
+            timeout.layer(split.layer(retry.layer(shared.cluster.clone()))),
+        );
         if !route.mirrors.is_empty() {
             let mirror = MirrorLayer::new(route.mirrors.clone(), shared.cluster.clone())
                 .with_permits(shared.mirror_permits.clone())
@@ -268,7 +327,9 @@ impl Router {
             stack = BoxCloneSyncService::new(mirror.layer(stack));
         }
         if let Some(fault) = &route.fault {
-            let fault = FaultLayer::new(fault.clone()).with_random(shared.random.clone()).with_stats(shared.stats.clone());
+            let fault = FaultLayer::new(fault.clone())
+                .with_random(shared.random.clone())
+                .with_stats(shared.stats.clone());
             stack = BoxCloneSyncService::new(fault.layer(stack));
         }
         if !route.headers.request.is_empty() || !route.headers.response.is_empty() {

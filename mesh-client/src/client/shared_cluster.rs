@@ -38,11 +38,16 @@ impl SharedCluster {
         // call it directly rather than boxing its future a second time.
         if let Some(clusters) = (&cluster as &dyn Any).downcast_ref::<Clusters>() {
             let clusters = clusters.clone();
-            return SharedCluster { call: Arc::new(move |req| clusters.send(req).into_boxed()) };
+            return SharedCluster {
+                call: Arc::new(move |req| clusters.send(req).into_boxed()),
+            };
         }
         let cluster = cluster.map_err(Into::<BoxError>::into);
-        let call = move |req: Request<BoxBody>| -> BoxFuture { Box::pin(cluster.clone().oneshot(req)) };
-        SharedCluster { call: Arc::new(call) }
+        let call =
+            move |req: Request<BoxBody>| -> BoxFuture { Box::pin(cluster.clone().oneshot(req)) };
+        SharedCluster {
+            call: Arc::new(call),
+        }
     }
 }
 
@@ -87,12 +92,22 @@ mod tests {
             }
         });
         // A cluster that is ready only after one pending poll: readiness is waited for.
-        let cluster = tower::util::ServiceExt::<Request<BoxBody>>::map_request(tower::limit::ConcurrencyLimit::new(cluster, 1), |r| r);
+        let cluster = tower::util::ServiceExt::<Request<BoxBody>>::map_request(
+            tower::limit::ConcurrencyLimit::new(cluster, 1),
+            |r| r,
+        );
         let shared = SharedCluster::new(cluster);
         let mut a = shared.clone();
         let mut b = shared;
-        assert!(a.call(Request::get("/ok").body(crate::body::empty()).unwrap()).await.is_ok());
-        let err = b.call(Request::get("/fail").body(crate::body::empty()).unwrap()).await.unwrap_err();
+        assert!(
+            a.call(Request::get("/ok").body(crate::body::empty()).unwrap())
+                .await
+                .is_ok()
+        );
+        let err = b
+            .call(Request::get("/fail").body(crate::body::empty()).unwrap())
+            .await
+            .unwrap_err();
         assert_eq!(err.to_string(), "refused");
         assert_eq!(calls.load(Ordering::Relaxed), 2);
     }
@@ -113,20 +128,35 @@ mod tests {
             let host = req.headers().get(http::header::HOST).cloned();
             Box::pin(async move {
                 let mut resp = Response::new(crate::body::empty());
-                resp.headers_mut().extend(host.map(|h| (http::header::HOST, h)));
+                resp.headers_mut()
+                    .extend(host.map(|h| (http::header::HOST, h)));
                 Ok(resp)
             })
         });
-        let clusters = Clusters::new(move || Arc::clone(&config), endpoints).with_transport(transport);
+        let clusters =
+            Clusters::new(move || Arc::clone(&config), endpoints).with_transport(transport);
         let mut shared = SharedCluster::new(clusters);
-        let mut req = Request::get("http://service3/x").body(crate::body::empty()).unwrap();
-        req.extensions_mut().insert(Target::new(Destination { host: "service3".into(), subset: None, port: None }));
+        let mut req = Request::get("http://service3/x")
+            .body(crate::body::empty())
+            .unwrap();
+        req.extensions_mut().insert(Target::new(Destination {
+            host: "service3".into(),
+            subset: None,
+            port: None,
+        }));
         let resp = shared.call(req).await.unwrap();
-        assert_eq!(resp.extensions().get::<Upstream>().map(|u| u.endpoint), Some(addr));
+        assert_eq!(
+            resp.extensions().get::<Upstream>().map(|u| u.endpoint),
+            Some(addr)
+        );
         assert_eq!(resp.headers().get(http::header::HOST).unwrap(), "service3");
         // No endpoints for another host: the cluster's error comes through.
         let mut req = Request::get("/").body(crate::body::empty()).unwrap();
-        req.extensions_mut().insert(Target::new(Destination { host: "nowhere".into(), subset: None, port: None }));
+        req.extensions_mut().insert(Target::new(Destination {
+            host: "nowhere".into(),
+            subset: None,
+            port: None,
+        }));
         assert!(shared.call(req).await.is_err());
     }
 }

@@ -151,7 +151,11 @@ impl Cluster {
         Ok(Self {
             name: Arc::from(name),
             host: HeaderValue::from_str(host).ok(),
-            authorities: balancer.endpoints().iter().map(|e| endpoint_authority(e.addr)).collect(),
+            authorities: balancer
+                .endpoints()
+                .iter()
+                .map(|e| endpoint_authority(e.addr))
+                .collect(),
             balancer,
             outlier,
             pool,
@@ -246,7 +250,9 @@ impl Cluster {
         let in_flight = body::InFlight::new(Arc::clone(&self), index, permit);
         let started = Instant::now();
         let authority = self.authorities.get(index).and_then(Option::as_ref);
-        let sent = self.transport.send_to(endpoint, authority, self.host.as_ref(), req);
+        let sent = self
+            .transport
+            .send_to(endpoint, authority, self.host.as_ref(), req);
         let result = match deadline {
             Some(at) => tokio::time::timeout_at(at, sent)
                 .await

@@ -99,7 +99,13 @@ impl Clusters {
         config: impl Fn() -> Arc<MeshConfig> + Send + Sync + 'static,
         discovery: Arc<dyn Discovery>,
     ) -> Self {
-        Self::build(Arc::new(config), discovery, OutlierMetrics::default(), None, None)
+        Self::build(
+            Arc::new(config),
+            discovery,
+            OutlierMetrics::default(),
+            None,
+            None,
+        )
     }
 
     /// Counts outlier ejections into `metrics` (register them once with a Prometheus registry).
@@ -365,7 +371,9 @@ pub struct ResponseFuture {
 
 impl ResponseFuture {
     /// The boxed future inside (no new allocation).
-    pub fn into_boxed(self) -> Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>> {
+    pub fn into_boxed(
+        self,
+    ) -> Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>> {
         self.inner
     }
 }

@@ -44,7 +44,11 @@ pub struct FaultLayer {
 impl FaultLayer {
     /// Injects `fault`, drawing with the thread RNG.
     pub fn new(fault: Fault) -> Self {
-        Self { fault: Arc::new(fault), random: Random::thread(), stats: Arc::default() }
+        Self {
+            fault: Arc::new(fault),
+            random: Random::thread(),
+            stats: Arc::default(),
+        }
     }
 
     /// Draws with `random` instead (seeded in tests).
@@ -64,7 +68,12 @@ impl<S> Layer<S> for FaultLayer {
     type Service = FaultInjection<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        FaultInjection { inner, fault: self.fault.clone(), random: self.random.clone(), stats: self.stats.clone() }
+        FaultInjection {
+            inner,
+            fault: self.fault.clone(),
+            random: self.random.clone(),
+            stats: self.stats.clone(),
+        }
     }
 }
 
@@ -97,27 +106,56 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let delay = self.fault.delay.as_ref().filter(|d| self.random.percent(d.percent)).map(|d| d.fixed_delay);
-        let abort = self.fault.abort.as_ref().filter(|a| self.random.percent(a.percent)).map(|a| a.status);
+        let delay = self
+            .fault
+            .delay
+            .as_ref()
+            .filter(|d| self.random.percent(d.percent))
+            .map(|d| d.fixed_delay);
+        let abort = self
+            .fault
+            .abort
+            .as_ref()
+            .filter(|a| self.random.percent(a.percent))
+            .map(|a| a.status);
         if let Some(d) = delay {
             self.stats.faults_delayed.incr();
-            tracing::debug!(fault_injected = "delay", delay_ms = d.as_millis() as u64, "fault delay injected");
+            tracing::debug!(
+                fault_injected = "delay",
+                delay_ms = d.as_millis() as u64,
+                "fault delay injected"
+            );
         }
         if let Some(status) = abort {
             self.stats.faults_aborted.incr();
-            tracing::debug!(fault_injected = "abort", status = status.as_u16(), "fault abort injected");
+            tracing::debug!(
+                fault_injected = "abort",
+                status = status.as_u16(),
+                "fault abort injected"
+            );
         }
         let state = match (delay, abort) {
-            (None, None) => State::Inner { future: self.inner.call(request) },
-            (None, Some(status)) => State::Abort { status: Some(status) },
+            (None, None) => State::Inner {
+                future: self.inner.call(request),
+            },
+            (None, Some(status)) => State::Abort {
+                status: Some(status),
+            },
             (Some(d), abort) => {
                 // The ready clone serves the request after the delay; `self` keeps a fresh clone.
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
-                State::Delay { sleep: Box::pin(tokio::time::sleep(d)), pending: Some((inner, request)), abort }
+                State::Delay {
+                    sleep: Box::pin(tokio::time::sleep(d)),
+                    pending: Some((inner, request)),
+                    abort,
+                }
             }
         };
-        ResponseFuture { state, delayed: delay.is_some() }
+        ResponseFuture {
+            state,
+            delayed: delay.is_some(),
+        }
     }
 }
 
@@ -149,13 +187,23 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Delay { sleep, pending, abort } => {
+                StateProj::Delay {
+                    sleep,
+                    pending,
+                    abort,
+                } => {
                     std::task::ready!(sleep.as_mut().poll(cx));
                     let next = match (abort.take(), pending.take()) {
-                        (Some(status), _) => State::Abort { status: Some(status) },
-                        (None, Some((mut svc, req))) => State::Inner { future: svc.call(req) },
+                        (Some(status), _) => State::Abort {
+                            status: Some(status),
+                        },
+                        (None, Some((mut svc, req))) => State::Inner {
+                            future: svc.call(req),
+                        },
                         // Only reachable if polled after completion.
-                        (None, None) => State::Abort { status: Some(StatusCode::INTERNAL_SERVER_ERROR) },
+                        (None, None) => State::Abort {
+                            status: Some(StatusCode::INTERNAL_SERVER_ERROR),
+                        },
                     };
                     this.state.set(next);
                 }

@@ -8,7 +8,11 @@ use super::*;
 use crate::body;
 use crate::context::ResponseFlags;
 
-fn counting() -> (Arc<AtomicUsize>, impl Service<Request<BoxBody>, Response = Response<BoxBody>, Error = crate::BoxError, Future: Send> + Clone) {
+fn counting() -> (
+    Arc<AtomicUsize>,
+    impl Service<Request<BoxBody>, Response = Response<BoxBody>, Error = crate::BoxError, Future: Send>
+    + Clone,
+) {
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();
     let svc = tower::service_fn(move |_r: Request<BoxBody>| {
@@ -19,18 +23,33 @@ fn counting() -> (Arc<AtomicUsize>, impl Service<Request<BoxBody>, Response = Re
 }
 
 fn flags(r: &Response<BoxBody>) -> String {
-    r.extensions().get::<ResponseFlags>().map_or("-".into(), |f| f.to_label())
+    r.extensions()
+        .get::<ResponseFlags>()
+        .map_or("-".into(), |f| f.to_label())
 }
 
 #[tokio::test(start_paused = true)]
 async fn abort_share_follows_percentage() {
     let (calls, inner) = counting();
-    let fault = Fault { delay: None, abort: Some(FaultAbort { status: StatusCode::IM_A_TEAPOT, percent: 30.0 }) };
+    let fault = Fault {
+        delay: None,
+        abort: Some(FaultAbort {
+            status: StatusCode::IM_A_TEAPOT,
+            percent: 30.0,
+        }),
+    };
     let stats = Arc::new(ClientStats::default());
-    let svc = FaultLayer::new(fault).with_random(Random::seeded(42)).with_stats(stats.clone()).layer(inner);
+    let svc = FaultLayer::new(fault)
+        .with_random(Random::seeded(42))
+        .with_stats(stats.clone())
+        .layer(inner);
     let mut aborted = 0;
     for _ in 0..2_000 {
-        let r = svc.clone().oneshot(Request::new(body::empty())).await.unwrap();
+        let r = svc
+            .clone()
+            .oneshot(Request::new(body::empty()))
+            .await
+            .unwrap();
         if r.status() == StatusCode::IM_A_TEAPOT {
             assert_eq!(flags(&r), "FI");
             aborted += 1;
@@ -44,7 +63,13 @@ async fn abort_share_follows_percentage() {
 #[tokio::test(start_paused = true)]
 async fn delay_waits_then_forwards() {
     let (calls, inner) = counting();
-    let fault = Fault { delay: Some(FaultDelay { fixed_delay: Duration::from_secs(3), percent: 100.0 }), abort: None };
+    let fault = Fault {
+        delay: Some(FaultDelay {
+            fixed_delay: Duration::from_secs(3),
+            percent: 100.0,
+        }),
+        abort: None,
+    };
     let svc = FaultLayer::new(fault).layer(inner);
     let start = tokio::time::Instant::now();
     let r = svc.oneshot(Request::new(body::empty())).await.unwrap();
@@ -58,10 +83,20 @@ async fn delay_waits_then_forwards() {
 async fn delay_and_abort_together() {
     let (calls, inner) = counting();
     let fault = Fault {
-        delay: Some(FaultDelay { fixed_delay: Duration::from_secs(1), percent: 100.0 }),
-        abort: Some(FaultAbort { status: StatusCode::SERVICE_UNAVAILABLE, percent: 100.0 }),
+        delay: Some(FaultDelay {
+            fixed_delay: Duration::from_secs(1),
+            percent: 100.0,
+        }),
+        abort: Some(FaultAbort {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            percent: 100.0,
+        }),
     };
-    let r = FaultLayer::new(fault).layer(inner).oneshot(Request::new(body::empty())).await.unwrap();
+    let r = FaultLayer::new(fault)
+        .layer(inner)
+        .oneshot(Request::new(body::empty()))
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(flags(&r), "FI,DI");
     assert_eq!(calls.load(Ordering::SeqCst), 0);

@@ -74,7 +74,9 @@ pub struct MirrorLayer {
 
 impl fmt::Debug for MirrorLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MirrorLayer").field("mirrors", &self.shared.mirrors).finish()
+        f.debug_struct("MirrorLayer")
+            .field("mirrors", &self.shared.mirrors)
+            .finish()
     }
 }
 
@@ -142,7 +144,10 @@ impl<S> Layer<S> for MirrorLayer {
     type Service = MirrorService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        MirrorService { inner, shared: self.shared.clone() }
+        MirrorService {
+            inner,
+            shared: self.shared.clone(),
+        }
     }
 }
 
@@ -155,13 +160,19 @@ pub struct MirrorService<S> {
 
 impl<S: fmt::Debug> fmt::Debug for MirrorService<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MirrorService").field("inner", &self.inner).field("mirrors", &self.shared.mirrors).finish()
+        f.debug_struct("MirrorService")
+            .field("inner", &self.inner)
+            .field("mirrors", &self.shared.mirrors)
+            .finish()
     }
 }
 
 impl<S, F, E> Service<Request<BoxBody>> for MirrorService<S>
 where
-    S: Service<Request<BoxBody>, Response = Response<BoxBody>, Error = E, Future = F> + Clone + Send + 'static,
+    S: Service<Request<BoxBody>, Response = Response<BoxBody>, Error = E, Future = F>
+        + Clone
+        + Send
+        + 'static,
     F: Future<Output = Result<Response<BoxBody>, E>> + Send + 'static,
     E: Into<BoxError>,
 {
@@ -174,10 +185,17 @@ where
     }
 
     fn call(&mut self, request: Request<BoxBody>) -> Self::Future {
-        let chosen: Vec<Mirror> =
-            self.shared.mirrors.iter().filter(|m| self.shared.random.percent(m.percent)).cloned().collect();
+        let chosen: Vec<Mirror> = self
+            .shared
+            .mirrors
+            .iter()
+            .filter(|m| self.shared.random.percent(m.percent))
+            .cloned()
+            .collect();
         if chosen.is_empty() {
-            return ResponseFuture { inner: call_boxed(&mut self.inner, request) };
+            return ResponseFuture {
+                inner: call_boxed(&mut self.inner, request),
+            };
         }
         let clone = self.inner.clone();
         let mut ready = std::mem::replace(&mut self.inner, clone);
@@ -196,7 +214,11 @@ where
                         for mirror in &chosen {
                             shared.stats.mirror_dropped(&mirror.destination.host, false);
                         }
-                        tracing::debug!(mirrored = false, mirror_dropped = "body", "mirror skipped: body too large or streaming");
+                        tracing::debug!(
+                            mirrored = false,
+                            mirror_dropped = "body",
+                            "mirror skipped: body too large or streaming"
+                        );
                         body
                     }
                 };
@@ -226,7 +248,8 @@ fn send_copy(shared: &Shared, mirror: &Mirror, parts: &http::request::Parts, bod
     };
     let mut copy = Request::from_parts(parts.clone(), body::full(body));
     shadow_authority(&mut copy);
-    copy.extensions_mut().insert(Target::new(mirror.destination.clone()));
+    copy.extensions_mut()
+        .insert(Target::new(mirror.destination.clone()));
     let shadow = shared.shadow.clone();
     let stats = shared.stats.clone();
     let limit = shared.timeout;
@@ -267,7 +290,13 @@ fn shadow_authority<B>(request: &mut Request<B>) {
         .uri()
         .authority()
         .map(|a| a.as_str().to_owned())
-        .or_else(|| request.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned));
+        .or_else(|| {
+            request
+                .headers()
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        });
     let Some(current) = current else { return };
     let shadow = shadow_host(&current);
     if let (Some(_), Ok(authority)) = (request.uri().authority(), shadow.parse::<Authority>()) {

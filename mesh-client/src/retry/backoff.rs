@@ -27,7 +27,10 @@ impl Backoff {
         if base.is_zero() {
             return Err(BackoffError::ZeroBase);
         }
-        Ok(Self { base, max: base.saturating_mul(10) })
+        Ok(Self {
+            base,
+            max: base.saturating_mul(10),
+        })
     }
 
     /// The wait before retry number `retry` (0 for the first retry).
@@ -42,7 +45,10 @@ impl Backoff {
 impl Default for Backoff {
     /// Envoy's default: 25 ms base, 250 ms cap.
     fn default() -> Self {
-        Self { base: Duration::from_millis(25), max: Duration::from_millis(250) }
+        Self {
+            base: Duration::from_millis(25),
+            max: Duration::from_millis(250),
+        }
     }
 }
 
@@ -60,7 +66,10 @@ mod tests {
             assert!(b.delay(40, &r) < Duration::from_millis(250));
         }
         let max_seen = (0..500).map(|_| b.delay(10, &r)).max().unwrap();
-        assert!(max_seen > Duration::from_millis(200), "jitter spans the capped range: {max_seen:?}");
+        assert!(
+            max_seen > Duration::from_millis(200),
+            "jitter spans the capped range: {max_seen:?}"
+        );
         assert_eq!(Backoff::new(Duration::ZERO), Err(BackoffError::ZeroBase));
     }
 }

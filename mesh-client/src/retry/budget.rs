@@ -31,23 +31,36 @@ impl Budget {
     /// A budget with Istio's `retryBudget` settings.
     pub fn new(settings: &RetryBudget) -> Self {
         let (percent, min_retry_concurrency) = normalized(settings);
-        Self { percent, min_retry_concurrency, state: Arc::default() }
+        Self {
+            percent,
+            min_retry_concurrency,
+            state: Arc::default(),
+        }
     }
 
     /// A budget that never refuses a retry.
     pub fn unlimited() -> Self {
-        Self { percent: 100.0, min_retry_concurrency: usize::MAX, state: Arc::default() }
+        Self {
+            percent: 100.0,
+            min_retry_concurrency: usize::MAX,
+            state: Arc::default(),
+        }
     }
 
     /// The same counters with new settings (after a config reload).
     pub fn with_settings(&self, settings: &RetryBudget) -> Self {
-        Self { state: self.state.clone(), ..Self::new(settings) }
+        Self {
+            state: self.state.clone(),
+            ..Self::new(settings)
+        }
     }
 
     /// Counts a request in flight until the guard drops.
     pub fn enter_request(&self) -> RequestGuard {
         self.state.requests.fetch_add(1, Ordering::AcqRel);
-        RequestGuard { state: self.state.clone() }
+        RequestGuard {
+            state: self.state.clone(),
+        }
     }
 
     /// Reserves one retry in flight, if the budget allows it now.
@@ -60,8 +73,17 @@ impl Budget {
             if current >= limit {
                 return None;
             }
-            match self.state.retries.compare_exchange_weak(current, current + 1, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return Some(RetryGuard { state: self.state.clone() }),
+            match self.state.retries.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    return Some(RetryGuard {
+                        state: self.state.clone(),
+                    });
+                }
                 Err(actual) => current = actual,
             }
         }
@@ -123,8 +145,17 @@ impl BudgetRegistry {
     }
 
     /// The budget of `destination` with `settings` (created on first use).
-    pub fn get(&self, destination: &mesh_core::policy::Destination, settings: &RetryBudget) -> Budget {
-        if let Some(b) = self.map.load().get(destination).filter(|b| b.same_settings(settings)) {
+    pub fn get(
+        &self,
+        destination: &mesh_core::policy::Destination,
+        settings: &RetryBudget,
+    ) -> Budget {
+        if let Some(b) = self
+            .map
+            .load()
+            .get(destination)
+            .filter(|b| b.same_settings(settings))
+        {
             return b.clone();
         }
         let mut out = None;
@@ -145,7 +176,11 @@ impl BudgetRegistry {
 
 /// The settings as a budget uses them: the percentage clamped to 0..=100 (0 when not finite).
 fn normalized(settings: &RetryBudget) -> (f64, usize) {
-    let percent = if settings.percent.is_finite() { settings.percent.clamp(0.0, 100.0) } else { 0.0 };
+    let percent = if settings.percent.is_finite() {
+        settings.percent.clamp(0.0, 100.0)
+    } else {
+        0.0
+    };
     (percent, settings.min_retry_concurrency as usize)
 }
 
@@ -162,7 +197,10 @@ mod tests {
 
     #[test]
     fn min_concurrency_then_percent() {
-        let b = Budget::new(&RetryBudget { percent: 20.0, min_retry_concurrency: 2 });
+        let b = Budget::new(&RetryBudget {
+            percent: 20.0,
+            min_retry_concurrency: 2,
+        });
         let reqs: Vec<_> = (0..20).map(|_| b.enter_request()).collect();
         // 20 % of 20 = 4 retries allowed.
         let retries: Vec<_> = (0..10).filter_map(|_| b.try_retry()).collect();
@@ -178,10 +216,26 @@ mod tests {
     #[test]
     fn registry_keeps_counters_across_setting_changes() {
         let reg = BudgetRegistry::new();
-        let d = mesh_core::policy::Destination { host: "s".into(), subset: None, port: None };
-        let a = reg.get(&d, &RetryBudget { percent: 0.0, min_retry_concurrency: 1 });
+        let d = mesh_core::policy::Destination {
+            host: "s".into(),
+            subset: None,
+            port: None,
+        };
+        let a = reg.get(
+            &d,
+            &RetryBudget {
+                percent: 0.0,
+                min_retry_concurrency: 1,
+            },
+        );
         let _g = a.try_retry().unwrap();
-        let b = reg.get(&d, &RetryBudget { percent: 0.0, min_retry_concurrency: 2 });
+        let b = reg.get(
+            &d,
+            &RetryBudget {
+                percent: 0.0,
+                min_retry_concurrency: 2,
+            },
+        );
         assert_eq!(b.retries_in_flight(), 1, "same counters");
         let second = b.try_retry();
         assert!(second.is_some(), "new minimum applies");
@@ -190,8 +244,14 @@ mod tests {
 
     #[test]
     fn clones_share_counters() {
-        let b = Budget::new(&RetryBudget { percent: 0.0, min_retry_concurrency: 1 });
-        let c = b.with_settings(&RetryBudget { percent: 0.0, min_retry_concurrency: 1 });
+        let b = Budget::new(&RetryBudget {
+            percent: 0.0,
+            min_retry_concurrency: 1,
+        });
+        let c = b.with_settings(&RetryBudget {
+            percent: 0.0,
+            min_retry_concurrency: 1,
+        });
         let _g = b.try_retry().unwrap();
         assert!(c.try_retry().is_none());
         assert!(Budget::unlimited().try_retry().is_some());

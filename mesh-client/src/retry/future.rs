@@ -36,7 +36,9 @@ impl ResponseFuture {
         S::Error: Into<BoxError>,
         S::Future: Send + 'static,
     {
-        Self { inner: Box::pin(run(service, request, settings)) }
+        Self {
+            inner: Box::pin(run(service, request, settings)),
+        }
     }
 }
 
@@ -61,7 +63,10 @@ pub fn outcome_of_response<B>(response: &Response<B>) -> Outcome {
         .get("grpc-status")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    Outcome::Response { status: response.status().as_u16(), grpc_status }
+    Outcome::Response {
+        status: response.status().as_u16(),
+        grpc_status,
+    }
 }
 
 /// Marker error of an attempt that passed `perTryTimeout`.
@@ -69,7 +74,11 @@ pub fn outcome_of_response<B>(response: &Response<B>) -> Outcome {
 #[error("per-try timeout elapsed")]
 struct PerTryTimeout;
 
-async fn run<S>(mut service: S, request: Request<BoxBody>, settings: Arc<Settings>) -> Result<Response<BoxBody>, BoxError>
+async fn run<S>(
+    mut service: S,
+    request: Request<BoxBody>,
+    settings: Arc<Settings>,
+) -> Result<Response<BoxBody>, BoxError>
 where
     S: Service<Request<BoxBody>, Response = Response<BoxBody>> + Clone + Send + 'static,
     S::Error: Into<BoxError>,
@@ -88,7 +97,11 @@ where
     }
 
     let (parts, body) = request.into_parts();
-    let host = || target.as_deref().map_or_else(|| parts.uri.host().unwrap_or(""), |d| d.host.as_str());
+    let host = || {
+        target
+            .as_deref()
+            .map_or_else(|| parts.uri.host().unwrap_or(""), |d| d.host.as_str())
+    };
     let (replay, mut first_body) = match replay::buffer(body, settings.max_replay_bytes).await? {
         Buffered::Bytes(bytes) => (Some(bytes), None),
         Buffered::Stream(body) => (None, Some(body)),
@@ -109,7 +122,9 @@ where
         };
         let mut request = Request::from_parts(parts.clone(), body);
         if !previous.is_empty() {
-            request.extensions_mut().insert(PreviousAttempts { endpoints: previous.clone() });
+            request.extensions_mut().insert(PreviousAttempts {
+                endpoints: previous.clone(),
+            });
         }
         if retries_done > 0 {
             service = service.clone();
@@ -121,7 +136,10 @@ where
         drop(retry_guard.take());
 
         let (outcome, endpoint) = match &result {
-            Ok(response) => (outcome_of_response(response), response.extensions().get::<Upstream>().map(|u| u.endpoint)),
+            Ok(response) => (
+                outcome_of_response(response),
+                response.extensions().get::<Upstream>().map(|u| u.endpoint),
+            ),
             Err(error) if error.is::<PerTryTimeout>() => {
                 settings.stats.per_try_timeouts.incr();
                 (Outcome::Timeout, None)
@@ -133,7 +151,12 @@ where
         }
         if retries_done >= policy.attempts {
             settings.stats.retries_exhausted.incr();
-            tracing::debug!(retries_exhausted = true, attempts = retries_done + 1, ?outcome, "retries exhausted");
+            tracing::debug!(
+                retries_exhausted = true,
+                attempts = retries_done + 1,
+                ?outcome,
+                "retries exhausted"
+            );
             return finish(result, true, &settings);
         }
         if !idempotent && !outcome.never_reached_server() {
@@ -143,7 +166,11 @@ where
         }
         if replay.is_none() {
             settings.stats.retries_skipped_body.incr();
-            tracing::debug!(retried = false, ?outcome, "not retrying: request body too large or streaming");
+            tracing::debug!(
+                retried = false,
+                ?outcome,
+                "not retrying: request body too large or streaming"
+            );
             return finish(result, false, &settings);
         }
         let Some(guard) = budget.try_retry() else {
@@ -165,7 +192,13 @@ where
         let wait = settings.backoff.delay(retries_done, &settings.random);
         retries_done += 1;
         settings.stats.retried(host());
-        tracing::debug!(retried = true, retry = retries_done, ?outcome, backoff_ms = wait.as_millis() as u64, "retrying");
+        tracing::debug!(
+            retried = true,
+            retry = retries_done,
+            ?outcome,
+            backoff_ms = wait.as_millis() as u64,
+            "retrying"
+        );
         tokio::time::sleep(wait).await;
         retry_guard = Some(guard);
     }
@@ -182,14 +215,20 @@ type BoxResponseFuture = Pin<Box<dyn Future<Output = Result<Response<BoxBody>, B
 /// With a per-try timeout, the attempt carries an [`AttemptDeadline`] so the cluster ends it
 /// itself (and tells outlier detection, as Envoy counts per-try timeouts against the endpoint);
 /// a backstop a little later covers inner services that ignore the extension.
-fn attempt<S, F, E>(service: &mut S, mut request: Request<BoxBody>, per_try: Option<std::time::Duration>) -> BoxResponseFuture
+fn attempt<S, F, E>(
+    service: &mut S,
+    mut request: Request<BoxBody>,
+    per_try: Option<std::time::Duration>,
+) -> BoxResponseFuture
 where
     S: Service<Request<BoxBody>, Response = Response<BoxBody>, Error = E, Future = F>,
     F: Future<Output = Result<Response<BoxBody>, E>> + Send + 'static,
     E: Into<BoxError>,
 {
     if let Some(limit) = per_try {
-        request.extensions_mut().insert(AttemptDeadline { at: tokio::time::Instant::now() + limit });
+        request.extensions_mut().insert(AttemptDeadline {
+            at: tokio::time::Instant::now() + limit,
+        });
     }
     let future = service.call(request);
     Box::pin(async move {
@@ -203,11 +242,19 @@ where
     })
 }
 
-fn finish(result: Result<Response<BoxBody>, BoxError>, exhausted: bool, _settings: &Settings) -> Result<Response<BoxBody>, BoxError> {
+fn finish(
+    result: Result<Response<BoxBody>, BoxError>,
+    exhausted: bool,
+    _settings: &Settings,
+) -> Result<Response<BoxBody>, BoxError> {
     let mut response = match result {
         Ok(response) => response,
         Err(error) if error.is::<PerTryTimeout>() || outcome_of(&error) == Outcome::Timeout => {
-            local_reply(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout", Some("UT"))
+            local_reply(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream request timeout",
+                Some("UT"),
+            )
         }
         Err(error) => return Err(error),
     };

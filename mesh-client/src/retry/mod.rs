@@ -65,7 +65,10 @@ impl std::fmt::Debug for Budgets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.kind {
             BudgetsKind::Single(b) => f.debug_tuple("Budgets::Single").field(b).finish(),
-            BudgetsKind::PerDestination(list, _) => f.debug_tuple("Budgets::PerDestination").field(&list.len()).finish(),
+            BudgetsKind::PerDestination(list, _) => f
+                .debug_tuple("Budgets::PerDestination")
+                .field(&list.len())
+                .finish(),
             BudgetsKind::Resolve(_) => f.write_str("Budgets::Resolve"),
         }
     }
@@ -80,17 +83,23 @@ impl Default for Budgets {
 impl Budgets {
     /// One budget for every request.
     pub fn single(budget: Budget) -> Self {
-        Self { kind: BudgetsKind::Single(budget) }
+        Self {
+            kind: BudgetsKind::Single(budget),
+        }
     }
 
     /// A budget per destination, and `fallback` for requests to any other.
     pub fn per_destination(by_destination: Vec<(Destination, Budget)>, fallback: Budget) -> Self {
-        Self { kind: BudgetsKind::PerDestination(by_destination.into(), fallback) }
+        Self {
+            kind: BudgetsKind::PerDestination(by_destination.into(), fallback),
+        }
     }
 
     /// A budget resolved per request from its [`Target`].
     pub fn resolve(f: impl Fn(Option<&Target>) -> Budget + Send + Sync + 'static) -> Self {
-        Self { kind: BudgetsKind::Resolve(Arc::new(f)) }
+        Self {
+            kind: BudgetsKind::Resolve(Arc::new(f)),
+        }
     }
 
     /// The budget for a request with `target`.
@@ -170,7 +179,10 @@ impl<S> Layer<S> for RetryLayer {
     type Service = Retry<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Retry { inner, settings: Arc::new(self.settings.clone()) }
+        Retry {
+            inner,
+            settings: Arc::new(self.settings.clone()),
+        }
     }
 }
 

@@ -49,6 +49,8 @@ mod tests {
             Buffered::Stream(b) => assert_eq!(b.size_hint().exact(), Some(100)),
             Buffered::Bytes(_) => panic!("large body should stream"),
         }
-        assert!(matches!(buffer(body::empty(), 0).await.unwrap(), Buffered::Bytes(b) if b.is_empty()));
+        assert!(
+            matches!(buffer(body::empty(), 0).await.unwrap(), Buffered::Bytes(b) if b.is_empty())
+        );
     }
 }

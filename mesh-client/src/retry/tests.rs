@@ -26,7 +26,11 @@ struct Mock {
 
 impl Mock {
     fn new(script: Vec<Result<u16, Outcome>>) -> Self {
-        Self { script: Arc::new(Mutex::new(script.into())), seen: Arc::default(), delay: Duration::ZERO }
+        Self {
+            script: Arc::new(Mutex::new(script.into())),
+            seen: Arc::default(),
+            delay: Duration::ZERO,
+        }
     }
     fn calls(&self) -> usize {
         self.seen.lock().unwrap().len()
@@ -36,7 +40,9 @@ impl Mock {
 impl Service<Request<BoxBody>> for Mock {
     type Response = Response<BoxBody>;
     type Error = BoxError;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response<BoxBody>, BoxError>> + Send>,
+    >;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))
@@ -64,36 +70,56 @@ impl Service<Request<BoxBody>> for Mock {
                     r.extensions_mut().insert(Upstream { endpoint });
                     Ok(r)
                 }
-                Err(outcome) => Err(Box::new(ClusterError::new(outcome).with_endpoint(endpoint)) as BoxError),
+                Err(outcome) => {
+                    Err(Box::new(ClusterError::new(outcome).with_endpoint(endpoint)) as BoxError)
+                }
             }
         })
     }
 }
 
 fn policy(attempts: u32) -> RetryPolicy {
-    RetryPolicy { attempts, ..RetryPolicy::default() }
+    RetryPolicy {
+        attempts,
+        ..RetryPolicy::default()
+    }
 }
 
 fn get() -> Request<BoxBody> {
-    Request::builder().uri("http://service2/").body(body::full("payload")).unwrap()
+    Request::builder()
+        .uri("http://service2/")
+        .body(body::full("payload"))
+        .unwrap()
 }
 
 fn flags(r: &Response<BoxBody>) -> String {
-    r.extensions().get::<ResponseFlags>().map_or("-".into(), |f| f.to_label())
+    r.extensions()
+        .get::<ResponseFlags>()
+        .map_or("-".into(), |f| f.to_label())
 }
 
 #[tokio::test(start_paused = true)]
 async fn retries_503_until_success_with_previous_attempts() {
     let mock = Mock::new(vec![Ok(503), Ok(503), Ok(200)]);
     let stats = Arc::new(ClientStats::default());
-    let svc = RetryLayer::new(policy(5), Budget::unlimited()).with_random(Random::seeded(1)).with_stats(stats.clone()).layer(mock.clone());
+    let svc = RetryLayer::new(policy(5), Budget::unlimited())
+        .with_random(Random::seeded(1))
+        .with_stats(stats.clone())
+        .layer(mock.clone());
     let r = svc.oneshot(get()).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(mock.calls(), 3);
     let seen = mock.seen.lock().unwrap();
     assert_eq!(seen[0].0, None);
-    assert_eq!(seen[2].0.as_ref().unwrap().endpoints.len(), 2, "both failed endpoints listed");
-    assert!(seen.iter().all(|(_, b)| b == b"payload"), "body replayed on every attempt");
+    assert_eq!(
+        seen[2].0.as_ref().unwrap().endpoints.len(),
+        2,
+        "both failed endpoints listed"
+    );
+    assert!(
+        seen.iter().all(|(_, b)| b == b"payload"),
+        "body replayed on every attempt"
+    );
     assert_eq!(stats.retries.get(), 2);
 }
 
@@ -101,7 +127,9 @@ async fn retries_503_until_success_with_previous_attempts() {
 async fn exhausted_retries_flag_urx() {
     let mock = Mock::new(vec![Ok(503); 10]);
     let stats = Arc::new(ClientStats::default());
-    let svc = RetryLayer::new(policy(2), Budget::unlimited()).with_stats(stats.clone()).layer(mock.clone());
+    let svc = RetryLayer::new(policy(2), Budget::unlimited())
+        .with_stats(stats.clone())
+        .layer(mock.clone());
     let r = svc.oneshot(get()).await.unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(flags(&r), "URX");
@@ -112,23 +140,45 @@ async fn exhausted_retries_flag_urx() {
 #[tokio::test(start_paused = true)]
 async fn non_retryable_status_returns_at_once() {
     let mock = Mock::new(vec![Ok(500), Ok(200)]);
-    let r = RetryLayer::new(policy(3), Budget::unlimited()).layer(mock.clone()).oneshot(get()).await.unwrap();
-    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR, "istio default does not retry 500");
+    let r = RetryLayer::new(policy(3), Budget::unlimited())
+        .layer(mock.clone())
+        .oneshot(get())
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "istio default does not retry 500"
+    );
     assert_eq!(mock.calls(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn post_retried_only_when_never_reached() {
-    let post = || Request::builder().method(Method::POST).body(body::full("x")).unwrap();
+    let post = || {
+        Request::builder()
+            .method(Method::POST)
+            .body(body::full("x"))
+            .unwrap()
+    };
     let mock = Mock::new(vec![Ok(503), Ok(200)]);
     let stats = Arc::new(ClientStats::default());
-    let r = RetryLayer::new(policy(3), Budget::unlimited()).with_stats(stats.clone()).layer(mock.clone()).oneshot(post()).await.unwrap();
+    let r = RetryLayer::new(policy(3), Budget::unlimited())
+        .with_stats(stats.clone())
+        .layer(mock.clone())
+        .oneshot(post())
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(mock.calls(), 1);
     assert_eq!(stats.retries_skipped_non_idempotent.get(), 1);
 
     let mock = Mock::new(vec![Err(Outcome::ConnectFailure), Ok(201)]);
-    let r = RetryLayer::new(policy(3), Budget::unlimited()).layer(mock.clone()).oneshot(post()).await.unwrap();
+    let r = RetryLayer::new(policy(3), Budget::unlimited())
+        .layer(mock.clone())
+        .oneshot(post())
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(mock.calls(), 2);
 }
@@ -136,7 +186,11 @@ async fn post_retried_only_when_never_reached() {
 #[tokio::test(start_paused = true)]
 async fn connect_failures_retry_and_errors_surface() {
     let mock = Mock::new(vec![Err(Outcome::ConnectFailure); 5]);
-    let err = RetryLayer::new(policy(2), Budget::unlimited()).layer(mock.clone()).oneshot(get()).await.unwrap_err();
+    let err = RetryLayer::new(policy(2), Budget::unlimited())
+        .layer(mock.clone())
+        .oneshot(get())
+        .await
+        .unwrap_err();
     assert_eq!(crate::error::outcome_of(&err), Outcome::ConnectFailure);
     assert_eq!(mock.calls(), 3);
 }
@@ -148,10 +202,17 @@ async fn per_try_timeout_retries_then_answers_504() {
     let p = RetryPolicy {
         attempts: 2,
         per_try_timeout: Some(Duration::from_secs(1)),
-        retry_on: RetryOn { conditions: vec![RetryCondition::Reset], status_codes: vec![] },
+        retry_on: RetryOn {
+            conditions: vec![RetryCondition::Reset],
+            status_codes: vec![],
+        },
         ..RetryPolicy::default()
     };
-    let r = RetryLayer::new(p, Budget::unlimited()).layer(mock.clone()).oneshot(get()).await.unwrap();
+    let r = RetryLayer::new(p, Budget::unlimited())
+        .layer(mock.clone())
+        .oneshot(get())
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(flags(&r), "UT,URX");
     assert_eq!(mock.calls(), 3);
@@ -159,12 +220,20 @@ async fn per_try_timeout_retries_then_answers_504() {
 
 #[tokio::test(start_paused = true)]
 async fn budget_exhausted_stops_retries() {
-    let budget = Budget::new(&RetryBudget { percent: 0.0, min_retry_concurrency: 1 });
+    let budget = Budget::new(&RetryBudget {
+        percent: 0.0,
+        min_retry_concurrency: 1,
+    });
     // Another request holds the only retry slot.
     let _held = budget.try_retry().unwrap();
     let mock = Mock::new(vec![Ok(503), Ok(200)]);
     let stats = Arc::new(ClientStats::default());
-    let r = RetryLayer::new(policy(3), budget.clone()).with_stats(stats.clone()).layer(mock.clone()).oneshot(get()).await.unwrap();
+    let r = RetryLayer::new(policy(3), budget.clone())
+        .with_stats(stats.clone())
+        .layer(mock.clone())
+        .oneshot(get())
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(mock.calls(), 1);
     assert_eq!(stats.retries_budget_exhausted.get(), 1);
@@ -175,11 +244,18 @@ async fn budget_exhausted_stops_retries() {
 async fn large_bodies_are_not_retried() {
     let mock = Mock::new(vec![Ok(503), Ok(200)]);
     let stats = Arc::new(ClientStats::default());
-    let svc = RetryLayer::new(policy(3), Budget::unlimited()).with_max_replay_bytes(4).with_stats(stats.clone()).layer(mock.clone());
+    let svc = RetryLayer::new(policy(3), Budget::unlimited())
+        .with_max_replay_bytes(4)
+        .with_stats(stats.clone())
+        .layer(mock.clone());
     let r = svc.oneshot(get()).await.unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(mock.calls(), 1);
-    assert_eq!(mock.seen.lock().unwrap()[0].1, b"payload", "the body still went through once");
+    assert_eq!(
+        mock.seen.lock().unwrap()[0].1,
+        b"payload",
+        "the body still went through once"
+    );
     assert_eq!(stats.retries_skipped_body.get(), 1);
 }
 
@@ -197,7 +273,9 @@ async fn attempts_carry_their_deadline_for_the_cluster() {
     let saw = Arc::new(Mutex::new(Vec::new()));
     let s = saw.clone();
     let inner = tower::service_fn(move |req: Request<BoxBody>| {
-        s.lock().unwrap().push(req.extensions().get::<AttemptDeadline>().map(|d| d.at));
+        s.lock()
+            .unwrap()
+            .push(req.extensions().get::<AttemptDeadline>().map(|d| d.at));
         async {
             // Answer as the cluster does when the deadline passes.
             Err::<Response<BoxBody>, BoxError>(Box::new(ClusterError::new(Outcome::Timeout)))
@@ -206,12 +284,23 @@ async fn attempts_carry_their_deadline_for_the_cluster() {
     let p = RetryPolicy {
         attempts: 1,
         per_try_timeout: Some(Duration::from_secs(2)),
-        retry_on: RetryOn { conditions: vec![RetryCondition::Reset], status_codes: vec![] },
+        retry_on: RetryOn {
+            conditions: vec![RetryCondition::Reset],
+            status_codes: vec![],
+        },
         ..RetryPolicy::default()
     };
     let start = tokio::time::Instant::now();
-    let r = RetryLayer::new(p, Budget::unlimited()).layer(inner).oneshot(get()).await.unwrap();
-    assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT, "a cluster timeout on the last try is a 504");
+    let r = RetryLayer::new(p, Budget::unlimited())
+        .layer(inner)
+        .oneshot(get())
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::GATEWAY_TIMEOUT,
+        "a cluster timeout on the last try is a 504"
+    );
     assert_eq!(flags(&r), "UT,URX");
     let saw = saw.lock().unwrap();
     assert_eq!(saw.len(), 2);

@@ -38,10 +38,19 @@ impl<'a> RequestView<'a> {
         let authority = uri
             .authority()
             .map(|a| a.as_str())
-            .or_else(|| request.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()))
+            .or_else(|| {
+                request
+                    .headers()
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+            })
             .unwrap_or("");
         let (host, port) = split_authority(authority);
-        let port = port.unwrap_or(if scheme.eq_ignore_ascii_case("https") { 443 } else { 80 });
+        let port = port.unwrap_or(if scheme.eq_ignore_ascii_case("https") {
+            443
+        } else {
+            80
+        });
         Self {
             path: uri.path(),
             query: uri.query(),
@@ -61,7 +70,9 @@ pub fn split_authority(authority: &str) -> (&str, Option<u16>) {
     if let Some(rest) = authority.strip_prefix('[') {
         if let Some(end) = rest.find(']') {
             let host = &authority[..end + 2];
-            let port = rest[end + 1..].strip_prefix(':').and_then(|p| p.parse().ok());
+            let port = rest[end + 1..]
+                .strip_prefix(':')
+                .and_then(|p| p.parse().ok());
             return (host, port);
         }
         return (authority, None);
@@ -83,7 +94,11 @@ pub fn normalize_host(host: &str) -> String {
 /// [`normalize_host`] without a copy when the host is already lowercase (the usual case).
 pub fn normalized_host(host: &str) -> Cow<'_, str> {
     let trimmed = host.trim_end_matches('.');
-    if trimmed.bytes().any(|b| b.is_ascii_uppercase()) { Cow::Owned(trimmed.to_ascii_lowercase()) } else { Cow::Borrowed(trimmed) }
+    if trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(trimmed.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(trimmed)
+    }
 }
 
 /// Whether a gateway reference (`name` or `namespace/name`) names `gateway`.
@@ -97,13 +112,22 @@ pub fn matches(m: &RequestMatch, view: &RequestView<'_>, gateway: &str) -> bool 
     if m.uri.as_ref().is_some_and(|u| !u.matches(view.path, ci)) {
         return false;
     }
-    if m.scheme.as_ref().is_some_and(|s| !s.matches(view.scheme, false)) {
+    if m.scheme
+        .as_ref()
+        .is_some_and(|s| !s.matches(view.scheme, false))
+    {
         return false;
     }
-    if m.method.as_ref().is_some_and(|s| !s.matches(view.method, false)) {
+    if m.method
+        .as_ref()
+        .is_some_and(|s| !s.matches(view.method, false))
+    {
         return false;
     }
-    if m.authority.as_ref().is_some_and(|s| !s.matches(view.authority, false)) {
+    if m.authority
+        .as_ref()
+        .is_some_and(|s| !s.matches(view.authority, false))
+    {
         return false;
     }
     if m.port.is_some_and(|p| p != view.port) {
@@ -112,18 +136,35 @@ pub fn matches(m: &RequestMatch, view: &RequestView<'_>, gateway: &str) -> bool 
     if !m.gateways.is_empty() && !m.gateways.iter().any(|g| names_gateway(g, gateway)) {
         return false;
     }
-    if !m.headers.iter().all(|(name, sm)| header_matches(view.headers, name, sm)) {
+    if !m
+        .headers
+        .iter()
+        .all(|(name, sm)| header_matches(view.headers, name, sm))
+    {
         return false;
     }
-    if m.without_headers.iter().any(|(name, sm)| header_matches(view.headers, name, sm)) {
+    if m.without_headers
+        .iter()
+        .any(|(name, sm)| header_matches(view.headers, name, sm))
+    {
         return false;
     }
-    if !m.query_params.iter().all(|(name, sm)| query_param(view.query, name).is_some_and(|v| sm.matches(v, false))) {
+    if !m
+        .query_params
+        .iter()
+        .all(|(name, sm)| query_param(view.query, name).is_some_and(|v| sm.matches(v, false)))
+    {
         return false;
     }
     if !m.source_labels.is_empty() {
-        let Some(source) = view.source else { return false };
-        if !m.source_labels.iter().all(|(k, v)| source.labels.get(k) == Some(v)) {
+        let Some(source) = view.source else {
+            return false;
+        };
+        if !m
+            .source_labels
+            .iter()
+            .all(|(k, v)| source.labels.get(k) == Some(v))
+        {
             return false;
         }
     }
@@ -138,7 +179,9 @@ fn header_matches(headers: &http::HeaderMap, name: &http::HeaderName, sm: &Strin
     if matches!(sm, StringMatch::Present) {
         return true;
     }
-    values.filter_map(|v| v.to_str().ok()).any(|v| sm.matches(v, false))
+    values
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| sm.matches(v, false))
 }
 
 /// The first value of query parameter `name` (raw, not percent-decoded; `a` alone gives `""`).
@@ -165,15 +208,27 @@ mod tests {
         assert_eq!(split_authority("service2"), ("service2", None));
         assert_eq!(split_authority("[::1]:80"), ("[::1]", Some(80)));
         assert_eq!(split_authority("bad:port"), ("bad:port", None));
-        let req = Request::get("/x?a=1").header("host", "Svc.Example.:9000").body(()).unwrap();
+        let req = Request::get("/x?a=1")
+            .header("host", "Svc.Example.:9000")
+            .body(())
+            .unwrap();
         let v = view_of(&req);
-        assert_eq!((&*v.host, v.port, v.path, v.query), ("svc.example", 9000, "/x", Some("a=1")));
+        assert_eq!(
+            (&*v.host, v.port, v.path, v.query),
+            ("svc.example", 9000, "/x", Some("a=1"))
+        );
     }
 
     #[test]
     fn hosts_are_copied_only_when_they_change() {
-        assert!(matches!(normalized_host("service2"), Cow::Borrowed("service2")));
-        assert!(matches!(normalized_host("service2."), Cow::Borrowed("service2")));
+        assert!(matches!(
+            normalized_host("service2"),
+            Cow::Borrowed("service2")
+        ));
+        assert!(matches!(
+            normalized_host("service2."),
+            Cow::Borrowed("service2")
+        ));
         assert!(matches!(normalized_host("Service2.NS"), Cow::Owned(ref s) if s == "service2.ns"));
         for h in ["a.B.c.", "x", "UP", ""] {
             assert_eq!(normalized_host(h), normalize_host(h));
@@ -186,19 +241,35 @@ mod tests {
             uri: Some(StringMatch::Prefix("/API".into())),
             ignore_uri_case: true,
             method: Some(StringMatch::Exact("GET".into())),
-            headers: vec![(HeaderName::from_static("end-user"), StringMatch::Regex(Pattern::new("ja.*").unwrap()))],
+            headers: vec![(
+                HeaderName::from_static("end-user"),
+                StringMatch::Regex(Pattern::new("ja.*").unwrap()),
+            )],
             without_headers: vec![(HeaderName::from_static("x-debug"), StringMatch::Present)],
             query_params: vec![("v".into(), StringMatch::Exact("2".into()))],
             port: Some(80),
             ..RequestMatch::default()
         };
-        let ok = Request::get("http://svc/api/x?v=2").header("end-user", "jason").body(()).unwrap();
+        let ok = Request::get("http://svc/api/x?v=2")
+            .header("end-user", "jason")
+            .body(())
+            .unwrap();
         assert!(matches(&m, &view_of(&ok), "mesh"));
-        let debug = Request::get("http://svc/api/x?v=2").header("end-user", "jason").header("x-debug", "").body(()).unwrap();
+        let debug = Request::get("http://svc/api/x?v=2")
+            .header("end-user", "jason")
+            .header("x-debug", "")
+            .body(())
+            .unwrap();
         assert!(!matches(&m, &view_of(&debug), "mesh"));
-        let wrong_query = Request::get("http://svc/api/x?v=3").header("end-user", "jason").body(()).unwrap();
+        let wrong_query = Request::get("http://svc/api/x?v=3")
+            .header("end-user", "jason")
+            .body(())
+            .unwrap();
         assert!(!matches(&m, &view_of(&wrong_query), "mesh"));
-        let wrong_port = Request::get("http://svc:81/api/x?v=2").header("end-user", "jason").body(()).unwrap();
+        let wrong_port = Request::get("http://svc:81/api/x?v=2")
+            .header("end-user", "jason")
+            .body(())
+            .unwrap();
         assert!(!matches(&m, &view_of(&wrong_port), "mesh"));
         let no_header = Request::get("http://svc/api/x?v=2").body(()).unwrap();
         assert!(!matches(&m, &view_of(&no_header), "mesh"));
@@ -206,17 +277,29 @@ mod tests {
 
     #[test]
     fn gateways_and_source_labels() {
-        let m = RequestMatch { gateways: vec!["istio-system/http-gateway".into()], ..RequestMatch::default() };
+        let m = RequestMatch {
+            gateways: vec!["istio-system/http-gateway".into()],
+            ..RequestMatch::default()
+        };
         let req = Request::get("http://svc/").body(()).unwrap();
         assert!(matches(&m, &view_of(&req), "http-gateway"));
         assert!(!matches(&m, &view_of(&req), "mesh"));
 
         let mut labels = mesh_core::policy::Labels::new();
         labels.insert("app".into(), "service1".into());
-        let m = RequestMatch { source_labels: labels.clone(), ..RequestMatch::default() };
-        assert!(!matches(&m, &view_of(&req), "mesh"), "unknown caller does not match sourceLabels");
+        let m = RequestMatch {
+            source_labels: labels.clone(),
+            ..RequestMatch::default()
+        };
+        assert!(
+            !matches(&m, &view_of(&req), "mesh"),
+            "unknown caller does not match sourceLabels"
+        );
         let mut req = Request::get("http://svc/").body(()).unwrap();
-        req.extensions_mut().insert(SourceWorkload { name: "service1".into(), labels: std::sync::Arc::new(labels) });
+        req.extensions_mut().insert(SourceWorkload {
+            name: "service1".into(),
+            labels: std::sync::Arc::new(labels),
+        });
         assert!(matches(&m, &view_of(&req), "mesh"));
     }
 

@@ -21,7 +21,12 @@ pub fn apply<B>(rewrite: &Rewrite, matched: Option<&RequestMatch>, request: &mut
         }
     } else if let Some((pattern, replacement)) = &rewrite.uri_regex {
         let replacement = envoy_to_regex_replacement(replacement);
-        Some(pattern.regex().replace_all(path, replacement.as_str()).into_owned())
+        Some(
+            pattern
+                .regex()
+                .replace_all(path, replacement.as_str())
+                .into_owned(),
+        )
     } else {
         None
     };
@@ -32,18 +37,25 @@ pub fn apply<B>(rewrite: &Rewrite, matched: Option<&RequestMatch>, request: &mut
         };
         match pq.parse::<PathAndQuery>() {
             Ok(pq) => set_uri(request, |parts| parts.path_and_query = Some(pq)),
-            Err(e) => tracing::warn!(error = %e, "uri rewrite produced an invalid path; left unchanged"),
+            Err(e) => {
+                tracing::warn!(error = %e, "uri rewrite produced an invalid path; left unchanged")
+            }
         }
     }
     if let Some(authority) = &rewrite.authority {
-        match (authority.parse::<Authority>(), HeaderValue::from_str(authority)) {
+        match (
+            authority.parse::<Authority>(),
+            HeaderValue::from_str(authority),
+        ) {
             (Ok(a), Ok(value)) => {
                 if request.uri().authority().is_some() {
                     set_uri(request, |parts| parts.authority = Some(a));
                 }
                 request.headers_mut().insert(header::HOST, value);
             }
-            _ => tracing::warn!(%authority, "authority rewrite is not a valid authority; left unchanged"),
+            _ => {
+                tracing::warn!(%authority, "authority rewrite is not a valid authority; left unchanged")
+            }
         }
     }
 }
@@ -83,14 +95,29 @@ fn envoy_to_regex_replacement(s: &str) -> String {
 
 /// The answer to a request whose route is a `redirect`: the status and a `location` built from
 /// the request with the redirect's scheme, authority, port and uri over it.
-pub fn redirect_response<B>(redirect: &Redirect, request: &Request<B>, authority: &str) -> Response<BoxBody> {
-    let scheme = redirect.scheme.as_deref().or(request.uri().scheme_str()).unwrap_or("http");
+pub fn redirect_response<B>(
+    redirect: &Redirect,
+    request: &Request<B>,
+    authority: &str,
+) -> Response<BoxBody> {
+    let scheme = redirect
+        .scheme
+        .as_deref()
+        .or(request.uri().scheme_str())
+        .unwrap_or("http");
     let (orig_host, orig_port) = split_authority(authority);
     let host = redirect.authority.as_deref().unwrap_or(orig_host);
-    let port = redirect.port.or(if redirect.authority.is_some() { None } else { orig_port });
+    let port = redirect.port.or(if redirect.authority.is_some() {
+        None
+    } else {
+        orig_port
+    });
     let path = match &redirect.uri {
         Some(uri) => uri.clone(),
-        None => request.uri().path_and_query().map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned()),
+        None => request
+            .uri()
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned()),
     };
     let location = match port {
         Some(p) => format!("{scheme}://{host}:{p}{path}"),
@@ -123,14 +150,22 @@ mod tests {
 
     #[test]
     fn prefix_rewrite_replaces_only_the_prefix() {
-        let m = RequestMatch { uri: Some(StringMatch::Prefix("/service1".into())), ..RequestMatch::default() };
-        let mut req = Request::get("http://gw/service1/hello?x=1").body(()).unwrap();
+        let m = RequestMatch {
+            uri: Some(StringMatch::Prefix("/service1".into())),
+            ..RequestMatch::default()
+        };
+        let mut req = Request::get("http://gw/service1/hello?x=1")
+            .body(())
+            .unwrap();
         apply(&rw(Some("/"), None, None), Some(&m), &mut req);
         assert_eq!(req.uri().to_string(), "http://gw//hello?x=1");
         let mut req = Request::get("/service1/hello").body(()).unwrap();
         apply(&rw(Some("/v2"), None, None), Some(&m), &mut req);
         assert_eq!(req.uri().to_string(), "/v2/hello");
-        let exact = RequestMatch { uri: Some(StringMatch::Exact("/a".into())), ..RequestMatch::default() };
+        let exact = RequestMatch {
+            uri: Some(StringMatch::Exact("/a".into())),
+            ..RequestMatch::default()
+        };
         let mut req = Request::get("/a").body(()).unwrap();
         apply(&rw(Some("/b"), None, None), Some(&exact), &mut req);
         assert_eq!(req.uri().path(), "/b");
@@ -138,20 +173,48 @@ mod tests {
 
     #[test]
     fn regex_rewrite_and_authority() {
-        let mut req = Request::get("http://svc/service/foo/v1/api").body(()).unwrap();
-        apply(&rw(None, Some(("/service/([^/]+)(/.*)", "\\2/instance/\\1")), Some("other:8080")), None, &mut req);
-        assert_eq!(req.uri().to_string(), "http://other:8080/v1/api/instance/foo");
+        let mut req = Request::get("http://svc/service/foo/v1/api")
+            .body(())
+            .unwrap();
+        apply(
+            &rw(
+                None,
+                Some(("/service/([^/]+)(/.*)", "\\2/instance/\\1")),
+                Some("other:8080"),
+            ),
+            None,
+            &mut req,
+        );
+        assert_eq!(
+            req.uri().to_string(),
+            "http://other:8080/v1/api/instance/foo"
+        );
         assert_eq!(req.headers()["host"], "other:8080");
     }
 
     #[test]
     fn redirect_location() {
-        let r = Redirect { uri: Some("/new".into()), authority: Some("example.com".into()), port: None, scheme: Some("https".into()), status: StatusCode::MOVED_PERMANENTLY };
+        let r = Redirect {
+            uri: Some("/new".into()),
+            authority: Some("example.com".into()),
+            port: None,
+            scheme: Some("https".into()),
+            status: StatusCode::MOVED_PERMANENTLY,
+        };
         let req = Request::get("http://svc:8080/old?q").body(()).unwrap();
         let resp = redirect_response(&r, &req, "svc:8080");
         assert_eq!(resp.status(), StatusCode::MOVED_PERMANENTLY);
         assert_eq!(resp.headers()["location"], "https://example.com/new");
-        let keep = Redirect { uri: None, authority: None, port: None, scheme: None, status: StatusCode::FOUND };
-        assert_eq!(redirect_response(&keep, &req, "svc:8080").headers()["location"], "http://svc:8080/old?q");
+        let keep = Redirect {
+            uri: None,
+            authority: None,
+            port: None,
+            scheme: None,
+            status: StatusCode::FOUND,
+        };
+        assert_eq!(
+            redirect_response(&keep, &req, "svc:8080").headers()["location"],
+            "http://svc:8080/old?q"
+        );
     }
 }

@@ -74,20 +74,34 @@ impl RouteTable<()> {
 impl<T> RouteTable<T> {
     /// Compiles the VirtualServices bound to `gateway` ([`MESH`] for calls between services),
     /// building each route's data with `make` (called once per route).
-    pub fn compile(config: &MeshConfig, gateway: &str, mut make: impl FnMut(&HttpRoute) -> T) -> Self {
+    pub fn compile(
+        config: &MeshConfig,
+        gateway: &str,
+        mut make: impl FnMut(&HttpRoute) -> T,
+    ) -> Self {
         let mut exact: HashMap<String, Vec<Arc<Entry<T>>>> = HashMap::new();
         let mut suffixes: Vec<(String, Vec<Arc<Entry<T>>>)> = Vec::new();
         let mut any: Option<Vec<Arc<Entry<T>>>> = None;
-        for vs in config.virtual_services.iter().filter(|vs| binds(vs, gateway)) {
+        for vs in config
+            .virtual_services
+            .iter()
+            .filter(|vs| binds(vs, gateway))
+        {
             let entries: Vec<Arc<Entry<T>>> = vs
                 .http
                 .iter()
-                .map(|route| Arc::new(Entry { route: Arc::new(route.clone()), data: make(route) }))
+                .map(|route| {
+                    Arc::new(Entry {
+                        route: Arc::new(route.clone()),
+                        data: make(route),
+                    })
+                })
                 .collect();
             for host in &vs.hosts {
                 let host = normalize_host(host);
                 if host == "*" {
-                    any.get_or_insert_with(Vec::new).extend(entries.iter().cloned());
+                    any.get_or_insert_with(Vec::new)
+                        .extend(entries.iter().cloned());
                 } else if let Some(suffix) = host.strip_prefix('*') {
                     match suffixes.iter_mut().find(|(s, _)| s == suffix) {
                         Some((_, list)) => list.extend(entries.iter().cloned()),
@@ -95,7 +109,10 @@ impl<T> RouteTable<T> {
                     }
                 } else {
                     for alias in aliases(&host) {
-                        exact.entry(alias).or_default().extend(entries.iter().cloned());
+                        exact
+                            .entry(alias)
+                            .or_default()
+                            .extend(entries.iter().cloned());
                     }
                 }
             }
@@ -125,11 +142,20 @@ impl<T> RouteTable<T> {
             return Some(found);
         }
         // A cluster-local FQDN also finds a VirtualService written with the short name.
-        let short = host.strip_suffix(".svc.cluster.local").or_else(|| host.strip_suffix(".svc"));
-        if let Some(found) = short.and_then(|s| s.split('.').next()).and_then(|name| self.exact.get(name)) {
+        let short = host
+            .strip_suffix(".svc.cluster.local")
+            .or_else(|| host.strip_suffix(".svc"));
+        if let Some(found) = short
+            .and_then(|s| s.split('.').next())
+            .and_then(|name| self.exact.get(name))
+        {
             return Some(found);
         }
-        if let Some((_, found)) = self.suffixes.iter().find(|(s, _)| host.ends_with(s.as_str()) && host.len() > s.len()) {
+        if let Some((_, found)) = self
+            .suffixes
+            .iter()
+            .find(|(s, _)| host.ends_with(s.as_str()) && host.len() > s.len())
+        {
             return Some(found);
         }
         self.any.as_ref()
@@ -147,10 +173,21 @@ impl<T> RouteTable<T> {
         };
         for entry in &routes.entries {
             if entry.route.matches.is_empty() {
-                return Lookup::Matched { entry, matched: None };
+                return Lookup::Matched {
+                    entry,
+                    matched: None,
+                };
             }
-            if let Some(m) = entry.route.matches.iter().find(|m| matches(m, view, &self.gateway)) {
-                return Lookup::Matched { entry, matched: Some(m) };
+            if let Some(m) = entry
+                .route
+                .matches
+                .iter()
+                .find(|m| matches(m, view, &self.gateway))
+            {
+                return Lookup::Matched {
+                    entry,
+                    matched: Some(m),
+                };
             }
         }
         Lookup::NoRoute

@@ -7,7 +7,10 @@ fn route(name: &str, matches: Vec<RequestMatch>) -> HttpRoute {
     HttpRoute {
         name: Some(name.into()),
         matches,
-        action: RouteAction::DirectResponse(DirectResponse { status: StatusCode::OK, body: None }),
+        action: RouteAction::DirectResponse(DirectResponse {
+            status: StatusCode::OK,
+            body: None,
+        }),
         rewrite: None,
         timeout: None,
         retries: RetryPolicy::default(),
@@ -28,7 +31,10 @@ fn vs(hosts: &[&str], gateways: &[&str], http: Vec<HttpRoute>) -> VirtualService
 }
 
 fn prefix(p: &str) -> RequestMatch {
-    RequestMatch { uri: Some(StringMatch::Prefix(p.into())), ..RequestMatch::default() }
+    RequestMatch {
+        uri: Some(StringMatch::Prefix(p.into())),
+        ..RequestMatch::default()
+    }
 }
 
 fn name_of<T>(l: Lookup<'_, T>) -> String {
@@ -46,7 +52,15 @@ fn get(uri: &str) -> Request<()> {
 #[test]
 fn first_match_wins_in_order() {
     let config = MeshConfig {
-        virtual_services: vec![vs(&["service2"], &[], vec![route("a", vec![prefix("/a")]), route("any", vec![]), route("late", vec![prefix("/a")])])],
+        virtual_services: vec![vs(
+            &["service2"],
+            &[],
+            vec![
+                route("a", vec![prefix("/a")]),
+                route("any", vec![]),
+                route("late", vec![prefix("/a")]),
+            ],
+        )],
         ..MeshConfig::default()
     };
     let t = RouteTable::new(&config, MESH);
@@ -57,46 +71,103 @@ fn first_match_wins_in_order() {
 
 #[test]
 fn no_match_is_no_route() {
-    let config = MeshConfig { virtual_services: vec![vs(&["svc"], &[], vec![route("a", vec![prefix("/a")])])], ..MeshConfig::default() };
-    assert_eq!(name_of(RouteTable::new(&config, MESH).lookup(&get("http://svc/zzz"))), "NR");
+    let config = MeshConfig {
+        virtual_services: vec![vs(&["svc"], &[], vec![route("a", vec![prefix("/a")])])],
+        ..MeshConfig::default()
+    };
+    assert_eq!(
+        name_of(RouteTable::new(&config, MESH).lookup(&get("http://svc/zzz"))),
+        "NR"
+    );
 }
 
 #[test]
 fn gateway_binding_and_wildcards() {
     let config = MeshConfig {
         virtual_services: vec![
-            vs(&["*"], &["http-gateway"], vec![route("gw-s1", vec![prefix("/service1")])]),
+            vs(
+                &["*"],
+                &["http-gateway"],
+                vec![route("gw-s1", vec![prefix("/service1")])],
+            ),
             vs(&["*.example.com"], &["mesh"], vec![route("suffix", vec![])]),
             vs(&["*.api.example.com"], &[], vec![route("longer", vec![])]),
-            vs(&["service2.default.svc.cluster.local"], &[], vec![route("fqdn", vec![])]),
+            vs(
+                &["service2.default.svc.cluster.local"],
+                &[],
+                vec![route("fqdn", vec![])],
+            ),
         ],
         ..MeshConfig::default()
     };
     let mesh = RouteTable::new(&config, MESH);
     let gw = RouteTable::new(&config, "http-gateway");
-    assert_eq!(name_of(gw.lookup(&Request::get("/service1/x").header("host", "localhost:8080").body(()).unwrap())), "gw-s1");
-    assert_eq!(name_of(mesh.lookup(&get("http://localhost/service1"))), "none", "gateway VS does not bind to mesh");
-    assert_eq!(name_of(mesh.lookup(&get("http://a.example.com/"))), "suffix");
-    assert_eq!(name_of(mesh.lookup(&get("http://v.api.example.com/"))), "longer");
+    assert_eq!(
+        name_of(
+            gw.lookup(
+                &Request::get("/service1/x")
+                    .header("host", "localhost:8080")
+                    .body(())
+                    .unwrap()
+            )
+        ),
+        "gw-s1"
+    );
+    assert_eq!(
+        name_of(mesh.lookup(&get("http://localhost/service1"))),
+        "none",
+        "gateway VS does not bind to mesh"
+    );
+    assert_eq!(
+        name_of(mesh.lookup(&get("http://a.example.com/"))),
+        "suffix"
+    );
+    assert_eq!(
+        name_of(mesh.lookup(&get("http://v.api.example.com/"))),
+        "longer"
+    );
     assert_eq!(name_of(mesh.lookup(&get("http://example.com/"))), "none");
     assert_eq!(name_of(mesh.lookup(&get("http://service2/"))), "fqdn");
-    assert_eq!(name_of(mesh.lookup(&get("http://SERVICE2.default:80/"))), "fqdn");
-    assert_eq!(name_of(mesh.lookup(&get("http://a.default.svc.cluster.local/"))), "none");
-    assert_eq!(name_of(gw.lookup(&get("http://service2/"))), "NR", "gateway `*` host sees no matching route");
+    assert_eq!(
+        name_of(mesh.lookup(&get("http://SERVICE2.default:80/"))),
+        "fqdn"
+    );
+    assert_eq!(
+        name_of(mesh.lookup(&get("http://a.default.svc.cluster.local/"))),
+        "none"
+    );
+    assert_eq!(
+        name_of(gw.lookup(&get("http://service2/"))),
+        "NR",
+        "gateway `*` host sees no matching route"
+    );
 }
 
 #[test]
 fn fqdn_request_finds_short_name_virtual_service() {
-    let config = MeshConfig { virtual_services: vec![vs(&["service2"], &[], vec![route("short", vec![])])], ..MeshConfig::default() };
+    let config = MeshConfig {
+        virtual_services: vec![vs(&["service2"], &[], vec![route("short", vec![])])],
+        ..MeshConfig::default()
+    };
     let t = RouteTable::new(&config, MESH);
-    assert_eq!(name_of(t.lookup(&get("http://service2.default.svc.cluster.local/"))), "short");
-    assert_eq!(name_of(t.lookup(&get("http://service2.other.svc/"))), "short");
+    assert_eq!(
+        name_of(t.lookup(&get("http://service2.default.svc.cluster.local/"))),
+        "short"
+    );
+    assert_eq!(
+        name_of(t.lookup(&get("http://service2.other.svc/"))),
+        "short"
+    );
 }
 
 #[test]
 fn per_route_data_is_built_once_per_route() {
     let config = MeshConfig {
-        virtual_services: vec![vs(&["a", "b"], &[], vec![route("r1", vec![]), route("r2", vec![])])],
+        virtual_services: vec![vs(
+            &["a", "b"],
+            &[],
+            vec![route("r1", vec![]), route("r2", vec![])],
+        )],
         ..MeshConfig::default()
     };
     let mut n = 0;

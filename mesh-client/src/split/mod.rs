@@ -82,7 +82,11 @@ impl SplitLayer {
         if total == 0 {
             return Err(SplitError::AllZero);
         }
-        Ok(Self { choices: choices.into(), total, random: Random::thread() })
+        Ok(Self {
+            choices: choices.into(),
+            total,
+            random: Random::thread(),
+        })
     }
 
     /// Draws with `random` (seeded in tests).
@@ -98,7 +102,11 @@ impl SplitLayer {
 }
 
 fn pick<'a>(choices: &'a [Choice], total: u64, random: &Random) -> &'a Choice {
-    let r = if choices.len() == 1 { 0 } else { random.below(total) };
+    let r = if choices.len() == 1 {
+        0
+    } else {
+        random.below(total)
+    };
     let i = choices.partition_point(|c| c.cumulative <= r);
     // `r < total == last.cumulative`, so `i` is in range; fall back to the last to stay total.
     match choices.get(i).or_else(|| choices.last()) {
@@ -117,7 +125,10 @@ impl<S> Layer<S> for SplitLayer {
     type Service = Split<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Split { inner, layer: self.clone() }
+        Split {
+            inner,
+            layer: self.clone(),
+        }
     }
 }
 
@@ -151,7 +162,11 @@ where
         let choice = self.layer.pick();
         headers::apply(&choice.headers.request, request.headers_mut());
         request.extensions_mut().insert(choice.target.clone());
-        ResponseFuture { inner: self.inner.call(request), rules: choice.headers.clone(), target: Some(choice.target.clone()) }
+        ResponseFuture {
+            inner: self.inner.call(request),
+            rules: choice.headers.clone(),
+            target: Some(choice.target.clone()),
+        }
     }
 }
 

@@ -8,7 +8,11 @@ use crate::body;
 
 fn to(subset: &str, weight: u32) -> WeightedDestination {
     WeightedDestination {
-        destination: Destination { host: "service2".into(), subset: Some(subset.into()), port: None },
+        destination: Destination {
+            host: "service2".into(),
+            subset: Some(subset.into()),
+            port: None,
+        },
         weight,
         headers: HeaderRules::default(),
     }
@@ -16,7 +20,9 @@ fn to(subset: &str, weight: u32) -> WeightedDestination {
 
 #[test]
 fn ninety_ten_within_tolerance() {
-    let layer = SplitLayer::new(vec![to("v1", 90), to("v2", 10)]).unwrap().with_random(Random::seeded(2024));
+    let layer = SplitLayer::new(vec![to("v1", 90), to("v2", 10)])
+        .unwrap()
+        .with_random(Random::seeded(2024));
     let mut counts: HashMap<String, u32> = HashMap::new();
     for _ in 0..5_000 {
         let s = layer.pick().target.destination.subset.clone().unwrap();
@@ -30,19 +36,33 @@ fn ninety_ten_within_tolerance() {
 
 #[test]
 fn zero_weight_gets_nothing_and_bad_input_is_refused() {
-    let layer = SplitLayer::new(vec![to("v1", 0), to("v2", 5), to("v3", 0)]).unwrap().with_random(Random::seeded(1));
+    let layer = SplitLayer::new(vec![to("v1", 0), to("v2", 5), to("v3", 0)])
+        .unwrap()
+        .with_random(Random::seeded(1));
     for _ in 0..1_000 {
-        assert_eq!(layer.pick().target.destination.subset.as_deref(), Some("v2"));
+        assert_eq!(
+            layer.pick().target.destination.subset.as_deref(),
+            Some("v2")
+        );
     }
     assert_eq!(SplitLayer::new(vec![]).unwrap_err(), SplitError::Empty);
-    assert_eq!(SplitLayer::new(vec![to("v1", 0)]).unwrap_err(), SplitError::AllZero);
+    assert_eq!(
+        SplitLayer::new(vec![to("v1", 0)]).unwrap_err(),
+        SplitError::AllZero
+    );
 }
 
 #[tokio::test]
 async fn sets_target_and_destination_headers() {
     let mut d = to("v2", 1);
-    d.headers.request.set.push((http::HeaderName::from_static("x-sub"), http::HeaderValue::from_static("v2")));
-    d.headers.response.add.push((http::HeaderName::from_static("x-back"), http::HeaderValue::from_static("1")));
+    d.headers.request.set.push((
+        http::HeaderName::from_static("x-sub"),
+        http::HeaderValue::from_static("v2"),
+    ));
+    d.headers.response.add.push((
+        http::HeaderName::from_static("x-back"),
+        http::HeaderValue::from_static("1"),
+    ));
     let inner = tower::service_fn(|req: Request<BoxBody>| async move {
         let target = req.extensions().get::<Target>().cloned().unwrap();
         assert_eq!(target.destination.subset.as_deref(), Some("v2"));
@@ -52,5 +72,14 @@ async fn sets_target_and_destination_headers() {
     let svc = SplitLayer::new(vec![d]).unwrap().layer(inner);
     let resp = svc.oneshot(Request::new(body::empty())).await.unwrap();
     assert_eq!(resp.headers()["x-back"], "1");
-    assert_eq!(resp.extensions().get::<Target>().unwrap().destination.subset.as_deref(), Some("v2"), "target copied to the response");
+    assert_eq!(
+        resp.extensions()
+            .get::<Target>()
+            .unwrap()
+            .destination
+            .subset
+            .as_deref(),
+        Some("v2"),
+        "target copied to the response"
+    );
 }

@@ -85,21 +85,35 @@ pub fn from_span_context(sc: &SpanContext) -> Option<TraceContext> {
         span_id: u64::from_be_bytes(sc.span_id().to_bytes()),
         parent_span_id: None,
         sampled: sc.is_sampled(),
-        trace_state: if state.is_empty() { None } else { HeaderValue::from_str(&state).ok() },
+        trace_state: if state.is_empty() {
+            None
+        } else {
+            HeaderValue::from_str(&state).ok()
+        },
         propagation: Propagation::W3c,
     })
 }
 
 /// `ctx` as a remote OpenTelemetry parent context.
 pub fn to_otel_context(ctx: &TraceContext) -> opentelemetry::Context {
-    let flags = if ctx.sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
+    let flags = if ctx.sampled {
+        TraceFlags::SAMPLED
+    } else {
+        TraceFlags::default()
+    };
     let state = ctx
         .trace_state
         .as_ref()
         .and_then(|v| v.to_str().ok())
         .and_then(|s| TraceState::from_str(s).ok())
         .unwrap_or_default();
-    let sc = SpanContext::new(TraceId::from(ctx.trace_id), SpanId::from(ctx.span_id), flags, true, state);
+    let sc = SpanContext::new(
+        TraceId::from(ctx.trace_id),
+        SpanId::from(ctx.span_id),
+        flags,
+        true,
+        state,
+    );
     opentelemetry::Context::new().with_remote_span_context(sc)
 }
 
@@ -107,7 +121,11 @@ pub fn to_otel_context(ctx: &TraceContext) -> opentelemetry::Context {
 /// the context the span ends up with: the OpenTelemetry span's own ids when a
 /// `tracing-opentelemetry` layer is installed, else `fallback` — so the ids we propagate are
 /// the ids we export.
-pub fn attach(span: &tracing::Span, parent: Option<&TraceContext>, fallback: TraceContext) -> TraceContext {
+pub fn attach(
+    span: &tracing::Span,
+    parent: Option<&TraceContext>,
+    fallback: TraceContext,
+) -> TraceContext {
     if span.is_disabled() {
         return fallback;
     }
@@ -139,7 +157,10 @@ mod tests {
         assert_eq!(parent_for(None), None);
         let server = TraceContext::new_root(true);
         let explicit = TraceContext::new_root(false);
-        let (a, b) = scope(server.clone(), async { (parent_for(None), parent_for(Some(&explicit))) }).await;
+        let (a, b) = scope(server.clone(), async {
+            (parent_for(None), parent_for(Some(&explicit)))
+        })
+        .await;
         assert_eq!(a, Some(server));
         assert_eq!(b, Some(explicit));
         assert_eq!(current(), None);
@@ -153,7 +174,10 @@ mod tests {
         };
         let cx = to_otel_context(&ctx);
         let back = from_span_context(cx.span().span_context()).unwrap();
-        assert_eq!((back.trace_id, back.span_id, back.sampled), (ctx.trace_id, ctx.span_id, true));
+        assert_eq!(
+            (back.trace_id, back.span_id, back.sampled),
+            (ctx.trace_id, ctx.span_id, true)
+        );
         assert_eq!(back.trace_state.unwrap(), "a=1");
         assert!(from_span_context(&SpanContext::empty_context()).is_none());
     }

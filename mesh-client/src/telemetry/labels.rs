@@ -135,7 +135,11 @@ impl ServiceLabels {
     /// `unknown` everywhere.
     pub fn unknown() -> Self {
         let u: Arc<str> = Arc::from(UNKNOWN);
-        ServiceLabels { service: u.clone(), name: u.clone(), namespace: u }
+        ServiceLabels {
+            service: u.clone(),
+            name: u.clone(),
+            namespace: u,
+        }
     }
 }
 
@@ -275,7 +279,11 @@ impl EncodeLabelSet for RequestLabels {
             Some(g) => ("grpc_response_status", g).encode(enc.encode_label())?,
             None => label(enc, "grpc_response_status", "")?,
         }
-        label(enc, "connection_security_policy", p.connection_security_policy)?;
+        label(
+            enc,
+            "connection_security_policy",
+            p.connection_security_policy,
+        )?;
         label(enc, "source_canonical_service", &s.canonical_service)?;
         label(enc, "destination_canonical_service", &d.canonical_service)?;
         label(enc, "source_canonical_revision", &s.canonical_revision)?;
@@ -286,7 +294,9 @@ impl EncodeLabelSet for RequestLabels {
 
 /// Envoy-style flags as one label value, without formatting in the common cases (none, one).
 pub fn flags_label(flags: Option<&crate::context::ResponseFlags>) -> Cow<'static, str> {
-    let Some(flags) = flags else { return Cow::Borrowed("-") };
+    let Some(flags) = flags else {
+        return Cow::Borrowed("-");
+    };
     let mut it = flags.iter();
     match (it.next(), it.next()) {
         (None, _) => Cow::Borrowed("-"),
@@ -302,9 +312,15 @@ mod tests {
     #[test]
     fn service_labels_from_hosts() {
         let s = ServiceLabels::from_host("reviews.default.svc.cluster.local");
-        assert_eq!((&*s.service, &*s.name, &*s.namespace), ("reviews.default.svc.cluster.local", "reviews", "default"));
+        assert_eq!(
+            (&*s.service, &*s.name, &*s.namespace),
+            ("reviews.default.svc.cluster.local", "reviews", "default")
+        );
         let s = ServiceLabels::from_host("service2:8080");
-        assert_eq!((&*s.service, &*s.name, &*s.namespace), ("service2", "service2", UNKNOWN));
+        assert_eq!(
+            (&*s.service, &*s.name, &*s.namespace),
+            ("service2", "service2", UNKNOWN)
+        );
         let s = ServiceLabels::from_host("ratings.prod");
         assert_eq!(&*s.namespace, "prod");
         let s = ServiceLabels::from_host("api.example.com");
@@ -324,8 +340,14 @@ mod tests {
         assert_eq!(&*w.canonical_service, "service2");
         assert_eq!(&*w.canonical_revision, "v2");
         let w = WorkloadLabels::from_labels("lonely", None, &Labels::new());
-        assert_eq!((&*w.app, &*w.version, &*w.namespace), (UNKNOWN, UNKNOWN, UNKNOWN));
-        assert_eq!((&*w.canonical_service, &*w.canonical_revision), ("lonely", "latest"));
+        assert_eq!(
+            (&*w.app, &*w.version, &*w.namespace),
+            (UNKNOWN, UNKNOWN, UNKNOWN)
+        );
+        assert_eq!(
+            (&*w.canonical_service, &*w.canonical_revision),
+            ("lonely", "latest")
+        );
     }
 
     #[test]
@@ -341,9 +363,24 @@ mod tests {
 
     #[test]
     fn equal_peers_hash_equal() {
-        let a = PeerLabels::new(Reporter::Source, WorkloadLabels::unknown(), WorkloadLabels::unknown(), ServiceLabels::from_host("a"));
-        let b = PeerLabels::new(Reporter::Source, WorkloadLabels::unknown(), WorkloadLabels::unknown(), ServiceLabels::from_host("a"));
-        let c = PeerLabels::new(Reporter::Destination, WorkloadLabels::unknown(), WorkloadLabels::unknown(), ServiceLabels::from_host("a"));
+        let a = PeerLabels::new(
+            Reporter::Source,
+            WorkloadLabels::unknown(),
+            WorkloadLabels::unknown(),
+            ServiceLabels::from_host("a"),
+        );
+        let b = PeerLabels::new(
+            Reporter::Source,
+            WorkloadLabels::unknown(),
+            WorkloadLabels::unknown(),
+            ServiceLabels::from_host("a"),
+        );
+        let c = PeerLabels::new(
+            Reporter::Destination,
+            WorkloadLabels::unknown(),
+            WorkloadLabels::unknown(),
+            ServiceLabels::from_host("a"),
+        );
         assert_eq!(a, b);
         assert_ne!(a, c);
     }

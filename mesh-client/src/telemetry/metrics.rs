@@ -19,8 +19,25 @@ use super::series::SeriesHandles;
 /// Envoy's default histogram buckets, which Istio uses for `istio_request_duration_milliseconds`
 /// (milliseconds) and for the request and response size histograms (bytes).
 pub const ISTIO_BUCKETS: [f64; 19] = [
-    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1_000.0, 2_500.0, 5_000.0, 10_000.0,
-    30_000.0, 60_000.0, 300_000.0, 600_000.0, 1_800_000.0, 3_600_000.0,
+    0.5,
+    1.0,
+    5.0,
+    10.0,
+    25.0,
+    50.0,
+    100.0,
+    250.0,
+    500.0,
+    1_000.0,
+    2_500.0,
+    5_000.0,
+    10_000.0,
+    30_000.0,
+    60_000.0,
+    300_000.0,
+    600_000.0,
+    1_800_000.0,
+    3_600_000.0,
 ];
 
 fn istio_histogram() -> Histogram {
@@ -126,13 +143,31 @@ impl MeshMetrics {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
         let duration = HistogramFamily::new_with_constructor(istio_histogram as fn() -> Histogram);
-        let request_bytes = HistogramFamily::new_with_constructor(istio_histogram as fn() -> Histogram);
-        let response_bytes = HistogramFamily::new_with_constructor(istio_histogram as fn() -> Histogram);
+        let request_bytes =
+            HistogramFamily::new_with_constructor(istio_histogram as fn() -> Histogram);
+        let response_bytes =
+            HistogramFamily::new_with_constructor(istio_histogram as fn() -> Histogram);
         // prometheus-client appends `_total` to counters itself.
-        registry.register("istio_requests", "Requests handled, by source, destination and response.", requests.clone());
-        registry.register("istio_request_duration_milliseconds", "Request duration in milliseconds.", duration.clone());
-        registry.register("istio_request_bytes", "Request body sizes in bytes.", request_bytes.clone());
-        registry.register("istio_response_bytes", "Response body sizes in bytes.", response_bytes.clone());
+        registry.register(
+            "istio_requests",
+            "Requests handled, by source, destination and response.",
+            requests.clone(),
+        );
+        registry.register(
+            "istio_request_duration_milliseconds",
+            "Request duration in milliseconds.",
+            duration.clone(),
+        );
+        registry.register(
+            "istio_request_bytes",
+            "Request body sizes in bytes.",
+            request_bytes.clone(),
+        );
+        registry.register(
+            "istio_response_bytes",
+            "Response body sizes in bytes.",
+            response_bytes.clone(),
+        );
         let inner = Inner {
             id: super::series::next_registry_id(),
             registry: Mutex::new(registry),
@@ -152,17 +187,55 @@ impl MeshMetrics {
         };
         {
             let mut r = lock(&inner.registry);
-            r.register("mesh_retries", "Retries sent (attempts after the first).", inner.retries.clone());
-            r.register("mesh_retry_budget_exhausted", "Retries refused because the retry budget was spent.", inner.retry_budget_exhausted.clone());
-            r.register("mesh_outlier_ejections", "Endpoints ejected by outlier detection.", inner.outlier_ejections.clone());
-            r.register("mesh_mirror_requests_sent", "Mirrored copies sent.", inner.mirrors_sent.clone());
-            r.register("mesh_mirror_requests_dropped", "Mirrored copies dropped (queue full or body not copyable).", inner.mirrors_dropped.clone());
-            r.register("mesh_authn_denied", "Requests refused by JWT authentication (401).", inner.authn_denied.clone());
-            r.register("mesh_authz_denied", "Requests refused by an AuthorizationPolicy (403).", inner.authz_denied.clone());
-            r.register("mesh_rate_limited", "Requests refused by a local rate limit (429).", inner.rate_limited.clone());
-            r.register("mesh_jwks_fetch_failures", "Failed JWKS fetches.", inner.jwks_fetch_failures.clone());
+            r.register(
+                "mesh_retries",
+                "Retries sent (attempts after the first).",
+                inner.retries.clone(),
+            );
+            r.register(
+                "mesh_retry_budget_exhausted",
+                "Retries refused because the retry budget was spent.",
+                inner.retry_budget_exhausted.clone(),
+            );
+            r.register(
+                "mesh_outlier_ejections",
+                "Endpoints ejected by outlier detection.",
+                inner.outlier_ejections.clone(),
+            );
+            r.register(
+                "mesh_mirror_requests_sent",
+                "Mirrored copies sent.",
+                inner.mirrors_sent.clone(),
+            );
+            r.register(
+                "mesh_mirror_requests_dropped",
+                "Mirrored copies dropped (queue full or body not copyable).",
+                inner.mirrors_dropped.clone(),
+            );
+            r.register(
+                "mesh_authn_denied",
+                "Requests refused by JWT authentication (401).",
+                inner.authn_denied.clone(),
+            );
+            r.register(
+                "mesh_authz_denied",
+                "Requests refused by an AuthorizationPolicy (403).",
+                inner.authz_denied.clone(),
+            );
+            r.register(
+                "mesh_rate_limited",
+                "Requests refused by a local rate limit (429).",
+                inner.rate_limited.clone(),
+            );
+            r.register(
+                "mesh_jwks_fetch_failures",
+                "Failed JWKS fetches.",
+                inner.jwks_fetch_failures.clone(),
+            );
         }
-        MeshMetrics { inner: Arc::new(inner) }
+        MeshMetrics {
+            inner: Arc::new(inner),
+        }
     }
 
     /// Records one finished request in the four Istio families. The series handles are cached
@@ -177,12 +250,20 @@ impl MeshMetrics {
             request_bytes: i.request_bytes.get_or_create_owned(l),
             response_bytes: i.response_bytes.get_or_create_owned(l),
         };
-        l.peers.series().with(i.id, l.protocol, l.response_code, &l.response_flags, l.grpc_status, make, |h| {
-            h.requests.inc();
-            h.duration.observe(record.duration.as_secs_f64() * 1_000.0);
-            h.request_bytes.observe(record.request_bytes as f64);
-            h.response_bytes.observe(record.response_bytes as f64);
-        });
+        l.peers.series().with(
+            i.id,
+            l.protocol,
+            l.response_code,
+            &l.response_flags,
+            l.grpc_status,
+            make,
+            |h| {
+                h.requests.inc();
+                h.duration.observe(record.duration.as_secs_f64() * 1_000.0);
+                h.request_bytes.observe(record.request_bytes as f64);
+                h.response_bytes.observe(record.response_bytes as f64);
+            },
+        );
     }
 
     /// Shortcut for [`MeshMetrics::record_request`] from parts.
@@ -216,50 +297,78 @@ impl MeshMetrics {
 
     /// The retry counter of one destination, to keep and increment without a lookup.
     pub fn retries_counter(&self, destination_service: &str) -> Counter {
-        self.inner.retries.get_or_create_owned(&service(destination_service))
+        self.inner
+            .retries
+            .get_or_create_owned(&service(destination_service))
     }
 
     /// A retry was refused by the retry budget (`mesh_retry_budget_exhausted_total`).
     pub fn record_retry_budget_exhausted(&self, destination_service: &str) {
-        self.inner.retry_budget_exhausted.get_or_create(&service(destination_service)).inc();
+        self.inner
+            .retry_budget_exhausted
+            .get_or_create(&service(destination_service))
+            .inc();
     }
 
     /// Outlier detection ejected `endpoint` of `destination_service` (`mesh_outlier_ejections_total`).
     pub fn record_outlier_ejection(&self, destination_service: &str, endpoint: SocketAddr) {
-        let l = EndpointLabel { destination_service: destination_service.to_owned(), endpoint: endpoint.to_string() };
+        let l = EndpointLabel {
+            destination_service: destination_service.to_owned(),
+            endpoint: endpoint.to_string(),
+        };
         self.inner.outlier_ejections.get_or_create(&l).inc();
     }
 
     /// A mirrored copy was sent to `destination_service` (`mesh_mirror_requests_sent_total`).
     pub fn record_mirror_sent(&self, destination_service: &str) {
-        self.inner.mirrors_sent.get_or_create(&service(destination_service)).inc();
+        self.inner
+            .mirrors_sent
+            .get_or_create(&service(destination_service))
+            .inc();
     }
 
     /// A mirrored copy for `destination_service` was dropped (`mesh_mirror_requests_dropped_total`).
     pub fn record_mirror_dropped(&self, destination_service: &str) {
-        self.inner.mirrors_dropped.get_or_create(&service(destination_service)).inc();
+        self.inner
+            .mirrors_dropped
+            .get_or_create(&service(destination_service))
+            .inc();
     }
 
     /// JWT authentication refused a request to `workload` (`mesh_authn_denied_total`);
     /// `reason` is a short fixed word such as `missing_token` or `invalid_token`.
     pub fn record_authn_denied(&self, workload: &str, reason: &str) {
-        self.inner.authn_denied.get_or_create(&policy(workload, reason)).inc();
+        self.inner
+            .authn_denied
+            .get_or_create(&policy(workload, reason))
+            .inc();
     }
 
     /// An AuthorizationPolicy (`namespace/name`, or `default-deny`) refused a request to
     /// `workload` (`mesh_authz_denied_total`).
     pub fn record_authz_denied(&self, workload: &str, policy_name: &str) {
-        self.inner.authz_denied.get_or_create(&policy(workload, policy_name)).inc();
+        self.inner
+            .authz_denied
+            .get_or_create(&policy(workload, policy_name))
+            .inc();
     }
 
     /// A local rate limit policy refused a request to `workload` (`mesh_rate_limited_total`).
     pub fn record_rate_limited(&self, workload: &str, policy_name: &str) {
-        self.inner.rate_limited.get_or_create(&policy(workload, policy_name)).inc();
+        self.inner
+            .rate_limited
+            .get_or_create(&policy(workload, policy_name))
+            .inc();
     }
 
     /// Fetching the JWKS of `issuer` failed (`mesh_jwks_fetch_failures_total`).
     pub fn record_jwks_fetch_failure(&self, issuer: &str) {
-        self.inner.jwks_fetch_failures.get_or_create(&IssuerLabel { issuer: issuer.to_owned() }).inc();
+        self.inner
+            .jwks_fetch_failures
+            .get_or_create(&IssuerLabel {
+                issuer: issuer.to_owned(),
+            })
+            .inc();
     }
 
     /// Lets an application register its own metrics in the same registry (served by the admin
@@ -273,7 +382,9 @@ impl MeshMetrics {
         let mut out = String::with_capacity(4096);
         let registry = lock(&self.inner.registry);
         // Writing to a String cannot fail; an encoder error would be a bug in a label encoder.
-        if let Err(error) = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry) {
+        if let Err(error) =
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
+        {
             tracing::warn!(%error, "metrics encoding failed");
         }
         out
@@ -291,17 +402,24 @@ impl MeshMetrics {
 }
 
 /// Content type of [`MeshMetrics::encode_prometheus`].
-pub const PROMETHEUS_CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+pub const PROMETHEUS_CONTENT_TYPE: &str =
+    prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// Content type of [`MeshMetrics::encode_openmetrics`].
-pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 fn service(s: &str) -> ServiceLabel {
-    ServiceLabel { destination_service: s.to_owned() }
+    ServiceLabel {
+        destination_service: s.to_owned(),
+    }
 }
 
 fn policy(workload: &str, policy: &str) -> PolicyLabel {
-    PolicyLabel { destination_workload: workload.to_owned(), policy: policy.to_owned() }
+    PolicyLabel {
+        destination_workload: workload.to_owned(),
+        policy: policy.to_owned(),
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -326,9 +444,30 @@ mod tests {
             WorkloadLabels::from_labels("service2-v1", Some("default"), &labels),
             ServiceLabels::from_host("service2"),
         );
-        m.record(&peers, 200, Cow::Borrowed("-"), Duration::from_millis(7), 10, 2_000);
-        m.record(&peers, 200, Cow::Borrowed("-"), Duration::from_millis(30), 0, 0);
-        m.record(&peers, 503, Cow::Borrowed("UO"), Duration::from_millis(1), 0, 0);
+        m.record(
+            &peers,
+            200,
+            Cow::Borrowed("-"),
+            Duration::from_millis(7),
+            10,
+            2_000,
+        );
+        m.record(
+            &peers,
+            200,
+            Cow::Borrowed("-"),
+            Duration::from_millis(30),
+            0,
+            0,
+        );
+        m.record(
+            &peers,
+            503,
+            Cow::Borrowed("UO"),
+            Duration::from_millis(1),
+            0,
+            0,
+        );
         let text = m.encode_prometheus();
         let ok = text
             .lines()
@@ -354,7 +493,11 @@ mod tests {
         // 7 ms and 30 ms: one in le=10, both in le=50.
         let bucket = |le: &str| {
             text.lines()
-                .find(|l| l.starts_with("istio_request_duration_milliseconds_bucket{response_code=\"200\"") && l.contains(&format!("le=\"{le}\"")))
+                .find(|l| {
+                    l.starts_with(
+                        "istio_request_duration_milliseconds_bucket{response_code=\"200\"",
+                    ) && l.contains(&format!("le=\"{le}\""))
+                })
                 .and_then(|l| l.rsplit(' ').next())
                 .map(str::to_owned)
         };

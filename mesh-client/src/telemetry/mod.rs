@@ -16,7 +16,9 @@ pub mod request_id;
 pub mod series;
 pub mod trace_context;
 
-pub use self::client::{ClientTelemetry, ClientTelemetryConfig, ClientTelemetryLayer, DEFAULT_SAMPLE_RATIO};
+pub use self::client::{
+    ClientTelemetry, ClientTelemetryConfig, ClientTelemetryLayer, DEFAULT_SAMPLE_RATIO,
+};
 pub use self::labels::{PeerLabels, Reporter, RequestLabels, ServiceLabels, WorkloadLabels};
 pub use self::metrics::{MeshMetrics, RequestRecord};
 pub use self::request_id::{RequestId, X_REQUEST_ID};
@@ -24,5 +26,8 @@ pub use self::trace_context::{Propagation, TraceContext};
 
 /// `grpc-status` of a response head (trailers-only responses carry it there), when present.
 pub fn grpc_status(headers: &http::HeaderMap) -> Option<u32> {
-    headers.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
 }

@@ -21,7 +21,9 @@ const MAX_LEN: usize = 512;
 const MAX_CACHED: usize = 1024;
 
 fn clean(v: &str) -> Option<&str> {
-    let ok = !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic() && b != b';' && b != b'=');
+    let ok = !v.is_empty()
+        && v.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b';' && b != b'=');
     ok.then_some(v)
 }
 
@@ -71,16 +73,26 @@ pub struct PeerCache<T> {
 impl<T: Clone> PeerCache<T> {
     /// An empty cache.
     pub fn new() -> Self {
-        PeerCache { map: RwLock::new(HashMap::new()) }
+        PeerCache {
+            map: RwLock::new(HashMap::new()),
+        }
     }
 
     /// The cached value for `key`, else `make()` (remembered while the cache has room).
     pub fn get_or_insert(&self, key: &HeaderValue, make: impl FnOnce() -> T) -> T {
-        if let Some(v) = self.map.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(key) {
+        if let Some(v) = self
+            .map
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+        {
             return v.clone();
         }
         let v = make();
-        let mut map = self.map.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self
+            .map
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if map.len() < MAX_CACHED {
             map.entry(key.clone()).or_insert_with(|| v.clone());
         }
@@ -102,10 +114,16 @@ mod tests {
         l.insert("version".into(), "v1".into());
         let w = WorkloadLabels::from_labels("service1", Some("default"), &l);
         let h = encode(&w).unwrap();
-        assert_eq!(h, "workload=service1;namespace=default;app=service1;version=v1");
+        assert_eq!(
+            h,
+            "workload=service1;namespace=default;app=service1;version=v1"
+        );
         let back = decode(&h).unwrap();
         assert_eq!(back, w);
-        assert!(decode(&HeaderValue::from_static("app=x")).is_none(), "workload is required");
+        assert!(
+            decode(&HeaderValue::from_static("app=x")).is_none(),
+            "workload is required"
+        );
         assert!(decode(&HeaderValue::from_static("workload=a;junk")).is_none());
         assert!(decode(&HeaderValue::from_static("workload=")).is_none());
         let w = WorkloadLabels::from_labels("a;b", None, &Labels::new());

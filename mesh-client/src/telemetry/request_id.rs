@@ -18,7 +18,9 @@ impl RequestId {
     /// characters (`None` otherwise).
     pub fn parse(value: &HeaderValue) -> Option<Self> {
         let b = value.as_bytes();
-        let ok = !b.is_empty() && b.len() <= MAX_REQUEST_ID_LEN && b.iter().all(|c| c.is_ascii_graphic());
+        let ok = !b.is_empty()
+            && b.len() <= MAX_REQUEST_ID_LEN
+            && b.iter().all(|c| c.is_ascii_graphic());
         ok.then(|| RequestId(value.clone()))
     }
 
@@ -60,7 +62,12 @@ mod tests {
 
     #[test]
     fn accepts_bounded_visible_ascii_only() {
-        assert_eq!(RequestId::parse(&HeaderValue::from_static("abc-123")).unwrap().as_str(), "abc-123");
+        assert_eq!(
+            RequestId::parse(&HeaderValue::from_static("abc-123"))
+                .unwrap()
+                .as_str(),
+            "abc-123"
+        );
         assert!(RequestId::parse(&HeaderValue::from_static("")).is_none());
         assert!(RequestId::parse(&HeaderValue::from_static("has space")).is_none());
         let long = "a".repeat(MAX_REQUEST_ID_LEN + 1);
@@ -71,6 +78,9 @@ mod tests {
         h.append(&X_REQUEST_ID, HeaderValue::from_static("a"));
         assert!(RequestId::from_headers(&h).is_some());
         h.append(&X_REQUEST_ID, HeaderValue::from_static("b"));
-        assert!(RequestId::from_headers(&h).is_none(), "two ids: neither is trusted");
+        assert!(
+            RequestId::from_headers(&h).is_none(),
+            "two ids: neither is trusted"
+        );
     }
 }

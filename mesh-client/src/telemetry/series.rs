@@ -42,7 +42,14 @@ pub(crate) struct SeriesKey {
 }
 
 impl SeriesKey {
-    fn matches(&self, registry: u64, protocol: &str, code: u16, flags: &str, grpc: Option<u32>) -> bool {
+    fn matches(
+        &self,
+        registry: u64,
+        protocol: &str,
+        code: u16,
+        flags: &str,
+        grpc: Option<u32>,
+    ) -> bool {
         self.response_code == code
             && self.registry == registry
             && self.grpc_status == grpc
@@ -58,13 +65,17 @@ pub struct SeriesCache {
 
 impl Default for SeriesCache {
     fn default() -> Self {
-        SeriesCache { entries: ArcSwap::from_pointee(Vec::new()) }
+        SeriesCache {
+            entries: ArcSwap::from_pointee(Vec::new()),
+        }
     }
 }
 
 impl fmt::Debug for SeriesCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SeriesCache").field("series", &self.entries.load().len()).finish()
+        f.debug_struct("SeriesCache")
+            .field("series", &self.entries.load().len())
+            .finish()
     }
 }
 
@@ -83,14 +94,23 @@ impl SeriesCache {
     ) {
         {
             let entries = self.entries.load();
-            if let Some((_, h)) = entries.iter().find(|(k, _)| k.matches(registry, protocol, code, flags, grpc)) {
+            if let Some((_, h)) = entries
+                .iter()
+                .find(|(k, _)| k.matches(registry, protocol, code, flags, grpc))
+            {
                 record(h);
                 return;
             }
         }
         let handles = make();
         record(&handles);
-        let key = SeriesKey { registry, protocol, response_code: code, response_flags: flags.clone(), grpc_status: grpc };
+        let key = SeriesKey {
+            registry,
+            protocol,
+            response_code: code,
+            response_flags: flags.clone(),
+            grpc_status: grpc,
+        };
         self.entries.rcu(|current| {
             let mut next = Vec::clone(current);
             if next.len() < MAX_SERIES_PER_PEER && !next.iter().any(|(k, _)| *k == key) {
@@ -126,19 +146,35 @@ mod tests {
     use crate::telemetry::metrics::MeshMetrics;
 
     fn peers(host: &str) -> Arc<PeerLabels> {
-        PeerLabels::new(Reporter::Source, WorkloadLabels::unknown(), WorkloadLabels::unknown(), ServiceLabels::from_host(host))
+        PeerLabels::new(
+            Reporter::Source,
+            WorkloadLabels::unknown(),
+            WorkloadLabels::unknown(),
+            ServiceLabels::from_host(host),
+        )
     }
 
     fn count(text: &str, code: u16, flags: &str, host: &str) -> Option<u64> {
         let prefix = format!("istio_requests_total{{response_code=\"{code}\"");
         text.lines()
-            .find(|l| l.starts_with(&prefix) && l.contains(&format!("response_flags=\"{flags}\"")) && l.contains(&format!("destination_service=\"{host}\"")))
+            .find(|l| {
+                l.starts_with(&prefix)
+                    && l.contains(&format!("response_flags=\"{flags}\""))
+                    && l.contains(&format!("destination_service=\"{host}\""))
+            })
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
     }
 
     fn record(m: &MeshMetrics, p: &Arc<PeerLabels>, code: u16, flags: &'static str) {
-        m.record(p, code, Cow::Borrowed(flags), Duration::from_millis(3), 1, 2);
+        m.record(
+            p,
+            code,
+            Cow::Borrowed(flags),
+            Duration::from_millis(3),
+            1,
+            2,
+        );
     }
 
     #[test]
@@ -154,13 +190,20 @@ mod tests {
         record(&m, &p, 503, "UO");
         record(&m, &p, 503, "UF");
         record(&m, &p, 200, "UO");
-        assert_eq!(p.series().len(), 4, "each code and flags combination is a series");
+        assert_eq!(
+            p.series().len(),
+            4,
+            "each code and flags combination is a series"
+        );
         let t = m.encode_prometheus();
         assert_eq!(count(&t, 200, "-", "service2"), Some(3), "{t}");
         assert_eq!(count(&t, 503, "UO", "service2"), Some(1));
         assert_eq!(count(&t, 503, "UF", "service2"), Some(1));
         assert_eq!(count(&t, 200, "UO", "service2"), Some(1));
-        let sum = t.lines().find(|l| l.starts_with("istio_response_bytes_sum{response_code=\"200\"") && l.contains("response_flags=\"-\""));
+        let sum = t.lines().find(|l| {
+            l.starts_with("istio_response_bytes_sum{response_code=\"200\"")
+                && l.contains("response_flags=\"-\"")
+        });
         assert!(sum.is_some_and(|l| l.ends_with(" 6.0")), "{sum:?}");
     }
 
@@ -172,8 +215,14 @@ mod tests {
         record(&m1, &b, 200, "-");
         // The same peers recorded into another registry must not reuse m1's handles.
         record(&m2, &a, 200, "-");
-        assert_eq!(count(&m1.encode_prometheus(), 200, "-", "service3"), Some(2));
-        assert_eq!(count(&m2.encode_prometheus(), 200, "-", "service3"), Some(1));
+        assert_eq!(
+            count(&m1.encode_prometheus(), 200, "-", "service3"),
+            Some(2)
+        );
+        assert_eq!(
+            count(&m2.encode_prometheus(), 200, "-", "service3"),
+            Some(1)
+        );
         assert_eq!(a.series().len(), 2);
     }
 
@@ -190,6 +239,10 @@ mod tests {
         let t = m.encode_prometheus();
         let last = 200 + MAX_SERIES_PER_PEER as u16 + extra - 1;
         assert_eq!(count(&t, 200, "-", "many"), Some(2));
-        assert_eq!(count(&t, last, "-", "many"), Some(2), "uncached combinations are still counted");
+        assert_eq!(
+            count(&t, last, "-", "many"),
+            Some(2),
+            "uncached combinations are still counted"
+        );
     }
 }

@@ -150,7 +150,16 @@ impl TraceContext {
     /// headers already there (for instance forwarded by the app from its own request) are
     /// replaced.
     pub fn inject(&self, headers: &mut HeaderMap) {
-        for name in [&TRACEPARENT, &TRACESTATE, &B3, &X_B3_TRACEID, &X_B3_SPANID, &X_B3_PARENTSPANID, &X_B3_SAMPLED, &X_B3_FLAGS] {
+        for name in [
+            &TRACEPARENT,
+            &TRACESTATE,
+            &B3,
+            &X_B3_TRACEID,
+            &X_B3_SPANID,
+            &X_B3_PARENTSPANID,
+            &X_B3_SAMPLED,
+            &X_B3_FLAGS,
+        ] {
             headers.remove(name);
         }
         headers.insert(TRACEPARENT.clone(), self.traceparent());
@@ -283,7 +292,11 @@ pub fn parse_traceparent(value: &[u8]) -> Result<RemoteParent, TraceParseError> 
     let trace_id = trace_id(&value[3..35], false)?;
     let span_id = span_id(&value[36..52])?;
     let flags = parse_hex(&value[53..55]).ok_or(TraceParseError::Flags)?;
-    Ok(RemoteParent { trace_id, span_id, sampled: flags & 1 == 1 })
+    Ok(RemoteParent {
+        trace_id,
+        span_id,
+        sampled: flags & 1 == 1,
+    })
 }
 
 /// What a B3 header said.
@@ -325,7 +338,11 @@ pub fn parse_b3_single(value: &[u8]) -> Result<B3Decision, TraceParseError> {
     if parts.next().is_some() {
         return Err(TraceParseError::Layout);
     }
-    Ok(B3Decision::Parent(RemoteParent { trace_id, span_id, sampled }))
+    Ok(B3Decision::Parent(RemoteParent {
+        trace_id,
+        span_id,
+        sampled,
+    }))
 }
 
 /// Parses B3 multi headers (`x-b3-traceid`, `x-b3-spanid`, `x-b3-sampled`, `x-b3-flags`);
@@ -350,7 +367,11 @@ pub fn parse_b3_multi(headers: &HeaderMap) -> Result<Option<B3Decision>, TracePa
             if let Some(p) = headers.get(&X_B3_PARENTSPANID) {
                 self::span_id(p.as_bytes())?;
             }
-            Ok(Some(B3Decision::Parent(RemoteParent { trace_id, span_id, sampled: sampled.unwrap_or(true) })))
+            Ok(Some(B3Decision::Parent(RemoteParent {
+                trace_id,
+                span_id,
+                sampled: sampled.unwrap_or(true),
+            })))
         }
         (None, None) => Ok(sampled.map(B3Decision::SamplingOnly)),
         _ => Err(TraceParseError::Layout),
@@ -373,7 +394,12 @@ pub struct Extracted {
 /// Extracts the incoming trace context: a valid `traceparent` first, then `b3`, then
 /// `x-b3-*`. An invalid header counts as absent (a new trace starts), as the W3C spec asks.
 pub fn extract(headers: &HeaderMap) -> Extracted {
-    let mut out = Extracted { parent: None, sampled_hint: None, trace_state: None, propagation: Propagation::W3c };
+    let mut out = Extracted {
+        parent: None,
+        sampled_hint: None,
+        trace_state: None,
+        propagation: Propagation::W3c,
+    };
     let mut tps = headers.get_all(&TRACEPARENT).iter();
     // More than one traceparent is invalid.
     if let (Some(tp), None) = (tps.next(), tps.next()) {
@@ -408,7 +434,9 @@ pub fn extract(headers: &HeaderMap) -> Extracted {
 fn trace_state(headers: &HeaderMap) -> Option<HeaderValue> {
     let mut all = headers.get_all(&TRACESTATE).iter();
     let first = all.next()?;
-    let ok = |v: &HeaderValue| v.len() <= MAX_TRACESTATE_LEN && v.as_bytes().iter().all(|b| (0x20..0x7f).contains(b));
+    let ok = |v: &HeaderValue| {
+        v.len() <= MAX_TRACESTATE_LEN && v.as_bytes().iter().all(|b| (0x20..0x7f).contains(b))
+    };
     match all.next() {
         None => ok(first).then(|| first.clone()),
         Some(second) => {

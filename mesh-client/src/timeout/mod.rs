@@ -35,7 +35,10 @@ pub struct TimeoutLayer {
 impl TimeoutLayer {
     /// A deadline of `timeout` per call (`None`: none).
     pub fn new(timeout: Option<Duration>) -> Self {
-        Self { timeout, stats: Arc::default() }
+        Self {
+            timeout,
+            stats: Arc::default(),
+        }
     }
 
     /// Counts timeouts in `stats`.
@@ -49,7 +52,11 @@ impl<S> Layer<S> for TimeoutLayer {
     type Service = Timeout<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Timeout { inner, timeout: self.timeout, stats: self.stats.clone() }
+        Timeout {
+            inner,
+            timeout: self.timeout,
+            stats: self.stats.clone(),
+        }
     }
 }
 
@@ -64,7 +71,11 @@ pub struct Timeout<S> {
 impl<S> Timeout<S> {
     /// Wraps `inner` with a deadline of `timeout`.
     pub fn new(inner: S, timeout: Option<Duration>) -> Self {
-        Self { inner, timeout, stats: Arc::default() }
+        Self {
+            inner,
+            timeout,
+            stats: Arc::default(),
+        }
     }
 
     /// The inner service.
@@ -96,8 +107,15 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let sleep = self.timeout.map(|t| tokio::time::sleep_until(Instant::now() + t));
-        ResponseFuture { inner: self.inner.call(request), sleep, timeout: self.timeout, stats: self.stats.clone() }
+        let sleep = self
+            .timeout
+            .map(|t| tokio::time::sleep_until(Instant::now() + t));
+        ResponseFuture {
+            inner: self.inner.call(request),
+            sleep,
+            timeout: self.timeout,
+            stats: self.stats.clone(),
+        }
     }
 }
 
@@ -128,8 +146,16 @@ where
         if let Some(sleep) = this.sleep.as_pin_mut() {
             ready!(sleep.poll(cx));
             this.stats.timeouts.incr();
-            tracing::debug!(timed_out = true, timeout_ms = this.timeout.map_or(0, |t| t.as_millis() as u64), "route timeout expired");
-            return Poll::Ready(Ok(local_reply(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout", Some("UT"))));
+            tracing::debug!(
+                timed_out = true,
+                timeout_ms = this.timeout.map_or(0, |t| t.as_millis() as u64),
+                "route timeout expired"
+            );
+            return Poll::Ready(Ok(local_reply(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream request timeout",
+                Some("UT"),
+            )));
         }
         Poll::Pending
     }

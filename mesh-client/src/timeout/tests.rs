@@ -4,7 +4,10 @@ use crate::context::ResponseFlags;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-fn slow(delay: Duration) -> impl Service<Request<BoxBody>, Response = Response<BoxBody>, Error = crate::BoxError, Future: Send> + Clone {
+fn slow(
+    delay: Duration,
+) -> impl Service<Request<BoxBody>, Response = Response<BoxBody>, Error = crate::BoxError, Future: Send>
++ Clone {
     tower::service_fn(move |_req: Request<BoxBody>| async move {
         tokio::time::sleep(delay).await;
         Ok::<_, crate::BoxError>(Response::new(body::full("ok")))
@@ -14,10 +17,15 @@ fn slow(delay: Duration) -> impl Service<Request<BoxBody>, Response = Response<B
 #[tokio::test(start_paused = true)]
 async fn expired_deadline_answers_504_ut() {
     let stats = Arc::new(ClientStats::default());
-    let svc = TimeoutLayer::new(Some(Duration::from_millis(100))).with_stats(stats.clone()).layer(slow(Duration::from_secs(5)));
+    let svc = TimeoutLayer::new(Some(Duration::from_millis(100)))
+        .with_stats(stats.clone())
+        .layer(slow(Duration::from_secs(5)));
     let resp = svc.oneshot(Request::new(body::empty())).await.unwrap();
     assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
-    assert_eq!(resp.extensions().get::<ResponseFlags>().unwrap().to_label(), "UT");
+    assert_eq!(
+        resp.extensions().get::<ResponseFlags>().unwrap().to_label(),
+        "UT"
+    );
     let text = resp.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&text[..], b"upstream request timeout");
     assert_eq!(stats.timeouts.get(), 1);
@@ -25,8 +33,21 @@ async fn expired_deadline_answers_504_ut() {
 
 #[tokio::test(start_paused = true)]
 async fn fast_answer_passes_and_none_never_expires() {
-    let svc = TimeoutLayer::new(Some(Duration::from_secs(1))).layer(slow(Duration::from_millis(10)));
-    assert_eq!(svc.oneshot(Request::new(body::empty())).await.unwrap().status(), StatusCode::OK);
+    let svc =
+        TimeoutLayer::new(Some(Duration::from_secs(1))).layer(slow(Duration::from_millis(10)));
+    assert_eq!(
+        svc.oneshot(Request::new(body::empty()))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
     let svc = TimeoutLayer::new(None).layer(slow(Duration::from_secs(3600)));
-    assert_eq!(svc.oneshot(Request::new(body::empty())).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        svc.oneshot(Request::new(body::empty()))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
 }

@@ -120,10 +120,10 @@ pub async fn dead_addr() -> SocketAddr {
 pub fn request(host: &str) -> http::Request<BoxBody> {
     let mut req = http::Request::get("/").body(body::empty()).unwrap();
     req.extensions_mut().insert(Target::new(Destination {
-            host: host.into(),
-            subset: None,
-            port: None,
-        }));
+        host: host.into(),
+        subset: None,
+        port: None,
+    }));
     req
 }
 

@@ -4,10 +4,12 @@ use ipnet::IpNet;
 
 use super::Cx;
 use crate::policy::{
-    AuthzAction, AuthzPolicy, AuthzRule, Condition, ConditionKey, Operation, Source, WorkloadSelector,
+    AuthzAction, AuthzPolicy, AuthzRule, Condition, ConditionKey, Operation, Source,
+    WorkloadSelector,
 };
 use crate::spec::security::{
-    AuthorizationPolicySpec, AuthzConditionSpec, AuthzOperationSpec, AuthzRuleSpec, AuthzSourceSpec, PortText,
+    AuthorizationPolicySpec, AuthzConditionSpec, AuthzOperationSpec, AuthzRuleSpec,
+    AuthzSourceSpec, PortText,
 };
 
 /// The trust domain used to turn `serviceAccounts` into principals.
@@ -27,13 +29,18 @@ pub(crate) fn compile(spec: &AuthorizationPolicySpec, cx: &mut Cx<'_>) -> Option
         Some("AUDIT") => AuthzAction::Audit,
         Some("CUSTOM") => AuthzAction::Custom,
         Some(other) => {
-            cx.error("spec.action", format!("unknown action {other:?} (expected ALLOW, DENY, AUDIT or CUSTOM)"));
+            cx.error(
+                "spec.action",
+                format!("unknown action {other:?} (expected ALLOW, DENY, AUDIT or CUSTOM)"),
+            );
             AuthzAction::Allow
         }
     };
     let provider = spec.provider.as_ref().and_then(|p| p.name.clone());
     match (action, &spec.provider, &provider) {
-        (AuthzAction::Custom, _, None) => cx.error("spec.provider.name", "is required when action is CUSTOM"),
+        (AuthzAction::Custom, _, None) => {
+            cx.error("spec.provider.name", "is required when action is CUSTOM")
+        }
         (AuthzAction::Custom, _, Some(name)) if name.is_empty() => {
             cx.error("spec.provider.name", "must not be empty")
         }
@@ -42,24 +49,42 @@ pub(crate) fn compile(spec: &AuthorizationPolicySpec, cx: &mut Cx<'_>) -> Option
         (_, None, _) => {}
     }
     let selector = WorkloadSelector {
-        match_labels: spec.selector.as_ref().map(|s| s.match_labels.clone()).unwrap_or_default(),
+        match_labels: spec
+            .selector
+            .as_ref()
+            .map(|s| s.match_labels.clone())
+            .unwrap_or_default(),
     };
     let namespace = cx.origin().namespace.clone();
     let mut rules = Vec::new();
     for (i, rule) in spec.rules.iter().flatten().enumerate() {
-        rules.push(compile_rule(rule, &format!("spec.rules[{i}]"), &namespace, cx));
+        rules.push(compile_rule(
+            rule,
+            &format!("spec.rules[{i}]"),
+            &namespace,
+            cx,
+        ));
     }
     if cx.error_count() > errors_before {
         return None;
     }
-    Some(AuthzPolicy { origin: cx.origin().clone(), selector, action, provider, rules })
+    Some(AuthzPolicy {
+        origin: cx.origin().clone(),
+        selector,
+        action,
+        provider,
+        rules,
+    })
 }
 
 fn compile_rule(rule: &AuthzRuleSpec, path: &str, namespace: &str, cx: &mut Cx<'_>) -> AuthzRule {
     let mut out = AuthzRule::default();
     if let Some(from) = &rule.from {
         if from.is_empty() {
-            cx.error(&format!("{path}.from"), "must not be empty (omit it to match any source)");
+            cx.error(
+                &format!("{path}.from"),
+                "must not be empty (omit it to match any source)",
+            );
         }
         for (i, f) in from.iter().enumerate() {
             let p = format!("{path}.from[{i}].source");
@@ -71,7 +96,10 @@ fn compile_rule(rule: &AuthzRuleSpec, path: &str, namespace: &str, cx: &mut Cx<'
     }
     if let Some(to) = &rule.to {
         if to.is_empty() {
-            cx.error(&format!("{path}.to"), "must not be empty (omit it to match any operation)");
+            cx.error(
+                &format!("{path}.to"),
+                "must not be empty (omit it to match any operation)",
+            );
         }
         for (i, t) in to.iter().enumerate() {
             let p = format!("{path}.to[{i}].operation");
@@ -93,33 +121,60 @@ fn compile_source(s: &AuthzSourceSpec, path: &str, namespace: &str, cx: &mut Cx<
     let mut out = Source {
         principals: strings(&s.principals, &format!("{path}.principals"), cx),
         not_principals: strings(&s.not_principals, &format!("{path}.notPrincipals"), cx),
-        request_principals: strings(&s.request_principals, &format!("{path}.requestPrincipals"), cx),
-        not_request_principals: strings(&s.not_request_principals, &format!("{path}.notRequestPrincipals"), cx),
+        request_principals: strings(
+            &s.request_principals,
+            &format!("{path}.requestPrincipals"),
+            cx,
+        ),
+        not_request_principals: strings(
+            &s.not_request_principals,
+            &format!("{path}.notRequestPrincipals"),
+            cx,
+        ),
         namespaces: strings(&s.namespaces, &format!("{path}.namespaces"), cx),
         not_namespaces: strings(&s.not_namespaces, &format!("{path}.notNamespaces"), cx),
         ip_blocks: ip_blocks(&s.ip_blocks, &format!("{path}.ipBlocks"), cx),
         not_ip_blocks: ip_blocks(&s.not_ip_blocks, &format!("{path}.notIpBlocks"), cx),
         remote_ip_blocks: ip_blocks(&s.remote_ip_blocks, &format!("{path}.remoteIpBlocks"), cx),
-        not_remote_ip_blocks: ip_blocks(&s.not_remote_ip_blocks, &format!("{path}.notRemoteIpBlocks"), cx),
+        not_remote_ip_blocks: ip_blocks(
+            &s.not_remote_ip_blocks,
+            &format!("{path}.notRemoteIpBlocks"),
+            cx,
+        ),
     };
     // `serviceAccounts` is shorthand for the SPIFFE principal of that account; Istio refuses it
     // beside `principals` or `namespaces`.
     let has_sa = s.service_accounts.is_some() || s.not_service_accounts.is_some();
     if has_sa && (s.principals.is_some() || s.not_principals.is_some()) {
-        cx.error(&format!("{path}.serviceAccounts"), "cannot be set together with principals");
+        cx.error(
+            &format!("{path}.serviceAccounts"),
+            "cannot be set together with principals",
+        );
     }
     if has_sa && (s.namespaces.is_some() || s.not_namespaces.is_some()) {
-        cx.error(&format!("{path}.serviceAccounts"), "cannot be set together with namespaces");
+        cx.error(
+            &format!("{path}.serviceAccounts"),
+            "cannot be set together with namespaces",
+        );
     }
     for (field, list, target) in [
         ("serviceAccounts", &s.service_accounts, &mut out.principals),
-        ("notServiceAccounts", &s.not_service_accounts, &mut out.not_principals),
+        (
+            "notServiceAccounts",
+            &s.not_service_accounts,
+            &mut out.not_principals,
+        ),
     ] {
         for (i, sa) in list.iter().flatten().enumerate() {
             let p = format!("{path}.{field}[{i}]");
             let (ns, name) = sa.split_once('/').unwrap_or((namespace, sa.as_str()));
             if ns.is_empty() || name.is_empty() || name.contains('/') || sa.contains('*') {
-                cx.error(&p, format!("{sa:?} is not a service account (expected `namespace/name` or `name`)"));
+                cx.error(
+                    &p,
+                    format!(
+                        "{sa:?} is not a service account (expected `namespace/name` or `name`)"
+                    ),
+                );
                 continue;
             }
             target.push(format!("{TRUST_DOMAIN}/ns/{ns}/sa/{name}"));
@@ -210,7 +265,11 @@ fn compile_condition(c: &AuthzConditionSpec, path: &str, cx: &mut Cx<'_>) -> Opt
             }
         }
     }
-    Some(Condition { key, values, not_values })
+    Some(Condition {
+        key,
+        values,
+        not_values,
+    })
 }
 
 enum KeyError {
@@ -235,7 +294,9 @@ fn parse_key(raw: &str) -> Result<ConditionKey, KeyError> {
         _ => {
             if let Some(rest) = raw.strip_prefix("request.auth.claims") {
                 let parts = brackets(rest).ok_or_else(|| {
-                    KeyError::Bad(format!("{raw:?}: expected request.auth.claims[name] or [name][nested]"))
+                    KeyError::Bad(format!(
+                        "{raw:?}: expected request.auth.claims[name] or [name][nested]"
+                    ))
                 })?;
                 return Ok(ConditionKey::Claim(parts));
             }
@@ -245,7 +306,9 @@ fn parse_key(raw: &str) -> Result<ConditionKey, KeyError> {
                     KeyError::Bad(format!("{raw:?}: expected request.headers[name]"))
                 })?;
                 if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                    return Err(KeyError::Bad(format!("{name:?} is not a valid header name")));
+                    return Err(KeyError::Bad(format!(
+                        "{name:?} is not a valid header name"
+                    )));
                 }
                 return Ok(ConditionKey::Header(name.to_ascii_lowercase()));
             }
@@ -297,11 +360,17 @@ fn paths(list: &Option<Vec<String>>, path: &str, cx: &mut Cx<'_>) -> Vec<String>
     let mut out = Vec::new();
     for (i, v) in strings(list, path, cx).into_iter().enumerate() {
         if v.contains('{') || v.contains('}') {
-            cx.error(&format!("{path}[{i}]"), format!("{v:?}: path templates ({{*}}, {{**}}) are not supported yet"));
+            cx.error(
+                &format!("{path}[{i}]"),
+                format!("{v:?}: path templates ({{*}}, {{**}}) are not supported yet"),
+            );
             continue;
         }
         if !(v.starts_with('/') || v.starts_with('*')) {
-            cx.error(&format!("{path}[{i}]"), format!("{v:?}: a path must start with `/` or `*`"));
+            cx.error(
+                &format!("{path}[{i}]"),
+                format!("{v:?}: a path must start with `/` or `*`"),
+            );
             continue;
         }
         out.push(v);
@@ -314,7 +383,10 @@ fn ip_blocks(list: &Option<Vec<String>>, path: &str, cx: &mut Cx<'_>) -> Vec<IpN
     for (i, v) in list.iter().flatten().enumerate() {
         match parse_ip_block(v) {
             Some(net) => out.push(net),
-            None => cx.error(&format!("{path}[{i}]"), format!("{v:?} is not an IP address or CIDR block")),
+            None => cx.error(
+                &format!("{path}[{i}]"),
+                format!("{v:?} is not an IP address or CIDR block"),
+            ),
         }
     }
     out
@@ -329,7 +401,10 @@ fn ports(list: &Option<Vec<PortText>>, path: &str, cx: &mut Cx<'_>) -> Vec<u16> 
         };
         match port {
             Some(p) => out.push(p),
-            None => cx.error(&format!("{path}[{i}]"), format!("{v:?} is not a port (1-65535)")),
+            None => cx.error(
+                &format!("{path}[{i}]"),
+                format!("{v:?} is not a port (1-65535)"),
+            ),
         }
     }
     out

@@ -9,7 +9,12 @@ fn run(yaml: &str) -> (Option<AuthzPolicy>, Vec<Diagnostic>) {
         Err(e) => panic!("bad test yaml: {e}"),
     };
     let mut diags = Vec::new();
-    let origin = Origin { kind: "AuthorizationPolicy".into(), name: "p".into(), namespace: "foo".into(), ..Origin::default() };
+    let origin = Origin {
+        kind: "AuthorizationPolicy".into(),
+        name: "p".into(),
+        namespace: "foo".into(),
+        ..Origin::default()
+    };
     let lines = NoLines(1);
     let mut cx = Cx::new(origin, &lines, &mut diags);
     let out = compile(&spec, &mut cx);
@@ -18,15 +23,24 @@ fn run(yaml: &str) -> (Option<AuthzPolicy>, Vec<Diagnostic>) {
 
 fn errors(yaml: &str) -> Vec<String> {
     let (out, diags) = run(yaml);
-    let errs: Vec<String> =
-        diags.into_iter().filter(|d| d.severity == Severity::Error).map(|d| d.message).collect();
-    assert!(out.is_none() || errs.is_empty(), "a policy with errors must not compile");
+    let errs: Vec<String> = diags
+        .into_iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(|d| d.message)
+        .collect();
+    assert!(
+        out.is_none() || errs.is_empty(),
+        "a policy with errors must not compile"
+    );
     errs
 }
 
 fn ok(yaml: &str) -> AuthzPolicy {
     let (out, diags) = run(yaml);
-    assert!(diags.iter().all(|d| d.severity != Severity::Error), "unexpected errors: {diags:?}");
+    assert!(
+        diags.iter().all(|d| d.severity != Severity::Error),
+        "unexpected errors: {diags:?}"
+    );
     out.unwrap_or_else(|| panic!("policy did not compile"))
 }
 
@@ -52,7 +66,10 @@ rules:
     values: ["8080"]
 "#);
     assert_eq!(p.action, AuthzAction::Deny);
-    assert_eq!(p.selector.match_labels.get("app").map(String::as_str), Some("httpbin"));
+    assert_eq!(
+        p.selector.match_labels.get("app").map(String::as_str),
+        Some("httpbin")
+    );
     let rule = &p.rules[0];
     assert_eq!(rule.from.len(), 2);
     assert_eq!(rule.from[1].ip_blocks.len(), 2);
@@ -60,7 +77,10 @@ rules:
     assert_eq!(rule.to[0].ports, vec![8080, 9090]);
     assert_eq!(rule.to[0].hosts, vec!["example.com".to_string()]);
     assert_eq!(rule.when[0].key, ConditionKey::Claim(vec!["groups".into()]));
-    assert_eq!(rule.when[1].key, ConditionKey::Claim(vec!["realm".into(), "roles".into()]));
+    assert_eq!(
+        rule.when[1].key,
+        ConditionKey::Claim(vec!["realm".into(), "roles".into()])
+    );
     assert_eq!(rule.when[2].key, ConditionKey::Header("x-tenant".into()));
     assert_eq!(rule.when[3].key, ConditionKey::DestinationPort);
 }
@@ -76,40 +96,85 @@ fn rules_absent_and_one_empty_rule_differ() {
 fn unknown_action_is_named() {
     let errs = errors("action: PERMIT");
     assert_eq!(errs.len(), 1);
-    assert!(errs[0].contains("spec.action") && errs[0].contains("PERMIT"), "{errs:?}");
+    assert!(
+        errs[0].contains("spec.action") && errs[0].contains("PERMIT"),
+        "{errs:?}"
+    );
 }
 
 #[test]
 fn custom_needs_a_provider_and_others_refuse_one() {
-    assert!(errors("action: CUSTOM").iter().any(|e| e.contains("spec.provider.name")));
-    assert_eq!(ok("action: CUSTOM\nprovider: {name: ext}\nrules: [{}]").provider.as_deref(), Some("ext"));
-    assert!(errors("action: DENY\nprovider: {name: ext}").iter().any(|e| e.contains("spec.provider")));
+    assert!(
+        errors("action: CUSTOM")
+            .iter()
+            .any(|e| e.contains("spec.provider.name"))
+    );
+    assert_eq!(
+        ok("action: CUSTOM\nprovider: {name: ext}\nrules: [{}]")
+            .provider
+            .as_deref(),
+        Some("ext")
+    );
+    assert!(
+        errors("action: DENY\nprovider: {name: ext}")
+            .iter()
+            .any(|e| e.contains("spec.provider"))
+    );
 }
 
 #[test]
 fn target_refs_are_unsupported() {
     let errs = errors("targetRefs: [{kind: Gateway, name: gw}]");
-    assert!(errs.iter().any(|e| e.contains("spec.targetRefs") && e.contains("not supported")), "{errs:?}");
-    assert!(errors("targetRef: {kind: Service, name: a}").iter().any(|e| e.contains("spec.targetRef:")));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("spec.targetRefs") && e.contains("not supported")),
+        "{errs:?}"
+    );
+    assert!(
+        errors("targetRef: {kind: Service, name: a}")
+            .iter()
+            .any(|e| e.contains("spec.targetRef:"))
+    );
 }
 
 #[test]
 fn bad_cidr_port_and_wildcard_are_reported_with_their_path() {
-    let errs = errors(r#"
+    let errs = errors(
+        r#"
 rules:
 - from: [{source: {ipBlocks: ["10.0.0.0/33"]}}]
   to: [{operation: {ports: ["0", "http"], paths: ["/a*b*"]}}]
-"#);
-    assert!(errs.iter().any(|e| e.starts_with("spec.rules[0].from[0].source.ipBlocks[0]")), "{errs:?}");
-    assert!(errs.iter().any(|e| e.starts_with("spec.rules[0].to[0].operation.ports[0]")), "{errs:?}");
-    assert!(errs.iter().any(|e| e.starts_with("spec.rules[0].to[0].operation.ports[1]")), "{errs:?}");
-    assert!(errs.iter().any(|e| e.starts_with("spec.rules[0].to[0].operation.paths[0]")), "{errs:?}");
+"#,
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("spec.rules[0].from[0].source.ipBlocks[0]")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("spec.rules[0].to[0].operation.ports[0]")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("spec.rules[0].to[0].operation.ports[1]")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("spec.rules[0].to[0].operation.paths[0]")),
+        "{errs:?}"
+    );
 }
 
 #[test]
 fn condition_keys() {
     let cases = [
-        ("request.auth.principal", Some(ConditionKey::RequestPrincipal)),
+        (
+            "request.auth.principal",
+            Some(ConditionKey::RequestPrincipal),
+        ),
         ("request.auth.audiences", Some(ConditionKey::Audiences)),
         ("request.auth.presenter", Some(ConditionKey::Presenter)),
         ("source.ip", None),
@@ -120,37 +185,89 @@ fn condition_keys() {
     ];
     for (key, expected) in cases {
         let value = if expected.is_none() { "10.0.0.1" } else { "x" };
-        let p = ok(&format!("rules: [{{when: [{{key: {key}, values: [\"{value}\"]}}]}}]"));
+        let p = ok(&format!(
+            "rules: [{{when: [{{key: {key}, values: [\"{value}\"]}}]}}]"
+        ));
         if let Some(k) = expected {
             assert_eq!(p.rules[0].when[0].key, k);
         }
     }
     let unknown = errors("rules: [{when: [{key: request.body, values: [x]}]}]");
-    assert!(unknown.iter().any(|e| e.contains("spec.rules[0].when[0].key") && e.contains("request.body")));
-    let experimental = errors(r#"rules: [{when: [{key: "experimental.envoy.filters.x[y]", values: [x]}]}]"#);
-    assert!(experimental.iter().any(|e| e.contains("not supported")), "{experimental:?}");
-    for bad in ["request.auth.claims", "request.auth.claims[]", "request.auth.claims[a", "request.headers[a][b]"] {
-        let errs = errors(&format!("rules: [{{when: [{{key: \"{bad}\", values: [x]}}]}}]"));
+    assert!(
+        unknown
+            .iter()
+            .any(|e| e.contains("spec.rules[0].when[0].key") && e.contains("request.body"))
+    );
+    let experimental =
+        errors(r#"rules: [{when: [{key: "experimental.envoy.filters.x[y]", values: [x]}]}]"#);
+    assert!(
+        experimental.iter().any(|e| e.contains("not supported")),
+        "{experimental:?}"
+    );
+    for bad in [
+        "request.auth.claims",
+        "request.auth.claims[]",
+        "request.auth.claims[a",
+        "request.headers[a][b]",
+    ] {
+        let errs = errors(&format!(
+            "rules: [{{when: [{{key: \"{bad}\", values: [x]}}]}}]"
+        ));
         assert!(errs.iter().any(|e| e.contains(".key")), "{bad}: {errs:?}");
     }
-    assert!(errors("rules: [{when: [{key: source.ip, values: [nope]}]}]").iter().any(|e| e.contains("values[0]")));
-    assert!(errors("rules: [{when: [{key: source.namespace}]}]").iter().any(|e| e.contains("notValues")));
+    assert!(
+        errors("rules: [{when: [{key: source.ip, values: [nope]}]}]")
+            .iter()
+            .any(|e| e.contains("values[0]"))
+    );
+    assert!(
+        errors("rules: [{when: [{key: source.namespace}]}]")
+            .iter()
+            .any(|e| e.contains("notValues"))
+    );
 }
 
 #[test]
 fn empty_lists_and_empty_sources_are_refused() {
-    assert!(errors("rules: [{from: []}]").iter().any(|e| e.starts_with("spec.rules[0].from")));
-    assert!(errors("rules: [{from: [{}]}]").iter().any(|e| e.contains("source: is required")));
-    assert!(errors("rules: [{from: [{source: {}}]}]").iter().any(|e| e.contains("must not be empty")));
-    assert!(errors("rules: [{to: [{operation: {}}]}]").iter().any(|e| e.contains("must not be empty")));
+    assert!(
+        errors("rules: [{from: []}]")
+            .iter()
+            .any(|e| e.starts_with("spec.rules[0].from"))
+    );
+    assert!(
+        errors("rules: [{from: [{}]}]")
+            .iter()
+            .any(|e| e.contains("source: is required"))
+    );
+    assert!(
+        errors("rules: [{from: [{source: {}}]}]")
+            .iter()
+            .any(|e| e.contains("must not be empty"))
+    );
+    assert!(
+        errors("rules: [{to: [{operation: {}}]}]")
+            .iter()
+            .any(|e| e.contains("must not be empty"))
+    );
 }
 
 #[test]
 fn service_accounts_become_principals() {
-    let p = ok("rules: [{from: [{source: {serviceAccounts: [sleep, other/web], notServiceAccounts: [bad]}}]}]");
+    let p = ok(
+        "rules: [{from: [{source: {serviceAccounts: [sleep, other/web], notServiceAccounts: [bad]}}]}]",
+    );
     let s = &p.rules[0].from[0];
-    assert_eq!(s.principals, vec!["cluster.local/ns/foo/sa/sleep", "cluster.local/ns/other/sa/web"]);
+    assert_eq!(
+        s.principals,
+        vec![
+            "cluster.local/ns/foo/sa/sleep",
+            "cluster.local/ns/other/sa/web"
+        ]
+    );
     assert_eq!(s.not_principals, vec!["cluster.local/ns/foo/sa/bad"]);
     let errs = errors("rules: [{from: [{source: {serviceAccounts: [a], principals: [b]}}]}]");
-    assert!(errs.iter().any(|e| e.contains("serviceAccounts")), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.contains("serviceAccounts")),
+        "{errs:?}"
+    );
 }

@@ -7,7 +7,9 @@ use http::{HeaderName, HeaderValue};
 
 use super::{Cx, duration};
 use crate::policy::{Destination, HeaderOps, HeaderRules, Pattern, StringMatch};
-use crate::spec::{DestinationSpec, HeaderOperationsSpec, HeadersSpec, PercentSpec, StringMatchSpec};
+use crate::spec::{
+    DestinationSpec, HeaderOperationsSpec, HeadersSpec, PercentSpec, StringMatchSpec,
+};
 
 /// Compiles an Istio `StringMatch`. `{}` is [`StringMatch::Present`] when `allow_present`
 /// (headers, query parameters), an error otherwise.
@@ -53,13 +55,23 @@ pub(crate) fn search_regex(source: &str, path: &str, cx: &mut Cx<'_>) -> Option<
     compile_pattern(Pattern::unanchored(source), source, path, cx)
 }
 
-fn compile_pattern(compiled: Result<Pattern, regex::Error>, source: &str, path: &str, cx: &mut Cx<'_>) -> Option<Pattern> {
+fn compile_pattern(
+    compiled: Result<Pattern, regex::Error>,
+    source: &str,
+    path: &str,
+    cx: &mut Cx<'_>,
+) -> Option<Pattern> {
     match compiled {
         Ok(p) => Some(p),
         Err(e) => {
             // the regex crate's message spans several lines; keep its last line, the reason
             let reason = e.to_string();
-            let reason = reason.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+            let reason = reason
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim();
             let reason = reason.strip_prefix("error: ").unwrap_or(reason);
             cx.error(path, format!("invalid regex `{source}`: {reason}"));
             None
@@ -79,7 +91,11 @@ pub(crate) fn duration_field(text: &str, path: &str, cx: &mut Cx<'_>) -> Option<
 }
 
 /// An optional duration field.
-pub(crate) fn opt_duration(text: Option<&String>, path: &str, cx: &mut Cx<'_>) -> Option<Option<Duration>> {
+pub(crate) fn opt_duration(
+    text: Option<&String>,
+    path: &str,
+    cx: &mut Cx<'_>,
+) -> Option<Option<Duration>> {
     match text {
         None => Some(None),
         Some(t) => duration_field(t, path, cx).map(Some),
@@ -102,7 +118,10 @@ pub(crate) fn header_value(value: &str, path: &str, cx: &mut Cx<'_>) -> Option<H
     match HeaderValue::from_str(value) {
         Ok(v) => Some(v),
         Err(_) => {
-            cx.error(path, format!("invalid header value `{}`", value.escape_default()));
+            cx.error(
+                path,
+                format!("invalid header value `{}`", value.escape_default()),
+            );
             None
         }
     }
@@ -124,7 +143,10 @@ fn header_ops(spec: Option<&HeaderOperationsSpec>, path: &str, cx: &mut Cx<'_>) 
     let Some(spec) = spec else {
         return ops;
     };
-    for (field, map, out) in [("set", &spec.set, &mut ops.set), ("add", &spec.add, &mut ops.add)] {
+    for (field, map, out) in [
+        ("set", &spec.set, &mut ops.set),
+        ("add", &spec.add, &mut ops.add),
+    ] {
         for (k, v) in map {
             let p = format!("{path}.{field}.{k}");
             let name = header_name(k, &p, cx);
@@ -185,7 +207,11 @@ pub(crate) fn non_negative(n: i64, path: &str, cx: &mut Cx<'_>) -> Option<u32> {
 }
 
 /// A `Destination` (host required).
-pub(crate) fn destination(spec: Option<&DestinationSpec>, path: &str, cx: &mut Cx<'_>) -> Option<Destination> {
+pub(crate) fn destination(
+    spec: Option<&DestinationSpec>,
+    path: &str,
+    cx: &mut Cx<'_>,
+) -> Option<Destination> {
     let Some(spec) = spec else {
         cx.error(path, "is required");
         return None;

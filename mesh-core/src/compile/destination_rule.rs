@@ -12,7 +12,8 @@ use super::Cx;
 use super::common::{non_negative, opt_duration, percent_value, port};
 use super::load_balancer::load_balancer;
 use crate::policy::{
-    ConnectionPool, DestinationPolicy, LoadBalancer, OutlierDetection, RetryBudget, Subset, TrafficPolicy,
+    ConnectionPool, DestinationPolicy, LoadBalancer, OutlierDetection, RetryBudget, Subset,
+    TrafficPolicy,
 };
 use crate::spec::DestinationRuleSpec;
 use crate::spec::destination_rule::{
@@ -51,19 +52,31 @@ pub(crate) fn compile(spec: &DestinationRuleSpec, cx: &mut Cx<'_>) -> Option<Des
             }
         };
         if !names.insert(name.clone()) {
-            cx.error(&format!("{path}.name"), format!("duplicate subset name `{name}`"));
+            cx.error(
+                &format!("{path}.name"),
+                format!("duplicate subset name `{name}`"),
+            );
         }
         let own = s
             .traffic_policy
             .as_ref()
             .map(|tp| Partial::compile(tp, &format!("{path}.trafficPolicy"), cx))
             .unwrap_or_default();
-        subsets.push(Subset { name, labels: s.labels.clone(), traffic_policy: build(&[&rule, &own]) });
+        subsets.push(Subset {
+            name,
+            labels: s.labels.clone(),
+            traffic_policy: build(&[&rule, &own]),
+        });
     }
     if cx.error_count() > before {
         return None;
     }
-    Some(DestinationPolicy { origin: cx.origin().clone(), host, traffic_policy, subsets })
+    Some(DestinationPolicy {
+        origin: cx.origin().clone(),
+        host,
+        traffic_policy,
+        subsets,
+    })
 }
 
 /// The components a `trafficPolicy` (or one port's settings) sets, before merging.
@@ -98,7 +111,11 @@ struct Partial {
 
 impl Partial {
     fn compile(tp: &TrafficPolicySpec, path: &str, cx: &mut Cx<'_>) -> Self {
-        for (field, set) in [("tls", tp.tls.is_some()), ("tunnel", tp.tunnel.is_some()), ("proxyProtocol", tp.proxy_protocol.is_some())] {
+        for (field, set) in [
+            ("tls", tp.tls.is_some()),
+            ("tunnel", tp.tunnel.is_some()),
+            ("proxyProtocol", tp.proxy_protocol.is_some()),
+        ] {
             if set {
                 cx.unsupported(&format!("{path}.{field}"));
             }
@@ -127,14 +144,30 @@ impl Partial {
                 },
             };
             if ports.iter().any(|(n, _)| *n == number) {
-                cx.error(&format!("{p}.port.number"), format!("duplicate port-level settings for port {number}"));
+                cx.error(
+                    &format!("{p}.port.number"),
+                    format!("duplicate port-level settings for port {number}"),
+                );
                 continue;
             }
-            let c = components(pl.load_balancer.as_ref(), pl.connection_pool.as_ref(), pl.outlier_detection.as_ref(), &p, cx);
+            let c = components(
+                pl.load_balancer.as_ref(),
+                pl.connection_pool.as_ref(),
+                pl.outlier_detection.as_ref(),
+                &p,
+                cx,
+            );
             ports.push((number, c));
         }
-        let retry_budget = tp.retry_budget.as_ref().and_then(|rb| retry_budget(rb, &format!("{path}.retryBudget"), cx));
-        Self { top, ports, retry_budget }
+        let retry_budget = tp
+            .retry_budget
+            .as_ref()
+            .and_then(|rb| retry_budget(rb, &format!("{path}.retryBudget"), cx));
+        Self {
+            top,
+            ports,
+            retry_budget,
+        }
     }
 }
 
@@ -148,7 +181,10 @@ fn build(layers: &[&Partial]) -> TrafficPolicy {
             base.retry_budget = rb.clone();
         }
     }
-    let mut port_numbers: Vec<u16> = layers.iter().flat_map(|l| l.ports.iter().map(|(n, _)| *n)).collect();
+    let mut port_numbers: Vec<u16> = layers
+        .iter()
+        .flat_map(|l| l.ports.iter().map(|(n, _)| *n))
+        .collect();
     port_numbers.sort_unstable();
     port_numbers.dedup();
     let mut port_level = Vec::with_capacity(port_numbers.len());
@@ -178,8 +214,10 @@ fn components(
 ) -> Components {
     Components {
         load_balancer: lb.and_then(|lb| load_balancer(lb, &format!("{path}.loadBalancer"), cx)),
-        connection_pool: pool.and_then(|p| connection_pool(p, &format!("{path}.connectionPool"), cx)),
-        outlier_detection: od.and_then(|o| outlier_detection(o, &format!("{path}.outlierDetection"), cx)),
+        connection_pool: pool
+            .and_then(|p| connection_pool(p, &format!("{path}.connectionPool"), cx)),
+        outlier_detection: od
+            .and_then(|o| outlier_detection(o, &format!("{path}.outlierDetection"), cx)),
     }
 }
 
@@ -197,11 +235,22 @@ fn connection_pool(p: &ConnectionPoolSpec, path: &str, cx: &mut Cx<'_>) -> Optio
     let mut out = d.clone();
     if let Some(tcp) = &p.tcp {
         let tp = format!("{path}.tcp");
-        out.max_connections = limit(tcp.max_connections, d.max_connections, &format!("{tp}.maxConnections"), cx);
-        if let Some(Some(t)) = opt_duration(tcp.connect_timeout.as_ref(), &format!("{tp}.connectTimeout"), cx) {
+        out.max_connections = limit(
+            tcp.max_connections,
+            d.max_connections,
+            &format!("{tp}.maxConnections"),
+            cx,
+        );
+        if let Some(Some(t)) = opt_duration(
+            tcp.connect_timeout.as_ref(),
+            &format!("{tp}.connectTimeout"),
+            cx,
+        ) {
             out.connect_timeout = t;
         }
-        if let Some(Some(t)) = opt_duration(tcp.idle_timeout.as_ref(), &format!("{tp}.idleTimeout"), cx) {
+        if let Some(Some(t)) =
+            opt_duration(tcp.idle_timeout.as_ref(), &format!("{tp}.idleTimeout"), cx)
+        {
             out.idle_timeout = t;
         }
         if tcp.tcp_keepalive.is_some() {
@@ -213,9 +262,18 @@ fn connection_pool(p: &ConnectionPoolSpec, path: &str, cx: &mut Cx<'_>) -> Optio
     }
     if let Some(h) = &p.http {
         let hp = format!("{path}.http");
-        out.http1_max_pending_requests =
-            limit(h.http1_max_pending_requests, d.http1_max_pending_requests, &format!("{hp}.http1MaxPendingRequests"), cx);
-        out.http2_max_requests = limit(h.http2_max_requests, d.http2_max_requests, &format!("{hp}.http2MaxRequests"), cx);
+        out.http1_max_pending_requests = limit(
+            h.http1_max_pending_requests,
+            d.http1_max_pending_requests,
+            &format!("{hp}.http1MaxPendingRequests"),
+            cx,
+        );
+        out.http2_max_requests = limit(
+            h.http2_max_requests,
+            d.http2_max_requests,
+            &format!("{hp}.http2MaxRequests"),
+            cx,
+        );
         out.max_requests_per_connection = limit(
             h.max_requests_per_connection,
             d.max_requests_per_connection,
@@ -230,8 +288,15 @@ fn connection_pool(p: &ConnectionPoolSpec, path: &str, cx: &mut Cx<'_>) -> Optio
                 "values above 1 are not supported yet by this mesh (1 disables connection reuse; 0 or absent is unlimited)",
             );
         }
-        out.max_retries = limit(h.max_retries, d.max_retries, &format!("{hp}.maxRetries"), cx);
-        if let Some(Some(t)) = opt_duration(h.idle_timeout.as_ref(), &format!("{hp}.idleTimeout"), cx) {
+        out.max_retries = limit(
+            h.max_retries,
+            d.max_retries,
+            &format!("{hp}.maxRetries"),
+            cx,
+        );
+        if let Some(Some(t)) =
+            opt_duration(h.idle_timeout.as_ref(), &format!("{hp}.idleTimeout"), cx)
+        {
             out.idle_timeout = t;
         }
         match h.h2_upgrade_policy.as_deref() {
@@ -242,7 +307,9 @@ fn connection_pool(p: &ConnectionPoolSpec, path: &str, cx: &mut Cx<'_>) -> Optio
             ),
             Some(other) => cx.error(
                 &format!("{hp}.h2UpgradePolicy"),
-                format!("unknown value `{other}` (expected `DEFAULT`, `DO_NOT_UPGRADE` or `UPGRADE`)"),
+                format!(
+                    "unknown value `{other}` (expected `DEFAULT`, `DO_NOT_UPGRADE` or `UPGRADE`)"
+                ),
             ),
         }
         if h.use_client_protocol == Some(true) {
@@ -258,7 +325,11 @@ fn connection_pool(p: &ConnectionPoolSpec, path: &str, cx: &mut Cx<'_>) -> Optio
     (cx.error_count() == before).then_some(out)
 }
 
-fn outlier_detection(o: &OutlierDetectionSpec, path: &str, cx: &mut Cx<'_>) -> Option<OutlierDetection> {
+fn outlier_detection(
+    o: &OutlierDetectionSpec,
+    path: &str,
+    cx: &mut Cx<'_>,
+) -> Option<OutlierDetection> {
     let before = cx.error_count();
     let mut out = OutlierDetection::default();
     let count = |n: Option<i64>, field: &str, into: &mut u32, cx: &mut Cx<'_>| {
@@ -269,13 +340,28 @@ fn outlier_detection(o: &OutlierDetectionSpec, path: &str, cx: &mut Cx<'_>) -> O
     if o.consecutive_errors.is_some() {
         // Istio: the deprecated field counts gateway errors (502, 503, 504) and turns off the
         // 5xx counter unless that one is also set.
-        count(o.consecutive_errors, "consecutiveErrors", &mut out.consecutive_gateway_errors, cx);
+        count(
+            o.consecutive_errors,
+            "consecutiveErrors",
+            &mut out.consecutive_gateway_errors,
+            cx,
+        );
         if o.consecutive_5xx_errors.is_none() {
             out.consecutive_5xx = 0;
         }
     }
-    count(o.consecutive_5xx_errors, "consecutive5xxErrors", &mut out.consecutive_5xx, cx);
-    count(o.consecutive_gateway_errors, "consecutiveGatewayErrors", &mut out.consecutive_gateway_errors, cx);
+    count(
+        o.consecutive_5xx_errors,
+        "consecutive5xxErrors",
+        &mut out.consecutive_5xx,
+        cx,
+    );
+    count(
+        o.consecutive_gateway_errors,
+        "consecutiveGatewayErrors",
+        &mut out.consecutive_gateway_errors,
+        cx,
+    );
     count(
         o.consecutive_local_origin_failures,
         "consecutiveLocalOriginFailures",
@@ -286,17 +372,32 @@ fn outlier_detection(o: &OutlierDetectionSpec, path: &str, cx: &mut Cx<'_>) -> O
     if let Some(Some(d)) = opt_duration(o.interval.as_ref(), &format!("{path}.interval"), cx) {
         out.interval = d;
     }
-    if let Some(Some(d)) = opt_duration(o.base_ejection_time.as_ref(), &format!("{path}.baseEjectionTime"), cx) {
+    if let Some(Some(d)) = opt_duration(
+        o.base_ejection_time.as_ref(),
+        &format!("{path}.baseEjectionTime"),
+        cx,
+    ) {
         out.base_ejection_time = d;
     }
     for (n, field, into) in [
-        (o.max_ejection_percent, "maxEjectionPercent", &mut out.max_ejection_percent),
-        (o.min_health_percent, "minHealthPercent", &mut out.min_health_percent),
+        (
+            o.max_ejection_percent,
+            "maxEjectionPercent",
+            &mut out.max_ejection_percent,
+        ),
+        (
+            o.min_health_percent,
+            "minHealthPercent",
+            &mut out.min_health_percent,
+        ),
     ] {
         if let Some(n) = n {
             match u32::try_from(n).ok().filter(|v| *v <= 100) {
                 Some(v) => *into = v,
-                None => cx.error(&format!("{path}.{field}"), format!("percentage {n} is outside 0..=100")),
+                None => cx.error(
+                    &format!("{path}.{field}"),
+                    format!("percentage {n} is outside 0..=100"),
+                ),
             }
         }
     }
@@ -323,5 +424,8 @@ fn retry_budget(rb: &RetryBudgetSpec, path: &str, cx: &mut Cx<'_>) -> Option<Ret
     if cx.error_count() > before {
         return None;
     }
-    Some(RetryBudget { percent: percent?, min_retry_concurrency: min_retry_concurrency? })
+    Some(RetryBudget {
+        percent: percent?,
+        min_retry_concurrency: min_retry_concurrency?,
+    })
 }

@@ -42,7 +42,8 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
         Duration::ZERO
     } else {
         let normalized = go_syntax(body).ok_or_else(|| DurationError::Malformed(s.to_owned()))?;
-        humantime::parse_duration(&normalized).map_err(|_| DurationError::Malformed(s.to_owned()))?
+        humantime::parse_duration(&normalized)
+            .map_err(|_| DurationError::Malformed(s.to_owned()))?
     };
     if d < Duration::from_millis(1) {
         return Err(DurationError::TooShort(s.to_owned()));
@@ -77,7 +78,9 @@ fn go_syntax(s: &str) -> Option<String> {
             return None;
         }
         // longest unit first: `ms` before `m`
-        let unit = ["ms", "ns", "us", "µs", "s", "m", "h"].into_iter().find(|u| rest.starts_with(u))?;
+        let unit = ["ms", "ns", "us", "µs", "s", "m", "h"]
+            .into_iter()
+            .find(|u| rest.starts_with(u))?;
         rest = &rest[unit.len()..];
         if !out.is_empty() {
             out.push(' ');
@@ -131,13 +134,22 @@ mod tests {
         assert!(matches!(parse("10"), Err(DurationError::Malformed(_))));
         assert!(matches!(parse("10 s"), Err(DurationError::Malformed(_))));
         assert!(matches!(parse("1d"), Err(DurationError::Malformed(_))));
-        assert!(matches!(parse("ten seconds"), Err(DurationError::Malformed(_))));
+        assert!(matches!(
+            parse("ten seconds"),
+            Err(DurationError::Malformed(_))
+        ));
         assert!(matches!(parse("."), Err(DurationError::Malformed(_))));
         assert!(matches!(parse("0"), Err(DurationError::TooShort(_))));
         assert!(matches!(parse("0s"), Err(DurationError::TooShort(_))));
         assert!(matches!(parse("500us"), Err(DurationError::TooShort(_))));
-        assert!(matches!(parse("1500us"), Err(DurationError::SubMillisecond(_))));
-        assert!(matches!(parse("99999999999999999999h"), Err(DurationError::Malformed(_))));
+        assert!(matches!(
+            parse("1500us"),
+            Err(DurationError::SubMillisecond(_))
+        ));
+        assert!(matches!(
+            parse("99999999999999999999h"),
+            Err(DurationError::Malformed(_))
+        ));
     }
 
     proptest! {

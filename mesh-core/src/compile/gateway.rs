@@ -32,7 +32,10 @@ pub(crate) fn compile(spec: &GatewaySpec, cx: &mut Cx<'_>) -> Option<GatewayPoli
         if p.target_port.is_some() {
             cx.unsupported(&format!("{path}.port.targetPort"));
         }
-        let Some(number) = p.number.and_then(|n| port(n, &format!("{path}.port.number"), cx)) else {
+        let Some(number) = p
+            .number
+            .and_then(|n| port(n, &format!("{path}.port.number"), cx))
+        else {
             if p.number.is_none() {
                 cx.error(&format!("{path}.port.number"), "is required");
             }
@@ -42,7 +45,10 @@ pub(crate) fn compile(spec: &GatewaySpec, cx: &mut Cx<'_>) -> Option<GatewayPoli
         if !PROTOCOLS.contains(&protocol.as_str()) {
             cx.error(
                 &format!("{path}.port.protocol"),
-                format!("unknown protocol `{protocol}` (expected one of {})", PROTOCOLS.join(", ")),
+                format!(
+                    "unknown protocol `{protocol}` (expected one of {})",
+                    PROTOCOLS.join(", ")
+                ),
             );
         } else if !matches!(protocol.as_str(), "HTTP" | "HTTP2" | "GRPC") {
             cx.error(
@@ -53,10 +59,19 @@ pub(crate) fn compile(spec: &GatewaySpec, cx: &mut Cx<'_>) -> Option<GatewayPoli
         if s.hosts.is_empty() {
             cx.error(&format!("{path}.hosts"), "at least one host is required");
         }
-        servers.push(GatewayServer { port: number, port_name: p.name.clone(), protocol, hosts: s.hosts.clone() });
+        servers.push(GatewayServer {
+            port: number,
+            port_name: p.name.clone(),
+            protocol,
+            hosts: s.hosts.clone(),
+        });
     }
     if cx.error_count() > before {
         return None;
     }
-    Some(GatewayPolicy { origin: cx.origin().clone(), selector: spec.selector.clone(), servers })
+    Some(GatewayPolicy {
+        origin: cx.origin().clone(),
+        selector: spec.selector.clone(),
+        servers,
+    })
 }

@@ -14,7 +14,11 @@ const SIMPLE: [(&str, LoadBalancer); 6] = [
     ("PASSTHROUGH", LoadBalancer::Passthrough),
 ];
 
-pub(crate) fn load_balancer(lb: &LoadBalancerSpec, path: &str, cx: &mut Cx<'_>) -> Option<LoadBalancer> {
+pub(crate) fn load_balancer(
+    lb: &LoadBalancerSpec,
+    path: &str,
+    cx: &mut Cx<'_>,
+) -> Option<LoadBalancer> {
     let before = cx.error_count();
     for (field, set) in [
         ("localityLbSetting", lb.locality_lb_setting.is_some()),
@@ -37,11 +41,15 @@ pub(crate) fn load_balancer(lb: &LoadBalancerSpec, path: &str, cx: &mut Cx<'_>) 
                 let hint = crate::load::closest(s, SIMPLE.iter().map(|(n, _)| *n))
                     .map(|h| format!(", did you mean `{h}`?"))
                     .unwrap_or_default();
-                cx.error(&format!("{path}.simple"), format!("unknown load balancer `{s}`{hint}"));
+                cx.error(
+                    &format!("{path}.simple"),
+                    format!("unknown load balancer `{s}`{hint}"),
+                );
                 None
             }
         },
-        (None, Some(ch)) => consistent_hash(ch, &format!("{path}.consistentHash"), cx).map(LoadBalancer::ConsistentHash),
+        (None, Some(ch)) => consistent_hash(ch, &format!("{path}.consistentHash"), cx)
+            .map(LoadBalancer::ConsistentHash),
         (None, None) => Some(LoadBalancer::default()),
     };
     if cx.error_count() > before {
@@ -72,9 +80,14 @@ fn consistent_hash(ch: &ConsistentHashSpec, path: &str, cx: &mut Cx<'_>) -> Opti
             Some(t) => duration_field(t, &format!("{p}.ttl"), cx).map(Some),
         };
         match (c.name.as_deref().map(str::trim), ttl) {
-            (Some(name), Some(ttl)) if !name.is_empty() => {
-                keys.push(("httpCookie", HashKey::Cookie { name: name.to_owned(), path: c.path.clone(), ttl }))
-            }
+            (Some(name), Some(ttl)) if !name.is_empty() => keys.push((
+                "httpCookie",
+                HashKey::Cookie {
+                    name: name.to_owned(),
+                    path: c.path.clone(),
+                    ttl,
+                },
+            )),
             (Some(name), _) if !name.is_empty() => ok = false,
             _ => {
                 cx.error(&format!("{p}.name"), "cookie name is required");
@@ -90,7 +103,13 @@ fn consistent_hash(ch: &ConsistentHashSpec, path: &str, cx: &mut Cx<'_>) -> Opti
     }
     if keys.len() > 1 {
         let names: Vec<String> = keys.iter().map(|(n, _)| format!("`{n}`")).collect();
-        cx.error(path, format!("more than one consistent hash key: {}; set exactly one", names.join(", ")));
+        cx.error(
+            path,
+            format!(
+                "more than one consistent hash key: {}; set exactly one",
+                names.join(", ")
+            ),
+        );
         return None;
     }
     let table = hash_table(ch, path, cx);
@@ -129,16 +148,27 @@ fn hash_table(ch: &ConsistentHashSpec, path: &str, cx: &mut Cx<'_>) -> Option<Ha
             None
         }
         (Some(_), None, Some(_)) | (None, Some(_), Some(_)) => {
-            cx.error(&format!("{path}.minimumRingSize"), "deprecated `minimumRingSize` cannot be combined with `ringHash` or `maglev`");
+            cx.error(
+                &format!("{path}.minimumRingSize"),
+                "deprecated `minimumRingSize` cannot be combined with `ringHash` or `maglev`",
+            );
             None
         }
-        (Some(r), None, None) => ring_size(r.minimum_ring_size, &format!("{path}.ringHash.minimumRingSize"), cx),
+        (Some(r), None, None) => ring_size(
+            r.minimum_ring_size,
+            &format!("{path}.ringHash.minimumRingSize"),
+            cx,
+        ),
         (None, None, n) => ring_size(n, &format!("{path}.minimumRingSize"), cx),
         (None, Some(m), None) => {
             let p = format!("{path}.maglev.tableSize");
             let table_size = match m.table_size {
                 None | Some(0) => 65537,
-                Some(n) if n < 0 || n.unsigned_abs() > MAX_MAGLEV_TABLE || !is_prime(n.unsigned_abs()) => {
+                Some(n)
+                    if n < 0
+                        || n.unsigned_abs() > MAX_MAGLEV_TABLE
+                        || !is_prime(n.unsigned_abs()) =>
+                {
                     cx.error(&p, format!("maglev table size {n} must be a prime number at most {MAX_MAGLEV_TABLE}"));
                     return None;
                 }

@@ -36,8 +36,16 @@ pub struct Cx<'a> {
 
 impl<'a> Cx<'a> {
     /// A context for one manifest.
-    pub fn new(origin: Origin, lines: &'a dyn LineIndex, diagnostics: &'a mut Vec<Diagnostic>) -> Self {
-        Self { origin, lines, diagnostics }
+    pub fn new(
+        origin: Origin,
+        lines: &'a dyn LineIndex,
+        diagnostics: &'a mut Vec<Diagnostic>,
+    ) -> Self {
+        Self {
+            origin,
+            lines,
+            diagnostics,
+        }
     }
 
     /// The resource being compiled.
@@ -69,12 +77,17 @@ impl<'a> Cx<'a> {
 
     /// How many errors the sink holds so far (compare before and after compiling a part).
     pub fn error_count(&self) -> usize {
-        self.diagnostics.iter().filter(|d| d.severity == Severity::Error).count()
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
     }
 
     /// Whether any error was reported through this context's sink.
     pub fn has_errors(&self) -> bool {
-        self.diagnostics.iter().any(|d| d.severity == Severity::Error)
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error)
     }
 
     fn push(&mut self, severity: Severity, path: &str, message: impl std::fmt::Display) {
@@ -85,7 +98,13 @@ impl<'a> Cx<'a> {
     /// Reports a diagnostic at an explicit line, with the message prefixed by `path` (for
     /// problems whose best line is not the line of the path shown, such as an unknown field
     /// reported under its parent).
-    pub fn push_at(&mut self, severity: Severity, line: usize, path: &str, message: impl std::fmt::Display) {
+    pub fn push_at(
+        &mut self,
+        severity: Severity,
+        line: usize,
+        path: &str,
+        message: impl std::fmt::Display,
+    ) {
         self.diagnostics.push(Diagnostic {
             severity,
             file: self.origin.file.clone(),
@@ -102,8 +121,8 @@ pub(crate) mod destination_rule;
 pub mod duration;
 pub(crate) mod gateway;
 pub(crate) mod load_balancer;
-pub(crate) mod route;
 mod rate_limit;
+pub(crate) mod route;
 pub(crate) mod security;
 pub(crate) mod service_entry;
 pub(crate) mod virtual_service;

@@ -7,7 +7,10 @@ use crate::spec::security::{HttpLocalRateLimitPolicySpec, RateLimitSpec};
 /// Kinds a `targetRef` may name: Linkerd's `Server`, or the workload itself.
 const TARGET_KINDS: [&str; 3] = ["Server", "Service", "Deployment"];
 
-pub(crate) fn compile(spec: &HttpLocalRateLimitPolicySpec, cx: &mut Cx<'_>) -> Option<RateLimitPolicy> {
+pub(crate) fn compile(
+    spec: &HttpLocalRateLimitPolicySpec,
+    cx: &mut Cx<'_>,
+) -> Option<RateLimitPolicy> {
     let errors_before = cx.error_count();
     let mut target = String::new();
     match &spec.target_ref {
@@ -50,13 +53,18 @@ pub(crate) fn compile(spec: &HttpLocalRateLimitPolicySpec, cx: &mut Cx<'_>) -> O
         };
         if let (Some(total), Some(rps)) = (total_rps, rps) {
             if rps > total {
-                cx.error(&rps_path, format!("{rps} must not be greater than total.requestsPerSecond ({total})"));
+                cx.error(
+                    &rps_path,
+                    format!("{rps} must not be greater than total.requestsPerSecond ({total})"),
+                );
             }
         }
         let mut clients = Vec::new();
         match &o.client_refs {
             None => cx.error(&format!("{path}.clientRefs"), "is required"),
-            Some(refs) if refs.is_empty() => cx.error(&format!("{path}.clientRefs"), "must not be empty"),
+            Some(refs) if refs.is_empty() => {
+                cx.error(&format!("{path}.clientRefs"), "must not be empty")
+            }
             Some(refs) => {
                 for (j, r) in refs.iter().enumerate() {
                     let p = format!("{path}.clientRefs[{j}]");
@@ -79,13 +87,26 @@ pub(crate) fn compile(spec: &HttpLocalRateLimitPolicySpec, cx: &mut Cx<'_>) -> O
             overrides.push(RateLimitOverride { rps, clients });
         }
     }
-    if total_rps.is_none() && identity_rps.is_none() && overrides.is_empty() && cx.error_count() == errors_before {
-        cx.warn("spec", "no total, identity or overrides limit: the policy limits nothing");
+    if total_rps.is_none()
+        && identity_rps.is_none()
+        && overrides.is_empty()
+        && cx.error_count() == errors_before
+    {
+        cx.warn(
+            "spec",
+            "no total, identity or overrides limit: the policy limits nothing",
+        );
     }
     if cx.error_count() > errors_before {
         return None;
     }
-    Some(RateLimitPolicy { origin: cx.origin().clone(), target, total_rps, identity_rps, overrides })
+    Some(RateLimitPolicy {
+        origin: cx.origin().clone(),
+        target,
+        total_rps,
+        identity_rps,
+        overrides,
+    })
 }
 
 fn limit(spec: &Option<RateLimitSpec>, path: &str, cx: &mut Cx<'_>) -> Option<u32> {
@@ -103,7 +124,10 @@ fn positive(n: i64, path: &str, cx: &mut Cx<'_>) -> Option<u32> {
     match u32::try_from(n) {
         Ok(v) if v > 0 => Some(v),
         _ => {
-            cx.error(path, format!("{n} must be a positive number of requests per second"));
+            cx.error(
+                path,
+                format!("{n} must be a positive number of requests per second"),
+            );
             None
         }
     }

@@ -6,17 +6,17 @@ use http::{Method, StatusCode};
 
 use super::Cx;
 use super::common::{
-    destination, duration_field, header_rules, non_negative, opt_duration, percent, percent_value, port,
-    search_regex, string_match,
+    destination, duration_field, header_rules, non_negative, opt_duration, percent, percent_value,
+    port, search_regex, string_match,
 };
 use super::virtual_service::request_match;
 use crate::policy::{
-    CorsPolicy, DirectResponse, Fault, FaultAbort, FaultDelay, HttpRoute, Mirror, Redirect, RetryCondition,
-    RetryOn, RetryPolicy, Rewrite, RouteAction, StringMatch, WeightedDestination,
+    CorsPolicy, DirectResponse, Fault, FaultAbort, FaultDelay, HttpRoute, Mirror, Redirect,
+    RetryCondition, RetryOn, RetryPolicy, Rewrite, RouteAction, StringMatch, WeightedDestination,
 };
 use crate::spec::virtual_service::{
-    CorsPolicySpec, HttpDirectResponseSpec, HttpFaultInjectionSpec, HttpRedirectSpec, HttpRetrySpec,
-    HttpRewriteSpec, HttpRouteDestinationSpec, HttpRouteSpec,
+    CorsPolicySpec, HttpDirectResponseSpec, HttpFaultInjectionSpec, HttpRedirectSpec,
+    HttpRetrySpec, HttpRewriteSpec, HttpRouteDestinationSpec, HttpRouteSpec,
 };
 
 /// Compiles one `http[]` route at `path` (e.g. `spec.http[0]`).
@@ -29,19 +29,31 @@ pub(crate) fn compile(r: &HttpRouteSpec, path: &str, cx: &mut Cx<'_>) -> Option<
         }
     }
     let action = action(r, path, cx);
-    let rewrite = r.rewrite.as_ref().and_then(|rw| rewrite(rw, &format!("{path}.rewrite"), cx));
+    let rewrite = r
+        .rewrite
+        .as_ref()
+        .and_then(|rw| rewrite(rw, &format!("{path}.rewrite"), cx));
     if r.rewrite.is_some() && r.redirect.is_some() {
-        cx.error(&format!("{path}.rewrite"), "a route cannot have both `rewrite` and `redirect`");
+        cx.error(
+            &format!("{path}.rewrite"),
+            "a route cannot have both `rewrite` and `redirect`",
+        );
     }
     let timeout = opt_duration(r.timeout.as_ref(), &format!("{path}.timeout"), cx).flatten();
     let retries = match &r.retries {
         None => RetryPolicy::default(),
         Some(spec) => retries(spec, &format!("{path}.retries"), cx).unwrap_or_default(),
     };
-    let fault = r.fault.as_ref().and_then(|f| fault(f, &format!("{path}.fault"), cx));
+    let fault = r
+        .fault
+        .as_ref()
+        .and_then(|f| fault(f, &format!("{path}.fault"), cx));
     let mirrors = mirrors(r, path, cx);
     let headers = header_rules(r.headers.as_ref(), &format!("{path}.headers"), cx);
-    let cors = r.cors_policy.as_ref().and_then(|c| cors(c, &format!("{path}.corsPolicy"), cx));
+    let cors = r
+        .cors_policy
+        .as_ref()
+        .and_then(|c| cors(c, &format!("{path}.corsPolicy"), cx));
     if cors.is_some() {
         // Checked above so its own mistakes are reported too, but not applied by the client or
         // the gateway yet: say so rather than ignore it.
@@ -51,7 +63,18 @@ pub(crate) fn compile(r: &HttpRouteSpec, path: &str, cx: &mut Cx<'_>) -> Option<
     if cx.error_count() > before {
         return None;
     }
-    Some(HttpRoute { name: r.name.clone(), matches, action, rewrite, timeout, retries, fault, mirrors, headers, cors })
+    Some(HttpRoute {
+        name: r.name.clone(),
+        matches,
+        action,
+        rewrite,
+        timeout,
+        retries,
+        fault,
+        mirrors,
+        headers,
+        cors,
+    })
 }
 
 fn action(r: &HttpRouteSpec, path: &str, cx: &mut Cx<'_>) -> Option<RouteAction> {
@@ -59,20 +82,33 @@ fn action(r: &HttpRouteSpec, path: &str, cx: &mut Cx<'_>) -> Option<RouteAction>
         cx.unsupported(&format!("{path}.delegate"));
         return None;
     }
-    let given = [!r.route.is_empty(), r.redirect.is_some(), r.direct_response.is_some()];
+    let given = [
+        !r.route.is_empty(),
+        r.redirect.is_some(),
+        r.direct_response.is_some(),
+    ];
     match given.iter().filter(|b| **b).count() {
         0 => {
-            cx.error(path, "a route needs one of `route`, `redirect`, `directResponse`");
+            cx.error(
+                path,
+                "a route needs one of `route`, `redirect`, `directResponse`",
+            );
             None
         }
         1 if !r.route.is_empty() => forward(&r.route, &format!("{path}.route"), cx),
         1 => match (&r.redirect, &r.direct_response) {
-            (Some(rd), _) => redirect(rd, &format!("{path}.redirect"), cx).map(RouteAction::Redirect),
-            (_, Some(dr)) => direct_response(dr, &format!("{path}.directResponse"), cx).map(RouteAction::DirectResponse),
+            (Some(rd), _) => {
+                redirect(rd, &format!("{path}.redirect"), cx).map(RouteAction::Redirect)
+            }
+            (_, Some(dr)) => direct_response(dr, &format!("{path}.directResponse"), cx)
+                .map(RouteAction::DirectResponse),
             _ => None,
         },
         _ => {
-            cx.error(path, "a route may have only one of `route`, `redirect`, `directResponse`");
+            cx.error(
+                path,
+                "a route may have only one of `route`, `redirect`, `directResponse`",
+            );
             None
         }
     }
@@ -93,7 +129,11 @@ fn forward(route: &[HttpRouteDestinationSpec], path: &str, cx: &mut Cx<'_>) -> O
         match (dest, weight) {
             (Some(destination), Some(weight)) => {
                 total = total.saturating_add(i64::from(weight));
-                out.push(WeightedDestination { destination, weight, headers });
+                out.push(WeightedDestination {
+                    destination,
+                    weight,
+                    headers,
+                });
             }
             _ => ok = false,
         }
@@ -105,7 +145,10 @@ fn forward(route: &[HttpRouteDestinationSpec], path: &str, cx: &mut Cx<'_>) -> O
         // Istio: a lone destination receives all the traffic, whatever its weight.
         only.weight = 100;
     } else if total != 100 {
-        cx.error(path, format!("destination weights sum to {total}, they must sum to 100"));
+        cx.error(
+            path,
+            format!("destination weights sum to {total}, they must sum to 100"),
+        );
         return None;
     }
     Some(RouteAction::Forward(out))
@@ -122,10 +165,16 @@ fn redirect(r: &HttpRedirectSpec, path: &str, cx: &mut Cx<'_>) -> Option<Redirec
     let port = r.port.and_then(|n| port(n, &format!("{path}.port"), cx));
     let status = match r.redirect_code {
         None | Some(0) => StatusCode::MOVED_PERMANENTLY,
-        Some(code) => match u16::try_from(code).ok().and_then(|c| StatusCode::from_u16(c).ok()) {
+        Some(code) => match u16::try_from(code)
+            .ok()
+            .and_then(|c| StatusCode::from_u16(c).ok())
+        {
             Some(s) if s.is_redirection() => s,
             _ => {
-                cx.error(&format!("{path}.redirectCode"), format!("{code} is not a redirect code (3xx)"));
+                cx.error(
+                    &format!("{path}.redirectCode"),
+                    format!("{code} is not a redirect code (3xx)"),
+                );
                 return None;
             }
         },
@@ -133,10 +182,20 @@ fn redirect(r: &HttpRedirectSpec, path: &str, cx: &mut Cx<'_>) -> Option<Redirec
     if cx.error_count() > before {
         return None;
     }
-    Some(Redirect { uri: r.uri.clone(), authority: r.authority.clone(), port, scheme: r.scheme.clone(), status })
+    Some(Redirect {
+        uri: r.uri.clone(),
+        authority: r.authority.clone(),
+        port,
+        scheme: r.scheme.clone(),
+        status,
+    })
 }
 
-fn direct_response(d: &HttpDirectResponseSpec, path: &str, cx: &mut Cx<'_>) -> Option<DirectResponse> {
+fn direct_response(
+    d: &HttpDirectResponseSpec,
+    path: &str,
+    cx: &mut Cx<'_>,
+) -> Option<DirectResponse> {
     let status = match d.status {
         None => {
             cx.error(&format!("{path}.status"), "is required");
@@ -145,7 +204,10 @@ fn direct_response(d: &HttpDirectResponseSpec, path: &str, cx: &mut Cx<'_>) -> O
         Some(code) => match u16::try_from(code).ok().filter(|c| (200..=599).contains(c)) {
             Some(c) => StatusCode::from_u16(c).ok()?,
             None => {
-                cx.error(&format!("{path}.status"), format!("status {code} is outside 200..=599"));
+                cx.error(
+                    &format!("{path}.status"),
+                    format!("status {code} is outside 200..=599"),
+                );
                 return None;
             }
         },
@@ -158,10 +220,14 @@ fn direct_response(d: &HttpDirectResponseSpec, path: &str, cx: &mut Cx<'_>) -> O
                 return None;
             }
             (Some(s), None) => Some(s.clone().into_bytes()),
-            (None, Some(b64)) => match base64::engine::general_purpose::STANDARD.decode(b64.trim()) {
+            (None, Some(b64)) => match base64::engine::general_purpose::STANDARD.decode(b64.trim())
+            {
                 Ok(bytes) => Some(bytes),
                 Err(e) => {
-                    cx.error(&format!("{path}.body.bytes"), format!("invalid base64: {e}"));
+                    cx.error(
+                        &format!("{path}.body.bytes"),
+                        format!("invalid base64: {e}"),
+                    );
                     return None;
                 }
             },
@@ -189,7 +255,11 @@ fn rewrite(r: &HttpRewriteSpec, path: &str, cx: &mut Cx<'_>) -> Option<Rewrite> 
             Some((pattern, rr.rewrite.clone().unwrap_or_default()))
         }
     };
-    Some(Rewrite { uri: r.uri.clone(), uri_regex, authority: r.authority.clone() })
+    Some(Rewrite {
+        uri: r.uri.clone(),
+        uri_regex,
+        authority: r.authority.clone(),
+    })
 }
 
 /// `retries`. Istio: `attempts` absent or 0 disables retries; other fields refine the default.
@@ -199,7 +269,12 @@ fn retries(r: &HttpRetrySpec, path: &str, cx: &mut Cx<'_>) -> Option<RetryPolicy
         None => 0,
         Some(n) => non_negative(n, &format!("{path}.attempts"), cx).unwrap_or(0),
     };
-    let per_try_timeout = opt_duration(r.per_try_timeout.as_ref(), &format!("{path}.perTryTimeout"), cx).flatten();
+    let per_try_timeout = opt_duration(
+        r.per_try_timeout.as_ref(),
+        &format!("{path}.perTryTimeout"),
+        cx,
+    )
+    .flatten();
     let retry_on = match &r.retry_on {
         None => Some(RetryOn::istio_default()),
         Some(s) => retry_on(s, &format!("{path}.retryOn"), cx),
@@ -237,7 +312,10 @@ const RETRY_ON_NAMES: [(&str, RetryCondition); 14] = [
     ("connect-failure", RetryCondition::ConnectFailure),
     ("retriable-4xx", RetryCondition::Retriable4xx),
     ("refused-stream", RetryCondition::RefusedStream),
-    ("retriable-status-codes", RetryCondition::RetriableStatusCodes),
+    (
+        "retriable-status-codes",
+        RetryCondition::RetriableStatusCodes,
+    ),
     ("retriable-headers", RetryCondition::RetriableHeaders),
     ("envoy-ratelimited", RetryCondition::EnvoyRatelimited),
     ("cancelled", RetryCondition::Cancelled),
@@ -305,11 +383,18 @@ fn fault(f: &HttpFaultInjectionSpec, path: &str, cx: &mut Cx<'_>) -> Option<Faul
         }
         let pct = fault_percent(d.percentage.as_ref(), d.percent, &p, cx);
         match &d.fixed_delay {
-            None if d.exponential_delay.is_none() => cx.error(&format!("{p}.fixedDelay"), "is required"),
+            None if d.exponential_delay.is_none() => {
+                cx.error(&format!("{p}.fixedDelay"), "is required")
+            }
             None => {}
             Some(fd) => {
-                if let (Some(fixed_delay), Some(percent)) = (duration_field(fd, &format!("{p}.fixedDelay"), cx), pct) {
-                    out.delay = Some(FaultDelay { fixed_delay, percent });
+                if let (Some(fixed_delay), Some(percent)) =
+                    (duration_field(fd, &format!("{p}.fixedDelay"), cx), pct)
+                {
+                    out.delay = Some(FaultDelay {
+                        fixed_delay,
+                        percent,
+                    });
                 }
             }
         }
@@ -334,7 +419,10 @@ fn fault(f: &HttpFaultInjectionSpec, path: &str, cx: &mut Cx<'_>) -> Option<Faul
                         out.abort = Some(FaultAbort { status, percent });
                     }
                 }
-                None => cx.error(&format!("{p}.httpStatus"), format!("status {code} is outside 200..=599")),
+                None => cx.error(
+                    &format!("{p}.httpStatus"),
+                    format!("status {code} is outside 200..=599"),
+                ),
             },
         }
     }
@@ -345,10 +433,18 @@ fn fault(f: &HttpFaultInjectionSpec, path: &str, cx: &mut Cx<'_>) -> Option<Faul
 }
 
 /// `percentage`, or the deprecated integer `percent`; 100 when neither.
-fn fault_percent(pct: Option<&crate::spec::PercentSpec>, legacy: Option<i64>, path: &str, cx: &mut Cx<'_>) -> Option<f64> {
+fn fault_percent(
+    pct: Option<&crate::spec::PercentSpec>,
+    legacy: Option<i64>,
+    path: &str,
+    cx: &mut Cx<'_>,
+) -> Option<f64> {
     match (pct, legacy) {
         (Some(_), Some(_)) => {
-            cx.error(&format!("{path}.percent"), "set only one of `percentage`, `percent` (deprecated)");
+            cx.error(
+                &format!("{path}.percent"),
+                "set only one of `percentage`, `percent` (deprecated)",
+            );
             None
         }
         (None, Some(n)) => percent_value(n as f64, &format!("{path}.percent"), cx),
@@ -359,7 +455,10 @@ fn fault_percent(pct: Option<&crate::spec::PercentSpec>, legacy: Option<i64>, pa
 fn mirrors(r: &HttpRouteSpec, path: &str, cx: &mut Cx<'_>) -> Vec<Mirror> {
     let mut out = Vec::new();
     if r.mirror.is_some() && !r.mirrors.is_empty() {
-        cx.error(&format!("{path}.mirrors"), "set only one of `mirror`, `mirrors`");
+        cx.error(
+            &format!("{path}.mirrors"),
+            "set only one of `mirror`, `mirrors`",
+        );
         return out;
     }
     if let Some(m) = &r.mirror {
@@ -376,7 +475,10 @@ fn mirrors(r: &HttpRouteSpec, path: &str, cx: &mut Cx<'_>) -> Vec<Mirror> {
         };
         let dest = destination(Some(m), &format!("{path}.mirror"), cx);
         if let (Some(destination), Some(percent)) = (dest, pct) {
-            out.push(Mirror { destination, percent });
+            out.push(Mirror {
+                destination,
+                percent,
+            });
         }
     } else if r.mirror_percentage.is_some() || r.mirror_percent.is_some() {
         cx.error(&format!("{path}.mirrorPercentage"), "needs `mirror`");
@@ -386,7 +488,10 @@ fn mirrors(r: &HttpRouteSpec, path: &str, cx: &mut Cx<'_>) -> Vec<Mirror> {
         let dest = destination(m.destination.as_ref(), &format!("{p}.destination"), cx);
         let pct = percent(m.percentage.as_ref(), &format!("{p}.percentage"), cx);
         if let (Some(destination), Some(percent)) = (dest, pct) {
-            out.push(Mirror { destination, percent });
+            out.push(Mirror {
+                destination,
+                percent,
+            });
         }
     }
     out
@@ -403,7 +508,8 @@ fn cors(c: &CorsPolicySpec, path: &str, cx: &mut Cx<'_>) -> Option<CorsPolicy> {
         allow_credentials: c.allow_credentials,
         ..CorsPolicy::default()
     };
-    out.allow_origins.extend(c.allow_origin.iter().cloned().map(StringMatch::Exact));
+    out.allow_origins
+        .extend(c.allow_origin.iter().cloned().map(StringMatch::Exact));
     for (i, o) in c.allow_origins.iter().enumerate() {
         if let Some(m) = string_match(o, &format!("{path}.allowOrigins[{i}]"), false, cx) {
             out.allow_origins.push(m);
@@ -412,7 +518,10 @@ fn cors(c: &CorsPolicySpec, path: &str, cx: &mut Cx<'_>) -> Option<CorsPolicy> {
     for (i, m) in c.allow_methods.iter().enumerate() {
         match Method::from_bytes(m.trim().as_bytes()) {
             Ok(method) => out.allow_methods.push(method),
-            Err(_) => cx.error(&format!("{path}.allowMethods[{i}]"), format!("invalid method `{m}`")),
+            Err(_) => cx.error(
+                &format!("{path}.allowMethods[{i}]"),
+                format!("invalid method `{m}`"),
+            ),
         }
     }
     out.max_age = opt_duration(c.max_age.as_ref(), &format!("{path}.maxAge"), cx).flatten();

@@ -7,11 +7,15 @@ mod legacy;
 use super::Cx;
 use crate::policy::{AuthnPolicy, AuthzPolicy, RateLimitPolicy};
 use crate::spec::security::{
-    AuthorizationPolicySpec, HttpLocalRateLimitPolicySpec, LegacyPolicySpec, RequestAuthenticationSpec,
+    AuthorizationPolicySpec, HttpLocalRateLimitPolicySpec, LegacyPolicySpec,
+    RequestAuthenticationSpec,
 };
 
 /// RequestAuthentication → authentication policy.
-pub(crate) fn request_authentication(spec: &RequestAuthenticationSpec, cx: &mut Cx<'_>) -> Option<AuthnPolicy> {
+pub(crate) fn request_authentication(
+    spec: &RequestAuthenticationSpec,
+    cx: &mut Cx<'_>,
+) -> Option<AuthnPolicy> {
     authn::request_authentication(spec, cx)
 }
 
@@ -19,7 +23,10 @@ pub(crate) fn request_authentication(spec: &RequestAuthenticationSpec, cx: &mut 
 ///
 /// The rules live in `compile/authz.rs` (Istio's validation: actions, wildcards, CIDRs, ports,
 /// condition keys) so that this shared file stays small.
-pub(crate) fn authorization_policy(spec: &AuthorizationPolicySpec, cx: &mut Cx<'_>) -> Option<AuthzPolicy> {
+pub(crate) fn authorization_policy(
+    spec: &AuthorizationPolicySpec,
+    cx: &mut Cx<'_>,
+) -> Option<AuthzPolicy> {
     super::authz::compile(spec, cx)
 }
 
@@ -37,6 +44,9 @@ pub(crate) fn legacy_policy(
 /// HTTPLocalRateLimitPolicy → rate limit policy.
 ///
 /// The rules live in `compile/rate_limit.rs` (Linkerd's validation of limits and client refs).
-pub(crate) fn rate_limit(spec: &HttpLocalRateLimitPolicySpec, cx: &mut Cx<'_>) -> Option<RateLimitPolicy> {
+pub(crate) fn rate_limit(
+    spec: &HttpLocalRateLimitPolicySpec,
+    cx: &mut Cx<'_>,
+) -> Option<RateLimitPolicy> {
     super::rate_limit::compile(spec, cx)
 }

@@ -41,8 +41,12 @@ pub(crate) fn compile(spec: &ServiceEntrySpec, cx: &mut Cx<'_>) -> Option<Servic
             cx.error(&format!("{path}.number"), "is required");
             continue;
         };
-        let Some(number) = port(number, &format!("{path}.number"), cx) else { continue };
-        let target_port = p.target_port.and_then(|t| port(t, &format!("{path}.targetPort"), cx));
+        let Some(number) = port(number, &format!("{path}.number"), cx) else {
+            continue;
+        };
+        let target_port = p
+            .target_port
+            .and_then(|t| port(t, &format!("{path}.targetPort"), cx));
         let name = match p.name.as_deref().map(str::trim) {
             Some(n) if !n.is_empty() => n.to_owned(),
             _ => {
@@ -51,16 +55,27 @@ pub(crate) fn compile(spec: &ServiceEntrySpec, cx: &mut Cx<'_>) -> Option<Servic
             }
         };
         if ports.iter().any(|q: &ServicePort| q.name == name) {
-            cx.error(&format!("{path}.name"), format!("duplicate port name `{name}`"));
+            cx.error(
+                &format!("{path}.name"),
+                format!("duplicate port name `{name}`"),
+            );
         }
         let protocol = p.protocol.as_deref().unwrap_or("TCP").to_ascii_uppercase();
-        ports.push(ServicePort { number, name, protocol, target_port });
+        ports.push(ServicePort {
+            number,
+            name,
+            protocol,
+            target_port,
+        });
     }
     let mesh_internal = match spec.location.as_deref() {
         None | Some("MESH_EXTERNAL") => false,
         Some("MESH_INTERNAL") => true,
         Some(other) => {
-            cx.error("spec.location", format!("unknown location `{other}` (expected `MESH_EXTERNAL` or `MESH_INTERNAL`)"));
+            cx.error(
+                "spec.location",
+                format!("unknown location `{other}` (expected `MESH_EXTERNAL` or `MESH_INTERNAL`)"),
+            );
             false
         }
     };
@@ -93,8 +108,14 @@ pub(crate) fn compile(spec: &ServiceEntrySpec, cx: &mut Cx<'_>) -> Option<Servic
                 continue;
             }
         };
-        if resolution == Resolution::Static && address.parse::<std::net::IpAddr>().is_err() && !address.starts_with("unix://") {
-            cx.error(&format!("{path}.address"), format!("`{address}` is not an IP address, as resolution STATIC requires"));
+        if resolution == Resolution::Static
+            && address.parse::<std::net::IpAddr>().is_err()
+            && !address.starts_with("unix://")
+        {
+            cx.error(
+                &format!("{path}.address"),
+                format!("`{address}` is not an IP address, as resolution STATIC requires"),
+            );
         }
         let mut eports = BTreeMap::new();
         for (name, n) in &e.ports {
@@ -114,8 +135,12 @@ pub(crate) fn compile(spec: &ServiceEntrySpec, cx: &mut Cx<'_>) -> Option<Servic
             locality: e.locality.clone(),
         });
     }
-    if resolution == Resolution::Static && endpoints.is_empty() && spec.workload_selector.is_none() {
-        cx.error("spec.endpoints", "resolution STATIC needs at least one endpoint");
+    if resolution == Resolution::Static && endpoints.is_empty() && spec.workload_selector.is_none()
+    {
+        cx.error(
+            "spec.endpoints",
+            "resolution STATIC needs at least one endpoint",
+        );
     }
     // exportTo: accepted and ignored by design (one process sees every resource it loads).
     if cx.error_count() > before {

@@ -22,10 +22,16 @@ pub(crate) fn compile(spec: &VirtualServiceSpec, cx: &mut Cx<'_>) -> Option<Virt
         }
     }
     if spec.tcp.is_some() {
-        cx.error("spec.tcp", "tcp routes are not supported yet by this mesh (only http routes are)");
+        cx.error(
+            "spec.tcp",
+            "tcp routes are not supported yet by this mesh (only http routes are)",
+        );
     }
     if spec.tls.is_some() {
-        cx.error("spec.tls", "tls routes are not supported yet by this mesh (only http routes are)");
+        cx.error(
+            "spec.tls",
+            "tls routes are not supported yet by this mesh (only http routes are)",
+        );
     }
     // exportTo: accepted and ignored by design (one process sees every resource it loads).
     let mut http = Vec::with_capacity(spec.http.len());
@@ -46,16 +52,21 @@ pub(crate) fn compile(spec: &VirtualServiceSpec, cx: &mut Cx<'_>) -> Option<Virt
 }
 
 /// One `match[]` entry.
-pub(crate) fn request_match(m: &HttpMatchRequestSpec, path: &str, cx: &mut Cx<'_>) -> Option<RequestMatch> {
+pub(crate) fn request_match(
+    m: &HttpMatchRequestSpec,
+    path: &str,
+    cx: &mut Cx<'_>,
+) -> Option<RequestMatch> {
     let mut ok = true;
-    let mut one = |field: &str, spec: Option<&StringMatchSpec>, cx: &mut Cx<'_>| -> Option<StringMatch> {
-        let spec = spec?;
-        let r = string_match(spec, &format!("{path}.{field}"), false, cx);
-        if r.is_none() {
-            ok = false;
-        }
-        r
-    };
+    let mut one =
+        |field: &str, spec: Option<&StringMatchSpec>, cx: &mut Cx<'_>| -> Option<StringMatch> {
+            let spec = spec?;
+            let r = string_match(spec, &format!("{path}.{field}"), false, cx);
+            if r.is_none() {
+                ok = false;
+            }
+            r
+        };
     let uri = one("uri", m.uri.as_ref(), cx);
     let scheme = one("scheme", m.scheme.as_ref(), cx);
     let method = one("method", m.method.as_ref(), cx);

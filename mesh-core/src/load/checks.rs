@@ -21,16 +21,27 @@ pub(crate) fn run(c: &mut Compiled, diags: &mut Vec<Diagnostic>) {
             let mut cx = Cx::new(dr.origin.clone(), &lines, diags);
             cx.error(
                 "spec.host",
-                format!("host `{}` already has a DestinationRule ({first}); write one rule per host", dr.host),
+                format!(
+                    "host `{}` already has a DestinationRule ({first}); write one rule per host",
+                    dr.host
+                ),
             );
             continue;
         }
-        canon_first.insert(canon, format!("{}/{} at {}:{}", dr.origin.kind, dr.origin.name, dr.origin.file, dr.origin.line));
+        canon_first.insert(
+            canon,
+            format!(
+                "{}/{} at {}:{}",
+                dr.origin.kind, dr.origin.name, dr.origin.file, dr.origin.line
+            ),
+        );
         by_host.insert(dr.host.clone(), dr);
     }
     // canonical host → rule, computed once for every subset check
-    let canonical: BTreeMap<String, &DestinationPolicy> =
-        by_host.values().map(|d| (canonical_host(&d.host, &d.origin.namespace), d)).collect();
+    let canonical: BTreeMap<String, &DestinationPolicy> = by_host
+        .values()
+        .map(|d| (canonical_host(&d.host, &d.origin.namespace), d))
+        .collect();
     let gateways: Vec<(String, String)> = c
         .gateways
         .iter()
@@ -45,7 +56,13 @@ pub(crate) fn run(c: &mut Compiled, diags: &mut Vec<Diagnostic>) {
         for (i, route) in vs.http.iter().enumerate() {
             for (j, m) in route.matches.iter().enumerate() {
                 for (k, g) in m.gateways.iter().enumerate() {
-                    check_gateway(g, &ns, &gateways, &format!("spec.http[{i}].match[{j}].gateways[{k}]"), &mut cx);
+                    check_gateway(
+                        g,
+                        &ns,
+                        &gateways,
+                        &format!("spec.http[{i}].match[{j}].gateways[{k}]"),
+                        &mut cx,
+                    );
                 }
             }
             if let RouteAction::Forward(dests) = &route.action {
@@ -82,8 +99,15 @@ fn check_gateway(g: &str, ns: &str, gateways: &[(String, String)], path: &str, c
     };
     if !gateways.iter().any(|(n_s, n)| n_s == gns && n == name) {
         let known: Vec<String> = gateways.iter().map(|(a, b)| format!("{a}/{b}")).collect();
-        let known = if known.is_empty() { "none".to_owned() } else { known.join(", ") };
-        cx.error(path, format!("gateway `{g}` does not exist (gateways: {known})"));
+        let known = if known.is_empty() {
+            "none".to_owned()
+        } else {
+            known.join(", ")
+        };
+        cx.error(
+            path,
+            format!("gateway `{g}` does not exist (gateways: {known})"),
+        );
     }
 }
 
@@ -96,13 +120,19 @@ fn check_subset(
 ) {
     let Some(subset) = &d.subset else { return };
     let wanted = canonical_host(&d.host, ns);
-    let rule = rules
-        .get(&wanted)
-        .or_else(|| rules.iter().find(|(h, _)| host_matches(h, &wanted)).map(|(_, r)| r));
+    let rule = rules.get(&wanted).or_else(|| {
+        rules
+            .iter()
+            .find(|(h, _)| host_matches(h, &wanted))
+            .map(|(_, r)| r)
+    });
     match rule {
         None => cx.error(
             path,
-            format!("subset `{subset}` of host `{}` is not defined: no DestinationRule for that host", d.host),
+            format!(
+                "subset `{subset}` of host `{}` is not defined: no DestinationRule for that host",
+                d.host
+            ),
         ),
         Some(r) if r.subset(subset).is_none() => {
             let names: Vec<&str> = r.subsets.iter().map(|s| s.name.as_str()).collect();

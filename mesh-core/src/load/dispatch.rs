@@ -8,7 +8,8 @@ use super::{Compiled, closest};
 use crate::compile::{self, Cx, LineIndex};
 use crate::diag::{Diagnostic, Severity};
 use crate::spec::security::{
-    AuthorizationPolicySpec, HttpLocalRateLimitPolicySpec, LegacyPolicySpec, RequestAuthenticationSpec,
+    AuthorizationPolicySpec, HttpLocalRateLimitPolicySpec, LegacyPolicySpec,
+    RequestAuthenticationSpec,
 };
 use crate::spec::{DestinationRuleSpec, GatewaySpec, ServiceEntrySpec, VirtualServiceSpec};
 
@@ -26,7 +27,11 @@ pub(crate) enum Kind {
 }
 
 /// One API group: its name, versions and kinds.
-type Group = (&'static str, &'static [&'static str], &'static [(&'static str, Kind)]);
+type Group = (
+    &'static str,
+    &'static [&'static str],
+    &'static [(&'static str, Kind)],
+);
 
 /// API groups, their versions, and their kinds.
 const GROUPS: [Group; 4] = [
@@ -43,10 +48,21 @@ const GROUPS: [Group; 4] = [
     (
         "security.istio.io",
         &["v1beta1", "v1"],
-        &[("RequestAuthentication", Kind::RequestAuthentication), ("AuthorizationPolicy", Kind::AuthorizationPolicy)],
+        &[
+            ("RequestAuthentication", Kind::RequestAuthentication),
+            ("AuthorizationPolicy", Kind::AuthorizationPolicy),
+        ],
     ),
-    ("authentication.istio.io", &["v1alpha1", "v1beta1"], &[("Policy", Kind::LegacyPolicy)]),
-    ("policy.linkerd.io", &["v1alpha1"], &[("HTTPLocalRateLimitPolicy", Kind::HttpLocalRateLimitPolicy)]),
+    (
+        "authentication.istio.io",
+        &["v1alpha1", "v1beta1"],
+        &[("Policy", Kind::LegacyPolicy)],
+    ),
+    (
+        "policy.linkerd.io",
+        &["v1alpha1"],
+        &[("HTTPLocalRateLimitPolicy", Kind::HttpLocalRateLimitPolicy)],
+    ),
 ];
 
 /// What to do with a manifest of this `apiVersion` and `kind`.
@@ -88,12 +104,19 @@ pub(crate) fn resolve(api_version: &str, kind: &str) -> Resolved {
 }
 
 /// Deserializes and compiles one known manifest, pushing the result into `out`.
-pub(crate) fn compile_manifest(kind: Kind, m: &Manifest, out: &mut Compiled, diags: &mut Vec<Diagnostic>) {
+pub(crate) fn compile_manifest(
+    kind: Kind,
+    m: &Manifest,
+    out: &mut Compiled,
+    diags: &mut Vec<Diagnostic>,
+) {
     let origin = m.origin();
     let mut cx = Cx::new(origin, &m.lines, diags);
     match kind {
         Kind::Gateway => {
-            if let Some(p) = spec::<GatewaySpec>(m, &mut cx).and_then(|s| compile::gateway::compile(&s, &mut cx)) {
+            if let Some(p) =
+                spec::<GatewaySpec>(m, &mut cx).and_then(|s| compile::gateway::compile(&s, &mut cx))
+            {
                 out.gateways.push((p, m.lines.clone()));
             }
         }
@@ -133,8 +156,8 @@ pub(crate) fn compile_manifest(kind: Kind, m: &Manifest, out: &mut Compiled, dia
             }
         }
         Kind::LegacyPolicy => {
-            if let Some((authn, authz)) =
-                spec::<LegacyPolicySpec>(m, &mut cx).and_then(|s| compile::security::legacy_policy(&s, &mut cx))
+            if let Some((authn, authz)) = spec::<LegacyPolicySpec>(m, &mut cx)
+                .and_then(|s| compile::security::legacy_policy(&s, &mut cx))
             {
                 out.config.authentication.extend(authn);
                 out.config.authorization.extend(authz);
@@ -154,7 +177,9 @@ pub(crate) fn compile_manifest(kind: Kind, m: &Manifest, out: &mut Compiled, dia
 /// field it names.
 fn spec<T: DeserializeOwned>(m: &Manifest, cx: &mut Cx<'_>) -> Option<T> {
     let value = match &m.spec {
-        None | Some(yaml_serde::Value::Null) => yaml_serde::Value::Mapping(yaml_serde::Mapping::new()),
+        None | Some(yaml_serde::Value::Null) => {
+            yaml_serde::Value::Mapping(yaml_serde::Mapping::new())
+        }
         Some(v) => v.clone(),
     };
     match serde_path_to_error::deserialize::<_, T>(value) {
@@ -163,12 +188,15 @@ fn spec<T: DeserializeOwned>(m: &Manifest, cx: &mut Cx<'_>) -> Option<T> {
             let mut path = String::from("spec");
             for seg in e.path().iter() {
                 match seg {
-                    serde_path_to_error::Segment::Seq { index } => path.push_str(&format!("[{index}]")),
+                    serde_path_to_error::Segment::Seq { index } => {
+                        path.push_str(&format!("[{index}]"))
+                    }
                     serde_path_to_error::Segment::Map { key } => {
                         path.push('.');
                         path.push_str(key);
                     }
-                    serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => {}
+                    serde_path_to_error::Segment::Enum { .. }
+                    | serde_path_to_error::Segment::Unknown => {}
                 }
             }
             let raw = e.into_inner().to_string();
@@ -182,7 +210,10 @@ fn spec<T: DeserializeOwned>(m: &Manifest, cx: &mut Cx<'_>) -> Option<T> {
                 }
                 Some(f) => {
                     let child = format!("{path}.{f}");
-                    let line = m.lines.exact(&child).unwrap_or_else(|| m.lines.line_of(&path));
+                    let line = m
+                        .lines
+                        .exact(&child)
+                        .unwrap_or_else(|| m.lines.line_of(&path));
                     (path, line)
                 }
                 None => {
@@ -208,8 +239,13 @@ fn explain(raw: &str) -> (String, Option<String>) {
     let expected: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
     let message = match closest(field, expected.iter().copied()) {
         Some(h) => format!("unknown field `{field}`, did you mean `{h}`?"),
-        None if expected.is_empty() => format!("unknown field `{field}` (this object has no fields)"),
-        None => format!("unknown field `{field}` (known fields: {})", expected.join(", ")),
+        None if expected.is_empty() => {
+            format!("unknown field `{field}` (this object has no fields)")
+        }
+        None => format!(
+            "unknown field `{field}` (known fields: {})",
+            expected.join(", ")
+        ),
     };
     (message, Some(field.to_owned()))
 }
@@ -220,7 +256,8 @@ mod tests {
 
     #[test]
     fn explain_suggests() {
-        let (m, f) = explain("unknown field `atempts`, expected one of `attempts`, `perTryTimeout`");
+        let (m, f) =
+            explain("unknown field `atempts`, expected one of `attempts`, `perTryTimeout`");
         assert_eq!(m, "unknown field `atempts`, did you mean `attempts`?");
         assert_eq!(f.as_deref(), Some("atempts"));
         let (m, _) = explain("unknown field `zzz`, expected `host`");
@@ -236,7 +273,13 @@ mod tests {
             Resolved::BadVersion(m) => assert!(m.contains("v1alpha3, v1beta1, v1"), "{m}"),
             _ => panic!("v1b must be refused"),
         }
-        assert!(matches!(resolve("apps/v1", "Deployment"), Resolved::Skip(_)));
-        assert!(matches!(resolve("networking.istio.io/v1", "Gateway"), Resolved::Known(Kind::Gateway)));
+        assert!(matches!(
+            resolve("apps/v1", "Deployment"),
+            Resolved::Skip(_)
+        ));
+        assert!(matches!(
+            resolve("networking.istio.io/v1", "Gateway"),
+            Resolved::Known(Kind::Gateway)
+        ));
     }
 }

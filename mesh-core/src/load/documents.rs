@@ -38,7 +38,13 @@ impl Manifest {
 }
 
 fn error(file: &str, line: usize, resource: String, message: String) -> Diagnostic {
-    Diagnostic { severity: Severity::Error, file: file.to_owned(), line: line.max(1), resource, message }
+    Diagnostic {
+        severity: Severity::Error,
+        file: file.to_owned(),
+        line: line.max(1),
+        resource,
+        message,
+    }
 }
 
 /// Splits `text` into manifests; problems go to `diags`. Empty documents are skipped.
@@ -46,7 +52,12 @@ pub(crate) fn parse(file: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Vec<
     let index = match lines::index(text) {
         Ok(i) => i,
         Err(e) => {
-            diags.push(error(file, e.line, String::new(), format!("yaml syntax error: {}", e.message)));
+            diags.push(error(
+                file,
+                e.line,
+                String::new(),
+                format!("yaml syntax error: {}", e.message),
+            ));
             return Vec::new();
         }
     };
@@ -54,7 +65,10 @@ pub(crate) fn parse(file: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Vec<
     let mut last_error = String::new();
     // yaml_serde repeats a stream failure for every further document: the bound and the
     // repeated-error check end the loop; a failure inside one document skips only that one.
-    for (i, doc) in yaml_serde::Deserializer::from_str(text).enumerate().take(index.len() + 1) {
+    for (i, doc) in yaml_serde::Deserializer::from_str(text)
+        .enumerate()
+        .take(index.len() + 1)
+    {
         let lines = index.get(i).cloned().unwrap_or_default();
         let value = match Value::deserialize(doc) {
             Ok(v) => v,
@@ -64,7 +78,12 @@ pub(crate) fn parse(file: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Vec<
                     break;
                 }
                 let line = e.location().map_or(lines.start, |l| l.line());
-                diags.push(error(file, line, String::new(), strip_location(&message).to_owned()));
+                diags.push(error(
+                    file,
+                    line,
+                    String::new(),
+                    strip_location(&message).to_owned(),
+                ));
                 last_error = message;
                 continue;
             }
@@ -84,29 +103,58 @@ fn strip_location(message: &str) -> &str {
     }
 }
 
-fn identify(file: &str, value: Value, lines: DocLines, diags: &mut Vec<Diagnostic>) -> Option<Manifest> {
+fn identify(
+    file: &str,
+    value: Value,
+    lines: DocLines,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Manifest> {
     let map = match value {
         Value::Null => return None,
         Value::Mapping(m) => m,
         Value::Tagged(t) => match t.value {
             Value::Mapping(m) => m,
             _ => {
-                diags.push(error(file, lines.start, String::new(), "a manifest must be a mapping".to_owned()));
+                diags.push(error(
+                    file,
+                    lines.start,
+                    String::new(),
+                    "a manifest must be a mapping".to_owned(),
+                ));
                 return None;
             }
         },
         _ => {
-            diags.push(error(file, lines.start, String::new(), "a manifest must be a mapping".to_owned()));
+            diags.push(error(
+                file,
+                lines.start,
+                String::new(),
+                "a manifest must be a mapping".to_owned(),
+            ));
             return None;
         }
     };
-    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let text = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
     let metadata = map.get("metadata");
     let name = text(metadata.and_then(|m| m.get("name")));
     let kind = text(map.get("kind"));
-    let resource = format!("{}/{}", kind.as_deref().unwrap_or("?"), name.as_deref().unwrap_or("?"));
+    let resource = format!(
+        "{}/{}",
+        kind.as_deref().unwrap_or("?"),
+        name.as_deref().unwrap_or("?")
+    );
     let mut missing = |field: &str, line_path: &str| {
-        diags.push(error(file, lines.line_of(line_path), resource.clone(), format!("{field}: is required")));
+        diags.push(error(
+            file,
+            lines.line_of(line_path),
+            resource.clone(),
+            format!("{field}: is required"),
+        ));
     };
     let api_version = text(map.get("apiVersion"));
     if api_version.is_none() {
@@ -115,7 +163,8 @@ fn identify(file: &str, value: Value, lines: DocLines, diags: &mut Vec<Diagnosti
     if kind.is_none() {
         missing("kind", "kind");
     }
-    let namespace = text(metadata.and_then(|m| m.get("namespace"))).unwrap_or_else(|| "default".to_owned());
+    let namespace =
+        text(metadata.and_then(|m| m.get("namespace"))).unwrap_or_else(|| "default".to_owned());
     let spec = map.get("spec").cloned();
     Some(Manifest {
         file: file.to_owned(),

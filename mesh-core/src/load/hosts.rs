@@ -46,7 +46,11 @@ impl MeshConfig {
         self.destinations
             .values()
             .find(|d| canon(d) == wanted)
-            .or_else(|| self.destinations.values().find(|d| host_matches(&canon(d), &wanted)))
+            .or_else(|| {
+                self.destinations
+                    .values()
+                    .find(|d| host_matches(&canon(d), &wanted))
+            })
     }
 }
 
@@ -56,8 +60,14 @@ mod tests {
 
     #[test]
     fn short_and_fqdn_agree() {
-        assert_eq!(canonical_host("service2", "default"), "service2.default.svc.cluster.local");
-        assert_eq!(canonical_host("service2.default.svc.cluster.local", "x"), "service2.default.svc.cluster.local");
+        assert_eq!(
+            canonical_host("service2", "default"),
+            "service2.default.svc.cluster.local"
+        );
+        assert_eq!(
+            canonical_host("service2.default.svc.cluster.local", "x"),
+            "service2.default.svc.cluster.local"
+        );
         assert!(host_matches("*.example.com", "a.example.com"));
         assert!(!host_matches("*.example.com", "example.org"));
     }

@@ -42,7 +42,9 @@ fn parent(path: &str) -> Option<&str> {
     if path.ends_with(']') {
         return path.rfind('[').map(|i| &path[..i]);
     }
-    path.rfind(['.', '[']).map(|i| &path[..i]).filter(|p| !p.is_empty())
+    path.rfind(['.', '['])
+        .map(|i| &path[..i])
+        .filter(|p| !p.is_empty())
 }
 
 /// A YAML syntax error: 1-based line and message.
@@ -53,8 +55,16 @@ pub(crate) struct SyntaxError {
 }
 
 enum Frame {
-    Map { path: String, key: Option<String>, is_key: bool },
-    Seq { path: String, index: usize, is_key: bool },
+    Map {
+        path: String,
+        key: Option<String>,
+        is_key: bool,
+    },
+    Seq {
+        path: String,
+        index: usize,
+        is_key: bool,
+    },
 }
 
 /// Indexes every document of `text`, in order.
@@ -64,12 +74,18 @@ pub(crate) fn index(text: &str) -> Result<Vec<DocLines>, SyntaxError> {
     let mut stack: Vec<Frame> = Vec::new();
     let mut parser = Parser::new_from_str(text);
     while let Some(next) = parser.next_event() {
-        let (event, span) = next.map_err(|e| SyntaxError { line: e.marker().line().max(1), message: e.info().to_owned() })?;
+        let (event, span) = next.map_err(|e| SyntaxError {
+            line: e.marker().line().max(1),
+            message: e.info().to_owned(),
+        })?;
         let line = span.start.line().max(1);
         match event {
             Event::DocumentStart(_) => {
                 stack.clear();
-                current = Some(DocLines { start: line, lines: HashMap::new() });
+                current = Some(DocLines {
+                    start: line,
+                    lines: HashMap::new(),
+                });
             }
             Event::DocumentEnd => {
                 if let Some(d) = current.take() {
@@ -112,18 +128,32 @@ pub(crate) fn index(text: &str) -> Result<Vec<DocLines>, SyntaxError> {
 }
 
 fn join(base: &str, key: &str) -> String {
-    if base.is_empty() { key.to_owned() } else { format!("{base}.{key}") }
+    if base.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{base}.{key}")
+    }
 }
 
 /// A node starts: a scalar (`scalar` is its text) or a container (`container` tells whether a
 /// mapping).
-fn node(doc: &mut DocLines, stack: &mut Vec<Frame>, line: usize, scalar: Option<&str>, container: Option<bool>) {
+fn node(
+    doc: &mut DocLines,
+    stack: &mut Vec<Frame>,
+    line: usize,
+    scalar: Option<&str>,
+    container: Option<bool>,
+) {
     let (path, is_key) = match stack.last_mut() {
         None => {
             doc.start = line;
             (String::new(), false)
         }
-        Some(Frame::Map { path, key: key @ None, .. }) => {
+        Some(Frame::Map {
+            path,
+            key: key @ None,
+            ..
+        }) => {
             match scalar {
                 Some(k) => {
                     let p = join(path, k);
@@ -135,7 +165,9 @@ fn node(doc: &mut DocLines, stack: &mut Vec<Frame>, line: usize, scalar: Option<
                 None => (join(path, "?"), true),
             }
         }
-        Some(Frame::Map { path, key: Some(k), .. }) => (join(path, k), false),
+        Some(Frame::Map {
+            path, key: Some(k), ..
+        }) => (join(path, k), false),
         Some(Frame::Seq { path, index, .. }) => {
             let p = format!("{path}[{index}]");
             doc.lines.entry(p.clone()).or_insert(line);
@@ -143,8 +175,16 @@ fn node(doc: &mut DocLines, stack: &mut Vec<Frame>, line: usize, scalar: Option<
         }
     };
     match container {
-        Some(true) => stack.push(Frame::Map { path, key: None, is_key }),
-        Some(false) => stack.push(Frame::Seq { path, index: 0, is_key }),
+        Some(true) => stack.push(Frame::Map {
+            path,
+            key: None,
+            is_key,
+        }),
+        Some(false) => stack.push(Frame::Seq {
+            path,
+            index: 0,
+            is_key,
+        }),
         None => complete(stack),
     }
 }

@@ -89,18 +89,30 @@ pub fn load_str(file: &str, text: &str) -> Result<Loaded, ConfigErrors> {
 }
 
 fn file_error(file: &str, message: &str) -> Diagnostic {
-    Diagnostic { severity: Severity::Error, file: file.to_owned(), line: 1, resource: String::new(), message: message.to_owned() }
+    Diagnostic {
+        severity: Severity::Error,
+        file: file.to_owned(),
+        line: 1,
+        resource: String::new(),
+        message: message.to_owned(),
+    }
 }
 
 fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
     if depth > MAX_DEPTH {
-        diags.push(file_error(&dir.display().to_string(), "folder nesting too deep (symlink loop?)"));
+        diags.push(file_error(
+            &dir.display().to_string(),
+            "folder nesting too deep (symlink loop?)",
+        ));
         return;
     }
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            diags.push(file_error(&dir.display().to_string(), &format!("cannot read folder: {e}")));
+            diags.push(file_error(
+                &dir.display().to_string(),
+                &format!("cannot read folder: {e}"),
+            ));
             return;
         }
     };
@@ -127,7 +139,10 @@ pub(crate) struct Compiled {
     pub(crate) service_entries: Vec<crate::policy::ServiceEntryPolicy>,
 }
 
-fn load_texts(files: &[(String, String)], mut diags: Vec<Diagnostic>) -> Result<Loaded, ConfigErrors> {
+fn load_texts(
+    files: &[(String, String)],
+    mut diags: Vec<Diagnostic>,
+) -> Result<Loaded, ConfigErrors> {
     let mut compiled = Compiled::default();
     // (kind, namespace, name) → where first defined
     let mut seen: BTreeMap<(String, String, String), String> = BTreeMap::new();
@@ -166,7 +181,10 @@ fn load_texts(files: &[(String, String)], mut diags: Vec<Diagnostic>) -> Result<
                 let mut cx = Cx::new(m.origin(), &m.lines, &mut diags);
                 cx.error(
                     "metadata.name",
-                    format!("duplicate {} `{}/{}` (first defined at {first})", m.kind, m.namespace, m.name),
+                    format!(
+                        "duplicate {} `{}/{}` (first defined at {first})",
+                        m.kind, m.namespace, m.name
+                    ),
                 );
                 continue;
             }
@@ -177,9 +195,20 @@ fn load_texts(files: &[(String, String)], mut diags: Vec<Diagnostic>) -> Result<
     checks::run(&mut compiled, &mut diags);
 
     // errors in file order (the order files were read), then line order
-    let rank: BTreeMap<&str, usize> = files.iter().enumerate().map(|(i, (f, _))| (f.as_str(), i)).collect();
-    diags.sort_by_key(|d| (rank.get(d.file.as_str()).copied().unwrap_or(usize::MAX), d.line));
-    let (errors, warnings): (Vec<_>, Vec<_>) = diags.into_iter().partition(|d| d.severity == Severity::Error);
+    let rank: BTreeMap<&str, usize> = files
+        .iter()
+        .enumerate()
+        .map(|(i, (f, _))| (f.as_str(), i))
+        .collect();
+    diags.sort_by_key(|d| {
+        (
+            rank.get(d.file.as_str()).copied().unwrap_or(usize::MAX),
+            d.line,
+        )
+    });
+    let (errors, warnings): (Vec<_>, Vec<_>) = diags
+        .into_iter()
+        .partition(|d| d.severity == Severity::Error);
     for w in &warnings {
         tracing::warn!(file = %w.file, line = w.line, resource = %w.resource, message = %w.message, "config warning");
     }
@@ -190,7 +219,11 @@ fn load_texts(files: &[(String, String)], mut diags: Vec<Diagnostic>) -> Result<
     let key = |o: &crate::policy::Origin| (o.namespace.clone(), o.name.clone());
     config.gateways = compiled.gateways.into_iter().map(|(g, _)| g).collect();
     config.gateways.sort_by_key(|g| key(&g.origin));
-    config.virtual_services = compiled.virtual_services.into_iter().map(|(v, ..)| v).collect();
+    config.virtual_services = compiled
+        .virtual_services
+        .into_iter()
+        .map(|(v, ..)| v)
+        .collect();
     config.virtual_services.sort_by_key(|v| key(&v.origin));
     config.service_entries = compiled.service_entries;
     config.service_entries.sort_by_key(|s| key(&s.origin));
@@ -207,10 +240,18 @@ fn load_texts(files: &[(String, String)], mut diags: Vec<Diagnostic>) -> Result<
 }
 
 /// The candidate closest to `word` when it is close enough to be a likely typo.
-pub(crate) fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
-        .map(|c| (strsim::jaro_winkler(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()), c))
+        .map(|c| {
+            (
+                strsim::jaro_winkler(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()),
+                c,
+            )
+        })
         .filter(|(score, _)| *score >= 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)

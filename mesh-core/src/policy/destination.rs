@@ -134,7 +134,9 @@ pub enum HashTable {
 
 impl Default for HashTable {
     fn default() -> Self {
-        HashTable::Ring { minimum_ring_size: 1024 }
+        HashTable::Ring {
+            minimum_ring_size: 1024,
+        }
     }
 }
 
@@ -219,6 +221,9 @@ pub struct RetryBudget {
 
 impl Default for RetryBudget {
     fn default() -> Self {
-        Self { percent: 20.0, min_retry_concurrency: 3 }
+        Self {
+            percent: 20.0,
+            min_retry_concurrency: 3,
+        }
     }
 }

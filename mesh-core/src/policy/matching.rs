@@ -18,14 +18,22 @@ impl Pattern {
     /// Compiles `source` as a full-string match (`^(?:source)$`).
     pub fn new(source: &str) -> Result<Self, regex::Error> {
         let regex = regex::Regex::new(&format!("^(?:{source})$"))?;
-        Ok(Self { source: source.to_owned(), regex, anchored: true })
+        Ok(Self {
+            source: source.to_owned(),
+            regex,
+            anchored: true,
+        })
     }
 
     /// Compiles `source` to search anywhere in a string, as Envoy's `regex_rewrite` does: its
     /// `uriRegexRewrite` replaces every match in the path, not only a whole-path match.
     pub fn unanchored(source: &str) -> Result<Self, regex::Error> {
         let regex = regex::Regex::new(source)?;
-        Ok(Self { source: source.to_owned(), regex, anchored: false })
+        Ok(Self {
+            source: source.to_owned(),
+            regex,
+            anchored: false,
+        })
     }
 
     /// Whether the pattern must match the whole string ([`Pattern::new`]) or may match
@@ -117,7 +125,10 @@ mod tests {
     fn unanchored_patterns_replace_every_match_as_envoy_regex_rewrite() {
         let p = Pattern::unanchored("/v1/").unwrap_or_else(|e| panic!("{e}"));
         assert!(p.is_match("/api/v1/x"));
-        assert_eq!(p.regex().replace_all("/api/v1/x/v1/", "/v2/"), "/api/v2/x/v2/");
+        assert_eq!(
+            p.regex().replace_all("/api/v1/x/v1/", "/v2/"),
+            "/api/v2/x/v2/"
+        );
         assert_ne!(p, Pattern::new("/v1/").unwrap_or_else(|e| panic!("{e}")));
     }
 }

@@ -249,7 +249,10 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// A policy that never retries.
     pub fn disabled() -> Self {
-        Self { attempts: 0, ..Self::default() }
+        Self {
+            attempts: 0,
+            ..Self::default()
+        }
     }
 }
 

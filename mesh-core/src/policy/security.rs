@@ -16,7 +16,9 @@ pub struct WorkloadSelector {
 impl WorkloadSelector {
     /// Whether a workload with `labels` is selected.
     pub fn selects(&self, labels: &Labels) -> bool {
-        self.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+        self.match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
     }
 }
 

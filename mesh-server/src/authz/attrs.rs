@@ -86,11 +86,15 @@ impl<'a> RequestAttrs<'a> {
     /// right of `X-Forwarded-For`.
     pub(crate) fn new<B>(req: &'a Request<B>, trusted_proxies: usize) -> Self {
         let ext = req.extensions();
-        let source = ext
-            .get::<RemoteAddr>()
-            .map(|r| r.0.ip())
-            .or_else(|| ext.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip()));
-        let remote = if trusted_proxies == 0 { source } else { forwarded_client(req.headers(), trusted_proxies) };
+        let source = ext.get::<RemoteAddr>().map(|r| r.0.ip()).or_else(|| {
+            ext.get::<axum::extract::ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip())
+        });
+        let remote = if trusted_proxies == 0 {
+            source
+        } else {
+            forwarded_client(req.headers(), trusted_proxies)
+        };
         let host = req
             .headers()
             .get(http::header::HOST)
@@ -139,14 +143,20 @@ mod tests {
 
     #[test]
     fn peer_namespace() {
-        assert_eq!(PeerIdentity("cluster.local/ns/foo/sa/bar".into()).namespace(), Some("foo"));
+        assert_eq!(
+            PeerIdentity("cluster.local/ns/foo/sa/bar".into()).namespace(),
+            Some("foo")
+        );
         assert_eq!(PeerIdentity("spiffe".into()).namespace(), None);
     }
 
     #[test]
     fn forwarded_for_counts_from_the_right() {
         let mut h = HeaderMap::new();
-        h.append(&X_FORWARDED_FOR, http::HeaderValue::from_static("1.1.1.1, 2.2.2.2"));
+        h.append(
+            &X_FORWARDED_FOR,
+            http::HeaderValue::from_static("1.1.1.1, 2.2.2.2"),
+        );
         h.append(&X_FORWARDED_FOR, http::HeaderValue::from_static("3.3.3.3"));
         assert_eq!(forwarded_client(&h, 1), Some(IpAddr::from([3, 3, 3, 3])));
         assert_eq!(forwarded_client(&h, 2), Some(IpAddr::from([2, 2, 2, 2])));

@@ -43,7 +43,10 @@ pub enum CheckResponse {
 impl CheckResponse {
     /// A plain 403 refusal.
     pub fn forbidden() -> Self {
-        CheckResponse::Deny { status: StatusCode::FORBIDDEN, body: String::new() }
+        CheckResponse::Deny {
+            status: StatusCode::FORBIDDEN,
+            body: String::new(),
+        }
     }
 }
 

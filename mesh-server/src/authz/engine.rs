@@ -4,12 +4,14 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipnet::IpNet;
-use mesh_core::policy::{AuthzAction, AuthzPolicy, AuthzRule, Condition, ConditionKey, Labels, Operation, Source};
+use mesh_core::policy::{
+    AuthzAction, AuthzPolicy, AuthzRule, Condition, ConditionKey, Labels, Operation, Source,
+};
 use serde_json::Value;
 
-use super::attrs::{host_without_port, RequestAttrs};
+use super::attrs::{RequestAttrs, host_without_port};
 use super::error::BuildError;
-use super::matcher::{any_of, compile_all, StrMatch};
+use super::matcher::{StrMatch, any_of, compile_all};
 
 /// The namespace whose policies apply to every workload (Istio's root namespace).
 pub const ROOT_NAMESPACE: &str = "istio-system";
@@ -95,7 +97,9 @@ enum Values {
 
 impl AuthzEngine {
     /// Compiles every given policy, whatever its selector (for use with plain Rust settings).
-    pub fn new<'a>(policies: impl IntoIterator<Item = &'a AuthzPolicy>) -> Result<Self, BuildError> {
+    pub fn new<'a>(
+        policies: impl IntoIterator<Item = &'a AuthzPolicy>,
+    ) -> Result<Self, BuildError> {
         let mut custom = Vec::new();
         let mut deny = Vec::new();
         let mut allow = Vec::new();
@@ -109,12 +113,21 @@ impl AuthzEngine {
                 AuthzAction::Audit => audit.push(compiled),
             }
         }
-        Ok(Self { custom: custom.into(), deny: deny.into(), allow: allow.into(), audit: audit.into() })
+        Ok(Self {
+            custom: custom.into(),
+            deny: deny.into(),
+            allow: allow.into(),
+            audit: audit.into(),
+        })
     }
 
     /// Compiles the policies that apply to a workload in `namespace` with `labels`: those in its
     /// namespace or in the root namespace ([`ROOT_NAMESPACE`]) whose selector selects it.
-    pub fn for_workload(policies: &[AuthzPolicy], namespace: &str, labels: &Labels) -> Result<Self, BuildError> {
+    pub fn for_workload(
+        policies: &[AuthzPolicy],
+        namespace: &str,
+        labels: &Labels,
+    ) -> Result<Self, BuildError> {
         Self::new(policies.iter().filter(|p| {
             let ns = p.origin.namespace.as_str();
             let ns = if ns.is_empty() { "default" } else { ns };
@@ -129,12 +142,18 @@ impl AuthzEngine {
 
     /// Whether no policy applies (the layer then does nothing).
     pub fn is_empty(&self) -> bool {
-        self.custom.is_empty() && self.deny.is_empty() && self.allow.is_empty() && self.audit.is_empty()
+        self.custom.is_empty()
+            && self.deny.is_empty()
+            && self.allow.is_empty()
+            && self.audit.is_empty()
     }
 
     /// The compiled policies, as action and `namespace/name`, in evaluation order.
     pub fn policies(&self) -> impl Iterator<Item = (AuthzAction, &str)> {
-        fn tag(action: AuthzAction, list: &[Compiled]) -> impl Iterator<Item = (AuthzAction, &str)> {
+        fn tag(
+            action: AuthzAction,
+            list: &[Compiled],
+        ) -> impl Iterator<Item = (AuthzAction, &str)> {
             list.iter().map(move |p| (action, &*p.name))
         }
         tag(AuthzAction::Custom, &self.custom)
@@ -147,7 +166,9 @@ impl AuthzEngine {
     /// [`Authorization`](super::Authorization) layer does that). `trusted_proxies` as in
     /// [`AuthorizationLayer::trusted_proxies`](super::AuthorizationLayer::trusted_proxies).
     pub fn allows<B>(&self, req: &http::Request<B>, trusted_proxies: usize) -> bool {
-        self.evaluate(&RequestAttrs::new(req, trusted_proxies)).result.is_ok()
+        self.evaluate(&RequestAttrs::new(req, trusted_proxies))
+            .result
+            .is_ok()
     }
 
     /// Evaluates a request: CUSTOM match, then DENY, then ALLOW; AUDIT matches are logged.
@@ -229,14 +250,16 @@ impl COp {
 fn host_in(list: &[StrMatch], host: Option<&str>) -> bool {
     host.is_some_and(|h| {
         let bare = host_without_port(h);
-        list.iter().any(|m| m.matches_ignore_case(h) || m.matches_ignore_case(bare))
+        list.iter()
+            .any(|m| m.matches_ignore_case(h) || m.matches_ignore_case(bare))
     })
 }
 
 impl CCond {
     fn matches(&self, a: &RequestAttrs<'_>) -> bool {
         let hit = |values: &Values| self.test(values, a);
-        (self.values.is_empty() || hit(&self.values)) && (self.not_values.is_empty() || !hit(&self.not_values))
+        (self.values.is_empty() || hit(&self.values))
+            && (self.not_values.is_empty() || !hit(&self.not_values))
     }
 
     /// Whether the attribute named by the key matches any of `values`.
@@ -244,20 +267,27 @@ impl CCond {
         match (&self.key, values) {
             (ConditionKey::SourceIp, Values::Ips(v)) => in_blocks(v, a.source),
             (ConditionKey::RemoteIp, Values::Ips(v)) => in_blocks(v, a.remote),
-            (ConditionKey::DestinationIp, Values::Ips(v)) => in_blocks(v, a.destination.map(|d| d.ip())),
+            (ConditionKey::DestinationIp, Values::Ips(v)) => {
+                in_blocks(v, a.destination.map(|d| d.ip()))
+            }
             (ConditionKey::DestinationPort, Values::Ports(v)) => {
                 a.destination.is_some_and(|d| v.contains(&d.port()))
             }
             (key, Values::Strings(v)) => match key {
-                ConditionKey::Claim(path) => a.auth.and_then(|r| r.claim(path)).is_some_and(|c| claim_in(v, c)),
+                ConditionKey::Claim(path) => a
+                    .auth
+                    .and_then(|r| r.claim(path))
+                    .is_some_and(|c| claim_in(v, c)),
                 ConditionKey::RequestPrincipal => any_of(v, a.auth.map(|r| r.principal.as_str())),
-                ConditionKey::Audiences => {
-                    a.auth.is_some_and(|r| r.audiences.iter().any(|aud| any_of(v, Some(aud))))
-                }
+                ConditionKey::Audiences => a
+                    .auth
+                    .is_some_and(|r| r.audiences.iter().any(|aud| any_of(v, Some(aud)))),
                 ConditionKey::Presenter => any_of(v, a.auth.and_then(|r| r.presenter.as_deref())),
-                ConditionKey::Header(name) => {
-                    a.headers.get_all(name.as_str()).iter().any(|h| any_of(v, h.to_str().ok()))
-                }
+                ConditionKey::Header(name) => a
+                    .headers
+                    .get_all(name.as_str())
+                    .iter()
+                    .any(|h| any_of(v, h.to_str().ok())),
                 ConditionKey::SourceNamespace => any_of(v, a.peer.and_then(|p| p.namespace())),
                 ConditionKey::SourcePrincipal => any_of(v, a.peer.map(|p| p.principal())),
                 // No TLS here, so no SNI: never matches.
@@ -274,7 +304,9 @@ impl CCond {
 fn claim_in(values: &[StrMatch], claim: &Value) -> bool {
     match claim {
         Value::String(s) => any_of(values, Some(s)),
-        Value::Array(items) => items.iter().any(|i| i.as_str().is_some_and(|s| any_of(values, Some(s)))),
+        Value::Array(items) => items
+            .iter()
+            .any(|i| i.as_str().is_some_and(|s| any_of(values, Some(s)))),
         Value::Bool(b) => any_of(values, Some(if *b { "true" } else { "false" })),
         _ => false,
     }
@@ -299,15 +331,27 @@ fn compile_policy(p: &AuthzPolicy) -> Result<Compiled, BuildError> {
         (AuthzAction::Custom, None) => return Err(BuildError::missing_provider(&name)),
         _ => None,
     };
-    let rules = p.rules.iter().map(|r| compile_rule(r, &name)).collect::<Result<_, _>>()?;
-    Ok(Compiled { name, provider, rules })
+    let rules = p
+        .rules
+        .iter()
+        .map(|r| compile_rule(r, &name))
+        .collect::<Result<_, _>>()?;
+    Ok(Compiled {
+        name,
+        provider,
+        rules,
+    })
 }
 
 fn compile_rule(r: &AuthzRule, policy: &str) -> Result<Rule, BuildError> {
     Ok(Rule {
         from: r.from.iter().map(compile_source).collect(),
         to: r.to.iter().map(compile_op).collect(),
-        when: r.when.iter().map(|c| compile_cond(c, policy)).collect::<Result<_, _>>()?,
+        when: r
+            .when
+            .iter()
+            .map(|c| compile_cond(c, policy))
+            .collect::<Result<_, _>>()?,
     })
 }
 
@@ -343,11 +387,16 @@ fn compile_op(o: &Operation) -> COp {
 fn compile_cond(c: &Condition, policy: &str) -> Result<CCond, BuildError> {
     let values = |list: &[String]| -> Result<Values, BuildError> {
         Ok(match c.key {
-            ConditionKey::SourceIp | ConditionKey::RemoteIp | ConditionKey::DestinationIp => Values::Ips(
-                list.iter()
-                    .map(|v| parse_ip_block(v).ok_or_else(|| BuildError::bad_value(policy, &c.key, v)))
-                    .collect::<Result<_, _>>()?,
-            ),
+            ConditionKey::SourceIp | ConditionKey::RemoteIp | ConditionKey::DestinationIp => {
+                Values::Ips(
+                    list.iter()
+                        .map(|v| {
+                            parse_ip_block(v)
+                                .ok_or_else(|| BuildError::bad_value(policy, &c.key, v))
+                        })
+                        .collect::<Result<_, _>>()?,
+                )
+            }
             ConditionKey::DestinationPort => Values::Ports(
                 list.iter()
                     .map(|v| {
@@ -361,7 +410,11 @@ fn compile_cond(c: &Condition, policy: &str) -> Result<CCond, BuildError> {
             _ => Values::Strings(compile_all(list)),
         })
     };
-    Ok(CCond { key: c.key.clone(), values: values(&c.values)?, not_values: values(&c.not_values)? })
+    Ok(CCond {
+        key: c.key.clone(),
+        values: values(&c.values)?,
+        not_values: values(&c.not_values)?,
+    })
 }
 
 fn parse_ip_block(v: &str) -> Option<IpNet> {

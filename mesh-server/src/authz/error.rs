@@ -17,7 +17,10 @@ pub struct Denied {
 impl Denied {
     /// A refusal decided by `policy` (or by no ALLOW policy matching).
     pub(crate) fn new(policy: Option<&str>) -> Self {
-        Self { policy: policy.map(Arc::from), custom: None }
+        Self {
+            policy: policy.map(Arc::from),
+            custom: None,
+        }
     }
 
     /// The `namespace/name` of the policy that decided, when one did (a DENY or CUSTOM policy;
@@ -28,12 +31,17 @@ impl Denied {
 
     /// The status to answer with: 403 unless a CUSTOM provider chose another.
     pub fn status(&self) -> StatusCode {
-        self.custom.as_ref().map_or(StatusCode::FORBIDDEN, |(s, _)| *s)
+        self.custom
+            .as_ref()
+            .map_or(StatusCode::FORBIDDEN, |(s, _)| *s)
     }
 
     /// A CUSTOM provider's body, if it gave one.
     pub fn body(&self) -> Option<&str> {
-        self.custom.as_ref().map(|(_, b)| b.as_str()).filter(|b| !b.is_empty())
+        self.custom
+            .as_ref()
+            .map(|(_, b)| b.as_str())
+            .filter(|b| !b.is_empty())
     }
 }
 
@@ -59,10 +67,16 @@ pub struct BuildError {
 
 impl BuildError {
     pub(super) fn missing_provider(policy: &str) -> Self {
-        Self { policy: policy.to_owned(), message: "provider is required when action is CUSTOM".into() }
+        Self {
+            policy: policy.to_owned(),
+            message: "provider is required when action is CUSTOM".into(),
+        }
     }
 
     pub(super) fn bad_value(policy: &str, key: &ConditionKey, value: &str) -> Self {
-        Self { policy: policy.to_owned(), message: format!("when {key:?}: bad value {value:?}") }
+        Self {
+            policy: policy.to_owned(),
+            message: format!("when {key:?}: bad value {value:?}"),
+        }
     }
 }

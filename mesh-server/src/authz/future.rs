@@ -1,7 +1,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use http::Request;
 use pin_project_lite::pin_project;
@@ -45,7 +45,9 @@ where
     S: Service<Request<B>>,
 {
     pub(super) fn denied(error: Denied) -> Self {
-        Self { state: State::Denied { error: Some(error) } }
+        Self {
+            state: State::Denied { error: Some(error) },
+        }
     }
 
     pub(super) fn checking(
@@ -55,11 +57,18 @@ where
         then: Result<(), Denied>,
         policy: Arc<str>,
     ) -> Self {
-        Self { state: State::Checking { check, then: Some((inner, req, then, policy)) } }
+        Self {
+            state: State::Checking {
+                check,
+                then: Some((inner, req, then, policy)),
+            },
+        }
     }
 
     pub(super) fn inner(fut: S::Future) -> Self {
-        Self { state: State::Inner { fut } }
+        Self {
+            state: State::Inner { fut },
+        }
     }
 }
 
@@ -87,10 +96,19 @@ where
                     let next = match (answer, sync) {
                         (CheckResponse::Deny { status, body }, _) => {
                             tracing::debug!(%status, %policy, "denied by custom authorization provider");
-                            State::Denied { error: Some(Denied { policy: Some(policy), custom: Some((status, body)) }) }
+                            State::Denied {
+                                error: Some(Denied {
+                                    policy: Some(policy),
+                                    custom: Some((status, body)),
+                                }),
+                            }
                         }
-                        (CheckResponse::Allow, Err(denied)) => State::Denied { error: Some(denied) },
-                        (CheckResponse::Allow, Ok(())) => State::Inner { fut: inner.call(req) },
+                        (CheckResponse::Allow, Err(denied)) => State::Denied {
+                            error: Some(denied),
+                        },
+                        (CheckResponse::Allow, Ok(())) => State::Inner {
+                            fut: inner.call(req),
+                        },
                     };
                     this.state.set(next);
                 }

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tower_layer::Layer;
 
-use super::{AuthzEngine, Authorization, ExtAuthz};
+use super::{Authorization, AuthzEngine, ExtAuthz};
 
 /// Applies [`Authorization`] to a service.
 #[derive(Clone)]
@@ -21,7 +21,11 @@ impl AuthorizationLayer {
 
     /// A layer reading its policies from a lock-free cell that a reload can swap.
     pub fn shared(engine: Arc<ArcSwap<AuthzEngine>>) -> Self {
-        Self { engine, ext: None, trusted_proxies: 0 }
+        Self {
+            engine,
+            ext: None,
+            trusted_proxies: 0,
+        }
     }
 
     /// The provider asked for requests that a CUSTOM policy selects. Without one, such

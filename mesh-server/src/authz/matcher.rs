@@ -48,8 +48,12 @@ impl StrMatch {
         match self {
             StrMatch::Any => true,
             StrMatch::Exact(s) => s.eq_ignore_ascii_case(value),
-            StrMatch::Prefix(p) => v.len() >= p.len() && v[..p.len()].eq_ignore_ascii_case(p.as_bytes()),
-            StrMatch::Suffix(s) => v.len() >= s.len() && v[v.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes()),
+            StrMatch::Prefix(p) => {
+                v.len() >= p.len() && v[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+            }
+            StrMatch::Suffix(s) => {
+                v.len() >= s.len() && v[v.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
+            }
         }
     }
 }

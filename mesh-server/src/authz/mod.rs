@@ -62,8 +62,8 @@ use arc_swap::ArcSwap;
 use http::Request;
 use tower_service::Service;
 
-pub use attrs::{PeerIdentity, RequestAuth};
 pub(crate) use attrs::RequestAttrs;
+pub use attrs::{PeerIdentity, RequestAuth};
 pub use custom::{CheckFuture, CheckRequest, CheckResponse, ExtAuthz};
 pub use engine::{AuthzEngine, ROOT_NAMESPACE};
 pub use error::{BuildError, Denied};
@@ -84,7 +84,12 @@ pub struct Authorization<S> {
 impl<S> Authorization<S> {
     /// Wraps `inner` with a fixed set of compiled policies.
     pub fn new(inner: S, engine: AuthzEngine) -> Self {
-        Self { inner, engine: Arc::new(ArcSwap::from_pointee(engine)), ext: None, trusted_proxies: 0 }
+        Self {
+            inner,
+            engine: Arc::new(ArcSwap::from_pointee(engine)),
+            ext: None,
+            trusted_proxies: 0,
+        }
     }
 
     /// A layer; see [`AuthorizationLayer`].
@@ -110,7 +115,9 @@ impl<S> Authorization<S> {
 
 impl<S: std::fmt::Debug> std::fmt::Debug for Authorization<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authorization").field("inner", &self.inner).finish_non_exhaustive()
+        f.debug_struct("Authorization")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
     }
 }
 
@@ -145,7 +152,10 @@ where
             }
             verdict
         };
-        let sync = verdict.result.map_err(|policy| Denied { policy, custom: None });
+        let sync = verdict.result.map_err(|policy| Denied {
+            policy,
+            custom: None,
+        });
         match verdict.custom {
             None => match sync {
                 Ok(()) => ResponseFuture::inner(self.inner.call(req)),
@@ -154,7 +164,10 @@ where
             Some((provider, policy)) => {
                 let Some(ext) = &self.ext else {
                     tracing::warn!(%provider, %policy, "no authorization provider configured for a CUSTOM policy: denying");
-                    return ResponseFuture::denied(Denied { policy: Some(policy), custom: None });
+                    return ResponseFuture::denied(Denied {
+                        policy: Some(policy),
+                        custom: None,
+                    });
                 };
                 let check = ext.check(check_request(&req, provider, policy.clone()));
                 // Take the service that was driven to readiness; leave a fresh clone behind.
@@ -174,10 +187,10 @@ fn check_request<B>(req: &Request<B>, provider: Arc<str>, policy: Arc<str>) -> C
         method: req.method().clone(),
         uri: req.uri().clone(),
         headers: req.headers().clone(),
-        source: ext
-            .get::<crate::RemoteAddr>()
-            .map(|r| r.0)
-            .or_else(|| ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0)),
+        source: ext.get::<crate::RemoteAddr>().map(|r| r.0).or_else(|| {
+            ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0)
+        }),
         principal: ext.get::<RequestAuth>().map(|a| a.principal.clone()),
     }
 }

@@ -32,7 +32,11 @@ impl Default for JwtSettings {
         Self {
             clock_skew: Duration::from_secs(60),
             max_token_bytes: 8 * 1024,
-            clock: Arc::new(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())),
+            clock: Arc::new(|| {
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+            }),
         }
     }
 }
@@ -109,7 +113,12 @@ fn header_name(s: &str) -> Option<HeaderName> {
 
 impl Authenticator {
     /// Compiles the policies that select a workload with `labels`.
-    pub(crate) fn build(policies: &[AuthnPolicy], labels: &Labels, cache: &JwksCache, settings: JwtSettings) -> Self {
+    pub(crate) fn build(
+        policies: &[AuthnPolicy],
+        labels: &Labels,
+        cache: &JwksCache,
+        settings: JwtSettings,
+    ) -> Self {
         let mut out = Self {
             rules: Vec::new(),
             policies: Vec::new(),
@@ -154,7 +163,8 @@ impl Authenticator {
             .filter_map(|(h, c)| Some((header_name(h)?, c.split('.').map(str::to_owned).collect())))
             .collect();
         self.outputs.extend(output_payload.iter().cloned());
-        self.outputs.extend(output_claims.iter().map(|(h, _)| h.clone()));
+        self.outputs
+            .extend(output_claims.iter().map(|(h, _)| h.clone()));
         Rule {
             issuer: r.issuer.clone(),
             audiences: r.audiences.clone(),
@@ -174,7 +184,11 @@ impl Authenticator {
     /// Decides for one request. `may_wait`: whether a [`Step::Wait`] may be answered.
     pub(crate) fn check<B>(&self, req: &Request<B>, may_wait: bool) -> Step {
         let path = req.uri().path();
-        let active = || self.policies.iter().filter(|p| triggered(&p.triggers, path));
+        let active = || {
+            self.policies
+                .iter()
+                .filter(|p| triggered(&p.triggers, path))
+        };
         let mut rules = active().flat_map(|p| p.rules.iter().copied()).peekable();
         if rules.peek().is_none() {
             return Step::Pass;
@@ -182,7 +196,9 @@ impl Authenticator {
         let (headers, uri) = (req.headers(), req.uri());
         let found = rules.find_map(|i| {
             let rule = self.rules.get(i)?;
-            rule.locations.iter().find_map(|l| Some((l.find(headers, uri)?, l)))
+            rule.locations
+                .iter()
+                .find_map(|l| Some((l.find(headers, uri)?, l)))
         });
         let Some((token, location)) = found else {
             return if active().any(|p| p.require_token) {
@@ -204,7 +220,11 @@ impl Authenticator {
                 .filter(|i| self.rules.get(*i).is_some_and(|r| r.issuer == iss))
         };
         let Some(idx) = candidates()
-            .find(|i| self.rules.get(*i).is_some_and(|r| r.locations.contains(location)))
+            .find(|i| {
+                self.rules
+                    .get(*i)
+                    .is_some_and(|r| r.locations.contains(location))
+            })
             .or_else(|| candidates().next())
         else {
             return Step::Reject(JwtError::UnknownIssuer);
@@ -283,9 +303,19 @@ impl Authenticator {
         }
         let auth = RequestAuth {
             principal: v.principal.principal().to_owned(),
-            audiences: v.principal.audiences().into_iter().map(str::to_owned).collect(),
+            audiences: v
+                .principal
+                .audiences()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
             presenter: v.principal.presenter().map(str::to_owned),
-            claims: v.principal.claims().as_object().cloned().unwrap_or_default(),
+            claims: v
+                .principal
+                .claims()
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
         };
         let ext = req.extensions_mut();
         ext.insert(auth);
@@ -315,7 +345,11 @@ fn claim_header_value(v: &serde_json::Value) -> Option<HeaderValue> {
         }
     }
     let text = match v {
-        serde_json::Value::Array(items) => items.iter().map(scalar).collect::<Option<Vec<_>>>()?.join(","),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .map(scalar)
+            .collect::<Option<Vec<_>>>()?
+            .join(","),
         other => scalar(other)?,
     };
     HeaderValue::from_str(&text).ok()

@@ -26,12 +26,19 @@ async fn missing_token_passes_unless_required() {
     assert_eq!(call(&default_layer(), basic).await.status(), StatusCode::OK);
 
     let required = inline_layer(vec![rule(ISS, JwksSource::Inline(jwks(&[&RSA])))], true);
-    let res = call(&required, Request::builder().uri("/api").body(String::new()).unwrap()).await;
+    let res = call(
+        &required,
+        Request::builder().uri("/api").body(String::new()).unwrap(),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(res.headers()["www-authenticate"], "Bearer");
     assert_eq!(res.into_body(), "Jwt is missing");
     let res = call(&required, bearer("x.y.z")).await;
-    assert_eq!(res.headers()["www-authenticate"], "Bearer error=\"invalid_token\"");
+    assert_eq!(
+        res.headers()["www-authenticate"],
+        "Bearer error=\"invalid_token\""
+    );
 }
 
 #[tokio::test]
@@ -44,8 +51,14 @@ async fn trigger_rules_choose_paths() {
     let cache = JwksCache::with_fetcher(JwksSettings::default(), std::sync::Arc::new(NoFetch));
     let layer = JwtLayer::new(&[p], Labels::new(), cache, JwtSettings::default());
     let get = |path: &str| Request::builder().uri(path).body(String::new()).unwrap();
-    assert_eq!(call(&layer, get("/api/x")).await.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(call(&layer, get("/api/health")).await.status(), StatusCode::OK);
+    assert_eq!(
+        call(&layer, get("/api/x")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&layer, get("/api/health")).await.status(),
+        StatusCode::OK
+    );
     assert_eq!(call(&layer, get("/public")).await.status(), StatusCode::OK);
     // Outside the triggered paths a bad token is not even looked at.
     let req = Request::builder()
@@ -92,14 +105,23 @@ async fn token_locations() {
     let req = |b: http::request::Builder| b.body(String::new()).unwrap();
     let ok = |res: Response<String>| {
         assert_eq!(res.status(), StatusCode::OK, "{}", res.body());
-        assert_eq!(res.headers()["x-test-principal"], "https://issuer.example/alice");
+        assert_eq!(
+            res.headers()["x-test-principal"],
+            "https://issuer.example/alice"
+        );
     };
     ok(call(
         &layer,
-        req(Request::builder().uri("/").header("x-jwt", format!("Token {token}"))),
+        req(Request::builder()
+            .uri("/")
+            .header("x-jwt", format!("Token {token}"))),
     )
     .await);
-    ok(call(&layer, req(Request::builder().uri(format!("/?a=1&tok={token}")))).await);
+    ok(call(
+        &layer,
+        req(Request::builder().uri(format!("/?a=1&tok={token}"))),
+    )
+    .await);
     ok(call(
         &layer,
         req(Request::builder()
@@ -111,12 +133,20 @@ async fn token_locations() {
     let res = call(&layer, bearer(&token)).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     // A header without the prefix is no token.
-    let res = call(&layer, req(Request::builder().uri("/").header("x-jwt", token.clone()))).await;
+    let res = call(
+        &layer,
+        req(Request::builder().uri("/").header("x-jwt", token.clone())),
+    )
+    .await;
     assert_eq!(res.into_body(), "Jwt is missing");
 
     // Defaults: bearer, then access_token.
     let layer = inline_layer(vec![rule(ISS, JwksSource::Inline(jwks(&[&RSA])))], true);
-    ok(call(&layer, req(Request::builder().uri(format!("/x?access_token={token}")))).await);
+    ok(call(
+        &layer,
+        req(Request::builder().uri(format!("/x?access_token={token}"))),
+    )
+    .await);
     ok(call(
         &layer,
         req(Request::builder()
@@ -143,14 +173,18 @@ async fn outputs_and_forwarding() {
     c["org"] = json!({"tenant": 7});
     let token = sign(&RSA, &c);
     let mut req = bearer(&token);
-    req.headers_mut().insert("x-absent", "forged".parse().unwrap());
+    req.headers_mut()
+        .insert("x-absent", "forged".parse().unwrap());
     let res = call(&layer, req).await;
     assert_eq!(res.status(), StatusCode::OK);
     let h = res.headers();
     assert_eq!(h["x-sub"], "alice");
     assert_eq!(h["x-groups"], "a,b");
     assert_eq!(h["x-tenant"], "7");
-    assert!(h.get("x-absent").is_none(), "a client cannot forge an output header");
+    assert!(
+        h.get("x-absent").is_none(),
+        "a client cannot forge an output header"
+    );
     assert_eq!(h["x-jwt-payload"], token.split('.').nth(1).unwrap());
     assert_eq!(h["authorization"], format!("Bearer {token}"));
 
@@ -169,7 +203,10 @@ async fn update_swaps_policies() {
     let layer = default_layer();
     let get = || Request::builder().uri("/").body(String::new()).unwrap();
     assert_eq!(call(&layer, get()).await.status(), StatusCode::OK);
-    layer.update(&[policy(vec![rule(ISS, JwksSource::Inline(jwks(&[&RSA])))], true)]);
+    layer.update(&[policy(
+        vec![rule(ISS, JwksSource::Inline(jwks(&[&RSA])))],
+        true,
+    )]);
     assert_eq!(call(&layer, get()).await.status(), StatusCode::UNAUTHORIZED);
     layer.update(&[]);
     assert!(layer.is_empty());
@@ -225,7 +262,10 @@ async fn placeholder_jwks_uri_refuses_tokens() {
     let cache = JwksCache::with_fetcher(JwksSettings::default(), std::sync::Arc::new(NoFetch));
     let layer = JwtLayer::new(
         &[policy(
-            vec![rule("{YOUR_DOMAIN}", JwksSource::Uri("{YOUR_JWT_URI}".into()))],
+            vec![rule(
+                "{YOUR_DOMAIN}",
+                JwksSource::Uri("{YOUR_JWT_URI}".into()),
+            )],
             true,
         )],
         Labels::new(),
@@ -245,29 +285,58 @@ async fn non_ascii_tokens_are_refused_not_ignored() {
     use http::HeaderValue;
     let with = |name: &str, value: &[u8]| {
         let mut req = Request::builder().uri("/api").body(String::new()).unwrap();
-        req.headers_mut()
-            .insert(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_bytes(value).unwrap());
+        req.headers_mut().insert(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_bytes(value).unwrap(),
+        );
         req
     };
     let refused = |res: Response<String>| {
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{}", res.body());
-        assert_eq!(res.headers()["www-authenticate"], "Bearer error=\"invalid_token\"");
+        assert_eq!(
+            res.headers()["www-authenticate"],
+            "Bearer error=\"invalid_token\""
+        );
         assert!(res.headers().get("x-test-principal").is_none());
     };
     // Not required: an ignored token would pass with 200.
     let layer = default_layer();
     // The fuzzer's input (UTF-8 `ϱ` inside), then bytes that are not UTF-8 at all.
-    refused(call(&layer, with("authorization", b"Bearer eyJhbGteyJ0eXAiOiJciOziIIJU\xcf\xb1iIsImt6ZCIpKV")).await);
+    refused(
+        call(
+            &layer,
+            with(
+                "authorization",
+                b"Bearer eyJhbGteyJ0eXAiOiJciOziIIJU\xcf\xb1iIsImt6ZCIpKV",
+            ),
+        )
+        .await,
+    );
     refused(call(&layer, with("authorization", b"Bearer abc\xff.def.ghi")).await);
 
     let token = sign(&RSA, &claims(ISS));
     let mut r = rule(ISS, JwksSource::Inline(jwks(&[&RSA])));
     r.from_cookies = vec!["session".into()];
     let layer = inline_layer(vec![r], false);
-    let res = call(&layer, with("cookie", format!("lang=fr\u{e9}; session=\"{token}\"").as_bytes())).await;
+    let res = call(
+        &layer,
+        with(
+            "cookie",
+            format!("lang=fr\u{e9}; session=\"{token}\"").as_bytes(),
+        ),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::OK, "{}", res.body());
-    assert_eq!(res.headers()["x-test-principal"], "https://issuer.example/alice");
+    assert_eq!(
+        res.headers()["x-test-principal"],
+        "https://issuer.example/alice"
+    );
     refused(call(&layer, with("cookie", b"a=b; session=\xfe\xff")).await);
     // An empty cookie value is still no token.
-    assert_eq!(call(&layer, with("cookie", b"session=; lang=fr\xc3\xa9")).await.status(), StatusCode::OK);
+    assert_eq!(
+        call(&layer, with("cookie", b"session=; lang=fr\xc3\xa9"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
 }

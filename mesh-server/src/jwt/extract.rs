@@ -55,7 +55,10 @@ impl Location {
                         return None;
                     }
                     let unquoted = v.strip_prefix(b"\"").unwrap_or(v);
-                    Some(token_text(unquoted.strip_suffix(b"\"").unwrap_or(unquoted)).unwrap_or(NOT_TEXT))
+                    Some(
+                        token_text(unquoted.strip_suffix(b"\"").unwrap_or(unquoted))
+                            .unwrap_or(NOT_TEXT),
+                    )
                 })
             }),
         }
@@ -101,8 +104,14 @@ struct Inner {
 impl Principal {
     /// A principal from verified claims (`iss` and `sub` may be absent: empty then).
     pub fn from_claims(claims: serde_json::Value) -> Self {
-        let iss = claims.get("iss").and_then(|v| v.as_str()).unwrap_or_default();
-        let sub = claims.get("sub").and_then(|v| v.as_str()).unwrap_or_default();
+        let iss = claims
+            .get("iss")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let sub = claims
+            .get("sub")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
         let principal = format!("{iss}/{sub}");
         Self {
             inner: Arc::new(Inner {
@@ -128,7 +137,10 @@ impl Principal {
 
     /// `sub`.
     pub fn subject(&self) -> &str {
-        self.inner.principal.get(self.inner.sub_start..).unwrap_or_default()
+        self.inner
+            .principal
+            .get(self.inner.sub_start..)
+            .unwrap_or_default()
     }
 
     /// Every claim of the token (`request.auth.claims`).
@@ -138,7 +150,8 @@ impl Principal {
 
     /// A nested claim: `claim(&["realm_access", "roles"])`.
     pub fn claim<S: AsRef<str>>(&self, path: &[S]) -> Option<&serde_json::Value> {
-        path.iter().try_fold(&self.inner.claims, |v, k| v.get(k.as_ref()))
+        path.iter()
+            .try_fold(&self.inner.claims, |v, k| v.get(k.as_ref()))
     }
 
     /// `aud` as a list (`request.auth.audiences`).
@@ -176,14 +189,21 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     type Rejection = MissingPrincipal;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Principal>().cloned().ok_or(MissingPrincipal(()))
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or(MissingPrincipal(()))
     }
 }
 
 impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
         Ok(parts.extensions.get::<Principal>().cloned())
     }
 }

@@ -58,7 +58,9 @@ where
             #[allow(clippy::expect_used)]
             KindProj::Reject { res } => {
                 // A future is not polled again after it returned Ready.
-                Poll::Ready(Ok(res.take().expect("jwt ResponseFuture polled after completion"))) // invariant: see above
+                Poll::Ready(Ok(res
+                    .take()
+                    .expect("jwt ResponseFuture polled after completion"))) // invariant: see above
             }
             KindProj::Wait { fut } => fut.as_mut().poll(cx),
         }

@@ -181,7 +181,10 @@ impl JwksCache {
     /// The current keys for `uri`, if an entry exists and has fetched them.
     pub fn keys(&self, uri: &str) -> Option<Arc<KeySet>> {
         let entries = self.inner.entries.lock().ok()?;
-        entries.get(uri).and_then(Weak::upgrade).and_then(|e| e.current())
+        entries
+            .get(uri)
+            .and_then(Weak::upgrade)
+            .and_then(|e| e.current())
     }
 
     /// The entry for `uri`, created (and its fetch task started, when a runtime is running) if
@@ -330,7 +333,11 @@ async fn run(weak: Weak<Entry>, wake: Arc<Notify>) {
     let mut backoff: Option<Duration> = None;
     loop {
         let Some(entry) = weak.upgrade() else { return };
-        let fetched = tokio::time::timeout(entry.timeout, entry.fetcher.fetch(&entry.uri, entry.timeout)).await;
+        let fetched = tokio::time::timeout(
+            entry.timeout,
+            entry.fetcher.fetch(&entry.uri, entry.timeout),
+        )
+        .await;
         let result = match fetched {
             Ok(Ok(doc)) => KeySet::from_jwks(&doc),
             Ok(Err(e)) => Err(e),

@@ -40,10 +40,25 @@ impl Scripted {
 }
 
 impl JwksFetcher for Scripted {
-    fn fetch(&self, uri: &str, _timeout: Duration) -> BoxFuture<'static, Result<String, JwksError>> {
-        *self.calls.lock().unwrap().entry(uri.to_owned()).or_default() += 1;
+    fn fetch(
+        &self,
+        uri: &str,
+        _timeout: Duration,
+    ) -> BoxFuture<'static, Result<String, JwksError>> {
+        *self
+            .calls
+            .lock()
+            .unwrap()
+            .entry(uri.to_owned())
+            .or_default() += 1;
         self.total.fetch_add(1, Ordering::SeqCst);
-        let script = self.scripts.lock().unwrap().get(uri).cloned().unwrap_or(Script::Fail);
+        let script = self
+            .scripts
+            .lock()
+            .unwrap()
+            .get(uri)
+            .cloned()
+            .unwrap_or(Script::Fail);
         let uri = uri.to_owned();
         Box::pin(async move {
             match script {
@@ -63,7 +78,10 @@ const B: &str = "https://b.example/jwks";
 
 fn setup() -> (Arc<Scripted>, JwksCache) {
     let f = Arc::new(Scripted::default());
-    (f.clone(), JwksCache::with_fetcher(JwksSettings::default(), f))
+    (
+        f.clone(),
+        JwksCache::with_fetcher(JwksSettings::default(), f),
+    )
 }
 
 async fn settle() {
@@ -107,12 +125,18 @@ async fn refreshes_periodically_and_keeps_keys_through_an_outage() {
     f.set(A, Script::Doc(jwks(&[&k2])));
     tokio::time::sleep(Duration::from_secs(2 * 60)).await;
     assert_eq!(f.calls(A), 2);
-    assert!(entry.current().unwrap().has_kid("k2"), "refreshed keys are used");
+    assert!(
+        entry.current().unwrap().has_kid("k2"),
+        "refreshed keys are used"
+    );
 
     f.set(A, Script::Fail);
     tokio::time::sleep(Duration::from_secs(20 * 60 + 10)).await;
     assert!(f.calls(A) >= 3);
-    assert!(entry.current().unwrap().has_kid("k2"), "the last good keys stay in use");
+    assert!(
+        entry.current().unwrap().has_kid("k2"),
+        "the last good keys stay in use"
+    );
     assert!(cache.stats().fetch_failures.load(Ordering::Relaxed) >= 1);
 }
 
@@ -150,13 +174,17 @@ async fn unknown_kid_triggers_a_refetch_then_succeeds() {
     );
     settle().await;
     assert_eq!(
-        call(&layer, bearer(&sign(&old, &claims("iss")))).await.status(),
+        call(&layer, bearer(&sign(&old, &claims("iss"))))
+            .await
+            .status(),
         StatusCode::OK
     );
     // The issuer rotates its keys.
     f.set(A, Script::Doc(jwks(&[&old, &new])));
     assert_eq!(
-        call(&layer, bearer(&sign(&new, &claims("iss")))).await.status(),
+        call(&layer, bearer(&sign(&new, &claims("iss"))))
+            .await
+            .status(),
         StatusCode::OK
     );
     assert_eq!(f.calls(A), 2);
@@ -180,7 +208,12 @@ async fn a_dead_issuer_does_not_block_another() {
         rule("a", JwksSource::Uri(A.into())),
         rule("b", JwksSource::Uri(B.into())),
     ];
-    let layer = JwtLayer::new(&[policy(rules, false)], Labels::new(), cache, JwtSettings::default());
+    let layer = JwtLayer::new(
+        &[policy(rules, false)],
+        Labels::new(),
+        cache,
+        JwtSettings::default(),
+    );
     settle().await;
     let res = call(&layer, bearer(&sign(&kb, &claims("b")))).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -191,7 +224,9 @@ async fn a_dead_issuer_does_not_block_another() {
     assert_eq!(res.into_body(), JwtError::KeysUnavailable.body());
     // ...and B still answers at once.
     assert_eq!(
-        call(&layer, bearer(&sign(&kb, &claims("b")))).await.status(),
+        call(&layer, bearer(&sign(&kb, &claims("b"))))
+            .await
+            .status(),
         StatusCode::OK
     );
 }
@@ -203,14 +238,21 @@ async fn keys_survive_a_reload_and_unused_entries_stop() {
     f.set(A, Script::Doc(jwks(&[&k])));
     f.set(B, Script::Doc(jwks(&[&k])));
     let p = |uri: &str| policy(vec![rule("iss", JwksSource::Uri(uri.into()))], true);
-    let layer = JwtLayer::new(&[p(A)], Labels::new(), cache.clone(), JwtSettings::default());
+    let layer = JwtLayer::new(
+        &[p(A)],
+        Labels::new(),
+        cache.clone(),
+        JwtSettings::default(),
+    );
     settle().await;
     assert_eq!(f.calls(A), 1);
     layer.update(&[p(A)]);
     settle().await;
     assert_eq!(f.calls(A), 1, "the reloaded layer reuses the cached keys");
     assert_eq!(
-        call(&layer, bearer(&sign(&k, &claims("iss")))).await.status(),
+        call(&layer, bearer(&sign(&k, &claims("iss"))))
+            .await
+            .status(),
         StatusCode::OK
     );
     assert!(cache.keys(A).is_some());
@@ -241,6 +283,9 @@ fn key_set_parsing_skips_unusable_keys() {
         KeySet::from_jwks(r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#).unwrap_err(),
         JwksError::NoUsableKey
     );
-    assert!(matches!(KeySet::from_jwks("nope"), Err(JwksError::Format(_))));
+    assert!(matches!(
+        KeySet::from_jwks("nope"),
+        Err(JwksError::Format(_))
+    ));
     assert!(matches!(KeySet::from_jwks("{}"), Err(JwksError::Format(_))));
 }

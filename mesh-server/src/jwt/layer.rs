@@ -35,7 +35,12 @@ impl std::fmt::Debug for JwtLayer {
 
 impl JwtLayer {
     /// The layer of the workload labelled `labels`: the policies whose selector selects it.
-    pub fn new(policies: &[AuthnPolicy], labels: Labels, cache: JwksCache, settings: JwtSettings) -> Self {
+    pub fn new(
+        policies: &[AuthnPolicy],
+        labels: Labels,
+        cache: JwksCache,
+        settings: JwtSettings,
+    ) -> Self {
         let auth = Authenticator::build(policies, &labels, &cache, settings.clone());
         Self {
             shared: Arc::new(Shared {
@@ -48,7 +53,12 @@ impl JwtLayer {
     }
 
     /// The layer from a whole config snapshot's `authentication` policies.
-    pub fn from_config(config: &MeshConfig, labels: Labels, cache: JwksCache, settings: JwtSettings) -> Self {
+    pub fn from_config(
+        config: &MeshConfig,
+        labels: Labels,
+        cache: JwksCache,
+        settings: JwtSettings,
+    ) -> Self {
         Self::new(&config.authentication, labels, cache, settings)
     }
 

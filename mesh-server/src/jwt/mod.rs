@@ -115,8 +115,14 @@ pub fn unauthorized<B: From<&'static str>>(err: &JwtError) -> Response<B> {
     let mut res = Response::new(B::from(err.body()));
     *res.status_mut() = err.status();
     let h = res.headers_mut();
-    h.insert(WWW_AUTHENTICATE, HeaderValue::from_static(err.www_authenticate()));
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static(err.www_authenticate()),
+    );
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     res
 }
 
@@ -176,8 +182,8 @@ where
 }
 
 #[cfg(test)]
-mod test_keys;
-#[cfg(test)]
 mod behaviour_tests;
+#[cfg(test)]
+mod test_keys;
 #[cfg(test)]
 mod tests;

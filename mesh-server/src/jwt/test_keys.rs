@@ -1,6 +1,12 @@
 //! Test helpers: key pairs made on the spot, JWKS documents and signed tokens.
 //! (Shared by the unit tests, the integration tests and the bench through `#[path]`.)
-#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

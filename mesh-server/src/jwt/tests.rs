@@ -18,7 +18,8 @@ use super::*;
 
 pub(super) const ISS: &str = "https://issuer.example";
 
-pub(super) static RSA: LazyLock<TestKey> = LazyLock::new(|| test_keys::key(Algorithm::RS256, "rsa", true));
+pub(super) static RSA: LazyLock<TestKey> =
+    LazyLock::new(|| test_keys::key(Algorithm::RS256, "rsa", true));
 static EC: LazyLock<TestKey> = LazyLock::new(|| test_keys::key(Algorithm::ES256, "ec", true));
 
 pub(super) fn rule(issuer: &str, jwks: JwksSource) -> JwtRule {
@@ -48,16 +49,28 @@ pub(super) fn policy(rules: Vec<JwtRule>, require_token: bool) -> AuthnPolicy {
 
 pub(super) fn inline_layer(rules: Vec<JwtRule>, require: bool) -> JwtLayer {
     let cache = JwksCache::with_fetcher(JwksSettings::default(), std::sync::Arc::new(NoFetch));
-    JwtLayer::new(&[policy(rules, require)], Labels::new(), cache, JwtSettings::default())
+    JwtLayer::new(
+        &[policy(rules, require)],
+        Labels::new(),
+        cache,
+        JwtSettings::default(),
+    )
 }
 
 pub(super) fn default_layer() -> JwtLayer {
-    inline_layer(vec![rule(ISS, JwksSource::Inline(jwks(&[&RSA, &EC])))], false)
+    inline_layer(
+        vec![rule(ISS, JwksSource::Inline(jwks(&[&RSA, &EC])))],
+        false,
+    )
 }
 
 pub(super) struct NoFetch;
 impl JwksFetcher for NoFetch {
-    fn fetch(&self, uri: &str, _: Duration) -> futures_util::future::BoxFuture<'static, Result<String, JwksError>> {
+    fn fetch(
+        &self,
+        uri: &str,
+        _: Duration,
+    ) -> futures_util::future::BoxFuture<'static, Result<String, JwksError>> {
         let uri = uri.to_owned();
         Box::pin(async move {
             Err(JwksError::Fetch {
@@ -71,26 +84,28 @@ impl JwksFetcher for NoFetch {
 /// Calls the layer over an echo service: the response carries the request's headers, plus
 /// `x-test-principal` when a principal was set.
 pub(super) async fn call(layer: &JwtLayer, req: Request<String>) -> Response<String> {
-    let svc =
-        tower::ServiceBuilder::new()
-            .layer(layer.clone())
-            .service(service_fn(|req: Request<String>| async move {
-                let mut res = Response::new(String::from("ok"));
-                *res.headers_mut() = req.headers().clone();
-                if let Some(p) = req.extensions().get::<Principal>() {
-                    res.headers_mut()
-                        .insert("x-test-principal", p.principal().parse().unwrap());
-                    // The contract with authorization: the same identity as `RequestAuth`.
-                    let auth = req
-                        .extensions()
-                        .get::<crate::authz::RequestAuth>()
-                        .expect("RequestAuth set with Principal");
-                    assert_eq!(auth.principal, p.principal());
-                    assert_eq!(auth.audiences, p.audiences());
-                    assert_eq!(Some(&serde_json::Value::Object(auth.claims.clone())), Some(p.claims()));
-                }
-                Ok::<_, Infallible>(res)
-            }));
+    let svc = tower::ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(service_fn(|req: Request<String>| async move {
+            let mut res = Response::new(String::from("ok"));
+            *res.headers_mut() = req.headers().clone();
+            if let Some(p) = req.extensions().get::<Principal>() {
+                res.headers_mut()
+                    .insert("x-test-principal", p.principal().parse().unwrap());
+                // The contract with authorization: the same identity as `RequestAuth`.
+                let auth = req
+                    .extensions()
+                    .get::<crate::authz::RequestAuth>()
+                    .expect("RequestAuth set with Principal");
+                assert_eq!(auth.principal, p.principal());
+                assert_eq!(auth.audiences, p.audiences());
+                assert_eq!(
+                    Some(&serde_json::Value::Object(auth.claims.clone())),
+                    Some(p.claims())
+                );
+            }
+            Ok::<_, Infallible>(res)
+        }));
     svc.oneshot(req).await.unwrap()
 }
 
@@ -117,7 +132,10 @@ async fn valid_token_sets_principal_and_strips_authorization() {
     let layer = default_layer();
     let res = call(&layer, bearer(&sign(&RSA, &claims(ISS)))).await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.headers()["x-test-principal"], "https://issuer.example/alice");
+    assert_eq!(
+        res.headers()["x-test-principal"],
+        "https://issuer.example/alice"
+    );
     assert!(
         res.headers().get("authorization").is_none(),
         "token must not be forwarded"
@@ -167,9 +185,16 @@ async fn hmac_with_the_public_key_as_secret_is_refused() {
     for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
         let mut h = Header::new(alg);
         h.kid = Some("rsa".into());
-        let forged =
-            jsonwebtoken::encode(&h, &claims(ISS), &EncodingKey::from_secret(RSA.public_pem.as_bytes())).unwrap();
-        assert_refused(status_body(&layer, &forged).await, JwtError::Algorithm.body());
+        let forged = jsonwebtoken::encode(
+            &h,
+            &claims(ISS),
+            &EncodingKey::from_secret(RSA.public_pem.as_bytes()),
+        )
+        .unwrap();
+        assert_refused(
+            status_body(&layer, &forged).await,
+            JwtError::Algorithm.body(),
+        );
     }
     // Even a JWKS publishing an `oct` key does not make HMAC acceptable.
     let secret = b"a shared secret of some length!!";
@@ -178,7 +203,10 @@ async fn hmac_with_the_public_key_as_secret_is_refused() {
     let mut h = Header::new(Algorithm::HS256);
     h.kid = Some("h".into());
     let token = jsonwebtoken::encode(&h, &claims(ISS), &EncodingKey::from_secret(secret)).unwrap();
-    assert_refused(status_body(&layer, &token).await, JwtError::Algorithm.body());
+    assert_refused(
+        status_body(&layer, &token).await,
+        JwtError::Algorithm.body(),
+    );
 }
 
 #[tokio::test]
@@ -275,14 +303,20 @@ async fn injected_clock_and_skew() {
         ..Default::default()
     };
     let layer = JwtLayer::new(
-        &[policy(vec![rule(ISS, JwksSource::Inline(jwks(&[&RSA])))], false)],
+        &[policy(
+            vec![rule(ISS, JwksSource::Inline(jwks(&[&RSA])))],
+            false,
+        )],
         Labels::new(),
         cache,
         settings,
     );
     let at = |exp: u64| sign(&RSA, &json!({"iss": ISS, "exp": exp}));
     assert_eq!(status_body(&layer, &at(1_000_001)).await.0, StatusCode::OK);
-    assert_refused(status_body(&layer, &at(1_000_000)).await, JwtError::Expired.body());
+    assert_refused(
+        status_body(&layer, &at(1_000_000)).await,
+        JwtError::Expired.body(),
+    );
 }
 
 #[tokio::test]
@@ -296,15 +330,24 @@ async fn issuer_and_audience() {
         JwtError::UnknownIssuer.body(),
     );
     c = claims(ISS);
-    assert_refused(status_body(&layer, &sign(&RSA, &c)).await, JwtError::Audience.body());
+    assert_refused(
+        status_body(&layer, &sign(&RSA, &c)).await,
+        JwtError::Audience.body(),
+    );
     c["aud"] = json!("svc-c");
-    assert_refused(status_body(&layer, &sign(&RSA, &c)).await, JwtError::Audience.body());
+    assert_refused(
+        status_body(&layer, &sign(&RSA, &c)).await,
+        JwtError::Audience.body(),
+    );
     c["aud"] = json!(["x", "svc-b"]);
     assert_eq!(status_body(&layer, &sign(&RSA, &c)).await.0, StatusCode::OK);
     c["aud"] = json!("svc-a");
     assert_eq!(status_body(&layer, &sign(&RSA, &c)).await.0, StatusCode::OK);
     let no_iss = sign(&RSA, &json!({"sub": "x"}));
-    assert_refused(status_body(&layer, &no_iss).await, JwtError::UnknownIssuer.body());
+    assert_refused(
+        status_body(&layer, &no_iss).await,
+        JwtError::UnknownIssuer.body(),
+    );
 }
 
 #[tokio::test]
@@ -321,10 +364,16 @@ async fn the_rule_is_chosen_by_issuer() {
         status_body(&layer, &sign(&other, &claims("other"))).await.0,
         StatusCode::OK
     );
-    assert_eq!(status_body(&layer, &sign(&RSA, &claims(ISS))).await.0, StatusCode::OK);
+    assert_eq!(
+        status_body(&layer, &sign(&RSA, &claims(ISS))).await.0,
+        StatusCode::OK
+    );
     // A token claiming ISS but signed with the other issuer's key.
     let ed_as_iss = sign(&other, &claims(ISS));
-    assert_refused(status_body(&layer, &ed_as_iss).await, JwtError::NoMatchingKey.body());
+    assert_refused(
+        status_body(&layer, &ed_as_iss).await,
+        JwtError::NoMatchingKey.body(),
+    );
 }
 
 #[tokio::test]
@@ -334,17 +383,33 @@ async fn tampering_is_detected() {
     let parts: Vec<&str> = token.split('.').collect();
     let mut c = claims(ISS);
     c["sub"] = json!("admin");
-    let tampered_payload = format!("{}.{}.{}", parts[0], b64(c.to_string().as_bytes()), parts[2]);
+    let tampered_payload = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64(c.to_string().as_bytes()),
+        parts[2]
+    );
     assert_refused(
         status_body(&layer, &tampered_payload).await,
         JwtError::BadSignature.body(),
     );
     let mut sig = parts[2].as_bytes().to_vec();
     sig[10] = if sig[10] == b'A' { b'B' } else { b'A' };
-    let tampered_sig = format!("{}.{}.{}", parts[0], parts[1], String::from_utf8(sig).unwrap());
-    assert_refused(status_body(&layer, &tampered_sig).await, JwtError::BadSignature.body());
+    let tampered_sig = format!(
+        "{}.{}.{}",
+        parts[0],
+        parts[1],
+        String::from_utf8(sig).unwrap()
+    );
+    assert_refused(
+        status_body(&layer, &tampered_sig).await,
+        JwtError::BadSignature.body(),
+    );
     let truncated_sig = format!("{}.{}.{}", parts[0], parts[1], &parts[2][..20]);
-    assert_refused(status_body(&layer, &truncated_sig).await, JwtError::BadSignature.body());
+    assert_refused(
+        status_body(&layer, &truncated_sig).await,
+        JwtError::BadSignature.body(),
+    );
 }
 
 #[tokio::test]
@@ -361,8 +426,14 @@ async fn malformed_tokens() {
         (format!("!!!.{p}.sig"), JwtError::Malformed),
         (format!("{h}.%%%.sig"), JwtError::Malformed),
         (format!("{}.{p}.sig", b64(b"not json")), JwtError::BadHeader),
-        (format!("{}.{p}.sig", b64(br#"{"typ":"JWT"}"#)), JwtError::BadHeader),
-        (format!("{h}.{}.sig", b64(b"{not json")), JwtError::BadPayload),
+        (
+            format!("{}.{p}.sig", b64(br#"{"typ":"JWT"}"#)),
+            JwtError::BadHeader,
+        ),
+        (
+            format!("{h}.{}.sig", b64(b"{not json")),
+            JwtError::BadPayload,
+        ),
         (format!("{h}.{}.sig", b64(b"[1,2]")), JwtError::BadPayload),
         (format!("{h}.{}.sig", b64(b"\"str\"")), JwtError::BadPayload),
     ];
@@ -380,5 +451,8 @@ async fn huge_tokens_are_refused_before_parsing() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body, JwtError::Malformed.body());
     let garbage = "A".repeat(64 * 1024);
-    assert_eq!(status_body(&layer, &garbage).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        status_body(&layer, &garbage).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 }

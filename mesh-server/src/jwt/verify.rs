@@ -44,7 +44,8 @@ impl KeySet {
     /// secrets, unsupported curves, malformed entries) are skipped; a set without any usable
     /// key is an error.
     pub fn from_jwks(doc: &str) -> Result<Self, JwksError> {
-        let v: serde_json::Value = serde_json::from_str(doc).map_err(|e| JwksError::Format(e.to_string()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(doc).map_err(|e| JwksError::Format(e.to_string()))?;
         let keys = v
             .get("keys")
             .and_then(|k| k.as_array())
@@ -166,24 +167,32 @@ pub(crate) fn parse(token: &str, max_len: usize) -> Result<Parsed<'_>, JwtError>
         });
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(JwtError::Malformed);
     };
     if h.is_empty() || p.is_empty() || s.is_empty() {
         return Err(JwtError::Malformed);
     }
     let header_bytes = URL_SAFE_NO_PAD.decode(h).map_err(|_| JwtError::Malformed)?;
-    let header: RawHeader = serde_json::from_slice(&header_bytes).map_err(|_| JwtError::BadHeader)?;
+    let header: RawHeader =
+        serde_json::from_slice(&header_bytes).map_err(|_| JwtError::BadHeader)?;
     let alg = match Algorithm::from_str(&header.alg) {
-        Ok(Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) | Err(_) => return Err(JwtError::Algorithm),
+        Ok(Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) | Err(_) => {
+            return Err(JwtError::Algorithm);
+        }
         Ok(a) => a,
     };
     let payload_bytes = URL_SAFE_NO_PAD.decode(p).map_err(|_| JwtError::Malformed)?;
-    let claims: serde_json::Value = serde_json::from_slice(&payload_bytes).map_err(|_| JwtError::BadPayload)?;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&payload_bytes).map_err(|_| JwtError::BadPayload)?;
     if !claims.is_object() {
         return Err(JwtError::BadPayload);
     }
-    let signing_input = token.get(..h.len() + 1 + p.len()).ok_or(JwtError::Malformed)?;
+    let signing_input = token
+        .get(..h.len() + 1 + p.len())
+        .ok_or(JwtError::Malformed)?;
     Ok(Parsed {
         alg,
         kid: header.kid,
@@ -218,7 +227,11 @@ pub(crate) struct ClaimChecks<'a> {
 }
 
 /// Verifies the signature with a matching key, then the claims.
-pub(crate) fn verify(token: &Parsed<'_>, keys: &KeySet, checks: ClaimChecks<'_>) -> Result<(), JwtError> {
+pub(crate) fn verify(
+    token: &Parsed<'_>,
+    keys: &KeySet,
+    checks: ClaimChecks<'_>,
+) -> Result<(), JwtError> {
     let mut candidates = keys
         .keys
         .iter()
@@ -232,8 +245,13 @@ pub(crate) fn verify(token: &Parsed<'_>, keys: &KeySet, checks: ClaimChecks<'_>)
         return Err(JwtError::NoMatchingKey);
     }
     let signed = candidates.any(|k| {
-        jsonwebtoken::crypto::verify(token.signature, token.signing_input.as_bytes(), &k.key, token.alg)
-            .unwrap_or(false)
+        jsonwebtoken::crypto::verify(
+            token.signature,
+            token.signing_input.as_bytes(),
+            &k.key,
+            token.alg,
+        )
+        .unwrap_or(false)
     });
     if !signed {
         return Err(JwtError::BadSignature);

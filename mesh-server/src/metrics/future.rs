@@ -35,7 +35,10 @@ pin_project! {
 
 impl<F> ResponseFuture<F> {
     pub(crate) fn new(inner: F, pending: Pending) -> Self {
-        ResponseFuture { inner, pending: Some(pending) }
+        ResponseFuture {
+            inner,
+            pending: Some(pending),
+        }
     }
 }
 
@@ -55,7 +58,11 @@ where
                     resp.status().as_u16(),
                     flags_label(resp.extensions().get::<ResponseFlags>()),
                     known_body_size(resp.headers(), resp.body()),
-                    if p.grpc { mesh_client::telemetry::grpc_status(resp.headers()) } else { None },
+                    if p.grpc {
+                        mesh_client::telemetry::grpc_status(resp.headers())
+                    } else {
+                        None
+                    },
                 ),
                 // The connection is dropped without an answer: Envoy reports code 0.
                 Err(_) => (0, Cow::Borrowed("-"), 0, None),

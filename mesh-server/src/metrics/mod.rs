@@ -56,7 +56,11 @@ pub struct ServerMetricsConfig {
 impl ServerMetricsConfig {
     /// A workload named `name` with `labels`, serving the service named by its `app` label (else
     /// `name`), in `namespace` (also the service's namespace when its host does not name one).
-    pub fn for_workload(name: &str, namespace: Option<&str>, labels: &mesh_core::policy::Labels) -> Self {
+    pub fn for_workload(
+        name: &str,
+        namespace: Option<&str>,
+        labels: &mesh_core::policy::Labels,
+    ) -> Self {
         let workload = WorkloadLabels::from_labels(name, namespace, labels);
         let host = labels.get("app").map(String::as_str).unwrap_or(name);
         let mut service = ServiceLabels::from_host(host);
@@ -81,10 +85,16 @@ impl Shared {
         let Some(meta) = headers.get(&peer::X_MESH_PEER_METADATA) else {
             return self.unknown_source.clone();
         };
-        self.sources.get_or_insert(meta, || match peer::decode(meta) {
-            Some(source) => PeerLabels::new(Reporter::Destination, source, self.workload.clone(), self.service.clone()),
-            None => self.unknown_source.clone(),
-        })
+        self.sources
+            .get_or_insert(meta, || match peer::decode(meta) {
+                Some(source) => PeerLabels::new(
+                    Reporter::Destination,
+                    source,
+                    self.workload.clone(),
+                    self.service.clone(),
+                ),
+                None => self.unknown_source.clone(),
+            })
     }
 }
 
@@ -119,7 +129,10 @@ impl<S> Layer<S> for ServerMetricsLayer {
     type Service = ServerMetrics<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ServerMetrics { inner, shared: self.shared.clone() }
+        ServerMetrics {
+            inner,
+            shared: self.shared.clone(),
+        }
     }
 }
 

@@ -14,7 +14,9 @@ fn config() -> ServerMetricsConfig {
     ServerMetricsConfig::for_workload("service2-v2", Some("default"), &l)
 }
 
-fn handler() -> impl Service<Request<String>, Response = Response<String>, Error = std::convert::Infallible> + Clone {
+fn handler()
+-> impl Service<Request<String>, Response = Response<String>, Error = std::convert::Infallible> + Clone
+{
     service_fn(|req: Request<String>| async move {
         tokio::time::sleep(Duration::from_millis(3)).await;
         let mut resp = Response::new("0123456789".to_owned());
@@ -32,17 +34,42 @@ fn handler() -> impl Service<Request<String>, Response = Response<String>, Error
 async fn records_destination_metrics() {
     let metrics = MeshMetrics::new();
     let svc = ServerMetricsLayer::new(metrics.clone(), config()).layer(handler());
-    let mut req = Request::builder().uri("/a").body("abcd".to_owned()).unwrap();
-    req.headers_mut().insert(&peer::X_MESH_PEER_METADATA, HeaderValue::from_static("workload=service1;namespace=default;app=service1;version=v1"));
+    let mut req = Request::builder()
+        .uri("/a")
+        .body("abcd".to_owned())
+        .unwrap();
+    req.headers_mut().insert(
+        &peer::X_MESH_PEER_METADATA,
+        HeaderValue::from_static("workload=service1;namespace=default;app=service1;version=v1"),
+    );
     svc.clone().oneshot(req).await.unwrap();
-    svc.clone().oneshot(Request::builder().uri("/limited").body(String::new()).unwrap()).await.unwrap();
+    svc.clone()
+        .oneshot(
+            Request::builder()
+                .uri("/limited")
+                .body(String::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
     let mut junk = Request::new(String::new());
-    junk.headers_mut().insert(&peer::X_MESH_PEER_METADATA, HeaderValue::from_static("nonsense"));
+    junk.headers_mut().insert(
+        &peer::X_MESH_PEER_METADATA,
+        HeaderValue::from_static("nonsense"),
+    );
     svc.oneshot(junk).await.unwrap();
 
     let text = metrics.encode_prometheus();
-    let find = |prefix: &str, needle: &str| text.lines().find(|l| l.starts_with(prefix) && l.contains(needle)).map(str::to_owned);
-    let ok = find("istio_requests_total{response_code=\"200\"", "source_workload=\"service1\"").expect(&text);
+    let find = |prefix: &str, needle: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix) && l.contains(needle))
+            .map(str::to_owned)
+    };
+    let ok = find(
+        "istio_requests_total{response_code=\"200\"",
+        "source_workload=\"service1\"",
+    )
+    .expect(&text);
     for want in [
         "reporter=\"destination\"",
         "source_app=\"service1\"",
@@ -61,16 +88,36 @@ async fn records_destination_metrics() {
     }
     assert!(ok.ends_with("} 1"), "{ok}");
     // Malformed metadata and no metadata both mean an unknown source: one series of two.
-    let unknown = find("istio_requests_total{response_code=\"200\"", "source_workload=\"unknown\"").expect(&text);
+    let unknown = find(
+        "istio_requests_total{response_code=\"200\"",
+        "source_workload=\"unknown\"",
+    )
+    .expect(&text);
     assert!(unknown.ends_with("} 1"), "{unknown}");
     let limited = find("istio_requests_total{response_code=\"429\"", "").expect(&text);
     assert!(limited.contains("response_flags=\"RL\""), "{limited}");
-    let bytes = find("istio_request_bytes_sum{response_code=\"200\"", "source_workload=\"service1\"").unwrap();
+    let bytes = find(
+        "istio_request_bytes_sum{response_code=\"200\"",
+        "source_workload=\"service1\"",
+    )
+    .unwrap();
     let value = |l: &str| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
     assert_eq!(value(&bytes), Some(4.0), "{bytes}");
-    let resp = find("istio_response_bytes_sum{response_code=\"200\"", "source_workload=\"service1\"").unwrap();
+    let resp = find(
+        "istio_response_bytes_sum{response_code=\"200\"",
+        "source_workload=\"service1\"",
+    )
+    .unwrap();
     assert_eq!(value(&resp), Some(10.0), "{resp}");
-    let le5 = find("istio_request_duration_milliseconds_bucket{response_code=\"429\"", "le=\"5\"").unwrap();
-    let le1 = find("istio_request_duration_milliseconds_bucket{response_code=\"429\"", "le=\"1\"").unwrap();
+    let le5 = find(
+        "istio_request_duration_milliseconds_bucket{response_code=\"429\"",
+        "le=\"5\"",
+    )
+    .unwrap();
+    let le1 = find(
+        "istio_request_duration_milliseconds_bucket{response_code=\"429\"",
+        "le=\"1\"",
+    )
+    .unwrap();
     assert!(le5.ends_with(" 1") && le1.ends_with(" 0"), "{le1}\n{le5}");
 }

@@ -50,7 +50,11 @@ impl fmt::Display for RateLimited {
             Scope::Identity => "identity",
             Scope::Override => "override",
         };
-        write!(f, "rate limited by the {scope} limit: retry in {:?}", self.wait)
+        write!(
+            f,
+            "rate limited by the {scope} limit: retry in {:?}",
+            self.wait
+        )
     }
 }
 

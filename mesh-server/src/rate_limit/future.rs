@@ -27,11 +27,15 @@ pin_project! {
 
 impl<F> ResponseFuture<F> {
     pub(super) fn limited(error: RateLimited) -> Self {
-        Self { state: State::Limited { error: Some(error) } }
+        Self {
+            state: State::Limited { error: Some(error) },
+        }
     }
 
     pub(super) fn inner(fut: F) -> Self {
-        Self { state: State::Inner { fut } }
+        Self {
+            state: State::Inner { fut },
+        }
     }
 }
 

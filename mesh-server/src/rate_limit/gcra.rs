@@ -21,7 +21,10 @@ impl Rate {
     pub(crate) fn per_second(rps: u32) -> Self {
         let rps = u64::from(rps.max(1));
         let interval = (NANOS_PER_SEC / rps).max(1);
-        Self { interval, tolerance: interval.saturating_mul(rps - 1) }
+        Self {
+            interval,
+            tolerance: interval.saturating_mul(rps - 1),
+        }
     }
 
     /// Tries to take a token at `now` (nanoseconds since the limiter's epoch) from the bucket
@@ -50,7 +53,10 @@ pub(crate) struct Bucket {
 
 impl Bucket {
     pub(crate) fn new(rate: Rate) -> Self {
-        Self { rate, tat: AtomicU64::new(0) }
+        Self {
+            rate,
+            tat: AtomicU64::new(0),
+        }
     }
 
     /// Takes a token at `now`, or says how long to wait for one.
@@ -58,7 +64,10 @@ impl Bucket {
         let mut current = self.tat.load(Ordering::Acquire);
         loop {
             let next = self.rate.take(current, now)?;
-            match self.tat.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
+            match self
+                .tat
+                .compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) => return Ok(()),
                 Err(actual) => current = actual,
             }

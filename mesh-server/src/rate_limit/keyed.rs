@@ -23,15 +23,24 @@ impl KeyedBuckets {
     /// Buckets at `rate`, remembering at most about `max_keys` clients.
     pub(crate) fn new(rate: Rate, max_keys: usize) -> Self {
         let shards = (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect();
-        Self { rate, hasher: RandomState::new(), shards, per_shard: max_keys.div_ceil(SHARDS).max(1) }
+        Self {
+            rate,
+            hasher: RandomState::new(),
+            shards,
+            per_shard: max_keys.div_ceil(SHARDS).max(1),
+        }
     }
 
     /// Takes a token for `key` at `now`.
     pub(crate) fn try_acquire(&self, key: &str, now: u64) -> Result<(), Duration> {
         let index = (self.hasher.hash_one(key) as usize) % self.shards.len();
-        let Some(shard) = self.shards.get(index) else { return Ok(()) };
+        let Some(shard) = self.shards.get(index) else {
+            return Ok(());
+        };
         // A panic while holding the lock cannot leave the map inconsistent: recover it.
-        let mut map = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut map = shard
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(tat) = map.get_mut(key) {
             *tat = self.rate.take(*tat, now)?;
             return Ok(());
@@ -47,7 +56,10 @@ impl KeyedBuckets {
     /// How many clients are remembered.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().map(|m| m.len()).unwrap_or(0)).sum()
+        self.shards
+            .iter()
+            .map(|s| s.lock().map(|m| m.len()).unwrap_or(0))
+            .sum()
     }
 }
 
@@ -57,11 +69,18 @@ fn evict(map: &mut HashMap<Box<str>, u64>, now: u64) {
     let before = map.len();
     map.retain(|_, tat| !Rate::is_idle(*tat, now));
     if map.len() == before {
-        if let Some(oldest) = map.iter().min_by_key(|(_, tat)| **tat).map(|(k, _)| k.clone()) {
+        if let Some(oldest) = map
+            .iter()
+            .min_by_key(|(_, tat)| **tat)
+            .map(|(k, _)| k.clone())
+        {
             map.remove(&oldest);
         }
     }
-    tracing::debug!(evicted = before - map.len(), "rate limit: forgot idle clients");
+    tracing::debug!(
+        evicted = before - map.len(),
+        "rate limit: forgot idle clients"
+    );
 }
 
 #[cfg(test)]

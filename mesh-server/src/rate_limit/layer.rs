@@ -14,7 +14,9 @@ pub struct RateLimitLayer {
 impl RateLimitLayer {
     /// A layer with its own buckets, shared by every service it makes.
     pub fn new(settings: RateLimitSettings) -> Self {
-        Self::shared(Arc::new(ArcSwapOption::from_pointee(RateLimiter::new(settings))))
+        Self::shared(Arc::new(ArcSwapOption::from_pointee(RateLimiter::new(
+            settings,
+        ))))
     }
 
     /// A layer reading its limiter from a lock-free cell that a reload can swap (`None`: no limit).
@@ -27,6 +29,9 @@ impl<S> Layer<S> for RateLimitLayer {
     type Service = RateLimit<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RateLimit { inner, limiter: self.limiter.clone() }
+        RateLimit {
+            inner,
+            limiter: self.limiter.clone(),
+        }
     }
 }

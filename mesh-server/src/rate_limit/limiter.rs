@@ -24,7 +24,12 @@ pub struct RateLimitSettings {
 
 impl Default for RateLimitSettings {
     fn default() -> Self {
-        Self { total_rps: None, identity_rps: None, overrides: Vec::new(), max_identities: 10_000 }
+        Self {
+            total_rps: None,
+            identity_rps: None,
+            overrides: Vec::new(),
+            max_identities: 10_000,
+        }
     }
 }
 
@@ -41,12 +46,19 @@ impl RateLimitSettings {
 
     /// Only the total limit (for a limiter placed before authentication).
     pub fn total_only(&self) -> Self {
-        Self { identity_rps: None, overrides: Vec::new(), ..self.clone() }
+        Self {
+            identity_rps: None,
+            overrides: Vec::new(),
+            ..self.clone()
+        }
     }
 
     /// Only the per-client limits (for a limiter placed after authentication).
     pub fn per_client_only(&self) -> Self {
-        Self { total_rps: None, ..self.clone() }
+        Self {
+            total_rps: None,
+            ..self.clone()
+        }
     }
 
     /// Whether these settings limit anything.
@@ -78,12 +90,19 @@ impl RateLimiter {
         Self {
             epoch: Instant::now(),
             total: per_second(settings.total_rps),
-            identity: settings.identity_rps.map(|r| KeyedBuckets::new(Rate::per_second(r), settings.max_identities)),
+            identity: settings
+                .identity_rps
+                .map(|r| KeyedBuckets::new(Rate::per_second(r), settings.max_identities)),
             anonymous: per_second(settings.identity_rps),
             overrides: settings
                 .overrides
                 .iter()
-                .map(|o| (o.clients.iter().map(|c| Box::from(c.as_str())).collect(), Bucket::new(Rate::per_second(o.rps))))
+                .map(|o| {
+                    (
+                        o.clients.iter().map(|c| Box::from(c.as_str())).collect(),
+                        Bucket::new(Rate::per_second(o.rps)),
+                    )
+                })
                 .collect(),
             settings,
         }
@@ -97,13 +116,22 @@ impl RateLimiter {
     /// Admits one request from `identity` (a peer or request principal), or says how long to
     /// wait.
     pub fn check(&self, identity: Option<&str>) -> Result<(), RateLimited> {
-        let now = u64::try_from(Instant::now().saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
+        let now = u64::try_from(
+            Instant::now()
+                .saturating_duration_since(self.epoch)
+                .as_nanos(),
+        )
+        .unwrap_or(u64::MAX);
         let limited = |scope| move |wait: Duration| RateLimited::new(scope, wait);
         if let Some(total) = &self.total {
             total.try_acquire(now).map_err(limited(Scope::Total))?;
         }
         if let Some(id) = identity {
-            if let Some((_, bucket)) = self.overrides.iter().find(|(clients, _)| clients.iter().any(|c| names(id, c))) {
+            if let Some((_, bucket)) = self
+                .overrides
+                .iter()
+                .find(|(clients, _)| clients.iter().any(|c| names(id, c)))
+            {
                 return bucket.try_acquire(now).map_err(limited(Scope::Override));
             }
             if let Some(keyed) = &self.identity {
@@ -120,5 +148,7 @@ impl RateLimiter {
 /// `/name` (the `sa/NAME` of a SPIFFE identity, the `sub` of a request principal `iss/sub`).
 fn names(identity: &str, name: &str) -> bool {
     identity == name
-        || identity.strip_suffix(name).is_some_and(|head| head.ends_with('/'))
+        || identity
+            .strip_suffix(name)
+            .is_some_and(|head| head.ends_with('/'))
 }

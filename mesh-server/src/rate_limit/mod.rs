@@ -53,8 +53,8 @@ pub use future::ResponseFuture;
 pub use layer::RateLimitLayer;
 pub use limiter::{RateLimitSettings, RateLimiter};
 
-use crate::authz::{PeerIdentity, RequestAuth};
 use crate::BoxError;
+use crate::authz::{PeerIdentity, RequestAuth};
 
 /// Middleware refusing requests over their limits; see the [module docs](self).
 #[derive(Clone, Debug)]
@@ -66,7 +66,10 @@ pub struct RateLimit<S> {
 impl<S> RateLimit<S> {
     /// Wraps `inner` with fresh buckets.
     pub fn new(inner: S, settings: RateLimitSettings) -> Self {
-        Self { inner, limiter: Arc::new(ArcSwapOption::from_pointee(RateLimiter::new(settings))) }
+        Self {
+            inner,
+            limiter: Arc::new(ArcSwapOption::from_pointee(RateLimiter::new(settings))),
+        }
     }
 
     /// A layer; see [`RateLimitLayer`].

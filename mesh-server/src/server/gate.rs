@@ -32,7 +32,9 @@ pub(super) struct Policies {
 
 impl std::fmt::Debug for Policies {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Policies").field("workload", &self.workload).finish_non_exhaustive()
+        f.debug_struct("Policies")
+            .field("workload", &self.workload)
+            .finish_non_exhaustive()
     }
 }
 
@@ -59,7 +61,10 @@ impl Policies {
             return;
         }
         // A poisoned lock guards no data: carry on.
-        let _guard = self.rebuild.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = self
+            .rebuild
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         // Read again under the lock: the newest snapshot wins.
         let config = self.source.snapshot();
         if self.is_current(&config) {
@@ -69,13 +74,22 @@ impl Policies {
         match AuthzEngine::for_workload(&config.authorization, &w.namespace, &w.labels) {
             Ok(engine) => self.authz.store(Arc::new(engine)),
             // Only hand-built configs can fail here (the loader checks first): keep the last good.
-            Err(error) => tracing::error!(%error, workload = %w.service, "authorization policies refused; keeping the previous ones"),
+            Err(error) => {
+                tracing::error!(%error, workload = %w.service, "authorization policies refused; keeping the previous ones")
+            }
         }
         let mut limits = config.rate_limits.iter().filter(|p| {
-            let ns = if p.origin.namespace.is_empty() { "default" } else { p.origin.namespace.as_str() };
+            let ns = if p.origin.namespace.is_empty() {
+                "default"
+            } else {
+                p.origin.namespace.as_str()
+            };
             p.target == w.service && ns == w.namespace
         });
-        let settings = limits.next().map(RateLimitSettings::from_policy).unwrap_or_default();
+        let settings = limits
+            .next()
+            .map(RateLimitSettings::from_policy)
+            .unwrap_or_default();
         if let Some(extra) = limits.next() {
             tracing::warn!(policy = %extra.origin.name, workload = %w.service, "more than one rate limit policy targets this workload; using the first");
         }
@@ -116,7 +130,10 @@ impl Policies {
     }
 
     fn is_current(&self, config: &Arc<MeshConfig>) -> bool {
-        self.seen.load().as_ref().is_some_and(|seen| Arc::ptr_eq(seen, config))
+        self.seen
+            .load()
+            .as_ref()
+            .is_some_and(|seen| Arc::ptr_eq(seen, config))
     }
 }
 
@@ -157,20 +174,32 @@ pub struct Gate<D, E> {
 
 impl<D, E> Gate<D, E> {
     pub(super) fn new(direct: D, enforce: E, policies: Arc<Policies>) -> Self {
-        Self { direct, enforce, policies, route: Route::Enforce }
+        Self {
+            direct,
+            enforce,
+            policies,
+            route: Route::Enforce,
+        }
     }
 }
 
 impl<D: Clone, E: Clone> Clone for Gate<D, E> {
     fn clone(&self) -> Self {
         // A clone has not been polled: it has chosen no route, and enforcing is the safe default.
-        Self::new(self.direct.clone(), self.enforce.clone(), self.policies.clone())
+        Self::new(
+            self.direct.clone(),
+            self.enforce.clone(),
+            self.policies.clone(),
+        )
     }
 }
 
 impl<D, E> std::fmt::Debug for Gate<D, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gate").field("policies", &self.policies).field("route", &self.route).finish_non_exhaustive()
+        f.debug_struct("Gate")
+            .field("policies", &self.policies)
+            .field("route", &self.route)
+            .finish_non_exhaustive()
     }
 }
 
@@ -197,8 +226,16 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         match self.route {
-            Route::Direct => GateFuture { kind: Kind::Direct { fut: self.direct.call(req) } },
-            Route::Enforce => GateFuture { kind: Kind::Enforce { fut: self.enforce.call(req) } },
+            Route::Direct => GateFuture {
+                kind: Kind::Direct {
+                    fut: self.direct.call(req),
+                },
+            },
+            Route::Enforce => GateFuture {
+                kind: Kind::Enforce {
+                    fut: self.enforce.call(req),
+                },
+            },
         }
     }
 }

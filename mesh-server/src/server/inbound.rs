@@ -35,7 +35,9 @@ pub struct InboundService<S> {
 
 impl<S: Clone> Clone for InboundService<S> {
     fn clone(&self) -> Self {
-        Self { inner: self.inner.clone() }
+        Self {
+            inner: self.inner.clone(),
+        }
     }
 }
 
@@ -68,7 +70,10 @@ where
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        InboundFuture { inner: self.inner.call(req), _body: PhantomData }
+        InboundFuture {
+            inner: self.inner.call(req),
+            _body: PhantomData,
+        }
     }
 }
 
@@ -138,7 +143,9 @@ where
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        IntoBodyFuture { inner: self.inner.call(req) }
+        IntoBodyFuture {
+            inner: self.inner.call(req),
+        }
     }
 }
 
@@ -159,6 +166,9 @@ where
     type Output = Result<Response<Body>, E>;
 
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().inner.poll(cx).map_ok(|res| res.map(Body::new))
+        self.project()
+            .inner
+            .poll(cx)
+            .map_ok(|res| res.map(Body::new))
     }
 }

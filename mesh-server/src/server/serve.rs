@@ -19,7 +19,11 @@ use super::*;
 /// Each connection keeps its own clone of `service` and calls it directly when it is ready at
 /// once (an axum `Router` and [`InboundService`] always are): no clone per request. A service
 /// that is not ready yet is cloned for that request, which waits for readiness on its own.
-pub async fn serve<S, B>(listener: TcpListener, service: S, shutdown: impl Future<Output = ()> + Send) -> io::Result<()>
+pub async fn serve<S, B>(
+    listener: TcpListener,
+    service: S,
+    shutdown: impl Future<Output = ()> + Send,
+) -> io::Result<()>
 where
     S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -46,8 +50,15 @@ where
         };
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or(fallback_local);
-        let svc = Connection { service: RefCell::new(service.clone()), spare: service.clone(), remote, local };
-        let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+        let svc = Connection {
+            service: RefCell::new(service.clone()),
+            spare: service.clone(),
+            remote,
+            local,
+        };
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), svc)
+            .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(error) = conn.await {
@@ -56,7 +67,10 @@ where
         });
     }
     drop(listener);
-    tracing::debug!(connections = graceful.count(), "shutting down: finishing requests in flight");
+    tracing::debug!(
+        connections = graceful.count(),
+        "shutting down: finishing requests in flight"
+    );
     graceful.shutdown().await;
     Ok(())
 }
@@ -91,15 +105,29 @@ where
                 // alone (the no-op waker is never woken) and a clone waits for it below.
                 let mut cx = Context::from_waker(Waker::noop());
                 match svc.poll_ready(&mut cx) {
-                    Poll::Ready(Ok(())) => return ConnectionFuture { kind: Kind::Called { fut: svc.call(req) } },
-                    Poll::Ready(Err(error)) => return ConnectionFuture { kind: Kind::Failed { error: Some(error.into()) } },
+                    Poll::Ready(Ok(())) => {
+                        return ConnectionFuture {
+                            kind: Kind::Called { fut: svc.call(req) },
+                        };
+                    }
+                    Poll::Ready(Err(error)) => {
+                        return ConnectionFuture {
+                            kind: Kind::Failed {
+                                error: Some(error.into()),
+                            },
+                        };
+                    }
                     Poll::Pending => svc.clone(),
                 }
             }
             // Not reachable (nothing borrows across a call), but a clone is always correct.
             Err(_) => self.spare.clone(),
         };
-        ConnectionFuture { kind: Kind::Waiting { fut: Oneshot::new(waiting, req) } }
+        ConnectionFuture {
+            kind: Kind::Waiting {
+                fut: Oneshot::new(waiting, req),
+            },
+        }
     }
 }
 

@@ -4,7 +4,11 @@ use super::*;
 
 fn limit(target: &str, namespace: &str, rps: u32) -> RateLimitPolicy {
     RateLimitPolicy {
-        origin: Origin { name: "rl".into(), namespace: namespace.into(), ..Origin::default() },
+        origin: Origin {
+            name: "rl".into(),
+            namespace: namespace.into(),
+            ..Origin::default()
+        },
         target: target.into(),
         total_rps: Some(rps),
         identity_rps: Some(1),
@@ -23,36 +27,66 @@ fn workload_labels() {
 #[tokio::test]
 async fn refresh_picks_the_workloads_policies_and_keeps_buckets_across_reloads() {
     let cell = Arc::new(ArcSwap::from_pointee(MeshConfig {
-        rate_limits: vec![limit("other", "default", 7), limit("service1", "default", 5)],
+        rate_limits: vec![
+            limit("other", "default", 7),
+            limit("service1", "default", 5),
+        ],
         ..MeshConfig::default()
     }));
     let p = Policies::new(Workload::new("service1"), ConfigSource::swap(cell.clone()));
     p.refresh();
     let total = p.total.load_full();
     assert_eq!(total.as_ref().and_then(|l| l.settings().total_rps), Some(5));
-    assert_eq!(p.per_client.load().as_ref().and_then(|l| l.settings().identity_rps), Some(1));
-    assert_eq!(p.per_client.load().as_ref().and_then(|l| l.settings().total_rps), None);
+    assert_eq!(
+        p.per_client
+            .load()
+            .as_ref()
+            .and_then(|l| l.settings().identity_rps),
+        Some(1)
+    );
+    assert_eq!(
+        p.per_client
+            .load()
+            .as_ref()
+            .and_then(|l| l.settings().total_rps),
+        None
+    );
 
     // A reload that changes something else keeps the same limiter (and its buckets).
     let mut deny = AuthzPolicy {
-        origin: Origin { name: "d".into(), namespace: "default".into(), ..Origin::default() },
+        origin: Origin {
+            name: "d".into(),
+            namespace: "default".into(),
+            ..Origin::default()
+        },
         selector: Default::default(),
         action: AuthzAction::Deny,
         provider: None,
         rules: vec![],
     };
     let same_limits = cell.load().rate_limits.clone();
-    cell.store(Arc::new(MeshConfig { rate_limits: same_limits.clone(), authorization: vec![deny.clone()], ..MeshConfig::default() }));
+    cell.store(Arc::new(MeshConfig {
+        rate_limits: same_limits.clone(),
+        authorization: vec![deny.clone()],
+        ..MeshConfig::default()
+    }));
     p.refresh();
     assert!(matches!((&total, &*p.total.load()), (Some(a), Some(b)) if Arc::ptr_eq(a, b)));
     assert_eq!(p.authz.load().policies().count(), 1);
 
     // Another namespace's policies do not apply; a changed limit replaces the limiter.
     deny.origin.namespace = "prod".into();
-    cell.store(Arc::new(MeshConfig { rate_limits: vec![limit("service1", "default", 9)], authorization: vec![deny], ..MeshConfig::default() }));
+    cell.store(Arc::new(MeshConfig {
+        rate_limits: vec![limit("service1", "default", 9)],
+        authorization: vec![deny],
+        ..MeshConfig::default()
+    }));
     p.refresh();
     assert_eq!(p.authz.load().policies().count(), 0);
-    assert_eq!(p.total.load().as_ref().and_then(|l| l.settings().total_rps), Some(9));
+    assert_eq!(
+        p.total.load().as_ref().and_then(|l| l.settings().total_rps),
+        Some(9)
+    );
 
     cell.store(Arc::new(MeshConfig::default()));
     p.refresh();
@@ -62,7 +96,11 @@ async fn refresh_picks_the_workloads_policies_and_keeps_buckets_across_reloads()
 fn jwt_policy() -> mesh_core::policy::AuthnPolicy {
     use mesh_core::policy::{AuthnPolicy, JwksSource, JwtRule};
     AuthnPolicy {
-        origin: Origin { name: "jwt".into(), namespace: "default".into(), ..Origin::default() },
+        origin: Origin {
+            name: "jwt".into(),
+            namespace: "default".into(),
+            ..Origin::default()
+        },
         selector: Default::default(),
         rules: vec![JwtRule {
             issuer: "https://issuer.example".into(),
@@ -83,7 +121,11 @@ fn jwt_policy() -> mesh_core::policy::AuthnPolicy {
 
 fn deny_all() -> AuthzPolicy {
     AuthzPolicy {
-        origin: Origin { name: "d".into(), namespace: "default".into(), ..Origin::default() },
+        origin: Origin {
+            name: "d".into(),
+            namespace: "default".into(),
+            ..Origin::default()
+        },
         selector: Default::default(),
         action: AuthzAction::Deny,
         provider: None,
@@ -101,9 +143,18 @@ async fn none_apply_follows_each_kind_of_policy() {
     assert!(p.none_apply());
 
     let configs = [
-        MeshConfig { rate_limits: vec![limit("service1", "default", 5)], ..MeshConfig::default() },
-        MeshConfig { authorization: vec![deny_all()], ..MeshConfig::default() },
-        MeshConfig { authentication: vec![jwt_policy()], ..MeshConfig::default() },
+        MeshConfig {
+            rate_limits: vec![limit("service1", "default", 5)],
+            ..MeshConfig::default()
+        },
+        MeshConfig {
+            authorization: vec![deny_all()],
+            ..MeshConfig::default()
+        },
+        MeshConfig {
+            authentication: vec![jwt_policy()],
+            ..MeshConfig::default()
+        },
     ];
     for config in configs {
         cell.store(Arc::new(config));
@@ -114,7 +165,10 @@ async fn none_apply_follows_each_kind_of_policy() {
         assert!(p.none_apply(), "none applies again");
     }
     // Another workload's policies leave this one unpoliced.
-    cell.store(Arc::new(MeshConfig { rate_limits: vec![limit("other", "default", 5)], ..MeshConfig::default() }));
+    cell.store(Arc::new(MeshConfig {
+        rate_limits: vec![limit("other", "default", 5)],
+        ..MeshConfig::default()
+    }));
     p.refresh();
     assert!(p.none_apply());
 }
@@ -124,23 +178,35 @@ async fn gate_goes_direct_without_policies_and_enforces_with_them() {
     use tower_test::mock;
 
     let cell = Arc::new(ArcSwap::from_pointee(MeshConfig::default()));
-    let policies = Arc::new(Policies::new(Workload::new("service1"), ConfigSource::swap(cell.clone())));
+    let policies = Arc::new(Policies::new(
+        Workload::new("service1"),
+        ConfigSource::swap(cell.clone()),
+    ));
     policies.refresh();
     let (direct, mut direct_handle) = mock::pair::<Request<()>, &'static str>();
     let (enforce, mut enforce_handle) = mock::pair::<Request<()>, &'static str>();
-    let enforce = tower::ServiceBuilder::new().map_err(Into::<BoxError>::into).service(enforce);
+    let enforce = tower::ServiceBuilder::new()
+        .map_err(Into::<BoxError>::into)
+        .service(enforce);
     let mut gate = Gate::new(direct, enforce, policies.clone());
 
     // No policy: the request goes straight to the direct service.
-    std::future::poll_fn(|cx| gate.poll_ready(cx)).await.unwrap();
+    std::future::poll_fn(|cx| gate.poll_ready(cx))
+        .await
+        .unwrap();
     let answer = gate.call(Request::new(()));
     let (_, send) = direct_handle.next_request().await.unwrap();
     send.send_response("direct");
     assert_eq!(answer.await.unwrap(), "direct");
 
     // A reload brings a policy: the next request goes through the policy layers.
-    cell.store(Arc::new(MeshConfig { authorization: vec![deny_all()], ..MeshConfig::default() }));
-    std::future::poll_fn(|cx| gate.poll_ready(cx)).await.unwrap();
+    cell.store(Arc::new(MeshConfig {
+        authorization: vec![deny_all()],
+        ..MeshConfig::default()
+    }));
+    std::future::poll_fn(|cx| gate.poll_ready(cx))
+        .await
+        .unwrap();
     let answer = gate.call(Request::new(()));
     let (_, send) = enforce_handle.next_request().await.unwrap();
     send.send_response("enforced");
@@ -149,7 +215,9 @@ async fn gate_goes_direct_without_policies_and_enforces_with_them() {
     // A clone has chosen nothing yet: it enforces until polled.
     cell.store(Arc::new(MeshConfig::default()));
     let mut clone = gate.clone();
-    std::future::poll_fn(|cx| clone.poll_ready(cx)).await.unwrap();
+    std::future::poll_fn(|cx| clone.poll_ready(cx))
+        .await
+        .unwrap();
     let answer = clone.call(Request::new(()));
     let (_, send) = direct_handle.next_request().await.unwrap();
     send.send_response("direct again");

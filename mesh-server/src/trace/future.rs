@@ -22,7 +22,9 @@ pin_project! {
 
 impl<F> ResponseFuture<F> {
     pub(crate) fn new(inner: TaskLocalFuture<TraceContext, F>, span: tracing::Span) -> Self {
-        ResponseFuture { inner: inner.instrument(span) }
+        ResponseFuture {
+            inner: inner.instrument(span),
+        }
     }
 }
 

@@ -49,7 +49,9 @@ pub struct TraceConfig {
 impl Default for TraceConfig {
     /// Istio's default: 1%.
     fn default() -> Self {
-        TraceConfig { sample_ratio: mesh_client::telemetry::DEFAULT_SAMPLE_RATIO }
+        TraceConfig {
+            sample_ratio: mesh_client::telemetry::DEFAULT_SAMPLE_RATIO,
+        }
     }
 }
 
@@ -70,7 +72,10 @@ impl<S> Layer<S> for TraceLayer {
     type Service = Trace<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Trace { inner, config: self.config }
+        Trace {
+            inner,
+            config: self.config,
+        }
     }
 }
 
@@ -105,7 +110,10 @@ impl<S> Trace<S> {
 
 /// The server span's context for a request with `headers`: a child of the incoming parent, or a
 /// new root sampled at `sample_ratio` (or by a B3 sampling-only header).
-pub fn server_context(headers: &http::HeaderMap, sample_ratio: f64) -> (Option<TraceContext>, TraceContext) {
+pub fn server_context(
+    headers: &http::HeaderMap,
+    sample_ratio: f64,
+) -> (Option<TraceContext>, TraceContext) {
     let e = extract(headers);
     let parent = e.parent.map(|p| TraceContext {
         trace_id: p.trace_id,
@@ -119,7 +127,9 @@ pub fn server_context(headers: &http::HeaderMap, sample_ratio: f64) -> (Option<T
         Some(p) => p.child(),
         None => {
             let mut root = TraceContext::new_root(false);
-            root.sampled = e.sampled_hint.unwrap_or_else(|| sample(root.trace_id, sample_ratio));
+            root.sampled = e
+                .sampled_hint
+                .unwrap_or_else(|| sample(root.trace_id, sample_ratio));
             root.propagation = e.propagation;
             root
         }

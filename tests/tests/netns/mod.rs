@@ -9,11 +9,18 @@ use std::process::Command;
 
 /// Runs a command, returning its stderr as the error.
 pub(crate) fn run(program: &str, args: &[&str]) -> Result<(), String> {
-    let out = Command::new(program).args(args).output().map_err(|e| format!("{program}: {e}"))?;
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{program}: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("{program} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
@@ -43,11 +50,29 @@ impl Hosts {
         run("ip", &["netns", "add", &hosts.a])?;
         // From here on, Drop cleans up whatever was made.
         run("ip", &["netns", "add", &hosts.b])?;
-        run("ip", &["link", "add", &hosts.dev_a, "type", "veth", "peer", "name", &hosts.dev_b])?;
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                &hosts.dev_a,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &hosts.dev_b,
+            ],
+        )?;
         run("ip", &["link", "set", &hosts.dev_a, "netns", &hosts.a])?;
         run("ip", &["link", "set", &hosts.dev_b, "netns", &hosts.b])?;
-        for (ns, dev, addr) in [(&hosts.a, &hosts.dev_a, hosts.addr_a), (&hosts.b, &hosts.dev_b, hosts.addr_b)] {
-            run("ip", &["-n", ns, "addr", "add", &format!("{addr}/30"), "dev", dev])?;
+        for (ns, dev, addr) in [
+            (&hosts.a, &hosts.dev_a, hosts.addr_a),
+            (&hosts.b, &hosts.dev_b, hosts.addr_b),
+        ] {
+            run(
+                "ip",
+                &["-n", ns, "addr", "add", &format!("{addr}/30"), "dev", dev],
+            )?;
             run("ip", &["-n", ns, "link", "set", dev, "up"])?;
             run("ip", &["-n", ns, "link", "set", "lo", "up"])?;
         }
@@ -56,8 +81,10 @@ impl Hosts {
 
     /// Moves the calling thread into namespace `ns` (sockets it opens from now on live there).
     pub(crate) fn enter(ns: &str) -> Result<(), String> {
-        let f = File::open(format!("/run/netns/{ns}")).map_err(|e| format!("open netns {ns}: {e}"))?;
-        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| format!("setns {ns}: {e}"))
+        let f =
+            File::open(format!("/run/netns/{ns}")).map_err(|e| format!("open netns {ns}: {e}"))?;
+        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| format!("setns {ns}: {e}"))
     }
 
     /// Cuts the link (both ends down): a partition.
@@ -75,12 +102,41 @@ impl Hosts {
     /// Adds `ms` of latency on a's side of the link with tc netem; `Err` when the kernel has no
     /// netem (then the caller skips that part with the message).
     pub(crate) fn add_latency(&self, ms: u32) -> Result<(), String> {
-        run("ip", &["netns", "exec", &self.a, "tc", "qdisc", "replace", "dev", &self.dev_a, "root", "netem", "delay", &format!("{ms}ms")])
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &self.a,
+                "tc",
+                "qdisc",
+                "replace",
+                "dev",
+                &self.dev_a,
+                "root",
+                "netem",
+                "delay",
+                &format!("{ms}ms"),
+            ],
+        )
     }
 
     /// Removes added latency.
     pub(crate) fn clear_latency(&self) -> Result<(), String> {
-        run("ip", &["netns", "exec", &self.a, "tc", "qdisc", "del", "dev", &self.dev_a, "root"])
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &self.a,
+                "tc",
+                "qdisc",
+                "del",
+                "dev",
+                &self.dev_a,
+                "root",
+            ],
+        )
     }
 }
 

@@ -1,6 +1,12 @@
 //! Shared pieces of the reliability tests: backends that can be killed, restarted on the same
 //! port, slowed down or made to fail, and a mesh client over the real cluster stack.
-#![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -39,7 +45,12 @@ pub struct Backend {
 impl Backend {
     /// Starts on 127.0.0.1:0.
     pub async fn start(name: &'static str) -> Self {
-        Self::start_on(name, "127.0.0.1:0".parse().unwrap(), Arc::new(Behaviour::default())).await
+        Self::start_on(
+            name,
+            "127.0.0.1:0".parse().unwrap(),
+            Arc::new(Behaviour::default()),
+        )
+        .await
     }
 
     /// Starts on `addr` (a port freed by [`Backend::kill`] can be taken again).
@@ -65,7 +76,9 @@ impl Backend {
         let task = tokio::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
             loop {
-                let Ok((stream, _)) = listener.accept().await else { break };
+                let Ok((stream, _)) = listener.accept().await else {
+                    break;
+                };
                 let b = b.clone();
                 conns.spawn(async move {
                     let svc = service_fn(move |_req: http::Request<hyper::body::Incoming>| {
@@ -76,8 +89,10 @@ impl Backend {
                             if delay > 0 {
                                 tokio::time::sleep(Duration::from_millis(delay)).await;
                             }
-                            let mut resp = http::Response::new(Full::new(Bytes::from_static(b"ok")));
-                            resp.headers_mut().insert("x-backend", http::HeaderValue::from_static(name));
+                            let mut resp =
+                                http::Response::new(Full::new(Bytes::from_static(b"ok")));
+                            resp.headers_mut()
+                                .insert("x-backend", http::HeaderValue::from_static(name));
                             Ok::<_, Infallible>(resp)
                         }
                     });
@@ -89,7 +104,12 @@ impl Backend {
             // Dropping the set aborts every open connection: the backend is gone.
             conns.abort_all();
         });
-        Self { name, addr, behaviour, task: Some(task) }
+        Self {
+            name,
+            addr,
+            behaviour,
+            task: Some(task),
+        }
     }
 
     /// Stops listening and drops every connection, as a crashed process would.
@@ -149,15 +169,30 @@ pub struct Answer {
 
 /// GET `uri` through `client`, with a safety bound so a hang fails the test instead of CI.
 pub async fn get(client: &MeshClient, uri: &str) -> Answer {
-    let req = http::Request::get(uri).body(Full::new(Bytes::new())).unwrap();
+    let req = http::Request::get(uri)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
     let resp = tokio::time::timeout(Duration::from_secs(30), client.send(req))
         .await
         .expect("a request through the mesh hung for 30 s")
         .expect("the mesh client answers errors as HTTP responses");
     let status = resp.status().as_u16();
-    let backend = resp.headers().get("x-backend").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    let flags = resp.extensions().get::<mesh_client::context::ResponseFlags>().map_or("-".to_owned(), |f| f.to_label());
+    let backend = resp
+        .headers()
+        .get("x-backend")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let flags = resp
+        .extensions()
+        .get::<mesh_client::context::ResponseFlags>()
+        .map_or("-".to_owned(), |f| f.to_label());
     let headers = resp.headers().clone();
     let _ = resp.into_body().collect().await;
-    Answer { status, backend, headers, flags }
+    Answer {
+        status,
+        backend,
+        headers,
+        flags,
+    }
 }

@@ -41,11 +41,15 @@ impl PhaseResult {
 fn client() -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build(connector)
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(256)
+        .build(connector)
 }
 
 async fn one(client: &HttpClient, uri: &http::Uri) -> Result<(), ()> {
-    let req = http::Request::get(uri.clone()).body(Empty::new()).map_err(|_| ())?;
+    let req = http::Request::get(uri.clone())
+        .body(Empty::new())
+        .map_err(|_| ())?;
     let resp = client.request(req).await.map_err(|_| ())?;
     let ok = resp.status() == http::StatusCode::OK;
     resp.into_body().collect().await.map_err(|_| ())?;
@@ -75,7 +79,12 @@ fn finish(hist: &Histogram<u64>, ok: u64, errors: u64, elapsed: Duration) -> Pha
 /// The send times are kept by a dedicated thread sleeping with the OS's high-resolution timer
 /// (tens of microseconds late at most), not by Tokio's timer wheel, whose millisecond ticks would
 /// add up to a millisecond to every latency; each due request is handed to the runtime at once.
-pub(crate) async fn open_loop(addr: SocketAddr, path: &str, rate: u32, duration: Duration) -> PhaseResult {
+pub(crate) async fn open_loop(
+    addr: SocketAddr,
+    path: &str,
+    rate: u32,
+    duration: Duration,
+) -> PhaseResult {
     let uri: http::Uri = match format!("http://{addr}{path}").parse() {
         Ok(u) => u,
         Err(_) => return PhaseResult::default(),
@@ -101,7 +110,13 @@ pub(crate) async fn open_loop(addr: SocketAddr, path: &str, rate: u32, duration:
     });
     let mut tasks = tokio::task::JoinSet::new();
     while let Some(scheduled) = due_rx.recv().await {
-        let (client, uri, hist, ok, errors) = (client.clone(), uri.clone(), hist.clone(), ok.clone(), errors.clone());
+        let (client, uri, hist, ok, errors) = (
+            client.clone(),
+            uri.clone(),
+            hist.clone(),
+            ok.clone(),
+            errors.clone(),
+        );
         tasks.spawn(async move {
             let res = tokio::time::timeout(Duration::from_secs(10), one(&client, &uri)).await;
             let micros = scheduled.elapsed().as_micros().min(60_000_000) as u64;
@@ -122,11 +137,21 @@ pub(crate) async fn open_loop(addr: SocketAddr, path: &str, rate: u32, duration:
     while tasks.join_next().await.is_some() {}
     let elapsed = start.elapsed();
     let hist = hist.lock().await;
-    finish(&hist, ok.load(Ordering::Relaxed), errors.load(Ordering::Relaxed), elapsed)
+    finish(
+        &hist,
+        ok.load(Ordering::Relaxed),
+        errors.load(Ordering::Relaxed),
+        elapsed,
+    )
 }
 
 /// Runs `concurrency` workers sending back to back for `duration` (closed loop): throughput.
-pub(crate) async fn closed_loop(addr: SocketAddr, path: &str, concurrency: usize, duration: Duration) -> PhaseResult {
+pub(crate) async fn closed_loop(
+    addr: SocketAddr,
+    path: &str,
+    concurrency: usize,
+    duration: Duration,
+) -> PhaseResult {
     let uri: http::Uri = match format!("http://{addr}{path}").parse() {
         Ok(u) => u,
         Err(_) => return PhaseResult::default(),

@@ -67,12 +67,18 @@ async fn main() -> ExitCode {
     let bin = bin_dir();
     for app in ["service1", "service2", "service3"] {
         if !bin.join(app).exists() {
-            eprintln!("{} is missing: run `cargo build --release -p mesh-examples --bins` first", bin.join(app).display());
+            eprintln!(
+                "{} is missing: run `cargo build --release -p mesh-examples --bins` first",
+                bin.join(app).display()
+            );
             return ExitCode::from(2);
         }
     }
     let mut kinds = vec![Kind::Plain, Kind::Mesh];
-    let has_nginx = std::process::Command::new("nginx").arg("-v").output().is_ok();
+    let has_nginx = std::process::Command::new("nginx")
+        .arg("-v")
+        .output()
+        .is_ok();
     if !args.no_sidecar && has_nginx {
         kinds.push(Kind::Sidecar);
     } else if !args.no_sidecar {
@@ -89,24 +95,39 @@ async fn main() -> ExitCode {
             }
         }
     }
-    let rss_idle: Vec<Vec<u64>> = running.iter().map(|r| r.procs.iter().map(setup::Proc::rss_kib).collect()).collect();
+    let rss_idle: Vec<Vec<u64>> = running
+        .iter()
+        .map(|r| r.procs.iter().map(setup::Proc::rss_kib).collect())
+        .collect();
 
     // Warm-up: connections, pools, caches, page faults.
     for r in &running {
         eprintln!("warming up {} ...", r.kind);
-        let _ = load::closed_loop(r.entry, "/bench", args.concurrency, Duration::from_secs(1)).await;
+        let _ =
+            load::closed_loop(r.entry, "/bench", args.concurrency, Duration::from_secs(1)).await;
     }
 
     let mut rounds: Vec<Vec<report::Sample>> = vec![Vec::new(); running.len()];
     for round in 1..=args.rounds.max(1) {
         for (i, r) in running.iter().enumerate() {
-            eprintln!("round {round}/{}: {} latency at {} rps ...", args.rounds, r.kind, args.rate);
+            eprintln!(
+                "round {round}/{}: {} latency at {} rps ...",
+                args.rounds, r.kind, args.rate
+            );
             let latency = load::open_loop(r.entry, "/bench", args.rate, args.duration).await;
-            eprintln!("round {round}/{}: {} throughput with {} connections ...", args.rounds, r.kind, args.concurrency);
+            eprintln!(
+                "round {round}/{}: {} throughput with {} connections ...",
+                args.rounds, r.kind, args.concurrency
+            );
             let cpu_before = r.cpu_micros();
-            let throughput = load::closed_loop(r.entry, "/bench", args.concurrency, args.duration).await;
+            let throughput =
+                load::closed_loop(r.entry, "/bench", args.concurrency, args.duration).await;
             let cpu = r.cpu_micros() - cpu_before;
-            rounds[i].push(report::Sample { latency, throughput, cpu_micros: cpu });
+            rounds[i].push(report::Sample {
+                latency,
+                throughput,
+                cpu_micros: cpu,
+            });
         }
     }
 
@@ -120,7 +141,9 @@ async fn main() -> ExitCode {
 
     let hop = if inprocess::hop_cost_bin(&bin).exists() {
         eprintln!("one hop in process: allocations and instructions per request ...");
-        inprocess::measure(&bin).map_err(|e| eprintln!("in-process figures skipped: {e}")).ok()
+        inprocess::measure(&bin)
+            .map_err(|e| eprintln!("in-process figures skipped: {e}"))
+            .ok()
     } else {
         eprintln!(
             "{} is missing: in-process figures skipped (cargo build --release -p mesh-examples --example hop_cost)",

@@ -32,7 +32,11 @@ pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
 /// The children of `pid` (for nginx: its worker processes).
 pub(crate) fn children(pid: u32) -> Vec<u32> {
     fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .map(|s| s.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 

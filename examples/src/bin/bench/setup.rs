@@ -90,7 +90,10 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         for p in &mut self.procs {
-            let _ = Command::new("kill").arg("-TERM").arg(p.child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(p.child.id().to_string())
+                .status();
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         for p in &mut self.procs {
@@ -120,7 +123,9 @@ fn wait_listening(port: u16, what: &str) -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-    Err(format!("{what} did not listen on 127.0.0.1:{port} within 20 s"))
+    Err(format!(
+        "{what} did not listen on 127.0.0.1:{port} within 20 s"
+    ))
 }
 
 fn nginx_conf(dir: &Path, name: &str, listeners: &[(u16, u16)]) -> Result<PathBuf, String> {
@@ -150,12 +155,24 @@ pub(crate) fn start(kind: Kind, bin: &Path) -> Result<Running, String> {
     let dir = std::env::temp_dir().join(format!("mesh-bench-{}-{kind}", std::process::id()));
     let cfg = dir.join("config");
     fs::create_dir_all(&cfg).map_err(io)?;
-    let [s1, s2, s3] = [free_port().map_err(io)?, free_port().map_err(io)?, free_port().map_err(io)?];
-    let mut running = Running { kind, entry: SocketAddr::from(([127, 0, 0, 1], s1)), procs: Vec::new(), dir: dir.clone() };
+    let [s1, s2, s3] = [
+        free_port().map_err(io)?,
+        free_port().map_err(io)?,
+        free_port().map_err(io)?,
+    ];
+    let mut running = Running {
+        kind,
+        entry: SocketAddr::from(([127, 0, 0, 1], s1)),
+        procs: Vec::new(),
+        dir: dir.clone(),
+    };
 
     // Where each caller reaches its callee: directly, or through its own outbound sidecar.
     let (to_s2, to_s3) = if kind == Kind::Sidecar {
-        let ports: Vec<u16> = (0..5).map(|_| free_port()).collect::<Result<_, _>>().map_err(io)?;
+        let ports: Vec<u16> = (0..5)
+            .map(|_| free_port())
+            .collect::<Result<_, _>>()
+            .map_err(io)?;
         let (in1, out1, in2, out2, in3) = (ports[0], ports[1], ports[2], ports[3], ports[4]);
         // Each service gets one nginx with an inbound listener (to the app) and an outbound one
         // (to the next service's inbound listener): two proxy hops per call, as with Envoy.
@@ -172,7 +189,11 @@ pub(crate) fn start(kind: Kind, bin: &Path) -> Result<Running, String> {
                 .stderr(Stdio::null())
                 .spawn()
                 .map_err(|e| format!("starting nginx (apt-get install nginx): {e}"))?;
-            running.procs.push(Proc { name: format!("nginx-{name}"), role: Role::Proxy, child });
+            running.procs.push(Proc {
+                name: format!("nginx-{name}"),
+                role: Role::Proxy,
+                child,
+            });
             wait_listening(listeners[0].0, "nginx")?;
         }
         running.entry = SocketAddr::from(([127, 0, 0, 1], in1));
@@ -210,7 +231,11 @@ pub(crate) fn start(kind: Kind, bin: &Path) -> Result<Running, String> {
             .stderr(log)
             .spawn()
             .map_err(|e| format!("starting {}: {e}", bin.join(name).display()))?;
-        running.procs.push(Proc { name: name.to_owned(), role: Role::App, child });
+        running.procs.push(Proc {
+            name: name.to_owned(),
+            role: Role::App,
+            child,
+        });
         wait_listening(port, name)?;
     }
     Ok(running)

@@ -38,7 +38,10 @@ pin_project! {
 
 impl<F> ResponseFuture<F> {
     pub(crate) fn new(inner: F, span: tracing::Span, pending: Pending) -> Self {
-        ResponseFuture { inner: inner.instrument(span), pending: Some(pending) }
+        ResponseFuture {
+            inner: inner.instrument(span),
+            pending: Some(pending),
+        }
     }
 }
 
@@ -52,15 +55,23 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let mut result = std::task::ready!(this.inner.as_mut().poll(cx));
-        let Some(p) = this.pending.take() else { return Poll::Ready(result) };
+        let Some(p) = this.pending.take() else {
+            return Poll::Ready(result);
+        };
         let duration = p.start.elapsed();
         let (code, flags, response_bytes, peers, grpc_status) = match &mut result {
             Ok(resp) => {
                 let peers = match resp.extensions().get::<Target>() {
-                    Some(t) => p.shared.peers(&t.destination.host, t.destination.subset.as_deref()),
+                    Some(t) => p
+                        .shared
+                        .peers(&t.destination.host, t.destination.subset.as_deref()),
                     None => p.peers,
                 };
-                let grpc_status = if p.grpc { super::super::grpc_status(resp.headers()) } else { None };
+                let grpc_status = if p.grpc {
+                    super::super::grpc_status(resp.headers())
+                } else {
+                    None
+                };
                 let flags = flags_label(resp.extensions().get::<ResponseFlags>());
                 let bytes = super::known_body_size(resp.headers(), resp.body());
                 resp.extensions_mut().insert(p.ctx);
@@ -69,7 +80,10 @@ where
             // No response at all: Envoy reports code 0.
             Err(_) => (0, std::borrow::Cow::Borrowed("-"), 0, p.peers, None),
         };
-        this.inner.as_ref().span().record("http.response.status_code", code);
+        this.inner
+            .as_ref()
+            .span()
+            .record("http.response.status_code", code);
         p.shared.metrics.record_request(&RequestRecord {
             labels: RequestLabels {
                 peers,

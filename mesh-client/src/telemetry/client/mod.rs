@@ -69,7 +69,11 @@ pub struct ClientTelemetryConfig {
 impl ClientTelemetryConfig {
     /// Defaults for `workload`: Istio's 1% sampling, peer metadata on.
     pub fn new(workload: WorkloadLabels) -> Self {
-        ClientTelemetryConfig { workload, sample_ratio: DEFAULT_SAMPLE_RATIO, send_peer_metadata: true }
+        ClientTelemetryConfig {
+            workload,
+            sample_ratio: DEFAULT_SAMPLE_RATIO,
+            send_peer_metadata: true,
+        }
     }
 }
 
@@ -102,7 +106,12 @@ pub(crate) struct Shared {
 impl Shared {
     /// Interned labels for a call to `host` (subset `subset`).
     pub(crate) fn peers(&self, host: &str, subset: Option<&str>) -> Arc<PeerLabels> {
-        if let Some(found) = self.destinations.load().get(host).and_then(|v| v.iter().find(|(s, _)| s.as_deref() == subset)) {
+        if let Some(found) = self
+            .destinations
+            .load()
+            .get(host)
+            .and_then(|v| v.iter().find(|(s, _)| s.as_deref() == subset))
+        {
             return found.1.clone();
         }
         let service = ServiceLabels::from_host(host);
@@ -138,7 +147,11 @@ pub struct ClientTelemetryLayer {
 impl ClientTelemetryLayer {
     /// A layer recording into `metrics`.
     pub fn new(metrics: MeshMetrics, config: ClientTelemetryConfig) -> Self {
-        let peer_header = if config.send_peer_metadata { peer::encode(&config.workload) } else { None };
+        let peer_header = if config.send_peer_metadata {
+            peer::encode(&config.workload)
+        } else {
+            None
+        };
         ClientTelemetryLayer {
             shared: Arc::new(Shared {
                 metrics,
@@ -155,7 +168,10 @@ impl<S> Layer<S> for ClientTelemetryLayer {
     type Service = ClientTelemetry<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ClientTelemetry { inner, shared: self.shared.clone() }
+        ClientTelemetry {
+            inner,
+            shared: self.shared.clone(),
+        }
     }
 }
 
@@ -218,12 +234,18 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let start = tokio::time::Instant::now();
         let host = match req.extensions().get::<Target>() {
-            Some(t) => self.shared.peers(&t.destination.host, t.destination.subset.as_deref()),
+            Some(t) => self
+                .shared
+                .peers(&t.destination.host, t.destination.subset.as_deref()),
             None => {
                 let h = req
                     .uri()
                     .host()
-                    .or_else(|| req.headers().get(http::header::HOST).and_then(|v| v.to_str().ok()))
+                    .or_else(|| {
+                        req.headers()
+                            .get(http::header::HOST)
+                            .and_then(|v| v.to_str().ok())
+                    })
                     .unwrap_or(UNKNOWN);
                 self.shared.peers(h, None)
             }
@@ -253,7 +275,8 @@ where
             req.headers_mut().insert(X_REQUEST_ID.clone(), v);
         }
         if let Some(meta) = &self.shared.peer_header {
-            req.headers_mut().insert(peer::X_MESH_PEER_METADATA.clone(), meta.clone());
+            req.headers_mut()
+                .insert(peer::X_MESH_PEER_METADATA.clone(), meta.clone());
         }
         let request_bytes = known_body_size(req.headers(), req.body());
         let grpc = is_grpc(req.headers());
@@ -261,14 +284,18 @@ where
             let _enter = span.enter();
             self.inner.call(req)
         };
-        ResponseFuture::new(fut, span, future::Pending {
-            shared: self.shared.clone(),
-            peers: host,
-            start,
-            request_bytes,
-            grpc,
-            ctx,
-        })
+        ResponseFuture::new(
+            fut,
+            span,
+            future::Pending {
+                shared: self.shared.clone(),
+                peers: host,
+                start,
+                request_bytes,
+                grpc,
+                ctx,
+            },
+        )
     }
 }
 

@@ -24,7 +24,12 @@ fn upstream(
     seen: Seen,
     status: u16,
     delay: Duration,
-) -> impl tower_service::Service<Request<String>, Response = Response<String>, Error = &'static str, Future: Send> + Clone {
+) -> impl tower_service::Service<
+    Request<String>,
+    Response = Response<String>,
+    Error = &'static str,
+    Future: Send,
+> + Clone {
     service_fn(move |req: Request<String>| {
         let seen = seen.clone();
         async move {
@@ -35,7 +40,11 @@ fn upstream(
             }
             let mut resp = Response::new("hello".to_owned());
             *resp.status_mut() = http::StatusCode::from_u16(status).unwrap();
-            resp.extensions_mut().insert(Target::new(Destination { host: "service2".into(), subset: Some("v2".into()), port: None }));
+            resp.extensions_mut().insert(Target::new(Destination {
+                host: "service2".into(),
+                subset: Some("v2".into()),
+                port: None,
+            }));
             if status == 503 {
                 let mut f = ResponseFlags::default();
                 f.insert("UO");
@@ -47,7 +56,8 @@ fn upstream(
 }
 
 fn line<'a>(text: &'a str, prefix: &str, needle: &str) -> Option<&'a str> {
-    text.lines().find(|l| l.starts_with(prefix) && l.contains(needle))
+    text.lines()
+        .find(|l| l.starts_with(prefix) && l.contains(needle))
 }
 
 #[tokio::test(start_paused = true)]
@@ -56,7 +66,10 @@ async fn records_source_metrics_with_destination_from_target() {
     let seen = Seen::default();
     let layer = ClientTelemetryLayer::new(metrics.clone(), ClientTelemetryConfig::new(me()));
     let svc = layer.layer(upstream(seen.clone(), 200, Duration::from_millis(20)));
-    let req = Request::builder().uri("http://service2/x").body("abc".to_owned()).unwrap();
+    let req = Request::builder()
+        .uri("http://service2/x")
+        .body("abc".to_owned())
+        .unwrap();
     let resp = svc.clone().oneshot(req).await.unwrap();
     assert_eq!(resp.status(), 200);
     let svc503 = layer.layer(upstream(seen.clone(), 503, Duration::ZERO));
@@ -83,8 +96,18 @@ async fn records_source_metrics_with_destination_from_target() {
     let bad = line(&text, "istio_requests_total{response_code=\"503\"", "").expect(&text);
     assert!(bad.contains("response_flags=\"UO\""), "{bad}");
     // The paused clock makes the 20 ms exact: it lands in le=25, not le=10.
-    let b10 = line(&text, "istio_request_duration_milliseconds_bucket{response_code=\"200\"", "le=\"10\"").unwrap();
-    let b25 = line(&text, "istio_request_duration_milliseconds_bucket{response_code=\"200\"", "le=\"25\"").unwrap();
+    let b10 = line(
+        &text,
+        "istio_request_duration_milliseconds_bucket{response_code=\"200\"",
+        "le=\"10\"",
+    )
+    .unwrap();
+    let b25 = line(
+        &text,
+        "istio_request_duration_milliseconds_bucket{response_code=\"200\"",
+        "le=\"25\"",
+    )
+    .unwrap();
     assert!(b10.ends_with(" 0") && b25.ends_with(" 1"), "{b10}\n{b25}");
     // Request body of 3 bytes, response of 5.
     let rq = line(&text, "istio_request_bytes_sum{response_code=\"200\"", "").unwrap();
@@ -98,7 +121,10 @@ async fn failed_calls_count_with_code_zero() {
     let metrics = MeshMetrics::new();
     let svc = ClientTelemetryLayer::new(metrics.clone(), ClientTelemetryConfig::new(me()))
         .layer(upstream(Seen::default(), 0, Duration::ZERO));
-    let req = Request::builder().uri("http://service3:9000/").body(String::new()).unwrap();
+    let req = Request::builder()
+        .uri("http://service3:9000/")
+        .body(String::new())
+        .unwrap();
     assert!(svc.oneshot(req).await.is_err());
     let text = metrics.encode_prometheus();
     let l = line(&text, "istio_requests_total{response_code=\"0\"", "").expect(&text);
@@ -117,7 +143,8 @@ async fn injects_a_child_of_the_explicit_parent() {
     };
     let mut req = Request::new(String::new());
     req.extensions_mut().insert(parent.clone());
-    req.extensions_mut().insert(RequestId::parse(&HeaderValue::from_static("rid-1")).unwrap());
+    req.extensions_mut()
+        .insert(RequestId::parse(&HeaderValue::from_static("rid-1")).unwrap());
     let resp = svc.oneshot(req).await.unwrap();
     let h = seen.lock().unwrap().pop().unwrap();
     let tp = parse_traceparent(h.get("traceparent").unwrap().as_bytes()).unwrap();
@@ -125,9 +152,15 @@ async fn injects_a_child_of_the_explicit_parent() {
     assert_ne!(tp.span_id, parent.span_id);
     assert!(tp.sampled);
     assert_eq!(h.get("tracestate").unwrap(), "x=1");
-    assert_eq!(h.get("x-b3-parentspanid").unwrap().to_str().unwrap(), parent.span_id_hex());
+    assert_eq!(
+        h.get("x-b3-parentspanid").unwrap().to_str().unwrap(),
+        parent.span_id_hex()
+    );
     assert_eq!(h.get("x-request-id").unwrap(), "rid-1");
-    assert_eq!(h.get("x-mesh-peer-metadata").unwrap(), "workload=service1;namespace=default;app=service1;version=v1");
+    assert_eq!(
+        h.get("x-mesh-peer-metadata").unwrap(),
+        "workload=service1;namespace=default;app=service1;version=v1"
+    );
     let client_span = resp.extensions().get::<TraceContext>().unwrap();
     assert_eq!(client_span.span_id, tp.span_id);
     assert_eq!(client_span.parent_span_id, Some(parent.span_id));
@@ -141,27 +174,55 @@ async fn task_local_parent_and_new_roots_follow_the_ratio() {
     let layer = ClientTelemetryLayer::new(MeshMetrics::new(), cfg.clone());
     let server = TraceContext::new_root(false);
     let svc = layer.layer(upstream(seen.clone(), 200, Duration::ZERO));
-    current::scope(server.clone(), svc.clone().oneshot(Request::new(String::new()))).await.unwrap();
-    let tp = parse_traceparent(seen.lock().unwrap().pop().unwrap().get("traceparent").unwrap().as_bytes()).unwrap();
+    current::scope(
+        server.clone(),
+        svc.clone().oneshot(Request::new(String::new())),
+    )
+    .await
+    .unwrap();
+    let tp = parse_traceparent(
+        seen.lock()
+            .unwrap()
+            .pop()
+            .unwrap()
+            .get("traceparent")
+            .unwrap()
+            .as_bytes(),
+    )
+    .unwrap();
     assert_eq!(tp.trace_id, server.trace_id);
     assert!(!tp.sampled, "the parent's decision wins over the ratio");
     // No parent: a new root, sampled at ratio 1.0 ...
     let mut req = Request::new(String::new());
-    req.headers_mut().insert("x-request-id", HeaderValue::from_static("keep"));
-    req.extensions_mut().insert(RequestId::parse(&HeaderValue::from_static("other")).unwrap());
+    req.headers_mut()
+        .insert("x-request-id", HeaderValue::from_static("keep"));
+    req.extensions_mut()
+        .insert(RequestId::parse(&HeaderValue::from_static("other")).unwrap());
     svc.oneshot(req).await.unwrap();
     let h = seen.lock().unwrap().pop().unwrap();
     let tp = parse_traceparent(h.get("traceparent").unwrap().as_bytes()).unwrap();
     assert_ne!(tp.trace_id, server.trace_id);
     assert!(tp.sampled);
-    assert_eq!(h.get("x-request-id").unwrap(), "keep", "an explicit header is left alone");
+    assert_eq!(
+        h.get("x-request-id").unwrap(),
+        "keep",
+        "an explicit header is left alone"
+    );
     // ... and never at ratio 0.
     cfg.sample_ratio = 0.0;
     cfg.send_peer_metadata = false;
-    let svc = ClientTelemetryLayer::new(MeshMetrics::new(), cfg).layer(upstream(seen.clone(), 200, Duration::ZERO));
+    let svc = ClientTelemetryLayer::new(MeshMetrics::new(), cfg).layer(upstream(
+        seen.clone(),
+        200,
+        Duration::ZERO,
+    ));
     svc.oneshot(Request::new(String::new())).await.unwrap();
     let h = seen.lock().unwrap().pop().unwrap();
-    assert!(!parse_traceparent(h.get("traceparent").unwrap().as_bytes()).unwrap().sampled);
+    assert!(
+        !parse_traceparent(h.get("traceparent").unwrap().as_bytes())
+            .unwrap()
+            .sampled
+    );
     assert!(h.get("x-mesh-peer-metadata").is_none());
 }
 
@@ -172,7 +233,14 @@ fn sampling_is_decided_by_the_trace_id() {
     assert!(!sample(5, f64::NAN));
     assert!(sample(0x10, 0.5));
     assert!(!sample(u128::from(u64::MAX), 0.5));
-    let hits = (0..10_000u128).filter(|i| sample(i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834), 0.1)).count();
+    let hits = (0..10_000u128)
+        .filter(|i| {
+            sample(
+                i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834),
+                0.1,
+            )
+        })
+        .count();
     assert!((700..1300).contains(&hits), "{hits}");
 }
 
@@ -181,13 +249,19 @@ fn destination_labels_are_interned_per_host_and_subset() {
     let layer = ClientTelemetryLayer::new(MeshMetrics::new(), ClientTelemetryConfig::new(me()));
     let shared = &layer.shared;
     let a = shared.peers("service2", Some("v1"));
-    assert!(Arc::ptr_eq(&a, &shared.peers("service2", Some("v1"))), "a hit returns the interned labels");
+    assert!(
+        Arc::ptr_eq(&a, &shared.peers("service2", Some("v1"))),
+        "a hit returns the interned labels"
+    );
     let b = shared.peers("service2", Some("v2"));
     let c = shared.peers("service2", None);
     assert!(!Arc::ptr_eq(&a, &b) && !Arc::ptr_eq(&b, &c));
     assert_eq!(&*b.destination().version, "v2");
     assert_eq!(&*c.destination().version, UNKNOWN);
-    assert_eq!(&*shared.peers("service3:9000", None).service().service, "service3");
+    assert_eq!(
+        &*shared.peers("service3:9000", None).service().service,
+        "service3"
+    );
     // Bounded: past the limit, labels are still built (and correct), just not remembered.
     for i in 0..MAX_DESTINATIONS {
         shared.peers(&format!("h{i}"), None);

@@ -18,7 +18,10 @@ pub(crate) use super::legacy::legacy_policy;
 pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// RequestAuthentication → authentication policy.
-pub(crate) fn request_authentication(spec: &RequestAuthenticationSpec, cx: &mut Cx<'_>) -> Option<AuthnPolicy> {
+pub(crate) fn request_authentication(
+    spec: &RequestAuthenticationSpec,
+    cx: &mut Cx<'_>,
+) -> Option<AuthnPolicy> {
     let mut ok = true;
     let mut selector = WorkloadSelector {
         match_labels: spec
@@ -40,7 +43,10 @@ pub(crate) fn request_authentication(spec: &RequestAuthenticationSpec, cx: &mut 
         ok = false;
     }
     if !refs.is_empty() && spec.selector.is_some() {
-        cx.error("spec.selector", "cannot be set together with targetRef or targetRefs");
+        cx.error(
+            "spec.selector",
+            "cannot be set together with targetRef or targetRefs",
+        );
         ok = false;
     }
     if refs.len() > 1 {
@@ -87,13 +93,18 @@ fn target_ref_selector(path: &str, r: &PolicyTargetRefSpec, cx: &mut Cx<'_>) -> 
         && !ns.is_empty()
         && ns != cx.origin().namespace
     {
-        cx.error(&format!("{path}.namespace"), "must be the policy's own namespace");
+        cx.error(
+            &format!("{path}.namespace"),
+            "must be the policy's own namespace",
+        );
         return None;
     }
     if !(group.is_empty() || group == "core") || kind != "Service" {
         cx.error(
             &format!("{path}.kind"),
-            format!("target {group}/{kind} is not supported yet by this mesh (only a core Service)"),
+            format!(
+                "target {group}/{kind} is not supported yet by this mesh (only a core Service)"
+            ),
         );
         return None;
     }
@@ -110,7 +121,13 @@ fn jwt_rule(path: &str, spec: &JwtRuleSpec, cx: &mut Cx<'_>) -> Option<JwtRule> 
             String::new()
         }
     };
-    let jwks = jwks_source(path, spec.jwks_uri.as_deref(), spec.jwks.as_deref(), false, cx);
+    let jwks = jwks_source(
+        path,
+        spec.jwks_uri.as_deref(),
+        spec.jwks.as_deref(),
+        false,
+        cx,
+    );
     ok &= jwks.is_some();
 
     let mut from_headers = Vec::with_capacity(spec.from_headers.len());
@@ -202,7 +219,10 @@ pub(super) fn jwks_source(
 ) -> Option<JwksSource> {
     match (uri.map(str::trim), inline) {
         (Some(_), Some(_)) => {
-            cx.error(&format!("{path}.jwks"), "cannot be set together with jwksUri");
+            cx.error(
+                &format!("{path}.jwks"),
+                "cannot be set together with jwksUri",
+            );
             None
         }
         (None, None) => {
@@ -224,7 +244,10 @@ pub(super) fn jwks_source(
                 );
                 Some(JwksSource::Uri(u.to_owned()))
             } else {
-                cx.error(&format!("{path}.jwksUri"), format!("{u:?} is not an http(s) url"));
+                cx.error(
+                    &format!("{path}.jwksUri"),
+                    format!("{u:?} is not an http(s) url"),
+                );
                 None
             }
         }
@@ -240,14 +263,18 @@ pub(super) fn jwks_source(
 
 fn is_http_url(s: &str) -> bool {
     match s.parse::<http::Uri>() {
-        Ok(u) => matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some_and(|h| !h.is_empty()),
+        Ok(u) => {
+            matches!(u.scheme_str(), Some("http" | "https"))
+                && u.host().is_some_and(|h| !h.is_empty())
+        }
         Err(_) => false,
     }
 }
 
 /// An inline JWKS must be a JSON object with a non-empty `keys` array of objects with a `kty`.
 fn check_inline_jwks(doc: &str) -> Result<(), String> {
-    let v: serde_json::Value = serde_json::from_str(doc).map_err(|e| format!("is not valid json: {e}"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(doc).map_err(|e| format!("is not valid json: {e}"))?;
     let keys = v
         .get("keys")
         .and_then(|k| k.as_array())
@@ -287,7 +314,9 @@ pub(super) fn non_empty_names(path: &str, names: &[String], cx: &mut Cx<'_>) -> 
 /// e.g. `5s`, `1.5s`, `500ms`, `1m`; it must be positive.
 pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let bad = || format!("{s:?} is not a duration (e.g. 5s, 1.5s, 500ms, 1m)");
     if num.is_empty() || num.starts_with('.') || num.ends_with('.') {

@@ -1,9 +1,9 @@
 use super::*;
-use crate::policy::StringMatch;
-use crate::spec::security::LegacyPolicySpec;
 use crate::compile::NoLines;
 use crate::diag::{Diagnostic, Severity};
 use crate::policy::Origin;
+use crate::policy::StringMatch;
+use crate::spec::security::LegacyPolicySpec;
 
 fn origin(kind: &str) -> Origin {
     Origin {
@@ -60,17 +60,26 @@ jwtRules:
 "#);
     assert!(errors(&d).is_empty(), "{d:?}");
     let p = p.expect("compiles");
-    assert_eq!(p.selector.match_labels.get("app").map(String::as_str), Some("service1"));
+    assert_eq!(
+        p.selector.match_labels.get("app").map(String::as_str),
+        Some("service1")
+    );
     assert!(!p.require_token);
     let r = &p.rules[0];
     assert_eq!(r.issuer, "https://issuer.example");
     assert_eq!(r.audiences, ["a", "b"]);
-    assert_eq!(r.jwks, JwksSource::Uri("https://issuer.example/jwks.json".into()));
+    assert_eq!(
+        r.jwks,
+        JwksSource::Uri("https://issuer.example/jwks.json".into())
+    );
     assert_eq!(r.from_headers, [("x-jwt".to_owned(), "Bearer ".to_owned())]);
     assert_eq!(r.from_params, ["tok"]);
     assert_eq!(r.from_cookies, ["session"]);
     assert_eq!(r.output_payload_to_header.as_deref(), Some("x-payload"));
-    assert_eq!(r.output_claim_to_headers, [("x-sub".to_owned(), "sub".to_owned())]);
+    assert_eq!(
+        r.output_claim_to_headers,
+        [("x-sub".to_owned(), "sub".to_owned())]
+    );
     assert!(r.forward_original_token);
     assert_eq!(r.timeout, Duration::from_millis(1500));
 }
@@ -112,7 +121,10 @@ fn rule_errors_name_the_field() {
             "jwtRules: [{ issuer: i, jwks: '{\"keys\": []}' }]",
             "spec.jwtRules[0].jwks: has no keys",
         ),
-        ("jwtRules: [{ issuer: i }]", "spec.jwtRules[0].jwksUri: is required"),
+        (
+            "jwtRules: [{ issuer: i }]",
+            "spec.jwtRules[0].jwksUri: is required",
+        ),
         (
             "jwtRules: [{ issuer: i, jwksUri: 'https://a/j', timeout: 5 }]",
             "spec.jwtRules[0].timeout: \"5\" is not a duration",
@@ -151,7 +163,8 @@ fn rule_errors_name_the_field() {
 
 #[test]
 fn unknown_field_is_refused() {
-    let r: Result<RequestAuthenticationSpec, _> = yaml_serde::from_str("jwtRules: [{ issuer: i, bogus: 1 }]");
+    let r: Result<RequestAuthenticationSpec, _> =
+        yaml_serde::from_str("jwtRules: [{ issuer: i, bogus: 1 }]");
     assert!(r.is_err());
 }
 
@@ -160,7 +173,10 @@ fn service_target_ref_selects_app() {
     let (p, d) = ra("targetRef: { kind: Service, group: '', name: reviews }\njwtRules: []");
     assert!(errors(&d).is_empty(), "{d:?}");
     let p = p.expect("compiles");
-    assert_eq!(p.selector.match_labels.get("app").map(String::as_str), Some("reviews"));
+    assert_eq!(
+        p.selector.match_labels.get("app").map(String::as_str),
+        Some("reviews")
+    );
 }
 
 #[test]
@@ -192,7 +208,10 @@ principalBinding: USE_ORIGIN
 fn seed_policy_loads_with_placeholder_warnings() {
     let (p, d) = legacy(SEED_POLICY);
     assert!(errors(&d).is_empty(), "{d:?}");
-    let warnings: Vec<_> = d.iter().filter(|d| d.severity == Severity::Warning).collect();
+    let warnings: Vec<_> = d
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .collect();
     assert!(warnings.iter().any(|w| {
         w.message
             .starts_with("spec.origins[0].jwt.jwksUri: \"{YOUR_JWT_URI}\" is a placeholder")
@@ -244,7 +263,11 @@ originIsOptional: true
     assert!(!t.excluded_paths[1].matches("/img/apng", false));
     assert_eq!(t.included_paths[0], StringMatch::Prefix("/api".into()));
     assert!(t.included_paths[1].matches("/v2/x", false));
-    assert!(p.iter().all(|a| a.rules.iter().all(|r| r.forward_original_token)), "the legacy Policy keeps the token for forwarding");
+    assert!(
+        p.iter()
+            .all(|a| a.rules.iter().all(|r| r.forward_original_token)),
+        "the legacy Policy keeps the token for forwarding"
+    );
 }
 
 #[test]
@@ -263,7 +286,10 @@ fn legacy_errors() {
             "targets: [{ name: a, ports: [{ number: 80 }] }]",
             "spec.targets[0].ports:",
         ),
-        ("targets: [{ ports: [] }]", "spec.targets[0].name: is required"),
+        (
+            "targets: [{ ports: [] }]",
+            "spec.targets[0].name: is required",
+        ),
         (
             "origins: [{ jwt: { jwksUri: 'https://a/j' } }]",
             "spec.origins[0].jwt.issuer: is required",

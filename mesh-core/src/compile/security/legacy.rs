@@ -3,9 +3,13 @@
 
 use super::authn::{DEFAULT_TIMEOUT, header_name, is_placeholder, jwks_source, non_empty_names};
 use crate::compile::Cx;
-use crate::policy::{AuthnPolicy, JwtRule, Labels, Pattern, StringMatch, TriggerRule, WorkloadSelector};
+use crate::policy::{
+    AuthnPolicy, JwtRule, Labels, Pattern, StringMatch, TriggerRule, WorkloadSelector,
+};
 use crate::spec::security::LegacyPolicySpec;
-use crate::spec::security::legacy_policy::{LegacyJwtSpec, LegacyStringMatchSpec, LegacyTriggerRuleSpec};
+use crate::spec::security::legacy_policy::{
+    LegacyJwtSpec, LegacyStringMatchSpec, LegacyTriggerRuleSpec,
+};
 
 /// The legacy `authentication.istio.io` Policy → one [`AuthnPolicy`] per target (selecting
 /// `app: <target name>`), or one for every workload when `targets` is absent. It requires a
@@ -91,7 +95,10 @@ pub(crate) fn legacy_policy(spec: &LegacyPolicySpec, cx: &mut Cx<'_>) -> Option<
         return None;
     }
     if rules.is_empty() {
-        cx.warn("spec.origins", "is empty: this Policy authenticates nothing");
+        cx.warn(
+            "spec.origins",
+            "is empty: this Policy authenticates nothing",
+        );
         return Some(Vec::new());
     }
     let trigger_rules = triggers.unwrap_or_default();
@@ -109,7 +116,11 @@ pub(crate) fn legacy_policy(spec: &LegacyPolicySpec, cx: &mut Cx<'_>) -> Option<
     )
 }
 
-fn legacy_jwt(path: &str, spec: &LegacyJwtSpec, cx: &mut Cx<'_>) -> Option<(JwtRule, Vec<TriggerRule>)> {
+fn legacy_jwt(
+    path: &str,
+    spec: &LegacyJwtSpec,
+    cx: &mut Cx<'_>,
+) -> Option<(JwtRule, Vec<TriggerRule>)> {
     let mut ok = true;
     let issuer = match spec.issuer.as_deref().map(str::trim) {
         Some(i) if !i.is_empty() => {
@@ -127,7 +138,13 @@ fn legacy_jwt(path: &str, spec: &LegacyJwtSpec, cx: &mut Cx<'_>) -> Option<(JwtR
             String::new()
         }
     };
-    let jwks = jwks_source(path, spec.jwks_uri.as_deref(), spec.jwks.as_deref(), true, cx);
+    let jwks = jwks_source(
+        path,
+        spec.jwks_uri.as_deref(),
+        spec.jwks.as_deref(),
+        true,
+        cx,
+    );
     let mut from_headers = Vec::with_capacity(spec.jwt_headers.len());
     for (i, h) in spec.jwt_headers.iter().enumerate() {
         match header_name(&format!("{path}.jwtHeaders[{i}]"), h, cx) {
@@ -187,7 +204,11 @@ fn trigger_rule(path: &str, spec: &LegacyTriggerRuleSpec, cx: &mut Cx<'_>) -> Op
     })
 }
 
-fn legacy_string_match(path: &str, m: &LegacyStringMatchSpec, cx: &mut Cx<'_>) -> Option<StringMatch> {
+fn legacy_string_match(
+    path: &str,
+    m: &LegacyStringMatchSpec,
+    cx: &mut Cx<'_>,
+) -> Option<StringMatch> {
     let set = [&m.exact, &m.prefix, &m.suffix, &m.regex]
         .iter()
         .filter(|f| f.is_some())
@@ -210,7 +231,10 @@ fn legacy_string_match(path: &str, m: &LegacyStringMatchSpec, cx: &mut Cx<'_>) -
     match Pattern::new(&source) {
         Ok(p) => Some(StringMatch::Regex(p)),
         Err(e) => {
-            cx.error(&format!("{path}.{field}"), format!("is not a valid regex: {e}"));
+            cx.error(
+                &format!("{path}.{field}"),
+                format!("is not a valid regex: {e}"),
+            );
             None
         }
     }

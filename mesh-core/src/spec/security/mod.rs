@@ -8,8 +8,9 @@ pub mod rate_limit;
 pub mod request_authentication;
 
 pub use authorization_policy::{
-    AuthorizationPolicySpec, AuthzConditionSpec, AuthzFromSpec, AuthzOperationSpec, AuthzProviderSpec,
-    AuthzRuleSpec, AuthzSelectorSpec, AuthzSourceSpec, AuthzTargetRefSpec, AuthzToSpec, PortText,
+    AuthorizationPolicySpec, AuthzConditionSpec, AuthzFromSpec, AuthzOperationSpec,
+    AuthzProviderSpec, AuthzRuleSpec, AuthzSelectorSpec, AuthzSourceSpec, AuthzTargetRefSpec,
+    AuthzToSpec, PortText,
 };
 pub use legacy_policy::LegacyPolicySpec;
 pub use rate_limit::{
