@@ -11,6 +11,7 @@ pub mod compile;
 pub mod diag;
 pub mod hash;
 pub mod load;
+pub mod normalize;
 pub mod policy;
 pub mod registry;
 pub mod spec;

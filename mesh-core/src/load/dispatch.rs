@@ -7,6 +7,7 @@ use super::documents::Manifest;
 use super::{Compiled, closest};
 use crate::compile::{self, Cx, LineIndex};
 use crate::diag::{Diagnostic, Severity};
+use crate::spec::mesh_config::MeshConfigMapData;
 use crate::spec::security::{
     AuthorizationPolicySpec, HttpLocalRateLimitPolicySpec, LegacyPolicySpec,
     RequestAuthenticationSpec,
@@ -24,6 +25,8 @@ pub(crate) enum Kind {
     AuthorizationPolicy,
     LegacyPolicy,
     HttpLocalRateLimitPolicy,
+    /// A core `v1` ConfigMap: Istio's mesh config when it is `istio-system/istio`.
+    ConfigMap,
 }
 
 /// One API group: its name, versions and kinds.
@@ -76,6 +79,9 @@ pub(crate) enum Resolved {
 }
 
 pub(crate) fn resolve(api_version: &str, kind: &str) -> Resolved {
+    if api_version == "v1" && kind == "ConfigMap" {
+        return Resolved::Known(Kind::ConfigMap);
+    }
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
     let Some((group, versions, kinds)) = GROUPS.iter().find(|(g, ..)| *g == group) else {
         return Resolved::Skip(format!(
@@ -161,6 +167,22 @@ pub(crate) fn compile_manifest(
             {
                 out.config.authentication.extend(authn);
                 out.config.authorization.extend(authz);
+            }
+        }
+        Kind::ConfigMap => {
+            let (namespace, name) = compile::mesh_config::MESH_CONFIG_MAP;
+            if m.namespace != namespace || m.name != name {
+                cx.warn(
+                    "metadata.name",
+                    format_args!(
+                        "ConfigMap `{}/{}` is not mesh configuration (Istio's mesh config is ConfigMap `{namespace}/{name}`); skipped",
+                        m.namespace, m.name
+                    ),
+                );
+            } else if let Some(settings) = spec::<MeshConfigMapData>(m, &mut cx)
+                .and_then(|d| compile::mesh_config::compile(&d, &mut cx))
+            {
+                out.config.mesh = settings;
             }
         }
         Kind::HttpLocalRateLimitPolicy => {

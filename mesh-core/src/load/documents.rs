@@ -165,7 +165,11 @@ fn identify(
     }
     let namespace =
         text(metadata.and_then(|m| m.get("namespace"))).unwrap_or_else(|| "default".to_owned());
-    let spec = map.get("spec").cloned();
+    // A ConfigMap has no `spec`: its `data` is what the mesh reads (Istio's mesh config).
+    let spec = match kind.as_deref() {
+        Some("ConfigMap") => map.get("data").cloned(),
+        _ => map.get("spec").cloned(),
+    };
     Some(Manifest {
         file: file.to_owned(),
         api_version: api_version?,

@@ -62,4 +62,14 @@ pub struct MeshConfig {
     pub authorization: Vec<AuthzPolicy>,
     /// Linkerd HTTPLocalRateLimitPolicies.
     pub rate_limits: Vec<RateLimitPolicy>,
+    /// Mesh-wide settings (Istio's MeshConfig, from ConfigMap `istio` in `istio-system`).
+    pub mesh: MeshSettings,
+}
+
+/// Mesh-wide settings: the parts of Istio's `MeshConfig` this mesh uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MeshSettings {
+    /// `pathNormalization.normalization` (Istio's default `BASE`), applied to every request's
+    /// path before policy and routing decisions (see [`crate::normalize`]).
+    pub path_normalization: crate::normalize::PathNormalization,
 }

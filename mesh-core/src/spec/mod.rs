@@ -8,6 +8,7 @@
 pub mod common;
 pub mod destination_rule;
 pub mod gateway;
+pub mod mesh_config;
 pub mod security;
 pub mod service_entry;
 pub mod virtual_service;
