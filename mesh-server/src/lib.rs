@@ -12,6 +12,7 @@ pub mod admin;
 pub mod authz;
 pub mod jwt;
 pub mod metrics;
+pub mod normalize;
 pub mod otel;
 pub mod rate_limit;
 pub mod request_id;

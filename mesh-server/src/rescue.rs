@@ -5,6 +5,7 @@
 //! | --- | --- | --- |
 //! | [`authz::Denied`] | 403 (or a CUSTOM provider's status) | `RBAC: access denied` |
 //! | [`rate_limit::RateLimited`] | 429, `retry-after: SECONDS` | `local_rate_limited` |
+//! | [`normalize::PathRefused`] | 400 | `Bad Request: invalid request path: ...` |
 //! | [`HttpError`] (any layer's own answer) | its status | its message |
 //! | `tower::timeout::error::Elapsed` | 504 | `request timeout` |
 //! | anything else | 500 | `internal error` (the error itself is logged, never sent) |
@@ -43,7 +44,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{BoxError, authz, rate_limit};
+use crate::{BoxError, authz, normalize, rate_limit};
 
 /// An error that already knows its HTTP answer: for layers that are not listed in the table
 /// above, so that they too are answered here.
@@ -99,6 +100,9 @@ pub fn response_for(error: &(dyn StdError + 'static)) -> Response<Body> {
         }
         if let Some(h) = e.downcast_ref::<HttpError>() {
             return text(h.status, h.message.clone());
+        }
+        if let Some(p) = e.downcast_ref::<normalize::PathRefused>() {
+            return text(StatusCode::BAD_REQUEST, format!("Bad Request: {p}"));
         }
         if e.is::<tower::timeout::error::Elapsed>() {
             return text(StatusCode::GATEWAY_TIMEOUT, "request timeout");

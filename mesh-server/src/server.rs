@@ -8,18 +8,21 @@
 //!    see the final status of every answer, 403 and 429 included; then the request body limit
 //!    when [`MeshServer::max_request_body`] is set (413);
 //! 2. [`rescue`](crate::rescue): typed errors from the layers below become HTTP answers, here only;
-//! 3. the [`Gate`]: a request takes the current config snapshot (one pointer comparison when
+//! 3. [`normalize`](crate::normalize): the path normalized at the config's
+//!    `meshConfig.pathNormalization` level (400 when it cannot be), so every decision below and
+//!    the user's service see one spelling of it;
+//! 4. the [`Gate`]: a request takes the current config snapshot (one pointer comparison when
 //!    nothing changed) and, when it changed, the workload's policies are compiled again and
 //!    swapped in lock-free; requests in flight finish on what they started with. When no rate
 //!    limit, JWT rule or authorization policy applies to the workload, the request goes straight
-//!    to the user's service (steps 4 to 7 cost nothing then);
-//! 4. rate limit, **total** (cheap refusals before any token is verified);
-//! 5. JWT authentication ([`crate::jwt`]: RequestAuthentication and the legacy Policy; it
+//!    to the user's service (steps 5 to 8 cost nothing then);
+//! 5. rate limit, **total** (cheap refusals before any token is verified);
+//! 6. JWT authentication ([`crate::jwt`]: RequestAuthentication and the legacy Policy; it
 //!    answers 401 itself and gives authorization the verified [`RequestAuth`](crate::authz::RequestAuth));
-//! 6. rate limit, **per client** (`identity` and `overrides`: they need the identity that
+//! 7. rate limit, **per client** (`identity` and `overrides`: they need the identity that
 //!    authentication establishes, so they sit right after it);
-//! 7. [`authz`](crate::authz): CUSTOM, DENY, ALLOW;
-//! 8. the user's service (an axum `Router` or any `Service<Request<Body>>`).
+//! 8. [`authz`](crate::authz): CUSTOM, DENY, ALLOW;
+//! 9. the user's service (an axum `Router` or any `Service<Request<Body>>`).
 //!
 //! ```no_run
 //! use std::sync::{Arc, Mutex};
@@ -63,6 +66,7 @@ use crate::BoxError;
 use crate::authz::{AuthorizationLayer, AuthzEngine, ExtAuthz};
 use crate::jwt::{JwksCache, JwtLayer, JwtSettings};
 use crate::metrics::{ServerMetricsConfig, ServerMetricsLayer};
+use crate::normalize::Normalize;
 use crate::rate_limit::{RateLimitLayer, RateLimitSettings, RateLimiter};
 use crate::request_id::RequestIdLayer;
 use crate::rescue::RescueLayer;
@@ -340,7 +344,8 @@ impl MeshServer {
             Some(m) => RescueLayer::with_metrics(m.clone(), &w.service),
             None => RescueLayer::new(),
         };
-        let guarded = rescue.layer(Gate::new(user, enforced, p.clone()));
+        let gate = Gate::new(user, enforced, p.clone());
+        let guarded = rescue.layer(Normalize::shared(gate, p.path_normalization.clone()));
         let limited = match self.max_request_body {
             Some(bytes) => Either::Left(body_limit::limit(bytes, guarded)),
             None => Either::Right(guarded),

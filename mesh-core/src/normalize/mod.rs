@@ -126,6 +126,27 @@ pub fn normalize_path(path: &str, level: PathNormalization) -> Result<Option<Str
 
 /// Whether `path` has anything the level would change or refuse: a `%`, a `\`, a dot segment,
 /// or (when merging) a `//`.
+/// Normalizes `uri`'s path in place at `level`, keeping its scheme, authority and query (an
+/// absolute-form `http://host/./a` becomes `http://host/a`). Nothing is allocated when the path
+/// is already normal.
+pub fn normalize_uri(uri: &mut http::Uri, level: PathNormalization) -> Result<(), InvalidPath> {
+    let Some(path) = normalize_path(uri.path(), level)? else {
+        return Ok(());
+    };
+    let path_and_query = match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    let mut parts = std::mem::take(uri).into_parts();
+    // The normalized path has only characters the original URI had (or unreserved ones decoded
+    // from it), so it parses; if it somehow did not, refusing is the safe answer.
+    parts.path_and_query = Some(
+        http::uri::PathAndQuery::try_from(path_and_query).map_err(|_| InvalidPath::BadEscape)?,
+    );
+    *uri = http::Uri::from_parts(parts).map_err(|_| InvalidPath::BadEscape)?;
+    Ok(())
+}
+
 fn needs_work(path: &[u8], level: PathNormalization) -> bool {
     let mut prev = 0u8;
     for (i, &b) in path.iter().enumerate() {

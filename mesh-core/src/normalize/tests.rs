@@ -163,3 +163,19 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn uris_keep_scheme_authority_and_query() {
+    let mut uri: http::Uri = "http://service1/./private?x=%2e%2e&y=1".parse().unwrap();
+    normalize_uri(&mut uri, PathNormalization::Base).unwrap();
+    assert_eq!(uri, "http://service1/private?x=%2e%2e&y=1");
+    let mut uri: http::Uri = "/public/%2e%2e/private".parse().unwrap();
+    normalize_uri(&mut uri, PathNormalization::Base).unwrap();
+    assert_eq!(uri, "/private");
+    let mut uri: http::Uri = "/a%00".parse().unwrap();
+    assert_eq!(
+        normalize_uri(&mut uri, PathNormalization::Base),
+        Err(InvalidPath::Nul)
+    );
+    assert_eq!(uri, "/a%00", "a refused URI is left as it was");
+}

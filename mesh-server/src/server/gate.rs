@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use pin_project_lite::pin_project;
 
+use crate::normalize::SharedLevel;
+
 use super::*;
 
 // === impl Policies ===
@@ -25,6 +27,8 @@ pub(super) struct Policies {
     pub(super) per_client: Arc<ArcSwapOption<RateLimiter>>,
     // JWT authentication of the workload (its policies are updated on refresh too).
     pub(super) jwt: ArcSwapOption<JwtLayer>,
+    // `meshConfig.pathNormalization` of the config in force, for the normalize layer.
+    pub(super) path_normalization: SharedLevel,
     // Set after each rebuild: no rate limit, no JWT rule and no authorization policy applies, so
     // a request may go straight to the user's service.
     none_apply: AtomicBool,
@@ -50,6 +54,7 @@ impl Policies {
             total: Arc::new(ArcSwapOption::empty()),
             per_client: Arc::new(ArcSwapOption::empty()),
             jwt: ArcSwapOption::empty(),
+            path_normalization: SharedLevel::default(),
             // Nothing is compiled yet: enforce (the first refresh decides).
             none_apply: AtomicBool::new(false),
         }
@@ -98,6 +103,7 @@ impl Policies {
         if let Some(jwt) = self.jwt.load().as_deref() {
             jwt.update_from(&config);
         }
+        self.path_normalization.set(config.mesh.path_normalization);
         self.update_none_apply();
         tracing::debug!(workload = %w.service, "inbound policies refreshed");
         let at = Arc::as_ptr(&config) as usize;

@@ -20,8 +20,9 @@ use crate::trace::Trace;
 type Checked<S> = RateLimit<Authorization<IntoBody<S>>>;
 /// Total rate limit, JWT authentication (when the JWKS client could be built), then [`Checked`].
 type Enforced<S> = RateLimit<Either<Jwt<Checked<S>>, Checked<S>>>;
-/// Errors answered, policies kept current, the policy layers skipped when none applies.
-type Guarded<S> = Rescue<Gate<IntoBody<S>, Enforced<S>>>;
+/// Errors answered, the path normalized, policies kept current, the policy layers skipped when
+/// none applies.
+type Guarded<S> = Rescue<Normalize<Gate<IntoBody<S>, Enforced<S>>>>;
 /// Trace span, request id and the optional request body limit around [`Guarded`].
 type Traced<S> = Trace<RequestIdService<Either<body_limit::Limited<Guarded<S>>, Guarded<S>>>>;
 /// The whole stack: metrics (when configured) around [`Traced`].
