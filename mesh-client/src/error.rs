@@ -46,6 +46,9 @@ fn describe(e: &ClusterError) -> String {
         Outcome::Timeout => "upstream attempt timed out".to_owned(),
         Outcome::Overflow => "upstream overflow: a connection pool limit was reached".to_owned(),
         Outcome::NoHealthyUpstream => "no healthy upstream".to_owned(),
+        Outcome::DownstreamError => {
+            "downstream request failed: its body was malformed or ended early".to_owned()
+        }
     };
     match e.endpoint {
         Some(ep) => format!("{what} (endpoint {ep})"),
@@ -66,6 +69,16 @@ impl ClusterError {
     /// No endpoint was available: none registered, unknown host or subset, or all ejected.
     pub fn no_healthy_upstream() -> Self {
         Self::new(Outcome::NoHealthyUpstream)
+    }
+
+    /// The downstream's request body failed (malformed, cut short) while it was being read or
+    /// forwarded: the client's fault, not the upstream's.
+    pub fn downstream(source: impl Into<BoxError>) -> Self {
+        Self {
+            outcome: Outcome::DownstreamError,
+            endpoint: None,
+            source: Some(source.into()),
+        }
     }
 
     /// A connection-pool limit refused the attempt before it was sent.

@@ -242,6 +242,12 @@ fn endpoint_uri(
 }
 
 /// The outcome of a failed request.
+///
+/// The request body is the downstream's: when reading it fails (broken chunked framing, a body
+/// shorter than its `content-length`, a client that went away), hyper reports a *user* error
+/// (HTTP/1) or resets the stream itself (HTTP/2). That is the client's failure, not the
+/// upstream's: [`Outcome::DownstreamError`], which is neither retried nor counted by outlier
+/// detection.
 fn classify(err: &hyper_util::client::legacy::Error) -> Outcome {
     if err.is_connect() {
         return Outcome::ConnectFailure;
@@ -249,10 +255,20 @@ fn classify(err: &hyper_util::client::legacy::Error) -> Outcome {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
     for _ in 0..16 {
         let Some(e) = cur else { break };
-        if let Some(h2) = e.downcast_ref::<h2::Error>()
-            && h2.reason() == Some(h2::Reason::REFUSED_STREAM)
+        if let Some(h) = e.downcast_ref::<hyper::Error>()
+            && h.is_user()
         {
-            return Outcome::RefusedStream;
+            return Outcome::DownstreamError;
+        }
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            if h2.reason() == Some(h2::Reason::REFUSED_STREAM) {
+                return Outcome::RefusedStream;
+            }
+            // A reset this side sent (not the peer, not a protocol violation h2 detected):
+            // hyper resets the stream when the request body fails.
+            if h2.is_reset() && !h2.is_remote() && !h2.is_library() {
+                return Outcome::DownstreamError;
+            }
         }
         cur = e.source();
     }

@@ -28,6 +28,11 @@ pub enum Outcome {
     Overflow,
     /// No endpoint was available (none registered, or all ejected).
     NoHealthyUpstream,
+    /// The downstream's request failed while it was being forwarded: its body was malformed
+    /// (broken chunked framing), ended before its `content-length`, or the client went away.
+    /// The upstream did nothing wrong: never retried, never counted against the endpoint by
+    /// outlier detection (Envoy counts the upstream host's errors only), answered 400 (`DPE`).
+    DownstreamError,
 }
 
 impl Outcome {
@@ -47,12 +52,22 @@ impl Outcome {
         }
     }
 
+    /// Whether the outcome says something about the upstream endpoint, good or bad. Local
+    /// refusals (overflow, no endpoint) and the downstream's own failures say nothing: outlier
+    /// detection neither counts them as errors nor as successes.
+    pub fn concerns_upstream(&self) -> bool {
+        !matches!(
+            self,
+            Outcome::Overflow | Outcome::NoHealthyUpstream | Outcome::DownstreamError
+        )
+    }
+
     /// Whether this is a gateway error (502, 503, 504, or a transport failure), as Envoy's
     /// `consecutive_gateway_failure` counts.
     pub fn is_gateway_error(&self) -> bool {
         match *self {
             Outcome::Response { status, .. } => matches!(status, 502..=504),
-            Outcome::Overflow => false,
+            Outcome::Overflow | Outcome::DownstreamError => false,
             _ => true,
         }
     }
@@ -102,7 +117,8 @@ impl Outcome {
                 retry_on.has(C::Reset) || retry_on.has(C::FiveXx) || retry_on.has(C::GatewayError)
             }
             // Overflow and no healthy upstream are local decisions: retrying cannot help now.
-            Outcome::Overflow | Outcome::NoHealthyUpstream => false,
+            // The downstream's own failure would fail again the same way.
+            Outcome::Overflow | Outcome::NoHealthyUpstream | Outcome::DownstreamError => false,
         }
     }
 
@@ -115,6 +131,7 @@ impl Outcome {
             Outcome::Timeout => Some("UT"),
             Outcome::Overflow => Some("UO"),
             Outcome::NoHealthyUpstream => Some("UH"),
+            Outcome::DownstreamError => Some("DPE"),
         }
     }
 }
@@ -186,5 +203,26 @@ mod tests {
         assert!(Outcome::ConnectFailure.never_reached_server());
         assert!(!Outcome::Reset.never_reached_server());
         assert_eq!(Outcome::Overflow.response_flag(), Some("UO"));
+    }
+
+    #[test]
+    fn the_downstreams_failure_is_not_the_upstreams() {
+        let d = Outcome::DownstreamError;
+        assert!(!d.concerns_upstream());
+        assert!(!d.is_gateway_error());
+        assert!(!d.is_local_origin_failure());
+        assert!(!d.never_reached_server());
+        for on in [
+            RetryOn::istio_default(),
+            RetryOn {
+                conditions: vec![RetryCondition::FiveXx, RetryCondition::Reset],
+                status_codes: vec![],
+            },
+        ] {
+            assert!(!d.is_retryable(&on));
+        }
+        assert_eq!(d.response_flag(), Some("DPE"));
+        assert!(Outcome::Reset.concerns_upstream());
+        assert!(!Outcome::Overflow.concerns_upstream());
     }
 }

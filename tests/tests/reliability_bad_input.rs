@@ -92,3 +92,59 @@ async fn bad_requests_get_clear_4xx_and_the_gateway_survives() {
     );
     lab.stop().await;
 }
+
+/// A client's broken request is the client's failure: never an upstream failure, never retried,
+/// never counted by outlier detection. Before, three POSTs with broken chunked framing were
+/// answered 503 "connection termination" and got service1 ejected for every user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_malformed_body_never_ejects_a_healthy_backend() {
+    let lab = Lab::start("routing", LabOptions::default())
+        .await
+        .expect("lab starts");
+    let gw = lab.gateway.addr;
+    assert!(lab.get("/service1/before", &[]).await.ok());
+
+    let broken_chunks: &[u8] = b"POST /service1/upload HTTP/1.1\r\nHost: gw\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\nnot a chunk\r\n0\r\n\r\n";
+    // A chunk announced longer than what follows, then a bad terminator.
+    let bad_terminator: &[u8] = b"POST /service1/upload HTTP/1.1\r\nHost: gw\r\ntransfer-encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n";
+    for i in 0..12 {
+        let bytes = if i % 2 == 0 {
+            broken_chunks
+        } else {
+            bad_terminator
+        };
+        let status = raw(gw, bytes).await;
+        // The answer is the client's 400, or no answer on a connection hyper gave up on; never
+        // a 5xx that blames the upstream.
+        assert!(
+            matches!(status, None | Some(400)),
+            "broken request {i} answered {status:?}"
+        );
+    }
+    // A body that ends before its content-length, the client closing its side.
+    let mut stream = TcpStream::connect(gw).await.unwrap();
+    stream
+        .write_all(
+            b"POST /service1/upload HTTP/1.1\r\nHost: gw\r\ncontent-length: 100\r\n\r\nshort",
+        )
+        .await
+        .unwrap();
+    stream.shutdown().await.unwrap();
+    let mut sink = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut sink)).await;
+    let head = String::from_utf8_lossy(&sink);
+    assert!(
+        !head.starts_with("HTTP/1.1 5"),
+        "a body cut short by the client was blamed on the upstream: {head}"
+    );
+
+    // service1 was never ejected: every user is still served.
+    for n in 0..20 {
+        let reply = lab.get(&format!("/service1/after/{n}"), &[]).await;
+        assert!(
+            reply.ok(),
+            "service1 no longer served after client errors: {reply:?}"
+        );
+    }
+    lab.stop().await;
+}

@@ -10,6 +10,7 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use http::{Request, Response, StatusCode};
 use mesh_core::classify::Outcome;
+use mesh_core::normalize::normalize_uri;
 use mesh_core::policy::{
     Destination, HttpRoute, MeshConfig, RetryBudget, RetryPolicy, RouteAction, WeightedDestination,
 };
@@ -88,6 +89,18 @@ impl Router {
     pub(super) fn route(&self, request: Request<BoxBody>) -> BoxFuture {
         let compiled = self.compiled();
         let shared = &self.shared;
+        let mut request = request;
+        // VirtualService `uri` matches see the path as the callee's policies will: normalized at
+        // the mesh's level (one scan of the path when it is already normal).
+        let level = compiled.config.mesh.path_normalization;
+        if let Err(reason) = normalize_uri(request.uri_mut(), level) {
+            tracing::debug!(path = request.uri().path(), %reason, %level, "request path refused");
+            return ready(local_reply(
+                StatusCode::BAD_REQUEST,
+                "invalid request path",
+                Some("DPE"),
+            ));
+        }
         let view = RequestView::new(&request);
         let (stack, request) = match compiled.table.lookup_view(&view) {
             Lookup::NoVirtualService => {
@@ -220,6 +233,10 @@ fn rescue(error: &BoxError) -> Response<BoxBody> {
             "upstream connect error or disconnect/reset before headers. reset reason: overflow",
         ),
         Outcome::NoHealthyUpstream => (StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream"),
+        Outcome::DownstreamError => (
+            StatusCode::BAD_REQUEST,
+            "downstream request error: the request body was malformed or ended early",
+        ),
         Outcome::Response { .. } => (StatusCode::SERVICE_UNAVAILABLE, "upstream error"),
     };
     local_reply(status, text, outcome.response_flag())

@@ -199,8 +199,9 @@ impl OutlierDetector {
         let cfg = &self.config;
         let split = cfg.split_external_local_origin_errors;
         let reason = match outcome {
-            // Refused locally or never sent: says nothing about the endpoint.
-            Outcome::Overflow | Outcome::NoHealthyUpstream => return,
+            // Refused locally, never sent, or the downstream's own failure: says nothing about
+            // the endpoint.
+            o if !o.concerns_upstream() => return,
             o if o.is_local_origin_failure() && split => {
                 let n = host.consecutive_local.fetch_add(1, Ordering::Relaxed) + 1;
                 (cfg.consecutive_local_origin_failures > 0

@@ -11,6 +11,7 @@ use http_body_util::BodyExt;
 
 use crate::BoxError;
 use crate::body::BoxBody;
+use crate::error::ClusterError;
 
 /// Default replay limit: 64 KiB.
 pub const DEFAULT_MAX_REPLAY_BYTES: u64 = 64 * 1024;
@@ -29,7 +30,11 @@ pub async fn buffer(body: BoxBody, limit: u64) -> Result<Buffered, BoxError> {
         return Ok(Buffered::Bytes(Bytes::new()));
     }
     match body.size_hint().upper() {
-        Some(upper) if upper <= limit => Ok(Buffered::Bytes(body.collect().await?.to_bytes())),
+        // The body is the downstream's: if it fails (cut short, malformed), that is its fault.
+        Some(upper) if upper <= limit => match body.collect().await {
+            Ok(collected) => Ok(Buffered::Bytes(collected.to_bytes())),
+            Err(e) => Err(ClusterError::downstream(e).into()),
+        },
         _ => Ok(Buffered::Stream(body)),
     }
 }
