@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use http::header::HOST;
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderValue, Request, Response, Uri};
+use http::{HeaderValue, Request, Response, Uri, Version};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -103,15 +103,16 @@ pub struct Transport {
 
 #[derive(Clone)]
 enum Inner {
-    // Shared: each request clones the transport into its future (one reference count).
-    Hyper(Arc<Client<HttpConnector, BoxBody>>),
+    // Shared: each request clones the transport into its future (one reference count). The
+    // version every request is sent with on these connections rides along.
+    Hyper(Arc<Client<HttpConnector, BoxBody>>, Version),
     InProcess(InProcessFn),
 }
 
 impl fmt::Debug for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self.inner {
-            Inner::Hyper(_) => "Transport::Hyper",
+            Inner::Hyper(..) => "Transport::Hyper",
             Inner::InProcess(_) => "Transport::InProcess",
         })
     }
@@ -140,8 +141,13 @@ impl Transport {
         if config.http2 {
             builder.http2_only(true);
         }
+        let version = if config.http2 {
+            Version::HTTP_2
+        } else {
+            Version::HTTP_11
+        };
         Ok(Self {
-            inner: Inner::Hyper(Arc::new(builder.build(connector))),
+            inner: Inner::Hyper(Arc::new(builder.build(connector)), version),
         })
     }
 
@@ -165,7 +171,9 @@ impl Transport {
 
     /// Sends `req` to `endpoint`. The request's URI keeps its path and query and gets the
     /// endpoint as authority; `host` (the service's name) becomes the `Host` header when the
-    /// request has none. The response carries the [`Upstream`] extension.
+    /// request has none. The request's HTTP version is the upstream connection's, whatever the
+    /// downstream spoke (an HTTP/2 client of an HTTP/1.1 upstream, and the reverse, as Envoy
+    /// does). The response carries the [`Upstream`] extension.
     pub fn send(
         &self,
         endpoint: SocketAddr,
@@ -198,12 +206,15 @@ impl Transport {
             }
         }
         let uri = endpoint_uri(std::mem::take(&mut parts.uri), endpoint, authority);
+        if let Inner::Hyper(_, version) = &self.inner {
+            parts.version = *version;
+        }
         let inner = self.inner.clone();
         async move {
             parts.uri = uri.map_err(|e| ClusterError::transport(Outcome::Reset, endpoint, e))?;
             let req = Request::from_parts(parts, body);
             let mut resp = match inner {
-                Inner::Hyper(client) => client
+                Inner::Hyper(client, _) => client
                     .request(req)
                     .await
                     .map_err(|e| ClusterError::transport(classify(&e), endpoint, e))?
