@@ -69,3 +69,61 @@ fn other_config_maps_are_skipped_with_a_warning() {
         loaded.warnings
     );
 }
+
+const DRY_RUN: &str = r#"
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: trial
+  namespace: default
+  annotations:
+    istio.io/dry-run: "VALUE"
+    sidecar.istio.io/inject: "false"
+    kubectl.kubernetes.io/last-applied-configuration: "{}"
+spec:
+  action: DENY
+  rules: [{to: [{operation: {paths: ["/private"]}}]}]
+"#;
+
+#[test]
+fn the_dry_run_annotation_marks_the_policy_and_other_istio_annotations_are_named() {
+    let loaded = load_str("trial.yaml", &DRY_RUN.replace("VALUE", "true")).unwrap();
+    assert!(loaded.config.authorization[0].dry_run);
+    let warnings: Vec<&str> = loaded.warnings.iter().map(|w| w.message.as_str()).collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("`sidecar.istio.io/inject` is not implemented")),
+        "{warnings:?}"
+    );
+    assert!(
+        !warnings.iter().any(|w| w.contains("kubectl")),
+        "{warnings:?}"
+    );
+
+    let loaded = load_str("trial.yaml", &DRY_RUN.replace("VALUE", "false")).unwrap();
+    assert!(!loaded.config.authorization[0].dry_run);
+
+    let err = load_str("trial.yaml", &DRY_RUN.replace("VALUE", "maybe")).unwrap_err();
+    assert!(
+        err.to_string().contains("`maybe` is not `true` or `false`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_dry_run_custom_policy_is_never_enforced() {
+    let text = DRY_RUN
+        .replace("VALUE", "true")
+        .replace("action: DENY", "action: CUSTOM\n  provider: {name: ext}");
+    let loaded = load_str("trial.yaml", &text).unwrap();
+    assert!(loaded.config.authorization.is_empty());
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("not supported for CUSTOM")),
+        "{:?}",
+        loaded.warnings
+    );
+}

@@ -49,6 +49,7 @@ fn policies() -> Vec<AuthzPolicy> {
             }],
             ..AuthzRule::default()
         }],
+        dry_run: false,
     };
     let allow = AuthzPolicy {
         origin: Origin {
@@ -60,6 +61,7 @@ fn policies() -> Vec<AuthzPolicy> {
         action: AuthzAction::Allow,
         provider: None,
         rules,
+        dry_run: false,
     };
     vec![deny, allow]
 }

@@ -329,12 +329,8 @@ impl MeshServer {
         let w = &p.workload;
         let user = IntoBody::new(service);
         // The policy layers, innermost first.
-        let checked = RateLimitLayer::shared(p.per_client.clone()).layer(
-            AuthorizationLayer::shared(p.authz.clone())
-                .with_shared_ext_authz(self.ext_authz.clone())
-                .trusted_proxies(self.trusted_proxies)
-                .layer(user.clone()),
-        );
+        let checked = RateLimitLayer::shared(p.per_client.clone())
+            .layer(self.authorization_layer().layer(user.clone()));
         let authn = match p.jwt.load_full() {
             Some(jwt) => Either::Left(jwt.layer(checked)),
             None => Either::Right(checked),
@@ -360,6 +356,18 @@ impl MeshServer {
             None => Either::Right(traced),
         };
         InboundService::new(stack)
+    }
+
+    /// The authorization layer of the workload: its shared policies, the CUSTOM provider, the
+    /// trusted proxies, and the dry-run counters when metrics are recorded.
+    fn authorization_layer(&self) -> AuthorizationLayer {
+        let layer = AuthorizationLayer::shared(self.policies.authz.clone())
+            .with_shared_ext_authz(self.ext_authz.clone())
+            .trusted_proxies(self.trusted_proxies);
+        match &self.metrics {
+            Some(m) => layer.with_dry_run_metrics(m.clone(), &self.policies.workload.service),
+            None => layer,
+        }
     }
 
     /// Serves `service` wrapped in the stack on `listener` until `shutdown` completes, then

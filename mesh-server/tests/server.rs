@@ -44,6 +44,7 @@ fn deny_admin() -> AuthzPolicy {
             }],
             ..AuthzRule::default()
         }],
+        dry_run: false,
     }
 }
 
@@ -355,6 +356,7 @@ async fn jwt_tokens_identify_clients_for_authz_and_limits() {
                 }],
                 ..AuthzRule::default()
             }],
+            dry_run: false,
         }],
         rate_limits: vec![RateLimitPolicy {
             origin: origin("HTTPLocalRateLimitPolicy"),

@@ -71,6 +71,19 @@ pub struct PolicyLabel {
     pub policy: String,
 }
 
+/// What a dry-run AuthorizationPolicy set would have decided.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct DryRunLabel {
+    /// The workload whose policies were evaluated.
+    pub destination_workload: String,
+    /// The dry-run policy that matched (`namespace/name`), or `none`.
+    pub policy: String,
+    /// `ALLOW` or `DENY`.
+    pub action: String,
+    /// `shadow_allowed` or `shadow_denied` (Envoy's RBAC shadow stats).
+    pub result: String,
+}
+
 /// A JWT issuer.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct IssuerLabel {
@@ -106,6 +119,7 @@ struct Inner {
     mirrors_dropped: Family<ServiceLabel, Counter>,
     authn_denied: Family<PolicyLabel, Counter>,
     authz_denied: Family<PolicyLabel, Counter>,
+    authz_dry_run: Family<DryRunLabel, Counter>,
     rate_limited: Family<PolicyLabel, Counter>,
     jwks_fetch_failures: Family<IssuerLabel, Counter>,
 }
@@ -182,6 +196,7 @@ impl MeshMetrics {
             mirrors_dropped: Family::default(),
             authn_denied: Family::default(),
             authz_denied: Family::default(),
+            authz_dry_run: Family::default(),
             rate_limited: Family::default(),
             jwks_fetch_failures: Family::default(),
         };
@@ -221,6 +236,11 @@ impl MeshMetrics {
                 "mesh_authz_denied",
                 "Requests refused by an AuthorizationPolicy (403).",
                 inner.authz_denied.clone(),
+            );
+            r.register(
+                "mesh_authz_dry_run",
+                "Shadow results of istio.io/dry-run AuthorizationPolicies (never enforced).",
+                inner.authz_dry_run.clone(),
             );
             r.register(
                 "mesh_rate_limited",
@@ -351,6 +371,18 @@ impl MeshMetrics {
             .authz_denied
             .get_or_create(&policy(workload, policy_name))
             .inc();
+    }
+
+    /// A dry-run AuthorizationPolicy set of `workload` would have decided `result`
+    /// (`mesh_authz_dry_run_total`).
+    pub fn record_authz_dry_run(&self, workload: &str, policy: &str, action: &str, result: &str) {
+        let label = DryRunLabel {
+            destination_workload: workload.to_owned(),
+            policy: policy.to_owned(),
+            action: action.to_owned(),
+            result: result.to_owned(),
+        };
+        self.inner.authz_dry_run.get_or_create(&label).inc();
     }
 
     /// A local rate limit policy refused a request to `workload` (`mesh_rate_limited_total`).

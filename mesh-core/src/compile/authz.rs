@@ -74,6 +74,7 @@ pub(crate) fn compile(spec: &AuthorizationPolicySpec, cx: &mut Cx<'_>) -> Option
         action,
         provider,
         rules,
+        dry_run: false,
     })
 }
 

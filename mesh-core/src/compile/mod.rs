@@ -115,6 +115,7 @@ impl<'a> Cx<'a> {
     }
 }
 
+pub(crate) mod annotations;
 mod authz;
 pub(crate) mod common;
 pub(crate) mod destination_rule;

@@ -118,6 +118,7 @@ pub(crate) fn compile_manifest(
 ) {
     let origin = m.origin();
     let mut cx = Cx::new(origin, &m.lines, diags);
+    compile::annotations::check(kind, &m.annotations, &mut cx);
     match kind {
         Kind::Gateway => {
             if let Some(p) =
@@ -155,10 +156,20 @@ pub(crate) fn compile_manifest(
             }
         }
         Kind::AuthorizationPolicy => {
-            if let Some(p) = spec::<AuthorizationPolicySpec>(m, &mut cx)
+            if let Some(mut p) = spec::<AuthorizationPolicySpec>(m, &mut cx)
                 .and_then(|s| compile::security::authorization_policy(&s, &mut cx))
             {
-                out.config.authorization.push(p);
+                p.dry_run = compile::annotations::dry_run(&m.annotations, &mut cx);
+                if p.dry_run && p.action == crate::policy::AuthzAction::Custom {
+                    // Istio has no shadow mode for CUSTOM: enforcing what the author meant as a
+                    // trial would be worse than skipping it.
+                    cx.warn(
+                        "metadata.annotations",
+                        "istio.io/dry-run is not supported for CUSTOM policies (as in Istio); the policy is not enforced",
+                    );
+                } else {
+                    out.config.authorization.push(p);
+                }
             }
         }
         Kind::LegacyPolicy => {

@@ -16,6 +16,8 @@ pub(crate) struct Manifest {
     pub(crate) kind: String,
     pub(crate) name: String,
     pub(crate) namespace: String,
+    /// `metadata.annotations` whose values are strings.
+    pub(crate) annotations: Vec<(String, String)>,
     pub(crate) spec: Option<Value>,
     pub(crate) lines: DocLines,
 }
@@ -170,10 +172,20 @@ fn identify(
         Some("ConfigMap") => map.get("data").cloned(),
         _ => map.get("spec").cloned(),
     };
+    let annotations = metadata
+        .and_then(|m| m.get("annotations"))
+        .and_then(Value::as_mapping)
+        .map(|a| {
+            a.iter()
+                .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
     Some(Manifest {
         file: file.to_owned(),
         api_version: api_version?,
         kind: kind?,
+        annotations,
         // checked by the loader for the kinds it reads (other kinds are skipped anyway)
         name: name.unwrap_or_default(),
         namespace,

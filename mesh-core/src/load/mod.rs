@@ -26,7 +26,7 @@
 //! ```
 
 mod checks;
-mod dispatch;
+pub(crate) mod dispatch;
 mod documents;
 mod hosts;
 mod lines;

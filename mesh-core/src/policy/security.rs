@@ -96,6 +96,18 @@ pub enum AuthzAction {
     Custom,
 }
 
+impl AuthzAction {
+    /// The action as Istio writes it (`ALLOW`, `DENY`, `AUDIT`, `CUSTOM`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthzAction::Allow => "ALLOW",
+            AuthzAction::Deny => "DENY",
+            AuthzAction::Audit => "AUDIT",
+            AuthzAction::Custom => "CUSTOM",
+        }
+    }
+}
+
 /// A checked AuthorizationPolicy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthzPolicy {
@@ -111,6 +123,9 @@ pub struct AuthzPolicy {
     /// matches nothing, so an ALLOW policy without rules denies all; `rules: [{}]` is one empty
     /// rule, which matches everything.
     pub rules: Vec<AuthzRule>,
+    /// The `istio.io/dry-run: "true"` annotation: the policy is evaluated in shadow (its result
+    /// logged and counted) and never enforced.
+    pub dry_run: bool,
 }
 
 /// One rule: every `from`, `to` and `when` given must match (each list: any entry).

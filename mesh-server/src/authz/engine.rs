@@ -21,12 +21,27 @@ pub const ROOT_NAMESPACE: &str = "istio-system";
 /// Built once per config snapshot ([`AuthzEngine::for_workload`] keeps only the policies whose
 /// selector and namespace select the workload) and then evaluated per request without
 /// allocating. Evaluation follows Istio: CUSTOM, then DENY, then ALLOW; AUDIT never decides.
+/// Policies annotated `istio.io/dry-run: "true"` never decide either: they are evaluated in
+/// shadow, as Envoy's RBAC `shadow_rules`, and their result is reported ([`Verdict::shadow`]).
 #[derive(Clone, Debug, Default)]
 pub struct AuthzEngine {
     custom: Box<[Compiled]>,
     deny: Box<[Compiled]>,
     allow: Box<[Compiled]>,
     audit: Box<[Compiled]>,
+    dry_run_deny: Box<[Compiled]>,
+    dry_run_allow: Box<[Compiled]>,
+}
+
+/// What the dry-run policies of one action would have decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Shadow {
+    /// `DENY` or `ALLOW`: the action of the dry-run policies evaluated.
+    pub(crate) action: AuthzAction,
+    /// The dry-run policy that matched (none: no dry-run policy of this action matched).
+    pub(crate) policy: Option<Arc<str>>,
+    /// Whether the request would have been allowed had these policies been enforced.
+    pub(crate) allowed: bool,
 }
 
 /// What evaluation decided, before any CUSTOM provider is asked.
@@ -37,6 +52,8 @@ pub(crate) struct Verdict {
     /// DENY/ALLOW outcome: `Err(policy)` names the deciding DENY policy (or none for "no ALLOW
     /// policy matched").
     pub(crate) result: Result<(), Option<Arc<str>>>,
+    /// The shadow results of the dry-run DENY and ALLOW policies, when there are any.
+    pub(crate) shadow: [Option<Shadow>; 2],
 }
 
 #[derive(Clone, Debug)]
@@ -104,13 +121,20 @@ impl AuthzEngine {
         let mut deny = Vec::new();
         let mut allow = Vec::new();
         let mut audit = Vec::new();
+        let mut dry_run_deny = Vec::new();
+        let mut dry_run_allow = Vec::new();
         for p in policies {
             let compiled = compile_policy(p)?;
-            match p.action {
-                AuthzAction::Custom => custom.push(compiled),
-                AuthzAction::Deny => deny.push(compiled),
-                AuthzAction::Allow => allow.push(compiled),
-                AuthzAction::Audit => audit.push(compiled),
+            match (p.action, p.dry_run) {
+                (AuthzAction::Deny, true) => dry_run_deny.push(compiled),
+                (AuthzAction::Allow, true) => dry_run_allow.push(compiled),
+                // Istio has no shadow mode for CUSTOM or AUDIT (the loader refuses to enforce a
+                // dry-run CUSTOM policy): leave them out rather than enforce a trial.
+                (_, true) => {}
+                (AuthzAction::Custom, false) => custom.push(compiled),
+                (AuthzAction::Deny, false) => deny.push(compiled),
+                (AuthzAction::Allow, false) => allow.push(compiled),
+                (AuthzAction::Audit, false) => audit.push(compiled),
             }
         }
         Ok(Self {
@@ -118,6 +142,8 @@ impl AuthzEngine {
             deny: deny.into(),
             allow: allow.into(),
             audit: audit.into(),
+            dry_run_deny: dry_run_deny.into(),
+            dry_run_allow: dry_run_allow.into(),
         })
     }
 
@@ -146,6 +172,8 @@ impl AuthzEngine {
             && self.deny.is_empty()
             && self.allow.is_empty()
             && self.audit.is_empty()
+            && self.dry_run_deny.is_empty()
+            && self.dry_run_allow.is_empty()
     }
 
     /// The compiled policies, as action and `namespace/name`, in evaluation order.
@@ -160,6 +188,8 @@ impl AuthzEngine {
             .chain(tag(AuthzAction::Deny, &self.deny))
             .chain(tag(AuthzAction::Allow, &self.allow))
             .chain(tag(AuthzAction::Audit, &self.audit))
+            .chain(tag(AuthzAction::Deny, &self.dry_run_deny))
+            .chain(tag(AuthzAction::Allow, &self.dry_run_allow))
     }
 
     /// Whether DENY and ALLOW policies let `req` through (CUSTOM providers are not asked: the
@@ -188,7 +218,29 @@ impl AuthzEngine {
         } else {
             Err(None)
         };
-        Verdict { custom, result }
+        // Shadow engines as Envoy runs them, one per action, each over its dry-run policies
+        // alone: a matching DENY would deny; an ALLOW list allows only what one of them matches.
+        let shadow_deny = (!self.dry_run_deny.is_empty()).then(|| {
+            let hit = self.dry_run_deny.iter().find(|p| p.matches(attrs));
+            Shadow {
+                action: AuthzAction::Deny,
+                allowed: hit.is_none(),
+                policy: hit.map(|p| p.name.clone()),
+            }
+        });
+        let shadow_allow = (!self.dry_run_allow.is_empty()).then(|| {
+            let hit = self.dry_run_allow.iter().find(|p| p.matches(attrs));
+            Shadow {
+                action: AuthzAction::Allow,
+                allowed: hit.is_some(),
+                policy: hit.map(|p| p.name.clone()),
+            }
+        });
+        Verdict {
+            custom,
+            result,
+            shadow: [shadow_deny, shadow_allow],
+        }
     }
 }
 

@@ -3,7 +3,9 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tower_layer::Layer;
 
-use super::{Authorization, AuthzEngine, ExtAuthz};
+use mesh_client::telemetry::MeshMetrics;
+
+use super::{Authorization, AuthzEngine, DryRunMetrics, ExtAuthz};
 
 /// Applies [`Authorization`] to a service.
 #[derive(Clone)]
@@ -11,6 +13,7 @@ pub struct AuthorizationLayer {
     pub(super) engine: Arc<ArcSwap<AuthzEngine>>,
     pub(super) ext: Option<Arc<dyn ExtAuthz>>,
     pub(super) trusted_proxies: usize,
+    pub(super) dry_run: Option<Arc<DryRunMetrics>>,
 }
 
 impl AuthorizationLayer {
@@ -25,7 +28,18 @@ impl AuthorizationLayer {
             engine,
             ext: None,
             trusted_proxies: 0,
+            dry_run: None,
         }
+    }
+
+    /// Counts the shadow results of `istio.io/dry-run` policies in `metrics`
+    /// (`mesh_authz_dry_run_total`) for `workload`; without it they are only logged.
+    pub fn with_dry_run_metrics(mut self, metrics: MeshMetrics, workload: &str) -> Self {
+        self.dry_run = Some(Arc::new(DryRunMetrics {
+            metrics,
+            workload: workload.into(),
+        }));
+        self
     }
 
     /// The provider asked for requests that a CUSTOM policy selects. Without one, such
@@ -67,6 +81,7 @@ impl<S> Layer<S> for AuthorizationLayer {
             engine: self.engine.clone(),
             ext: self.ext.clone(),
             trusted_proxies: self.trusted_proxies,
+            dry_run: self.dry_run.clone(),
         }
     }
 }

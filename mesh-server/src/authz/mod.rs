@@ -11,6 +11,14 @@
 //!    ALLOW policy without rules matches nothing, so it denies all; `rules: [{}]` allows all.
 //! 4. **AUDIT** policies never decide: a match emits a `mesh::authz::audit` tracing event.
 //!
+//! Policies annotated `istio.io/dry-run: "true"` never decide either. As Envoy's RBAC
+//! `shadow_rules`, the dry-run DENY policies and the dry-run ALLOW policies are each evaluated
+//! on their own beside the real decision, and what they would have decided is reported: a
+//! `mesh::authz::dry_run` tracing event (INFO) and, with
+//! [`AuthorizationLayer::with_dry_run_metrics`], the counter
+//! `mesh_authz_dry_run_total{destination_workload, policy, action, result}` with `result`
+//! `shadow_allowed` or `shadow_denied`, Envoy's words.
+//!
 //! A refused request fails with [`Denied`] (boxed); [`crate::rescue`] answers it with 403
 //! `RBAC: access denied`.
 //!
@@ -36,6 +44,7 @@
 //!         to: vec![Operation { methods: vec!["GET".into()], paths: vec!["/api/*".into()], ..Default::default() }],
 //!         ..Default::default()
 //!     }],
+//!     dry_run: false,
 //! };
 //! let engine = AuthzEngine::new([&read_only]).expect("valid policy");
 //! let svc = ServiceBuilder::new()
@@ -65,12 +74,14 @@ use tower_service::Service;
 pub(crate) use attrs::RequestAttrs;
 pub use attrs::{PeerIdentity, RequestAuth};
 pub use custom::{CheckFuture, CheckRequest, CheckResponse, ExtAuthz};
+use engine::Shadow;
 pub use engine::{AuthzEngine, ROOT_NAMESPACE};
 pub use error::{BuildError, Denied};
 pub use future::ResponseFuture;
 pub use layer::AuthorizationLayer;
 
 use crate::BoxError;
+use mesh_client::telemetry::MeshMetrics;
 
 /// Middleware enforcing AuthorizationPolicies; see the [module docs](self).
 #[derive(Clone)]
@@ -79,6 +90,14 @@ pub struct Authorization<S> {
     engine: Arc<ArcSwap<AuthzEngine>>,
     ext: Option<Arc<dyn ExtAuthz>>,
     trusted_proxies: usize,
+    dry_run: Option<Arc<DryRunMetrics>>,
+}
+
+/// Where shadow results of dry-run policies are counted.
+#[derive(Debug)]
+pub(crate) struct DryRunMetrics {
+    pub(crate) metrics: MeshMetrics,
+    pub(crate) workload: Box<str>,
 }
 
 impl<S> Authorization<S> {
@@ -89,6 +108,7 @@ impl<S> Authorization<S> {
             engine: Arc::new(ArcSwap::from_pointee(engine)),
             ext: None,
             trusted_proxies: 0,
+            dry_run: None,
         }
     }
 
@@ -150,6 +170,9 @@ where
                     "request denied by authorization"
                 );
             }
+            for shadow in verdict.shadow.iter().flatten() {
+                report_shadow(shadow, &attrs, self.dry_run.as_deref());
+            }
             verdict
         };
         let sync = verdict.result.map_err(|policy| Denied {
@@ -176,6 +199,22 @@ where
                 ResponseFuture::checking(check, inner, req, sync, policy)
             }
         }
+    }
+}
+
+/// Logs and counts what a dry-run policy set would have decided.
+fn report_shadow(shadow: &Shadow, attrs: &RequestAttrs<'_>, sink: Option<&DryRunMetrics>) {
+    let result = if shadow.allowed {
+        "shadow_allowed"
+    } else {
+        "shadow_denied"
+    };
+    let policy = shadow.policy.as_deref().unwrap_or("none");
+    let action = shadow.action.as_str();
+    tracing::info!(target: "mesh::authz::dry_run", policy, action, result, method = attrs.method, path = attrs.path, "dry-run authorization result (not enforced)");
+    if let Some(sink) = sink {
+        sink.metrics
+            .record_authz_dry_run(&sink.workload, policy, action, result);
     }
 }
 

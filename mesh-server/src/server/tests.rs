@@ -63,6 +63,7 @@ async fn refresh_picks_the_workloads_policies_and_keeps_buckets_across_reloads()
         action: AuthzAction::Deny,
         provider: None,
         rules: vec![],
+        dry_run: false,
     };
     let same_limits = cell.load().rate_limits.clone();
     cell.store(Arc::new(MeshConfig {
@@ -130,6 +131,7 @@ fn deny_all() -> AuthzPolicy {
         action: AuthzAction::Deny,
         provider: None,
         rules: vec![mesh_core::policy::AuthzRule::default()],
+        dry_run: false,
     }
 }
 
