@@ -204,3 +204,46 @@ async fn attempt_deadline_times_out_and_counts_against_the_endpoint() {
         "the timed-out attempts are no longer in flight"
     );
 }
+
+/// A request body that fails part-way, as a downstream's body does when its chunked framing is
+/// broken or its client goes away.
+fn failing_body_request(host: &str) -> http::Request<mesh_client::body::BoxBody> {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, StreamBody};
+    let chunks: Vec<Result<http_body::Frame<Bytes>, mesh_client::BoxError>> = vec![
+        Ok(http_body::Frame::data(Bytes::from_static(b"hello"))),
+        Err("invalid chunk size line".into()),
+    ];
+    let body = StreamBody::new(futures_util::stream::iter(chunks));
+    let mut req = request(host);
+    *req.method_mut() = http::Method::POST;
+    *req.body_mut() = body.boxed_unsync();
+    req
+}
+
+#[tokio::test]
+async fn a_downstreams_failing_body_is_never_counted_against_the_endpoint() {
+    let only = Backend::start().await;
+    let mut strict = policy(Duration::from_secs(60));
+    if let Some(od) = strict.outlier_detection.as_mut() {
+        od.consecutive_5xx = 1;
+        od.consecutive_local_origin_failures = 1;
+    }
+    let (clusters, _set) = clusters(strict, &[only.addr]);
+    for _ in 0..5 {
+        let err = clusters
+            .clone()
+            .oneshot(failing_body_request("svc"))
+            .await
+            .expect_err("the request cannot be sent whole");
+        assert_eq!(outcome_of(&err), Outcome::DownstreamError, "{err}");
+    }
+    let cluster = clusters.cluster(&svc()).unwrap();
+    let od = cluster.outlier().unwrap();
+    assert!(
+        !od.is_ejected(0),
+        "a client's broken body ejected the endpoint"
+    );
+    let resp = clusters.clone().oneshot(request("svc")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+}

@@ -199,3 +199,47 @@ async fn host_without_virtual_service_goes_to_itself() {
         "unknown host: no healthy upstream"
     );
 }
+
+/// VirtualService `uri` matches see the normalized path: `/./admin` cannot dodge a route meant
+/// for `/admin`, and the upstream receives the normalized path.
+#[tokio::test]
+async fn uri_matches_see_the_normalized_path() {
+    let admin = ok_backend("admin").await;
+    let public = ok_backend("public").await;
+    let yaml = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: app}
+spec:
+  hosts: [app]
+  http:
+  - match: [{uri: {prefix: /admin}}]
+    route: [{destination: {host: admin}}]
+  - route: [{destination: {host: public}}]
+"#;
+    let (client, _store) = mesh(
+        yaml,
+        &[
+            ("admin", admin.addr, labels(&[])),
+            ("public", public.addr, labels(&[])),
+        ],
+        1,
+    );
+    for path in [
+        "/admin/x",
+        "/./admin/x",
+        "/%61dmin/x",
+        "/public/../admin/x",
+        "/x\\..\\admin",
+    ] {
+        let (status, backend, _) = get(&client, &format!("http://app{path}")).await;
+        assert_eq!(
+            (status, backend.as_str()),
+            (StatusCode::OK, "admin"),
+            "{path}"
+        );
+    }
+    assert_eq!(get(&client, "http://app/x").await.1, "public");
+    let (status, _, flags) = get(&client, "http://app/a%00").await;
+    assert_eq!((status, flags.as_str()), (StatusCode::BAD_REQUEST, "DPE"));
+}
