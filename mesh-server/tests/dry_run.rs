@@ -2,6 +2,8 @@
 //! shadow result logged and counted. Before, a dry-run DENY denied real traffic and a dry-run
 //! ALLOW denied every other path.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed expectation is the test failing
+
 use std::net::SocketAddr;
 
 use axum::Router;

@@ -5,6 +5,8 @@
 //! paths itself (the `url` crate removes dot segments), and these tests are about what a hostile
 //! client really sends.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed expectation is the test failing
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
