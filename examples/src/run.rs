@@ -266,10 +266,18 @@ pub async fn service_main(
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_tracing() {
+    init_tracing_at("info");
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `level`), with colour codes only when stderr
+/// is a terminal (a log file or a CI log gets plain text).
+pub fn init_tracing_at(level: &str) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

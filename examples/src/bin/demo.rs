@@ -28,11 +28,31 @@ struct Cli {
     names: Vec<String>,
 }
 
-/// Prints progress on stderr, on one line per phase.
-struct Printer;
+/// Prints progress on stderr: a bar redrawn in place on a terminal; elsewhere (a log file, CI)
+/// one plain line per quarter of each step, so the output stays readable.
+struct Printer {
+    terminal: bool,
+}
+
+impl Printer {
+    fn new() -> Self {
+        use std::io::IsTerminal as _;
+        Self {
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+}
 
 impl Progress for Printer {
     fn tick(&self, label: &str, done: usize, total: usize) {
+        if !self.terminal {
+            // One line when a quarter boundary is crossed (and at the end).
+            let quarter = |n: usize| (n * 4).checked_div(total).unwrap_or(4);
+            if done >= total || (done > 0 && quarter(done) != quarter(done - 1)) {
+                eprintln!("    {label:<12} {done}/{total}");
+            }
+            return;
+        }
         let width = 30;
         let filled = (done * width)
             .checked_div(total)
@@ -58,12 +78,7 @@ impl Progress for Printer {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    mesh_examples::run::init_tracing_at("warn");
     let cli = Cli::parse();
     if cli.serve {
         return serve().await;
@@ -81,7 +96,7 @@ async fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    let progress: Arc<dyn Progress> = Arc::new(Printer);
+    let progress: Arc<dyn Progress> = Arc::new(Printer::new());
     let started = Instant::now();
     let mut missed = 0;
     for (name, run) in chosen.iter().copied() {
