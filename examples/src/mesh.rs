@@ -20,9 +20,8 @@ use mesh_server::jwt::JwksCache;
 use crate::admin::{AdminSource, Ready, RequestCounter};
 use mesh_client::client::{FnSource, MeshClient};
 use mesh_client::cluster::Clusters;
-use mesh_client::telemetry::{
-    ClientTelemetryConfig, ClientTelemetryLayer, MeshMetrics, WorkloadLabels,
-};
+use mesh_client::telemetry::{ClientTelemetryConfig, ClientTelemetryLayer};
+use mesh_telemetry::{MeshMetrics, WorkloadLabels};
 
 use crate::upstream::{Upstream, UpstreamFuture};
 

@@ -29,7 +29,7 @@ use mesh_core::policy::{HeaderOps, HeaderRules};
 use tower::{Layer, Service};
 
 use crate::body::{self, BoxBody};
-use crate::context::ResponseFlags;
+use mesh_telemetry::ResponseFlags;
 
 /// Applies `ops` to `headers`: remove, then set, then add.
 pub fn apply(ops: &HeaderOps, headers: &mut HeaderMap) {

@@ -57,7 +57,7 @@ use tokio::net::TcpListener;
 use tower::util::Either;
 use tower::{Layer, Service};
 
-use mesh_client::telemetry::MeshMetrics;
+use mesh_telemetry::MeshMetrics;
 
 use crate::BoxError;
 use crate::authz::{AuthorizationLayer, AuthzEngine, ExtAuthz};

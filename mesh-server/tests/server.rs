@@ -271,7 +271,7 @@ async fn graceful_shutdown_finishes_requests_in_flight() {
 
 #[tokio::test]
 async fn observability_layers_see_refusals() {
-    let metrics = mesh_client::telemetry::MeshMetrics::new();
+    let metrics = mesh_telemetry::MeshMetrics::new();
     let config = MeshConfig {
         authorization: vec![deny_admin()],
         ..MeshConfig::default()
