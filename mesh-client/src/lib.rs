@@ -31,5 +31,4 @@ pub mod telemetry;
 pub mod timeout;
 pub mod transport;
 
-/// The error type of the stack's services.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+pub use mesh_core::BoxError;

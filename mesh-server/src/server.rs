@@ -15,7 +15,7 @@
 //!    to the user's service (steps 4 to 7 cost nothing then);
 //! 4. rate limit, **total** (cheap refusals before any token is verified);
 //! 5. JWT authentication ([`crate::jwt`]: RequestAuthentication and the legacy Policy; it
-//!    answers 401 itself and gives authorization the verified [`RequestAuth`](crate::authz::RequestAuth));
+//!    answers 401 itself and gives the layers below the verified [`Principal`](crate::context::Principal));
 //! 6. rate limit, **per client** (`identity` and `overrides`: they need the identity that
 //!    authentication establishes, so they sit right after it);
 //! 7. [`authz`](crate::authz): CUSTOM, DENY, ALLOW;
@@ -59,6 +59,8 @@ use tower::{Layer, Service};
 
 use mesh_telemetry::MeshMetrics;
 
+use crate::context::LocalAddr;
+
 use crate::BoxError;
 use crate::authz::{AuthorizationLayer, AuthzEngine, ExtAuthz};
 use crate::jwt::{JwksCache, JwtLayer, JwtSettings};
@@ -67,18 +69,6 @@ use crate::rate_limit::{RateLimitLayer, RateLimitSettings, RateLimiter};
 use crate::request_id::RequestIdLayer;
 use crate::rescue::RescueLayer;
 use crate::trace::{TraceConfig, TraceLayer};
-
-/// The client's address, for the layers that read it (authorization's `remote.ip` and source IP
-/// blocks), when something knows it better than the connection does (a test, a transport behind
-/// a load balancer speaking the PROXY protocol). When absent, they read axum's
-/// `ConnectInfo<SocketAddr>`, which [`serve`] puts in every request's extensions (one insert
-/// instead of two carrying the same address).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct RemoteAddr(pub SocketAddr);
-
-/// The local (destination) address of the connection, put in request extensions by [`serve`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct LocalAddr(pub SocketAddr);
 
 /// The workload a server runs: its service name, namespace and labels (`app`, `version`).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -16,7 +16,8 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use jsonwebtoken::Algorithm;
 use mesh_core::policy::{AuthnPolicy, JwksSource, JwtRule, Labels};
-use mesh_server::jwt::{HttpFetcher, JwksCache, JwksSettings, JwtLayer, JwtSettings, Principal};
+use mesh_server::context::Principal;
+use mesh_server::jwt::{HttpFetcher, JwksCache, JwksSettings, JwtLayer, JwtSettings};
 use test_keys::{TestKey, claims, jwks, sign};
 
 /// A JWKS server whose document can be swapped or taken down (503).

@@ -10,6 +10,7 @@ use tower::ServiceExt;
 use super::test_keys::{claims, jwks, sign};
 use super::tests::{ISS, NoFetch, RSA, bearer, call, default_layer, inline_layer, policy, rule};
 use super::*;
+use crate::context::Principal;
 
 #[tokio::test]
 async fn missing_token_passes_unless_required() {
