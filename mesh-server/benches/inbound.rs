@@ -12,7 +12,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::FutureExt;
 use http::{HeaderValue, Request, Response};
 use mesh_core::policy::{MeshConfig, Origin, RateLimitPolicy};
-use mesh_server::server::ConfigSource;
+use mesh_core::watch::ConfigSource;
 use mesh_server::{MeshServer, Workload};
 use mesh_telemetry::MeshMetrics;
 use tower::{Service, service_fn};

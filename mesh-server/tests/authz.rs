@@ -6,8 +6,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{get, post};
 use http::Request;
+use mesh_core::watch::ConfigSource;
 use mesh_server::context::Principal;
-use mesh_server::server::ConfigSource;
 use mesh_server::{MeshServer, Workload, serve};
 use tokio::sync::oneshot;
 

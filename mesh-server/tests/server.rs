@@ -15,7 +15,7 @@ use mesh_core::policy::{
     AuthzAction, AuthzPolicy, AuthzRule, MeshConfig, Operation, Origin, RateLimitPolicy,
     WorkloadSelector,
 };
-use mesh_server::server::ConfigSource;
+use mesh_core::watch::ConfigSource;
 use mesh_server::{MeshServer, Workload, serve};
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;

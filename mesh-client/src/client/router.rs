@@ -17,9 +17,9 @@ use tokio::sync::Semaphore;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceExt};
 
-use super::{BoxFuture, BoxStack, ConfigSource, SharedCluster};
+use super::{BoxStack, ConfigSource, SharedCluster};
 use crate::BoxError;
-use crate::body::{self, BoxBody};
+use crate::body::{self, BoxBody, BoxResponseFuture};
 use crate::context::Target;
 use crate::error::outcome_of;
 use crate::fault::FaultLayer;
@@ -42,7 +42,7 @@ pub(super) struct Router {
 }
 
 pub(super) struct Shared {
-    pub(super) source: Arc<dyn ConfigSource>,
+    pub(super) source: ConfigSource,
     pub(super) cluster: SharedCluster,
     pub(super) gateway: String,
     pub(super) random: Random,
@@ -71,7 +71,7 @@ enum RouteStack {
 impl Service<Request<BoxBody>> for Router {
     type Response = Response<BoxBody>;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>;
+    type Future = BoxResponseFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // Readiness is per route: each call drives its own stack's readiness (oneshot).
@@ -85,7 +85,7 @@ impl Service<Request<BoxBody>> for Router {
 
 impl Router {
     /// Routes and sends `request` (the router keeps no per-call state: `&self` is enough).
-    pub(super) fn route(&self, request: Request<BoxBody>) -> BoxFuture {
+    pub(super) fn route(&self, request: Request<BoxBody>) -> BoxResponseFuture {
         let compiled = self.compiled();
         let shared = &self.shared;
         let view = RequestView::new(&request);
@@ -195,9 +195,7 @@ impl<F: Future<Output = Result<Response<BoxBody>, BoxError>>> Future for Rescued
     }
 }
 
-fn ready(
-    response: Response<BoxBody>,
-) -> Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>> {
+fn ready(response: Response<BoxBody>) -> BoxResponseFuture {
     Box::pin(std::future::ready(Ok(response)))
 }
 

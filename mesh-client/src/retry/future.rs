@@ -19,14 +19,14 @@ use tower::Service;
 use super::replay::{self, Buffered};
 use super::{Settings, is_idempotent};
 use crate::BoxError;
-use crate::body::{self, BoxBody};
+use crate::body::{self, BoxBody, BoxResponseFuture};
 use crate::context::{AttemptDeadline, PreviousAttempts, Target, Upstream};
 use crate::error::{ClusterError, outcome_of};
 use crate::headers::{add_flag, local_reply};
 
 /// Response future of [`Retry`](super::Retry).
 pub struct ResponseFuture {
-    inner: Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>,
+    inner: BoxResponseFuture,
 }
 
 impl ResponseFuture {
@@ -206,8 +206,6 @@ where
 
 /// How long after the attempt deadline the retry layer gives up on an attempt itself.
 const BACKSTOP_SLACK: std::time::Duration = std::time::Duration::from_millis(10);
-
-type BoxResponseFuture = Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>;
 
 /// Sends one attempt. A plain function returning a boxed future, so the retry loop's own future
 /// never names `S::Future` (which trips rustc's higher-ranked `Send` check).

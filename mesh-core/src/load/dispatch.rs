@@ -3,9 +3,10 @@
 
 use serde::de::DeserializeOwned;
 
+use super::Compiled;
 use super::documents::Manifest;
-use super::{Compiled, closest};
 use crate::compile::{self, Cx, LineIndex};
+use crate::diag::closest;
 use crate::diag::{Diagnostic, Severity};
 use crate::spec::security::{
     AuthorizationPolicySpec, HttpLocalRateLimitPolicySpec, LegacyPolicySpec,
