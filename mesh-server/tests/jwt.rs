@@ -2,8 +2,9 @@
 //! that can go down. Real time with short intervals; every wait is bounded and polls a count.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-#[path = "../src/jwt/test_keys.rs"]
-mod test_keys;
+mod support;
+
+use support::test_keys;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

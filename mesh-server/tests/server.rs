@@ -1,8 +1,9 @@
 //! MeshServer end to end: a real axum app on 127.0.0.1:0, wrapped in the inbound stack.
 
 #[allow(clippy::unwrap_used, clippy::expect_used, dead_code, unreachable_pub)]
-#[path = "../src/jwt/test_keys.rs"]
-mod test_keys;
+mod support;
+
+use support::test_keys;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -115,14 +115,15 @@ impl<'a> Cx<'a> {
     }
 }
 
-mod authz;
+pub(crate) mod authz;
 pub(crate) mod common;
 pub(crate) mod destination_rule;
 pub mod duration;
 pub(crate) mod gateway;
+pub(crate) mod legacy_policy;
 pub(crate) mod load_balancer;
-mod rate_limit;
+pub(crate) mod rate_limit;
+pub(crate) mod request_authentication;
 pub(crate) mod route;
-pub(crate) mod security;
 pub(crate) mod service_entry;
 pub(crate) mod virtual_service;

@@ -144,29 +144,30 @@ pub(crate) fn compile_manifest(
         }
         Kind::RequestAuthentication => {
             if let Some(p) = spec::<RequestAuthenticationSpec>(m, &mut cx)
-                .and_then(|s| compile::security::request_authentication(&s, &mut cx))
+                .and_then(|s| compile::request_authentication::compile(&s, &mut cx))
             {
                 out.config.authentication.push(p);
             }
         }
         Kind::AuthorizationPolicy => {
             if let Some(p) = spec::<AuthorizationPolicySpec>(m, &mut cx)
-                .and_then(|s| compile::security::authorization_policy(&s, &mut cx))
+                .and_then(|s| compile::authz::compile(&s, &mut cx))
             {
                 out.config.authorization.push(p);
             }
         }
         Kind::LegacyPolicy => {
-            if let Some((authn, authz)) = spec::<LegacyPolicySpec>(m, &mut cx)
-                .and_then(|s| compile::security::legacy_policy(&s, &mut cx))
+            // Only authentication: the token the legacy Policy requires is enforced (401) by the
+            // JWT layer itself, as Istio 1.x did, so it adds no authorization policy.
+            if let Some(authn) = spec::<LegacyPolicySpec>(m, &mut cx)
+                .and_then(|s| compile::legacy_policy::compile(&s, &mut cx))
             {
                 out.config.authentication.extend(authn);
-                out.config.authorization.extend(authz);
             }
         }
         Kind::HttpLocalRateLimitPolicy => {
             if let Some(p) = spec::<HttpLocalRateLimitPolicySpec>(m, &mut cx)
-                .and_then(|s| compile::security::rate_limit(&s, &mut cx))
+                .and_then(|s| compile::rate_limit::compile(&s, &mut cx))
             {
                 out.config.rate_limits.push(p);
             }

@@ -182,8 +182,7 @@ where
 }
 
 #[cfg(test)]
-mod behaviour_tests;
-#[cfg(test)]
+#[path = "../../tests/support/test_keys.rs"]
 mod test_keys;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,6 @@
 //! Unit tests of the JWT layer: the attack suite, and the helpers the other test files share.
 //! Keys are made in the tests and given inline (the JWKS cache has its own tests in
-//! `jwks_tests.rs`; token locations, outputs and legacy semantics are in `behaviour_tests.rs`).
+//! `jwks/tests.rs`; token locations, outputs and legacy semantics are in `tests/behaviour.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::convert::Infallible;
@@ -446,3 +446,5 @@ async fn huge_tokens_are_refused_before_parsing() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+mod behaviour;
