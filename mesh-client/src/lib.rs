@@ -23,6 +23,7 @@ pub mod pool;
 pub mod random;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
+pub mod rescue;
 pub mod retry;
 pub mod route;
 pub mod split;

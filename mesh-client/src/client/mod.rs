@@ -15,9 +15,10 @@
 //! [`PreviousAttempts`](crate::context::PreviousAttempts) extensions, normally
 //! [`Clusters`](crate::cluster::Clusters).
 //!
-//! Errors become answers here, in one place, as Envoy gives them: `503` with the response flag
-//! of the failure (`UF` connect failure, `UR` reset, `UO` overflow, `UH` no healthy upstream),
-//! `504 UT` for timeouts, `404 NR` when no route matches.
+//! Errors become answers as Envoy gives them, all spelled in [`rescue`](crate::rescue): `503`
+//! with the response flag of the failure (`UF` connect failure, `UR` reset, `UO` overflow, `UH`
+//! no healthy upstream), `504 UT` for timeouts, `404 NR` when no route matches. The router
+//! answers whatever error a route stack returns.
 //!
 //! ```
 //! use std::sync::Arc;

@@ -8,8 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use http::{Request, Response, StatusCode};
-use mesh_core::classify::Outcome;
+use http::{Request, Response};
 use mesh_core::policy::{
     Destination, HttpRoute, MeshConfig, RetryBudget, RetryPolicy, RouteAction, WeightedDestination,
 };
@@ -21,13 +20,15 @@ use super::{BoxStack, ConfigSource, SharedCluster};
 use crate::BoxError;
 use crate::body::{self, BoxBody, BoxResponseFuture};
 use crate::context::Target;
-use crate::error::outcome_of;
+use crate::error::ClusterError;
 use crate::fault::FaultLayer;
-use crate::headers::{self, HeadersLayer, local_reply};
+use crate::headers::{self, HeadersLayer};
 use crate::mirror::MirrorLayer;
 use crate::random::Random;
+use crate::rescue::rescue;
 use crate::retry::budget::BudgetRegistry;
 use crate::retry::{Budget, Budgets, RetryLayer};
+use crate::route::NoRoute;
 use crate::route::{Lookup, RequestView, RouteTable, rewrite};
 use crate::split::SplitLayer;
 use crate::stats::ClientStats;
@@ -103,7 +104,7 @@ impl Router {
             Lookup::NoRoute => {
                 shared.stats.no_route.incr();
                 tracing::debug!(host = %view.host, path = view.path, no_route = true, "no route matched");
-                return ready(local_reply(StatusCode::NOT_FOUND, "", Some("NR")));
+                return ready(rescue(&NoRoute(())));
             }
             Lookup::Matched { entry, matched } => {
                 let route = &entry.route;
@@ -135,11 +136,7 @@ impl Router {
                         (stack, request)
                     }
                     _ => {
-                        return ready(local_reply(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "no healthy upstream",
-                            Some("UH"),
-                        ));
+                        return ready(rescue(&ClusterError::no_healthy_upstream()));
                     }
                 }
             }
@@ -190,37 +187,13 @@ impl<F: Future<Output = Result<Response<BoxBody>, BoxError>>> Future for Rescued
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match std::task::ready!(self.project().inner.poll(cx)) {
             Ok(response) => Poll::Ready(Ok(response)),
-            Err(error) => Poll::Ready(Ok(rescue(&error))),
+            Err(error) => Poll::Ready(Ok(rescue(error.as_ref()))),
         }
     }
 }
 
 fn ready(response: Response<BoxBody>) -> BoxResponseFuture {
     Box::pin(std::future::ready(Ok(response)))
-}
-
-/// An error of the stack as Envoy would answer it.
-fn rescue(error: &BoxError) -> Response<BoxBody> {
-    let outcome = outcome_of(error);
-    tracing::debug!(%error, ?outcome, "upstream call failed");
-    let (status, text) = match outcome {
-        Outcome::ConnectFailure => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
-        ),
-        Outcome::Reset | Outcome::RefusedStream => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
-        ),
-        Outcome::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream request timeout"),
-        Outcome::Overflow => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "upstream connect error or disconnect/reset before headers. reset reason: overflow",
-        ),
-        Outcome::NoHealthyUpstream => (StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream"),
-        Outcome::Response { .. } => (StatusCode::SERVICE_UNAVAILABLE, "upstream error"),
-    };
-    local_reply(status, text, outcome.response_flag())
 }
 
 impl Router {
