@@ -152,7 +152,7 @@ async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
     // the incoming traceparent is all there is.
     let from_mesh = req
         .extensions()
-        .get::<mesh_client::telemetry::TraceContext>()
+        .get::<mesh_telemetry::TraceContext>()
         .map(|c| c.trace_id_hex());
     let trace_id = match from_mesh.or_else(|| trace_id_of(req.headers())) {
         Some(id) => id,

@@ -18,11 +18,10 @@ use mesh_server::admin::{ConfigView, mesh_config_view};
 use mesh_server::jwt::JwksCache;
 
 use crate::admin::{AdminSource, Ready, RequestCounter};
-use mesh_client::client::{FnSource, MeshClient};
+use mesh_client::client::{ConfigSource, MeshClient};
 use mesh_client::cluster::Clusters;
-use mesh_client::telemetry::{
-    ClientTelemetryConfig, ClientTelemetryLayer, MeshMetrics, WorkloadLabels,
-};
+use mesh_client::telemetry::{ClientTelemetryConfig, ClientTelemetryLayer};
+use mesh_telemetry::{MeshMetrics, WorkloadLabels};
 
 use crate::upstream::{Upstream, UpstreamFuture};
 
@@ -269,8 +268,11 @@ impl MeshRuntime {
                 &workload.labels(),
             )),
         );
-        let mut builder = MeshClient::builder(FnSource(move || for_routes.snapshot()), clusters)
-            .telemetry(telemetry);
+        let mut builder = MeshClient::builder(
+            ConfigSource::from_fn(move || for_routes.snapshot()),
+            clusters,
+        )
+        .telemetry(telemetry);
         if let Some(gateway) = gateway {
             builder = builder.gateway(gateway);
         }

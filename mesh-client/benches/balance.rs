@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use mesh_client::balance::{Balancer, Endpoint, Rng};
+use mesh_client::balance::{Balancer, Endpoint};
+use mesh_client::random::Rng;
 use mesh_core::policy::{ConsistentHash, HashKey, HashTable};
 
 fn endpoints(n: usize) -> Vec<Endpoint> {

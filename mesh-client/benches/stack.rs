@@ -56,7 +56,7 @@ fn bench_stack(c: &mut Criterion) {
     let mock = tower::service_fn(|_req: http::Request<BoxBody>| async {
         Ok::<_, mesh_client::BoxError>(http::Response::new(body::full(Bytes::from_static(b"ok"))))
     });
-    let client = MeshClient::builder(store, mock)
+    let client = MeshClient::builder_with(store, mock)
         .random(Random::seeded(1))
         .build();
     let bare = Arc::new(mock);

@@ -60,7 +60,7 @@ fn main() {
     let cluster = tower::service_fn(|_req: http::Request<BoxBody>| async {
         Ok::<_, mesh_client::BoxError>(http::Response::new(body::full(Bytes::from_static(b"ok"))))
     });
-    let client = MeshClient::builder(store, cluster)
+    let client = MeshClient::builder_with(store, cluster)
         .random(Random::seeded(1))
         .build();
     let mut ok = 0u64;

@@ -1,4 +1,7 @@
-//! The body type used inside the client stack.
+//! The body and response-future types used inside the client stack.
+
+use std::future::Future;
+use std::pin::Pin;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
@@ -7,6 +10,11 @@ use crate::BoxError;
 
 /// A boxed, type-erased HTTP body: what requests and responses carry inside the stack.
 pub type BoxBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
+/// The boxed response future of the type-erased parts of the stack (route stacks, the cluster,
+/// retries, mirroring, the in-process transport): one name for one type.
+pub type BoxResponseFuture =
+    Pin<Box<dyn Future<Output = Result<http::Response<BoxBody>, BoxError>> + Send>>;
 
 /// A body holding `bytes`.
 pub fn full(bytes: impl Into<Bytes>) -> BoxBody {

@@ -23,13 +23,11 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, Request, Response};
 use mesh_core::policy::{HeaderOps, HeaderRules};
 use tower::{Layer, Service};
 
-use crate::body::{self, BoxBody};
-use crate::context::ResponseFlags;
+use crate::body::BoxBody;
 
 /// Applies `ops` to `headers`: remove, then set, then add.
 pub fn apply(ops: &HeaderOps, headers: &mut HeaderMap) {
@@ -42,36 +40,6 @@ pub fn apply(ops: &HeaderOps, headers: &mut HeaderMap) {
     for (name, value) in &ops.add {
         headers.append(name.clone(), value.clone());
     }
-}
-
-/// Adds `flag` to the response's [`ResponseFlags`] extension.
-pub fn add_flag<B>(response: &mut Response<B>, flag: &'static str) {
-    match response.extensions_mut().get_mut::<ResponseFlags>() {
-        Some(flags) => flags.insert(flag),
-        None => {
-            let mut flags = ResponseFlags::default();
-            flags.insert(flag);
-            response.extensions_mut().insert(flags);
-        }
-    }
-}
-
-/// A locally generated answer (as Envoy's local replies): `status`, a `text/plain` body, `flag`.
-pub fn local_reply(
-    status: StatusCode,
-    text: &'static str,
-    flag: Option<&'static str>,
-) -> Response<BoxBody> {
-    let mut response = Response::new(body::full(Bytes::from_static(text.as_bytes())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain"),
-    );
-    if let Some(flag) = flag {
-        add_flag(&mut response, flag);
-    }
-    response
 }
 
 /// Layer applying [`HeaderRules`] around an inner service.
@@ -175,8 +143,10 @@ where
 
 #[cfg(test)]
 mod tests {
+    use http::{HeaderName, HeaderValue};
+
     use super::*;
-    use http::HeaderName;
+    use crate::body;
     use tower::ServiceExt;
 
     fn ops(
@@ -232,16 +202,5 @@ mod tests {
         let resp = svc.oneshot(req).await.unwrap();
         assert_eq!(resp.headers()["x-resp"], "2");
         assert!(!resp.headers().contains_key("server"));
-    }
-
-    #[test]
-    fn flags_accumulate() {
-        let mut r = local_reply(StatusCode::NOT_FOUND, "x", Some("NR"));
-        add_flag(&mut r, "URX");
-        add_flag(&mut r, "NR");
-        assert_eq!(
-            r.extensions().get::<ResponseFlags>().unwrap().to_label(),
-            "NR,URX"
-        );
     }
 }

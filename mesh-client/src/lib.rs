@@ -23,6 +23,7 @@ pub mod pool;
 pub mod random;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
+pub mod rescue;
 pub mod retry;
 pub mod route;
 pub mod split;
@@ -31,5 +32,4 @@ pub mod telemetry;
 pub mod timeout;
 pub mod transport;
 
-/// The error type of the stack's services.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+pub use mesh_core::BoxError;

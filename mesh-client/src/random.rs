@@ -1,13 +1,20 @@
 //! Injectable randomness for the layers that draw lots (split, fault, mirror, retry jitter).
 //!
 //! Production code uses [`Random::thread`] (the thread-local generator of `rand`); tests use
-//! [`Random::seeded`], a lock-free SplitMix64 sequence, so that shares and jitter are reproducible.
+//! [`Random::seeded`], so that shares and jitter are reproducible.
+//!
+//! [`Rng`] is the one seedable generator of the crate: SplitMix64 over an atomic counter. Every
+//! pick of the random, least-request and peak-EWMA balancers draws one or two numbers from it,
+//! from many threads at once. A `Mutex<StdRng>` would serialise them; a thread-local RNG cannot
+//! be seeded for tests. SplitMix64 advances one `AtomicU64` by a constant and mixes the result:
+//! one `fetch_add` per draw, deterministic from its seed, and statistically good enough to spread
+//! load and draw lots (it is not for secrets).
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rand::Rng;
+use rand::Rng as _;
 
 /// A source of random numbers, shared by clones.
 #[derive(Clone)]
@@ -32,9 +39,7 @@ impl Random {
     /// A deterministic sequence from `seed` (for tests and benchmarks).
     pub fn seeded(seed: u64) -> Self {
         Self {
-            inner: Arc::new(SeededSource {
-                state: AtomicU64::new(seed),
-            }),
+            inner: Arc::new(Rng::from_seed(seed)),
         }
     }
 
@@ -96,20 +101,57 @@ impl RandomSource for ThreadSource {
     }
 }
 
-struct SeededSource {
+/// A seedable, lock-free random source shared by the threads that pick endpoints.
+#[derive(Debug)]
+pub struct Rng {
     state: AtomicU64,
 }
 
-impl RandomSource for SeededSource {
-    fn next_u64(&self) -> u64 {
-        // SplitMix64: one atomic add per draw, no lock.
+impl Rng {
+    /// A source seeded with `seed`: the same seed gives the same sequence (single-threaded).
+    pub fn from_seed(seed: u64) -> Self {
+        Self {
+            state: AtomicU64::new(seed),
+        }
+    }
+
+    /// A source seeded from the operating system's randomness.
+    pub fn from_entropy() -> Self {
+        Self::from_seed(rand::random::<u64>())
+    }
+
+    /// The next 64 random bits.
+    #[inline]
+    pub fn next_u64(&self) -> u64 {
         let mut z = self
             .state
-            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-            .wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+            .wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n` > 0; returns 0 for `n == 0`).
+    #[inline]
+    pub fn below(&self, n: u64) -> u64 {
+        if n == 0 {
+            return 0;
+        }
+        // Lemire's multiply-shift: unbiased enough for load spreading, no division.
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+}
+
+impl Default for Rng {
+    fn default() -> Self {
+        Self::from_entropy()
+    }
+}
+
+impl RandomSource for Rng {
+    fn next_u64(&self) -> u64 {
+        Rng::next_u64(self)
     }
 }
 
@@ -131,5 +173,22 @@ mod tests {
         assert!(a.percent(100.0));
         let hits = (0..10_000).filter(|_| a.percent(25.0)).count();
         assert!((2_200..2_800).contains(&hits), "{hits}");
+    }
+
+    #[test]
+    fn seeded_is_deterministic_and_in_range() {
+        let a = Rng::from_seed(7);
+        let b = Rng::from_seed(7);
+        for _ in 0..100 {
+            let x = a.below(10);
+            assert_eq!(x, b.below(10));
+            assert!(x < 10);
+        }
+        let mut seen = [0u32; 4];
+        let r = Rng::from_seed(1);
+        for _ in 0..4000 {
+            seen[r.below(4) as usize] += 1;
+        }
+        assert!(seen.iter().all(|&c| c > 800), "{seen:?}");
     }
 }

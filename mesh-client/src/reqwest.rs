@@ -25,7 +25,7 @@
 //! let cluster = tower::service_fn(|_req: http::Request<mesh_client::body::BoxBody>| async {
 //!     Ok::<_, mesh_client::BoxError>(http::Response::new(mesh_client::body::full("hi")))
 //! });
-//! let mesh = MeshReqwest::new(MeshClient::builder(config, cluster).build());
+//! let mesh = MeshReqwest::new(MeshClient::builder_with(config, cluster).build());
 //! let request = reqwest::Request::new(reqwest::Method::GET, "http://service2/hello".parse()?);
 //! let response = mesh.execute(request).await?;
 //! assert_eq!(response.text().await?, "hi");

@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::telemetry::MeshMetrics;
+use mesh_telemetry::MeshMetrics;
 
 /// Counters of route, fault, mirror, timeout and retry decisions. All counts only grow.
 #[derive(Debug, Default)]

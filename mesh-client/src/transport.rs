@@ -27,7 +27,6 @@
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,8 +39,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use mesh_core::classify::Outcome;
 use mesh_core::policy::ConnectionPool;
 
-use crate::BoxError;
-use crate::body::{self, BoxBody};
+use crate::body::{self, BoxBody, BoxResponseFuture};
 use crate::context::Upstream;
 use crate::error::ClusterError;
 
@@ -89,11 +87,7 @@ pub enum TransportError {
     },
 }
 
-/// The future an in-process transport answers with.
-pub type InProcessFuture =
-    Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>;
-
-type InProcessFn = Arc<dyn Fn(SocketAddr, Request<BoxBody>) -> InProcessFuture + Send + Sync>;
+type InProcessFn = Arc<dyn Fn(SocketAddr, Request<BoxBody>) -> BoxResponseFuture + Send + Sync>;
 
 /// A pooled HTTP client that sends each request to a given endpoint.
 #[derive(Clone)]
@@ -162,7 +156,7 @@ impl Transport {
     /// });
     /// ```
     pub fn in_process(
-        answer: impl Fn(SocketAddr, Request<BoxBody>) -> InProcessFuture + Send + Sync + 'static,
+        answer: impl Fn(SocketAddr, Request<BoxBody>) -> BoxResponseFuture + Send + Sync + 'static,
     ) -> Self {
         Self {
             inner: Inner::InProcess(Arc::new(answer)),

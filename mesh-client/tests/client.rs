@@ -109,10 +109,9 @@ async fn telemetry_layer_on_top_records_and_propagates() {
     use mesh_client::client::MeshClient;
     use mesh_client::cluster::{Clusters, StaticEndpoints};
     use mesh_client::stats::ClientStats;
-    use mesh_client::telemetry::{
-        ClientTelemetryConfig, ClientTelemetryLayer, MeshMetrics, WorkloadLabels,
-    };
+    use mesh_client::telemetry::{ClientTelemetryConfig, ClientTelemetryLayer};
     use mesh_core::watch::ConfigStore;
+    use mesh_telemetry::{MeshMetrics, WorkloadLabels};
 
     let flaky = backend("v1", |n| {
         Box::pin(async move {

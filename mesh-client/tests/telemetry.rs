@@ -13,12 +13,10 @@ use http_body_util::Full;
 use mesh_client::client::MeshClient;
 use mesh_client::cluster::{Clusters, StaticEndpoints};
 use mesh_client::random::Random;
-use mesh_client::telemetry::trace_context::parse_traceparent;
-use mesh_client::telemetry::{
-    ClientTelemetryConfig, ClientTelemetryLayer, MeshMetrics, RequestId, TraceContext,
-    WorkloadLabels,
-};
+use mesh_client::telemetry::{ClientTelemetryConfig, ClientTelemetryLayer};
 use mesh_core::watch::ConfigStore;
+use mesh_telemetry::trace_context::parse_traceparent;
+use mesh_telemetry::{MeshMetrics, RequestId, TraceContext, WorkloadLabels};
 use support::*;
 
 const ROUTE_V2: &str = r#"

@@ -16,3 +16,6 @@ pub mod policy;
 pub mod registry;
 pub mod spec;
 pub mod watch;
+
+/// The boxed error of the mesh's services and layers, on both sides (as tower's `BoxError`).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

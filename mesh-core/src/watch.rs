@@ -39,6 +39,10 @@ use tokio::task::JoinHandle;
 use crate::diag::{ConfigErrors, Diagnostic};
 use crate::policy::MeshConfig;
 
+mod source;
+
+pub use self::source::ConfigSource;
+
 /// The config in force, shared by every layer; cloning the store is cheap (one `Arc`).
 #[derive(Clone)]
 pub struct ConfigStore {

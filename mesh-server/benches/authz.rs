@@ -11,7 +11,8 @@ use mesh_core::policy::{
     AuthzAction, AuthzPolicy, AuthzRule, Condition, ConditionKey, Operation, Origin, Source,
 };
 use mesh_server::RemoteAddr;
-use mesh_server::authz::{AuthorizationLayer, AuthzEngine, RequestAuth};
+use mesh_server::authz::{AuthorizationLayer, AuthzEngine};
+use mesh_server::context::Principal;
 use tower::{Layer, ServiceExt};
 
 fn policies() -> Vec<AuthzPolicy> {
@@ -74,10 +75,9 @@ fn request(path: &str) -> Request<()> {
         .unwrap_or_default();
     req.extensions_mut()
         .insert(RemoteAddr(SocketAddr::from(([127, 0, 0, 1], 40000))));
-    req.extensions_mut().insert(RequestAuth {
-        principal: "https://issuer/49-alice".into(),
-        ..RequestAuth::default()
-    });
+    req.extensions_mut().insert(Principal::from_claims(
+        serde_json::json!({"iss": "https://issuer", "sub": "49-alice"}),
+    ));
     req
 }
 
@@ -111,10 +111,9 @@ fn bench(c: &mut Criterion) {
                     .unwrap_or_default();
                 req.extensions_mut()
                     .insert(RemoteAddr(SocketAddr::from(([127, 0, 0, 1], 40000))));
-                req.extensions_mut().insert(RequestAuth {
-                    principal: "https://issuer/49-alice".into(),
-                    ..RequestAuth::default()
-                });
+                req.extensions_mut().insert(Principal::from_claims(
+                    serde_json::json!({"iss": "https://issuer", "sub": "49-alice"}),
+                ));
                 black_box(svc.oneshot(req).await.is_ok())
             }
         })

@@ -11,10 +11,10 @@ use axum::body::Body;
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::FutureExt;
 use http::{HeaderValue, Request, Response};
-use mesh_client::telemetry::MeshMetrics;
 use mesh_core::policy::{MeshConfig, Origin, RateLimitPolicy};
-use mesh_server::server::ConfigSource;
+use mesh_core::watch::ConfigSource;
 use mesh_server::{MeshServer, Workload};
+use mesh_telemetry::MeshMetrics;
 use tower::{Service, service_fn};
 
 const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";

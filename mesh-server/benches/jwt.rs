@@ -2,7 +2,7 @@
 //! Run: `cargo bench -p mesh-server --bench jwt -- --warm-up-time 1 --measurement-time 2`
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../src/jwt/test_keys.rs"]
+#[path = "../tests/support/test_keys.rs"]
 mod test_keys;
 
 use std::convert::Infallible;

@@ -12,16 +12,13 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::FutureExt;
 use http::{HeaderMap, HeaderValue, Request, Response};
-use mesh_client::telemetry::labels::{
-    PeerLabels, Reporter, RequestLabels, ServiceLabels, WorkloadLabels,
-};
-use mesh_client::telemetry::trace_context::{extract, parse_traceparent};
-use mesh_client::telemetry::{
-    ClientTelemetryConfig, ClientTelemetryLayer, MeshMetrics, RequestRecord, TraceContext,
-};
+use mesh_client::telemetry::{ClientTelemetryConfig, ClientTelemetryLayer};
 use mesh_server::metrics::{ServerMetricsConfig, ServerMetricsLayer};
 use mesh_server::request_id::RequestIdLayer;
 use mesh_server::trace::{TraceConfig, TraceLayer};
+use mesh_telemetry::labels::{PeerLabels, Reporter, RequestLabels, ServiceLabels, WorkloadLabels};
+use mesh_telemetry::trace_context::{extract, parse_traceparent};
+use mesh_telemetry::{MeshMetrics, RequestRecord, TraceContext};
 use tower::{Layer, Service, service_fn};
 
 const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";

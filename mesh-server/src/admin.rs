@@ -4,7 +4,7 @@
 //! ```no_run
 //! # async fn run() -> Result<(), mesh_server::admin::AdminError> {
 //! use std::sync::Arc;
-//! use mesh_client::telemetry::MeshMetrics;
+//! use mesh_telemetry::MeshMetrics;
 //! use mesh_server::admin::{AdminServer, mesh_config_view};
 //!
 //! let metrics = MeshMetrics::new();
@@ -26,9 +26,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use mesh_client::telemetry::MeshMetrics;
-use mesh_client::telemetry::metrics::{OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
 use mesh_core::policy::{AuthzAction, MeshConfig, RouteAction};
+use mesh_telemetry::MeshMetrics;
+use mesh_telemetry::metrics::{OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;

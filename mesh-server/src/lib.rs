@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod authz;
+pub mod context;
 pub mod jwt;
 pub mod metrics;
 pub mod normalize;
@@ -20,7 +21,5 @@ pub mod rescue;
 pub mod server;
 pub mod trace;
 
-pub use server::{LocalAddr, MeshServer, RemoteAddr, Workload, serve};
-
-/// The boxed error the inbound layers fail with; [`rescue`] turns it into an HTTP answer.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use context::{BoxError, LocalAddr, RemoteAddr};
+pub use server::{MeshServer, Workload, serve};

@@ -47,7 +47,7 @@ impl TracingOptions {
     pub fn new(service_name: impl Into<String>) -> Self {
         TracingOptions {
             service_name: service_name.into(),
-            sample_ratio: mesh_client::telemetry::DEFAULT_SAMPLE_RATIO,
+            sample_ratio: mesh_telemetry::DEFAULT_SAMPLE_RATIO,
             log_to_stdout: true,
         }
     }

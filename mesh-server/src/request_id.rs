@@ -12,7 +12,7 @@
 //!
 //! ```
 //! use mesh_server::request_id::RequestIdLayer;
-//! use mesh_client::telemetry::RequestId;
+//! use mesh_telemetry::RequestId;
 //! use tower::{ServiceBuilder, service_fn};
 //!
 //! let svc = ServiceBuilder::new()
@@ -37,7 +37,7 @@ use rand::{RngExt, SeedableRng};
 use tower_layer::Layer;
 use tower_service::Service;
 
-pub use mesh_client::telemetry::request_id::{MAX_REQUEST_ID_LEN, RequestId, X_REQUEST_ID};
+pub use mesh_telemetry::request_id::{MAX_REQUEST_ID_LEN, RequestId, X_REQUEST_ID};
 
 thread_local! {
     // Seeded once per thread from the thread's OS-seeded generator.

@@ -39,7 +39,7 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Request, Response, StatusCode};
-use mesh_client::telemetry::MeshMetrics;
+use mesh_telemetry::MeshMetrics;
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;

@@ -18,7 +18,7 @@
 //!    to the user's service (steps 5 to 8 cost nothing then);
 //! 5. rate limit, **total** (cheap refusals before any token is verified);
 //! 6. JWT authentication ([`crate::jwt`]: RequestAuthentication and the legacy Policy; it
-//!    answers 401 itself and gives authorization the verified [`RequestAuth`](crate::authz::RequestAuth));
+//!    answers 401 itself and gives the layers below the verified [`Principal`](crate::context::Principal));
 //! 7. rate limit, **per client** (`identity` and `overrides`: they need the identity that
 //!    authentication establishes, so they sit right after it);
 //! 8. [`authz`](crate::authz): CUSTOM, DENY, ALLOW;
@@ -55,12 +55,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use mesh_core::policy::{Labels, MeshConfig};
-use mesh_core::watch::ConfigStore;
+pub use mesh_core::watch::ConfigSource;
 use tokio::net::TcpListener;
 use tower::util::Either;
 use tower::{Layer, Service};
 
-use mesh_client::telemetry::MeshMetrics;
+use mesh_telemetry::MeshMetrics;
+
+use crate::context::LocalAddr;
 
 use crate::BoxError;
 use crate::authz::{AuthorizationLayer, AuthzEngine, ExtAuthz};
@@ -71,18 +73,6 @@ use crate::rate_limit::{RateLimitLayer, RateLimitSettings, RateLimiter};
 use crate::request_id::RequestIdLayer;
 use crate::rescue::RescueLayer;
 use crate::trace::{TraceConfig, TraceLayer};
-
-/// The client's address, for the layers that read it (authorization's `remote.ip` and source IP
-/// blocks), when something knows it better than the connection does (a test, a transport behind
-/// a load balancer speaking the PROXY protocol). When absent, they read axum's
-/// `ConnectInfo<SocketAddr>`, which [`serve`] puts in every request's extensions (one insert
-/// instead of two carrying the same address).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct RemoteAddr(pub SocketAddr);
-
-/// The local (destination) address of the connection, put in request extensions by [`serve`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct LocalAddr(pub SocketAddr);
 
 /// The workload a server runs: its service name, namespace and labels (`app`, `version`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,105 +113,6 @@ impl Workload {
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into();
         self
-    }
-}
-
-/// Where the server reads the config in force: looked at once per request, it must be cheap and
-/// lock-free (an `ArcSwap` load).
-#[derive(Clone)]
-pub struct ConfigSource(Arc<dyn Source>);
-
-/// What a [`ConfigSource`] reads from.
-trait Source: Send + Sync {
-    /// The current snapshot.
-    fn snapshot(&self) -> Arc<MeshConfig>;
-
-    /// Whether the config in force is the one at address `seen` (a snapshot still alive, so that
-    /// no other config can have its address), without taking a snapshot where the source can.
-    fn is_at(&self, seen: usize) -> bool {
-        Arc::as_ptr(&self.snapshot()) as usize == seen
-    }
-}
-
-struct FnSource<F>(F);
-
-impl<F: Fn() -> Arc<MeshConfig> + Send + Sync> Source for FnSource<F> {
-    fn snapshot(&self) -> Arc<MeshConfig> {
-        (self.0)()
-    }
-}
-
-impl Source for Arc<MeshConfig> {
-    fn snapshot(&self) -> Arc<MeshConfig> {
-        self.clone()
-    }
-
-    fn is_at(&self, seen: usize) -> bool {
-        Arc::as_ptr(self) as usize == seen
-    }
-}
-
-impl Source for Arc<ArcSwap<MeshConfig>> {
-    fn snapshot(&self) -> Arc<MeshConfig> {
-        self.load_full()
-    }
-
-    fn is_at(&self, seen: usize) -> bool {
-        Arc::as_ptr(&*self.load()) as usize == seen
-    }
-}
-
-impl Source for ConfigStore {
-    fn snapshot(&self) -> Arc<MeshConfig> {
-        ConfigStore::snapshot(self)
-    }
-
-    fn is_at(&self, seen: usize) -> bool {
-        Arc::as_ptr(&*self.load()) as usize == seen
-    }
-}
-
-impl ConfigSource {
-    /// Any function returning the current snapshot.
-    pub fn from_fn(f: impl Fn() -> Arc<MeshConfig> + Send + Sync + 'static) -> Self {
-        Self(Arc::new(FnSource(f)))
-    }
-
-    /// A config that never changes.
-    pub fn fixed(config: MeshConfig) -> Self {
-        Self(Arc::new(Arc::new(config)))
-    }
-
-    /// A cell the caller swaps.
-    pub fn swap(cell: Arc<ArcSwap<MeshConfig>>) -> Self {
-        Self(Arc::new(cell))
-    }
-
-    /// The hot-reloading store of `mesh_core::watch`.
-    pub fn store(store: ConfigStore) -> Self {
-        Self(Arc::new(store))
-    }
-
-    /// The current snapshot.
-    pub fn snapshot(&self) -> Arc<MeshConfig> {
-        self.0.snapshot()
-    }
-
-    /// Whether the config in force is the snapshot at address `seen` (see [`Source::is_at`]).
-    fn is_at(&self, seen: usize) -> bool {
-        self.0.is_at(seen)
-    }
-}
-
-impl From<ConfigStore> for ConfigSource {
-    fn from(store: ConfigStore) -> Self {
-        Self::store(store)
-    }
-}
-
-impl std::fmt::Debug for ConfigSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ConfigSource(..)")
     }
 }
 

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
-use mesh_client::telemetry::MeshMetrics;
 use mesh_core::policy::{
     Destination, HttpRoute, MeshConfig, Origin, RouteAction, VirtualService, WeightedDestination,
 };
@@ -14,6 +13,7 @@ use mesh_server::admin::{AdminServer, ConfigView, mesh_config_view};
 use mesh_server::metrics::{ServerMetricsConfig, ServerMetricsLayer};
 use mesh_server::request_id::RequestIdLayer;
 use mesh_server::trace::{TraceConfig, TraceLayer};
+use mesh_telemetry::MeshMetrics;
 use serde_json::json;
 
 fn empty_view() -> ConfigView {

@@ -6,8 +6,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{get, post};
 use http::Request;
-use mesh_server::authz::RequestAuth;
-use mesh_server::server::ConfigSource;
+use mesh_core::watch::ConfigSource;
+use mesh_server::context::Principal;
 use mesh_server::{MeshServer, Workload, serve};
 use tokio::sync::oneshot;
 
@@ -68,12 +68,12 @@ async fn start() -> (
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
             if let Some(user) = user {
-                let claims = serde_json::json!({"realm": {"roles": [user.clone()]}});
-                req.extensions_mut().insert(RequestAuth {
-                    principal: format!("https://issuer.example/{user}"),
-                    claims: claims.as_object().cloned().unwrap_or_default(),
-                    ..RequestAuth::default()
+                let claims = serde_json::json!({
+                    "iss": "https://issuer.example",
+                    "sub": user.clone(),
+                    "realm": {"roles": [user]},
                 });
+                req.extensions_mut().insert(Principal::from_claims(claims));
             }
             req
         })

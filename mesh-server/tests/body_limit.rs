@@ -8,7 +8,7 @@ use axum::routing::post;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use mesh_core::policy::MeshConfig;
-use mesh_server::server::ConfigSource;
+use mesh_core::watch::ConfigSource;
 use mesh_server::{MeshServer, Workload};
 use tower::ServiceExt;
 

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 
 use axum::Router;
-use mesh_client::telemetry::MeshMetrics;
+use mesh_telemetry::MeshMetrics;
 use mesh_server::server::ConfigSource;
 use mesh_server::{MeshServer, Workload, serve};
 use tokio::sync::oneshot;

@@ -2,8 +2,9 @@
 //! that can go down. Real time with short intervals; every wait is bounded and polls a count.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-#[path = "../src/jwt/test_keys.rs"]
-mod test_keys;
+mod support;
+
+use support::test_keys;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,7 +17,8 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use jsonwebtoken::Algorithm;
 use mesh_core::policy::{AuthnPolicy, JwksSource, JwtRule, Labels};
-use mesh_server::jwt::{HttpFetcher, JwksCache, JwksSettings, JwtLayer, JwtSettings, Principal};
+use mesh_server::context::Principal;
+use mesh_server::jwt::{HttpFetcher, JwksCache, JwksSettings, JwtLayer, JwtSettings};
 use test_keys::{TestKey, claims, jwks, sign};
 
 /// A JWKS server whose document can be swapped or taken down (503).

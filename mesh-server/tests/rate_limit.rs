@@ -6,7 +6,7 @@ use axum::Router;
 use axum::routing::get;
 use http::Request;
 use mesh_core::policy::RateLimitOverride;
-use mesh_server::authz::RequestAuth;
+use mesh_server::context::Principal;
 use mesh_server::rate_limit::{RateLimitLayer, RateLimitSettings};
 use mesh_server::rescue::RescueLayer;
 use mesh_server::serve;
@@ -35,10 +35,8 @@ async fn per_identity_limits_over_http() {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
             if let Some(user) = user {
-                req.extensions_mut().insert(RequestAuth {
-                    principal: format!("iss/{user}"),
-                    ..RequestAuth::default()
-                });
+                let claims = serde_json::json!({"iss": "iss", "sub": user});
+                req.extensions_mut().insert(Principal::from_claims(claims));
             }
             req
         })

@@ -1,8 +1,9 @@
 //! MeshServer end to end: a real axum app on 127.0.0.1:0, wrapped in the inbound stack.
 
 #[allow(clippy::unwrap_used, clippy::expect_used, dead_code, unreachable_pub)]
-#[path = "../src/jwt/test_keys.rs"]
-mod test_keys;
+mod support;
+
+use support::test_keys;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use mesh_core::policy::{
     AuthzAction, AuthzPolicy, AuthzRule, MeshConfig, Operation, Origin, RateLimitPolicy,
     WorkloadSelector,
 };
-use mesh_server::server::ConfigSource;
+use mesh_core::watch::ConfigSource;
 use mesh_server::{MeshServer, Workload, serve};
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
@@ -272,7 +273,7 @@ async fn graceful_shutdown_finishes_requests_in_flight() {
 
 #[tokio::test]
 async fn observability_layers_see_refusals() {
-    let metrics = mesh_client::telemetry::MeshMetrics::new();
+    let metrics = mesh_telemetry::MeshMetrics::new();
     let config = MeshConfig {
         authorization: vec![deny_admin()],
         ..MeshConfig::default()

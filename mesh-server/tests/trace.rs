@@ -10,13 +10,11 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::routing::get;
 use http::{Request, Response};
-use mesh_client::telemetry::trace_context::parse_traceparent;
-use mesh_client::telemetry::{
-    ClientTelemetryConfig, ClientTelemetryLayer, MeshMetrics, RequestId, TraceContext,
-    WorkloadLabels,
-};
+use mesh_client::telemetry::{ClientTelemetryConfig, ClientTelemetryLayer};
 use mesh_server::request_id::RequestIdLayer;
 use mesh_server::trace::{TraceConfig, TraceLayer};
+use mesh_telemetry::trace_context::parse_traceparent;
+use mesh_telemetry::{MeshMetrics, RequestId, TraceContext, WorkloadLabels};
 use serde_json::{Value, json};
 use tower::{Layer, ServiceExt, service_fn};
 

@@ -28,12 +28,10 @@
 
 mod consistent_hash;
 mod peak_ewma;
-mod rng;
 mod weights;
 
 pub use consistent_hash::{HashPolicy, PickTable, RequestKey};
 pub use peak_ewma::{DEFAULT_DECAY, DEFAULT_RTT};
-pub use rng::Rng;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +42,8 @@ use tokio::time::Instant;
 
 use peak_ewma::{Load, nanos_since};
 use weights::WeightTable;
+
+use crate::random::Rng;
 
 /// One endpoint as the balancer sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -15,9 +15,10 @@
 //! [`PreviousAttempts`](crate::context::PreviousAttempts) extensions, normally
 //! [`Clusters`](crate::cluster::Clusters).
 //!
-//! Errors become answers here, in one place, as Envoy gives them: `503` with the response flag
-//! of the failure (`UF` connect failure, `UR` reset, `UO` overflow, `UH` no healthy upstream),
-//! `504 UT` for timeouts, `404 NR` when no route matches.
+//! Errors become answers as Envoy gives them, all spelled in [`rescue`](crate::rescue): `503`
+//! with the response flag of the failure (`UF` connect failure, `UR` reset, `UO` overflow, `UH`
+//! no healthy upstream), `504 UT` for timeouts, `404 NR` when no route matches. The router
+//! answers whatever error a route stack returns.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -31,7 +32,7 @@
 //! let cluster = tower::service_fn(|_req: http::Request<mesh_client::body::BoxBody>| async {
 //!     Ok::<_, mesh_client::BoxError>(http::Response::new(mesh_client::body::empty()))
 //! });
-//! let client = MeshClient::builder(config, cluster).build();
+//! let client = MeshClient::builder_with(config, cluster).build();
 //! let response = client.send(http::Request::get("http://service2/hello").body(String::new())?).await?;
 //! assert_eq!(response.status(), 200);
 //! # Ok(()) }
@@ -44,17 +45,18 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use arc_swap::{ArcSwap, ArcSwapOption};
+use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use http::{Request, Response};
-use mesh_core::policy::MeshConfig;
+pub use mesh_core::watch::ConfigSource;
 use tokio::sync::Semaphore;
 use tower::Layer;
 use tower::Service;
 use tower::util::BoxCloneSyncService;
 
 use crate::BoxError;
-use crate::body::{self, BoxBody};
+use crate::body::{self, BoxBody, BoxResponseFuture};
+use crate::cluster::Clusters;
 use crate::random::Random;
 use crate::retry::budget::BudgetRegistry;
 use crate::route::MESH;
@@ -66,47 +68,12 @@ mod shared_cluster;
 use self::router::{Router, Shared};
 use self::shared_cluster::SharedCluster;
 
-/// A lock-free source of config snapshots.
-pub trait ConfigSource: Send + Sync + 'static {
-    /// The current snapshot.
-    fn snapshot(&self) -> Arc<MeshConfig>;
-}
-
-impl ConfigSource for ArcSwap<MeshConfig> {
-    fn snapshot(&self) -> Arc<MeshConfig> {
-        self.load_full()
-    }
-}
-
-impl ConfigSource for mesh_core::watch::ConfigStore {
-    fn snapshot(&self) -> Arc<MeshConfig> {
-        mesh_core::watch::ConfigStore::snapshot(self)
-    }
-}
-
-impl<T: ConfigSource> ConfigSource for Arc<T> {
-    fn snapshot(&self) -> Arc<MeshConfig> {
-        T::snapshot(self)
-    }
-}
-
-/// A [`ConfigSource`] from a closure (e.g. `move || store.snapshot()`).
-pub struct FnSource<F>(pub F);
-
-impl<F: Fn() -> Arc<MeshConfig> + Send + Sync + 'static> ConfigSource for FnSource<F> {
-    fn snapshot(&self) -> Arc<MeshConfig> {
-        (self.0)()
-    }
-}
-
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>;
-
 /// The type-erased service each stage ends in.
 pub type BoxStack = BoxCloneSyncService<Request<BoxBody>, Response<BoxBody>, BoxError>;
 
 /// Builds a [`MeshClient`].
 pub struct Builder {
-    source: Arc<dyn ConfigSource>,
+    source: ConfigSource,
     cluster: SharedCluster,
     gateway: String,
     random: Random,
@@ -126,6 +93,20 @@ impl fmt::Debug for Builder {
 }
 
 impl Builder {
+    fn new(source: ConfigSource, cluster: SharedCluster) -> Self {
+        Builder {
+            source,
+            cluster,
+            gateway: MESH.to_owned(),
+            random: Random::thread(),
+            stats: Arc::default(),
+            max_mirrors_in_flight: crate::mirror::DEFAULT_MAX_IN_FLIGHT,
+            mirror_timeout: crate::mirror::DEFAULT_MIRROR_TIMEOUT,
+            max_replay_bytes: crate::retry::replay::DEFAULT_MAX_REPLAY_BYTES,
+            telemetry: None,
+        }
+    }
+
     /// Routes with the VirtualServices bound to `gateway` instead of [`MESH`] (the gateway app).
     pub fn gateway(mut self, gateway: impl Into<String>) -> Self {
         self.gateway = gateway.into();
@@ -216,24 +197,23 @@ impl fmt::Debug for MeshClient {
 }
 
 impl MeshClient {
-    /// A builder reading config from `source` and sending through `cluster`.
-    pub fn builder<C>(source: impl ConfigSource, cluster: C) -> Builder
+    /// A builder reading config from `source` and sending through the mesh's cluster set
+    /// (endpoints, balancing, outlier detection, pooled connections).
+    pub fn builder(source: impl Into<ConfigSource>, clusters: Clusters) -> Builder {
+        Builder::new(source.into(), SharedCluster::clusters(clusters))
+    }
+
+    /// A builder reading config from `source` and sending through any `cluster` service (a
+    /// mock in tests and benchmarks, or a lower half of one's own) that reads the [`Target`]
+    /// and [`PreviousAttempts`](crate::context::PreviousAttempts) extensions; each call drives
+    /// a clone of it to readiness.
+    pub fn builder_with<C>(source: impl Into<ConfigSource>, cluster: C) -> Builder
     where
         C: Service<Request<BoxBody>, Response = Response<BoxBody>> + Clone + Send + Sync + 'static,
         C::Error: Into<BoxError>,
         C::Future: Send + 'static,
     {
-        Builder {
-            source: Arc::new(source),
-            cluster: SharedCluster::new(cluster),
-            gateway: MESH.to_owned(),
-            random: Random::thread(),
-            stats: Arc::default(),
-            max_mirrors_in_flight: crate::mirror::DEFAULT_MAX_IN_FLIGHT,
-            mirror_timeout: crate::mirror::DEFAULT_MIRROR_TIMEOUT,
-            max_replay_bytes: crate::retry::replay::DEFAULT_MAX_REPLAY_BYTES,
-            telemetry: None,
-        }
+        Builder::new(source.into(), SharedCluster::new(cluster))
     }
 
     /// The decision counters.
@@ -293,8 +273,8 @@ pub struct ResponseFuture {
 }
 
 enum Inner {
-    Plain(BoxFuture),
-    Telemetry(crate::telemetry::client::ResponseFuture<BoxFuture>),
+    Plain(BoxResponseFuture),
+    Telemetry(crate::telemetry::client::ResponseFuture<BoxResponseFuture>),
 }
 
 impl fmt::Debug for ResponseFuture {

@@ -8,8 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use http::{Request, Response, StatusCode};
-use mesh_core::classify::Outcome;
+use http::{Request, Response};
 use mesh_core::normalize::normalize_uri;
 use mesh_core::policy::{
     Destination, HttpRoute, MeshConfig, RetryBudget, RetryPolicy, RouteAction, WeightedDestination,
@@ -18,17 +17,19 @@ use tokio::sync::Semaphore;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceExt};
 
-use super::{BoxFuture, BoxStack, ConfigSource, SharedCluster};
+use super::{BoxStack, ConfigSource, SharedCluster};
 use crate::BoxError;
-use crate::body::{self, BoxBody};
+use crate::body::{self, BoxBody, BoxResponseFuture};
 use crate::context::Target;
-use crate::error::outcome_of;
+use crate::error::ClusterError;
 use crate::fault::FaultLayer;
-use crate::headers::{self, HeadersLayer, local_reply};
+use crate::headers::{self, HeadersLayer};
 use crate::mirror::MirrorLayer;
 use crate::random::Random;
+use crate::rescue::rescue;
 use crate::retry::budget::BudgetRegistry;
 use crate::retry::{Budget, Budgets, RetryLayer};
+use crate::route::{InvalidPath, NoRoute};
 use crate::route::{Lookup, RequestView, RouteTable, rewrite};
 use crate::split::SplitLayer;
 use crate::stats::ClientStats;
@@ -43,7 +44,7 @@ pub(super) struct Router {
 }
 
 pub(super) struct Shared {
-    pub(super) source: Arc<dyn ConfigSource>,
+    pub(super) source: ConfigSource,
     pub(super) cluster: SharedCluster,
     pub(super) gateway: String,
     pub(super) random: Random,
@@ -72,7 +73,7 @@ enum RouteStack {
 impl Service<Request<BoxBody>> for Router {
     type Response = Response<BoxBody>;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>;
+    type Future = BoxResponseFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // Readiness is per route: each call drives its own stack's readiness (oneshot).
@@ -86,7 +87,7 @@ impl Service<Request<BoxBody>> for Router {
 
 impl Router {
     /// Routes and sends `request` (the router keeps no per-call state: `&self` is enough).
-    pub(super) fn route(&self, request: Request<BoxBody>) -> BoxFuture {
+    pub(super) fn route(&self, request: Request<BoxBody>) -> BoxResponseFuture {
         let compiled = self.compiled();
         let shared = &self.shared;
         let mut request = request;
@@ -95,11 +96,7 @@ impl Router {
         let level = compiled.config.mesh.path_normalization;
         if let Err(reason) = normalize_uri(request.uri_mut(), level) {
             tracing::debug!(path = request.uri().path(), %reason, %level, "request path refused");
-            return ready(local_reply(
-                StatusCode::BAD_REQUEST,
-                "invalid request path",
-                Some("DPE"),
-            ));
+            return ready(rescue(&InvalidPath(reason)));
         }
         let view = RequestView::new(&request);
         let (stack, request) = match compiled.table.lookup_view(&view) {
@@ -116,7 +113,7 @@ impl Router {
             Lookup::NoRoute => {
                 shared.stats.no_route.incr();
                 tracing::debug!(host = %view.host, path = view.path, no_route = true, "no route matched");
-                return ready(local_reply(StatusCode::NOT_FOUND, "", Some("NR")));
+                return ready(rescue(&NoRoute(())));
             }
             Lookup::Matched { entry, matched } => {
                 let route = &entry.route;
@@ -148,11 +145,7 @@ impl Router {
                         (stack, request)
                     }
                     _ => {
-                        return ready(local_reply(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "no healthy upstream",
-                            Some("UH"),
-                        ));
+                        return ready(rescue(&ClusterError::no_healthy_upstream()));
                     }
                 }
             }
@@ -203,43 +196,13 @@ impl<F: Future<Output = Result<Response<BoxBody>, BoxError>>> Future for Rescued
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match std::task::ready!(self.project().inner.poll(cx)) {
             Ok(response) => Poll::Ready(Ok(response)),
-            Err(error) => Poll::Ready(Ok(rescue(&error))),
+            Err(error) => Poll::Ready(Ok(rescue(error.as_ref()))),
         }
     }
 }
 
-fn ready(
-    response: Response<BoxBody>,
-) -> Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>> {
+fn ready(response: Response<BoxBody>) -> BoxResponseFuture {
     Box::pin(std::future::ready(Ok(response)))
-}
-
-/// An error of the stack as Envoy would answer it.
-fn rescue(error: &BoxError) -> Response<BoxBody> {
-    let outcome = outcome_of(error);
-    tracing::debug!(%error, ?outcome, "upstream call failed");
-    let (status, text) = match outcome {
-        Outcome::ConnectFailure => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
-        ),
-        Outcome::Reset | Outcome::RefusedStream => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
-        ),
-        Outcome::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream request timeout"),
-        Outcome::Overflow => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "upstream connect error or disconnect/reset before headers. reset reason: overflow",
-        ),
-        Outcome::NoHealthyUpstream => (StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream"),
-        Outcome::DownstreamError => (
-            StatusCode::BAD_REQUEST,
-            "downstream request error: the request body was malformed or ended early",
-        ),
-        Outcome::Response { .. } => (StatusCode::SERVICE_UNAVAILABLE, "upstream error"),
-    };
-    local_reply(status, text, outcome.response_flag())
 }
 
 impl Router {

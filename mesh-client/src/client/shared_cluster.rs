@@ -3,22 +3,22 @@
 //! Each route stack ends in the client's cluster, and the retry layer clones its inner service
 //! per request (the ready clone takes the call). A `BoxCloneSyncService` allocates on every clone;
 //! this wrapper shares one type-erased call function behind an `Arc`, so a clone costs an atomic
-//! increment. Readiness is handled per call (`oneshot` on a clone of the concrete cluster), so
+//! increment. The mesh's own [`Clusters`] is always ready and answers with a boxed future
+//! already: [`SharedCluster::clusters`] calls it directly. Any other cluster service
+//! ([`SharedCluster::new`]) has its readiness handled per call (`oneshot` on a clone of it), so
 //! the wrapper itself is always ready.
 
-use std::any::Any;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tower::{Service, ServiceExt};
 
-use super::BoxFuture;
 use crate::BoxError;
-use crate::body::BoxBody;
+use crate::body::{BoxBody, BoxResponseFuture};
 use crate::cluster::Clusters;
 
-type CallFn = dyn Fn(Request<BoxBody>) -> BoxFuture + Send + Sync;
+type CallFn = dyn Fn(Request<BoxBody>) -> BoxResponseFuture + Send + Sync;
 
 /// A cluster service shared by every route stack; see the [module docs](self).
 #[derive(Clone)]
@@ -27,24 +27,24 @@ pub(crate) struct SharedCluster {
 }
 
 impl SharedCluster {
-    /// Wraps `cluster`: each call drives a clone of it to readiness, then calls it.
+    /// The mesh's cluster set, called directly (its future is boxed once, by itself).
+    pub(crate) fn clusters(clusters: Clusters) -> Self {
+        SharedCluster {
+            call: Arc::new(move |req| clusters.send(req).into_boxed()),
+        }
+    }
+
+    /// Wraps any `cluster`: each call drives a clone of it to readiness, then calls it.
     pub(crate) fn new<C>(cluster: C) -> Self
     where
         C: Service<Request<BoxBody>, Response = Response<BoxBody>> + Clone + Send + Sync + 'static,
         C::Error: Into<BoxError>,
         C::Future: Send + 'static,
     {
-        // The mesh's own cluster set is always ready and answers with a boxed future already:
-        // call it directly rather than boxing its future a second time.
-        if let Some(clusters) = (&cluster as &dyn Any).downcast_ref::<Clusters>() {
-            let clusters = clusters.clone();
-            return SharedCluster {
-                call: Arc::new(move |req| clusters.send(req).into_boxed()),
-            };
-        }
         let cluster = cluster.map_err(Into::<BoxError>::into);
-        let call =
-            move |req: Request<BoxBody>| -> BoxFuture { Box::pin(cluster.clone().oneshot(req)) };
+        let call = move |req: Request<BoxBody>| -> BoxResponseFuture {
+            Box::pin(cluster.clone().oneshot(req))
+        };
         SharedCluster {
             call: Arc::new(call),
         }
@@ -60,13 +60,13 @@ impl std::fmt::Debug for SharedCluster {
 impl Service<Request<BoxBody>> for SharedCluster {
     type Response = Response<BoxBody>;
     type Error = BoxError;
-    type Future = BoxFuture;
+    type Future = BoxResponseFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<BoxBody>) -> BoxFuture {
+    fn call(&mut self, req: Request<BoxBody>) -> BoxResponseFuture {
         (self.call)(req)
     }
 }
@@ -135,7 +135,7 @@ mod tests {
         });
         let clusters =
             Clusters::new(move || Arc::clone(&config), endpoints).with_transport(transport);
-        let mut shared = SharedCluster::new(clusters);
+        let mut shared = SharedCluster::clusters(clusters);
         let mut req = Request::get("http://service3/x")
             .body(crate::body::empty())
             .unwrap();

@@ -167,7 +167,7 @@ impl Cluster {
     }
 
     /// Replaces the balancer's random source (seeded, for tests).
-    pub fn with_rng(mut self, rng: crate::balance::Rng) -> Self {
+    pub fn with_rng(mut self, rng: crate::random::Rng) -> Self {
         self.balancer = self.balancer.with_rng(rng);
         self
     }

@@ -10,19 +10,18 @@ use std::task::{Context, Poll};
 use arc_swap::ArcSwap;
 use http::{Request, Response};
 use mesh_core::policy::{Destination, Labels, MeshConfig, TrafficPolicy};
+use mesh_core::watch::ConfigSource;
 
 use super::endpoints::same_host;
 use super::{Cluster, Discovery};
 use crate::BoxError;
-use crate::body::BoxBody;
+use crate::body::{BoxBody, BoxResponseFuture};
 use crate::context::Target;
 use crate::error::ClusterError;
 use crate::hostmap::HostMap;
 use crate::outlier::OutlierMetrics;
 use crate::pool::RetryPermit;
 use crate::transport::Transport;
-
-type ConfigSource = Arc<dyn Fn() -> Arc<MeshConfig> + Send + Sync>;
 
 struct Entry {
     subset: Option<String>,
@@ -93,14 +92,14 @@ impl fmt::Debug for Clusters {
 }
 
 impl Clusters {
-    /// Clusters reading the config from `config` (called per request: make it lock-free, e.g.
-    /// `move || store.load_full()` over an `ArcSwap`) and endpoints from `discovery`.
-    pub fn new(
-        config: impl Fn() -> Arc<MeshConfig> + Send + Sync + 'static,
-        discovery: Arc<dyn Discovery>,
-    ) -> Self {
+    /// Clusters reading the config from `config` (read per request: a [`ConfigStore`] or
+    /// `ArcSwap` cell, or a lock-free closure such as `move || store.snapshot()`) and
+    /// endpoints from `discovery`.
+    ///
+    /// [`ConfigStore`]: mesh_core::watch::ConfigStore
+    pub fn new(config: impl Into<ConfigSource>, discovery: Arc<dyn Discovery>) -> Self {
         Self::build(
-            Arc::new(config),
+            config.into(),
             discovery,
             OutlierMetrics::default(),
             None,
@@ -111,7 +110,7 @@ impl Clusters {
     /// Counts outlier ejections into `metrics` (register them once with a Prometheus registry).
     pub fn with_metrics(self, metrics: OutlierMetrics) -> Self {
         Self::build(
-            Arc::clone(&self.shared.config),
+            self.shared.config.clone(),
             Arc::clone(&self.shared.discovery),
             metrics,
             self.shared.seed,
@@ -122,7 +121,7 @@ impl Clusters {
     /// Seeds every cluster's random source (deterministic tests).
     pub fn with_seed(self, seed: u64) -> Self {
         Self::build(
-            Arc::clone(&self.shared.config),
+            self.shared.config.clone(),
             Arc::clone(&self.shared.discovery),
             self.shared.metrics.clone(),
             Some(seed),
@@ -134,7 +133,7 @@ impl Clusters {
     /// [`Transport::in_process`] to measure the stack without sockets.
     pub fn with_transport(self, transport: Transport) -> Self {
         Self::build(
-            Arc::clone(&self.shared.config),
+            self.shared.config.clone(),
             Arc::clone(&self.shared.discovery),
             self.shared.metrics.clone(),
             self.shared.seed,
@@ -165,7 +164,7 @@ impl Clusters {
 
     /// The cluster for `dest` under the current config and endpoints.
     pub fn cluster(&self, dest: &Destination) -> Result<Arc<Cluster>, ClusterError> {
-        let config = (self.shared.config)();
+        let config = self.shared.config.snapshot();
         let generation = self.shared.discovery.generation();
         let fresh = |e: &Entry| Arc::ptr_eq(&e.config, &config) && e.generation == generation;
         if let Some(entry) = self.lookup(dest)
@@ -291,7 +290,7 @@ impl Clusters {
         ) {
             Ok(c) => {
                 let c = match self.shared.seed {
-                    Some(seed) => c.with_rng(crate::balance::Rng::from_seed(seed)),
+                    Some(seed) => c.with_rng(crate::random::Rng::from_seed(seed)),
                     None => c,
                 };
                 Some(Arc::new(c))
@@ -366,14 +365,12 @@ impl tower_service::Service<Request<BoxBody>> for Clusters {
 
 /// The future of [`Clusters`].
 pub struct ResponseFuture {
-    inner: Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>,
+    inner: BoxResponseFuture,
 }
 
 impl ResponseFuture {
     /// The boxed future inside (no new allocation).
-    pub fn into_boxed(
-        self,
-    ) -> Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>> {
+    pub fn into_boxed(self) -> BoxResponseFuture {
         self.inner
     }
 }

@@ -18,6 +18,10 @@
 //! let _layer = FaultLayer::new(fault).with_random(Random::seeded(1));
 //! ```
 
+mod error;
+
+pub use self::error::FaultAbort;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -29,8 +33,8 @@ use tokio::time::Sleep;
 use tower::{Layer, Service};
 
 use crate::body::BoxBody;
-use crate::headers::{add_flag, local_reply};
 use crate::random::Random;
+use crate::rescue::{add_flag, rescue};
 use crate::stats::ClientStats;
 
 /// Layer injecting the faults of a route.
@@ -209,7 +213,7 @@ where
                 }
                 StateProj::Abort { status } => {
                     let status = status.take().unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                    let mut response = local_reply(status, "fault filter abort", Some("FI"));
+                    let mut response = rescue(&FaultAbort::new(status));
                     if *this.delayed {
                         add_flag(&mut response, "DI");
                     }

@@ -6,7 +6,7 @@ use tower::ServiceExt;
 
 use super::*;
 use crate::body;
-use crate::context::ResponseFlags;
+use mesh_telemetry::ResponseFlags;
 
 fn counting() -> (
     Arc<AtomicUsize>,

@@ -41,7 +41,7 @@ use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceExt};
 
 use crate::BoxError;
-use crate::body::{self, BoxBody};
+use crate::body::{self, BoxBody, BoxResponseFuture};
 use crate::context::Target;
 use crate::random::Random;
 use crate::retry::replay::{self, Buffered};
@@ -228,8 +228,6 @@ where
     }
 }
 
-type BoxResponseFuture = Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>;
-
 fn call_boxed<S, F, E>(service: &mut S, request: Request<BoxBody>) -> BoxResponseFuture
 where
     S: Service<Request<BoxBody>, Response = Response<BoxBody>, Error = E, Future = F>,
@@ -313,7 +311,7 @@ fn shadow_authority<B>(request: &mut Request<B>) {
 
 /// Response future of [`MirrorService`]: the primary's answer only.
 pub struct ResponseFuture {
-    inner: Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>,
+    inner: BoxResponseFuture,
 }
 
 impl fmt::Debug for ResponseFuture {

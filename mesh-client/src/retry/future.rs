@@ -12,21 +12,21 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use mesh_core::classify::Outcome;
 use tower::Service;
 
 use super::replay::{self, Buffered};
-use super::{Settings, is_idempotent};
+use super::{PerTryTimeout, Settings, is_idempotent};
 use crate::BoxError;
-use crate::body::{self, BoxBody};
+use crate::body::{self, BoxBody, BoxResponseFuture};
 use crate::context::{AttemptDeadline, PreviousAttempts, Target, Upstream};
 use crate::error::{ClusterError, outcome_of};
-use crate::headers::{add_flag, local_reply};
+use crate::rescue::{add_flag, rescue};
 
 /// Response future of [`Retry`](super::Retry).
 pub struct ResponseFuture {
-    inner: Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>,
+    inner: BoxResponseFuture,
 }
 
 impl ResponseFuture {
@@ -68,11 +68,6 @@ pub fn outcome_of_response<B>(response: &Response<B>) -> Outcome {
         grpc_status,
     }
 }
-
-/// Marker error of an attempt that passed `perTryTimeout`.
-#[derive(Debug, thiserror::Error)]
-#[error("per-try timeout elapsed")]
-struct PerTryTimeout;
 
 async fn run<S>(
     mut service: S,
@@ -207,8 +202,6 @@ where
 /// How long after the attempt deadline the retry layer gives up on an attempt itself.
 const BACKSTOP_SLACK: std::time::Duration = std::time::Duration::from_millis(10);
 
-type BoxResponseFuture = Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>;
-
 /// Sends one attempt. A plain function returning a boxed future, so the retry loop's own future
 /// never names `S::Future` (which trips rustc's higher-ranked `Send` check).
 ///
@@ -236,7 +229,7 @@ where
             None => future.await.map_err(Into::into),
             Some(limit) => match tokio::time::timeout(limit + BACKSTOP_SLACK, future).await {
                 Ok(result) => result.map_err(Into::into),
-                Err(_) => Err(Box::new(PerTryTimeout) as BoxError),
+                Err(_) => Err(Box::new(PerTryTimeout(())) as BoxError),
             },
         }
     })
@@ -250,11 +243,7 @@ fn finish(
     let mut response = match result {
         Ok(response) => response,
         Err(error) if error.is::<PerTryTimeout>() || outcome_of(&error) == Outcome::Timeout => {
-            local_reply(
-                StatusCode::GATEWAY_TIMEOUT,
-                "upstream request timeout",
-                Some("UT"),
-            )
+            rescue(&PerTryTimeout(()))
         }
         Err(error) => return Err(error),
     };

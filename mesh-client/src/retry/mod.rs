@@ -26,6 +26,7 @@
 
 pub mod backoff;
 pub mod budget;
+mod error;
 mod future;
 pub mod replay;
 
@@ -38,6 +39,7 @@ use tower::{Layer, Service};
 
 pub use self::backoff::{Backoff, BackoffError};
 pub use self::budget::Budget;
+pub use self::error::PerTryTimeout;
 pub use self::future::{ResponseFuture, outcome_of_response};
 use crate::BoxError;
 use crate::body::BoxBody;

@@ -9,8 +9,9 @@ use tower::ServiceExt;
 
 use super::*;
 use crate::body;
-use crate::context::{PreviousAttempts, ResponseFlags, Upstream};
+use crate::context::{PreviousAttempts, Upstream};
 use crate::error::ClusterError;
+use mesh_telemetry::ResponseFlags;
 
 type Script = Arc<Mutex<VecDeque<Result<u16, Outcome>>>>;
 type Seen = Arc<Mutex<Vec<(Option<PreviousAttempts>, Vec<u8>)>>>;

@@ -22,10 +22,12 @@
 //! assert!(matches!(table.lookup(&req), Lookup::NoVirtualService));
 //! ```
 
+mod error;
 pub mod matching;
 pub mod rewrite;
 mod table;
 
+pub use self::error::{InvalidPath, NoRoute};
 pub use self::matching::RequestView;
 pub use self::table::{Entry, HostRoutes, Lookup, MESH, RouteTable};
 

@@ -11,18 +11,22 @@
 //! let _layer = TimeoutLayer::new(Some(Duration::from_secs(2)));
 //! ```
 
+mod error;
+
+pub use self::error::RouteTimeout;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use tokio::time::{Instant, Sleep};
 use tower::{Layer, Service};
 
 use crate::body::BoxBody;
-use crate::headers::local_reply;
+use crate::rescue::rescue;
 use crate::stats::ClientStats;
 
 /// Layer adding a whole-call deadline.
@@ -151,11 +155,7 @@ where
                 timeout_ms = this.timeout.map_or(0, |t| t.as_millis() as u64),
                 "route timeout expired"
             );
-            return Poll::Ready(Ok(local_reply(
-                StatusCode::GATEWAY_TIMEOUT,
-                "upstream request timeout",
-                Some("UT"),
-            )));
+            return Poll::Ready(Ok(rescue(&RouteTimeout(()))));
         }
         Poll::Pending
     }

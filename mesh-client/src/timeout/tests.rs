@@ -1,7 +1,9 @@
+use http::StatusCode;
+
 use super::*;
 use crate::body;
-use crate::context::ResponseFlags;
 use http_body_util::BodyExt;
+use mesh_telemetry::ResponseFlags;
 use tower::ServiceExt;
 
 fn slow(

@@ -173,7 +173,7 @@ pub async fn get(client: &MeshClient, uri: &str) -> (StatusCode, String, String)
         .to_owned();
     let flags = resp
         .extensions()
-        .get::<mesh_client::context::ResponseFlags>()
+        .get::<mesh_telemetry::ResponseFlags>()
         .map_or("-".to_owned(), |f| f.to_label());
     (resp.status(), backend, flags)
 }

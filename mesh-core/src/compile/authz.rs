@@ -425,5 +425,4 @@ pub(crate) fn parse_port(v: &str) -> Option<u16> {
 }
 
 #[cfg(test)]
-#[path = "authz_tests.rs"]
 mod tests;

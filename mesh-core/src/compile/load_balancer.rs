@@ -38,7 +38,7 @@ pub(crate) fn load_balancer(
         (Some(s), None) => match SIMPLE.iter().find(|(n, _)| n == s) {
             Some((_, lb)) => Some(lb.clone()),
             None => {
-                let hint = crate::load::closest(s, SIMPLE.iter().map(|(n, _)| *n))
+                let hint = crate::diag::closest(s, SIMPLE.iter().map(|(n, _)| *n))
                     .map(|h| format!(", did you mean `{h}`?"))
                     .unwrap_or_default();
                 cx.error(

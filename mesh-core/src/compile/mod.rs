@@ -116,15 +116,16 @@ impl<'a> Cx<'a> {
 }
 
 pub(crate) mod annotations;
-mod authz;
+pub(crate) mod authz;
 pub(crate) mod common;
 pub(crate) mod destination_rule;
 pub mod duration;
 pub(crate) mod gateway;
+pub(crate) mod legacy_policy;
 pub(crate) mod load_balancer;
 pub(crate) mod mesh_config;
-mod rate_limit;
+pub(crate) mod rate_limit;
+pub(crate) mod request_authentication;
 pub(crate) mod route;
-pub(crate) mod security;
 pub(crate) mod service_entry;
 pub(crate) mod virtual_service;

@@ -134,5 +134,4 @@ fn positive(n: i64, path: &str, cx: &mut Cx<'_>) -> Option<u32> {
 }
 
 #[cfg(test)]
-#[path = "rate_limit_tests.rs"]
 mod tests;

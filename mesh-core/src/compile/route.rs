@@ -356,7 +356,7 @@ pub(crate) fn retry_on(s: &str, path: &str, cx: &mut Cx<'_>) -> Option<RetryOn> 
                 }
             }
             None => {
-                let hint = crate::load::closest(item, RETRY_ON_NAMES.iter().map(|(n, _)| *n))
+                let hint = crate::diag::closest(item, RETRY_ON_NAMES.iter().map(|(n, _)| *n))
                     .map(|h| format!(", did you mean `{h}`?"))
                     .unwrap_or_default();
                 cx.error(path, format!("unknown retry condition `{item}`{hint}"));

@@ -84,7 +84,7 @@ pub(crate) fn compile(spec: &ServiceEntrySpec, cx: &mut Cx<'_>) -> Option<Servic
         Some(r) => match RESOLUTIONS.iter().find(|(n, _)| *n == r) {
             Some((_, res)) => *res,
             None => {
-                let hint = crate::load::closest(r, RESOLUTIONS.iter().map(|(n, _)| *n))
+                let hint = crate::diag::closest(r, RESOLUTIONS.iter().map(|(n, _)| *n))
                     .map(|h| format!(", did you mean `{h}`?"))
                     .unwrap_or_default();
                 cx.error("spec.resolution", format!("unknown resolution `{r}`{hint}"));

@@ -3,9 +3,10 @@
 
 use serde::de::DeserializeOwned;
 
+use super::Compiled;
 use super::documents::Manifest;
-use super::{Compiled, closest};
 use crate::compile::{self, Cx, LineIndex};
+use crate::diag::closest;
 use crate::diag::{Diagnostic, Severity};
 use crate::spec::mesh_config::MeshConfigMapData;
 use crate::spec::security::{
@@ -150,14 +151,14 @@ pub(crate) fn compile_manifest(
         }
         Kind::RequestAuthentication => {
             if let Some(p) = spec::<RequestAuthenticationSpec>(m, &mut cx)
-                .and_then(|s| compile::security::request_authentication(&s, &mut cx))
+                .and_then(|s| compile::request_authentication::compile(&s, &mut cx))
             {
                 out.config.authentication.push(p);
             }
         }
         Kind::AuthorizationPolicy => {
             if let Some(mut p) = spec::<AuthorizationPolicySpec>(m, &mut cx)
-                .and_then(|s| compile::security::authorization_policy(&s, &mut cx))
+                .and_then(|s| compile::authz::compile(&s, &mut cx))
             {
                 p.dry_run = compile::annotations::dry_run(&m.annotations, &mut cx);
                 if p.dry_run && p.action == crate::policy::AuthzAction::Custom {
@@ -173,11 +174,12 @@ pub(crate) fn compile_manifest(
             }
         }
         Kind::LegacyPolicy => {
-            if let Some((authn, authz)) = spec::<LegacyPolicySpec>(m, &mut cx)
-                .and_then(|s| compile::security::legacy_policy(&s, &mut cx))
+            // Only authentication: the token the legacy Policy requires is enforced (401) by the
+            // JWT layer itself, as Istio 1.x did, so it adds no authorization policy.
+            if let Some(authn) = spec::<LegacyPolicySpec>(m, &mut cx)
+                .and_then(|s| compile::legacy_policy::compile(&s, &mut cx))
             {
                 out.config.authentication.extend(authn);
-                out.config.authorization.extend(authz);
             }
         }
         Kind::ConfigMap => {
@@ -198,7 +200,7 @@ pub(crate) fn compile_manifest(
         }
         Kind::HttpLocalRateLimitPolicy => {
             if let Some(p) = spec::<HttpLocalRateLimitPolicySpec>(m, &mut cx)
-                .and_then(|s| compile::security::rate_limit(&s, &mut cx))
+                .and_then(|s| compile::rate_limit::compile(&s, &mut cx))
             {
                 out.config.rate_limits.push(p);
             }

@@ -4,65 +4,8 @@
 use std::net::{IpAddr, SocketAddr};
 
 use http::{HeaderMap, HeaderName, Request};
-use serde_json::Value;
 
-use crate::server::{LocalAddr, RemoteAddr};
-
-/// The authenticated end user, put in request extensions by JWT authentication.
-///
-/// This is the contract between authentication and authorization: `requestPrincipals`,
-/// `request.auth.*` conditions and per-identity rate limits read it. A request without it is
-/// unauthenticated.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct RequestAuth {
-    /// `iss/sub` of the verified token (Istio's request principal).
-    pub principal: String,
-    /// `aud` of the token.
-    pub audiences: Vec<String>,
-    /// `azp` of the token (Istio's presenter), when present.
-    pub presenter: Option<String>,
-    /// The token's claims, for `request.auth.claims[..]`.
-    pub claims: serde_json::Map<String, Value>,
-}
-
-impl RequestAuth {
-    /// The claim at `path` (`["realm", "roles"]` for `request.auth.claims[realm][roles]`).
-    pub fn claim(&self, path: &[String]) -> Option<&Value> {
-        let (first, rest) = path.split_first()?;
-        let mut value = self.claims.get(first)?;
-        for key in rest {
-            value = value.as_object()?.get(key)?;
-        }
-        Some(value)
-    }
-}
-
-/// The peer's workload identity (a SPIFFE-like principal `cluster.local/ns/NS/sa/SA`), put in
-/// request extensions by a transport that authenticates peers (mutual TLS).
-///
-/// Without mutual TLS there is no peer identity: `principals` and `namespaces` rules, and the
-/// `source.principal` / `source.namespace` conditions, then never match (their `not*` forms
-/// always do), as in Istio with plain-text traffic.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct PeerIdentity(pub String);
-
-impl PeerIdentity {
-    /// The principal, `cluster.local/ns/NS/sa/SA`.
-    pub fn principal(&self) -> &str {
-        &self.0
-    }
-
-    /// The namespace part of the principal, when it has one.
-    pub fn namespace(&self) -> Option<&str> {
-        let mut parts = self.0.split('/');
-        while let Some(part) = parts.next() {
-            if part == "ns" {
-                return parts.next().filter(|ns| !ns.is_empty());
-            }
-        }
-        None
-    }
-}
+use crate::context::{LocalAddr, PeerIdentity, Principal, RemoteAddr};
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
@@ -76,7 +19,7 @@ pub(crate) struct RequestAttrs<'a> {
     pub(crate) source: Option<IpAddr>,
     pub(crate) remote: Option<IpAddr>,
     pub(crate) destination: Option<SocketAddr>,
-    pub(crate) auth: Option<&'a RequestAuth>,
+    pub(crate) auth: Option<&'a Principal>,
     pub(crate) peer: Option<&'a PeerIdentity>,
 }
 
@@ -108,7 +51,7 @@ impl<'a> RequestAttrs<'a> {
             source,
             remote,
             destination: ext.get::<LocalAddr>().map(|l| l.0),
-            auth: ext.get::<RequestAuth>(),
+            auth: ext.get::<Principal>(),
             peer: ext.get::<PeerIdentity>(),
         }
     }

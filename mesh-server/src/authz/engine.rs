@@ -276,7 +276,7 @@ impl CSource {
     fn matches(&self, a: &RequestAttrs<'_>) -> bool {
         let peer = a.peer.map(|p| p.principal());
         let ns = a.peer.and_then(|p| p.namespace());
-        let rp = a.auth.map(|r| r.principal.as_str());
+        let rp = a.auth.map(|r| r.principal());
         check(&self.principals, &self.not_principals, peer)
             && check(&self.request_principals, &self.not_request_principals, rp)
             && check(&self.namespaces, &self.not_namespaces, ns)
@@ -330,11 +330,11 @@ impl CCond {
                     .auth
                     .and_then(|r| r.claim(path))
                     .is_some_and(|c| claim_in(v, c)),
-                ConditionKey::RequestPrincipal => any_of(v, a.auth.map(|r| r.principal.as_str())),
+                ConditionKey::RequestPrincipal => any_of(v, a.auth.map(|r| r.principal())),
                 ConditionKey::Audiences => a
                     .auth
-                    .is_some_and(|r| r.audiences.iter().any(|aud| any_of(v, Some(aud)))),
-                ConditionKey::Presenter => any_of(v, a.auth.and_then(|r| r.presenter.as_deref())),
+                    .is_some_and(|r| r.audiences().into_iter().any(|aud| any_of(v, Some(aud)))),
+                ConditionKey::Presenter => any_of(v, a.auth.and_then(|r| r.presenter())),
                 ConditionKey::Header(name) => a
                     .headers
                     .get_all(name.as_str())

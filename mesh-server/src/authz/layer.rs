@@ -3,7 +3,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tower_layer::Layer;
 
-use mesh_client::telemetry::MeshMetrics;
+use mesh_telemetry::MeshMetrics;
 
 use super::{Authorization, AuthzEngine, DryRunMetrics, ExtAuthz};
 

@@ -23,10 +23,10 @@
 //! `RBAC: access denied`.
 //!
 //! What a rule can see: method, path (without query), `Host` (case-insensitive, with or without
-//! port), the destination port and IP ([`crate::LocalAddr`]), the source IP ([`crate::RemoteAddr`]
+//! port), the destination port and IP ([`LocalAddr`](crate::context::LocalAddr)), the source IP ([`RemoteAddr`](crate::context::RemoteAddr)
 //! or axum's `ConnectInfo<SocketAddr>`), `X-Forwarded-For` when proxies are trusted, the
-//! authenticated end user ([`RequestAuth`], set by JWT authentication) and the peer workload
-//! identity ([`PeerIdentity`], set only by a transport with mutual TLS: without it, `principals`,
+//! authenticated end user ([`Principal`](crate::context::Principal), set by JWT authentication) and the peer workload
+//! identity ([`PeerIdentity`](crate::context::PeerIdentity), set only by a transport with mutual TLS: without it, `principals`,
 //! `namespaces`, `source.principal` and `source.namespace` never match and `connection.sni` is
 //! never present).
 //!
@@ -72,7 +72,6 @@ use http::Request;
 use tower_service::Service;
 
 pub(crate) use attrs::RequestAttrs;
-pub use attrs::{PeerIdentity, RequestAuth};
 pub use custom::{CheckFuture, CheckRequest, CheckResponse, ExtAuthz};
 use engine::Shadow;
 pub use engine::{AuthzEngine, ROOT_NAMESPACE};
@@ -81,7 +80,7 @@ pub use future::ResponseFuture;
 pub use layer::AuthorizationLayer;
 
 use crate::BoxError;
-use mesh_client::telemetry::MeshMetrics;
+use mesh_telemetry::MeshMetrics;
 
 /// Middleware enforcing AuthorizationPolicies; see the [module docs](self).
 #[derive(Clone)]
@@ -226,10 +225,15 @@ fn check_request<B>(req: &Request<B>, provider: Arc<str>, policy: Arc<str>) -> C
         method: req.method().clone(),
         uri: req.uri().clone(),
         headers: req.headers().clone(),
-        source: ext.get::<crate::RemoteAddr>().map(|r| r.0).or_else(|| {
-            ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0)
-        }),
-        principal: ext.get::<RequestAuth>().map(|a| a.principal.clone()),
+        source: ext
+            .get::<crate::context::RemoteAddr>()
+            .map(|r| r.0)
+            .or_else(|| {
+                ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                    .map(|c| c.0)
+            }),
+        principal: ext
+            .get::<crate::context::Principal>()
+            .map(|a| a.principal().to_owned()),
     }
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 use tower::{Service, ServiceExt};
 
 use super::*;
-use crate::{LocalAddr, RemoteAddr};
+use crate::context::{LocalAddr, PeerIdentity, Principal, RemoteAddr};
 
 type Inner = tower::util::BoxCloneService<Request<()>, Response<&'static str>, BoxError>;
 
@@ -101,13 +101,15 @@ impl Req {
         self
     }
     fn auth(mut self, principal: &str, claims: serde_json::Value) -> Self {
-        let claims = claims.as_object().cloned().unwrap_or_default();
-        self.0.extensions_mut().insert(RequestAuth {
-            principal: principal.into(),
-            audiences: vec!["api".into()],
-            presenter: Some("web-app".into()),
-            claims,
-        });
+        let mut claims = claims.as_object().cloned().unwrap_or_default();
+        let (iss, sub) = principal.rsplit_once('/').unwrap();
+        claims.insert("iss".into(), iss.into());
+        claims.insert("sub".into(), sub.into());
+        claims.entry("aud").or_insert("api".into());
+        claims.entry("azp").or_insert("web-app".into());
+        let p = Principal::from_claims(claims.into());
+        assert_eq!(p.principal(), principal);
+        self.0.extensions_mut().insert(p);
         self
     }
     fn peer(mut self, p: &str) -> Self {

@@ -8,10 +8,10 @@ use http::{HeaderName, HeaderValue, Request};
 use mesh_core::policy::{AuthnPolicy, JwksSource, Labels, TriggerRule};
 
 use super::error::{JwksError, JwtError};
-use super::extract::{Location, Principal};
+use super::extract::Location;
 use super::jwks::{Entry, JwksCache};
 use super::verify::{self, ClaimChecks, KeySet};
-use crate::authz::RequestAuth;
+use crate::context::Principal;
 
 /// Seconds since the Unix epoch; injectable so tests can move time.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -281,8 +281,8 @@ impl Authenticator {
         }
     }
 
-    /// Applies a verified token: [`Principal`] and authorization's [`RequestAuth`] in the
-    /// extensions, output headers, token removed unless `forwardOriginalToken`.
+    /// Applies a verified token: the [`Principal`] in the extensions, output headers, token
+    /// removed unless `forwardOriginalToken`.
     pub(crate) fn apply<B>(&self, req: &mut Request<B>, v: Verified) {
         self.strip(req);
         if let Some(rule) = self.rules.get(v.rule) {
@@ -301,25 +301,7 @@ impl Authenticator {
                 headers.remove(name);
             }
         }
-        let auth = RequestAuth {
-            principal: v.principal.principal().to_owned(),
-            audiences: v
-                .principal
-                .audiences()
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
-            presenter: v.principal.presenter().map(str::to_owned),
-            claims: v
-                .principal
-                .claims()
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-        };
-        let ext = req.extensions_mut();
-        ext.insert(auth);
-        ext.insert(v.principal);
+        req.extensions_mut().insert(v.principal);
     }
 }
 

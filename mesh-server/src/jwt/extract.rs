@@ -1,12 +1,12 @@
 //! Where tokens are read from, and the verified identity handed to the application.
 
-use std::sync::Arc;
-
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
 use http::header::{AUTHORIZATION, COOKIE};
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, StatusCode, Uri};
+
+use crate::context::Principal;
 
 /// One place a token may be: a header (with a prefix to strip), a query parameter or a cookie.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,99 +74,6 @@ fn token_text(bytes: &[u8]) -> Option<&str> {
         return None;
     }
     Some(std::str::from_utf8(bytes).unwrap_or(NOT_TEXT))
-}
-
-/// The authenticated end user: put in the request extensions by the JWT layer when a token
-/// verifies. Cheap to clone. Also an axum extractor (401 when absent; use `Option<Principal>`
-/// for routes open to anonymous callers).
-///
-/// ```
-/// use axum::{Router, routing::get};
-/// use mesh_server::jwt::Principal;
-///
-/// async fn me(who: Principal) -> String {
-///     format!("hello {}", who.principal())
-/// }
-/// let app: Router = Router::new().route("/me", get(me));
-/// ```
-#[derive(Clone, Debug, PartialEq)]
-pub struct Principal {
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug, PartialEq)]
-struct Inner {
-    principal: String,
-    sub_start: usize,
-    claims: serde_json::Value,
-}
-
-impl Principal {
-    /// A principal from verified claims (`iss` and `sub` may be absent: empty then).
-    pub fn from_claims(claims: serde_json::Value) -> Self {
-        let iss = claims
-            .get("iss")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default();
-        let sub = claims
-            .get("sub")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default();
-        let principal = format!("{iss}/{sub}");
-        Self {
-            inner: Arc::new(Inner {
-                principal,
-                sub_start: iss.len() + 1,
-                claims,
-            }),
-        }
-    }
-
-    /// `iss/sub`: Istio's `request.auth.principal` (what `requestPrincipals` match).
-    pub fn principal(&self) -> &str {
-        &self.inner.principal
-    }
-
-    /// `iss`.
-    pub fn issuer(&self) -> &str {
-        self.inner
-            .principal
-            .get(..self.inner.sub_start.saturating_sub(1))
-            .unwrap_or_default()
-    }
-
-    /// `sub`.
-    pub fn subject(&self) -> &str {
-        self.inner
-            .principal
-            .get(self.inner.sub_start..)
-            .unwrap_or_default()
-    }
-
-    /// Every claim of the token (`request.auth.claims`).
-    pub fn claims(&self) -> &serde_json::Value {
-        &self.inner.claims
-    }
-
-    /// A nested claim: `claim(&["realm_access", "roles"])`.
-    pub fn claim<S: AsRef<str>>(&self, path: &[S]) -> Option<&serde_json::Value> {
-        path.iter()
-            .try_fold(&self.inner.claims, |v, k| v.get(k.as_ref()))
-    }
-
-    /// `aud` as a list (`request.auth.audiences`).
-    pub fn audiences(&self) -> Vec<&str> {
-        match self.inner.claims.get("aud") {
-            Some(serde_json::Value::String(s)) => vec![s.as_str()],
-            Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_str()).collect(),
-            _ => Vec::new(),
-        }
-    }
-
-    /// `azp` (`request.auth.presenter`).
-    pub fn presenter(&self) -> Option<&str> {
-        self.inner.claims.get("azp").and_then(|v| v.as_str())
-    }
 }
 
 /// The rejection of the [`Principal`] extractor: the JWT layer did not authenticate the request.

@@ -379,5 +379,4 @@ async fn run(weak: Weak<Entry>, wake: Arc<Notify>) {
 }
 
 #[cfg(test)]
-#[path = "jwks_tests.rs"]
 mod tests;

@@ -10,10 +10,10 @@
 //! - an invalid token: `401` with `www-authenticate: Bearer error="invalid_token"` and Envoy's
 //!   wording in the body (`Jwt verification fails`, `Jwt is expired`, ...): a response, not an
 //!   error, as tower-http's middleware do;
-//! - a valid token: a [`Principal`] (`iss/sub` and the claims; also an axum extractor) and
-//!   the [`RequestAuth`](crate::authz::RequestAuth) that authorization reads go into the request
-//!   extensions, claims are copied to headers as configured, and the
-//!   token's header is removed unless `forwardOriginalToken`.
+//! - a valid token: the verified caller, a [`Principal`](crate::context::Principal) (`iss/sub`
+//!   and the claims; also an axum extractor), goes into the request extensions, where
+//!   authorization, the per-client rate limits and the application read it; claims are copied
+//!   to headers as configured, and the token's header is removed unless `forwardOriginalToken`.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -72,7 +72,7 @@ use tower_service::Service;
 
 pub use self::authenticate::{Clock, JwtSettings};
 pub use self::error::{JwksError, JwtError};
-pub use self::extract::{MissingPrincipal, Principal};
+pub use self::extract::MissingPrincipal;
 pub use self::future::ResponseFuture;
 pub use self::jwks::{HttpFetcher, JwksCache, JwksFetcher, JwksSettings, JwksStats};
 pub use self::layer::JwtLayer;
@@ -182,8 +182,7 @@ where
 }
 
 #[cfg(test)]
-mod behaviour_tests;
-#[cfg(test)]
+#[path = "../../tests/support/test_keys.rs"]
 mod test_keys;
 #[cfg(test)]
 mod tests;

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::Response;
-use mesh_client::context::ResponseFlags;
-use mesh_client::telemetry::client::known_body_size;
-use mesh_client::telemetry::labels::{PeerLabels, RequestLabels, flags_label};
-use mesh_client::telemetry::metrics::RequestRecord;
+use mesh_telemetry::ResponseFlags;
+use mesh_telemetry::known_body_size;
+use mesh_telemetry::labels::{PeerLabels, RequestLabels, flags_label};
+use mesh_telemetry::metrics::RequestRecord;
 use pin_project_lite::pin_project;
 
 use super::Shared;
@@ -59,7 +59,7 @@ where
                     flags_label(resp.extensions().get::<ResponseFlags>()),
                     known_body_size(resp.headers(), resp.body()),
                     if p.grpc {
-                        mesh_client::telemetry::grpc_status(resp.headers())
+                        mesh_telemetry::grpc_status(resp.headers())
                     } else {
                         None
                     },

@@ -4,7 +4,7 @@
 //! labels); the `source_*` labels come from the caller's `x-mesh-peer-metadata` header (sent by
 //! the client telemetry layer, interned per distinct value) and are `unknown` without it, as
 //! Istio reports callers outside the mesh. `response_flags` come from a
-//! [`ResponseFlags`](mesh_client::context::ResponseFlags) response extension set by inner layers
+//! [`ResponseFlags`](mesh_telemetry::ResponseFlags) response extension set by inner layers
 //! (for instance `RL` for a rate-limited request).
 //!
 //! Recorded when the response head is ready: the duration covers the inner service up to its
@@ -12,7 +12,7 @@
 //! a streamed body of unknown length counts 0).
 //!
 //! ```
-//! use mesh_client::telemetry::{MeshMetrics, ServiceLabels, WorkloadLabels};
+//! use mesh_telemetry::{MeshMetrics, ServiceLabels, WorkloadLabels};
 //! use mesh_server::metrics::{ServerMetricsConfig, ServerMetricsLayer};
 //! use tower::{ServiceBuilder, service_fn};
 //!
@@ -35,10 +35,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
-use mesh_client::telemetry::client::{is_grpc, known_body_size};
-use mesh_client::telemetry::labels::{PeerLabels, Reporter, ServiceLabels, WorkloadLabels};
-use mesh_client::telemetry::metrics::MeshMetrics;
-use mesh_client::telemetry::peer::{self, PeerCache};
+use mesh_telemetry::labels::{PeerLabels, Reporter, ServiceLabels, WorkloadLabels};
+use mesh_telemetry::metrics::MeshMetrics;
+use mesh_telemetry::peer::{self, PeerCache};
+use mesh_telemetry::{is_grpc, known_body_size};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -64,7 +64,7 @@ impl ServerMetricsConfig {
         let workload = WorkloadLabels::from_labels(name, namespace, labels);
         let host = labels.get("app").map(String::as_str).unwrap_or(name);
         let mut service = ServiceLabels::from_host(host);
-        if &*service.namespace == mesh_client::telemetry::labels::UNKNOWN {
+        if &*service.namespace == mesh_telemetry::labels::UNKNOWN {
             service.namespace = workload.namespace.clone();
         }
         ServerMetricsConfig { workload, service }

@@ -1,8 +1,8 @@
 use std::time::Duration;
 
 use http::HeaderValue;
-use mesh_client::context::ResponseFlags;
 use mesh_core::policy::Labels;
+use mesh_telemetry::ResponseFlags;
 use tower::{ServiceExt, service_fn};
 
 use super::*;

@@ -11,7 +11,7 @@
 //!   identity bucket for them.
 //!
 //! The client identity is the peer's ([`PeerIdentity`], mutual TLS) or else the authenticated
-//! request principal ([`RequestAuth`], `iss/sub`, set by JWT authentication): per-client limits
+//! request principal ([`Principal`], `iss/sub`, set by JWT authentication): per-client limits
 //! therefore need this layer *after* authentication. [`crate::MeshServer`] puts the total limit
 //! before authentication (cheap refusals before verifying tokens) and the per-client limits right
 //! after it. An override's `clientRefs[].name` names a client whose identity is that name or
@@ -54,7 +54,7 @@ pub use layer::RateLimitLayer;
 pub use limiter::{RateLimitSettings, RateLimiter};
 
 use crate::BoxError;
-use crate::authz::{PeerIdentity, RequestAuth};
+use crate::context::{PeerIdentity, Principal};
 
 /// Middleware refusing requests over their limits; see the [module docs](self).
 #[derive(Clone, Debug)]
@@ -98,7 +98,7 @@ pub fn client_identity<B>(req: &Request<B>) -> Option<&str> {
     let ext = req.extensions();
     ext.get::<PeerIdentity>()
         .map(|p| p.principal())
-        .or_else(|| ext.get::<RequestAuth>().map(|a| a.principal.as_str()))
+        .or_else(|| ext.get::<Principal>().map(Principal::principal))
 }
 
 impl<S, B> Service<Request<B>> for RateLimit<S>

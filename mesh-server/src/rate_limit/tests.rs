@@ -7,6 +7,7 @@ use mesh_core::policy::RateLimitOverride;
 use tower::{Layer, Service, ServiceExt};
 
 use super::*;
+use crate::context::Principal;
 
 type Inner = tower::util::BoxCloneService<Request<()>, Response<()>, BoxError>;
 
@@ -23,10 +24,9 @@ fn counting() -> (Inner, Arc<AtomicUsize>) {
 fn request(identity: Option<&str>) -> Request<()> {
     let mut req = Request::new(());
     if let Some(id) = identity {
-        req.extensions_mut().insert(RequestAuth {
-            principal: id.into(),
-            ..RequestAuth::default()
-        });
+        let (iss, sub) = id.rsplit_once('/').unwrap_or(("", id));
+        let claims = serde_json::json!({"iss": iss, "sub": sub});
+        req.extensions_mut().insert(Principal::from_claims(claims));
     }
     req
 }

@@ -3,7 +3,7 @@
 //! [`TraceContext`] is handed to the application.
 //!
 //! The application reaches the context three ways: the [`TraceContext`] request extension,
-//! [`current()`](mesh_client::telemetry::current::current) while the handler's future runs (a
+//! [`current()`](mesh_telemetry::current::current) while the handler's future runs (a
 //! task-local), and the current `tracing` span (an OpenTelemetry span when `otel::init_tracing`
 //! installed an exporter). The client telemetry layer uses the latter two by itself, so a handler
 //! that calls a downstream service through the mesh client continues the same trace.
@@ -14,7 +14,7 @@
 //!
 //! ```
 //! use mesh_server::trace::{TraceLayer, TraceConfig};
-//! use mesh_client::telemetry::TraceContext;
+//! use mesh_telemetry::TraceContext;
 //! use tower::{ServiceBuilder, service_fn};
 //!
 //! let svc = ServiceBuilder::new()
@@ -31,9 +31,9 @@ mod future;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
-use mesh_client::telemetry::client::sample;
-use mesh_client::telemetry::current;
-use mesh_client::telemetry::trace_context::{TraceContext, extract};
+use mesh_telemetry::current;
+use mesh_telemetry::sample;
+use mesh_telemetry::trace_context::{TraceContext, extract};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -50,7 +50,7 @@ impl Default for TraceConfig {
     /// Istio's default: 1%.
     fn default() -> Self {
         TraceConfig {
-            sample_ratio: mesh_client::telemetry::DEFAULT_SAMPLE_RATIO,
+            sample_ratio: mesh_telemetry::DEFAULT_SAMPLE_RATIO,
         }
     }
 }

@@ -1,7 +1,7 @@
 use std::sync::{Arc, Mutex};
 
 use http::HeaderValue;
-use mesh_client::telemetry::trace_context::Propagation;
+use mesh_telemetry::trace_context::Propagation;
 use tower::{ServiceExt, service_fn};
 
 use super::*;

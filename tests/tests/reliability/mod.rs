@@ -185,7 +185,7 @@ pub async fn get(client: &MeshClient, uri: &str) -> Answer {
         .to_owned();
     let flags = resp
         .extensions()
-        .get::<mesh_client::context::ResponseFlags>()
+        .get::<mesh_telemetry::ResponseFlags>()
         .map_or("-".to_owned(), |f| f.to_label());
     let headers = resp.headers().clone();
     let _ = resp.into_body().collect().await;

@@ -11,10 +11,11 @@ use tracing::Instrument;
 use tracing::instrument::Instrumented;
 
 use super::Shared;
-use crate::context::{ResponseFlags, Target};
-use crate::telemetry::labels::{PeerLabels, RequestLabels, flags_label};
-use crate::telemetry::metrics::RequestRecord;
-use crate::telemetry::trace_context::TraceContext;
+use crate::context::Target;
+use mesh_telemetry::ResponseFlags;
+use mesh_telemetry::labels::{PeerLabels, RequestLabels, flags_label};
+use mesh_telemetry::metrics::RequestRecord;
+use mesh_telemetry::trace_context::TraceContext;
 
 /// What the future needs to record once the response head arrives.
 #[derive(Debug)]
@@ -68,7 +69,7 @@ where
                     None => p.peers,
                 };
                 let grpc_status = if p.grpc {
-                    super::super::grpc_status(resp.headers())
+                    mesh_telemetry::grpc_status(resp.headers())
                 } else {
                     None
                 };

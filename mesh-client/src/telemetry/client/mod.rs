@@ -13,7 +13,8 @@
 //! `x-mesh-peer-metadata`, and a [`TraceContext`] response extension naming the client span.
 //!
 //! ```
-//! use mesh_client::telemetry::{ClientTelemetryLayer, ClientTelemetryConfig, MeshMetrics, WorkloadLabels};
+//! use mesh_client::telemetry::{ClientTelemetryConfig, ClientTelemetryLayer};
+//! use mesh_telemetry::{MeshMetrics, WorkloadLabels};
 //! use tower::{ServiceBuilder, service_fn};
 //!
 //! let metrics = MeshMetrics::new();
@@ -39,17 +40,13 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 pub use self::future::ResponseFuture;
-use super::current;
-use super::labels::{PeerLabels, Reporter, ServiceLabels, UNKNOWN, WorkloadLabels};
-use super::metrics::MeshMetrics;
-use super::peer;
-use super::request_id::{RequestId, X_REQUEST_ID};
-use super::trace_context::TraceContext;
 use crate::context::Target;
 use crate::hostmap::HostMap;
-
-/// Istio's default trace sampling ratio (1%), used for traces that start here.
-pub const DEFAULT_SAMPLE_RATIO: f64 = 0.01;
+use mesh_telemetry::labels::{PeerLabels, Reporter, ServiceLabels, UNKNOWN, WorkloadLabels};
+use mesh_telemetry::metrics::MeshMetrics;
+use mesh_telemetry::request_id::{RequestId, X_REQUEST_ID};
+use mesh_telemetry::trace_context::TraceContext;
+use mesh_telemetry::{current, is_grpc, known_body_size, peer, sample};
 
 /// Distinct (host, subset) destinations whose labels are interned.
 const MAX_DESTINATIONS: usize = 1024;
@@ -71,23 +68,10 @@ impl ClientTelemetryConfig {
     pub fn new(workload: WorkloadLabels) -> Self {
         ClientTelemetryConfig {
             workload,
-            sample_ratio: DEFAULT_SAMPLE_RATIO,
+            sample_ratio: mesh_telemetry::DEFAULT_SAMPLE_RATIO,
             send_peer_metadata: true,
         }
     }
-}
-
-/// Whether a new trace with `trace_id` is sampled at `ratio` (decided from the id, so every
-/// replica decides the same for the same trace).
-pub fn sample(trace_id: u128, ratio: f64) -> bool {
-    if ratio >= 1.0 {
-        return true;
-    }
-    if ratio.is_nan() || ratio <= 0.0 {
-        return false;
-    }
-    let low = trace_id as u64;
-    (low as f64) < ratio * (u64::MAX as f64)
 }
 
 /// Interned labels per destination host, then per subset.
@@ -197,24 +181,6 @@ impl<S> ClientTelemetry<S> {
     pub fn into_inner(self) -> S {
         self.inner
     }
-}
-
-/// The body size when it is known up front (exact size hint, else `content-length`), else 0.
-pub fn known_body_size<B: http_body::Body>(headers: &http::HeaderMap, body: &B) -> u64 {
-    body.size_hint().exact().unwrap_or_else(|| {
-        headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    })
-}
-
-/// Whether a request is gRPC (by its content type).
-pub fn is_grpc(headers: &http::HeaderMap) -> bool {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
 impl<S, B, RB> Service<Request<B>> for ClientTelemetry<S>

@@ -6,8 +6,8 @@ use mesh_core::policy::{Destination, Labels};
 use tower::{ServiceExt, service_fn};
 
 use super::*;
-use crate::context::ResponseFlags;
-use crate::telemetry::trace_context::{Propagation, parse_traceparent};
+use mesh_telemetry::ResponseFlags;
+use mesh_telemetry::trace_context::{Propagation, parse_traceparent};
 
 fn me() -> WorkloadLabels {
     let mut l = Labels::new();

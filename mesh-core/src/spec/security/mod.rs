@@ -1,4 +1,5 @@
-//! Serde shapes of the security kinds (skeleton: filled by the security work).
+//! Serde shapes of the security kinds: RequestAuthentication, AuthorizationPolicy, the legacy
+//! authentication Policy and Linkerd's HTTPLocalRateLimitPolicy.
 //!
 //! One file per kind; every struct uses `#[serde(deny_unknown_fields, rename_all = "camelCase")]`.
 

@@ -127,7 +127,7 @@ struct Inner {
 /// Istio's standard metrics and the mesh's counters, in one registry. Cheap to clone (an `Arc`).
 ///
 /// ```
-/// use mesh_client::telemetry::MeshMetrics;
+/// use mesh_telemetry::MeshMetrics;
 ///
 /// let metrics = MeshMetrics::new();
 /// metrics.record_retry("service2");
@@ -462,7 +462,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::labels::{Reporter, ServiceLabels, WorkloadLabels};
+    use crate::labels::{Reporter, ServiceLabels, WorkloadLabels};
 
     #[test]
     fn request_series_carry_istio_labels() {

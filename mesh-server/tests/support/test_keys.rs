@@ -1,5 +1,7 @@
 //! Test helpers: key pairs made on the spot, JWKS documents and signed tokens.
-//! (Shared by the unit tests, the integration tests and the bench through `#[path]`.)
+//! Shared by the integration tests (`mod support`), and by the unit tests and the bench, which
+//! include this file by path: it lives here, outside `src/`, so that no key material ships in
+//! the library's sources.
 #![allow(
     dead_code,
     unreachable_pub,

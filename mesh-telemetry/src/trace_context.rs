@@ -453,5 +453,4 @@ fn trace_state(headers: &HeaderMap) -> Option<HeaderValue> {
 }
 
 #[cfg(test)]
-#[path = "trace_context_tests.rs"]
 mod tests;

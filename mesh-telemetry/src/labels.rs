@@ -293,7 +293,7 @@ impl EncodeLabelSet for RequestLabels {
 }
 
 /// Envoy-style flags as one label value, without formatting in the common cases (none, one).
-pub fn flags_label(flags: Option<&crate::context::ResponseFlags>) -> Cow<'static, str> {
+pub fn flags_label(flags: Option<&crate::flags::ResponseFlags>) -> Cow<'static, str> {
     let Some(flags) = flags else {
         return Cow::Borrowed("-");
     };
@@ -352,7 +352,7 @@ mod tests {
 
     #[test]
     fn flags_without_allocation_for_zero_or_one() {
-        let mut f = crate::context::ResponseFlags::default();
+        let mut f = crate::flags::ResponseFlags::default();
         assert_eq!(flags_label(None), "-");
         assert_eq!(flags_label(Some(&f)), "-");
         f.insert("UO");

@@ -7,9 +7,10 @@ use mesh_core::policy::{JwksSource, Labels, StringMatch, TriggerRule, WorkloadSe
 use serde_json::json;
 use tower::ServiceExt;
 
-use super::test_keys::{claims, jwks, sign};
-use super::tests::{ISS, NoFetch, RSA, bearer, call, default_layer, inline_layer, policy, rule};
-use super::*;
+use super::{ISS, NoFetch, RSA, bearer, call, default_layer, inline_layer, policy, rule};
+use crate::context::Principal;
+use crate::jwt::test_keys::{claims, jwks, sign};
+use crate::jwt::*;
 
 #[tokio::test]
 async fn missing_token_passes_unless_required() {

@@ -1,7 +1,9 @@
-//! The legacy `authentication.istio.io` Policy → [`AuthnPolicy`] values (see `authn.rs` for the
-//! shared rule checks).
+//! The legacy `authentication.istio.io` Policy → [`AuthnPolicy`] values (see
+//! `request_authentication.rs` for the shared rule checks).
 
-use super::authn::{DEFAULT_TIMEOUT, header_name, is_placeholder, jwks_source, non_empty_names};
+use super::request_authentication::{
+    DEFAULT_TIMEOUT, header_name, is_placeholder, jwks_source, non_empty_names,
+};
 use crate::compile::Cx;
 use crate::policy::{
     AuthnPolicy, JwtRule, Labels, Pattern, StringMatch, TriggerRule, WorkloadSelector,
@@ -15,7 +17,7 @@ use crate::spec::security::legacy_policy::{
 /// `app: <target name>`), or one for every workload when `targets` is absent. It requires a
 /// valid token (`require_token`) unless `originIsOptional`; no authorization policy is needed
 /// for that (a missing token is refused with 401 by the JWT layer, as Istio 1.x did).
-pub(crate) fn legacy_policy(spec: &LegacyPolicySpec, cx: &mut Cx<'_>) -> Option<Vec<AuthnPolicy>> {
+pub(crate) fn compile(spec: &LegacyPolicySpec, cx: &mut Cx<'_>) -> Option<Vec<AuthnPolicy>> {
     let mut ok = true;
     if !spec.peers.is_empty() {
         cx.error(

@@ -142,8 +142,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::telemetry::labels::{PeerLabels, Reporter, ServiceLabels, WorkloadLabels};
-    use crate::telemetry::metrics::MeshMetrics;
+    use crate::labels::{PeerLabels, Reporter, ServiceLabels, WorkloadLabels};
+    use crate::metrics::MeshMetrics;
 
     fn peers(host: &str) -> Arc<PeerLabels> {
         PeerLabels::new(

@@ -20,7 +20,7 @@ fn ra(yaml: &str) -> (Option<AuthnPolicy>, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     let lines = NoLines(1);
     let mut cx = Cx::new(origin("RequestAuthentication"), &lines, &mut diags);
-    let out = request_authentication(&spec, &mut cx);
+    let out = compile(&spec, &mut cx);
     (out, diags)
 }
 
@@ -29,7 +29,7 @@ fn legacy(yaml: &str) -> (Option<Vec<AuthnPolicy>>, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     let lines = NoLines(1);
     let mut cx = Cx::new(origin("Policy"), &lines, &mut diags);
-    let out = legacy_policy(&spec, &mut cx);
+    let out = crate::compile::legacy_policy::compile(&spec, &mut cx);
     (out, diags)
 }
 

@@ -1,7 +1,8 @@
-//! RequestAuthentication and the legacy `authentication.istio.io` Policy → [`AuthnPolicy`].
+//! RequestAuthentication → [`AuthnPolicy`], and the JWT rule checks the legacy
+//! `authentication.istio.io` Policy shares (`legacy_policy.rs`).
 //!
-//! Both kinds end up as the same checked value; the legacy Policy is translated to what it
-//! means: its `origins` become JWT rules, `originIsOptional: false` (the default) becomes
+//! Both kinds end up as the same checked value, which `mesh-server`'s `jwt` layer enforces; the
+//! legacy Policy is translated to what it means: its `origins` become JWT rules, `originIsOptional: false` (the default) becomes
 //! `require_token`, each `targets[].name` becomes a policy selecting the workloads labelled
 //! `app: <name>`, and the (shared) `triggerRules` decide which paths need a token.
 
@@ -12,16 +13,11 @@ use crate::policy::{AuthnPolicy, JwksSource, JwtRule, Labels, WorkloadSelector};
 use crate::spec::security::RequestAuthenticationSpec;
 use crate::spec::security::request_authentication::{JwtRuleSpec, PolicyTargetRefSpec};
 
-pub(crate) use super::legacy::legacy_policy;
-
 /// Istio's default JWKS fetch timeout.
 pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// RequestAuthentication → authentication policy.
-pub(crate) fn request_authentication(
-    spec: &RequestAuthenticationSpec,
-    cx: &mut Cx<'_>,
-) -> Option<AuthnPolicy> {
+pub(crate) fn compile(spec: &RequestAuthenticationSpec, cx: &mut Cx<'_>) -> Option<AuthnPolicy> {
     let mut ok = true;
     let mut selector = WorkloadSelector {
         match_labels: spec
@@ -343,5 +339,4 @@ pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 #[cfg(test)]
-#[path = "authn_tests.rs"]
 mod tests;

@@ -1,0 +1,22 @@
+//! The fault layer's abort.
+
+use http::StatusCode;
+
+/// The route's `fault.abort` fired (Envoy's `FI`): answered with the configured status and
+/// `fault filter abort` by [`rescue`](crate::rescue).
+#[derive(Debug, thiserror::Error)]
+#[error("fault injected: abort with {status}")]
+pub struct FaultAbort {
+    status: StatusCode,
+}
+
+impl FaultAbort {
+    pub(crate) fn new(status: StatusCode) -> Self {
+        Self { status }
+    }
+
+    /// The status the abort answers with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}

@@ -1,0 +1,143 @@
+//! [`ConfigSource`]: where a layer reads the config in force, on either side of the mesh.
+//!
+//! The outbound router, the clusters and the inbound gate each look at it once per request, so
+//! every source is lock-free (an `ArcSwap` load or a plain `Arc`).
+
+use std::fmt;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use super::ConfigStore;
+use crate::policy::MeshConfig;
+
+/// Where the config in force is read from: a [`ConfigStore`] (hot reload), an `ArcSwap` cell the
+/// caller swaps, a fixed config, or any function returning the current snapshot. Cheap to clone.
+///
+/// ```
+/// use std::sync::Arc;
+/// use mesh_core::policy::MeshConfig;
+/// use mesh_core::watch::{ConfigSource, ConfigStore};
+///
+/// let store = ConfigStore::new(MeshConfig::default());
+/// let from_store = ConfigSource::from(store.clone());
+/// let from_fn = ConfigSource::from_fn(move || store.snapshot());
+/// assert!(Arc::ptr_eq(&from_store.snapshot(), &from_fn.snapshot()));
+/// ```
+#[derive(Clone)]
+pub struct ConfigSource(Arc<dyn Source>);
+
+/// What a [`ConfigSource`] reads from.
+trait Source: Send + Sync {
+    /// The current snapshot.
+    fn snapshot(&self) -> Arc<MeshConfig>;
+
+    /// Whether the config in force is the one at address `seen` (a snapshot still alive, so that
+    /// no other config can have its address), without taking a snapshot where the source can.
+    fn is_at(&self, seen: usize) -> bool {
+        Arc::as_ptr(&self.snapshot()) as usize == seen
+    }
+}
+
+struct FnSource<F>(F);
+
+impl<F: Fn() -> Arc<MeshConfig> + Send + Sync> Source for FnSource<F> {
+    fn snapshot(&self) -> Arc<MeshConfig> {
+        (self.0)()
+    }
+}
+
+impl Source for Arc<MeshConfig> {
+    fn snapshot(&self) -> Arc<MeshConfig> {
+        self.clone()
+    }
+
+    fn is_at(&self, seen: usize) -> bool {
+        Arc::as_ptr(self) as usize == seen
+    }
+}
+
+impl Source for Arc<ArcSwap<MeshConfig>> {
+    fn snapshot(&self) -> Arc<MeshConfig> {
+        self.load_full()
+    }
+
+    fn is_at(&self, seen: usize) -> bool {
+        Arc::as_ptr(&*self.load()) as usize == seen
+    }
+}
+
+impl Source for ConfigStore {
+    fn snapshot(&self) -> Arc<MeshConfig> {
+        ConfigStore::snapshot(self)
+    }
+
+    fn is_at(&self, seen: usize) -> bool {
+        Arc::as_ptr(&*self.load()) as usize == seen
+    }
+}
+
+impl ConfigSource {
+    /// Any function returning the current snapshot (called once per request: make it
+    /// lock-free).
+    pub fn from_fn(f: impl Fn() -> Arc<MeshConfig> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(FnSource(f)))
+    }
+
+    /// A config that never changes.
+    pub fn fixed(config: MeshConfig) -> Self {
+        Self(Arc::new(Arc::new(config)))
+    }
+
+    /// A cell the caller swaps.
+    pub fn swap(cell: Arc<ArcSwap<MeshConfig>>) -> Self {
+        Self(Arc::new(cell))
+    }
+
+    /// The hot-reloading store.
+    pub fn store(store: ConfigStore) -> Self {
+        Self(Arc::new(store))
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<MeshConfig> {
+        self.0.snapshot()
+    }
+
+    /// Whether the config in force is the snapshot at address `seen` (a snapshot the caller
+    /// still holds), without taking a new snapshot where the source can: the inbound gate's
+    /// "did anything change" test, one pointer comparison.
+    pub fn is_at(&self, seen: usize) -> bool {
+        self.0.is_at(seen)
+    }
+}
+
+impl From<ConfigStore> for ConfigSource {
+    fn from(store: ConfigStore) -> Self {
+        Self::store(store)
+    }
+}
+
+impl From<Arc<ArcSwap<MeshConfig>>> for ConfigSource {
+    fn from(cell: Arc<ArcSwap<MeshConfig>>) -> Self {
+        Self::swap(cell)
+    }
+}
+
+impl<F: Fn() -> Arc<MeshConfig> + Send + Sync + 'static> From<F> for ConfigSource {
+    fn from(f: F) -> Self {
+        Self::from_fn(f)
+    }
+}
+
+impl From<MeshConfig> for ConfigSource {
+    fn from(config: MeshConfig) -> Self {
+        Self::fixed(config)
+    }
+}
+
+impl fmt::Debug for ConfigSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ConfigSource(..)")
+    }
+}
