@@ -140,6 +140,7 @@ pub fn init_tracing_with(options: TracingOptions) -> Result<TracingGuard, OtelEr
     });
     let fmt_layer = options.log_to_stdout.then(|| {
         let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+        let filter = mesh_telemetry::quiet_request_spans(filter);
         tracing_subscriber::fmt::layer().with_filter(filter)
     });
     tracing_subscriber::registry()

@@ -7,9 +7,9 @@
 use std::net::SocketAddr;
 
 use axum::Router;
-use mesh_telemetry::MeshMetrics;
 use mesh_server::server::ConfigSource;
 use mesh_server::{MeshServer, Workload, serve};
+use mesh_telemetry::MeshMetrics;
 use tokio::sync::oneshot;
 
 const POLICIES: &str = r#"

@@ -152,6 +152,7 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let (parent, fallback) = server_context(req.headers(), self.config.sample_ratio);
         let span = tracing::info_span!(
+            target: mesh_telemetry::REQUEST_SPANS,
             "inbound",
             otel.kind = "server",
             http.request.method = %req.method(),

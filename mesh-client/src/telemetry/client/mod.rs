@@ -217,6 +217,7 @@ where
             }
         };
         let span = tracing::info_span!(
+            target: mesh_telemetry::REQUEST_SPANS,
             "outbound",
             otel.kind = "client",
             http.request.method = %req.method(),
