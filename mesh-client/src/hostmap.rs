@@ -30,10 +30,13 @@ impl Hasher for PassThrough {
     }
 }
 
+/// The hosts whose names share one hash, with their values (nearly always one).
+type Bucket<V> = Vec<(Box<str>, V)>;
+
 /// A map from host names to `V`; see the [module docs](self).
 #[derive(Clone, Debug)]
 pub struct HostMap<V> {
-    map: HashMap<u64, Vec<(Box<str>, V)>, BuildHasherDefault<PassThrough>>,
+    map: HashMap<u64, Bucket<V>, BuildHasherDefault<PassThrough>>,
     len: usize,
 }
 

@@ -161,11 +161,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut result = std::task::ready!(this.inner.poll(cx));
-        if let (Ok(resp), Some(id)) = (&mut result, this.id.take()) {
-            if !resp.headers().contains_key(&X_REQUEST_ID) {
-                resp.headers_mut()
-                    .insert(X_REQUEST_ID.clone(), id.header_value().clone());
-            }
+        if let (Ok(resp), Some(id)) = (&mut result, this.id.take())
+            && !resp.headers().contains_key(&X_REQUEST_ID)
+        {
+            resp.headers_mut()
+                .insert(X_REQUEST_ID.clone(), id.header_value().clone());
         }
         Poll::Ready(result)
     }

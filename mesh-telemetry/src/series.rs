@@ -82,6 +82,10 @@ impl fmt::Debug for SeriesCache {
 impl SeriesCache {
     /// Runs `record` with the cached handles of the combination, else with `make()`'s handles
     /// (remembered while the cache has room).
+    // `&Cow`, not `&str`: the flags are cloned into the key, and a borrowed `'static` set (the
+    // common case) must stay a borrow rather than become an allocation. The key's parts come
+    // one by one so that a hit (every request after the first) builds no key at all.
+    #[allow(clippy::ptr_arg, clippy::too_many_arguments)]
     pub(crate) fn with(
         &self,
         registry: u64,

@@ -20,14 +20,14 @@ const CHANGES: usize = 50;
 /// the other subset, as a single destination (even `k`) or a 0/100 weighted split (odd `k`). Both
 /// routes stamp `x-config: k`, so each answer says which config served it.
 fn config_k(registry: &str, k: usize) -> String {
-    let (a_subset, other_subset) = if k % 2 == 0 {
+    let (a_subset, other_subset) = if k.is_multiple_of(2) {
         ("v1", "v2")
     } else {
         ("v2", "v1")
     };
     // Weighted form on odd configs (a 0/100 split), single destination on even: both kinds of
     // change are exercised.
-    let other = if k % 2 == 0 {
+    let other = if k.is_multiple_of(2) {
         format!("    - destination: {{host: svc, subset: {other_subset}}}\n")
     } else {
         format!(
@@ -62,7 +62,7 @@ spec:
 
 /// Which backend config `k` must send `path` to.
 fn expected_backend(k: usize, path: &str) -> &'static str {
-    let a_is_v1 = k % 2 == 0;
+    let a_is_v1 = k.is_multiple_of(2);
     match (path.starts_with("/a"), a_is_v1) {
         (true, true) | (false, false) => "v1",
         _ => "v2",
@@ -86,7 +86,11 @@ async fn fifty_reloads_under_load_lose_nothing_and_never_mix() {
             let mut i = 0usize;
             // Bounded: stops when the reloads are done, or after 20 000 requests at most.
             while !stop.load(Ordering::SeqCst) && i < 20_000 {
-                let path = if (i + w) % 2 == 0 { "/a/x" } else { "/b/y" };
+                let path = if (i + w).is_multiple_of(2) {
+                    "/a/x"
+                } else {
+                    "/b/y"
+                };
                 answers.push((path, get(&client, &format!("http://svc{path}")).await));
                 i += 1;
             }

@@ -252,15 +252,13 @@ fn compile_condition(c: &AuthzConditionSpec, path: &str, cx: &mut Cx<'_>) -> Opt
         for (i, v) in list.iter().enumerate() {
             let p = format!("{path}.{field}[{i}]");
             match key {
-                ConditionKey::SourceIp | ConditionKey::RemoteIp | ConditionKey::DestinationIp => {
-                    if parse_ip_block(v).is_none() {
-                        cx.error(&p, format!("{v:?} is not an IP address or CIDR block"));
-                    }
+                ConditionKey::SourceIp | ConditionKey::RemoteIp | ConditionKey::DestinationIp
+                    if parse_ip_block(v).is_none() =>
+                {
+                    cx.error(&p, format!("{v:?} is not an IP address or CIDR block"));
                 }
-                ConditionKey::DestinationPort => {
-                    if parse_port(v).is_none() {
-                        cx.error(&p, format!("{v:?} is not a port (1-65535)"));
-                    }
+                ConditionKey::DestinationPort if parse_port(v).is_none() => {
+                    cx.error(&p, format!("{v:?} is not a port (1-65535)"));
                 }
                 _ => {}
             }

@@ -32,13 +32,13 @@ pub(crate) fn compile(
     }
     let total_rps = limit(&spec.total, "spec.total.requestsPerSecond", cx);
     let identity_rps = limit(&spec.identity, "spec.identity.requestsPerSecond", cx);
-    if let (Some(total), Some(id)) = (total_rps, identity_rps) {
-        if id > total {
-            cx.error(
-                "spec.identity.requestsPerSecond",
-                format!("{id} must not be greater than total.requestsPerSecond ({total})"),
-            );
-        }
+    if let (Some(total), Some(id)) = (total_rps, identity_rps)
+        && id > total
+    {
+        cx.error(
+            "spec.identity.requestsPerSecond",
+            format!("{id} must not be greater than total.requestsPerSecond ({total})"),
+        );
     }
     let mut overrides = Vec::new();
     for (i, o) in spec.overrides.iter().flatten().enumerate() {
@@ -51,13 +51,13 @@ pub(crate) fn compile(
             }
             Some(n) => positive(n, &rps_path, cx),
         };
-        if let (Some(total), Some(rps)) = (total_rps, rps) {
-            if rps > total {
-                cx.error(
-                    &rps_path,
-                    format!("{rps} must not be greater than total.requestsPerSecond ({total})"),
-                );
-            }
+        if let (Some(total), Some(rps)) = (total_rps, rps)
+            && rps > total
+        {
+            cx.error(
+                &rps_path,
+                format!("{rps} must not be greater than total.requestsPerSecond ({total})"),
+            );
         }
         let mut clients = Vec::new();
         match &o.client_refs {

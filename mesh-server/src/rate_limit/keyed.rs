@@ -9,13 +9,16 @@ use super::gcra::Rate;
 
 const SHARDS: usize = 16;
 
+/// One shard: each client's key and its bucket's state.
+type Shard = Mutex<HashMap<Box<str>, u64>>;
+
 /// One bucket per key, each at the same rate. A shard's lock is held only for a map lookup and
 /// one arithmetic update; keys are allocated once, when a client is first seen.
 #[derive(Debug)]
 pub(crate) struct KeyedBuckets {
     rate: Rate,
     hasher: RandomState,
-    shards: Box<[Mutex<HashMap<Box<str>, u64>>]>,
+    shards: Box<[Shard]>,
     per_shard: usize,
 }
 
@@ -68,14 +71,13 @@ impl KeyedBuckets {
 fn evict(map: &mut HashMap<Box<str>, u64>, now: u64) {
     let before = map.len();
     map.retain(|_, tat| !Rate::is_idle(*tat, now));
-    if map.len() == before {
-        if let Some(oldest) = map
+    if map.len() == before
+        && let Some(oldest) = map
             .iter()
             .min_by_key(|(_, tat)| **tat)
             .map(|(k, _)| k.clone())
-        {
-            map.remove(&oldest);
-        }
+    {
+        map.remove(&oldest);
     }
     tracing::debug!(
         evicted = before - map.len(),

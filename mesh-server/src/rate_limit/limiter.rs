@@ -67,6 +67,9 @@ impl RateLimitSettings {
     }
 }
 
+/// An `overrides[]` entry: the client identities it names and their shared bucket.
+type Override = (Box<[Box<str>]>, Bucket);
+
 /// Token buckets shared by every clone of a [`RateLimit`](super::RateLimit) service.
 ///
 /// Each bucket holds one second's worth of requests (Linkerd's burst) and refills continuously.
@@ -80,7 +83,7 @@ pub struct RateLimiter {
     total: Option<Bucket>,
     identity: Option<KeyedBuckets>,
     anonymous: Option<Bucket>,
-    overrides: Box<[(Box<[Box<str>]>, Bucket)]>,
+    overrides: Box<[Override]>,
 }
 
 impl RateLimiter {

@@ -116,11 +116,11 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let limiter = self.limiter.load();
-        if let Some(limiter) = limiter.as_deref() {
-            if let Err(error) = limiter.check(client_identity(&req)) {
-                tracing::debug!(scope = ?error.scope(), wait = ?error.wait(), identity = client_identity(&req), "rate limited");
-                return ResponseFuture::limited(error);
-            }
+        if let Some(limiter) = limiter.as_deref()
+            && let Err(error) = limiter.check(client_identity(&req))
+        {
+            tracing::debug!(scope = ?error.scope(), wait = ?error.wait(), identity = client_identity(&req), "rate limited");
+            return ResponseFuture::limited(error);
         }
         ResponseFuture::inner(self.inner.call(req))
     }
