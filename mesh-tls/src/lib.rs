@@ -12,10 +12,14 @@
 //! the dependency tree cannot make the first handshake panic.
 #![forbid(unsafe_code)]
 
+pub mod credentials;
 pub mod identity;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 use std::sync::Arc;
 
+pub use credentials::{CredentialError, Credentials};
 pub use identity::{IdentityError, SpiffeId, TrustDomain, TrustDomains};
 
 /// The crypto provider every configuration in this crate is built with: aws-lc-rs.
