@@ -14,6 +14,7 @@
 
 pub mod credentials;
 pub mod identity;
+pub mod source;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
@@ -21,6 +22,7 @@ use std::sync::Arc;
 
 pub use credentials::{CredentialError, Credentials};
 pub use identity::{IdentityError, SpiffeId, TrustDomain, TrustDomains};
+pub use source::{CertSource, DirWatcher, SourceError, SourceStatus};
 
 /// The crypto provider every configuration in this crate is built with: aws-lc-rs.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
