@@ -12,6 +12,7 @@
 //! the dependency tree cannot make the first handshake panic.
 #![forbid(unsafe_code)]
 
+pub mod config;
 pub mod credentials;
 pub mod identity;
 pub mod source;
@@ -20,6 +21,7 @@ pub mod testing;
 
 use std::sync::Arc;
 
+pub use config::{ClientAuth, ExpectedServer, MeshTls, TlsInfo, peer_identity};
 pub use credentials::{CredentialError, Credentials};
 pub use identity::{IdentityError, SpiffeId, TrustDomain, TrustDomains};
 pub use source::{CertSource, DirWatcher, SourceError, SourceStatus};

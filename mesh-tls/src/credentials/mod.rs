@@ -244,6 +244,12 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// The serial number of a certificate (e.g. a peer's), lowercase hex; `None` if it does not
+/// parse.
+pub fn serial_of(cert: &CertificateDer<'_>) -> Option<String> {
+    x509::parse(cert.as_ref()).ok().map(|info| info.serial)
+}
+
 fn certificates(pem: &[u8], part: Part) -> Result<Vec<CertificateDer<'static>>, CredentialError> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
