@@ -15,6 +15,7 @@
 pub mod config;
 pub mod credentials;
 pub mod identity;
+pub mod sniff;
 pub mod source;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 pub use config::{ClientAuth, ExpectedServer, MeshTls, TlsInfo, peer_identity};
 pub use credentials::{CredentialError, Credentials};
 pub use identity::{IdentityError, SpiffeId, TrustDomain, TrustDomains};
+pub use sniff::{AcceptError, Accepted, Acceptor, MeshStream, Mode};
 pub use source::{CertSource, DirWatcher, SourceError, SourceStatus};
 
 /// The crypto provider every configuration in this crate is built with: aws-lc-rs.
