@@ -121,6 +121,7 @@ pub(crate) mod destination_rule;
 pub mod duration;
 pub(crate) mod gateway;
 pub(crate) mod load_balancer;
+pub mod peer_authentication;
 mod rate_limit;
 pub(crate) mod route;
 pub(crate) mod security;
