@@ -5,9 +5,9 @@
 //! and into [`ClientConfig`]s for auto-mTLS / ISTIO_MUTUAL (our certificate presented, the
 //! server's chain and SPIFFE ID checked against what the endpoint should be). Each config is
 //! built once; its certificate resolver and verifiers read the source per handshake, so a
-//! rotation applies to new handshakes and never touches an open connection (server-side
-//! session resumption forgets its sessions at a rotation, so that no resumed handshake carries
-//! the old certificate over).
+//! rotation applies to new handshakes and never touches an open connection (session
+//! resumption forgets its sessions at a rotation, on both sides, so that no resumed handshake
+//! carries the old certificate or roots over).
 //! [`simple_client_config`] is DestinationRule `SIMPLE`/`MUTUAL`: a DNS name verified against
 //! given roots, optionally with a client certificate.
 
@@ -18,6 +18,7 @@ mod verify;
 
 use std::sync::Arc;
 
+use rustls::client::Resumption;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
@@ -27,7 +28,7 @@ pub use peer::{PeerRejected, TlsInfo, peer_identity};
 
 use crate::identity::{SpiffeId, TrustDomain, TrustDomains};
 use crate::source::CertSource;
-use sessions::RotatingSessions;
+use sessions::{ClientSessions, ServerSessions};
 use verify::{CurrentCert, SpiffeClientVerifier, SpiffeServerVerifier, Trust};
 
 /// Whether the server asks for client certificates and requires them.
@@ -116,7 +117,7 @@ impl MeshTls {
             .with_client_cert_verifier(Arc::new(verifier))
             .with_cert_resolver(Arc::new(CurrentCert(self.trust.source.clone())));
         config.alpn_protocols = alpn::server_protocols();
-        config.session_storage = Arc::new(RotatingSessions::new(self.trust.source.clone()));
+        config.session_storage = Arc::new(ServerSessions::new(self.trust.source.clone()));
         Ok(Arc::new(config))
     }
 
@@ -137,6 +138,8 @@ impl MeshTls {
             .with_custom_certificate_verifier(Arc::new(verifier))
             .with_client_cert_resolver(Arc::new(CurrentCert(self.trust.source.clone())));
         config.alpn_protocols = alpn::mesh_client_protocols(protocol);
+        config.resumption =
+            Resumption::store(Arc::new(ClientSessions::new(self.trust.source.clone())));
         Ok(Arc::new(config))
     }
 }

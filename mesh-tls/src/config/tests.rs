@@ -455,3 +455,37 @@ impl ServerCertVerifier for AnyServer {
             .supported_schemes()
     }
 }
+
+#[tokio::test]
+async fn a_client_rotation_forgets_its_resumed_sessions() {
+    let ca = TestCa::new("mesh");
+    let server = mesh(&ca, SERVICE2)
+        .server_config(ClientAuth::Required)
+        .unwrap();
+    let (addr, _accepted) = serve(server).await;
+    let client_source = source(&ca.leaf(&LeafSpec::spiffe(SERVICE1).serial(1)));
+    let client = MeshTls::new(client_source.clone())
+        .client_config(expect(&[SERVICE2]), UpstreamProtocol::Http2)
+        .unwrap();
+    call(addr, Arc::clone(&client), "service2").await.unwrap();
+    let resumed = call(addr, Arc::clone(&client), "service2").await.unwrap();
+    assert_eq!(
+        resumed.get_ref().1.handshake_kind(),
+        Some(HandshakeKind::Resumed)
+    );
+
+    let next = ca.leaf(&LeafSpec::spiffe(SERVICE1).serial(2));
+    client_source.publish(
+        Credentials::from_pem(
+            next.chain_pem.as_bytes(),
+            next.key_pem.as_bytes(),
+            next.root_pem.as_bytes(),
+        )
+        .unwrap(),
+    );
+    let fresh = call(addr, client, "service2").await.unwrap();
+    assert_eq!(
+        fresh.get_ref().1.handshake_kind(),
+        Some(HandshakeKind::Full)
+    );
+}
