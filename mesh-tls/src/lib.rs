@@ -5,7 +5,7 @@
 //! from PEM ([`credentials`]), the current credentials published lock-free and kept fresh from
 //! Istio's file layout ([`source`]), rustls server and client configurations with SPIFFE
 //! verification ([`config`]), and an acceptor that serves PERMISSIVE, STRICT or DISABLE on one
-//! port ([`sniff`]).
+//! port ([`sniff`]); and TLS at the ingress gateway, chosen by SNI ([`gateway`]).
 //!
 //! Every rustls configuration here is built with the aws-lc-rs provider passed explicitly
 //! ([`provider`]), never rustls' process-wide default, so that a second provider elsewhere in
@@ -41,6 +41,7 @@
 
 pub mod config;
 pub mod credentials;
+pub mod gateway;
 pub mod identity;
 pub mod sniff;
 pub mod source;
