@@ -71,6 +71,16 @@ fn load_dir_names_the_missing_file() {
     assert!(err.to_string().contains(CERT_CHAIN), "{err}");
 }
 
+#[test]
+fn an_oversized_file_is_refused() {
+    let ca = TestCa::new("mesh");
+    let dir = tempfile::tempdir().unwrap();
+    leaf(&ca, 1).write_to(dir.path()).unwrap();
+    std::fs::write(dir.path().join(ROOT_CERT), vec![b'A'; 2 * 1024 * 1024]).unwrap();
+    let err = load_dir(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("larger than"), "{err}");
+}
+
 #[tokio::test]
 async fn files_replaced_in_any_order_apply_when_they_match() {
     let ca = TestCa::new("mesh");

@@ -7,6 +7,7 @@
 //! together; while they do not match (replaced one at a time, in any order, or half-written)
 //! each attempt is refused and the last good set stays in force.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,15 +54,32 @@ pub fn load_dir(dir: &Path) -> Result<Credentials, SourceError> {
 
 type Files = [Vec<u8>; 3];
 
+/// The largest file read: certificates and keys are a few KiB; anything bigger is not ours.
+const MAX_FILE: u64 = 1024 * 1024;
+
 fn read_files(dir: &Path) -> Result<Files, SourceError> {
-    let read = |name: &str| {
-        let file = dir.join(name);
-        std::fs::read(&file).map_err(|err| SourceError::Read {
-            file,
-            reason: err.to_string(),
-        })
+    Ok([
+        read_capped(&dir.join(CERT_CHAIN))?,
+        read_capped(&dir.join(KEY))?,
+        read_capped(&dir.join(ROOT_CERT))?,
+    ])
+}
+
+fn read_capped(file: &Path) -> Result<Vec<u8>, SourceError> {
+    let error = |reason: String| SourceError::Read {
+        file: file.to_owned(),
+        reason,
     };
-    Ok([read(CERT_CHAIN)?, read(KEY)?, read(ROOT_CERT)?])
+    let opened = std::fs::File::open(file).map_err(|err| error(err.to_string()))?;
+    let mut bytes = Vec::new();
+    opened
+        .take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|err| error(err.to_string()))?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(error(format!("larger than {MAX_FILE} bytes")));
+    }
+    Ok(bytes)
 }
 
 fn check(dir: &Path, [chain, key, roots]: &Files) -> Result<Credentials, SourceError> {
