@@ -39,6 +39,8 @@
 //! ```
 #![forbid(unsafe_code)]
 
+#[cfg(any(test, feature = "istio-ca"))]
+pub mod ca;
 pub mod config;
 pub mod credentials;
 pub mod gateway;

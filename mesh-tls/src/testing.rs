@@ -282,3 +282,37 @@ fn sec1_with_curve(sec1: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&body);
     out
 }
+
+#[cfg(test)]
+impl TestCa {
+    /// Signs a CSR with the intermediate, as a CA would: the chain (leaf, intermediate, root),
+    /// each PEM. Validity: from `now - back` for `validity`, in seconds.
+    pub(crate) fn sign_csr(
+        &self,
+        csr_pem: &str,
+        serial: u64,
+        back: u64,
+        validity: u64,
+    ) -> Vec<String> {
+        let mut csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)
+            .expect("test CA: the CSR parses");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("test CA: the clock is after 1970")
+            .as_secs();
+        let epoch = rcgen::date_time_ymd(1970, 1, 1);
+        let start = now.saturating_sub(back);
+        csr.params.not_before = epoch + std::time::Duration::from_secs(start);
+        csr.params.not_after = epoch + std::time::Duration::from_secs(start + validity);
+        csr.params.serial_number = Some(SerialNumber::from(serial));
+        csr.params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        csr.params.use_authority_key_identifier_extension = true;
+        let leaf = csr
+            .signed_by(&self.intermediate)
+            .expect("test CA: the intermediate signs the CSR");
+        vec![leaf.pem(), self.intermediate.pem(), self.root.pem()]
+    }
+}

@@ -33,6 +33,12 @@ pub enum SourceError {
         /// What the OS said.
         reason: String,
     },
+    /// Istio's CA did not supply a good set.
+    #[error("Istio CA: {reason}")]
+    Ca {
+        /// What went wrong.
+        reason: String,
+    },
     /// The files were read but do not form a good set.
     #[error("{}: {error}", dir.display())]
     Credentials {
