@@ -1,5 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod hyper;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +35,7 @@ fn source(leaf: &Leaf) -> CertSource {
     )
 }
 
-fn mesh(ca: &TestCa, id: &str) -> MeshTls {
+pub(super) fn mesh(ca: &TestCa, id: &str) -> MeshTls {
     MeshTls::new(source(&ca.leaf(&LeafSpec::spiffe(id))))
 }
 
@@ -90,7 +92,7 @@ async fn plain(addr: SocketAddr) -> String {
     String::from_utf8_lossy(&reply).into_owned()
 }
 
-async fn connect(
+pub(super) async fn connect(
     addr: SocketAddr,
     config: Arc<ClientConfig>,
 ) -> std::io::Result<TlsStream<TcpStream>> {
