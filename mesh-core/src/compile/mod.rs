@@ -124,6 +124,7 @@ pub(crate) mod gateway;
 pub(crate) mod legacy_policy;
 pub(crate) mod load_balancer;
 pub(crate) mod mesh_config;
+pub mod peer_authentication;
 pub(crate) mod rate_limit;
 pub(crate) mod request_authentication;
 pub(crate) mod route;

@@ -5,6 +5,7 @@
 
 pub mod authorization_policy;
 pub mod legacy_policy;
+pub mod peer_authentication;
 pub mod rate_limit;
 pub mod request_authentication;
 
@@ -14,6 +15,7 @@ pub use authorization_policy::{
     AuthzToSpec, PortText,
 };
 pub use legacy_policy::LegacyPolicySpec;
+pub use peer_authentication::{MutualTlsSpec, PeerAuthenticationSpec, PortKey};
 pub use rate_limit::{
     HttpLocalRateLimitPolicySpec, RateLimitClientRefSpec, RateLimitOverrideSpec, RateLimitSpec,
     RateLimitTargetRefSpec,
