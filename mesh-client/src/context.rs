@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use mesh_core::policy::Destination;
+use mesh_core::policy::{Destination, Labels};
 
 /// Request extension: the destination a request was routed to (set by the split layer, read by
 /// the cluster that sends it). Shared (`Arc`), so copying it between layers costs no allocation.
@@ -39,11 +39,25 @@ pub struct PreviousAttempts {
     pub endpoints: Vec<SocketAddr>,
 }
 
-/// Response extension (and field of cluster errors): the endpoint that served an attempt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Response extension: the endpoint that served an attempt.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Upstream {
     /// The endpoint's address.
     pub endpoint: SocketAddr,
+    /// The endpoint's labels (set by the cluster that picked it; `None` from a bare
+    /// transport): the source-side metrics name the destination workload from them, as Envoy
+    /// does from the upstream host's metadata.
+    pub labels: Option<Arc<Labels>>,
+}
+
+impl Upstream {
+    /// The endpoint at `endpoint`, labels unknown.
+    pub fn new(endpoint: SocketAddr) -> Self {
+        Self {
+            endpoint,
+            labels: None,
+        }
+    }
 }
 
 /// Request extension: the caller's identity, for `sourceLabels` matching and metrics.

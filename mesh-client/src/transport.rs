@@ -217,7 +217,7 @@ impl Transport {
                     .await
                     .map_err(|e| ClusterError::transport(Outcome::Reset, endpoint, e))?,
             };
-            resp.extensions_mut().insert(Upstream { endpoint });
+            resp.extensions_mut().insert(Upstream::new(endpoint));
             Ok(resp)
         }
     }

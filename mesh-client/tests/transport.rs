@@ -21,9 +21,7 @@ async fn sends_to_the_endpoint_with_the_service_host() {
     assert_eq!(resp.status(), 200);
     assert_eq!(
         resp.extensions().get::<Upstream>(),
-        Some(&Upstream {
-            endpoint: backend.addr
-        })
+        Some(&Upstream::new(backend.addr))
     );
     assert_eq!(resp.headers()["x-seen-host"], "service2");
     assert_eq!(resp.headers()["x-version"], "HTTP/1.1");
@@ -187,9 +185,12 @@ async fn in_process_transport_answers_for_every_cluster_without_sockets() {
         port: None,
     }));
     let resp = clusters.send(req).await.unwrap();
-    assert_eq!(
-        resp.extensions().get::<Upstream>(),
-        Some(&Upstream { endpoint: up })
+    // Through a cluster, the endpoint's labels come along (for the source-side metrics).
+    let upstream = resp.extensions().get::<Upstream>().cloned();
+    assert_eq!(upstream.as_ref().map(|u| u.endpoint), Some(up));
+    assert!(
+        upstream.and_then(|u| u.labels).is_some(),
+        "the cluster names the endpoint's labels"
     );
     assert_eq!(text(resp).await, "in-process");
 

@@ -34,10 +34,11 @@ pub use consistent_hash::{HashPolicy, PickTable, RequestKey};
 pub use peak_ewma::{DEFAULT_DECAY, DEFAULT_RTT};
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use mesh_core::policy::{ConsistentHash, LoadBalancer};
+use mesh_core::policy::{ConsistentHash, Labels, LoadBalancer};
 use tokio::time::Instant;
 
 use peak_ewma::{Load, nanos_since};
@@ -52,17 +53,31 @@ pub struct Endpoint {
     pub addr: SocketAddr,
     /// Relative weight (at least 1; 0 is read as 1).
     pub weight: u32,
+    /// The endpoint's labels, when discovery knows them (shared, never copied per request): the
+    /// response's [`Upstream`](crate::context::Upstream) carries them to the source-side
+    /// metrics. A relabelled endpoint is a changed endpoint (its cluster is rebuilt).
+    pub labels: Option<Arc<Labels>>,
 }
 
 impl Endpoint {
     /// An endpoint of weight 1.
     pub fn new(addr: SocketAddr) -> Self {
-        Self { addr, weight: 1 }
+        Self::weighted(addr, 1)
     }
 
     /// An endpoint with `weight`.
     pub fn weighted(addr: SocketAddr, weight: u32) -> Self {
-        Self { addr, weight }
+        Self {
+            addr,
+            weight,
+            labels: None,
+        }
+    }
+
+    /// The endpoint with its `labels`.
+    pub fn with_labels(mut self, labels: Arc<Labels>) -> Self {
+        self.labels = Some(labels);
+        self
     }
 }
 

@@ -83,7 +83,7 @@ impl StaticEndpoints {
     ) {
         let entry = Entry {
             port,
-            endpoint: Endpoint::weighted(addr, weight),
+            endpoint: Endpoint::weighted(addr, weight).with_labels(Arc::new(labels.clone())),
             labels,
         };
         self.hosts.rcu(|m| {
@@ -133,7 +133,8 @@ impl StaticEndpoints {
                             endpoint: Endpoint::weighted(
                                 SocketAddr::new(ip, number),
                                 ep.weight.max(1),
-                            ),
+                            )
+                            .with_labels(Arc::new(ep.labels.clone())),
                             labels: ep.labels.clone(),
                         });
                     }
@@ -191,7 +192,7 @@ impl Discovery for mesh_core::registry::Registry {
         self.subset(host, port, labels)
             .map(|set| {
                 set.iter()
-                    .map(|e| Endpoint::weighted(e.addr, e.weight))
+                    .map(|e| Endpoint::weighted(e.addr, e.weight).with_labels(e.labels.clone()))
                     .collect()
             })
             .unwrap_or_default()

@@ -39,7 +39,7 @@ use tokio::time::Instant;
 
 use crate::balance::{Balancer, Endpoint, RequestKey};
 use crate::body::BoxBody;
-use crate::context::{AttemptDeadline, PreviousAttempts};
+use crate::context::{AttemptDeadline, PreviousAttempts, Upstream};
 use crate::error::ClusterError;
 use crate::outlier::{OutlierDetector, OutlierMetrics};
 use crate::pool::Pool;
@@ -260,7 +260,10 @@ impl Cluster {
             None => sent.await,
         };
         match result {
-            Ok(resp) => {
+            Ok(mut resp) => {
+                if let Some(up) = resp.extensions_mut().get_mut::<Upstream>() {
+                    up.labels = self.balancer.endpoint(index).and_then(|e| e.labels.clone());
+                }
                 let outcome = outcome_of_response(&resp);
                 self.record(index, outcome);
                 self.balancer.observe(index, started.elapsed());

@@ -68,7 +68,7 @@ impl Service<Request<BoxBody>> for Mock {
                 Ok(status) => {
                     let mut r = Response::new(body::empty());
                     *r.status_mut() = StatusCode::from_u16(status).unwrap();
-                    r.extensions_mut().insert(Upstream { endpoint });
+                    r.extensions_mut().insert(Upstream::new(endpoint));
                     Ok(r)
                 }
                 Err(outcome) => {
