@@ -10,6 +10,7 @@
 pub mod destination;
 pub mod gateway;
 pub mod matching;
+pub mod retry;
 pub mod route;
 pub mod security;
 pub mod service;
@@ -17,6 +18,7 @@ pub mod service;
 pub use destination::*;
 pub use gateway::*;
 pub use matching::*;
+pub use retry::*;
 pub use route::*;
 pub use security::*;
 pub use service::*;
