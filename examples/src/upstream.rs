@@ -11,8 +11,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-/// The error of an upstream call.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+/// The error of an upstream call: the mesh's one boxed error.
+pub use mesh_core::BoxError;
 
 /// A boxed future answering one upstream call.
 pub type UpstreamFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;

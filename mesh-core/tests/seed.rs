@@ -125,8 +125,11 @@ fn retries_load_with_subsets() {
     ])
     .expect("04+08 load");
     let r = &loaded.config.virtual_services[0].http[0].retries;
-    assert_eq!(r.attempts, 5);
-    assert_eq!(r.per_try_timeout, Some(std::time::Duration::from_secs(10)));
+    assert_eq!(r.attempts(), 5);
+    assert_eq!(
+        r.per_try_timeout(),
+        Some(std::time::Duration::from_secs(10))
+    );
 }
 
 #[test]

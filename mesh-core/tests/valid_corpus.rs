@@ -80,9 +80,9 @@ fn header_match_routes_jason_to_v2() {
         vec![("reviews".into(), Some("v3".into()), 100)]
     );
     // no `retries`: Istio's default policy
-    assert_eq!(r0.retries.attempts, 2);
-    assert!(r0.retries.retry_on.has(RetryCondition::ConnectFailure));
-    assert_eq!(r0.retries.retry_on.status_codes, vec![503]);
+    assert_eq!(r0.retries.attempts(), 2);
+    assert!(r0.retries.retry_on().has(RetryCondition::ConnectFailure));
+    assert_eq!(r0.retries.retry_on().status_codes, vec![503]);
     assert_eq!(r0.timeout, None);
 }
 
@@ -155,11 +155,11 @@ fn timeout_half_a_second() {
 fn retries_with_codes_and_disabled() {
     let l = load("ratings-retries.yaml");
     let r = &route(&l, 0).retries;
-    assert_eq!(r.attempts, 3);
-    assert_eq!(r.per_try_timeout, Some(Duration::from_secs(2)));
-    assert_eq!(r.backoff, Duration::from_millis(50));
+    assert_eq!(r.attempts(), 3);
+    assert_eq!(r.per_try_timeout(), Some(Duration::from_secs(2)));
+    assert_eq!(r.backoff().base(), Duration::from_millis(50));
     assert_eq!(
-        r.retry_on.conditions,
+        r.retry_on().conditions,
         vec![
             RetryCondition::GatewayError,
             RetryCondition::ConnectFailure,
@@ -167,8 +167,8 @@ fn retries_with_codes_and_disabled() {
             RetryCondition::RetriableStatusCodes,
         ]
     );
-    assert_eq!(r.retry_on.status_codes, vec![503]);
-    assert_eq!(route(&l, 1).retries.attempts, 0);
+    assert_eq!(r.retry_on().status_codes, vec![503]);
+    assert_eq!(route(&l, 1).retries.attempts(), 0);
 }
 
 #[test]

@@ -245,7 +245,7 @@ pub fn mesh_config_view(config: &MeshConfig, generation: u64, last_reload: Optio
                         "matches": r.matches.len(),
                         "action": action,
                         "timeout_ms": r.timeout.map(|t| t.as_millis() as u64),
-                        "retry_attempts": r.retries.attempts,
+                        "retry_attempts": r.retries.attempts(),
                         "fault": r.fault.is_some(),
                         "mirrors": r.mirrors.len(),
                     })

@@ -18,7 +18,7 @@ use mesh_telemetry::{MeshMetrics, RequestId, TraceContext, WorkloadLabels};
 use serde_json::{Value, json};
 use tower::{Layer, ServiceExt, service_fn};
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use mesh_server::BoxError;
 
 async fn serve(app: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

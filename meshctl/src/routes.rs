@@ -157,8 +157,8 @@ impl Row<'_> {
             "destinations": destinations,
             "timeout_ms": r.timeout.map(|t| t.as_millis() as u64),
             "retries": {
-                "attempts": r.retries.attempts,
-                "per_try_timeout_ms": r.retries.per_try_timeout.map(|t| t.as_millis() as u64),
+                "attempts": r.retries.attempts(),
+                "per_try_timeout_ms": r.retries.per_try_timeout().map(|t| t.as_millis() as u64),
                 "retry_on": retry_on(&r.retries),
             },
             "mirrors": r.mirrors.iter().map(|m| json!({
@@ -324,17 +324,17 @@ fn action(a: &RouteAction) -> String {
 }
 
 fn retries(r: &RetryPolicy) -> String {
-    if r.attempts == 0 {
+    if r.attempts() == 0 {
         return "off".to_owned();
     }
     if *r == RetryPolicy::default() {
-        return format!("{}x (istio default)", r.attempts);
+        return format!("{}x (istio default)", r.attempts());
     }
-    let mut s = format!("{}x", r.attempts);
-    if let Some(t) = r.per_try_timeout {
+    let mut s = format!("{}x", r.attempts());
+    if let Some(t) = r.per_try_timeout() {
         s.push_str(&format!(" per try {}", duration(t)));
     }
-    if r.retry_on == RetryOn::istio_default() {
+    if *r.retry_on() == RetryOn::istio_default() {
         s.push_str(" on default retryOn");
     } else {
         s.push_str(&format!(" on {}", retry_on(r).join(",")));
@@ -344,15 +344,15 @@ fn retries(r: &RetryPolicy) -> String {
 
 fn retry_on(r: &RetryPolicy) -> Vec<String> {
     let mut out: Vec<String> = r
-        .retry_on
+        .retry_on()
         .conditions
         .iter()
         .map(|c| condition(*c).to_owned())
         .collect();
-    let default_codes =
-        r.retry_on.has(RetryCondition::RetriableStatusCodes) && r.retry_on.status_codes == [503];
+    let default_codes = r.retry_on().has(RetryCondition::RetriableStatusCodes)
+        && r.retry_on().status_codes == [503];
     if !default_codes {
-        out.extend(r.retry_on.status_codes.iter().map(u16::to_string));
+        out.extend(r.retry_on().status_codes.iter().map(u16::to_string));
     }
     out
 }

@@ -101,7 +101,7 @@ fn scenario_folders_hold_their_scenario() {
         .iter()
         .filter(|vs| vs.hosts.iter().any(|h| h == "service2"))
         .flat_map(|vs| vs.http.iter())
-        .map(|r| r.retries.attempts)
+        .map(|r| r.retries.attempts())
         .collect();
     assert_eq!(attempts, [5]);
 

@@ -16,6 +16,7 @@ use http::{Request, Response};
 use mesh_core::classify::Outcome;
 use tower::Service;
 
+use super::backoff;
 use super::replay::{self, Buffered};
 use super::{PerTryTimeout, Settings, is_idempotent};
 use crate::BoxError;
@@ -86,8 +87,8 @@ where
     let target = target.map(|t| Arc::clone(&t.destination));
     let _in_flight = budget.enter_request();
 
-    if policy.attempts == 0 {
-        let result = attempt(&mut service, request, policy.per_try_timeout).await;
+    if policy.attempts() == 0 {
+        let result = attempt(&mut service, request, policy.per_try_timeout()).await;
         return finish(result, false, &settings);
     }
 
@@ -127,7 +128,7 @@ where
                 return Err(e.into());
             }
         }
-        let result = attempt(&mut service, request, policy.per_try_timeout).await;
+        let result = attempt(&mut service, request, policy.per_try_timeout()).await;
         drop(retry_guard.take());
 
         let (outcome, endpoint) = match &result {
@@ -141,10 +142,10 @@ where
             }
             Err(error) => (outcome_of(error), endpoint_of_error(error)),
         };
-        if !outcome.is_retryable(&policy.retry_on) {
+        if !outcome.is_retryable(policy.retry_on()) {
             return finish(result, false, &settings);
         }
-        if retries_done >= policy.attempts {
+        if retries_done >= policy.attempts() {
             settings.stats.retries_exhausted.incr();
             tracing::debug!(
                 retries_exhausted = true,
@@ -184,7 +185,7 @@ where
         }
         // Drop the failed answer (and its connection's body) before waiting.
         drop(result);
-        let wait = settings.backoff.delay(retries_done, &settings.random);
+        let wait = backoff::delay(&policy.backoff(), retries_done, &settings.random);
         retries_done += 1;
         settings.stats.retried(host());
         tracing::debug!(

@@ -37,7 +37,7 @@ use http::{Request, Response};
 use mesh_core::policy::{Destination, RetryPolicy};
 use tower::{Layer, Service};
 
-pub use self::backoff::{Backoff, BackoffError};
+pub use self::backoff::Backoff;
 pub use self::budget::Budget;
 pub use self::error::PerTryTimeout;
 pub use self::future::{ResponseFuture, outcome_of_response};
@@ -120,7 +120,6 @@ impl Budgets {
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
     pub(crate) policy: RetryPolicy,
-    pub(crate) backoff: Backoff,
     pub(crate) budgets: Budgets,
     pub(crate) random: Random,
     pub(crate) stats: Arc<ClientStats>,
@@ -141,11 +140,9 @@ impl RetryLayer {
 
     /// Retries by `policy`, within the budget of each request's destination.
     pub fn with_budgets(policy: RetryPolicy, budgets: Budgets) -> Self {
-        let backoff = Backoff::new(policy.backoff).unwrap_or_default();
         Self {
             settings: Settings {
                 policy,
-                backoff,
                 budgets,
                 random: Random::thread(),
                 stats: Arc::default(),

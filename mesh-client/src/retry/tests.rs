@@ -80,10 +80,7 @@ impl Service<Request<BoxBody>> for Mock {
 }
 
 fn policy(attempts: u32) -> RetryPolicy {
-    RetryPolicy {
-        attempts,
-        ..RetryPolicy::default()
-    }
+    RetryPolicy::new(attempts, RetryOn::istio_default())
 }
 
 fn get() -> Request<BoxBody> {
@@ -200,15 +197,15 @@ async fn connect_failures_retry_and_errors_surface() {
 async fn per_try_timeout_retries_then_answers_504() {
     let mut mock = Mock::new(vec![Ok(200); 5]);
     mock.delay = Duration::from_secs(10);
-    let p = RetryPolicy {
-        attempts: 2,
-        per_try_timeout: Some(Duration::from_secs(1)),
-        retry_on: RetryOn {
+    let p = RetryPolicy::new(
+        2,
+        RetryOn {
             conditions: vec![RetryCondition::Reset],
             status_codes: vec![],
         },
-        ..RetryPolicy::default()
-    };
+    )
+    .with_per_try_timeout(Duration::from_secs(1))
+    .unwrap();
     let r = RetryLayer::new(p, Budget::unlimited())
         .layer(mock.clone())
         .oneshot(get())
@@ -282,15 +279,15 @@ async fn attempts_carry_their_deadline_for_the_cluster() {
             Err::<Response<BoxBody>, BoxError>(Box::new(ClusterError::new(Outcome::Timeout)))
         }
     });
-    let p = RetryPolicy {
-        attempts: 1,
-        per_try_timeout: Some(Duration::from_secs(2)),
-        retry_on: RetryOn {
+    let p = RetryPolicy::new(
+        1,
+        RetryOn {
             conditions: vec![RetryCondition::Reset],
             status_codes: vec![],
         },
-        ..RetryPolicy::default()
-    };
+    )
+    .with_per_try_timeout(Duration::from_secs(2))
+    .unwrap();
     let start = tokio::time::Instant::now();
     let r = RetryLayer::new(p, Budget::unlimited())
         .layer(inner)

@@ -11,8 +11,9 @@ use super::common::{
 };
 use super::virtual_service::request_match;
 use crate::policy::{
-    CorsPolicy, DirectResponse, Fault, FaultAbort, FaultDelay, HttpRoute, Mirror, Redirect,
-    RetryCondition, RetryOn, RetryPolicy, Rewrite, RouteAction, StringMatch, WeightedDestination,
+    Backoff, CorsPolicy, DirectResponse, Fault, FaultAbort, FaultDelay, HttpRoute, Mirror,
+    Redirect, RetryCondition, RetryOn, RetryPolicy, RetryPolicyError, Rewrite, RouteAction,
+    StringMatch, WeightedDestination,
 };
 use crate::spec::virtual_service::{
     CorsPolicySpec, HttpDirectResponseSpec, HttpFaultInjectionSpec, HttpRedirectSpec,
@@ -280,8 +281,9 @@ fn retries(r: &HttpRetrySpec, path: &str, cx: &mut Cx<'_>) -> Option<RetryPolicy
         Some(s) => retry_on(s, &format!("{path}.retryOn"), cx),
     };
     let backoff = match &r.backoff {
-        None => Some(RetryPolicy::default().backoff),
-        Some(b) => duration_field(b, &format!("{path}.backoff"), cx),
+        None => Some(Backoff::default()),
+        Some(b) => duration_field(b, &format!("{path}.backoff"), cx)
+            .and_then(|d| checked(Backoff::new(d), &format!("{path}.backoff"), cx)),
     };
     if r.retry_ignore_previous_hosts == Some(false) {
         cx.error(
@@ -296,13 +298,21 @@ fn retries(r: &HttpRetrySpec, path: &str, cx: &mut Cx<'_>) -> Option<RetryPolicy
     if cx.error_count() > before {
         return None;
     }
-    Some(RetryPolicy {
-        attempts,
-        per_try_timeout,
-        retry_on: retry_on?,
-        backoff: backoff?,
-        retry_remote_localities: r.retry_remote_localities.unwrap_or(false),
-    })
+    let mut policy = RetryPolicy::new(attempts, retry_on?).with_backoff(backoff?);
+    if let Some(t) = per_try_timeout {
+        policy = checked(
+            policy.with_per_try_timeout(t),
+            &format!("{path}.perTryTimeout"),
+            cx,
+        )?;
+    }
+    Some(policy)
+}
+
+/// A policy constructor's refusal as a diagnostic on `path` (the duration parser refuses
+/// anything under 1ms first, so this is a second line of defence).
+fn checked<T>(result: Result<T, RetryPolicyError>, path: &str, cx: &mut Cx<'_>) -> Option<T> {
+    result.map_err(|e| cx.error(path, e.to_string())).ok()
 }
 
 const RETRY_ON_NAMES: [(&str, RetryCondition); 14] = [

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method, StatusCode};
 
-use super::{Labels, Origin, Pattern, StringMatch};
+use super::{Labels, Origin, Pattern, RetryPolicy, StringMatch};
 
 /// A checked VirtualService.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -216,110 +216,6 @@ pub struct Mirror {
 }
 
 impl Eq for Mirror {}
-
-/// The retry policy of a route.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// `attempts`: retries after the first try. 0 disables retries.
-    pub attempts: u32,
-    /// `perTryTimeout`; `None` means each try may use the whole route timeout.
-    pub per_try_timeout: Option<Duration>,
-    /// `retryOn`.
-    pub retry_on: RetryOn,
-    /// `backoff`: the base interval (Envoy's default 25 ms), jittered exponentially.
-    pub backoff: Duration,
-    /// `retryRemoteLocalities`.
-    pub retry_remote_localities: bool,
-}
-
-impl Default for RetryPolicy {
-    /// Istio's default when a route has no `retries`: 2 attempts on connect-failure,
-    /// refused-stream, unavailable, cancelled and retriable-status-codes (503).
-    fn default() -> Self {
-        Self {
-            attempts: 2,
-            per_try_timeout: None,
-            retry_on: RetryOn::istio_default(),
-            backoff: Duration::from_millis(25),
-            retry_remote_localities: false,
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// A policy that never retries.
-    pub fn disabled() -> Self {
-        Self {
-            attempts: 0,
-            ..Self::default()
-        }
-    }
-}
-
-/// Envoy's `retry_on` vocabulary as Istio accepts it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RetryCondition {
-    /// `5xx`: any 5xx answer, or no answer at all (reset, connect failure, timeout of a try).
-    FiveXx,
-    /// `gateway-error`: 502, 503, 504.
-    GatewayError,
-    /// `reset`: the connection or stream was reset, or a try timed out, before an answer.
-    Reset,
-    /// `connect-failure`: no connection could be made.
-    ConnectFailure,
-    /// `retriable-4xx`: 409.
-    Retriable4xx,
-    /// `refused-stream`: the server refused the stream (HTTP/2 REFUSED_STREAM).
-    RefusedStream,
-    /// `retriable-status-codes`: the codes in [`RetryOn::status_codes`].
-    RetriableStatusCodes,
-    /// `retriable-headers`: accepted for compatibility; needs header rules to act.
-    RetriableHeaders,
-    /// `envoy-ratelimited`: a 429 carrying `x-envoy-ratelimited`.
-    EnvoyRatelimited,
-    /// gRPC `cancelled`.
-    Cancelled,
-    /// gRPC `deadline-exceeded`.
-    DeadlineExceeded,
-    /// gRPC `internal`.
-    Internal,
-    /// gRPC `resource-exhausted`.
-    ResourceExhausted,
-    /// gRPC `unavailable`.
-    Unavailable,
-}
-
-/// A parsed `retryOn` value.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RetryOn {
-    /// The named conditions.
-    pub conditions: Vec<RetryCondition>,
-    /// Status codes that are retriable: numeric entries of `retryOn`, plus 503 when
-    /// `retriable-status-codes` is listed without any code (Istio's default set).
-    pub status_codes: Vec<u16>,
-}
-
-impl RetryOn {
-    /// Istio's default `retryOn`: connect-failure, refused-stream, unavailable, cancelled,
-    /// retriable-status-codes (with 503).
-    pub fn istio_default() -> Self {
-        Self {
-            conditions: vec![
-                RetryCondition::ConnectFailure,
-                RetryCondition::RefusedStream,
-                RetryCondition::Unavailable,
-                RetryCondition::Cancelled,
-                RetryCondition::RetriableStatusCodes,
-            ],
-            status_codes: vec![503],
-        }
-    }
-
-    /// Whether `condition` is listed.
-    pub fn has(&self, condition: RetryCondition) -> bool {
-        self.conditions.contains(&condition)
-    }
-}
 
 /// `corsPolicy`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
