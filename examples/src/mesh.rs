@@ -32,15 +32,24 @@ pub struct Workload {
     pub app: String,
     /// The `version` label.
     pub version: String,
+    /// The namespace (`default` in a folder unless set).
+    pub namespace: String,
 }
 
 impl Workload {
-    /// A workload named `app` at `version`.
+    /// A workload named `app` at `version`, in `default`.
     pub fn new(app: impl Into<String>, version: impl Into<String>) -> Self {
         Self {
             app: app.into(),
             version: version.into(),
+            namespace: "default".to_owned(),
         }
+    }
+
+    /// The workload's name, as a Deployment of it would be named: `<app>-<version>`
+    /// (`service2-v1`), what the `source_workload`/`destination_workload` labels say.
+    pub fn name(&self) -> String {
+        format!("{}-{}", self.app, self.version)
     }
 
     /// Its labels: `app` and `version`.
@@ -263,8 +272,8 @@ impl MeshRuntime {
         let telemetry = ClientTelemetryLayer::new(
             self.inner.metrics.clone(),
             ClientTelemetryConfig::new(WorkloadLabels::from_labels(
-                &workload.app,
-                None,
+                &workload.name(),
+                Some(&workload.namespace),
                 &workload.labels(),
             )),
         );
@@ -305,8 +314,10 @@ impl MeshRuntime {
     }
 
     fn mesh_server(&self, workload: &Workload) -> MeshServer {
-        let mut server_workload =
-            mesh_server::Workload::new(&workload.app).version(&workload.version);
+        let mut server_workload = mesh_server::Workload::new(&workload.app)
+            .version(&workload.version)
+            .namespace(&workload.namespace)
+            .name(workload.name());
         for (k, v) in &workload.labels() {
             server_workload = server_workload.label(k, v);
         }

@@ -83,6 +83,10 @@ pub struct Workload {
     pub namespace: String,
     /// The labels selectors match (`app` is the service name unless set).
     pub labels: Labels,
+    /// The workload's name in metrics (`destination_workload`): in Kubernetes the owning
+    /// Deployment's name. `None`: `<app>-<version>` from the labels, as a folder set-up's
+    /// Deployments would be named (`service2-v1`), else the service name.
+    pub name: Option<String>,
 }
 
 impl Workload {
@@ -95,6 +99,21 @@ impl Workload {
             service,
             namespace: "default".into(),
             labels,
+            name: None,
+        }
+    }
+
+    /// Names the workload (the owning Deployment's name in Kubernetes).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The workload's name in metrics: the one given, else `<app>-<version>`, else the service.
+    pub fn workload_name(&self) -> String {
+        match &self.name {
+            Some(n) => n.clone(),
+            None => mesh_telemetry::labels::workload_name(&self.labels, &self.service).into_owned(),
         }
     }
 
@@ -240,8 +259,11 @@ impl MeshServer {
         let traced = TraceLayer::new(self.trace).layer(RequestIdLayer::new().layer(limited));
         let stack = match &self.metrics {
             Some(m) => {
-                let config =
-                    ServerMetricsConfig::for_workload(&w.service, Some(&w.namespace), &w.labels);
+                let config = ServerMetricsConfig::for_workload(
+                    &w.workload_name(),
+                    Some(&w.namespace),
+                    &w.labels,
+                );
                 Either::Left(ServerMetricsLayer::new(m.clone(), config).layer(traced))
             }
             None => Either::Right(traced),

@@ -17,6 +17,23 @@ use super::series::SeriesCache;
 /// The value Istio writes for a label it cannot fill.
 pub const UNKNOWN: &str = "unknown";
 
+/// Istio's default cluster name (`values.global.multiCluster.clusterName` unset): what the
+/// `source_cluster`/`destination_cluster` labels say of a known workload unless configured.
+/// Kiali drops series whose cluster is `unknown`.
+pub const DEFAULT_CLUSTER: &str = "Kubernetes";
+
+/// The workload name Kubernetes would give a Deployment of these labels in a folder set-up:
+/// `<app>-<version>` (`service2-v1`), else the `app` label, else `fallback`. In Kubernetes the
+/// owning Deployment's name is used instead.
+pub fn workload_name<'a>(labels: &'a Labels, fallback: &'a str) -> Cow<'a, str> {
+    let get = |k: &str| labels.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    match (get("app"), get("version")) {
+        (Some(app), Some(version)) => Cow::Owned(format!("{app}-{version}")),
+        (Some(app), None) => Cow::Borrowed(app),
+        _ => Cow::Borrowed(fallback),
+    }
+}
+
 /// Which side of a call recorded a metric (Istio's `reporter` label).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Reporter {
@@ -75,7 +92,8 @@ impl WorkloadLabels {
     }
 
     /// A workload named `workload` with pod `labels` (`app`, `version`, and Istio's
-    /// `service.istio.io/canonical-*` labels are read), in `namespace` (`unknown` when `None`).
+    /// `service.istio.io/canonical-*` labels are read), in `namespace` (`unknown` when `None`),
+    /// in cluster [`DEFAULT_CLUSTER`].
     pub fn from_labels(workload: &str, namespace: Option<&str>, labels: &Labels) -> Self {
         let get = |k: &str| labels.get(k).map(String::as_str).filter(|v| !v.is_empty());
         let app = get("app").unwrap_or(UNKNOWN);
@@ -94,7 +112,7 @@ impl WorkloadLabels {
             principal: Arc::from(UNKNOWN),
             canonical_service: Arc::from(canonical_service),
             canonical_revision: Arc::from(canonical_revision),
-            cluster: Arc::from(UNKNOWN),
+            cluster: Arc::from(DEFAULT_CLUSTER),
         }
     }
 }

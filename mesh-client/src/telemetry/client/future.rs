@@ -11,7 +11,7 @@ use tracing::Instrument;
 use tracing::instrument::Instrumented;
 
 use super::Shared;
-use crate::context::Target;
+use crate::context::{Target, Upstream};
 use mesh_telemetry::ResponseFlags;
 use mesh_telemetry::labels::{PeerLabels, RequestLabels, flags_label};
 use mesh_telemetry::metrics::RequestRecord;
@@ -62,10 +62,16 @@ where
         let duration = p.start.elapsed();
         let (code, flags, response_bytes, peers, grpc_status) = match &mut result {
             Ok(resp) => {
+                let endpoint = resp
+                    .extensions()
+                    .get::<Upstream>()
+                    .and_then(|u| u.labels.as_ref());
                 let peers = match resp.extensions().get::<Target>() {
-                    Some(t) => p
-                        .shared
-                        .peers(&t.destination.host, t.destination.subset.as_deref()),
+                    Some(t) => p.shared.peers(
+                        &t.destination.host,
+                        t.destination.subset.as_deref(),
+                        endpoint,
+                    ),
                     None => p.peers,
                 };
                 let grpc_status = if p.grpc {

@@ -42,7 +42,10 @@ use tower_service::Service;
 pub use self::future::ResponseFuture;
 use crate::context::Target;
 use crate::hostmap::HostMap;
-use mesh_telemetry::labels::{PeerLabels, Reporter, ServiceLabels, UNKNOWN, WorkloadLabels};
+use mesh_core::policy::Labels;
+use mesh_telemetry::labels::{
+    PeerLabels, Reporter, ServiceLabels, UNKNOWN, WorkloadLabels, workload_name,
+};
 use mesh_telemetry::metrics::MeshMetrics;
 use mesh_telemetry::request_id::{RequestId, X_REQUEST_ID};
 use mesh_telemetry::trace_context::TraceContext;
@@ -74,8 +77,21 @@ impl ClientTelemetryConfig {
     }
 }
 
-/// Interned labels per destination host, then per subset.
-type DestinationCache = HostMap<Vec<(Option<Box<str>>, Arc<PeerLabels>)>>;
+/// One interned destination of a host: its subset, the labels of the endpoint that answered
+/// (`None` before one did), and the labels of calls to it.
+type DestinationEntry = (Option<Box<str>>, Option<Arc<Labels>>, Arc<PeerLabels>);
+
+/// Interned labels per destination host, then per subset and answering endpoint's labels.
+type DestinationCache = HostMap<Vec<DestinationEntry>>;
+
+/// Whether two endpoints' labels are the same (the same `Arc` nearly always: one check).
+fn same_labels(a: Option<&Arc<Labels>>, b: Option<&Arc<Labels>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+        _ => false,
+    }
+}
 
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -88,37 +104,75 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Interned labels for a call to `host` (subset `subset`).
-    pub(crate) fn peers(&self, host: &str, subset: Option<&str>) -> Arc<PeerLabels> {
-        if let Some(found) = self
-            .destinations
-            .load()
-            .get(host)
-            .and_then(|v| v.iter().find(|(s, _)| s.as_deref() == subset))
-        {
-            return found.1.clone();
+    /// Interned labels for a call to `host` (subset `subset`), answered by an endpoint with
+    /// `endpoint` labels when one did: the `destination_*` workload labels are that endpoint's,
+    /// as Envoy fills them from the upstream host's metadata. Lock-free once interned.
+    pub(crate) fn peers(
+        &self,
+        host: &str,
+        subset: Option<&str>,
+        endpoint: Option<&Arc<Labels>>,
+    ) -> Arc<PeerLabels> {
+        if let Some(found) = self.destinations.load().get(host).and_then(|v| {
+            v.iter()
+                .find(|(s, l, _)| s.as_deref() == subset && same_labels(l.as_ref(), endpoint))
+        }) {
+            return found.2.clone();
         }
-        let service = ServiceLabels::from_host(host);
-        let mut dest = WorkloadLabels::unknown();
-        dest.namespace = service.namespace.clone();
-        dest.canonical_service = service.name.clone();
-        if let Some(subset) = subset {
-            dest.version = Arc::from(subset);
-            dest.canonical_revision = Arc::from(subset);
-        }
-        let peers = PeerLabels::new(Reporter::Source, self.workload.clone(), dest, service);
+        let peers = self.destination_labels(host, subset, endpoint);
         self.destinations.rcu(|map| {
             let mut map = DestinationCache::clone(map);
             let entries: usize = map.values().map(Vec::len).sum();
             if entries < MAX_DESTINATIONS {
                 let list = map.get_or_insert_with(host, Vec::new);
-                if !list.iter().any(|(s, _)| s.as_deref() == subset) {
-                    list.push((subset.map(Box::from), peers.clone()));
+                if !list
+                    .iter()
+                    .any(|(s, l, _)| s.as_deref() == subset && same_labels(l.as_ref(), endpoint))
+                {
+                    list.push((subset.map(Box::from), endpoint.cloned(), peers.clone()));
                 }
             }
             map
         });
         peers
+    }
+
+    /// Builds the labels of a call to `host`. A short host names a service of the caller's own
+    /// namespace (as a short name resolves in Kubernetes and Istio), so that is the service's
+    /// and the destination workload's namespace when the host does not say.
+    fn destination_labels(
+        &self,
+        host: &str,
+        subset: Option<&str>,
+        endpoint: Option<&Arc<Labels>>,
+    ) -> Arc<PeerLabels> {
+        let mut service = ServiceLabels::from_host(host);
+        if &*service.namespace == UNKNOWN && &*self.workload.namespace != UNKNOWN {
+            service.namespace = self.workload.namespace.clone();
+        }
+        let dest = match endpoint {
+            Some(labels) => {
+                let name = workload_name(labels, UNKNOWN);
+                let mut dest = WorkloadLabels::from_labels(&name, Some(&service.namespace), labels);
+                if &*dest.version == UNKNOWN
+                    && let Some(subset) = subset
+                {
+                    dest.version = Arc::from(subset);
+                }
+                dest
+            }
+            None => {
+                let mut dest = WorkloadLabels::unknown();
+                dest.namespace = service.namespace.clone();
+                dest.canonical_service = service.name.clone();
+                if let Some(subset) = subset {
+                    dest.version = Arc::from(subset);
+                    dest.canonical_revision = Arc::from(subset);
+                }
+                dest
+            }
+        };
+        PeerLabels::new(Reporter::Source, self.workload.clone(), dest, service)
     }
 }
 
@@ -200,9 +254,10 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let start = tokio::time::Instant::now();
         let host = match req.extensions().get::<Target>() {
-            Some(t) => self
-                .shared
-                .peers(&t.destination.host, t.destination.subset.as_deref()),
+            Some(t) => {
+                self.shared
+                    .peers(&t.destination.host, t.destination.subset.as_deref(), None)
+            }
             None => {
                 let h = req
                     .uri()
@@ -213,7 +268,7 @@ where
                             .and_then(|v| v.to_str().ok())
                     })
                     .unwrap_or(UNKNOWN);
-                self.shared.peers(h, None)
+                self.shared.peers(h, None, None)
             }
         };
         let span = tracing::info_span!(

@@ -248,26 +248,56 @@ fn sampling_is_decided_by_the_trace_id() {
 fn destination_labels_are_interned_per_host_and_subset() {
     let layer = ClientTelemetryLayer::new(MeshMetrics::new(), ClientTelemetryConfig::new(me()));
     let shared = &layer.shared;
-    let a = shared.peers("service2", Some("v1"));
+    let a = shared.peers("service2", Some("v1"), None);
     assert!(
-        Arc::ptr_eq(&a, &shared.peers("service2", Some("v1"))),
+        Arc::ptr_eq(&a, &shared.peers("service2", Some("v1"), None)),
         "a hit returns the interned labels"
     );
-    let b = shared.peers("service2", Some("v2"));
-    let c = shared.peers("service2", None);
+    let b = shared.peers("service2", Some("v2"), None);
+    let c = shared.peers("service2", None, None);
     assert!(!Arc::ptr_eq(&a, &b) && !Arc::ptr_eq(&b, &c));
     assert_eq!(&*b.destination().version, "v2");
     assert_eq!(&*c.destination().version, UNKNOWN);
     assert_eq!(
-        &*shared.peers("service3:9000", None).service().service,
+        &*shared.peers("service3:9000", None, None).service().service,
         "service3"
     );
     // Bounded: past the limit, labels are still built (and correct), just not remembered.
     for i in 0..MAX_DESTINATIONS {
-        shared.peers(&format!("h{i}"), None);
+        shared.peers(&format!("h{i}"), None, None);
     }
-    let extra = shared.peers("late", None);
+    let extra = shared.peers("late", None, None);
     assert_eq!(&*extra.service().service, "late");
-    assert!(!Arc::ptr_eq(&extra, &shared.peers("late", None)));
-    assert!(Arc::ptr_eq(&a, &shared.peers("service2", Some("v1"))));
+    assert!(!Arc::ptr_eq(&extra, &shared.peers("late", None, None)));
+    assert!(Arc::ptr_eq(&a, &shared.peers("service2", Some("v1"), None)));
+}
+
+#[test]
+fn destination_workload_labels_come_from_the_endpoint_that_answered() {
+    let layer = ClientTelemetryLayer::new(MeshMetrics::new(), ClientTelemetryConfig::new(me()));
+    let shared = &layer.shared;
+    let v1: Arc<Labels> = Arc::new(
+        [("app", "service2"), ("version", "v1")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into(),
+    );
+    let p = shared.peers("service2", None, Some(&v1));
+    let d = p.destination();
+    assert_eq!(&*d.workload, "service2-v1");
+    assert_eq!(&*d.app, "service2");
+    assert_eq!(&*d.version, "v1");
+    assert_eq!(&*d.cluster, mesh_telemetry::labels::DEFAULT_CLUSTER);
+    // A short host is a service of the caller's namespace.
+    assert_eq!(&*d.namespace, &*me().namespace);
+    assert_eq!(&*p.service().namespace, &*me().namespace);
+    // The same labels in another Arc (a rebuilt endpoint set) find the same interned entry.
+    let again = Arc::new((*v1).clone());
+    assert!(Arc::ptr_eq(
+        &p,
+        &shared.peers("service2", None, Some(&again))
+    ));
+    // Without an answering endpoint the workload is unknown, the version the subset's.
+    let q = shared.peers("service2", Some("v2"), None);
+    assert_eq!(&*q.destination().workload, UNKNOWN);
+    assert_eq!(&*q.destination().version, "v2");
 }
