@@ -310,6 +310,7 @@ impl MeshRuntime {
     pub fn gateway_server(&self, router: Router, workload: &Workload) -> InboundStack {
         self.mesh_server(workload)
             .max_request_body(GATEWAY_MAX_REQUEST_BODY)
+            .without_inbound_request_metrics()
             .wrap(router)
     }
 

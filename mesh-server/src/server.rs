@@ -142,6 +142,8 @@ pub struct MeshServer {
     ext_authz: Option<Arc<dyn ExtAuthz>>,
     trusted_proxies: usize,
     metrics: Option<MeshMetrics>,
+    // Whether requests are recorded as `reporter="destination"` (all but an ingress gateway).
+    report_inbound: bool,
     trace: TraceConfig,
     max_request_body: Option<usize>,
 }
@@ -164,6 +166,7 @@ impl MeshServer {
             ext_authz: None,
             trusted_proxies: 0,
             metrics: None,
+            report_inbound: true,
             trace: TraceConfig::default(),
             max_request_body: None,
         }
@@ -179,6 +182,15 @@ impl MeshServer {
     /// Records Istio's standard metrics (and refusals) for this workload in `metrics`.
     pub fn with_metrics(mut self, metrics: MeshMetrics) -> Self {
         self.metrics = Some(metrics);
+        self
+    }
+
+    /// For an ingress gateway: its own inbound requests are not recorded in Istio's request
+    /// metrics, as Istio's gateways report only as the source of the calls they make. Kiali then
+    /// draws the gateway as the root of the graph instead of behind an `unknown` client node.
+    /// Refusals (`mesh_*` counters) are still counted.
+    pub fn without_inbound_request_metrics(mut self) -> Self {
+        self.report_inbound = false;
         self
     }
 
@@ -257,7 +269,7 @@ impl MeshServer {
             None => Either::Right(guarded),
         };
         let traced = TraceLayer::new(self.trace).layer(RequestIdLayer::new().layer(limited));
-        let stack = match &self.metrics {
+        let stack = match self.metrics.as_ref().filter(|_| self.report_inbound) {
             Some(m) => {
                 let config = ServerMetricsConfig::for_workload(
                     &w.workload_name(),

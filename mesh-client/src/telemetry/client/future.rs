@@ -66,13 +66,15 @@ where
                     .extensions()
                     .get::<Upstream>()
                     .and_then(|u| u.labels.as_ref());
-                let peers = match resp.extensions().get::<Target>() {
-                    Some(t) => p.shared.peers(
+                let peers = match (resp.extensions().get::<Target>(), endpoint) {
+                    (Some(t), _) => p.shared.peers(
                         &t.destination.host,
                         t.destination.subset.as_deref(),
                         endpoint,
                     ),
-                    None => p.peers,
+                    // The host's own stack (no VirtualService): the host the call named.
+                    (None, Some(_)) => p.shared.peers(&p.peers.service().service, None, endpoint),
+                    (None, None) => p.peers,
                 };
                 let grpc_status = if p.grpc {
                     mesh_telemetry::grpc_status(resp.headers())
