@@ -42,7 +42,8 @@ async fn the_graph_routes_and_apps_of_the_running_lab() {
     let traffic = Traffic::start(lab.clone(), 5000);
     traffic.wait_sent(300).await;
     let graph = wait_complete(addr).await;
-    let sent = traffic.stop().await;
+    let (sent, failed) = traffic.stop().await;
+    assert_eq!(failed, 0);
 
     assert_eq!(graph["source"], "scrape");
     assert_eq!(node_ids(&graph), NODES.map(str::to_owned));
@@ -147,7 +148,7 @@ async fn the_graph_routes_and_apps_of_the_running_lab() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    traffic.stop().await;
+    assert_eq!(traffic.stop().await.1, 0);
     assert!(moved.is_some(), "v2's share never grew past {obs_v2}");
     let apps = get_json(addr, "/api/apps").await;
     assert!(

@@ -134,7 +134,7 @@ async fn prometheus_mode_matches_promql_and_the_scraped_graph() {
 
     let graph = wait_complete(from_prom.local_addr()).await;
     let direct = wait_complete(scraped.local_addr()).await;
-    traffic.stop().await;
+    assert_eq!(traffic.stop().await.1, 0);
     assert_eq!(graph["source"], "prometheus");
     assert_eq!(node_ids(&graph), NODES.map(str::to_owned));
     assert_eq!(
