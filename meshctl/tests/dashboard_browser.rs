@@ -28,19 +28,22 @@ fn chromium() -> Option<&'static str> {
 }
 
 fn run_chromium(bin: &str, profile: &Path, args: &[String], url: &str) -> Output {
-    let mut cmd = Command::new(bin);
-    cmd.args([
-        "--headless",
-        "--disable-gpu",
-        "--no-sandbox",
-        "--no-first-run",
-        "--hide-scrollbars",
-        "--window-size=1360,860",
-        "--virtual-time-budget=4000",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()))
-    .args(args)
-    .arg(url);
+    // Bounded: coreutils' timeout ends a browser that hangs.
+    let mut cmd = Command::new("timeout");
+    cmd.arg("120")
+        .arg(bin)
+        .args([
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--window-size=1360,860",
+            "--virtual-time-budget=4000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(url);
     cmd.output().expect("chromium runs")
 }
 

@@ -41,6 +41,11 @@ pub fn p99_query(window: &str) -> String {
     )
 }
 
+/// How far in the past the queries are evaluated: a scrape's samples carry its start time but
+/// land when it ends, so "now" can still change; two seconds ago no longer does. The numbers
+/// are then exactly what a PromQL query at the same `time` returns, now or later.
+pub const LAG: Duration = Duration::from_secs(2);
+
 const EJECTIONS: &str =
     "sum by (cluster, destination_service, endpoint, reason) (mesh_outlier_ejections_total)";
 const RETURNS: &str =
@@ -73,9 +78,10 @@ impl PromSource {
         vector(&v)
     }
 
-    /// One round: every query at the same instant, then each target's `/config_dump`.
+    /// One round: every query at the same instant, [`LAG`] ago, then each target's
+    /// `/config_dump`.
     pub async fn round(&self) -> Observed {
-        let at = (now() * 1000.0).floor() / 1000.0;
+        let at = ((now() - LAG.as_secs_f64()) * 1000.0).floor() / 1000.0;
         let (fq, pq) = (flows_query(&self.window), p99_query(&self.window));
         let mut notes = Vec::new();
         let mut note = |what: &str, e: String| notes.push(format!("{what}: {e}"));
