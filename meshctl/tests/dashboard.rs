@@ -231,3 +231,32 @@ fn kube_mode_is_not_there_yet_and_a_source_is_required() {
     ]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn routes_from_a_config_folder() {
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed-split");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dash = Dashboard::start(
+        listener,
+        Options {
+            config: Some(dir.clone()),
+            ..options(Vec::new())
+        },
+    )
+    .unwrap();
+    let mut routes = serde_json::Value::Null;
+    for _ in 0..50 {
+        routes = get_json(dash.local_addr(), "/api/routes").await;
+        if routes["routes"].as_array().is_some_and(|r| !r.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(routes["from"], dir.display().to_string());
+    assert_eq!(routes["routes"].as_array().unwrap().len(), 3, "{routes:#}");
+    let (v1, observed) = share(&routes, "v1");
+    assert!((v1 - 0.9).abs() < 1e-9);
+    assert_eq!(observed, None, "no traffic: no observed share");
+    dash.shutdown().await;
+}
