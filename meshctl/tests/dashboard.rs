@@ -260,3 +260,62 @@ async fn routes_from_a_config_folder() {
     assert_eq!(observed, None, "no traffic: no observed share");
     dash.shutdown().await;
 }
+
+/// Ends the child process when dropped, whatever happened before.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_binary_serves_until_stopped() {
+    use std::io::BufRead as _;
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_meshctl"))
+            .args([
+                "dashboard",
+                "--listen",
+                "127.0.0.1:0",
+                "--scrape",
+                "127.0.0.1:9",
+                "--interval",
+                "200ms",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("meshctl prints its address");
+    // `dashboard on http://127.0.0.1:PORT/ (Ctrl-C stops)`
+    let addr: std::net::SocketAddr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .parse()
+        .unwrap();
+    // The first round may still be under way: poll (bounded) until it is in.
+    let mut apps = serde_json::Value::Null;
+    for _ in 0..100 {
+        apps = get_json(addr, "/api/apps").await;
+        if !apps["apps"][0].is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(apps["apps"][0]["url"], "http://127.0.0.1:9", "{apps}");
+    drop(child);
+}
