@@ -8,44 +8,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::*;
 use mesh_examples::app::Faults;
 use mesh_examples::lab::LabOptions;
 use meshctl::dashboard::{Dashboard, Options, Source};
-
-fn chromium() -> Option<&'static str> {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|c| {
-            Command::new(c)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-}
-
-fn run_chromium(bin: &str, profile: &Path, args: &[String], url: &str) -> Output {
-    // Bounded: coreutils' timeout ends a browser that hangs.
-    let mut cmd = Command::new("timeout");
-    cmd.arg("120")
-        .arg(bin)
-        .args([
-            "--headless",
-            "--disable-gpu",
-            "--no-sandbox",
-            "--no-first-run",
-            "--hide-scrollbars",
-            "--window-size=1360,860",
-            "--virtual-time-budget=4000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(args)
-        .arg(url);
-    cmd.output().expect("chromium runs")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_draws_the_running_graph() {

@@ -217,6 +217,32 @@ async fn prometheus_mode_matches_promql_and_the_scraped_graph() {
         "{routes:#}"
     );
 
+    // The page draws the same graph from Prometheus' numbers, in a real browser.
+    if let Some(bin) = chromium() {
+        let profile = tempfile::tempdir().unwrap();
+        let (dir, url) = (
+            profile.path().to_owned(),
+            format!("http://{}/", from_prom.local_addr()),
+        );
+        let out = tokio::task::spawn_blocking(move || {
+            run_chromium(bin, &dir, &["--dump-dom".to_owned()], &url)
+        })
+        .await
+        .unwrap();
+        let dom = String::from_utf8_lossy(&out.stdout);
+        assert!(dom.contains("from prometheus"), "{dom}");
+        for (s, t) in EDGES {
+            let drawn = format!("data-source=\"{s}\" data-target=\"{t}\"");
+            assert!(dom.contains(&drawn), "edge {s} -> {t} not drawn:\n{dom}");
+        }
+        assert!(
+            dom.contains("histogram_quantile(0.99"),
+            "the PromQL is listed:\n{dom}"
+        );
+    } else {
+        println!("no chromium: the page itself is not checked in Prometheus mode");
+    }
+
     from_prom.shutdown().await;
     scraped.shutdown().await;
     drop(prom);

@@ -3,6 +3,8 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -185,4 +187,37 @@ pub async fn stop_lab(lab: Arc<Lab>) {
         Ok(lab) => lab.stop().await,
         Err(_) => panic!("the lab is still shared"),
     }
+}
+
+/// The headless browser installed, if any.
+pub fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| {
+            Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+}
+
+/// Runs the browser headless on `url` with `args` (bounded by coreutils' `timeout`).
+pub fn run_chromium(bin: &str, profile: &Path, args: &[String], url: &str) -> Output {
+    // Bounded: coreutils' timeout ends a browser that hangs.
+    let mut cmd = Command::new("timeout");
+    cmd.arg("120")
+        .arg(bin)
+        .args([
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--window-size=1360,860",
+            "--virtual-time-budget=4000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(url);
+    cmd.output().expect("chromium runs")
 }
