@@ -5,6 +5,9 @@
 //! - `meshctl routes DIR [--host HOST] [--json]` prints the route table the mesh compiles from
 //!   the folder: per host and gateway, each route's match, destinations, timeout, retries,
 //!   mirror and fault.
+//! - `meshctl dashboard --listen ADDR (--prometheus URL | --scrape URL...) [--config DIR]`
+//!   serves a live page of the mesh: service graph, routes with weights and observed shares,
+//!   ejected endpoints, each app's config generation ([`meshctl::dashboard`]).
 //!
 //! Usage errors exit with 2 (clap's convention). See `docs/meshctl.md`.
 #![forbid(unsafe_code)]
@@ -45,6 +48,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve a live page of the mesh: service graph, routes, ejections, config state.
+    Dashboard(meshctl::dashboard::DashboardArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,5 +57,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate { paths } => validate::run(&paths),
         Command::Routes { path, host, json } => routes::run(&path, host.as_deref(), json),
+        Command::Dashboard(args) => meshctl::dashboard::run(&args),
     }
 }

@@ -158,6 +158,40 @@ async fn serve() -> ExitCode {
         lab.service2_v1.addr, lab.service2_v2.addr
     );
     println!("  service3  http://{}", lab.service3.addr);
+    // The mesh page, scraping every app's admin port (port 15100 when free).
+    let admins: Vec<String> = [
+        &lab.gateway,
+        &lab.service1,
+        &lab.service2_v1,
+        &lab.service2_v2,
+        &lab.service3,
+    ]
+    .iter()
+    .map(|s| format!("http://{}", s.admin))
+    .collect();
+    let options = meshctl::dashboard::Options {
+        config: Some(lab.config_dir().to_owned()),
+        ..meshctl::dashboard::Options::new(meshctl::dashboard::Source::Scrape(admins.clone()))
+    };
+    let preferred = std::net::SocketAddr::from(([127, 0, 0, 1], 15100));
+    let dashboard = match meshctl::dashboard::Dashboard::bind(preferred, options.clone()).await {
+        Ok(d) => Some(d),
+        Err(_) => meshctl::dashboard::Dashboard::bind(([127, 0, 0, 1], 0).into(), options)
+            .await
+            .map_err(|e| eprintln!("demo: the dashboard did not start: {e}"))
+            .ok(),
+    };
+    if let Some(d) = &dashboard {
+        println!(
+            "  dashboard http://{}/  (the mesh page, live)",
+            d.local_addr()
+        );
+    }
+    println!(
+        "            same as: meshctl dashboard --config {} --scrape {}",
+        lab.config_dir().display(),
+        admins.join(" --scrape ")
+    );
     println!(
         "  issuer    http://{}/.well-known/jwks.json  (tokens: /token?sub=NAME)",
         lab.issuer_addr()
@@ -176,6 +210,9 @@ async fn serve() -> ExitCode {
     );
     println!("\nCtrl-C stops.");
     mesh_examples::run::os_signal().await;
+    if let Some(d) = dashboard {
+        d.shutdown().await;
+    }
     lab.stop().await;
     ExitCode::SUCCESS
 }
