@@ -19,18 +19,18 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 
 /// The nodes the lab's graph has once traffic went gateway → service1 → service2 → service3.
-pub const NODES: [&str; 6] = [
+/// The gateway is the root: like Istio's ingress gateways, it reports its calls as their source
+/// only, so its own (outside) callers draw no `unknown` node.
+pub const NODES: [&str; 5] = [
     "gateway",
     "service1:v1",
     "service2:v1",
     "service2:v2",
     "service3:v1",
-    "unknown",
 ];
 
-/// The edges of that graph (the outside caller `unknown` calls the gateway).
-pub const EDGES: [(&str, &str); 6] = [
-    ("unknown", "gateway"),
+/// The edges of that graph.
+pub const EDGES: [(&str, &str); 5] = [
     ("gateway", "service1:v1"),
     ("service1:v1", "service2:v1"),
     ("service1:v1", "service2:v2"),
