@@ -30,11 +30,13 @@ mod dispatch;
 mod documents;
 mod hosts;
 mod lines;
+mod objects;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use hosts::{CLUSTER_DOMAIN, canonical_host, host_matches};
+pub use objects::{Object, ObjectsLoaded, RefusedObject, load_objects};
 
 use crate::compile::{Cx, LineIndex};
 use crate::diag::{ConfigErrors, Diagnostic, Severity};
@@ -130,7 +132,7 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>, diags: &mut Vec<Diagno
 }
 
 /// Compiled resources waiting for the cross-resource checks, with their line indexes.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Compiled {
     pub(crate) config: MeshConfig,
     pub(crate) gateways: Vec<(GatewayPolicy, DocLines)>,
