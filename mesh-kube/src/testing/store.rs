@@ -23,10 +23,13 @@ pub struct ResourceType {
 
 impl ResourceType {
     /// A namespaced type with the plural made as Kubernetes makes it for CRDs
-    /// (lowercased kind + `s`, `y` → `ies`, `s` → `ses`).
+    /// (lowercased kind + `s`; a consonant then `y` → `ies`; `s` → `ses`).
     pub fn namespaced(group: &str, versions: &[&str], kind: &str) -> Self {
         let lower = kind.to_ascii_lowercase();
-        let plural = if let Some(stem) = lower.strip_suffix('y') {
+        let consonant_y = lower
+            .strip_suffix('y')
+            .filter(|stem| stem.chars().last().is_some_and(|c| !"aeiou".contains(c)));
+        let plural = if let Some(stem) = consonant_y {
             format!("{stem}ies")
         } else if lower.ends_with('s') {
             format!("{lower}es")
