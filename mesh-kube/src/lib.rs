@@ -7,7 +7,7 @@
 //!   inside a cluster, `$KUBECONFIG` outside).
 //! - [`KubeConfigSource`]: Istio's and Linkerd's custom resources, watched, each object
 //!   validated alone, the combined config stored into mesh-core's `ConfigStore`.
-//! - `KubeDiscovery`: Services, EndpointSlices and Pods of the hosts the routes reach, behind
+//! - [`KubeDiscovery`]: Services, EndpointSlices and Pods of the hosts the routes reach, behind
 //!   mesh-core's `Discovery` trait.
 //! - [`Readiness`]: ready once every watch completed its first sync; a 401/403 is "not ready:
 //!   <reason>", never an empty mesh.
@@ -16,10 +16,12 @@
 
 mod client;
 pub mod config;
+pub mod discovery;
 mod status;
 
 pub use client::{ConnectError, connect, connect_kubeconfig};
 pub use config::{ConfigOptions, ConfigReport, KubeConfigSource};
+pub use discovery::KubeDiscovery;
 pub use status::{Readiness, Status, WatchPhase};
 
 #[cfg(feature = "test-util")]

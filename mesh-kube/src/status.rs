@@ -146,7 +146,6 @@ impl Readiness {
     }
 
     /// Forgets watch `name` (it was stopped).
-    #[allow(dead_code)] // used by discovery, in the next commit
     pub(crate) fn remove(&self, name: &str) {
         self.tx
             .send_if_modified(|s| s.watches.remove(name).is_some());
