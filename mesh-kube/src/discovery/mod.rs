@@ -17,6 +17,7 @@
 
 mod build;
 mod host;
+mod merge;
 mod reach;
 
 use std::collections::BTreeMap;
@@ -29,6 +30,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use build::{KubeEndpoint, KubeService, TLS_MODE_LABEL, build, protocol, service_of};
+pub use merge::MergedDiscovery;
 pub use reach::hosts_reached;
 
 use crate::status::{Readiness, WatchPhase};
