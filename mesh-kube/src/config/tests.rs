@@ -287,3 +287,99 @@ async fn after_410_a_relist_applies_the_deletions_of_the_gap() {
     server.hang(false);
     until(&store, |c| names(c) == ["b", "c"]).await;
 }
+
+#[tokio::test]
+async fn a_hanging_api_server_is_not_ready_until_it_answers() {
+    let server = server().await;
+    server.apply(vs("a", "service2")).unwrap();
+    server.hang(true);
+    let (store, readiness, _source) = start(&server);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = readiness.status();
+    assert!(!status.is_ready());
+    assert!(
+        status
+            .to_string()
+            .contains("networking.istio.io VirtualService: waiting for the first sync"),
+        "{status}"
+    );
+    assert_eq!(store.generation(), 1);
+    server.hang(false);
+    tokio::time::timeout(BOUND, readiness.wait_ready())
+        .await
+        .unwrap();
+    until(&store, |c| names(c) == ["a"]).await;
+}
+
+/// What `kubectl apply`, `kubectl label` and `kubectl delete` write reaches the config store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_changes_reach_the_config_store() {
+    if std::process::Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_err()
+    {
+        eprintln!("kubectl is not installed (apt-get install -y kubectl); test skipped");
+        return;
+    }
+    let server = server().await;
+    let (store, readiness, source) = start(&server);
+    tokio::time::timeout(BOUND, readiness.wait_ready())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    let manifest = dir.path().join("mesh.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: service2\nspec:\n  host: service2\n  subsets:\n  - name: v1\n    labels: {version: v1}\n  - name: v2\n    labels: {version: v2}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: service2\nspec:\n  hosts: [service2]\n  http:\n  - route:\n    - destination: {host: service2, subset: v1}\n      weight: 90\n    - destination: {host: service2, subset: v2}\n      weight: 10\n",
+    )
+    .unwrap();
+    let kubectl = |args: Vec<String>| {
+        let kubeconfig = kubeconfig.clone();
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new("kubectl")
+                .env("KUBECONFIG", &kubeconfig)
+                .env("HOME", kubeconfig.parent().unwrap())
+                .args(&args)
+                .output()
+                .unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(out.status.success(), "kubectl {args:?}: {text}");
+        })
+    };
+    let m = manifest.display().to_string();
+    kubectl(vec![
+        "apply".into(),
+        "--validate=false".into(),
+        "-f".into(),
+        m.clone(),
+    ])
+    .await
+    .unwrap();
+    until(&store, |c| {
+        names(c) == ["service2"] && c.destinations.len() == 1
+    })
+    .await;
+    kubectl(vec![
+        "label".into(),
+        "dr".into(),
+        "service2".into(),
+        "team=a".into(),
+    ])
+    .await
+    .unwrap();
+    kubectl(vec!["delete".into(), "-f".into(), m])
+        .await
+        .unwrap();
+    until(&store, |c| {
+        c.virtual_services.is_empty() && c.destinations.is_empty()
+    })
+    .await;
+    assert!(source.report().refused.is_empty());
+}

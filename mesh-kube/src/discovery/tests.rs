@@ -285,3 +285,110 @@ async fn a_forbidden_endpoint_watch_is_not_ready_with_its_reason() {
         .await
         .unwrap();
 }
+
+/// 5 000 Services and 20 000 Pods in the cluster; the app calls three of them: it holds those
+/// three and receives only their events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_load_grows_with_the_calls_not_the_cluster() {
+    const SERVICES: usize = 5_000;
+    const PODS: usize = 4;
+    let server = TestApiServer::start().await.unwrap();
+    for i in 0..SERVICES {
+        let svc = format!("svc-{i}");
+        server.apply(service("default", &svc)).unwrap();
+        let ips: Vec<(String, String)> = (0..PODS)
+            .map(|j| {
+                (
+                    format!("10.{}.{}.{}", i / 250, i % 250, j + 1),
+                    format!("{svc}-{j}"),
+                )
+            })
+            .collect();
+        let endpoints: Vec<Value> = ips
+            .iter()
+            .map(|(ip, pod)| endpoint(ip, pod, true))
+            .collect();
+        server
+            .apply(slice("default", &svc, Value::Array(endpoints)))
+            .unwrap();
+        for (_, pod_name) in &ips {
+            server.apply(pod("default", pod_name, &svc, "v1")).unwrap();
+        }
+    }
+    let readiness = Readiness::new();
+    let discovery = KubeDiscovery::new(server.client().unwrap(), readiness.clone());
+    discovery.set_hosts(["svc-1", "svc-2", "svc-3"], "default");
+    tokio::time::timeout(BOUND, readiness.wait_ready())
+        .await
+        .unwrap();
+    let mut rx = discovery.subscribe_detail();
+    let held = tokio::time::timeout(BOUND, async {
+        loop {
+            let s = discovery.services();
+            if s.len() == 3 && s.iter().all(|s| s.endpoints.len() == PODS) {
+                return s;
+            }
+            rx.changed().await.unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    let endpoints: usize = held.iter().map(|s| s.endpoints.len()).sum();
+    assert_eq!(endpoints, 3 * PODS);
+
+    // churn elsewhere in the cluster reaches no watch of this app
+    let before = server.watch_events_sent();
+    for i in 100..1_100 {
+        server
+            .apply(pod(
+                "default",
+                &format!("svc-{i}-0"),
+                &format!("svc-{i}"),
+                "v2",
+            ))
+            .unwrap();
+    }
+    // a change to a called service does
+    server
+        .apply(pod("default", "svc-2-0", "svc-2", "v2"))
+        .unwrap();
+    tokio::time::timeout(BOUND, async {
+        loop {
+            let relabelled = discovery.services().iter().any(|s| {
+                s.endpoints
+                    .iter()
+                    .any(|e| e.labels.get("version").map(String::as_str) == Some("v2"))
+            });
+            if relabelled {
+                return;
+            }
+            rx.changed().await.unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    let received = server.watch_events_sent() - before;
+    assert_eq!(
+        received, 1,
+        "only the called service's pod event is sent to this app"
+    );
+    let requests = server.requests();
+    let unscoped: Vec<&String> = requests
+        .iter()
+        .filter(|r| {
+            !["svc-1", "svc-2", "svc-3"]
+                .iter()
+                .any(|s| r.contains(&format!("%3D{s}")))
+        })
+        .collect();
+    assert!(
+        unscoped.is_empty(),
+        "every request names a called service: {unscoped:#?}"
+    );
+    eprintln!(
+        "cluster: {SERVICES} services, {} pods; app holds {} services, {endpoints} endpoints; {} requests; 1 001 pod updates in the cluster, {received} event sent to the app",
+        SERVICES * PODS,
+        held.len(),
+        requests.len()
+    );
+}

@@ -92,6 +92,8 @@ pub(crate) struct Shared {
     hang: tokio::sync::watch::Sender<bool>,
     drops: tokio::sync::watch::Sender<u64>,
     requests: Mutex<Vec<String>>,
+    /// ADDED/MODIFIED/DELETED lines sent on watches so far.
+    events_sent: std::sync::atomic::AtomicU64,
     options: TestServerOptions,
     address: String,
 }
@@ -208,6 +210,7 @@ impl TestApiServer {
             hang: tokio::sync::watch::Sender::new(false),
             drops: tokio::sync::watch::Sender::new(0),
             requests: Mutex::new(Vec::new()),
+            events_sent: std::sync::atomic::AtomicU64::new(0),
             options,
             address: addr.to_string(),
         });
@@ -387,6 +390,14 @@ impl TestApiServer {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// How many object events (ADDED, MODIFIED, DELETED; not bookmarks) every watch together
+    /// has been sent so far: what clients receive grows with what they watch.
+    pub fn watch_events_sent(&self) -> u64 {
+        self.shared
+            .events_sent
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A kube client for this server (bearer token from the options, over plain http).

@@ -121,8 +121,15 @@ pub(crate) fn start(shared: Arc<Shared>, req: WatchRequest) -> Response {
     let mut drops = shared.drops.subscribe();
     drops.mark_unchanged();
     let bookmark_every = shared.options.bookmark_every;
+    let counted = shared.clone();
+    let count = move || {
+        counted
+            .events_sent
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    };
     tokio::spawn(async move {
         for l in initial {
+            count();
             if tx.send(l).await.is_err() {
                 return;
             }
@@ -143,10 +150,11 @@ pub(crate) fn start(shared: Arc<Shared>, req: WatchRequest) -> Response {
                             continue;
                         }
                         last = event.rv;
-                        if let Some((kind, object)) = req.view(&event)
-                            && tx.send(line(kind.as_str(), &object)).await.is_err()
-                        {
-                            ended = true;
+                        if let Some((kind, object)) = req.view(&event) {
+                            count();
+                            if tx.send(line(kind.as_str(), &object)).await.is_err() {
+                                ended = true;
+                            }
                         }
                     }
                     // a watcher that fell behind is cut off; the client resumes or relists
