@@ -54,3 +54,20 @@ async fn a_missing_kubeconfig_is_a_config_error() {
     };
     assert!(matches!(err, ConnectError::Config(_)), "{err:?}");
 }
+
+/// An `https://` server: the client builds its rustls config (aws-lc-rs) without a panic, and a
+/// server that is not there is an error, not a hang.
+#[tokio::test]
+async fn an_https_kubeconfig_builds_a_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig");
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n    insecure-skip-tls-verify: true\nusers:\n- name: u\n  user:\n    token: t\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n",
+    )
+    .unwrap();
+    let client = connect_kubeconfig(&path).await.unwrap();
+    assert!(rustls::crypto::CryptoProvider::get_default().is_some());
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    assert!(pods.list(&ListParams::default()).await.is_err());
+}
