@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use mesh_core::policy::MeshConfig;
+use mesh_core::policy::{Labels, MeshConfig};
 use mesh_core::registry::{DnsOptions, Following, Registry, StaticDiscovery};
 use mesh_core::watch::ConfigStore;
 use tokio::task::JoinHandle;
@@ -21,6 +21,9 @@ pub struct KubeMeshOptions {
     /// The hosts the app calls (`service2`, or FQDNs); endpoints are watched for these and for
     /// every host their routes reach.
     pub calls: Vec<String>,
+    /// The app's Pod labels ([`crate::Workload::labels`]): a gateway also watches the
+    /// destinations of the VirtualServices bound to the Gateways whose selector they match.
+    pub labels: Labels,
     /// Config options (namespace narrowing, kinds, missing-CRD retry).
     pub config: ConfigOptions,
     /// How ServiceEntries with DNS resolution are resolved.
@@ -79,7 +82,12 @@ impl KubeMesh {
             options.config.clone(),
         );
         let discovery = Arc::new(KubeDiscovery::new(client, readiness.clone()));
-        let hosts = discovery.follow_config(&store, &namespace, options.calls.clone());
+        let hosts = discovery.follow_config(
+            &store,
+            &namespace,
+            options.calls.clone(),
+            options.labels.clone(),
+        );
         let statics = StaticDiscovery::from_store(&store, options.dns.clone());
         let merged = MergedDiscovery::new(&[&statics, &*discovery]);
         let registry = Arc::new(Registry::new());

@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use mesh_core::policy::Labels;
 use mesh_core::registry::{Discovery, Services};
 use mesh_core::watch::ConfigStore;
 use tokio::sync::watch;
@@ -31,7 +32,7 @@ use tokio::task::JoinHandle;
 
 pub use build::{KubeEndpoint, KubeService, TLS_MODE_LABEL, build, protocol, service_of};
 pub use merge::MergedDiscovery;
-pub use reach::hosts_reached;
+pub use reach::{gateway_hosts, hosts_reached};
 
 use crate::status::{Readiness, WatchPhase};
 use host::ServiceRef;
@@ -160,14 +161,16 @@ impl KubeDiscovery {
         self.shared.detail.subscribe()
     }
 
-    /// Keeps the watched hosts equal to [`hosts_reached`] from `calls` through the config in
-    /// `store` (re-computed on every reload), for an app in `namespace`. Needs a Tokio runtime;
-    /// the task ends when the store or this source goes away.
+    /// Keeps the watched hosts equal to [`hosts_reached`] from `calls` and, for a gateway, from
+    /// the [`gateway_hosts`] its Pod `labels` select, through the config in `store` (re-computed
+    /// on every reload), for an app in `namespace`. Needs a Tokio runtime; the task ends when
+    /// the store or this source goes away.
     pub fn follow_config(
         self: &Arc<Self>,
         store: &ConfigStore,
         namespace: &str,
         calls: Vec<String>,
+        labels: Labels,
     ) -> JoinHandle<()> {
         let this = Arc::downgrade(self);
         let store = store.clone();
@@ -175,7 +178,10 @@ impl KubeDiscovery {
         let mut changes = store.subscribe();
         tokio::spawn(async move {
             loop {
-                let hosts = hosts_reached(&store.load(), &namespace, &calls);
+                let config = store.load();
+                let mut roots = calls.clone();
+                roots.extend(gateway_hosts(&config, &labels));
+                let hosts = hosts_reached(&config, &namespace, &roots);
                 match this.upgrade() {
                     Some(d) => d.set_hosts(hosts, &namespace),
                     None => return,

@@ -112,3 +112,54 @@ async fn an_app_sees_the_config_and_the_endpoints_its_calls_reach() {
     );
     assert!(mesh.report().refused.is_empty(), "{:?}", mesh.report());
 }
+
+/// The article's gateway: its Pod in `istio-system`, its Gateway and VirtualService in
+/// `default`; it watches what the routes bound to the Gateway its labels select reach.
+#[tokio::test]
+async fn a_gateway_watches_the_hosts_of_the_routes_bound_to_its_gateway() {
+    let server = TestApiServer::start().await.unwrap();
+    for t in mesh_types() {
+        server.register(t);
+    }
+    server.apply(service("service1")).unwrap();
+    server
+        .apply(slice("service1", &[("127.0.0.11", "s1")]))
+        .unwrap();
+    server.apply(pod("s1", "service1", "v1")).unwrap();
+    server.apply(json!({"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"selector": {"istio": "ingressgateway"},
+                 "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}]}})).unwrap();
+    server.apply(json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "metadata": {"name": "front", "namespace": "default"},
+        "spec": {"hosts": ["*"], "gateways": ["web"],
+                 "http": [{"match": [{"uri": {"prefix": "/service1"}}], "route": [{"destination": {"host": "service1"}}]}]}})).unwrap();
+    let mesh = KubeMesh::start(
+        server.client().unwrap(),
+        KubeMeshOptions {
+            namespace: "istio-system".into(),
+            labels: Labels::from([("istio".to_owned(), "ingressgateway".to_owned())]),
+            ..Default::default()
+        },
+    );
+    tokio::time::timeout(BOUND, mesh.readiness().wait_ready())
+        .await
+        .unwrap();
+    let registry = mesh.registry();
+    let mut rx = registry.subscribe();
+    let reached = tokio::time::timeout(BOUND, async {
+        while registry
+            .endpoints("service1.default.svc.cluster.local", Some(80))
+            .map(|s| s.len())
+            != Some(1)
+        {
+            rx.changed().await.unwrap();
+        }
+    })
+    .await;
+    assert!(reached.is_ok(), "watched: {:?}", mesh.discovery().watched());
+    assert_eq!(
+        mesh.discovery().watched(),
+        ["service1.default.svc.cluster.local"]
+    );
+}
