@@ -184,7 +184,8 @@ pub(crate) fn status_code(error: &kube::runtime::watcher::Error) -> Option<u16> 
     }
 }
 
-fn is_auth(error: &kube::runtime::watcher::Error) -> bool {
+/// Whether the API server refused the watch (401/403).
+pub(crate) fn is_auth(error: &kube::runtime::watcher::Error) -> bool {
     matches!(status_code(error), Some(401 | 403))
 }
 

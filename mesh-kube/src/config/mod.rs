@@ -31,7 +31,7 @@ use tokio::task::JoinHandle;
 pub use kinds::{MESH_KINDS, MeshKind};
 pub use objects::{ConfigReport, FieldError, Refused};
 
-use crate::status::{Readiness, WatchPhase, status_code};
+use crate::status::{Readiness, WatchPhase, is_auth, status_code};
 use objects::{Key, Objects, to_object};
 
 /// The readiness entry that turns synced once the first config is stored.
@@ -148,15 +148,16 @@ async fn watch_kind(
     loop {
         match kinds::served_version(&client, &kind).await {
             Ok(Some(version)) => {
-                backoff = Duration::from_millis(250);
                 tracing::info!(
                     kind = kind.kind,
                     group = kind.group,
                     version,
                     "watching mesh config kind"
                 );
-                run_watcher(&client, &kind, version, &options, &shared).await;
-                // the kind stopped being served: look it up again
+                if run_watcher(&client, &kind, version, &options, &shared).await {
+                    backoff = Duration::from_millis(250);
+                }
+                // the kind stopped being served, or the API server refused it: start again
             }
             Ok(None) => {
                 let why = format!(
@@ -192,14 +193,16 @@ async fn watch_kind(
     }
 }
 
-/// Runs kube-runtime's watcher for one kind at `version` until the kind is no longer served.
+/// Runs kube-runtime's watcher for one kind at `version` until the kind is no longer served
+/// (404) or the API server refuses it (401/403: a fresh watcher after a pause relists, which
+/// tells when access is back even if nothing changed); returns whether it synced.
 async fn run_watcher(
     client: &kube::Client,
     kind: &MeshKind,
     version: &str,
     options: &ConfigOptions,
     shared: &Shared,
-) {
+) -> bool {
     let name = kind.watch_name();
     let resource = ApiResource {
         group: kind.group.to_owned(),
@@ -216,6 +219,7 @@ async fn run_watcher(
         .default_backoff()
         .boxed();
     let mut buffer: Option<BTreeMap<Key, mesh_core::load::Object>> = None;
+    let mut synced = false;
     while let Some(item) = stream.next().await {
         match item {
             Ok(watcher::Event::Init) => buffer = Some(BTreeMap::new()),
@@ -229,6 +233,7 @@ async fn run_watcher(
                 tracing::debug!(watch = %name, objects = listed.len(), "listed");
                 shared.with_objects(|o| o.replace_kind(kind.kind, listed));
                 shared.readiness.synced(&name);
+                synced = true;
             }
             Ok(watcher::Event::Apply(o)) => {
                 if let Some((k, v)) = to_object(&o) {
@@ -247,12 +252,16 @@ async fn run_watcher(
             Err(e) => {
                 if status_code(&e) == Some(404) {
                     tracing::warn!(watch = %name, "resource no longer served");
-                    return;
+                    return synced;
                 }
                 shared.readiness.error(&name, &e);
+                if is_auth(&e) {
+                    return synced;
+                }
             }
         }
     }
+    synced
 }
 
 /// Compiles after every change once each kind completed its first sync, and stores the result.

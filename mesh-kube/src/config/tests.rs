@@ -383,3 +383,40 @@ async fn kubectl_changes_reach_the_config_store() {
     .await;
     assert!(source.report().refused.is_empty());
 }
+
+/// Access revoked after the first sync: not ready with the reason, the last known objects stay;
+/// access back: ready again though nothing changed.
+#[tokio::test]
+async fn a_403_after_the_sync_is_not_ready_and_recovers_without_a_change() {
+    let server = server().await;
+    server.apply(vs("a", "service2")).unwrap();
+    let (store, readiness, _source) = start(&server);
+    tokio::time::timeout(BOUND, readiness.wait_ready())
+        .await
+        .unwrap();
+    until(&store, |c| names(c) == ["a"]).await;
+    server.fail(403, "virtualservices", None);
+    server.drop_watches();
+    let mut rx = readiness.subscribe();
+    let text = tokio::time::timeout(BOUND, async {
+        loop {
+            let text = rx.borrow_and_update().to_string();
+            if text.contains("403") {
+                return text;
+            }
+            rx.changed().await.unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        text.contains("networking.istio.io VirtualService: 403 Forbidden"),
+        "{text}"
+    );
+    assert_eq!(names(&store.load()), ["a"], "the last known objects stay");
+    server.clear_faults();
+    tokio::time::timeout(BOUND, readiness.wait_ready())
+        .await
+        .unwrap();
+    assert_eq!(names(&store.load()), ["a"]);
+}

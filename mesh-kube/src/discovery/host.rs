@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
@@ -15,7 +16,7 @@ use kube::{Resource, ResourceExt};
 
 use super::Shared;
 use super::build::build;
-use crate::status::WatchPhase;
+use crate::status::{WatchPhase, is_auth};
 
 /// `(name, namespace)` of a Service.
 pub(crate) type ServiceRef = (String, String);
@@ -32,17 +33,41 @@ pub(crate) fn watch_names(svc: &ServiceRef) -> [String; 3] {
     ]
 }
 
-fn watch<K>(api: Api<K>, config: watcher::Config) -> Events<K>
+/// A watcher that starts after `delay`.
+fn watch<K>(api: Api<K>, config: watcher::Config, delay: Duration) -> Events<K>
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
-    watcher(api, config).default_backoff().boxed()
+    let events = watcher(api, config).default_backoff();
+    if delay.is_zero() {
+        return events.boxed();
+    }
+    futures_util::stream::once(tokio::time::sleep(delay))
+        .filter_map(|()| std::future::ready(None))
+        .chain(events)
+        .boxed()
 }
+
+/// What one event did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// The objects changed (a list completed, an object changed).
+    Changed,
+    /// Nothing to rebuild (list progress, or an error the watcher retries itself).
+    Nothing,
+    /// The API server refused the watch (401/403): it is started again after `retry`, with a
+    /// fresh list, which tells when access is back even if nothing changed.
+    Refused,
+}
+
+/// The first pause before a refused watch starts again (doubling up to 30 s).
+const FIRST_RETRY: Duration = Duration::from_millis(250);
 
 /// Objects of one watch by name, with the buffer of a list in progress.
 struct Mirror<K> {
     objects: BTreeMap<String, K>,
     listing: Option<BTreeMap<String, K>>,
+    retry: Duration,
 }
 
 impl<K: Resource + Clone> Mirror<K> {
@@ -50,44 +75,56 @@ impl<K: Resource + Clone> Mirror<K> {
         Self {
             objects: BTreeMap::new(),
             listing: None,
+            retry: FIRST_RETRY,
         }
     }
 
-    /// Applies one event; true when the objects changed (a list completed, an object changed);
-    /// an error is recorded in the readiness and the watcher goes on (with backoff).
+    /// The pause before restarting a refused watch, doubled for the next time.
+    fn next_retry(&mut self) -> Duration {
+        let now = self.retry;
+        self.retry = (self.retry * 2).min(Duration::from_secs(30));
+        now
+    }
+
+    /// Applies one event; an error is recorded in the readiness.
     fn apply(
         &mut self,
         item: Result<watcher::Event<K>, watcher::Error>,
         name: &str,
         shared: &Shared,
-    ) -> bool {
+    ) -> Outcome {
         match item {
             Ok(watcher::Event::Init) => {
                 self.listing = Some(BTreeMap::new());
-                false
+                Outcome::Nothing
             }
             Ok(watcher::Event::InitApply(o)) => {
                 if let Some(l) = self.listing.as_mut() {
                     l.insert(o.name_any(), o);
                 }
-                false
+                Outcome::Nothing
             }
             Ok(watcher::Event::InitDone) => {
                 self.objects = self.listing.take().unwrap_or_default();
+                self.retry = FIRST_RETRY;
                 shared.readiness.synced(name);
-                true
+                Outcome::Changed
             }
             Ok(watcher::Event::Apply(o)) => {
                 self.objects.insert(o.name_any(), o);
-                true
+                Outcome::Changed
             }
             Ok(watcher::Event::Delete(o)) => {
                 self.objects.remove(&o.name_any());
-                true
+                Outcome::Changed
             }
             Err(e) => {
                 shared.readiness.error(name, &e);
-                false
+                if is_auth(&e) {
+                    Outcome::Refused
+                } else {
+                    Outcome::Nothing
+                }
             }
         }
     }
@@ -119,27 +156,46 @@ fn selector(service: Option<&Service>) -> Option<String> {
 pub(crate) async fn run(client: kube::Client, svc: ServiceRef, shared: Arc<Shared>) {
     let (name, ns) = svc.clone();
     let [svc_watch, slice_watch, pod_watch] = watch_names(&svc);
-    let mut services = Some(watch(
-        Api::<Service>::namespaced(client.clone(), &ns),
-        watcher::Config::default().fields(&format!("metadata.name={name}")),
-    ));
-    let mut slices = Some(watch(
-        Api::<EndpointSlice>::namespaced(client.clone(), &ns),
-        watcher::Config::default().labels(&format!("kubernetes.io/service-name={name}")),
-    ));
+    let services_of = |delay| {
+        watch(
+            Api::<Service>::namespaced(client.clone(), &ns),
+            watcher::Config::default().fields(&format!("metadata.name={name}")),
+            delay,
+        )
+    };
+    let slices_of = |delay| {
+        watch(
+            Api::<EndpointSlice>::namespaced(client.clone(), &ns),
+            watcher::Config::default().labels(&format!("kubernetes.io/service-name={name}")),
+            delay,
+        )
+    };
+    let pods_of = |selector: &str, delay| {
+        watch(
+            Api::<Pod>::namespaced(client.clone(), &ns),
+            watcher::Config::default().labels(selector),
+            delay,
+        )
+    };
+    let mut services = Some(services_of(Duration::ZERO));
+    let mut slices = Some(slices_of(Duration::ZERO));
     let mut pods: Option<Events<Pod>> = None;
     let mut pod_selector: Option<String> = None;
     let (mut svc_m, mut slice_m, mut pod_m) = (Mirror::new(), Mirror::new(), Mirror::new());
     loop {
         let changed = tokio::select! {
             Some(item) = next(&mut services) => {
-                let changed = svc_m.apply(item, &svc_watch, &shared);
+                let outcome = svc_m.apply(item, &svc_watch, &shared);
+                if outcome == Outcome::Refused {
+                    services = Some(services_of(svc_m.next_retry()));
+                }
+                let changed = outcome == Outcome::Changed;
                 let wanted = selector(svc_m.objects.get(&name));
                 if changed && wanted != pod_selector {
                     pod_m = Mirror::new();
                     pods = wanted.as_ref().map(|s| {
                         shared.readiness.set(&pod_watch, WatchPhase::Syncing);
-                        watch(Api::<Pod>::namespaced(client.clone(), &ns), watcher::Config::default().labels(s))
+                        pods_of(s, Duration::ZERO)
                     });
                     pod_selector = wanted;
                 }
@@ -149,8 +205,22 @@ pub(crate) async fn run(client: kube::Client, svc: ServiceRef, shared: Arc<Share
                 }
                 changed
             }
-            Some(item) = next(&mut slices) => slice_m.apply(item, &slice_watch, &shared),
-            Some(item) = next(&mut pods) => pod_m.apply(item, &pod_watch, &shared),
+            Some(item) = next(&mut slices) => {
+                let outcome = slice_m.apply(item, &slice_watch, &shared);
+                if outcome == Outcome::Refused {
+                    slices = Some(slices_of(slice_m.next_retry()));
+                }
+                outcome == Outcome::Changed
+            }
+            Some(item) = next(&mut pods) => {
+                let outcome = pod_m.apply(item, &pod_watch, &shared);
+                if outcome == Outcome::Refused
+                    && let Some(s) = &pod_selector
+                {
+                    pods = Some(pods_of(s, pod_m.next_retry()));
+                }
+                outcome == Outcome::Changed
+            }
         };
         if changed {
             let built = svc_m
