@@ -290,19 +290,21 @@ async fn compile_loop(
         };
         if all_synced && dirty {
             dirty = false;
-            let (config, mut r) = shared
+            let compiled = shared
                 .objects
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .compile();
-            r.generation = store.store(config);
-            tracing::info!(
-                generation = r.generation,
-                applied = r.applied,
-                refused = r.refused.len(),
-                "mesh config from kubernetes stored"
-            );
-            report.send_replace(Arc::new(r));
+                .compile_if_changed();
+            if let Some((config, mut r)) = compiled {
+                r.generation = store.store(config);
+                tracing::info!(
+                    generation = r.generation,
+                    applied = r.applied,
+                    refused = r.refused.len(),
+                    "mesh config from kubernetes stored"
+                );
+                report.send_replace(Arc::new(r));
+            }
             shared.readiness.synced(COMPILED);
         }
         tokio::select! {

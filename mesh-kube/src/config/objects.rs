@@ -76,6 +76,9 @@ pub(crate) fn to_object(o: &DynamicObject) -> Option<(Key, Object)> {
 #[derive(Debug, Default)]
 pub(crate) struct Objects {
     pub(crate) current: BTreeMap<Key, Object>,
+    /// What the last compilation read: a change of metadata only (labels, annotations, a
+    /// relist) leaves the objects as compiled equal, and nothing is compiled or stored.
+    compiled: Option<BTreeMap<Key, Object>>,
     last_good: BTreeMap<Key, Object>,
     logged: BTreeSet<(Key, String)>,
 }
@@ -85,6 +88,15 @@ impl Objects {
     pub(crate) fn replace_kind(&mut self, kind: &str, objects: BTreeMap<Key, Object>) {
         self.current.retain(|k, _| k.0 != kind);
         self.current.extend(objects);
+    }
+
+    /// [`compile`](Self::compile) when the objects differ from the last compilation's.
+    pub(crate) fn compile_if_changed(&mut self) -> Option<(MeshConfig, ConfigReport)> {
+        if self.compiled.as_ref() == Some(&self.current) {
+            return None;
+        }
+        self.compiled = Some(self.current.clone());
+        Some(self.compile())
     }
 
     /// Compiles everything: the config of the objects that apply (a refused object's last good
@@ -182,3 +194,6 @@ impl Objects {
         self.logged = now;
     }
 }
+
+#[cfg(test)]
+mod tests;
