@@ -37,6 +37,9 @@ pub use reach::{gateway_hosts, hosts_reached};
 use crate::status::{Readiness, WatchPhase};
 use host::ServiceRef;
 
+/// The readiness entry of [`KubeDiscovery::follow_config`].
+pub const HOSTS_FOLLOWED: &str = "endpoint watches of the hosts the routes reach";
+
 /// What the host tasks share.
 pub(crate) struct Shared {
     services: Mutex<BTreeMap<ServiceRef, KubeService>>,
@@ -163,8 +166,10 @@ impl KubeDiscovery {
 
     /// Keeps the watched hosts equal to [`hosts_reached`] from `calls` and, for a gateway, from
     /// the [`gateway_hosts`] its Pod `labels` select, through the config in `store` (re-computed
-    /// on every reload), for an app in `namespace`. Needs a Tokio runtime; the task ends when
-    /// the store or this source goes away.
+    /// on every reload), for an app in `namespace`. The readiness entry [`HOSTS_FOLLOWED`] is
+    /// syncing until the hosts of the first config stored (generation 2 on) are watched, so the
+    /// app is not ready in the moment between a config arriving and its hosts' watches
+    /// starting. Needs a Tokio runtime; the task ends when the store or this source goes away.
     pub fn follow_config(
         self: &Arc<Self>,
         store: &ConfigStore,
@@ -176,8 +181,11 @@ impl KubeDiscovery {
         let store = store.clone();
         let namespace = namespace.to_owned();
         let mut changes = store.subscribe();
+        let readiness = self.shared.readiness.clone();
+        readiness.set(HOSTS_FOLLOWED, WatchPhase::Syncing);
         tokio::spawn(async move {
             loop {
+                let generation = store.generation();
                 let config = store.load();
                 let mut roots = calls.clone();
                 roots.extend(gateway_hosts(&config, &labels));
@@ -185,6 +193,9 @@ impl KubeDiscovery {
                 match this.upgrade() {
                     Some(d) => d.set_hosts(hosts, &namespace),
                     None => return,
+                }
+                if generation > 1 {
+                    readiness.synced(HOSTS_FOLLOWED);
                 }
                 if changes.changed().await.is_err() {
                     return;
