@@ -53,3 +53,21 @@ fn a_refused_object_keeps_its_last_good_version() {
     assert_eq!(report.refused[0].errors[0].field, "spec.http[0].timeout");
     assert_eq!(report.applied, 0);
 }
+
+#[test]
+fn a_malformed_spec_is_refused_with_its_field() {
+    let mut objects = Objects::default();
+    let (k, mut o) = vs("a", "1s");
+    o.spec = json!("oops");
+    objects.current.insert(k, o);
+    let (config, report) = objects.compile();
+    assert!(config.virtual_services.is_empty());
+    let refused = &report.refused[0];
+    assert!(!refused.last_good_kept);
+    assert_eq!(refused.errors[0].field, "spec");
+    assert!(
+        refused.errors[0].message.contains("invalid type"),
+        "{:?}",
+        refused.errors
+    );
+}
