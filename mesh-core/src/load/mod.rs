@@ -132,7 +132,7 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>, diags: &mut Vec<Diagno
 }
 
 /// Compiled resources waiting for the cross-resource checks, with their line indexes.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub(crate) struct Compiled {
     pub(crate) config: MeshConfig,
     pub(crate) gateways: Vec<(GatewayPolicy, DocLines)>,

@@ -4,7 +4,8 @@
 //!
 //! Each object goes through the same validation as a manifest in a file; its diagnostics name it
 //! by `namespace/name` in place of `file:line` (the `file` of each [`Diagnostic`] is
-//! `namespace/name` and its line is 0). Cross-object checks (a subset no DestinationRule defines,
+//! `namespace/name` and its line is 0). An object is read through the same document parser a
+//! file goes through, so it is held to exactly the same rules. Cross-object checks (a subset no DestinationRule defines,
 //! a Gateway that does not exist, two DestinationRules for one host) refuse the object that
 //! refers or comes second, and are re-run until the objects left agree with each other.
 //!
@@ -16,6 +17,7 @@
 //!     kind: "VirtualService".into(),
 //!     namespace: "default".into(),
 //!     name: name.into(),
+//!     annotations: Default::default(),
 //!     spec: serde_json::json!({"hosts": [host], "http": [{"route": [{"destination": {"host": host}}]}]}),
 //! };
 //! let mut bad = vs("typo", "service3");
@@ -29,10 +31,11 @@
 
 use std::collections::BTreeSet;
 
+use std::collections::BTreeMap;
+
 use super::Compiled;
-use super::dispatch::{self, Resolved};
+use super::dispatch::{self, Kind, Resolved};
 use super::documents::Manifest;
-use super::lines::DocLines;
 use crate::compile::Cx;
 use crate::diag::{Diagnostic, Severity};
 use crate::policy::MeshConfig;
@@ -48,7 +51,9 @@ pub struct Object {
     pub namespace: String,
     /// `metadata.name`.
     pub name: String,
-    /// `spec` (null is an empty spec).
+    /// `metadata.annotations` (`istio.io/dry-run`...).
+    pub annotations: BTreeMap<String, String>,
+    /// `spec` (null is an empty spec; a ConfigMap's `data`).
     pub spec: serde_json::Value,
 }
 
@@ -95,52 +100,58 @@ pub struct ObjectsLoaded {
 pub fn load_objects(objects: &[Object]) -> ObjectsLoaded {
     let mut warnings = Vec::new();
     let mut refused: Vec<(usize, Vec<Diagnostic>)> = Vec::new();
-    let mut kept: Vec<(usize, Compiled)> = Vec::new();
+    // each object alone: its own errors refuse it
+    let mut kept: Vec<(usize, Kind, Manifest)> = Vec::new();
     for (i, object) in objects.iter().enumerate() {
         let mut diags = Vec::new();
-        if let Some(compiled) = compile_one(object, &mut diags) {
-            kept.push((i, compiled));
-        }
+        let ready = manifest(object, &mut diags).and_then(|m| {
+            let kind = resolve(object, &m, &mut diags)?;
+            dispatch::compile_manifest(kind, &m, &mut Compiled::default(), &mut diags);
+            Some((kind, m))
+        });
         let (errors, warns): (Vec<_>, Vec<_>) = diags
             .into_iter()
+            .map(|mut d| {
+                d.line = 0;
+                d
+            })
             .partition(|d| d.severity == Severity::Error);
         warnings.extend(warns);
-        if !errors.is_empty() {
-            refused.push((i, errors));
-            kept.retain(|(k, _)| *k != i);
+        match ready {
+            Some((kind, m)) if errors.is_empty() => kept.push((i, kind, m)),
+            // a kind this mesh does not read: skipped with its warning
+            None if errors.is_empty() => {}
+            _ => refused.push((i, errors)),
         }
     }
-    // Cross-object checks: refuse the objects they blame, then check again without them (a
-    // refused DestinationRule can leave a VirtualService's subset undefined).
+    // then together, with the cross-object checks: refuse the objects they blame and check
+    // again without them (a refused DestinationRule can leave a VirtualService's subset
+    // undefined)
     let config = loop {
-        let mut combined = Compiled::default();
-        for (_, c) in &kept {
-            absorb(&mut combined, c.clone());
-        }
+        let mut compiled = Compiled::default();
         let mut diags = Vec::new();
-        super::checks::run(&mut combined, &mut diags);
-        let blamed: BTreeSet<usize> = diags
+        for (_, kind, m) in &kept {
+            dispatch::compile_manifest(*kind, m, &mut compiled, &mut diags);
+        }
+        diags.clear(); // each compiled cleanly alone; warnings are reported once, above
+        super::checks::run(&mut compiled, &mut diags);
+        let blames = |d: &Diagnostic, o: &Object| {
+            d.severity == Severity::Error
+                && d.file == o.origin_name()
+                && d.resource == format!("{}/{}", o.kind, o.name)
+        };
+        let blamed: BTreeSet<usize> = kept
             .iter()
-            .filter(|d| d.severity == Severity::Error)
-            .filter_map(|d| {
-                kept.iter().map(|(i, _)| *i).find(|i| {
-                    let o = &objects[*i];
-                    d.file == o.origin_name() && d.resource == format!("{}/{}", o.kind, o.name)
-                })
-            })
+            .map(|(i, ..)| *i)
+            .filter(|i| diags.iter().any(|d| blames(d, &objects[*i])))
             .collect();
         if blamed.is_empty() {
-            break finish(combined);
+            break finish(compiled);
         }
         for i in blamed {
             let errors: Vec<Diagnostic> = diags
                 .iter()
-                .filter(|d| {
-                    let o = &objects[i];
-                    d.severity == Severity::Error
-                        && d.file == o.origin_name()
-                        && d.resource == format!("{}/{}", o.kind, o.name)
-                })
+                .filter(|d| blames(d, &objects[i]))
                 .cloned()
                 .map(|mut d| {
                     d.line = 0;
@@ -148,7 +159,7 @@ pub fn load_objects(objects: &[Object]) -> ObjectsLoaded {
                 })
                 .collect();
             refused.push((i, errors));
-            kept.retain(|(k, _)| *k != i);
+            kept.retain(|(k, ..)| *k != i);
         }
     };
     refused.sort_by_key(|(i, _)| *i);
@@ -171,29 +182,49 @@ pub fn load_objects(objects: &[Object]) -> ObjectsLoaded {
     }
 }
 
-/// One object on its own; `None` when it is skipped or refused (the reason is in `diags`).
-fn compile_one(object: &Object, diags: &mut Vec<Diagnostic>) -> Option<Compiled> {
-    let file = object.origin_name();
-    let spec = match object.spec {
-        serde_json::Value::Null => None,
-        ref v => match yaml_serde::to_value(v) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                diags.push(diagnostic(object, Severity::Error, format!("spec: {e}")));
-                return None;
-            }
-        },
+/// The object as a manifest, through the same document parser a file goes through (so every
+/// part of `metadata` the loader reads is read here too); its file is `namespace/name`.
+fn manifest(object: &Object, diags: &mut Vec<Diagnostic>) -> Option<Manifest> {
+    let mut metadata = serde_json::json!({"name": object.name, "namespace": object.namespace()});
+    if !object.annotations.is_empty() {
+        metadata["annotations"] = serde_json::json!(object.annotations);
+    }
+    // a ConfigMap carries `data` where the other kinds carry `spec`
+    let body = if object.kind == "ConfigMap" {
+        "data"
+    } else {
+        "spec"
     };
-    let manifest = Manifest {
-        file,
-        api_version: object.api_version.clone(),
-        kind: object.kind.clone(),
-        name: object.name.clone(),
-        namespace: object.namespace().to_owned(),
-        spec,
-        lines: DocLines::default(),
+    let document = serde_json::json!({
+        "apiVersion": object.api_version,
+        "kind": object.kind,
+        "metadata": metadata,
+        body: object.spec,
+    });
+    let text = match yaml_serde::to_string(&document) {
+        Ok(t) => t,
+        Err(e) => {
+            diags.push(diagnostic(object, Severity::Error, format!("spec: {e}")));
+            return None;
+        }
     };
-    let kind = match dispatch::resolve(&manifest.api_version, &manifest.kind) {
+    let mut found = super::documents::parse(&object.origin_name(), &text, diags);
+    match found.len() {
+        1 => found.pop(),
+        _ => {
+            diags.push(diagnostic(
+                object,
+                Severity::Error,
+                "the object could not be read as one manifest".to_owned(),
+            ));
+            None
+        }
+    }
+}
+
+/// The kind to compile `m` as; `None` when it is skipped or refused (the reason is in `diags`).
+fn resolve(object: &Object, m: &Manifest, diags: &mut Vec<Diagnostic>) -> Option<Kind> {
+    let kind = match dispatch::resolve(&m.api_version, &m.kind) {
         Resolved::Known(k) => k,
         Resolved::Skip(message) => {
             diags.push(diagnostic(object, Severity::Warning, message));
@@ -204,18 +235,11 @@ fn compile_one(object: &Object, diags: &mut Vec<Diagnostic>) -> Option<Compiled>
             return None;
         }
     };
-    if manifest.name.is_empty() {
-        let lines = DocLines::default();
-        Cx::new(manifest.origin(), &lines, diags).error("metadata.name", "is required");
+    if m.name.is_empty() {
+        Cx::new(m.origin(), &m.lines, diags).error("metadata.name", "is required");
         return None;
     }
-    let mut compiled = Compiled::default();
-    let before = diags.len();
-    dispatch::compile_manifest(kind, &manifest, &mut compiled, diags);
-    for d in &mut diags[before..] {
-        d.line = 0;
-    }
-    Some(compiled)
+    Some(kind)
 }
 
 fn diagnostic(object: &Object, severity: Severity, message: String) -> Diagnostic {
@@ -226,38 +250,6 @@ fn diagnostic(object: &Object, severity: Severity, message: String) -> Diagnosti
         resource: format!("{}/{}", object.kind, object.name),
         message,
     }
-}
-
-/// Moves everything `from` holds into `into`.
-fn absorb(into: &mut Compiled, from: Compiled) {
-    let Compiled {
-        config,
-        gateways,
-        virtual_services,
-        destination_rules,
-        service_entries,
-    } = from;
-    // every field named, so a new kind of config cannot be forgotten here
-    let MeshConfig {
-        gateways: config_gateways,
-        virtual_services: config_virtual_services,
-        destinations,
-        service_entries: config_service_entries,
-        authentication,
-        authorization,
-        rate_limits,
-    } = config;
-    into.config.gateways.extend(config_gateways);
-    into.config.virtual_services.extend(config_virtual_services);
-    into.config.destinations.extend(destinations);
-    into.config.service_entries.extend(config_service_entries);
-    into.config.authentication.extend(authentication);
-    into.config.authorization.extend(authorization);
-    into.config.rate_limits.extend(rate_limits);
-    into.gateways.extend(gateways);
-    into.virtual_services.extend(virtual_services);
-    into.destination_rules.extend(destination_rules);
-    into.service_entries.extend(service_entries);
 }
 
 /// The checked config, in the same stable order the folder loader gives.

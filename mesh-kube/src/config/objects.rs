@@ -63,6 +63,7 @@ pub(crate) fn to_object(o: &DynamicObject) -> Option<(Key, Object)> {
         kind: types.kind.clone(),
         namespace,
         name,
+        annotations: o.metadata.annotations.clone().unwrap_or_default(),
         spec: o
             .data
             .get("spec")

@@ -14,6 +14,7 @@ fn object(kind: &str, name: &str, spec: serde_json::Value) -> Object {
         kind: kind.into(),
         namespace: "default".into(),
         name: name.into(),
+        annotations: Default::default(),
         spec,
     }
 }
@@ -116,6 +117,7 @@ fn unknown_kinds_warn_and_unknown_versions_are_refused() {
         kind: "Sidecar".into(),
         namespace: String::new(),
         name: "s".into(),
+        annotations: Default::default(),
         spec: serde_json::Value::Null,
     };
     let loaded = load_objects(&[other, skipped]);

@@ -10,6 +10,7 @@ fn vs(name: &str, timeout: &str) -> (Key, Object) {
         kind: "VirtualService".into(),
         namespace: "default".into(),
         name: name.into(),
+        annotations: Default::default(),
         spec: json!({"hosts": ["service2"], "http": [{"timeout": timeout, "route": [{"destination": {"host": "service2"}}]}]}),
     };
     (
