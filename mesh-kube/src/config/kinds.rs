@@ -11,12 +11,28 @@ pub struct MeshKind {
     pub plural: &'static str,
     /// Versions, preferred first.
     pub versions: &'static [&'static str],
+    /// Only this `(namespace, name)`: Istio's mesh config is one ConfigMap, and watching every
+    /// ConfigMap of the cluster would make the watch load grow with the cluster.
+    pub only: Option<(&'static str, &'static str)>,
 }
 
 impl MeshKind {
     /// The name its watch has in the [`crate::Status`]: `group Kind`.
     pub fn watch_name(&self) -> String {
-        format!("{} {}", self.group, self.kind)
+        match (self.group, self.only) {
+            ("", Some((ns, name))) => format!("{} {ns}/{name}", self.kind),
+            ("", None) => self.kind.to_owned(),
+            (group, _) => format!("{group} {}", self.kind),
+        }
+    }
+
+    /// `group/version`, or `version` for the core group.
+    pub fn api_version(&self, version: &str) -> String {
+        if self.group.is_empty() {
+            version.to_owned()
+        } else {
+            format!("{}/{version}", self.group)
+        }
     }
 }
 
@@ -24,62 +40,78 @@ const NETWORKING: &[&str] = &["v1", "v1beta1"];
 const SECURITY: &[&str] = &["v1", "v1beta1"];
 
 /// Every kind the mesh reads: Istio's networking and security kinds (`v1`, falling back to
-/// `v1beta1`), the legacy authentication Policy, and Linkerd's HTTPLocalRateLimitPolicy.
-/// PeerAuthentication is read (and reported as not compiled yet) for the mTLS work.
+/// `v1beta1`), the legacy authentication Policy, Linkerd's HTTPLocalRateLimitPolicy, and
+/// Istio's mesh config (ConfigMap `istio-system/istio`, its `data`).
 pub const MESH_KINDS: &[MeshKind] = &[
     MeshKind {
         group: "networking.istio.io",
         kind: "VirtualService",
         plural: "virtualservices",
         versions: NETWORKING,
+        only: None,
     },
     MeshKind {
         group: "networking.istio.io",
         kind: "DestinationRule",
         plural: "destinationrules",
         versions: NETWORKING,
+        only: None,
     },
     MeshKind {
         group: "networking.istio.io",
         kind: "Gateway",
         plural: "gateways",
         versions: NETWORKING,
+        only: None,
     },
     MeshKind {
         group: "networking.istio.io",
         kind: "ServiceEntry",
         plural: "serviceentries",
         versions: NETWORKING,
+        only: None,
     },
     MeshKind {
         group: "security.istio.io",
         kind: "RequestAuthentication",
         plural: "requestauthentications",
         versions: SECURITY,
+        only: None,
     },
     MeshKind {
         group: "security.istio.io",
         kind: "AuthorizationPolicy",
         plural: "authorizationpolicies",
         versions: SECURITY,
+        only: None,
     },
     MeshKind {
         group: "security.istio.io",
         kind: "PeerAuthentication",
         plural: "peerauthentications",
         versions: SECURITY,
+        only: None,
     },
     MeshKind {
         group: "authentication.istio.io",
         kind: "Policy",
         plural: "policies",
         versions: &["v1beta1", "v1alpha1"],
+        only: None,
     },
     MeshKind {
         group: "policy.linkerd.io",
         kind: "HTTPLocalRateLimitPolicy",
         plural: "httplocalratelimitpolicies",
         versions: &["v1alpha1"],
+        only: None,
+    },
+    MeshKind {
+        group: "",
+        kind: "ConfigMap",
+        plural: "configmaps",
+        versions: &["v1"],
+        only: Some(("istio-system", "istio")),
     },
 ];
 
@@ -90,10 +122,14 @@ pub(crate) async fn served_version(
     kind: &MeshKind,
 ) -> Result<Option<&'static str>, kube::Error> {
     for version in kind.versions {
-        match client
-            .list_api_group_resources(&format!("{}/{version}", kind.group))
-            .await
-        {
+        let served = if kind.group.is_empty() {
+            client.list_core_api_resources(version).await
+        } else {
+            client
+                .list_api_group_resources(&kind.api_version(version))
+                .await
+        };
+        match served {
             Ok(list) if list.resources.iter().any(|r| r.name == kind.plural) => {
                 return Ok(Some(version));
             }

@@ -207,17 +207,25 @@ async fn run_watcher(
     let resource = ApiResource {
         group: kind.group.to_owned(),
         version: version.to_owned(),
-        api_version: format!("{}/{version}", kind.group),
+        api_version: kind.api_version(version),
         kind: kind.kind.to_owned(),
         plural: kind.plural.to_owned(),
     };
-    let api: Api<DynamicObject> = match &options.namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-        None => Api::all_with(client.clone(), &resource),
+    let (api, config): (Api<DynamicObject>, _) = match (kind.only, &options.namespace) {
+        (Some((ns, name)), _) => (
+            Api::namespaced_with(client.clone(), ns, &resource),
+            watcher::Config::default().fields(&format!("metadata.name={name}")),
+        ),
+        (None, Some(ns)) => (
+            Api::namespaced_with(client.clone(), ns, &resource),
+            watcher::Config::default(),
+        ),
+        (None, None) => (
+            Api::all_with(client.clone(), &resource),
+            watcher::Config::default(),
+        ),
     };
-    let mut stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .boxed();
+    let mut stream = watcher(api, config).default_backoff().boxed();
     let mut buffer: Option<BTreeMap<Key, mesh_core::load::Object>> = None;
     let mut synced = false;
     while let Some(item) = stream.next().await {

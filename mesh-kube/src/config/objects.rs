@@ -64,9 +64,14 @@ pub(crate) fn to_object(o: &DynamicObject) -> Option<(Key, Object)> {
         namespace,
         name,
         annotations: o.metadata.annotations.clone().unwrap_or_default(),
+        // a ConfigMap's `data` is what the loader reads in place of a `spec`
         spec: o
             .data
-            .get("spec")
+            .get(if types.kind == "ConfigMap" {
+                "data"
+            } else {
+                "spec"
+            })
             .cloned()
             .unwrap_or(serde_json::Value::Null),
     };

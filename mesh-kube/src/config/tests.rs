@@ -420,3 +420,38 @@ async fn a_403_after_the_sync_is_not_ready_and_recovers_without_a_change() {
         .unwrap();
     assert_eq!(names(&store.load()), ["a"]);
 }
+
+/// Istio's mesh config is one ConfigMap: only it is watched, not every ConfigMap.
+#[tokio::test]
+async fn only_the_mesh_config_map_is_watched() {
+    let server = server().await;
+    for (ns, name) in [("istio-system", "istio"), ("default", "other")] {
+        server
+            .apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": ns}, "data": {"mesh": "{}"}}))
+            .unwrap();
+    }
+    let (_store, readiness, _source) = start(&server);
+    tokio::time::timeout(BOUND, readiness.wait_ready())
+        .await
+        .unwrap();
+    assert_eq!(
+        readiness
+            .status()
+            .watches
+            .get("ConfigMap istio-system/istio"),
+        Some(&WatchPhase::Synced)
+    );
+    let requests = server.requests();
+    let config_maps: Vec<&String> = requests
+        .iter()
+        .filter(|r| r.contains("configmaps"))
+        .collect();
+    assert!(!config_maps.is_empty());
+    assert!(
+        config_maps.iter().all(|r| r
+            .starts_with("GET /api/v1/namespaces/istio-system/configmaps?")
+            && r.contains("fieldSelector=metadata.name%3Distio")),
+        "{config_maps:#?}"
+    );
+}
