@@ -30,11 +30,13 @@ pub(crate) mod dispatch;
 mod documents;
 mod hosts;
 mod lines;
+mod objects;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use hosts::{CLUSTER_DOMAIN, canonical_host, host_matches};
+pub use objects::{Object, ObjectsLoaded, RefusedObject, load_objects};
 
 use crate::compile::{Cx, LineIndex};
 use crate::diag::{ConfigErrors, Diagnostic, Severity};
