@@ -62,6 +62,12 @@ impl PeerIdentity {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct LocalPeerAlias(pub String);
 
+/// The workload's own identity on a mutual TLS connection (the `spiffe://` URI of the
+/// certificate it presented), put in request extensions by the mutual TLS transport beside
+/// [`PeerIdentity`]; metrics report it as `destination_principal`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LocalIdentity(pub Arc<str>);
+
 /// The authenticated end user (the verified caller): put in the request extensions by JWT
 /// authentication when a token verifies, and read from there by authorization
 /// (`requestPrincipals`, `request.auth.*` conditions), per-client rate limits and the

@@ -166,6 +166,9 @@ where
             if let Some(alias) = &peer.alias {
                 ext.insert(alias.clone());
             }
+            if let Some(local) = &peer.local {
+                ext.insert(local.clone());
+            }
         }
         let req = req.map(Body::new);
         let waiting = match self.service.try_borrow_mut() {

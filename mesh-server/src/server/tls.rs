@@ -13,7 +13,7 @@ use mesh_core::watch::ConfigSource;
 use mesh_tls::{AcceptError, Acceptor, MeshStream, MeshTls, Mode, SpiffeId, TrustDomain};
 
 use super::Workload;
-use crate::context::{LocalPeerAlias, PeerIdentity};
+use crate::context::{LocalIdentity, LocalPeerAlias, PeerIdentity};
 
 /// Mutual TLS for one workload's listen port(s); cheap to clone.
 #[derive(Clone, Debug)]
@@ -29,6 +29,7 @@ pub struct InboundTls {
 pub(crate) struct PeerContext {
     pub(crate) identity: PeerIdentity,
     pub(crate) alias: Option<LocalPeerAlias>,
+    pub(crate) local: Option<LocalIdentity>,
 }
 
 impl InboundTls {
@@ -115,9 +116,15 @@ impl InboundTls {
         let default = TrustDomain::cluster_local();
         let alias = (ours && *id.trust_domain() != default)
             .then(|| LocalPeerAlias(id.with_trust_domain(default).principal()));
+        let local = self
+            .tls
+            .source()
+            .current()
+            .map(|c| LocalIdentity(Arc::from(c.identity().to_string())));
         PeerContext {
             identity: PeerIdentity(id.principal()),
             alias,
+            local,
         }
     }
 }
