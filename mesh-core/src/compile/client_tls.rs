@@ -95,6 +95,14 @@ pub(crate) fn compile(
     if cx.error_count() > before {
         return None;
     }
+    if mode != ClientTlsMode::Disable {
+        // Compiled for the client to use; until its transport speaks TLS, say so loudly
+        // rather than let a TLS destination look protected.
+        cx.warn(
+            &format!("{path}.mode"),
+            "outbound TLS is not wired into the mesh client yet: requests to this destination are sent in plaintext",
+        );
+    }
     Some(ClientTls {
         mode,
         client_certificate,
