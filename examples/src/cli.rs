@@ -43,6 +43,23 @@ pub struct CommonArgs {
     /// Folder of Istio manifests (watched: changes apply without a restart).
     #[arg(long, default_value = DEFAULT_CONFIG)]
     pub config: PathBuf,
+    /// The workload certificate in Istio's file layout (cert-chain.pem, key.pem,
+    /// root-cert.pem), watched: the listen port then follows PeerAuthentication.
+    #[arg(long)]
+    pub certs: Option<PathBuf>,
+    /// The workload's namespace (policies apply from it and from istio-system).
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+}
+
+impl CommonArgs {
+    /// The identity flags: `--certs` and `--namespace`.
+    pub fn identity(&self) -> crate::mesh::Identity {
+        crate::mesh::Identity {
+            certs: self.certs.clone(),
+            namespace: self.namespace.clone(),
+        }
+    }
 }
 
 /// Flags of service1, service2 and service3.

@@ -122,6 +122,8 @@ pub struct GatewaySpec {
     pub gateway: Option<String>,
     /// The config folder.
     pub config: std::path::PathBuf,
+    /// `--certs` and `--namespace`.
+    pub identity: crate::mesh::Identity,
 }
 
 /// Starts the gateway on the given listeners; it stops when `shutdown` is triggered.
@@ -139,12 +141,14 @@ pub fn start_gateway(
     let admin_addr = admin
         .local_addr()
         .map_err(|source| StartError::Bind { addr, source })?;
-    let mesh = MeshRuntime::start(&spec.config)?;
+    // The gateway's ports follow the Gateway resource, not PeerAuthentication (as in Istio):
+    // its certificate is its identity towards the services.
+    let mesh = MeshRuntime::start_with_certs(&spec.config, spec.identity.certs.as_deref())?;
     let config = mesh.config();
     let gateway = find_gateway(&config, spec.gateway.as_deref()).ok_or_else(|| {
         StartError::NoGateway(spec.gateway.clone().unwrap_or_else(|| "(any)".to_owned()))
     })?;
-    let workload = Workload::new("gateway", "v1");
+    let workload = Workload::new("gateway", "v1").in_namespace(&spec.identity.namespace);
     let client = mesh.gateway_client(&workload, &gateway.origin.name);
     let state = Arc::new(GatewayState::new(gateway, client));
     let ready = crate::admin::Ready::default();
@@ -152,6 +156,7 @@ pub fn start_gateway(
         crate::run::spawn_serve_mesh(
             listener,
             mesh.gateway_server(app(state), &workload),
+            None,
             shutdown,
         ),
         crate::run::spawn_serve(admin, mesh.admin(&ready), shutdown),

@@ -167,6 +167,7 @@ impl Lab {
             faults,
             plain: false,
             config: config.clone(),
+            identity: crate::mesh::Identity::default(),
         };
         let service3 = start_service(
             &spec("service3", "v1", Faults::default()),
@@ -196,6 +197,7 @@ impl Lab {
             &GatewaySpec {
                 gateway: None,
                 config,
+                identity: crate::mesh::Identity::default(),
             },
             l_gw,
             any_port().await?,

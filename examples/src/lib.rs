@@ -19,6 +19,7 @@ pub mod lab;
 pub mod mesh;
 pub mod run;
 pub mod scenarios;
+pub mod tls;
 pub mod upstream;
 
 /// The README's code example, compiled as a doc test so that it stays true.

@@ -25,15 +25,34 @@ use mesh_telemetry::{MeshMetrics, WorkloadLabels};
 
 use crate::upstream::{Upstream, UpstreamFuture};
 
-/// Who an app is: the `app` and `version` labels the mesh selects policies and subsets by.
+/// Who an app is: the `app` and `version` labels the mesh selects policies and subsets by, and
+/// its namespace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Workload {
     /// The `app` label (`service1`, `gateway`...).
     pub app: String,
     /// The `version` label.
     pub version: String,
-    /// The namespace (`default` in a folder unless set).
+    /// The namespace (`default` unless `--namespace` says otherwise).
     pub namespace: String,
+}
+
+/// An app's identity flags: `--certs DIR` and `--namespace NS`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// The workload certificate folder (Istio's file layout), if any.
+    pub certs: Option<PathBuf>,
+    /// The namespace.
+    pub namespace: String,
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Self {
+            certs: None,
+            namespace: "default".to_owned(),
+        }
+    }
 }
 
 impl Workload {
@@ -50,6 +69,12 @@ impl Workload {
     /// (`service2-v1`), what the `source_workload`/`destination_workload` labels say.
     pub fn name(&self) -> String {
         format!("{}-{}", self.app, self.version)
+    }
+
+    /// The same workload in `namespace`.
+    pub fn in_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
     }
 
     /// Its labels: `app` and `version`.
@@ -165,6 +190,7 @@ struct RuntimeInner {
     metrics: MeshMetrics,
     jwks: JwksCache,
     transport: Option<mesh_client::transport::Transport>,
+    tls: crate::tls::WorkloadTls,
     _watch: WatchHandle,
     _discovery: StaticDiscovery,
     _following: Following,
@@ -174,7 +200,13 @@ impl MeshRuntime {
     /// Loads `dir`, starts watching it, and keeps the endpoint registry following its
     /// ServiceEntries. Needs a Tokio runtime.
     pub fn start(dir: &Path) -> Result<Self, StartError> {
-        Self::start_inner(dir, None)
+        Self::start_inner(dir, None, None)
+    }
+
+    /// [`MeshRuntime::start`] with the workload certificate in `certs` (Istio's file layout,
+    /// watched), when given: the listen port then follows PeerAuthentication.
+    pub fn start_with_certs(dir: &Path, certs: Option<&Path>) -> Result<Self, StartError> {
+        Self::start_inner(dir, None, certs)
     }
 
     /// [`MeshRuntime::start`] whose clients send through `transport` (e.g.
@@ -183,12 +215,13 @@ impl MeshRuntime {
         dir: &Path,
         transport: mesh_client::transport::Transport,
     ) -> Result<Self, StartError> {
-        Self::start_inner(dir, Some(transport))
+        Self::start_inner(dir, Some(transport), None)
     }
 
     fn start_inner(
         dir: &Path,
         transport: Option<mesh_client::transport::Transport>,
+        certs: Option<&Path>,
     ) -> Result<Self, StartError> {
         let store = ConfigStore::from_paths(&[dir]).map_err(|errors| StartError::Config {
             dir: dir.to_owned(),
@@ -205,6 +238,10 @@ impl MeshRuntime {
         let following = registry.follow(&discovery);
         let metrics = MeshMetrics::new();
         let jwks = JwksCache::new().map_err(|e| StartError::Jwks(e.to_string()))?;
+        let tls = certs.map_or_else(
+            crate::tls::WorkloadTls::none,
+            crate::tls::WorkloadTls::watch,
+        );
         let inner = RuntimeInner {
             dir: dir.to_owned(),
             store,
@@ -212,6 +249,7 @@ impl MeshRuntime {
             metrics,
             jwks,
             transport,
+            tls,
             _watch: watch,
             _discovery: discovery,
             _following: following,
@@ -314,7 +352,7 @@ impl MeshRuntime {
             .wrap(router)
     }
 
-    fn mesh_server(&self, workload: &Workload) -> MeshServer {
+    fn server_workload(workload: &Workload) -> mesh_server::Workload {
         let mut server_workload = mesh_server::Workload::new(&workload.app)
             .version(&workload.version)
             .namespace(&workload.namespace)
@@ -322,14 +360,57 @@ impl MeshRuntime {
         for (k, v) in &workload.labels() {
             server_workload = server_workload.label(k, v);
         }
-        MeshServer::new(server_workload, self.inner.store.clone())
+        server_workload
+    }
+
+    /// Mutual TLS on `workload`'s listen port, as PeerAuthentication says: with `--certs` the
+    /// workload's certificate; without, PERMISSIVE serves plaintext and STRICT fails closed.
+    /// `None` only when the TLS server cannot be built at all (logged).
+    pub fn inbound_tls(&self, workload: &Workload) -> Option<mesh_server::server::InboundTls> {
+        let tls = &self.inner.tls;
+        match mesh_server::server::InboundTls::new(
+            tls.mesh_tls(),
+            &Self::server_workload(workload),
+            self.inner.store.clone(),
+        ) {
+            Ok(inbound) => Some(inbound),
+            Err(error) => {
+                tracing::error!(%error, "mutual TLS unavailable: cannot build the TLS server");
+                None
+            }
+        }
+    }
+
+    /// The workload certificate (empty without `--certs`).
+    pub fn workload_tls(&self) -> &crate::tls::WorkloadTls {
+        &self.inner.tls
+    }
+
+    fn mesh_server(&self, workload: &Workload) -> MeshServer {
+        MeshServer::new(Self::server_workload(workload), self.inner.store.clone())
             .with_jwks_cache(self.inner.jwks.clone())
             .with_metrics(self.inner.metrics.clone())
     }
 
     /// The admin endpoints (`/metrics`, `/healthz`, `/config_dump`) of this app.
     pub fn admin(&self, ready: &Ready) -> Router {
+        self.admin_with(ready, None)
+    }
+
+    /// [`MeshRuntime::admin`] whose `/healthz` also reports why `inbound` refuses connections on
+    /// `port` (STRICT without a certificate).
+    pub fn admin_with(
+        &self,
+        ready: &Ready,
+        inbound: Option<(mesh_server::server::InboundTls, u16)>,
+    ) -> Router {
         let store = self.inner.store.clone();
+        let certs = self
+            .inner
+            .tls
+            .dir()
+            .is_some()
+            .then(|| self.inner.tls.clone());
         let view: ConfigView = Arc::new(move || {
             let last = store.last_reload().map(|r| {
                 serde_json::json!({
@@ -339,9 +420,21 @@ impl MeshRuntime {
                     "warnings": r.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 })
             });
-            mesh_config_view(&store.snapshot(), store.generation(), last)
+            let mut view = mesh_config_view(&store.snapshot(), store.generation(), last);
+            if let (Some(certs), Some(map)) = (&certs, view.as_object_mut()) {
+                map.insert("certificates".to_owned(), certs.view());
+            }
+            view
         });
-        mesh_server::admin::router(self.inner.metrics.clone(), ready.flag(), view)
+        match inbound {
+            None => mesh_server::admin::router(self.inner.metrics.clone(), ready.flag(), view),
+            Some((inbound, port)) => mesh_server::admin::router_with_health(
+                self.inner.metrics.clone(),
+                ready.flag(),
+                view,
+                Arc::new(move || inbound.unready_reason(port)),
+            ),
+        }
     }
 }
 

@@ -97,14 +97,22 @@ pub fn spawn_serve(listener: TcpListener, router: Router, shutdown: &Shutdown) -
 
 /// Serves a mesh-wrapped service on `listener` with mesh-server's server (it tells the inbound
 /// layers the caller's address) until `shutdown`, then lets in-flight requests finish.
+///
+/// With `tls`, each connection is accepted under the PeerAuthentication mode in force for the
+/// workload and the listen port (mutual TLS and plaintext, or mutual TLS only).
 pub fn spawn_serve_mesh(
     listener: TcpListener,
     service: InboundStack,
+    tls: Option<mesh_server::server::InboundTls>,
     shutdown: &Shutdown,
 ) -> JoinHandle<()> {
     let stop = shutdown.wait();
     tokio::spawn(async move {
-        if let Err(e) = mesh_server::serve(listener, service, stop).await {
+        let served = match tls {
+            Some(tls) => mesh_server::server::serve_tls(listener, service, tls, stop).await,
+            None => mesh_server::serve(listener, service, stop).await,
+        };
+        if let Err(e) = served {
             tracing::error!(%e, "server stopped with an error");
         }
     })
@@ -123,6 +131,8 @@ pub struct ServiceSpec {
     pub plain: bool,
     /// The config folder.
     pub config: PathBuf,
+    /// `--certs` and `--namespace`.
+    pub identity: crate::mesh::Identity,
 }
 
 /// A started app.
@@ -155,7 +165,7 @@ pub fn start_service(
     let admin_addr = admin
         .local_addr()
         .map_err(|source| StartError::Bind { addr, source })?;
-    let workload = Workload::new(&spec.name, &spec.version);
+    let workload = Workload::new(&spec.name, &spec.version).in_namespace(&spec.identity.namespace);
     let ready = Ready::default();
     let (state, runtime, tasks) = if spec.plain {
         let config = load_config(&spec.config)?;
@@ -185,19 +195,22 @@ pub fn start_service(
         ];
         (state, None, tasks)
     } else {
-        let mesh = MeshRuntime::start(&spec.config)?;
+        let mesh = MeshRuntime::start_with_certs(&spec.config, spec.identity.certs.as_deref())?;
         let mut state = AppState::new(&spec.name, &spec.version).with_faults(spec.faults);
         if let Some(host) = upstream_of(&spec.name) {
             state = state.with_upstream(host, mesh.client(&workload));
         }
         let state = Arc::new(state);
+        let inbound = mesh.inbound_tls(&workload);
+        let health = inbound.clone().map(|tls| (tls, addr.port()));
         let tasks = vec![
             spawn_serve_mesh(
                 listener,
                 mesh.server(app(state.clone()), &workload),
+                inbound,
                 shutdown,
             ),
-            spawn_serve(admin, mesh.admin(&ready), shutdown),
+            spawn_serve(admin, mesh.admin_with(&ready, health), shutdown),
         ];
         (state, Some(mesh), tasks)
     };
@@ -228,6 +241,7 @@ pub async fn service_main(
             faults: args.faults()?,
             plain: args.plain,
             config: args.common.config.clone(),
+            identity: args.common.identity(),
         };
         let listener = bind(
             args.common

@@ -36,6 +36,10 @@ use tokio::task::JoinHandle;
 /// Produces the `/config_dump` JSON (called per request to `/config_dump`).
 pub type ConfigView = Arc<dyn Fn() -> Value + Send + Sync>;
 
+/// Why the workload cannot serve right now, if it cannot (called per request to `/healthz`):
+/// `Some(reason)` makes `/healthz` answer 503 with the reason even while ready.
+pub type HealthCheck = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
 /// Admin server failures.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -55,6 +59,7 @@ struct AdminState {
     metrics: MeshMetrics,
     ready: Arc<AtomicBool>,
     config: ConfigView,
+    health: Option<HealthCheck>,
 }
 
 /// Entry point: see [`AdminServer::bind`].
@@ -102,6 +107,26 @@ impl AdminServer {
 
 /// The admin endpoints as a router (for embedding in an existing server).
 pub fn router(metrics: MeshMetrics, ready: Arc<AtomicBool>, config: ConfigView) -> Router {
+    router_inner(metrics, ready, config, None)
+}
+
+/// [`router`] whose `/healthz` also asks `health` why the workload cannot serve (STRICT mutual
+/// TLS without a certificate, say).
+pub fn router_with_health(
+    metrics: MeshMetrics,
+    ready: Arc<AtomicBool>,
+    config: ConfigView,
+    health: HealthCheck,
+) -> Router {
+    router_inner(metrics, ready, config, Some(health))
+}
+
+fn router_inner(
+    metrics: MeshMetrics,
+    ready: Arc<AtomicBool>,
+    config: ConfigView,
+    health: Option<HealthCheck>,
+) -> Router {
     Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/stats/prometheus", get(metrics_handler))
@@ -112,6 +137,7 @@ pub fn router(metrics: MeshMetrics, ready: Arc<AtomicBool>, config: ConfigView) 
             metrics,
             ready,
             config,
+            health,
         })
 }
 
@@ -130,6 +156,9 @@ async fn metrics_handler(State(s): State<AdminState>, headers: HeaderMap) -> Res
 }
 
 async fn healthz(State(s): State<AdminState>) -> Response {
+    if let Some(reason) = s.health.as_ref().and_then(|h| h()) {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response();
+    }
     if s.ready.load(Ordering::Acquire) {
         (StatusCode::OK, "ok\n").into_response()
     } else {

@@ -3,7 +3,8 @@
 //!
 //! Every layer depends on this module; it depends on none of them. Who sets what:
 //! - [`RemoteAddr`] and [`LocalAddr`]: [`serve`](crate::serve) (or a transport that knows better);
-//! - [`PeerIdentity`]: a transport that authenticates peers (mutual TLS);
+//! - [`PeerIdentity`] (and [`LocalPeerAlias`]): a transport that authenticates peers (mutual
+//!   TLS, [`serve_tls`](crate::server::serve_tls));
 //! - [`Principal`]: JWT authentication ([`crate::jwt`]), when a token verifies.
 //!
 //! Authorization, the per-client rate limits and the application read them.
@@ -52,6 +53,20 @@ impl PeerIdentity {
         None
     }
 }
+
+/// The peer's principal spelled under Istio's default trust domain (`cluster.local/ns/NS/sa/SA`),
+/// put beside [`PeerIdentity`] by the mutual TLS transport when the peer's certificate is under
+/// the local trust domain (or one of its aliases) and that is not `cluster.local`: Istio reads
+/// `cluster.local/...` in a policy as the local trust domain, so `principals` and
+/// `source.principal` match either spelling.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LocalPeerAlias(pub String);
+
+/// The workload's own identity on a mutual TLS connection (the `spiffe://` URI of the
+/// certificate it presented), put in request extensions by the mutual TLS transport beside
+/// [`PeerIdentity`]; metrics report it as `destination_principal`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LocalIdentity(pub Arc<str>);
 
 /// The authenticated end user (the verified caller): put in the request extensions by JWT
 /// authentication when a token verifies, and read from there by authorization

@@ -327,7 +327,9 @@ pub use self::inbound::{InboundFuture, InboundService, IntoBody, IntoBodyFuture}
 // === serve ===
 
 mod serve;
-pub use self::serve::serve;
+mod tls;
+pub use self::serve::{serve, serve_tls};
+pub use self::tls::InboundTls;
 
 #[cfg(test)]
 mod tests;

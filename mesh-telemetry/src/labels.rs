@@ -188,13 +188,26 @@ impl PeerLabels {
         destination: WorkloadLabels,
         service: ServiceLabels,
     ) -> Arc<Self> {
+        Self::with_security(reporter, source, destination, service, false)
+    }
+
+    /// [`PeerLabels::new`] for a connection that is (`mutual_tls`) or is not mutual TLS:
+    /// `connection_security_policy` is `mutual_tls` then.
+    pub fn with_security(
+        reporter: Reporter,
+        source: WorkloadLabels,
+        destination: WorkloadLabels,
+        service: ServiceLabels,
+        mutual_tls: bool,
+    ) -> Arc<Self> {
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        (reporter, &source, &destination, &service).hash(&mut h);
+        (reporter, &source, &destination, &service, mutual_tls).hash(&mut h);
         // Istio reports `unknown` on the source side and `none` on the destination side when
-        // the connection is plain text (we speak plain HTTP between peers today).
-        let connection_security_policy = match reporter {
-            Reporter::Source => UNKNOWN,
-            Reporter::Destination => "none",
+        // the connection is plain text.
+        let connection_security_policy = match (mutual_tls, reporter) {
+            (true, _) => "mutual_tls",
+            (false, Reporter::Source) => UNKNOWN,
+            (false, Reporter::Destination) => "none",
         };
         Arc::new(PeerLabels {
             reporter,
@@ -240,6 +253,7 @@ impl PartialEq for PeerLabels {
             && self.source == other.source
             && self.destination == other.destination
             && self.service == other.service
+            && self.connection_security_policy == other.connection_security_policy
     }
 }
 

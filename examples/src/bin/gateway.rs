@@ -42,6 +42,7 @@ async fn main() -> std::process::ExitCode {
         let spec = GatewaySpec {
             gateway: cli.gateway.clone(),
             config: cli.common.config.clone(),
+            identity: cli.common.identity(),
         };
         start_gateway(&spec, listener, admin, &shutdown)
     }

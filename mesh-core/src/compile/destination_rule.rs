@@ -3,17 +3,18 @@
 //!
 //! Merge order for a subset and port, most specific last: the rule's policy, the rule's
 //! `portLevelSettings` for that port, the subset's policy, the subset's `portLevelSettings` for
-//! that port. Each of `loadBalancer`, `connectionPool`, `outlierDetection` is replaced as a whole
+//! that port. Each of `loadBalancer`, `connectionPool`, `outlierDetection`, `tls` is replaced as a whole
 //! by a more specific one that sets it (Istio's component-level merge).
 
 use std::collections::BTreeSet;
 
 use super::Cx;
+use super::client_tls;
 use super::common::{non_negative, opt_duration, percent_value, port};
 use super::load_balancer::load_balancer;
 use crate::policy::{
-    ConnectionPool, DestinationPolicy, LoadBalancer, OutlierDetection, RetryBudget, Subset,
-    TrafficPolicy,
+    ClientTls, ConnectionPool, DestinationPolicy, LoadBalancer, OutlierDetection, RetryBudget,
+    Subset, TrafficPolicy,
 };
 use crate::spec::DestinationRuleSpec;
 use crate::spec::destination_rule::{
@@ -82,6 +83,7 @@ pub(crate) fn compile(spec: &DestinationRuleSpec, cx: &mut Cx<'_>) -> Option<Des
 /// The components a `trafficPolicy` (or one port's settings) sets, before merging.
 #[derive(Clone, Debug, Default)]
 struct Components {
+    tls: Option<ClientTls>,
     load_balancer: Option<LoadBalancer>,
     connection_pool: Option<ConnectionPool>,
     outlier_detection: Option<OutlierDetection>,
@@ -89,6 +91,9 @@ struct Components {
 
 impl Components {
     fn apply(&self, to: &mut TrafficPolicy) {
+        if let Some(tls) = &self.tls {
+            to.tls = Some(tls.clone());
+        }
         if let Some(lb) = &self.load_balancer {
             to.load_balancer = lb.clone();
         }
@@ -112,7 +117,6 @@ struct Partial {
 impl Partial {
     fn compile(tp: &TrafficPolicySpec, path: &str, cx: &mut Cx<'_>) -> Self {
         for (field, set) in [
-            ("tls", tp.tls.is_some()),
             ("tunnel", tp.tunnel.is_some()),
             ("proxyProtocol", tp.proxy_protocol.is_some()),
         ] {
@@ -120,19 +124,20 @@ impl Partial {
                 cx.unsupported(&format!("{path}.{field}"));
             }
         }
-        let top = components(
+        let mut top = components(
             tp.load_balancer.as_ref(),
             tp.connection_pool.as_ref(),
             tp.outlier_detection.as_ref(),
             path,
             cx,
         );
+        top.tls = tp
+            .tls
+            .as_ref()
+            .and_then(|t| client_tls::compile(t, &format!("{path}.tls"), cx));
         let mut ports: Vec<(u16, Components)> = Vec::new();
         for (i, pl) in tp.port_level_settings.iter().enumerate() {
             let p = format!("{path}.portLevelSettings[{i}]");
-            if pl.tls.is_some() {
-                cx.unsupported(&format!("{p}.tls"));
-            }
             let number = match pl.port.as_ref().and_then(|ps| ps.number) {
                 None => {
                     cx.error(&format!("{p}.port.number"), "is required");
@@ -150,13 +155,17 @@ impl Partial {
                 );
                 continue;
             }
-            let c = components(
+            let mut c = components(
                 pl.load_balancer.as_ref(),
                 pl.connection_pool.as_ref(),
                 pl.outlier_detection.as_ref(),
                 &p,
                 cx,
             );
+            c.tls = pl
+                .tls
+                .as_ref()
+                .and_then(|t| client_tls::compile(t, &format!("{p}.tls"), cx));
             ports.push((number, c));
         }
         let retry_budget = tp
@@ -213,6 +222,7 @@ fn components(
     cx: &mut Cx<'_>,
 ) -> Components {
     Components {
+        tls: None,
         load_balancer: lb.and_then(|lb| load_balancer(lb, &format!("{path}.loadBalancer"), cx)),
         connection_pool: pool
             .and_then(|p| connection_pool(p, &format!("{path}.connectionPool"), cx)),

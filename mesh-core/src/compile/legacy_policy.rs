@@ -6,24 +6,33 @@ use super::request_authentication::{
 };
 use crate::compile::Cx;
 use crate::policy::{
-    AuthnPolicy, JwtRule, Labels, Pattern, StringMatch, TriggerRule, WorkloadSelector,
+    AuthnPolicy, JwtRule, Labels, MtlsMode, Pattern, PeerAuthnPolicy, StringMatch, TriggerRule,
+    WorkloadSelector,
 };
 use crate::spec::security::LegacyPolicySpec;
 use crate::spec::security::legacy_policy::{
     LegacyJwtSpec, LegacyStringMatchSpec, LegacyTriggerRuleSpec,
 };
 
+/// What one legacy Policy means: end-user authentication and peer authentication.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LegacyCompiled {
+    /// The JWT part, one per target.
+    pub(crate) authentication: Vec<AuthnPolicy>,
+    /// The `peers` part, one per target: `mtls` is STRICT (PERMISSIVE with `mode: PERMISSIVE`
+    /// or `peerIsOptional: true`), as Istio 1.x read it.
+    pub(crate) peers: Vec<PeerAuthnPolicy>,
+}
+
 /// The legacy `authentication.istio.io` Policy → one [`AuthnPolicy`] per target (selecting
 /// `app: <target name>`), or one for every workload when `targets` is absent. It requires a
 /// valid token (`require_token`) unless `originIsOptional`; no authorization policy is needed
-/// for that (a missing token is refused with 401 by the JWT layer, as Istio 1.x did).
-pub(crate) fn compile(spec: &LegacyPolicySpec, cx: &mut Cx<'_>) -> Option<Vec<AuthnPolicy>> {
+/// for that (a missing token is refused with 401 by the JWT layer, as Istio 1.x did). `peers:
+/// [mtls]` becomes a [`PeerAuthnPolicy`] per target.
+pub(crate) fn compile(spec: &LegacyPolicySpec, cx: &mut Cx<'_>) -> Option<LegacyCompiled> {
     let mut ok = true;
-    if !spec.peers.is_empty() {
-        cx.error(
-            "spec.peers",
-            "peer (mTLS) authentication is not supported yet by this mesh",
-        );
+    let peer_mode = peer_mode(spec, cx);
+    if peer_mode.is_err() {
         ok = false;
     }
     match spec.principal_binding.as_deref() {
@@ -93,29 +102,107 @@ pub(crate) fn compile(spec: &LegacyPolicySpec, cx: &mut Cx<'_>) -> Option<Vec<Au
         }
         rules.push(rule);
     }
+    let Ok(peer_mode) = peer_mode else {
+        return None;
+    };
     if !ok {
         return None;
     }
-    if rules.is_empty() {
-        cx.warn(
-            "spec.origins",
-            "is empty: this Policy authenticates nothing",
-        );
-        return Some(Vec::new());
-    }
-    let trigger_rules = triggers.unwrap_or_default();
-    Some(
-        selectors
-            .into_iter()
-            .map(|selector| AuthnPolicy {
+    let peers: Vec<PeerAuthnPolicy> = match peer_mode {
+        None => Vec::new(),
+        Some(mode) => selectors
+            .iter()
+            .map(|selector| PeerAuthnPolicy {
                 origin: cx.origin().clone(),
-                selector,
-                rules: rules.clone(),
-                require_token: !spec.origin_is_optional,
-                trigger_rules: trigger_rules.clone(),
+                selector: selector.clone(),
+                mode,
+                port_level: Default::default(),
             })
             .collect(),
-    )
+    };
+    if rules.is_empty() {
+        if peers.is_empty() {
+            cx.warn(
+                "spec.origins",
+                "is empty: this Policy authenticates nothing",
+            );
+        }
+        return Some(LegacyCompiled {
+            authentication: Vec::new(),
+            peers,
+        });
+    }
+    let trigger_rules = triggers.unwrap_or_default();
+    let authentication = selectors
+        .into_iter()
+        .map(|selector| AuthnPolicy {
+            origin: cx.origin().clone(),
+            selector,
+            rules: rules.clone(),
+            require_token: !spec.origin_is_optional,
+            trigger_rules: trigger_rules.clone(),
+        })
+        .collect();
+    Some(LegacyCompiled {
+        authentication,
+        peers,
+    })
+}
+
+/// `peers`: `None` without any; `[{mtls: {}}]` (or `mtls: null`) is STRICT, `mode: PERMISSIVE`
+/// or `peerIsOptional: true` PERMISSIVE. Other peer methods are refused.
+fn peer_mode(spec: &LegacyPolicySpec, cx: &mut Cx<'_>) -> Result<Option<MtlsMode>, ()> {
+    let mut mode = None;
+    let mut ok = true;
+    for (i, peer) in spec.peers.iter().enumerate() {
+        let path = format!("spec.peers[{i}]");
+        let Some(mtls) = peer.as_object().and_then(|o| o.get("mtls")) else {
+            cx.error(
+                &path,
+                "only `mtls` peer authentication is supported (Istio 1.x's other method, `jwt`, is end-user authentication: use `origins`)",
+            );
+            ok = false;
+            continue;
+        };
+        let written = match mtls {
+            serde_json::Value::Null => None,
+            serde_json::Value::Object(o) => match o.get("mode") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(serde_json::Value::String(m)) => Some(m.as_str()),
+                Some(other) => {
+                    cx.error(
+                        &format!("{path}.mtls.mode"),
+                        format!("{other} is not a mode"),
+                    );
+                    ok = false;
+                    continue;
+                }
+            },
+            other => {
+                cx.error(&format!("{path}.mtls"), format!("{other} is not a mapping"));
+                ok = false;
+                continue;
+            }
+        };
+        match written {
+            None | Some("STRICT") => mode = Some(mode.unwrap_or(MtlsMode::Strict)),
+            Some("PERMISSIVE") => mode = Some(MtlsMode::Permissive),
+            Some(other) => {
+                cx.error(
+                    &format!("{path}.mtls.mode"),
+                    format!("unknown mode `{other}` (STRICT or PERMISSIVE)"),
+                );
+                ok = false;
+            }
+        }
+    }
+    if !ok {
+        return Err(());
+    }
+    if spec.peer_is_optional == Some(true) && mode.is_some() {
+        mode = Some(MtlsMode::Permissive);
+    }
+    Ok(mode)
 }
 
 fn legacy_jwt(

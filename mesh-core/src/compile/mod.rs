@@ -117,6 +117,7 @@ impl<'a> Cx<'a> {
 
 pub(crate) mod annotations;
 pub(crate) mod authz;
+pub(crate) mod client_tls;
 pub(crate) mod common;
 pub(crate) mod destination_rule;
 pub mod duration;

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use super::Cx;
 use super::common::{non_negative, port};
-use crate::policy::{Resolution, ServiceEntryPolicy, ServicePort, WorkloadEndpoint};
+use crate::policy::{
+    Resolution, ServiceAccount, ServiceEntryPolicy, ServicePort, WorkloadEndpoint,
+};
 use crate::spec::ServiceEntrySpec;
 
 const RESOLUTIONS: [(&str, Resolution); 4] = [
@@ -98,9 +100,22 @@ pub(crate) fn compile(spec: &ServiceEntrySpec, cx: &mut Cx<'_>) -> Option<Servic
         if e.network.is_some() {
             cx.unsupported(&format!("{path}.network"));
         }
-        if e.service_account.is_some() {
-            cx.unsupported(&format!("{path}.serviceAccount"));
-        }
+        let service_account = match e.service_account.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(name) if valid_service_account(name) => Some(ServiceAccount {
+                namespace: cx.origin().namespace.clone(),
+                name: name.to_owned(),
+            }),
+            Some(name) => {
+                cx.error(
+                    &format!("{path}.serviceAccount"),
+                    format!(
+                        "`{name}` is not a service account name (a bare name such as `service2`, in the ServiceEntry's namespace)"
+                    ),
+                );
+                None
+            }
+        };
         let address = match e.address.as_deref().map(str::trim) {
             Some(a) if !a.is_empty() => a.to_owned(),
             _ => {
@@ -133,6 +148,7 @@ pub(crate) fn compile(spec: &ServiceEntrySpec, cx: &mut Cx<'_>) -> Option<Servic
             labels: e.labels.clone(),
             weight,
             locality: e.locality.clone(),
+            service_account,
         });
     }
     if resolution == Resolution::Static && endpoints.is_empty() && spec.workload_selector.is_none()
@@ -154,4 +170,16 @@ pub(crate) fn compile(spec: &ServiceEntrySpec, cx: &mut Cx<'_>) -> Option<Servic
         endpoints,
         mesh_internal,
     })
+}
+
+/// A Kubernetes service account name: a DNS-1123 subdomain (lower-case letters, digits, `-`
+/// and `.`, starting and ending alphanumeric, at most 253 bytes).
+fn valid_service_account(name: &str) -> bool {
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 253
+        && bytes.iter().all(|&b| alnum(b) || b == b'-' || b == b'.')
+        && bytes.first().is_some_and(|&b| alnum(b))
+        && bytes.last().is_some_and(|&b| alnum(b))
 }

@@ -11,7 +11,7 @@ use crate::diag::{Diagnostic, Severity};
 use crate::spec::mesh_config::MeshConfigMapData;
 use crate::spec::security::{
     AuthorizationPolicySpec, HttpLocalRateLimitPolicySpec, LegacyPolicySpec,
-    RequestAuthenticationSpec,
+    PeerAuthenticationSpec, RequestAuthenticationSpec,
 };
 use crate::spec::{DestinationRuleSpec, GatewaySpec, ServiceEntrySpec, VirtualServiceSpec};
 
@@ -24,6 +24,7 @@ pub(crate) enum Kind {
     ServiceEntry,
     RequestAuthentication,
     AuthorizationPolicy,
+    PeerAuthentication,
     LegacyPolicy,
     HttpLocalRateLimitPolicy,
     /// A core `v1` ConfigMap: Istio's mesh config when it is `istio-system/istio`.
@@ -55,6 +56,7 @@ const GROUPS: [Group; 4] = [
         &[
             ("RequestAuthentication", Kind::RequestAuthentication),
             ("AuthorizationPolicy", Kind::AuthorizationPolicy),
+            ("PeerAuthentication", Kind::PeerAuthentication),
         ],
     ),
     (
@@ -173,13 +175,22 @@ pub(crate) fn compile_manifest(
                 }
             }
         }
+        Kind::PeerAuthentication => {
+            if let Some(p) = spec::<PeerAuthenticationSpec>(m, &mut cx)
+                .and_then(|s| compile::peer_authentication::compile(&s, &mut cx))
+            {
+                out.config.peer_authentication.push(p);
+            }
+        }
         Kind::LegacyPolicy => {
-            // Only authentication: the token the legacy Policy requires is enforced (401) by the
-            // JWT layer itself, as Istio 1.x did, so it adds no authorization policy.
-            if let Some(authn) = spec::<LegacyPolicySpec>(m, &mut cx)
+            // The token the legacy Policy requires is enforced (401) by the JWT layer itself, as
+            // Istio 1.x did, so it adds no authorization policy; `peers: [mtls]` adds STRICT peer
+            // authentication for its targets.
+            if let Some(legacy) = spec::<LegacyPolicySpec>(m, &mut cx)
                 .and_then(|s| compile::legacy_policy::compile(&s, &mut cx))
             {
-                out.config.authentication.extend(authn);
+                out.config.authentication.extend(legacy.authentication);
+                out.config.peer_authentication.extend(legacy.peers);
             }
         }
         Kind::ConfigMap => {

@@ -229,6 +229,7 @@ fn load_texts(
     config.virtual_services.sort_by_key(|v| key(&v.origin));
     config.service_entries = compiled.service_entries;
     config.service_entries.sort_by_key(|s| key(&s.origin));
+    config.peer_authentication.sort_by_key(|p| key(&p.origin));
     tracing::debug!(
         files = files.len(),
         gateways = config.gateways.len(),

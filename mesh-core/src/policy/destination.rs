@@ -65,6 +65,9 @@ pub struct TrafficPolicy {
     pub outlier_detection: Option<OutlierDetection>,
     /// `retryBudget` (Istio 1.27); on by default here, see [`RetryBudget`].
     pub retry_budget: RetryBudget,
+    /// `tls`; `None`: auto-mTLS decides (mutual TLS to endpoints labelled
+    /// `security.istio.io/tlsMode: istio` of mesh-internal services, plaintext otherwise).
+    pub tls: Option<super::ClientTls>,
     /// `portLevelSettings`, already merged over this policy.
     pub port_level: Vec<(u16, TrafficPolicy)>,
 }

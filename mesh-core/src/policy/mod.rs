@@ -7,6 +7,7 @@
 //!
 //! The whole checked configuration is one [`MeshConfig`] value, swapped atomically on reload.
 
+pub mod client_tls;
 pub mod destination;
 pub mod gateway;
 pub mod matching;
@@ -16,6 +17,7 @@ pub mod route;
 pub mod security;
 pub mod service;
 
+pub use client_tls::*;
 pub use destination::*;
 pub use gateway::*;
 pub use matching::*;
@@ -66,6 +68,10 @@ pub struct MeshConfig {
     pub authorization: Vec<AuthzPolicy>,
     /// Linkerd HTTPLocalRateLimitPolicies.
     pub rate_limits: Vec<RateLimitPolicy>,
+    /// PeerAuthentications (and the STRICT policies the legacy Policy's `peers` imply), in a
+    /// stable order (by namespace, then name); resolved per workload port with
+    /// [`effective_mtls`].
+    pub peer_authentication: Vec<PeerAuthnPolicy>,
     /// Mesh-wide settings (Istio's MeshConfig, from ConfigMap `istio` in `istio-system`).
     pub mesh: MeshSettings,
 }

@@ -60,4 +60,30 @@ pub struct WorkloadEndpoint {
     pub weight: u32,
     /// `locality`.
     pub locality: Option<String>,
+    /// `serviceAccount`: the workload's identity, in the ServiceEntry's namespace.
+    pub service_account: Option<ServiceAccount>,
+}
+
+/// The label that marks an endpoint as able to take Istio's mutual TLS (value `istio`).
+pub const TLS_MODE_LABEL: &str = "security.istio.io/tlsMode";
+
+/// A workload's service account, as a ServiceEntry endpoint's `serviceAccount` names it: a bare
+/// name in the ServiceEntry's namespace. The trust domain is the caller's own (the one in its
+/// certificate), so the SPIFFE ID is made with [`ServiceAccount::spiffe_id`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ServiceAccount {
+    /// The namespace (the ServiceEntry's).
+    pub namespace: String,
+    /// The service account's name.
+    pub name: String,
+}
+
+impl ServiceAccount {
+    /// `spiffe://<trust_domain>/ns/<namespace>/sa/<name>`.
+    pub fn spiffe_id(&self, trust_domain: &str) -> String {
+        format!(
+            "spiffe://{trust_domain}/ns/{}/sa/{}",
+            self.namespace, self.name
+        )
+    }
 }

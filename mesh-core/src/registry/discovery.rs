@@ -12,7 +12,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::policy::{Labels, MeshConfig, Resolution, ServiceEntryPolicy, ServicePort};
+use crate::policy::{
+    Labels, MeshConfig, Resolution, ServiceAccount, ServiceEntryPolicy, ServicePort,
+};
 use crate::watch::ConfigStore;
 
 /// A service as a discovery source sees it: its names, ports and endpoint addresses.
@@ -26,6 +28,8 @@ pub struct Service {
     pub ports: Vec<ServicePort>,
     /// The endpoints, with their own port names.
     pub endpoints: Vec<DiscoveredEndpoint>,
+    /// Inside the mesh (`location: MESH_INTERNAL`, or a Kubernetes Service): auto-mTLS applies.
+    pub mesh_internal: bool,
 }
 
 /// An endpoint address before port mapping.
@@ -41,6 +45,8 @@ pub struct DiscoveredEndpoint {
     pub weight: u32,
     /// Locality.
     pub locality: Option<String>,
+    /// The workload's service account (its mTLS identity), when known.
+    pub service_account: Option<Arc<ServiceAccount>>,
 }
 
 /// Everything a source knows, published as one value.
@@ -335,12 +341,14 @@ pub(super) fn static_services(
                     }
                 };
                 let labels = Arc::new(ep.labels.clone());
+                let service_account = ep.service_account.clone().map(Arc::new);
                 endpoints.extend(ips.iter().map(|ip| DiscoveredEndpoint {
                     ip: *ip,
                     ports: ep.ports.clone(),
                     labels: labels.clone(),
                     weight: ep.weight,
                     locality: ep.locality.clone(),
+                    service_account: service_account.clone(),
                 }));
             }
             if entry.endpoints.is_empty() && needs_dns(entry) {
@@ -353,6 +361,7 @@ pub(super) fn static_services(
                             labels: labels.clone(),
                             weight: 1,
                             locality: None,
+                            service_account: None,
                         });
                     }
                 }
@@ -362,6 +371,7 @@ pub(super) fn static_services(
                 namespace: entry.origin.namespace.clone(),
                 ports: entry.ports.clone(),
                 endpoints,
+                mesh_internal: entry.mesh_internal,
             }
         })
         .collect()

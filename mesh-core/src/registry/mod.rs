@@ -16,6 +16,7 @@
 //!     labels: Labels::from([("version".into(), version.into())]),
 //!     weight: 1,
 //!     locality: None,
+//!     service_account: None,
 //! };
 //! let mut config = MeshConfig::default();
 //! config.service_entries.push(ServiceEntryPolicy {
@@ -53,7 +54,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
 use crate::hash::{HashError, Table};
-use crate::policy::{HashTable, Labels, MeshConfig, ServicePort};
+use crate::policy::{HashTable, Labels, MeshConfig, ServiceAccount, ServicePort};
 
 /// One address of a host, with what balancers and subsets need to know about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,9 +67,23 @@ pub struct Endpoint {
     pub weight: u32,
     /// `region/zone/subzone`, when known.
     pub locality: Option<String>,
+    /// The workload's service account: the identity its certificate must carry.
+    pub service_account: Option<Arc<ServiceAccount>>,
+    /// The endpoint's service is inside the mesh (`location: MESH_INTERNAL`).
+    pub mesh_internal: bool,
 }
 
 impl Endpoint {
+    /// Whether Istio's auto-mTLS applies: a mesh-internal endpoint labelled
+    /// `security.istio.io/tlsMode: istio` (a DestinationRule `tls` may still override it).
+    pub fn auto_mtls(&self) -> bool {
+        self.mesh_internal
+            && self
+                .labels
+                .get(crate::policy::TLS_MODE_LABEL)
+                .is_some_and(|v| v == "istio")
+    }
+
     /// Whether the endpoint carries every one of `labels` (a subset's selector).
     pub fn has_labels(&self, labels: &Labels) -> bool {
         labels.iter().all(|(k, v)| self.labels.get(k) == Some(v))
@@ -364,6 +379,8 @@ fn build_entry(service: &Service, previous: Option<&HostEntry>) -> HostEntry {
                     labels: e.labels.clone(),
                     weight: e.weight.max(1),
                     locality: e.locality.clone(),
+                    service_account: e.service_account.clone(),
+                    mesh_internal: service.mesh_internal,
                 })
                 .collect();
             let kept = previous

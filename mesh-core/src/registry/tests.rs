@@ -31,6 +31,7 @@ fn endpoint(address: &str, ports: &[(&str, u16)], l: &[(&str, &str)]) -> Workloa
         labels: labels(l),
         weight: 1,
         locality: None,
+        service_account: None,
     }
 }
 

@@ -34,8 +34,8 @@ pub struct TrafficPolicySpec {
     pub connection_pool: Option<ConnectionPoolSpec>,
     /// `outlierDetection`.
     pub outlier_detection: Option<OutlierDetectionSpec>,
-    /// `tls` (unsupported).
-    pub tls: Option<RawYaml>,
+    /// `tls`.
+    pub tls: Option<ClientTlsSettingsSpec>,
     /// `portLevelSettings[]`.
     #[serde(default)]
     pub port_level_settings: Vec<PortTrafficPolicySpec>,
@@ -59,8 +59,8 @@ pub struct PortTrafficPolicySpec {
     pub connection_pool: Option<ConnectionPoolSpec>,
     /// `outlierDetection`.
     pub outlier_detection: Option<OutlierDetectionSpec>,
-    /// `tls` (unsupported).
-    pub tls: Option<RawYaml>,
+    /// `tls`.
+    pub tls: Option<ClientTlsSettingsSpec>,
 }
 
 /// `TrafficPolicy.RetryBudget` (Istio 1.27).
@@ -232,4 +232,30 @@ pub struct OutlierDetectionSpec {
     pub min_health_percent: Option<i64>,
     /// `outlierDetectionHttpErrorCodes` (unsupported).
     pub outlier_detection_http_error_codes: Option<RawYaml>,
+}
+
+/// `ClientTLSSettings`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClientTlsSettingsSpec {
+    /// `mode`: `DISABLE`, `SIMPLE`, `MUTUAL` or `ISTIO_MUTUAL`; kept as text so an unknown mode
+    /// is reported by name.
+    pub mode: Option<String>,
+    /// `clientCertificate`: a file path.
+    pub client_certificate: Option<String>,
+    /// `privateKey`: a file path.
+    pub private_key: Option<String>,
+    /// `caCertificates`: a file path.
+    pub ca_certificates: Option<String>,
+    /// `credentialName` (a Kubernetes Secret; unsupported in folder mode).
+    pub credential_name: Option<String>,
+    /// `subjectAltNames`.
+    #[serde(default)]
+    pub subject_alt_names: Vec<String>,
+    /// `sni`.
+    pub sni: Option<String>,
+    /// `insecureSkipVerify`.
+    pub insecure_skip_verify: Option<bool>,
+    /// `caCrl` (unsupported).
+    pub ca_crl: Option<String>,
 }

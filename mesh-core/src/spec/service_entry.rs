@@ -68,6 +68,6 @@ pub struct WorkloadEntrySpec {
     pub locality: Option<String>,
     /// `weight`.
     pub weight: Option<i64>,
-    /// `serviceAccount` (unsupported: no mTLS identities yet).
+    /// `serviceAccount`: a bare name in the ServiceEntry's namespace.
     pub service_account: Option<String>,
 }

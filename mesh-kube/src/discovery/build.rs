@@ -56,6 +56,9 @@ impl KubeService {
         registry::Service {
             hosts: vec![self.host()],
             namespace: self.namespace.clone(),
+            // A Kubernetes Service is inside the mesh; whether an endpoint speaks Istio's mTLS
+            // is its Pod's `security.istio.io/tlsMode` label, carried in its labels.
+            mesh_internal: true,
             ports: self.ports.clone(),
             endpoints: self
                 .endpoints
@@ -66,6 +69,12 @@ impl KubeService {
                     labels: e.labels.clone(),
                     weight: 1,
                     locality: None,
+                    service_account: e.service_account.as_ref().map(|name| {
+                        Arc::new(mesh_core::policy::ServiceAccount {
+                            namespace: self.namespace.clone(),
+                            name: name.clone(),
+                        })
+                    }),
                 })
                 .collect(),
         }

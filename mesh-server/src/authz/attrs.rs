@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use http::{HeaderMap, HeaderName, Request};
 
-use crate::context::{LocalAddr, PeerIdentity, Principal, RemoteAddr};
+use crate::context::{LocalAddr, LocalPeerAlias, PeerIdentity, Principal, RemoteAddr};
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
@@ -21,6 +21,8 @@ pub(crate) struct RequestAttrs<'a> {
     pub(crate) destination: Option<SocketAddr>,
     pub(crate) auth: Option<&'a Principal>,
     pub(crate) peer: Option<&'a PeerIdentity>,
+    /// The peer's principal under `cluster.local` when its trust domain is ours by another name.
+    pub(crate) peer_alias: Option<&'a str>,
 }
 
 impl<'a> RequestAttrs<'a> {
@@ -53,6 +55,7 @@ impl<'a> RequestAttrs<'a> {
             destination: ext.get::<LocalAddr>().map(|l| l.0),
             auth: ext.get::<Principal>(),
             peer: ext.get::<PeerIdentity>(),
+            peer_alias: ext.get::<LocalPeerAlias>().map(|a| a.0.as_str()),
         }
     }
 }

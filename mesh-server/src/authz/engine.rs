@@ -264,6 +264,17 @@ fn check(list: &[StrMatch], not: &[StrMatch], value: Option<&str>) -> bool {
     (list.is_empty() || any_of(list, value)) && (not.is_empty() || !any_of(not, value))
 }
 
+/// [`check`] for the peer's principal, which may also be spelled `cluster.local/...` (`alias`).
+fn check_peer(
+    list: &[StrMatch],
+    not: &[StrMatch],
+    value: Option<&str>,
+    alias: Option<&str>,
+) -> bool {
+    let any = |l: &[StrMatch]| any_of(l, value) || any_of(l, alias);
+    (list.is_empty() || any(list)) && (not.is_empty() || !any(not))
+}
+
 fn in_blocks(blocks: &[IpNet], ip: Option<IpAddr>) -> bool {
     ip.is_some_and(|ip| blocks.iter().any(|b| b.contains(&ip)))
 }
@@ -277,7 +288,7 @@ impl CSource {
         let peer = a.peer.map(|p| p.principal());
         let ns = a.peer.and_then(|p| p.namespace());
         let rp = a.auth.map(|r| r.principal());
-        check(&self.principals, &self.not_principals, peer)
+        check_peer(&self.principals, &self.not_principals, peer, a.peer_alias)
             && check(&self.request_principals, &self.not_request_principals, rp)
             && check(&self.namespaces, &self.not_namespaces, ns)
             && check_ip(&self.ip_blocks, &self.not_ip_blocks, a.source)
@@ -341,7 +352,9 @@ impl CCond {
                     .iter()
                     .any(|h| any_of(v, h.to_str().ok())),
                 ConditionKey::SourceNamespace => any_of(v, a.peer.and_then(|p| p.namespace())),
-                ConditionKey::SourcePrincipal => any_of(v, a.peer.map(|p| p.principal())),
+                ConditionKey::SourcePrincipal => {
+                    any_of(v, a.peer.map(|p| p.principal())) || any_of(v, a.peer_alias)
+                }
                 // No TLS here, so no SNI: never matches.
                 ConditionKey::ConnectionSni => false,
                 _ => false,

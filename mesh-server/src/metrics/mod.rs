@@ -39,6 +39,8 @@ use mesh_telemetry::labels::{PeerLabels, Reporter, ServiceLabels, WorkloadLabels
 use mesh_telemetry::metrics::MeshMetrics;
 use mesh_telemetry::peer::{self, PeerCache};
 use mesh_telemetry::{is_grpc, known_body_size};
+
+use crate::context::{LocalIdentity, PeerIdentity};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -78,9 +80,45 @@ pub(crate) struct Shared {
     service: ServiceLabels,
     unknown_source: Arc<PeerLabels>,
     sources: PeerCache<Arc<PeerLabels>>,
+    // Mutual TLS callers, keyed by our identity, theirs and their metadata.
+    mtls_sources: PeerCache<Arc<PeerLabels>>,
 }
 
 impl Shared {
+    /// The labels of `req`'s caller: over mutual TLS, with both principals as `spiffe://` URIs
+    /// and `connection_security_policy="mutual_tls"`.
+    fn peers_of<B>(&self, req: &Request<B>) -> Arc<PeerLabels> {
+        let Some(peer) = req.extensions().get::<PeerIdentity>() else {
+            return self.peers(req.headers());
+        };
+        let local = req
+            .extensions()
+            .get::<LocalIdentity>()
+            .map_or(mesh_telemetry::labels::UNKNOWN, |l| &*l.0);
+        let meta = req.headers().get(&peer::X_MESH_PEER_METADATA);
+        let make = || {
+            let mut source = meta
+                .and_then(peer::decode)
+                .unwrap_or_else(WorkloadLabels::unknown);
+            source.principal = Arc::from(format!("spiffe://{}", peer.principal()));
+            let mut destination = self.workload.clone();
+            destination.principal = Arc::from(local);
+            PeerLabels::with_security(
+                Reporter::Destination,
+                source,
+                destination,
+                self.service.clone(),
+                true,
+            )
+        };
+        let meta_text = meta.and_then(|m| m.to_str().ok()).unwrap_or_default();
+        let key = format!("{local} {} {meta_text}", peer.principal());
+        match http::HeaderValue::from_str(&key) {
+            Ok(key) => self.mtls_sources.get_or_insert(&key, make),
+            Err(_) => make(),
+        }
+    }
+
     fn peers(&self, headers: &http::HeaderMap) -> Arc<PeerLabels> {
         let Some(meta) = headers.get(&peer::X_MESH_PEER_METADATA) else {
             return self.unknown_source.clone();
@@ -120,6 +158,7 @@ impl ServerMetricsLayer {
                 service: config.service,
                 unknown_source,
                 sources: PeerCache::new(),
+                mtls_sources: PeerCache::new(),
             }),
         }
     }
@@ -172,7 +211,7 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let pending = future::Pending {
             shared: self.shared.clone(),
-            peers: self.shared.peers(req.headers()),
+            peers: self.shared.peers_of(&req),
             start: tokio::time::Instant::now(),
             request_bytes: known_body_size(req.headers(), req.body()),
             grpc: is_grpc(req.headers()),

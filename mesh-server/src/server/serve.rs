@@ -7,6 +7,7 @@ use std::task::Waker;
 use pin_project_lite::pin_project;
 use tower::util::Oneshot;
 
+use super::tls::{InboundTls, PeerContext};
 use super::*;
 
 /// Serves HTTP/1.1 and HTTP/2 (prior knowledge) on `listener` until `shutdown` completes, then
@@ -22,6 +23,43 @@ use super::*;
 pub async fn serve<S, B>(
     listener: TcpListener,
     service: S,
+    shutdown: impl Future<Output = ()> + Send,
+) -> io::Result<()>
+where
+    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    serve_with(listener, service, None, shutdown).await
+}
+
+/// [`serve`] with mutual TLS: each connection is accepted under the PeerAuthentication mode in
+/// force for the workload and the port it arrived on (see [`InboundTls`]), and each request of
+/// a mutual TLS connection carries the caller's [`PeerIdentity`](crate::context::PeerIdentity).
+/// A connection refused (plaintext under STRICT, a failed handshake, STRICT without a workload
+/// certificate) is closed before any HTTP.
+pub async fn serve_tls<S, B>(
+    listener: TcpListener,
+    service: S,
+    tls: InboundTls,
+    shutdown: impl Future<Output = ()> + Send,
+) -> io::Result<()>
+where
+    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    serve_with(listener, service, Some(tls), shutdown).await
+}
+
+async fn serve_with<S, B>(
+    listener: TcpListener,
+    service: S,
+    tls: Option<InboundTls>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()>
 where
@@ -50,18 +88,41 @@ where
         };
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or(fallback_local);
-        let svc = Connection {
+        let mut svc = Connection {
             service: RefCell::new(service.clone()),
             spare: service.clone(),
             remote,
             local,
+            peer: None,
         };
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), svc)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let Some(tls) = &tls else {
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), svc)
+                .into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(error) = conn.await {
+                    tracing::debug!(%error, %remote, "connection ended with an error");
+                }
+            });
+            continue;
+        };
+        // The handshake runs in the connection's own task, so a slow client never holds up
+        // the accept loop.
+        let (tls, builder, watcher) = (tls.clone(), builder.clone(), graceful.watcher());
         tokio::spawn(async move {
-            if let Err(error) = conn.await {
+            let (stream, peer) = match tls.accept(stream, local.port()).await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::debug!(%error, %remote, "connection refused");
+                    return;
+                }
+            };
+            svc.peer = peer;
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), svc)
+                .into_owned();
+            if let Err(error) = watcher.watch(conn).await {
                 tracing::debug!(%error, %remote, "connection ended with an error");
             }
         });
@@ -83,6 +144,8 @@ struct Connection<S> {
     spare: S,
     remote: SocketAddr,
     local: SocketAddr,
+    // The caller's identity, on a mutual TLS connection.
+    peer: Option<PeerContext>,
 }
 
 impl<S> hyper::service::Service<Request<Incoming>> for Connection<S>
@@ -98,6 +161,15 @@ where
         let ext = req.extensions_mut();
         ext.insert(axum::extract::ConnectInfo(self.remote));
         ext.insert(LocalAddr(self.local));
+        if let Some(peer) = &self.peer {
+            ext.insert(peer.identity.clone());
+            if let Some(alias) = &peer.alias {
+                ext.insert(alias.clone());
+            }
+            if let Some(local) = &peer.local {
+                ext.insert(local.clone());
+            }
+        }
         let req = req.map(Body::new);
         let waiting = match self.service.try_borrow_mut() {
             Ok(mut svc) => {

@@ -1,10 +1,7 @@
 //! PeerAuthentication → [`PeerAuthnPolicy`], with Istio's validation.
 //!
-//! Not read by the loader yet: a PeerAuthentication is still skipped with a warning until the
-//! transport enforces it (reading a STRICT policy without enforcing it would leave plaintext
-//! open quietly). The integration adds the kind to `load::dispatch` and a field to
-//! `MeshConfig`, and resolves the mode per workload port with
-//! [`crate::policy::effective_mtls`].
+//! Read by the loader into `MeshConfig::peer_authentication`; the mode in force on a
+//! workload's port is resolved with [`crate::policy::effective_mtls`].
 
 use std::collections::BTreeMap;
 

@@ -25,6 +25,16 @@ fn ra(yaml: &str) -> (Option<AuthnPolicy>, Vec<Diagnostic>) {
 }
 
 fn legacy(yaml: &str) -> (Option<Vec<AuthnPolicy>>, Vec<Diagnostic>) {
+    let (out, diags) = legacy_all(yaml);
+    (out.map(|c| c.authentication), diags)
+}
+
+fn legacy_all(
+    yaml: &str,
+) -> (
+    Option<crate::compile::legacy_policy::LegacyCompiled>,
+    Vec<Diagnostic>,
+) {
     let spec: LegacyPolicySpec = yaml_serde::from_str(yaml).expect("test yaml parses");
     let mut diags = Vec::new();
     let lines = NoLines(1);
@@ -274,8 +284,12 @@ originIsOptional: true
 fn legacy_errors() {
     let cases: &[(&str, &str)] = &[
         (
-            "peers: [{ mtls: {} }]\norigins: [{ jwt: { issuer: i, jwksUri: 'https://a/j' } }]",
-            "spec.peers:",
+            "peers: [{ jwt: { issuer: i } }]\norigins: [{ jwt: { issuer: i, jwksUri: 'https://a/j' } }]",
+            "spec.peers[0]: only `mtls`",
+        ),
+        (
+            "peers: [{ mtls: { mode: LOOSE } }]",
+            "spec.peers[0].mtls.mode:",
         ),
         (
             "principalBinding: USE_PEER",
@@ -321,4 +335,27 @@ fn legacy_errors() {
             "{yaml}: wanted {want}, got {errs:?}"
         );
     }
+}
+
+#[test]
+fn legacy_peers_mean_strict_for_the_targets() {
+    use crate::policy::MtlsMode;
+    let (p, d) =
+        legacy_all("targets: [{ name: service1 }, { name: service2 }]\npeers: [{ mtls: {} }]");
+    assert!(errors(&d).is_empty(), "{d:?}");
+    let p = p.expect("compiles");
+    assert!(p.authentication.is_empty());
+    assert_eq!(p.peers.len(), 2);
+    assert!(p.peers.iter().all(|x| x.mode == MtlsMode::Strict));
+    assert_eq!(p.peers[1].selector.match_labels["app"], "service2");
+    assert!(d.is_empty(), "no 'authenticates nothing' warning: {d:?}");
+
+    let (p, _) = legacy_all("peers: [{ mtls: { mode: PERMISSIVE } }]");
+    let p = p.expect("compiles");
+    assert_eq!(p.peers.len(), 1);
+    assert!(p.peers[0].selector.match_labels.is_empty());
+    assert_eq!(p.peers[0].mode, MtlsMode::Permissive);
+
+    let (p, _) = legacy_all("peers: [{ mtls: null }]\npeerIsOptional: true");
+    assert_eq!(p.expect("compiles").peers[0].mode, MtlsMode::Permissive);
 }
