@@ -68,7 +68,7 @@ impl Workload {
     /// The workload's name, as a Deployment of it would be named: `<app>-<version>`
     /// (`service2-v1`), what the `source_workload`/`destination_workload` labels say.
     pub fn name(&self) -> String {
-        format!("{}-{}", self.app, self.version)
+        mesh_telemetry::labels::workload_name(&self.labels(), &self.app).into_owned()
     }
 
     /// The same workload in `namespace`.
@@ -355,8 +355,7 @@ impl MeshRuntime {
     fn server_workload(workload: &Workload) -> mesh_server::Workload {
         let mut server_workload = mesh_server::Workload::new(&workload.app)
             .version(&workload.version)
-            .namespace(&workload.namespace)
-            .name(workload.name());
+            .namespace(&workload.namespace);
         for (k, v) in &workload.labels() {
             server_workload = server_workload.label(k, v);
         }

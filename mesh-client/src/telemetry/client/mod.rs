@@ -84,13 +84,19 @@ type DestinationEntry = (Option<Box<str>>, Option<Arc<Labels>>, Arc<PeerLabels>)
 /// Interned labels per destination host, then per subset and answering endpoint's labels.
 type DestinationCache = HostMap<Vec<DestinationEntry>>;
 
-/// Whether two endpoints' labels are the same (the same `Arc` nearly always: one check).
-fn same_labels(a: Option<&Arc<Labels>>, b: Option<&Arc<Labels>>) -> bool {
-    match (a, b) {
+/// Whether `entry` is the destination of `subset` answered by an endpoint with `endpoint`
+/// labels (the same `Arc` nearly always: one pointer check).
+fn is_entry(
+    entry: &DestinationEntry,
+    subset: Option<&str>,
+    endpoint: Option<&Arc<Labels>>,
+) -> bool {
+    let same_labels = match (&entry.1, endpoint) {
         (None, None) => true,
         (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
         _ => false,
-    }
+    };
+    entry.0.as_deref() == subset && same_labels
 }
 
 #[derive(Debug)]
@@ -113,10 +119,12 @@ impl Shared {
         subset: Option<&str>,
         endpoint: Option<&Arc<Labels>>,
     ) -> Arc<PeerLabels> {
-        if let Some(found) = self.destinations.load().get(host).and_then(|v| {
-            v.iter()
-                .find(|(s, l, _)| s.as_deref() == subset && same_labels(l.as_ref(), endpoint))
-        }) {
+        if let Some(found) = self
+            .destinations
+            .load()
+            .get(host)
+            .and_then(|v| v.iter().find(|e| is_entry(e, subset, endpoint)))
+        {
             return found.2.clone();
         }
         let peers = self.destination_labels(host, subset, endpoint);
@@ -125,10 +133,7 @@ impl Shared {
             let entries: usize = map.values().map(Vec::len).sum();
             if entries < MAX_DESTINATIONS {
                 let list = map.get_or_insert_with(host, Vec::new);
-                if !list
-                    .iter()
-                    .any(|(s, l, _)| s.as_deref() == subset && same_labels(l.as_ref(), endpoint))
-                {
+                if !list.iter().any(|e| is_entry(e, subset, endpoint)) {
                     list.push((subset.map(Box::from), endpoint.cloned(), peers.clone()));
                 }
             }
