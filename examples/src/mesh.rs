@@ -20,6 +20,7 @@ use mesh_server::jwt::JwksCache;
 use crate::admin::{AdminSource, Ready, RequestCounter};
 use mesh_client::client::{ConfigSource, MeshClient};
 use mesh_client::cluster::Clusters;
+use mesh_client::outlier::OutlierMetrics;
 use mesh_client::telemetry::{ClientTelemetryConfig, ClientTelemetryLayer};
 use mesh_telemetry::{MeshMetrics, WorkloadLabels};
 
@@ -188,6 +189,9 @@ struct RuntimeInner {
     store: ConfigStore,
     registry: Arc<Registry>,
     metrics: MeshMetrics,
+    /// The outlier detector's counters, registered once in `metrics` and shared by every
+    /// cluster set this runtime builds.
+    outlier: OutlierMetrics,
     jwks: JwksCache,
     transport: Option<mesh_client::transport::Transport>,
     tls: crate::tls::WorkloadTls,
@@ -237,6 +241,8 @@ impl MeshRuntime {
         let registry = Arc::new(Registry::new());
         let following = registry.follow(&discovery);
         let metrics = MeshMetrics::new();
+        let outlier = OutlierMetrics::default();
+        metrics.with_registry(|r| outlier.register(r));
         let jwks = JwksCache::new().map_err(|e| StartError::Jwks(e.to_string()))?;
         let tls = certs.map_or_else(
             crate::tls::WorkloadTls::none,
@@ -247,6 +253,7 @@ impl MeshRuntime {
             store,
             registry,
             metrics,
+            outlier,
             jwks,
             transport,
             tls,
@@ -302,7 +309,8 @@ impl MeshRuntime {
     pub fn mesh_client(&self, workload: &Workload, gateway: Option<&str>) -> MeshClient {
         let for_clusters = self.inner.store.clone();
         let discovery: Arc<dyn mesh_client::cluster::Discovery> = self.inner.registry.clone();
-        let mut clusters = Clusters::new(move || for_clusters.snapshot(), discovery);
+        let mut clusters = Clusters::new(move || for_clusters.snapshot(), discovery)
+            .with_metrics(self.inner.outlier.clone());
         if let Some(transport) = &self.inner.transport {
             clusters = clusters.with_transport(transport.clone());
         }

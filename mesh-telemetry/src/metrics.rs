@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -52,15 +51,6 @@ type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 pub struct ServiceLabel {
     /// The destination host.
     pub destination_service: String,
-}
-
-/// An endpoint of a destination service.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct EndpointLabel {
-    /// The destination host.
-    pub destination_service: String,
-    /// The endpoint's `ip:port`.
-    pub endpoint: String,
 }
 
 /// `istio_build`'s labels.
@@ -124,7 +114,6 @@ struct Inner {
     response_bytes: HistogramFamily<RequestLabels>,
     retries: Family<ServiceLabel, Counter>,
     retry_budget_exhausted: Family<ServiceLabel, Counter>,
-    outlier_ejections: Family<EndpointLabel, Counter>,
     mirrors_sent: Family<ServiceLabel, Counter>,
     mirrors_dropped: Family<ServiceLabel, Counter>,
     authn_denied: Family<PolicyLabel, Counter>,
@@ -201,7 +190,6 @@ impl MeshMetrics {
             response_bytes,
             retries: Family::default(),
             retry_budget_exhausted: Family::default(),
-            outlier_ejections: Family::default(),
             mirrors_sent: Family::default(),
             mirrors_dropped: Family::default(),
             authn_denied: Family::default(),
@@ -221,11 +209,6 @@ impl MeshMetrics {
                 "mesh_retry_budget_exhausted",
                 "Retries refused because the retry budget was spent.",
                 inner.retry_budget_exhausted.clone(),
-            );
-            r.register(
-                "mesh_outlier_ejections",
-                "Endpoints ejected by outlier detection.",
-                inner.outlier_ejections.clone(),
             );
             r.register(
                 "mesh_mirror_requests_sent",
@@ -348,15 +331,6 @@ impl MeshMetrics {
             .retry_budget_exhausted
             .get_or_create(&service(destination_service))
             .inc();
-    }
-
-    /// Outlier detection ejected `endpoint` of `destination_service` (`mesh_outlier_ejections_total`).
-    pub fn record_outlier_ejection(&self, destination_service: &str, endpoint: SocketAddr) {
-        let l = EndpointLabel {
-            destination_service: destination_service.to_owned(),
-            endpoint: endpoint.to_string(),
-        };
-        self.inner.outlier_ejections.get_or_create(&l).inc();
     }
 
     /// A mirrored copy was sent to `destination_service` (`mesh_mirror_requests_sent_total`).
@@ -564,7 +538,6 @@ mod tests {
         m.record_retry("a");
         m.retries_counter("a").inc();
         m.record_retry_budget_exhausted("a");
-        m.record_outlier_ejection("a", SocketAddr::from(([127, 0, 0, 1], 9)));
         m.record_mirror_sent("b");
         m.record_mirror_dropped("b");
         m.record_authn_denied("w", "missing_token");
@@ -575,7 +548,6 @@ mod tests {
         for want in [
             "mesh_retries_total{destination_service=\"a\"} 2",
             "mesh_retry_budget_exhausted_total{destination_service=\"a\"} 1",
-            "mesh_outlier_ejections_total{destination_service=\"a\",endpoint=\"127.0.0.1:9\"} 1",
             "mesh_mirror_requests_sent_total{destination_service=\"b\"} 1",
             "mesh_mirror_requests_dropped_total{destination_service=\"b\"} 1",
             "mesh_authn_denied_total{destination_workload=\"w\",policy=\"missing_token\"} 1",

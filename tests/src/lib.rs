@@ -45,3 +45,20 @@ pub fn rss_kib() -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// The body of `GET url` as text (`None` on any error or after 10 s), e.g. an app's admin
+/// `/metrics`.
+pub async fn get_text(url: &str) -> Option<String> {
+    use http_body_util::BodyExt as _;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let req = http::Request::get(url)
+        .body(http_body_util::Empty::new())
+        .ok()?;
+    let res = tokio::time::timeout(std::time::Duration::from_secs(10), client.request(req))
+        .await
+        .ok()?
+        .ok()?;
+    let body = res.into_body().collect().await.ok()?.to_bytes();
+    String::from_utf8(body.to_vec()).ok()
+}

@@ -113,9 +113,8 @@ impl AppStatus {
     }
 }
 
-/// Outlier counters (`mesh_outlier_ejections_total`, `mesh_outlier_returns_total`) summed per
-/// cluster and endpoint. Two label schemes exist: `cluster`/`endpoint`/`reason` (the outlier
-/// layer's own counters) and `destination_service`/`endpoint` (the telemetry registry's).
+/// Outlier counters (`mesh_outlier_ejections_total{cluster, endpoint, reason}`,
+/// `mesh_outlier_returns_total{cluster, endpoint}`) summed per cluster and endpoint.
 pub fn ejections(samples: &[Sample]) -> Vec<Ejection> {
     // When the apps count returns at all, an endpoint with none has not come back yet.
     let counts_returns = samples
@@ -128,10 +127,7 @@ pub fn ejections(samples: &[Sample]) -> Vec<Ejection> {
             "mesh_outlier_returns_total" => true,
             _ => continue,
         };
-        let cluster = match s.label("cluster") {
-            "" => s.label("destination_service"),
-            c => c,
-        };
+        let cluster = s.label("cluster");
         let e = out
             .entry((cluster.to_owned(), s.label("endpoint").to_owned()))
             .or_insert_with(|| Ejection {

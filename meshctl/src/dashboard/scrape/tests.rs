@@ -60,11 +60,12 @@ fn identity_prefers_what_the_app_answers_as() {
 }
 
 #[test]
-fn ejections_from_either_label_scheme() {
+fn ejections_per_endpoint_with_returns() {
     let text = "mesh_outlier_ejections_total{cluster=\"service2\",endpoint=\"127.0.0.1:9\",reason=\"consecutive_5xx\"} 2\n\
         mesh_outlier_returns_total{cluster=\"service2\",endpoint=\"127.0.0.1:9\"} 1\n\
         mesh_outlier_ejections_total{cluster=\"service2\",endpoint=\"127.0.0.1:8\",reason=\"consecutive_5xx\"} 1\n\
-        mesh_outlier_ejections_total{destination_service=\"service3\",endpoint=\"127.0.0.1:7\"} 1\n";
+        mesh_outlier_ejections_total{cluster=\"service3\",endpoint=\"127.0.0.1:7\",reason=\"consecutive_gateway_errors\"} 1\n\
+        mesh_outlier_ejections_total{cluster=\"service3\",endpoint=\"127.0.0.1:6\",reason=\"consecutive_5xx\"} 0\n";
     let e = ejections(&parse(text).samples);
     assert_eq!(e.len(), 3, "{e:?}");
     let nine = e.iter().find(|e| e.endpoint == "127.0.0.1:9").unwrap();
@@ -73,7 +74,10 @@ fn ejections_from_either_label_scheme() {
     let eight = e.iter().find(|e| e.endpoint == "127.0.0.1:8").unwrap();
     assert_eq!((eight.returns, eight.ejected_now), (Some(0.0), Some(true)));
     let seven = e.iter().find(|e| e.endpoint == "127.0.0.1:7").unwrap();
-    assert_eq!(seven.cluster, "service3");
+    assert_eq!(
+        (seven.cluster.as_str(), seven.reason.as_str()),
+        ("service3", "consecutive_gateway_errors")
+    );
 }
 
 #[test]
