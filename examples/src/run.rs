@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use axum::Router;
+use mesh_server::otel::{TracingGuard, TracingOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -233,7 +234,7 @@ pub async fn service_main(
     args: ServiceArgs,
     defaults: (&'static str, &'static str),
 ) -> ExitCode {
-    init_tracing();
+    let _tracing = init_tracing(name, version, &args.common.identity().namespace);
     let result = async {
         let spec = ServiceSpec {
             name: name.to_owned(),
@@ -278,21 +279,36 @@ pub async fn service_main(
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init_tracing() {
-    init_tracing_at("info");
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`), and exports spans over OTLP when
+/// the standard `OTEL_EXPORTER_OTLP_*` variables name a collector, tagged with the workload as
+/// Istio's sidecars tag theirs (`service.name` `<app>.<namespace>`, `istio.canonical_service`,
+/// `istio.canonical_revision`, `istio.namespace`, `istio.mesh_id`). Keep the guard until the
+/// app exits: dropping it flushes the spans still queued.
+pub fn init_tracing(app: &str, version: &str, namespace: &str) -> Option<TracingGuard> {
+    let options = TracingOptions::new(format!("{app}.{namespace}")).workload(
+        app,
+        version,
+        namespace,
+        mesh_tls::identity::CLUSTER_LOCAL,
+    );
+    start_tracing(options)
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `level`), with colour codes only when stderr
-/// is a terminal (a log file or a CI log gets plain text).
-pub fn init_tracing_at(level: &str) {
-    use std::io::IsTerminal as _;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let filter = mesh_telemetry::quiet_request_spans(filter);
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
+/// is a terminal (a log file or a CI log gets plain text); spans as [`init_tracing`] exports
+/// them, under the service name `demo`.
+pub fn init_tracing_at(level: &str) -> Option<TracingGuard> {
+    let mut options = TracingOptions::new("demo");
+    options.default_log_level = level.to_owned();
+    start_tracing(options)
+}
+
+fn start_tracing(options: TracingOptions) -> Option<TracingGuard> {
+    match mesh_server::otel::init_tracing_with(options) {
+        Ok(guard) => Some(guard),
+        Err(error) => {
+            eprintln!("tracing: {error}");
+            None
+        }
+    }
 }

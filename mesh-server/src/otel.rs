@@ -1,4 +1,4 @@
-//! Process-wide tracing setup for mesh applications: structured logs to stdout and, when the
+//! Process-wide tracing setup for mesh applications: structured logs to stderr and, when the
 //! standard OTLP environment variables name a collector, OpenTelemetry spans exported over
 //! OTLP/HTTP (protobuf).
 //!
@@ -9,7 +9,7 @@
 //! | `OTEL_SDK_DISABLED=true`, `OTEL_TRACES_EXPORTER=none` | no export even with an endpoint |
 //! | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | the SDK's sampler; default parent-based, ratio [`TracingOptions::sample_ratio`] (1%) |
 //! | `OTEL_SERVICE_NAME` | overrides the service name given in code |
-//! | `RUST_LOG` | log filter (default `info`); spans are exported whatever it says |
+//! | `RUST_LOG` | log filter (default [`TracingOptions::default_log_level`]); spans are exported whatever it says |
 //!
 //! Without an endpoint no OpenTelemetry layer is installed: the mesh layers then propagate
 //! trace headers with ids of their own and no span is recorded anywhere but the logs.
@@ -38,8 +38,15 @@ pub struct TracingOptions {
     /// Ratio of new traces sampled (parent-based: a caller's decision is followed). Istio's
     /// default is 1%. Ignored when `OTEL_TRACES_SAMPLER` is set.
     pub sample_ratio: f64,
-    /// Log to stdout with `tracing-subscriber`'s fmt layer.
-    pub log_to_stdout: bool,
+    /// Log with `tracing-subscriber`'s fmt layer, to stderr, with colour codes only when stderr
+    /// is a terminal (a log file or a CI log gets plain text).
+    pub logs: bool,
+    /// The log filter when `RUST_LOG` is unset (e.g. `info`).
+    pub default_log_level: String,
+    /// Resource attributes of exported spans besides `service.name`: the workload, as Istio's
+    /// sidecars tag every span (`istio.canonical_service`, `istio.canonical_revision`,
+    /// `istio.namespace`, `istio.mesh_id`); see [`TracingOptions::workload`].
+    pub resource: Vec<(&'static str, String)>,
 }
 
 impl TracingOptions {
@@ -48,8 +55,23 @@ impl TracingOptions {
         TracingOptions {
             service_name: service_name.into(),
             sample_ratio: mesh_telemetry::DEFAULT_SAMPLE_RATIO,
-            log_to_stdout: true,
+            logs: true,
+            default_log_level: "info".to_owned(),
+            resource: Vec::new(),
         }
+    }
+
+    /// Tags spans with the workload as Istio's sidecars do: its canonical service (the `app`
+    /// label), canonical revision (`version`), namespace and mesh id (the trust domain,
+    /// `cluster.local` by default).
+    pub fn workload(mut self, app: &str, version: &str, namespace: &str, mesh_id: &str) -> Self {
+        self.resource.extend([
+            ("istio.canonical_service", app.to_owned()),
+            ("istio.canonical_revision", version.to_owned()),
+            ("istio.namespace", namespace.to_owned()),
+            ("istio.mesh_id", mesh_id.to_owned()),
+        ]);
+        self
     }
 }
 
@@ -138,10 +160,15 @@ pub fn init_tracing_with(options: TracingOptions) -> Result<TracingGuard, OtelEr
             .with_tracer(p.tracer("mesh"))
             .with_filter(LevelFilter::INFO)
     });
-    let fmt_layer = options.log_to_stdout.then(|| {
-        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt_layer = options.logs.then(|| {
+        use std::io::IsTerminal as _;
+        let filter = EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| EnvFilter::new(&options.default_log_level));
         let filter = mesh_telemetry::quiet_request_spans(filter);
-        tracing_subscriber::fmt::layer().with_filter(filter)
+        tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
     });
     tracing_subscriber::registry()
         .with(fmt_layer)
@@ -163,6 +190,11 @@ fn build_provider(options: &TracingOptions) -> Result<SdkTracerProvider, OtelErr
         .unwrap_or_else(|| options.service_name.clone());
     let ratio = options.sample_ratio.clamp(0.0, 1.0);
     let use_env_sampler = env_set("OTEL_TRACES_SAMPLER");
+    let attributes: Vec<opentelemetry::KeyValue> = options
+        .resource
+        .iter()
+        .map(|(k, v)| opentelemetry::KeyValue::new(*k, v.clone()))
+        .collect();
     let built = std::thread::spawn(move || {
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
@@ -170,7 +202,12 @@ fn build_provider(options: &TracingOptions) -> Result<SdkTracerProvider, OtelErr
             .map_err(|e| OtelError::Exporter(e.to_string()))?;
         let mut builder = SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
-            .with_resource(Resource::builder().with_service_name(service_name).build());
+            .with_resource(
+                Resource::builder()
+                    .with_service_name(service_name)
+                    .with_attributes(attributes)
+                    .build(),
+            );
         if !use_env_sampler {
             builder = builder.with_sampler(Sampler::ParentBased(Box::new(
                 Sampler::TraceIdRatioBased(ratio),

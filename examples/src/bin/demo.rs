@@ -78,7 +78,7 @@ impl Progress for Printer {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    mesh_examples::run::init_tracing_at("warn");
+    let _tracing = mesh_examples::run::init_tracing_at("warn");
     let cli = Cli::parse();
     if cli.serve {
         return serve().await;

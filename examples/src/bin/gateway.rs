@@ -23,8 +23,9 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    init_tracing();
     let cli = Cli::parse();
+    // Istio's canonical revision for a workload without a version label.
+    let _tracing = init_tracing("gateway", "latest", &cli.common.identity().namespace);
     let shutdown = Shutdown::new();
     let started = async {
         let listener = bind(

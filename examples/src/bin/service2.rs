@@ -10,7 +10,9 @@ use mesh_examples::cli::{FlagError, ServiceArgs, ports};
 
 /// service2 of the article.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+// `--version` is the instance's version label, so clap's own version flag is off (in debug
+// builds clap refuses the clash at start-up).
+#[command(about, disable_version_flag = true)]
 struct Cli {
     /// Which version this instance is: v1 or v2 (its `version` label).
     #[arg(long = "version", default_value = "v1")]

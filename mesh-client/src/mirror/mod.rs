@@ -39,6 +39,7 @@ use mesh_core::policy::Mirror;
 use tokio::sync::Semaphore;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceExt};
+use tracing::Instrument as _;
 
 use crate::BoxError;
 use crate::body::{self, BoxBody, BoxResponseFuture};
@@ -254,7 +255,17 @@ fn send_copy(shared: &Shared, mirror: &Mirror, parts: &http::request::Parts, bod
     let host = mirror.destination.host.clone();
     stats.mirror_sent(&host);
     tracing::debug!(mirrored = true, %host, subset = mirror.destination.subset.as_deref().unwrap_or(""), "mirror sent");
+    let span = tracing::info_span!(
+        target: mesh_telemetry::REQUEST_SPANS,
+        "mirror",
+        otel.kind = "client",
+        http.request.method = %copy.method(),
+        server.address = %host,
+        mirror = true,
+    );
+    crate::telemetry::inject_child(&span, copy.headers_mut());
     let copy: BoxResponseFuture = Box::pin(shadow.oneshot(copy));
+    let copy = copy.instrument(span);
     tokio::spawn(async move {
         let _permit = permit;
         match tokio::time::timeout(limit, copy).await {

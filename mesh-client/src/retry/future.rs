@@ -15,6 +15,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use mesh_core::classify::Outcome;
 use tower::Service;
+use tracing::Instrument as _;
 
 use super::backoff;
 use super::replay::{self, Buffered};
@@ -122,13 +123,18 @@ where
                 endpoints: previous.clone(),
             });
         }
-        if retries_done > 0 {
+        let span = if retries_done > 0 {
             service = service.clone();
             if let Err(e) = std::future::poll_fn(|cx| service.poll_ready(cx)).await {
                 return Err(e.into());
             }
-        }
-        let result = attempt(&mut service, request, policy.per_try_timeout()).await;
+            retry_span(&mut request, retries_done)
+        } else {
+            tracing::Span::none()
+        };
+        let result = attempt(&mut service, request, policy.per_try_timeout())
+            .instrument(span)
+            .await;
         drop(retry_guard.take());
 
         let (outcome, endpoint) = match &result {
@@ -198,6 +204,20 @@ where
         tokio::time::sleep(wait).await;
         retry_guard = Some(guard);
     }
+}
+
+/// The span of retry number `retry` (1 for the second attempt): a child of the call's
+/// `outbound` span, whose context the attempt carries to the upstream.
+fn retry_span(request: &mut Request<BoxBody>, retry: u32) -> tracing::Span {
+    let span = tracing::info_span!(
+        target: mesh_telemetry::REQUEST_SPANS,
+        "retry",
+        otel.kind = "client",
+        http.request.method = %request.method(),
+        retry.attempt = retry,
+    );
+    crate::telemetry::inject_child(&span, request.headers_mut());
+    span
 }
 
 /// How long after the attempt deadline the retry layer gives up on an attempt itself.
