@@ -1,4 +1,5 @@
-//! Pick cost of each balancer at 10, 100 and 1000 endpoints.
+//! Pick cost of each balancer at 10, 100, 1000 and 10 000 endpoints, and outlier detection's
+//! bookkeeping per attempt (a success, a 5xx) at 10, 1000 and 10 000 endpoints.
 //!
 //! `cargo bench -p mesh-client --bench balance -- --warm-up-time 1 --measurement-time 2`
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -9,8 +10,10 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use mesh_client::balance::{Balancer, Endpoint};
+use mesh_client::outlier::OutlierDetector;
 use mesh_client::random::Rng;
-use mesh_core::policy::{ConsistentHash, HashKey, HashTable};
+use mesh_core::classify::Outcome;
+use mesh_core::policy::{ConsistentHash, HashKey, HashTable, OutlierDetection};
 
 fn endpoints(n: usize) -> Vec<Endpoint> {
     (0..n)
@@ -30,7 +33,7 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let _guard = rt.enter();
     let mut group = c.benchmark_group("pick");
-    for n in [10usize, 100, 1000] {
+    for n in [10usize, 100, 1000, 10_000] {
         let ring = ConsistentHash {
             key: HashKey::SourceIp,
             table: HashTable::Ring {
@@ -83,5 +86,62 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+fn bench_outlier(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let mut group = c.benchmark_group("outlier_record");
+    for n in [10usize, 1000, 10_000] {
+        let addrs: Vec<SocketAddr> = endpoints(n).iter().map(|e| e.addr).collect();
+        let config = OutlierDetection {
+            consecutive_5xx: 5,
+            ..OutlierDetection::default()
+        };
+        let od = OutlierDetector::new(config, &addrs);
+        let mut i = 0usize;
+        group.bench_with_input(BenchmarkId::new("success", n), &od, |b, od| {
+            b.iter(|| {
+                i = (i + 7) % n;
+                od.record(
+                    black_box(i),
+                    Outcome::Response {
+                        status: 200,
+                        grpc_status: None,
+                    },
+                );
+            })
+        });
+        // A 5xx then a success at the same endpoint: the counter moves, nothing is ejected.
+        group.bench_with_input(BenchmarkId::new("5xx_then_success", n), &od, |b, od| {
+            b.iter(|| {
+                i = (i + 7) % n;
+                od.record(
+                    black_box(i),
+                    Outcome::Response {
+                        status: 503,
+                        grpc_status: None,
+                    },
+                );
+                od.record(
+                    black_box(i),
+                    Outcome::Response {
+                        status: 200,
+                        grpc_status: None,
+                    },
+                );
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("is_marked_ejected", n), &od, |b, od| {
+            b.iter(|| {
+                i = (i + 7) % n;
+                black_box(od.is_marked_ejected(black_box(i)))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_outlier);
 criterion_main!(benches);

@@ -57,10 +57,15 @@ fn random_bits() -> u128 {
 pub fn generate() -> RequestId {
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
     let uuid = uuid::Builder::from_random_bytes(random_bits().to_ne_bytes()).into_uuid();
-    let s = uuid.hyphenated().encode_lower(&mut buf);
+    uuid.hyphenated().encode_lower(&mut buf);
+    // The id goes into the request's header, its extension and the response's header: bytes
+    // shared by reference count from the start, so those copies allocate nothing (a value made
+    // from a copied slice allocates again on its first clone).
+    let bytes = bytes::Bytes::from_owner(buf);
     // invariant: a hyphenated UUID is lower-case hex and dashes, valid header bytes.
     #[allow(clippy::expect_used)]
-    let value = HeaderValue::from_str(s).expect("invariant: uuid text is a valid header value");
+    let value = HeaderValue::from_maybe_shared(bytes)
+        .expect("invariant: uuid text is a valid header value");
     RequestId::from_generated(value)
 }
 

@@ -140,9 +140,14 @@ impl TraceContext {
     pub fn traceparent(&self) -> HeaderValue {
         let mut buf = [0u8; 55];
         write_traceparent(&mut buf, self.trace_id, self.span_id, self.sampled);
+        // Shared by reference count from the start: the retry layer's copy of the request head
+        // then clones it without an allocation (a value copied from a slice allocates again on
+        // its first clone).
+        let bytes = bytes::Bytes::from_owner(buf);
         // invariant: the buffer holds only ASCII hex digits and dashes, valid header bytes.
         #[allow(clippy::expect_used)]
-        HeaderValue::from_bytes(&buf).expect("invariant: hex and dashes are valid header bytes")
+        HeaderValue::from_maybe_shared(bytes)
+            .expect("invariant: hex and dashes are valid header bytes")
     }
 
     /// Writes this span's context into `headers` for an outbound call: `traceparent` always,
@@ -150,17 +155,10 @@ impl TraceContext {
     /// headers already there (for instance forwarded by the app from its own request) are
     /// replaced.
     pub fn inject(&self, headers: &mut HeaderMap) {
-        for name in [
-            &TRACEPARENT,
-            &TRACESTATE,
-            &B3,
-            &X_B3_TRACEID,
-            &X_B3_SPANID,
-            &X_B3_PARENTSPANID,
-            &X_B3_SAMPLED,
-            &X_B3_FLAGS,
-        ] {
-            headers.remove(name);
+        // One pass over the names present is cheaper than eight hashed lookups, and the usual
+        // request (the app's own headers) carries none of them.
+        if headers.keys().any(is_trace_header) {
+            remove_trace_headers(headers);
         }
         headers.insert(TRACEPARENT.clone(), self.traceparent());
         if let Some(state) = &self.trace_state {
@@ -412,6 +410,10 @@ pub fn extract(headers: &HeaderMap) -> Extracted {
             Err(error) => tracing::debug!(%error, "ignoring invalid traceparent"),
         }
     }
+    // Without any B3 header (the usual case) there is nothing more to look up.
+    if !headers.keys().any(is_b3_header) {
+        return out;
+    }
     let b3 = match headers.get(&B3) {
         Some(v) => parse_b3_single(v.as_bytes()).map(|d| Some((d, Propagation::B3Single))),
         None => parse_b3_multi(headers).map(|d| d.map(|d| (d, Propagation::B3Multi))),
@@ -429,6 +431,32 @@ pub fn extract(headers: &HeaderMap) -> Extracted {
         Err(error) => tracing::debug!(%error, "ignoring invalid b3 headers"),
     }
     out
+}
+
+/// Whether `name` is one of the trace context headers [`TraceContext::inject`] writes.
+fn is_trace_header(name: &HeaderName) -> bool {
+    matches!(name.as_str(), "traceparent" | "tracestate") || is_b3_header(name)
+}
+
+/// Whether `name` is a B3 header (`b3` or `x-b3-*`).
+fn is_b3_header(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    n == "b3" || n.starts_with("x-b3-")
+}
+
+fn remove_trace_headers(headers: &mut HeaderMap) {
+    for name in [
+        &TRACEPARENT,
+        &TRACESTATE,
+        &B3,
+        &X_B3_TRACEID,
+        &X_B3_SPANID,
+        &X_B3_PARENTSPANID,
+        &X_B3_SAMPLED,
+        &X_B3_FLAGS,
+    ] {
+        headers.remove(name);
+    }
 }
 
 fn trace_state(headers: &HeaderMap) -> Option<HeaderValue> {

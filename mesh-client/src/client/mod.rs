@@ -55,7 +55,7 @@ use tower::Service;
 use tower::util::BoxCloneSyncService;
 
 use crate::BoxError;
-use crate::body::{self, BoxBody, BoxResponseFuture};
+use crate::body::{self, BoxBody};
 use crate::cluster::Clusters;
 use crate::random::Random;
 use crate::retry::budget::BudgetRegistry;
@@ -65,7 +65,7 @@ use crate::stats::ClientStats;
 mod router;
 mod shared_cluster;
 
-use self::router::{Router, Shared};
+use self::router::{RouteFuture, Router, Shared};
 use self::shared_cluster::SharedCluster;
 
 /// The type-erased service each stage ends in.
@@ -273,8 +273,8 @@ pub struct ResponseFuture {
 }
 
 enum Inner {
-    Plain(BoxResponseFuture),
-    Telemetry(crate::telemetry::client::ResponseFuture<BoxResponseFuture>),
+    Plain(RouteFuture),
+    Telemetry(crate::telemetry::client::ResponseFuture<RouteFuture>),
 }
 
 impl fmt::Debug for ResponseFuture {
@@ -287,9 +287,9 @@ impl Future for ResponseFuture {
     type Output = Result<Response<BoxBody>, BoxError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // Both variants are `Unpin` (the router's future is boxed).
+        // Both variants are `Unpin` (the route stack's future is boxed).
         match &mut self.inner {
-            Inner::Plain(f) => f.as_mut().poll(cx),
+            Inner::Plain(f) => Pin::new(f).poll(cx),
             Inner::Telemetry(f) => Pin::new(f).poll(cx),
         }
     }

@@ -59,11 +59,35 @@ pub(super) struct Shared {
 pub(super) struct Compiled {
     config: Arc<MeshConfig>,
     table: RouteTable<RouteStack>,
-    default: BoxStack,
+    default: StackFn,
+}
+
+/// A route's stack behind one shared call function. A call clones the concrete stack (reference
+/// counts only) and boxes its future once; a `BoxCloneSyncService` would also allocate for
+/// every clone, and the router needs one clone per call.
+#[derive(Clone)]
+struct StackFn(Arc<dyn Fn(Request<BoxBody>) -> BoxResponseFuture + Send + Sync>);
+
+impl StackFn {
+    fn new<S>(stack: S) -> Self
+    where
+        S: Service<Request<BoxBody>, Response = Response<BoxBody>, Error = BoxError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        StackFn(Arc::new(move |req| Box::pin(stack.clone().oneshot(req))))
+    }
+
+    fn call(&self, request: Request<BoxBody>) -> BoxResponseFuture {
+        (self.0)(request)
+    }
 }
 
 enum RouteStack {
-    Forward(BoxStack),
+    Forward(StackFn),
     /// The route's `route[]` cannot be used (no destination, all weights 0).
     Broken,
     /// `redirect` or `directResponse`: answered here.
@@ -73,7 +97,7 @@ enum RouteStack {
 impl Service<Request<BoxBody>> for Router {
     type Response = Response<BoxBody>;
     type Error = BoxError;
-    type Future = BoxResponseFuture;
+    type Future = RouteFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // Readiness is per route: each call drives its own stack's readiness (oneshot).
@@ -87,7 +111,7 @@ impl Service<Request<BoxBody>> for Router {
 
 impl Router {
     /// Routes and sends `request` (the router keeps no per-call state: `&self` is enough).
-    pub(super) fn route(&self, request: Request<BoxBody>) -> BoxResponseFuture {
+    pub(super) fn route(&self, request: Request<BoxBody>) -> RouteFuture {
         let compiled = self.compiled();
         let shared = &self.shared;
         let mut request = request;
@@ -150,9 +174,37 @@ impl Router {
                 }
             }
         };
-        Box::pin(Rescued {
-            inner: stack.oneshot(request),
-        })
+        RouteFuture {
+            state: RouteState::Stack(Rescued {
+                inner: stack.call(request),
+            }),
+        }
+    }
+}
+
+/// Response future of the router: an answer made here, or the route stack's call. Named, not
+/// boxed: the stack's own future is boxed already (one allocation per request fewer).
+pub(super) struct RouteFuture {
+    state: RouteState,
+}
+
+enum RouteState {
+    Ready(Option<Response<BoxBody>>),
+    Stack(Rescued<BoxResponseFuture>),
+}
+
+impl Future for RouteFuture {
+    type Output = Result<Response<BoxBody>, BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Every part is `Unpin` (the stack's future is boxed, the body too).
+        match &mut self.state {
+            RouteState::Ready(response) => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                None => Poll::Ready(Err("router future polled after completion".into())),
+            },
+            RouteState::Stack(call) => Pin::new(call).poll(cx),
+        }
     }
 }
 
@@ -201,8 +253,10 @@ impl<F: Future<Output = Result<Response<BoxBody>, BoxError>>> Future for Rescued
     }
 }
 
-fn ready(response: Response<BoxBody>) -> BoxResponseFuture {
-    Box::pin(std::future::ready(Ok(response)))
+fn ready(response: Response<BoxBody>) -> RouteFuture {
+    RouteFuture {
+        state: RouteState::Ready(Some(response)),
+    }
 }
 
 impl Router {
@@ -268,8 +322,8 @@ impl Router {
             .with_max_replay_bytes(self.shared.max_replay_bytes)
     }
 
-    fn default_stack(&self, config: &Arc<MeshConfig>) -> BoxStack {
-        BoxCloneSyncService::new(
+    fn default_stack(&self, config: &Arc<MeshConfig>) -> StackFn {
+        StackFn::new(
             self.retry_layer(RetryPolicy::default(), self.budgets(config))
                 .layer(self.shared.cluster.clone()),
         )
@@ -289,14 +343,20 @@ impl Router {
             }
         };
         let shared = &self.shared;
-        // Timeout, split, retry and cluster in one concrete type, boxed once (each box costs an
-        // allocation per call and per clone); without a route timeout the layer only passes
-        // the call through.
+        // Timeout, split, retry and cluster in one concrete type, called through one shared
+        // function (one box per call, none per clone); without a route timeout the layer only
+        // passes the call through.
         let timeout = TimeoutLayer::new(route.timeout).with_stats(shared.stats.clone());
         let retry = self.retry_layer(route.retries.clone(), budgets);
-        let mut stack: BoxStack = BoxCloneSyncService::new(
-            timeout.layer(split.layer(retry.layer(shared.cluster.clone()))),
-        );
+        let core = timeout.layer(split.layer(retry.layer(shared.cluster.clone())));
+        let optional = !route.mirrors.is_empty()
+            || route.fault.is_some()
+            || !route.headers.request.is_empty()
+            || !route.headers.response.is_empty();
+        if !optional {
+            return RouteStack::Forward(StackFn::new(core));
+        }
+        let mut stack: BoxStack = BoxCloneSyncService::new(core);
         if !route.mirrors.is_empty() {
             let mirror = MirrorLayer::new(route.mirrors.clone(), shared.cluster.clone())
                 .with_permits(shared.mirror_permits.clone())
@@ -315,6 +375,6 @@ impl Router {
         if !route.headers.request.is_empty() || !route.headers.response.is_empty() {
             stack = BoxCloneSyncService::new(HeadersLayer::new(route.headers.clone()).layer(stack));
         }
-        RouteStack::Forward(stack)
+        RouteStack::Forward(StackFn::new(stack))
     }
 }

@@ -307,7 +307,7 @@ fn timeout(endpoint: Option<SocketAddr>, elapsed: tokio::time::error::Elapsed) -
 fn outcome_of_response<B>(resp: &Response<B>) -> Outcome {
     let grpc_status = resp
         .headers()
-        .get("grpc-status")
+        .get(&mesh_telemetry::message::GRPC_STATUS)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
     Outcome::Response {

@@ -35,7 +35,7 @@ impl ResponseFuture {
     pub(super) fn new<S>(service: S, request: Request<BoxBody>, settings: Arc<Settings>) -> Self
     where
         S: Service<Request<BoxBody>, Response = Response<BoxBody>> + Clone + Send + 'static,
-        S::Error: Into<BoxError>,
+        S::Error: Into<BoxError> + 'static,
         S::Future: Send + 'static,
     {
         Self {
@@ -62,7 +62,7 @@ impl fmt::Debug for ResponseFuture {
 pub fn outcome_of_response<B>(response: &Response<B>) -> Outcome {
     let grpc_status = response
         .headers()
-        .get("grpc-status")
+        .get(&mesh_telemetry::message::GRPC_STATUS)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
     Outcome::Response {
@@ -78,7 +78,7 @@ async fn run<S>(
 ) -> Result<Response<BoxBody>, BoxError>
 where
     S: Service<Request<BoxBody>, Response = Response<BoxBody>> + Clone + Send + 'static,
-    S::Error: Into<BoxError>,
+    S::Error: Into<BoxError> + 'static,
     S::Future: Send + 'static,
 {
     let policy = &settings.policy;
@@ -93,7 +93,14 @@ where
         return finish(result, false, &settings);
     }
 
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    // The usual head carries no extension but the split's `Target`, which the loop keeps
+    // anyway: the first attempt then takes the original extensions and a retry rebuilds them
+    // from the target, instead of every attempt copying the map (three allocations).
+    let mut first_extensions = match &target {
+        Some(_) if parts.extensions.len() == 1 => Some(std::mem::take(&mut parts.extensions)),
+        _ => None,
+    };
     let host = || {
         target
             .as_deref()
@@ -117,7 +124,7 @@ where
             // Without a replayable body the loop ends after the first attempt (checked below).
             (None, None) => body::empty(),
         };
-        let mut request = Request::from_parts(parts.clone(), body);
+        let mut request = Request::from_parts(head(&parts, &mut first_extensions, &target), body);
         if !previous.is_empty() {
             request.extensions_mut().insert(PreviousAttempts {
                 endpoints: previous.clone(),
@@ -220,11 +227,37 @@ fn retry_span(request: &mut Request<BoxBody>, retry: u32) -> tracing::Span {
     span
 }
 
+/// The head of the next attempt: a copy of `parts`, with the original extensions the first
+/// time when they were only the target (then rebuilt from `target` for a retry).
+fn head(
+    parts: &http::request::Parts,
+    first_extensions: &mut Option<http::Extensions>,
+    target: &Option<Arc<mesh_core::policy::Destination>>,
+) -> http::request::Parts {
+    let (mut head, ()) = Request::new(()).into_parts();
+    head.method = parts.method.clone();
+    head.uri = parts.uri.clone();
+    head.version = parts.version;
+    head.headers = parts.headers.clone();
+    head.extensions = match (first_extensions.take(), target) {
+        (Some(original), _) => original,
+        (None, Some(destination)) if parts.extensions.is_empty() => {
+            let mut extensions = http::Extensions::new();
+            extensions.insert(Target {
+                destination: Arc::clone(destination),
+            });
+            extensions
+        }
+        (None, _) => parts.extensions.clone(),
+    };
+    head
+}
+
 /// How long after the attempt deadline the retry layer gives up on an attempt itself.
 const BACKSTOP_SLACK: std::time::Duration = std::time::Duration::from_millis(10);
 
-/// Sends one attempt. A plain function returning a boxed future, so the retry loop's own future
-/// never names `S::Future` (which trips rustc's higher-ranked `Send` check).
+/// Sends one attempt. A plain function returning a future of a fixed type, so the retry loop's
+/// own future never names `S::Future` (which trips rustc's higher-ranked `Send` check).
 ///
 /// With a per-try timeout, the attempt carries an [`AttemptDeadline`] so the cluster ends it
 /// itself (and tells outlier detection, as Envoy counts per-try timeouts against the endpoint);
@@ -233,27 +266,66 @@ fn attempt<S, F, E>(
     service: &mut S,
     mut request: Request<BoxBody>,
     per_try: Option<std::time::Duration>,
-) -> BoxResponseFuture
+) -> Attempt
 where
     S: Service<Request<BoxBody>, Response = Response<BoxBody>, Error = E, Future = F>,
     F: Future<Output = Result<Response<BoxBody>, E>> + Send + 'static,
-    E: Into<BoxError>,
+    E: Into<BoxError> + 'static,
 {
     if let Some(limit) = per_try {
         request.extensions_mut().insert(AttemptDeadline {
             at: tokio::time::Instant::now() + limit,
         });
     }
-    let future = service.call(request);
-    Box::pin(async move {
-        match per_try {
-            None => future.await.map_err(Into::into),
-            Some(limit) => match tokio::time::timeout(limit + BACKSTOP_SLACK, future).await {
-                Ok(result) => result.map_err(Into::into),
-                Err(_) => Err(Box::new(PerTryTimeout(())) as BoxError),
+    let future = boxed_once(service.call(request));
+    match per_try {
+        None => Attempt::Plain { future },
+        Some(limit) => Attempt::Timed {
+            future: tokio::time::timeout(limit + BACKSTOP_SLACK, future),
+        },
+    }
+}
+
+/// `future` as a [`BoxResponseFuture`]; one that is one already (the mesh's clusters answer
+/// with one) is taken as it is instead of being boxed a second time.
+fn boxed_once<F, E>(future: F) -> BoxResponseFuture
+where
+    F: Future<Output = Result<Response<BoxBody>, E>> + Send + 'static,
+    E: Into<BoxError> + 'static,
+{
+    let mut slot = Some(future);
+    let already = (&mut slot as &mut dyn std::any::Any)
+        .downcast_mut::<Option<BoxResponseFuture>>()
+        .and_then(Option::take);
+    match (already, slot) {
+        (Some(boxed), _) => boxed,
+        (None, Some(future)) => Box::pin(async move { future.await.map_err(Into::into) }),
+        // invariant: the slot is emptied only by the downcast, which then returned it.
+        (None, None) => Box::pin(std::future::ready(Err("attempt future lost".into()))),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// One attempt in flight, with its per-try backstop when there is one.
+    #[project = AttemptProj]
+    enum Attempt {
+        Plain { #[pin] future: BoxResponseFuture },
+        Timed { #[pin] future: tokio::time::Timeout<BoxResponseFuture> },
+    }
+}
+
+impl Future for Attempt {
+    type Output = Result<Response<BoxBody>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            AttemptProj::Plain { future } => future.poll(cx),
+            AttemptProj::Timed { future } => match std::task::ready!(future.poll(cx)) {
+                Ok(result) => Poll::Ready(result),
+                Err(_) => Poll::Ready(Err(Box::new(PerTryTimeout(())) as BoxError)),
             },
         }
-    })
+    }
 }
 
 fn finish(

@@ -202,7 +202,7 @@ impl<S> Retry<S> {
 impl<S> Service<Request<BoxBody>> for Retry<S>
 where
     S: Service<Request<BoxBody>, Response = Response<BoxBody>> + Clone + Send + 'static,
-    S::Error: Into<BoxError>,
+    S::Error: Into<BoxError> + 'static,
     S::Future: Send + 'static,
 {
     type Response = Response<BoxBody>;

@@ -304,3 +304,55 @@ async fn attempts_carry_their_deadline_for_the_cluster() {
     assert_eq!(saw.len(), 2);
     assert_eq!(saw[0], Some(start + Duration::from_secs(2)));
 }
+
+/// What each attempt saw of the head: its target's host, a caller's extension, a header.
+type HeadsSeen = Arc<Mutex<Vec<(Option<String>, Option<u8>, Option<String>)>>>;
+
+#[tokio::test(start_paused = true)]
+async fn every_attempt_gets_the_whole_head_whether_or_not_only_the_target_rides_along() {
+    let target = crate::context::Target::new(mesh_core::policy::Destination {
+        host: "service2".into(),
+        subset: None,
+        port: None,
+    });
+    for with_caller_extension in [false, true] {
+        let seen = HeadsSeen::default();
+        let recorded = seen.clone();
+        // A cluster answering 503 and then 200, recording each attempt's head.
+        let cluster = tower::service_fn(move |req: Request<BoxBody>| {
+            let seen = recorded.clone();
+            async move {
+                let mut s = seen.lock().unwrap();
+                s.push((
+                    req.extensions()
+                        .get::<crate::context::Target>()
+                        .map(|t| t.destination.host.clone()),
+                    req.extensions().get::<u8>().copied(),
+                    req.headers()
+                        .get("x-user")
+                        .map(|v| v.to_str().unwrap().to_owned()),
+                ));
+                let mut r = Response::new(body::empty());
+                *r.status_mut() = if s.len() == 1 {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::OK
+                };
+                Ok::<_, BoxError>(r)
+            }
+        });
+        let svc = RetryLayer::new(policy(2), Budget::unlimited()).layer(cluster);
+        let mut req = get();
+        req.headers_mut().insert("x-user", "ann".parse().unwrap());
+        req.extensions_mut().insert(target.clone());
+        if with_caller_extension {
+            req.extensions_mut().insert(7u8);
+        }
+        let r = svc.oneshot(req).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let seen = seen.lock().unwrap();
+        let caller = with_caller_extension.then_some(7);
+        let expected = (Some("service2".to_owned()), caller, Some("ann".to_owned()));
+        assert_eq!(*seen, vec![expected.clone(), expected]);
+    }
+}

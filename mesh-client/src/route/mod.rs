@@ -9,6 +9,10 @@
 //! presence), withoutHeaders, queryParams, port, gateways and sourceLabels (from the
 //! [`SourceWorkload`](crate::context::SourceWorkload) extension), with `ignoreUriCase`.
 //!
+//! A host with many routes (16 or more) also has an index by path: exact `uri` paths are one
+//! hash lookup and prefixes one per distinct prefix length, so the lookup does not grow with the
+//! number of routes that ask for other paths, while the first matching route still wins.
+//!
 //! A host without VirtualService goes to the host itself; a host whose VirtualServices match
 //! nothing gets Envoy's answer, `404` with flag `NR`. [`rewrite`] applies `rewrite` and builds
 //! `redirect` answers.
@@ -23,6 +27,7 @@
 //! ```
 
 mod error;
+mod index;
 pub mod matching;
 pub mod rewrite;
 mod table;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use http::Request;
 use mesh_core::policy::{HttpRoute, MeshConfig, RequestMatch, VirtualService};
 
+use super::index::PathIndex;
 use super::matching::{RequestView, matches, names_gateway, normalize_host};
 use crate::hostmap::HostMap;
 
@@ -25,6 +26,8 @@ pub struct Entry<T> {
 #[derive(Debug)]
 pub struct HostRoutes<T> {
     entries: Vec<Arc<Entry<T>>>,
+    /// The routes by path, for long lists ([`PathIndex`]).
+    index: Option<PathIndex>,
 }
 
 impl<T> HostRoutes<T> {
@@ -118,7 +121,10 @@ impl<T> RouteTable<T> {
             }
         }
         suffixes.sort_by_key(|(suffix, _)| std::cmp::Reverse(suffix.len()));
-        let wrap = |entries| Arc::new(HostRoutes { entries });
+        let wrap = |entries: Vec<Arc<Entry<T>>>| {
+            let index = PathIndex::build(&entries);
+            Arc::new(HostRoutes { entries, index })
+        };
         let mut exact_map = HostMap::new();
         for (host, entries) in exact {
             exact_map.get_or_insert_with(&host, || wrap(entries));
@@ -171,6 +177,12 @@ impl<T> RouteTable<T> {
         let Some(routes) = self.host(&view.host) else {
             return Lookup::NoVirtualService;
         };
+        if let Some(index) = &routes.index {
+            return match index.lookup(&routes.entries, view, &self.gateway) {
+                Some((entry, matched)) => Lookup::Matched { entry, matched },
+                None => Lookup::NoRoute,
+            };
+        }
         for entry in &routes.entries {
             if entry.route.matches.is_empty() {
                 return Lookup::Matched {
