@@ -53,10 +53,12 @@ fn the_whole_folder_loads_at_once() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let l = load(&name);
         count += 1;
+        // (one file is there for its warnings, checked below)
         assert!(
-            l.warnings
-                .iter()
-                .all(|w| w.message.contains("not mesh configuration")),
+            name == "accepted-with-warnings.yaml"
+                || l.warnings
+                    .iter()
+                    .all(|w| w.message.contains("not mesh configuration")),
             "{name}: {:?}",
             l.warnings
         );
@@ -445,4 +447,31 @@ fn query_parameter_hash_and_deprecated_fields() {
     }
     let od = tp.outlier_detection.as_ref().expect("outlier");
     assert_eq!((od.consecutive_gateway_errors, od.consecutive_5xx), (3, 0));
+}
+
+#[test]
+fn what_istio_accepts_loads_with_warnings_that_say_what_is_not_used() {
+    let l = load("accepted-with-warnings.yaml");
+    assert_eq!(l.config.service_entries.len(), 1);
+    assert_eq!(l.config.authorization.len(), 1);
+    let warnings: Vec<String> = l.warnings.iter().map(ToString::to_string).collect();
+    let has = |needle: &str| warnings.iter().any(|w| w.contains(needle));
+    assert!(
+        has("spec.addresses: accepted and not used: addresses matter only for TCP traffic"),
+        "{warnings:?}"
+    );
+    assert!(
+        has(
+            "spec.rules[0].to[0].operation.paths[0]: \"admin\" does not start with `/` or `*`, so it never matches"
+        ),
+        "{warnings:?}"
+    );
+    assert!(
+        has("`WorkloadEntry` (`networking.istio.io`) is not supported by this mesh; skipped"),
+        "{warnings:?}"
+    );
+    assert!(
+        !warnings.iter().any(|w| w.contains("did you mean")),
+        "{warnings:?}"
+    );
 }

@@ -366,11 +366,11 @@ fn paths(list: &Option<Vec<String>>, path: &str, cx: &mut Cx<'_>) -> Vec<String>
             continue;
         }
         if !(v.starts_with('/') || v.starts_with('*')) {
-            cx.error(
+            // Istio accepts it; a request path always starts with `/`, so it never matches
+            cx.warn(
                 &format!("{path}[{i}]"),
-                format!("{v:?}: a path must start with `/` or `*`"),
+                format!("{v:?} does not start with `/` or `*`, so it never matches a request path"),
             );
-            continue;
         }
         out.push(v);
     }

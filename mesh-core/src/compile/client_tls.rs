@@ -40,7 +40,7 @@ pub(crate) fn compile(
     if spec.credential_name.is_some() {
         cx.error(
             &format!("{path}.credentialName"),
-            "is not supported yet by this mesh in folder mode (give `clientCertificate`, `privateKey` and `caCertificates` file paths)",
+            "is not supported by this mesh in folder mode (give `clientCertificate`, `privateKey` and `caCertificates` file paths)",
         );
     }
     if spec.ca_crl.is_some() {

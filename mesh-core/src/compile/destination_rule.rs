@@ -295,7 +295,7 @@ fn connection_pool(p: &ConnectionPoolSpec, path: &str, cx: &mut Cx<'_>) -> Optio
         if out.max_requests_per_connection > 1 {
             cx.error(
                 &format!("{hp}.maxRequestsPerConnection"),
-                "values above 1 are not supported yet by this mesh (1 disables connection reuse; 0 or absent is unlimited)",
+                "values above 1 are not supported by this mesh (1 disables connection reuse; 0 or absent is unlimited)",
             );
         }
         out.max_retries = limit(
@@ -313,7 +313,7 @@ fn connection_pool(p: &ConnectionPoolSpec, path: &str, cx: &mut Cx<'_>) -> Optio
             None | Some("DEFAULT" | "DO_NOT_UPGRADE") => {}
             Some("UPGRADE") => cx.error(
                 &format!("{hp}.h2UpgradePolicy"),
-                "`UPGRADE` is not supported yet by this mesh (only `DEFAULT` and `DO_NOT_UPGRADE`)",
+                "`UPGRADE` is not supported by this mesh (only `DEFAULT` and `DO_NOT_UPGRADE`)",
             ),
             Some(other) => cx.error(
                 &format!("{hp}.h2UpgradePolicy"),

@@ -5,7 +5,7 @@ use super::common::port;
 use crate::policy::{GatewayPolicy, GatewayServer};
 use crate::spec::GatewaySpec;
 
-const PROTOCOLS: [&str; 7] = ["HTTP", "HTTPS", "GRPC", "HTTP2", "MONGO", "TCP", "TLS"];
+use super::istio_schema::PROTOCOLS;
 
 /// Compiles a Gateway; `None` when it has errors.
 pub(crate) fn compile(spec: &GatewaySpec, cx: &mut Cx<'_>) -> Option<GatewayPolicy> {
@@ -53,7 +53,9 @@ pub(crate) fn compile(spec: &GatewaySpec, cx: &mut Cx<'_>) -> Option<GatewayPoli
         } else if !matches!(protocol.as_str(), "HTTP" | "HTTP2" | "GRPC") {
             cx.error(
                 &format!("{path}.port.protocol"),
-                format!("protocol `{protocol}` is not supported yet by this mesh (HTTP, HTTP2 and GRPC are)"),
+                format!(
+                    "protocol `{protocol}` is not supported by this mesh (HTTP, HTTP2 and GRPC are)"
+                ),
             );
         }
         if s.hosts.is_empty() {

@@ -40,7 +40,7 @@ pub(crate) fn compile(spec: &LegacyPolicySpec, cx: &mut Cx<'_>) -> Option<Legacy
         Some("USE_PEER") => {
             cx.error(
                 "spec.principalBinding",
-                "USE_PEER is not supported yet by this mesh (there is no peer identity without mTLS); use USE_ORIGIN",
+                "USE_PEER is not supported by this mesh (there is no peer identity without mTLS); use USE_ORIGIN",
             );
             ok = false;
         }
@@ -58,7 +58,7 @@ pub(crate) fn compile(spec: &LegacyPolicySpec, cx: &mut Cx<'_>) -> Option<Legacy
         if !t.ports.is_empty() {
             cx.error(
                 &format!("spec.targets[{i}].ports"),
-                "is not supported yet by this mesh (a policy applies to every port of its workload)",
+                "is not supported by this mesh (a policy applies to every port of its workload)",
             );
             ok = false;
         }
@@ -95,7 +95,7 @@ pub(crate) fn compile(spec: &LegacyPolicySpec, cx: &mut Cx<'_>) -> Option<Legacy
             Some(_) => {
                 cx.error(
                     &format!("{path}.triggerRules"),
-                    "origins with different triggerRules are not supported yet by this mesh",
+                    "origins with different triggerRules are not supported by this mesh",
                 );
                 ok = false;
             }

@@ -72,7 +72,22 @@ impl<'a> Cx<'a> {
     /// Reports a field Istio has and this mesh does not support yet (an error: never silently
     /// ignored).
     pub fn unsupported(&mut self, path: &str) {
-        self.push(Severity::Error, path, "is not supported yet by this mesh");
+        self.push(Severity::Error, path, "is not supported by this mesh");
+    }
+
+    /// Reports `value` at `path` as not supported by this mesh when it is a value Istio allows
+    /// there (Istio's enum for that field, or `also`); returns whether it did. Callers report any
+    /// other value as unknown, with their own hint.
+    pub fn unsupported_value(&mut self, path: &str, value: &str, also: &[&str]) -> bool {
+        let istio =
+            also.contains(&value) || istio_schema::has_value(&self.origin.kind, path, value);
+        if istio {
+            self.error(
+                path,
+                format_args!("`{value}` is not supported by this mesh"),
+            );
+        }
+        istio
     }
 
     /// How many errors the sink holds so far (compare before and after compiling a part).
@@ -122,6 +137,7 @@ pub(crate) mod common;
 pub(crate) mod destination_rule;
 pub mod duration;
 pub(crate) mod gateway;
+pub(crate) mod istio_schema;
 pub(crate) mod legacy_policy;
 pub(crate) mod load_balancer;
 pub(crate) mod mesh_config;

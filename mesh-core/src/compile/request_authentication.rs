@@ -48,7 +48,7 @@ pub(crate) fn compile(spec: &RequestAuthenticationSpec, cx: &mut Cx<'_>) -> Opti
     if refs.len() > 1 {
         cx.error(
             &refs[1].0,
-            "more than one target reference is not supported yet by this mesh",
+            "more than one target reference is not supported by this mesh",
         );
         ok = false;
     } else if let Some((path, r)) = refs.first() {
@@ -98,9 +98,7 @@ fn target_ref_selector(path: &str, r: &PolicyTargetRefSpec, cx: &mut Cx<'_>) -> 
     if !(group.is_empty() || group == "core") || kind != "Service" {
         cx.error(
             &format!("{path}.kind"),
-            format!(
-                "target {group}/{kind} is not supported yet by this mesh (only a core Service)"
-            ),
+            format!("target {group}/{kind} is not supported by this mesh (only a core Service)"),
         );
         return None;
     }
@@ -224,7 +222,7 @@ pub(super) fn jwks_source(
         (None, None) => {
             cx.error(
                 &format!("{path}.jwksUri"),
-                "is required (or an inline jwks): OpenID discovery of the issuer's keys is not supported yet by this mesh",
+                "is required (or an inline jwks): OpenID discovery of the issuer's keys is not supported by this mesh",
             );
             None
         }

@@ -288,7 +288,7 @@ fn retries(r: &HttpRetrySpec, path: &str, cx: &mut Cx<'_>) -> Option<RetryPolicy
     if r.retry_ignore_previous_hosts == Some(false) {
         cx.error(
             &format!("{path}.retryIgnorePreviousHosts"),
-            "`false` is not supported yet by this mesh (retries always prefer another endpoint)",
+            "`false` is not supported by this mesh (retries always prefer another endpoint)",
         );
     }
     if r.retry_remote_localities == Some(true) {
@@ -357,7 +357,7 @@ pub(crate) fn retry_on(s: &str, path: &str, cx: &mut Cx<'_>) -> Option<RetryOn> 
         match RETRY_ON_NAMES.iter().find(|(n, _)| *n == item) {
             // Both need response headers the shared classifier does not see yet.
             Some((name, RetryCondition::RetriableHeaders | RetryCondition::EnvoyRatelimited)) => {
-                cx.error(path, format!("`{name}` is not supported yet by this mesh"));
+                cx.error(path, format!("`{name}` is not supported by this mesh"));
                 ok = false;
             }
             Some((_, c)) => {

@@ -28,7 +28,12 @@ pub(crate) fn compile(spec: &ServiceEntrySpec, cx: &mut Cx<'_>) -> Option<Servic
         }
     }
     if !spec.addresses.is_empty() {
-        cx.unsupported("spec.addresses");
+        // Istio uses them for TCP traffic (and DNS proxying) only; this mesh carries HTTP, which
+        // is routed by host
+        cx.warn(
+            "spec.addresses",
+            "accepted and not used: addresses matter only for TCP traffic, which this mesh does not carry (HTTP is routed by host)",
+        );
     }
     if spec.workload_selector.is_some() {
         cx.unsupported("spec.workloadSelector");
@@ -85,6 +90,7 @@ pub(crate) fn compile(spec: &ServiceEntrySpec, cx: &mut Cx<'_>) -> Option<Servic
         None => Resolution::None,
         Some(r) => match RESOLUTIONS.iter().find(|(n, _)| *n == r) {
             Some((_, res)) => *res,
+            None if cx.unsupported_value("spec.resolution", r, &[]) => Resolution::None,
             None => {
                 let hint = crate::diag::closest(r, RESOLUTIONS.iter().map(|(n, _)| *n))
                     .map(|h| format!(", did you mean `{h}`?"))

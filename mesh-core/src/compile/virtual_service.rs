@@ -24,13 +24,13 @@ pub(crate) fn compile(spec: &VirtualServiceSpec, cx: &mut Cx<'_>) -> Option<Virt
     if spec.tcp.is_some() {
         cx.error(
             "spec.tcp",
-            "tcp routes are not supported yet by this mesh (only http routes are)",
+            "tcp routes are not supported by this mesh (only http routes are)",
         );
     }
     if spec.tls.is_some() {
         cx.error(
             "spec.tls",
-            "tls routes are not supported yet by this mesh (only http routes are)",
+            "tls routes are not supported by this mesh (only http routes are)",
         );
     }
     // exportTo: accepted and ignored by design (one process sees every resource it loads).

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use super::Compiled;
 use super::hosts::{canonical_host, host_matches};
+use super::{Compiled, RefusedRef};
 use crate::compile::Cx;
 use crate::diag::Diagnostic;
 use crate::policy::{Destination, DestinationPolicy, RouteAction};
@@ -47,11 +47,19 @@ pub(crate) fn run(c: &mut Compiled, diags: &mut Vec<Diagnostic>) {
         .iter()
         .map(|(g, _)| (g.origin.namespace.clone(), g.origin.name.clone()))
         .collect();
+    let refused = &c.refused;
     for (vs, spec, lines) in &c.virtual_services {
         let mut cx = Cx::new(vs.origin.clone(), lines, diags);
         let ns = vs.origin.namespace.clone();
         for (i, g) in vs.gateways.iter().enumerate() {
-            check_gateway(g, &ns, &gateways, &format!("spec.gateways[{i}]"), &mut cx);
+            check_gateway(
+                g,
+                &ns,
+                &gateways,
+                refused,
+                &format!("spec.gateways[{i}]"),
+                &mut cx,
+            );
         }
         for (i, route) in vs.http.iter().enumerate() {
             for (j, m) in route.matches.iter().enumerate() {
@@ -60,6 +68,7 @@ pub(crate) fn run(c: &mut Compiled, diags: &mut Vec<Diagnostic>) {
                         g,
                         &ns,
                         &gateways,
+                        refused,
                         &format!("spec.http[{i}].match[{j}].gateways[{k}]"),
                         &mut cx,
                     );
@@ -68,7 +77,7 @@ pub(crate) fn run(c: &mut Compiled, diags: &mut Vec<Diagnostic>) {
             if let RouteAction::Forward(dests) = &route.action {
                 for (j, d) in dests.iter().enumerate() {
                     let path = format!("spec.http[{i}].route[{j}].destination.subset");
-                    check_subset(&d.destination, &ns, &canonical, &path, &mut cx);
+                    check_subset(&d.destination, &ns, &canonical, refused, &path, &mut cx);
                 }
             }
             let legacy_mirror = spec.http.get(i).is_some_and(|r| r.mirror.is_some());
@@ -78,14 +87,21 @@ pub(crate) fn run(c: &mut Compiled, diags: &mut Vec<Diagnostic>) {
                 } else {
                     format!("spec.http[{i}].mirrors[{k}].destination.subset")
                 };
-                check_subset(&m.destination, &ns, &canonical, &path, &mut cx);
+                check_subset(&m.destination, &ns, &canonical, refused, &path, &mut cx);
             }
         }
     }
     c.config.destinations = by_host;
 }
 
-fn check_gateway(g: &str, ns: &str, gateways: &[(String, String)], path: &str, cx: &mut Cx<'_>) {
+fn check_gateway(
+    g: &str,
+    ns: &str,
+    gateways: &[(String, String)],
+    refused: &[RefusedRef],
+    path: &str,
+    cx: &mut Cx<'_>,
+) {
     if g == "mesh" {
         return;
     }
@@ -97,6 +113,13 @@ fn check_gateway(g: &str, ns: &str, gateways: &[(String, String)], path: &str, c
         }
         _ => (name, gns),
     };
+    if let Some(r) = refused
+        .iter()
+        .find(|r| r.kind == "Gateway" && r.namespace == gns && r.name == name)
+    {
+        cx.error(path, r.message());
+        return;
+    }
     if !gateways.iter().any(|(n_s, n)| n_s == gns && n == name) {
         let known: Vec<String> = gateways.iter().map(|(a, b)| format!("{a}/{b}")).collect();
         let known = if known.is_empty() {
@@ -115,6 +138,7 @@ fn check_subset(
     d: &Destination,
     ns: &str,
     rules: &BTreeMap<String, &DestinationPolicy>,
+    refused: &[RefusedRef],
     path: &str,
     cx: &mut Cx<'_>,
 ) {
@@ -126,14 +150,28 @@ fn check_subset(
             .find(|(h, _)| host_matches(h, &wanted))
             .map(|(_, r)| r)
     });
+    let refused_rule = || {
+        refused.iter().find(|r| {
+            r.host.as_deref().is_some_and(|h| {
+                let h = canonical_host(h, &r.namespace);
+                h == wanted || host_matches(&h, &wanted)
+            })
+        })
+    };
     match rule {
-        None => cx.error(
+        None => match refused_rule() {
+            Some(r) => cx.error(
+                path,
+                format!("subset `{subset}` of host `{}`: {}", d.host, r.message()),
+            ),
+            None => cx.error(
             path,
             format!(
                 "subset `{subset}` of host `{}` is not defined: no DestinationRule for that host",
                 d.host
             ),
-        ),
+            ),
+        },
         Some(r) if r.subset(subset).is_none() => {
             let names: Vec<&str> = r.subsets.iter().map(|s| s.name.as_str()).collect();
             cx.error(

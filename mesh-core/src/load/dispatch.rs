@@ -3,8 +3,8 @@
 
 use serde::de::DeserializeOwned;
 
-use super::Compiled;
 use super::documents::Manifest;
+use super::{Compiled, RefusedRef};
 use crate::compile::{self, Cx, LineIndex};
 use crate::diag::closest;
 use crate::diag::{Diagnostic, Severity};
@@ -71,6 +71,39 @@ const GROUPS: [Group; 4] = [
     ),
 ];
 
+/// Istio's other kinds (and the Kubernetes Gateway API Istio also reads): real kinds this mesh
+/// does not implement, skipped with a warning that says so, never a "did you mean" hint.
+const OTHER_ISTIO_KINDS: [(&str, &[&str]); 6] = [
+    (
+        "networking.istio.io",
+        &[
+            "Sidecar",
+            "EnvoyFilter",
+            "WorkloadEntry",
+            "WorkloadGroup",
+            "ProxyConfig",
+        ],
+    ),
+    ("telemetry.istio.io", &["Telemetry"]),
+    ("extensions.istio.io", &["WasmPlugin"]),
+    ("install.istio.io", &["IstioOperator"]),
+    ("security.istio.io", &[]),
+    (
+        "gateway.networking.k8s.io",
+        &[
+            "Gateway",
+            "GatewayClass",
+            "HTTPRoute",
+            "GRPCRoute",
+            "TCPRoute",
+            "TLSRoute",
+            "UDPRoute",
+            "ReferenceGrant",
+            "BackendTLSPolicy",
+        ],
+    ),
+];
+
 /// What to do with a manifest of this `apiVersion` and `kind`.
 pub(crate) enum Resolved {
     /// Read it.
@@ -86,6 +119,14 @@ pub(crate) fn resolve(api_version: &str, kind: &str) -> Resolved {
         return Resolved::Known(Kind::ConfigMap);
     }
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    if OTHER_ISTIO_KINDS
+        .iter()
+        .any(|(g, kinds)| *g == group && kinds.contains(&kind))
+    {
+        return Resolved::Skip(format!(
+            "`{kind}` (`{group}`) is not supported by this mesh; skipped"
+        ));
+    }
     let Some((group, versions, kinds)) = GROUPS.iter().find(|(g, ..)| *g == group) else {
         return Resolved::Skip(format!(
             "`{api_version}` `{kind}` is not mesh configuration; skipped"
@@ -124,10 +165,11 @@ pub(crate) fn compile_manifest(
     compile::annotations::check(kind, &m.annotations, &mut cx);
     match kind {
         Kind::Gateway => {
-            if let Some(p) =
-                spec::<GatewaySpec>(m, &mut cx).and_then(|s| compile::gateway::compile(&s, &mut cx))
+            match spec::<GatewaySpec>(m, &mut cx)
+                .and_then(|s| compile::gateway::compile(&s, &mut cx))
             {
-                out.gateways.push((p, m.lines.clone()));
+                Some(p) => out.gateways.push((p, m.lines.clone())),
+                None => out.refused.push(refused(m, "Gateway", None)),
             }
         }
         Kind::VirtualService => {
@@ -138,10 +180,19 @@ pub(crate) fn compile_manifest(
             }
         }
         Kind::DestinationRule => {
-            if let Some(p) = spec::<DestinationRuleSpec>(m, &mut cx)
+            match spec::<DestinationRuleSpec>(m, &mut cx)
                 .and_then(|s| compile::destination_rule::compile(&s, &mut cx))
             {
-                out.destination_rules.push((p, m.lines.clone()));
+                Some(p) => out.destination_rules.push((p, m.lines.clone())),
+                None => {
+                    let host = m
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.get("host"))
+                        .and_then(|h| h.as_str())
+                        .map(str::to_owned);
+                    out.refused.push(refused(m, "DestinationRule", host));
+                }
             }
         }
         Kind::ServiceEntry => {
@@ -219,6 +270,16 @@ pub(crate) fn compile_manifest(
     }
 }
 
+fn refused(m: &Manifest, kind: &'static str, host: Option<String>) -> RefusedRef {
+    RefusedRef {
+        kind,
+        namespace: m.namespace.clone(),
+        name: m.name.clone(),
+        host,
+        at: format!("{}:{}", m.file, m.lines.start),
+    }
+}
+
 /// Deserializes `spec` (an absent or null `spec` is an empty mapping), reporting a serde error at the
 /// field it names.
 fn spec<T: DeserializeOwned>(m: &Manifest, cx: &mut Cx<'_>) -> Option<T> {
@@ -246,7 +307,7 @@ fn spec<T: DeserializeOwned>(m: &Manifest, cx: &mut Cx<'_>) -> Option<T> {
                 }
             }
             let raw = e.into_inner().to_string();
-            let (message, field) = explain(&raw);
+            let (message, field) = explain(&m.kind, &path, &raw);
             // an unknown field is reported at its own line, under its parent's path
             let (shown, line) = match field {
                 Some(f) if path.ends_with(&format!(".{f}")) => {
@@ -273,15 +334,29 @@ fn spec<T: DeserializeOwned>(m: &Manifest, cx: &mut Cx<'_>) -> Option<T> {
     }
 }
 
-/// Rewrites serde's message: an unknown field gets the closest known name as a hint. Returns
-/// the message and, for an unknown field, its name.
-fn explain(raw: &str) -> (String, Option<String>) {
+/// Rewrites serde's message: a field Istio's `kind` has at `path` is named as not supported by
+/// this mesh; any other unknown field gets the closest known name as a hint. Returns the message
+/// and, for an unknown field, its name.
+fn explain(kind: &str, path: &str, raw: &str) -> (String, Option<String>) {
     let Some(rest) = raw.strip_prefix("unknown field `") else {
         return (raw.to_owned(), None);
     };
     let Some((field, tail)) = rest.split_once('`') else {
         return (raw.to_owned(), None);
     };
+    let full = if path.ends_with(&format!(".{field}")) {
+        path.to_owned()
+    } else {
+        format!("{path}.{field}")
+    };
+    if compile::istio_schema::has_field(kind, &full) {
+        return (
+            format!(
+                "`{field}` is not supported by this mesh (an Istio field it does not implement)"
+            ),
+            Some(field.to_owned()),
+        );
+    }
     let expected: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
     let message = match closest(field, expected.iter().copied()) {
         Some(h) => format!("unknown field `{field}`, did you mean `{h}`?"),
@@ -302,15 +377,33 @@ mod tests {
 
     #[test]
     fn explain_suggests() {
-        let (m, f) =
-            explain("unknown field `atempts`, expected one of `attempts`, `perTryTimeout`");
+        let vs = "VirtualService";
+        let (m, f) = explain(
+            vs,
+            "spec.http[0].retries",
+            "unknown field `atempts`, expected one of `attempts`, `perTryTimeout`",
+        );
         assert_eq!(m, "unknown field `atempts`, did you mean `attempts`?");
         assert_eq!(f.as_deref(), Some("atempts"));
-        let (m, _) = explain("unknown field `zzz`, expected `host`");
+        let (m, _) = explain(vs, "spec.x", "unknown field `zzz`, expected `host`");
         assert_eq!(m, "unknown field `zzz` (known fields: host)");
-        let (m, f) = explain("invalid type: string \"x\", expected i64");
+        let (m, f) = explain(vs, "spec", "invalid type: string \"x\", expected i64");
         assert_eq!(m, "invalid type: string \"x\", expected i64");
         assert!(f.is_none());
+    }
+
+    #[test]
+    fn istio_fields_are_not_typos() {
+        let (m, f) = explain(
+            "AuthorizationPolicy",
+            "spec.rules[0].from[0].source",
+            "unknown field `serviceAccounts`, expected one of `principals`, `namespaces`",
+        );
+        assert_eq!(
+            m,
+            "`serviceAccounts` is not supported by this mesh (an Istio field it does not implement)"
+        );
+        assert_eq!(f.as_deref(), Some("serviceAccounts"));
     }
 
     #[test]
@@ -327,5 +420,23 @@ mod tests {
             resolve("networking.istio.io/v1", "Gateway"),
             Resolved::Known(Kind::Gateway)
         ));
+    }
+
+    #[test]
+    fn real_istio_kinds_get_no_hint() {
+        for (api, kind) in [
+            ("networking.istio.io/v1", "WorkloadEntry"),
+            ("networking.istio.io/v1alpha3", "EnvoyFilter"),
+            ("telemetry.istio.io/v1", "Telemetry"),
+            ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+        ] {
+            match resolve(api, kind) {
+                Resolved::Skip(m) => {
+                    assert!(m.contains("is not supported by this mesh"), "{m}");
+                    assert!(!m.contains("did you mean"), "{m}");
+                }
+                _ => panic!("{kind} must be skipped"),
+            }
+        }
     }
 }

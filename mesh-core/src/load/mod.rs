@@ -139,6 +139,32 @@ pub(crate) struct Compiled {
     pub(crate) virtual_services: Vec<(VirtualService, VirtualServiceSpec, DocLines)>,
     pub(crate) destination_rules: Vec<(DestinationPolicy, DocLines)>,
     pub(crate) service_entries: Vec<crate::policy::ServiceEntryPolicy>,
+    /// Gateways and DestinationRules refused for their own errors: the resources that refer to
+    /// them are told so, rather than that they do not exist.
+    pub(crate) refused: Vec<RefusedRef>,
+}
+
+/// A Gateway or DestinationRule refused for its own errors.
+#[derive(Clone, Debug)]
+pub(crate) struct RefusedRef {
+    /// `Gateway` or `DestinationRule`.
+    pub(crate) kind: &'static str,
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+    /// A DestinationRule's `spec.host`, as written.
+    pub(crate) host: Option<String>,
+    /// Where it is: `file:line`, or `namespace/name` for an object.
+    pub(crate) at: String,
+}
+
+impl RefusedRef {
+    /// `refers to Gateway `default/gw`, which is refused for its own errors (gw.yaml:1)`.
+    pub(crate) fn message(&self) -> String {
+        format!(
+            "refers to {} `{}/{}`, which is refused for its own errors ({})",
+            self.kind, self.namespace, self.name, self.at
+        )
+    }
 }
 
 fn load_texts(

@@ -102,11 +102,19 @@ pub fn load_objects(objects: &[Object]) -> ObjectsLoaded {
     let mut refused: Vec<(usize, Vec<Diagnostic>)> = Vec::new();
     // each object alone: its own errors refuse it
     let mut kept: Vec<(usize, Kind, Manifest)> = Vec::new();
+    // Gateways and DestinationRules refused alone: who refers to them is told so
+    let mut refused_refs = Vec::new();
     for (i, object) in objects.iter().enumerate() {
         let mut diags = Vec::new();
         let ready = manifest(object, &mut diags).and_then(|m| {
             let kind = resolve(object, &m, &mut diags)?;
-            dispatch::compile_manifest(kind, &m, &mut Compiled::default(), &mut diags);
+            let mut alone = Compiled::default();
+            dispatch::compile_manifest(kind, &m, &mut alone, &mut diags);
+            // an object is named by `namespace/name`, without a line
+            refused_refs.extend(alone.refused.into_iter().map(|mut r| {
+                r.at = object.origin_name();
+                r
+            }));
             Some((kind, m))
         });
         let (errors, warns): (Vec<_>, Vec<_>) = diags
@@ -128,7 +136,10 @@ pub fn load_objects(objects: &[Object]) -> ObjectsLoaded {
     // again without them (a refused DestinationRule can leave a VirtualService's subset
     // undefined)
     let config = loop {
-        let mut compiled = Compiled::default();
+        let mut compiled = Compiled {
+            refused: refused_refs.clone(),
+            ..Compiled::default()
+        };
         let mut diags = Vec::new();
         for (_, kind, m) in &kept {
             dispatch::compile_manifest(*kind, m, &mut compiled, &mut diags);

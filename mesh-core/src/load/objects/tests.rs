@@ -80,7 +80,8 @@ fn an_undefined_subset_refuses_the_route_and_a_refused_rule_cascades() {
     assert!(loaded.refused.is_empty(), "{:?}", loaded.refused);
     assert_eq!(loaded.config.destinations.len(), 1);
 
-    // the rule is refused (bad field), so the route's subset is undefined: both refused
+    // the rule is refused (bad field), so the route's subset is undefined: both refused, and the
+    // route is told the rule was refused (not that there is no rule)
     let mut bad_rule = dr("service2", "service2", &["v1"]);
     bad_rule.spec["trafficPolicy"] = json!({"loadBalancer": {"simple": "SIDEWAYS"}});
     let loaded = load_objects(&[
@@ -100,7 +101,7 @@ fn an_undefined_subset_refuses_the_route_and_a_refused_rule_cascades() {
     assert!(
         loaded.refused[0].errors[0]
             .message
-            .contains("subset `v1` of host `service2` is not defined"),
+            .contains("refers to DestinationRule `default/service2`, which is refused for its own errors (default/service2)"),
         "{:?}",
         loaded.refused[0].errors
     );
