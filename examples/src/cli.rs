@@ -50,6 +50,11 @@ pub struct CommonArgs {
     /// The workload's namespace (policies apply from it and from istio-system).
     #[arg(long, default_value = "default")]
     pub namespace: String,
+    /// Take the mesh config and the endpoints from the Kubernetes API server instead of
+    /// --config (in a pod its service account, else $KUBECONFIG); the app knows itself from its
+    /// Pod, named by POD_NAME and POD_NAMESPACE (labels app, version; --namespace is ignored).
+    #[arg(long)]
+    pub kube: bool,
 }
 
 impl CommonArgs {

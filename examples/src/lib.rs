@@ -15,6 +15,7 @@ pub mod cli;
 pub mod gateway;
 pub mod hop;
 pub mod issuer;
+pub mod kube;
 pub mod lab;
 pub mod mesh;
 pub mod run;

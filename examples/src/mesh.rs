@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use mesh_core::policy::{Labels, MeshConfig, ServiceEntryPolicy};
-use mesh_core::registry::{DnsOptions, Following, Registry, StaticDiscovery};
-use mesh_core::watch::{ConfigStore, WatchHandle};
+use mesh_core::registry::{DnsOptions, Registry, StaticDiscovery};
+use mesh_core::watch::ConfigStore;
 
 use mesh_server::MeshServer;
 use mesh_server::admin::{ConfigView, mesh_config_view};
@@ -36,6 +36,11 @@ pub struct Workload {
     pub version: String,
     /// The namespace (`default` unless `--namespace` says otherwise).
     pub namespace: String,
+    /// Its name in metrics when it is not `<app>-<version>`: in Kubernetes, the owning
+    /// Deployment's name (`--kube`).
+    pub deployment: Option<String>,
+    /// Labels beyond `app` and `version` (in Kubernetes its Pod's, e.g. `istio: ingressgateway`).
+    pub extra_labels: Labels,
 }
 
 /// An app's identity flags: `--certs DIR` and `--namespace NS`.
@@ -63,13 +68,19 @@ impl Workload {
             app: app.into(),
             version: version.into(),
             namespace: "default".to_owned(),
+            deployment: None,
+            extra_labels: Labels::new(),
         }
     }
 
     /// The workload's name, as a Deployment of it would be named: `<app>-<version>`
-    /// (`service2-v1`), what the `source_workload`/`destination_workload` labels say.
+    /// (`service2-v1`) unless [`Workload::deployment`] names it, what the
+    /// `source_workload`/`destination_workload` labels say.
     pub fn name(&self) -> String {
-        mesh_telemetry::labels::workload_name(&self.labels(), &self.app).into_owned()
+        match &self.deployment {
+            Some(name) => name.clone(),
+            None => mesh_telemetry::labels::workload_name(&self.labels(), &self.app).into_owned(),
+        }
     }
 
     /// The same workload in `namespace`.
@@ -78,12 +89,12 @@ impl Workload {
         self
     }
 
-    /// Its labels: `app` and `version`.
+    /// Its labels: `app`, `version` and [`Workload::extra_labels`].
     pub fn labels(&self) -> Labels {
-        Labels::from([
-            ("app".to_owned(), self.app.clone()),
-            ("version".to_owned(), self.version.clone()),
-        ])
+        let mut labels = self.extra_labels.clone();
+        labels.insert("app".to_owned(), self.app.clone());
+        labels.insert("version".to_owned(), self.version.clone());
+        labels
     }
 }
 
@@ -134,6 +145,9 @@ pub enum StartError {
     /// No Gateway in the config.
     #[error("no Gateway named {0:?} in the config")]
     NoGateway(String),
+    /// `--kube`: the API server or the app's own Pod could not be read.
+    #[error("kubernetes: {0}")]
+    Kube(String),
 }
 
 /// Loads a config folder, printing its warnings.
@@ -195,9 +209,9 @@ struct RuntimeInner {
     jwks: JwksCache,
     transport: Option<mesh_client::transport::Transport>,
     tls: crate::tls::WorkloadTls,
-    _watch: WatchHandle,
-    _discovery: StaticDiscovery,
-    _following: Following,
+    // What keeps the config and the endpoints current: the folder watcher and the registry's
+    // discovery, or the Kubernetes watches (`--kube`).
+    _sources: Box<dyn std::any::Any + Send + Sync>,
 }
 
 impl MeshRuntime {
@@ -257,9 +271,37 @@ impl MeshRuntime {
             jwks,
             transport,
             tls,
-            _watch: watch,
-            _discovery: discovery,
-            _following: following,
+            _sources: Box::new((watch, discovery, following)),
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// A runtime over a config store and registry kept current by `sources` (held as long as
+    /// the runtime lives), e.g. the Kubernetes watches of `--kube`; `dir` names where the config
+    /// comes from in messages. With `certs`, as [`MeshRuntime::start_with_certs`].
+    pub fn from_sources(
+        dir: &Path,
+        store: ConfigStore,
+        registry: Arc<Registry>,
+        sources: Box<dyn std::any::Any + Send + Sync>,
+        certs: Option<&Path>,
+    ) -> Result<Self, StartError> {
+        let jwks = JwksCache::new().map_err(|e| StartError::Jwks(e.to_string()))?;
+        let tls = certs.map_or_else(
+            crate::tls::WorkloadTls::none,
+            crate::tls::WorkloadTls::watch,
+        );
+        let inner = RuntimeInner {
+            dir: dir.to_owned(),
+            store,
+            registry,
+            metrics: MeshMetrics::new(),
+            jwks,
+            transport: None,
+            tls,
+            _sources: sources,
         };
         Ok(Self {
             inner: Arc::new(inner),
@@ -364,6 +406,9 @@ impl MeshRuntime {
         let mut server_workload = mesh_server::Workload::new(&workload.app)
             .version(&workload.version)
             .namespace(&workload.namespace);
+        if let Some(name) = &workload.deployment {
+            server_workload = server_workload.name(name);
+        }
         for (k, v) in &workload.labels() {
             server_workload = server_workload.label(k, v);
         }

@@ -257,7 +257,12 @@ pub async fn service_main(
         )
         .await?;
         let shutdown = Shutdown::new();
-        let started = start_service(&spec, listener, admin, &shutdown)?;
+        let started = if args.common.kube {
+            let target = crate::kube::KubeTarget::from_env().await?;
+            crate::kube::start_kube_service(&spec, &target, listener, admin, &shutdown).await?
+        } else {
+            start_service(&spec, listener, admin, &shutdown)?
+        };
         Ok::<_, StartError>((started, shutdown))
     }
     .await;

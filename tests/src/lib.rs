@@ -6,6 +6,8 @@
 //! code the demo runs) and asserts on what a user would see.
 #![forbid(unsafe_code)]
 
+pub mod kube;
+
 use std::sync::Arc;
 
 pub use mesh_examples::lab::{Lab, LabOptions, Reply};

@@ -8,6 +8,7 @@
 use clap::Parser;
 use mesh_examples::cli::{CommonArgs, default_addr, ports};
 use mesh_examples::gateway::{GatewaySpec, start_gateway};
+use mesh_examples::kube::{KubeTarget, start_kube_gateway};
 use mesh_examples::run::{Shutdown, bind, init_tracing, os_signal};
 
 /// The article's ingress gateway.
@@ -45,7 +46,12 @@ async fn main() -> std::process::ExitCode {
             config: cli.common.config.clone(),
             identity: cli.common.identity(),
         };
-        start_gateway(&spec, listener, admin, &shutdown)
+        if cli.common.kube {
+            let target = KubeTarget::from_env().await?;
+            start_kube_gateway(&spec, &target, listener, admin, &shutdown).await
+        } else {
+            start_gateway(&spec, listener, admin, &shutdown)
+        }
     }
     .await;
     match started {
