@@ -306,6 +306,10 @@ impl MeshRuntime {
         if let Some(transport) = &self.inner.transport {
             clusters = clusters.with_transport(transport.clone());
         }
+        if self.inner.tls.dir().is_some() {
+            // Outbound auto-mTLS and ISTIO_MUTUAL with the same watched certificate.
+            clusters = clusters.with_tls(self.inner.tls.mesh_tls().clone());
+        }
         let for_routes = self.inner.store.clone();
         let telemetry = ClientTelemetryLayer::new(
             self.inner.metrics.clone(),
