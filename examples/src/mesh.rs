@@ -133,6 +133,9 @@ pub enum StartError {
     /// No Gateway in the config.
     #[error("no Gateway named {0:?} in the config")]
     NoGateway(String),
+    /// A Gateway server's TLS settings cannot be served (a file, a credentialName in a folder).
+    #[error("{0}")]
+    GatewayTls(String),
 }
 
 /// Loads a config folder, printing its warnings.
@@ -242,6 +245,9 @@ impl MeshRuntime {
             crate::tls::WorkloadTls::none,
             crate::tls::WorkloadTls::watch,
         );
+        if certs.is_some() {
+            tls.register_metrics(&metrics);
+        }
         let inner = RuntimeInner {
             dir: dir.to_owned(),
             store,
