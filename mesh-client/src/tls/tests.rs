@@ -424,3 +424,43 @@ async fn tls_connections_are_pooled() {
     assert_eq!(c.tls_stats().failures(), 0);
     assert_eq!(server.connections.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn failed_handshakes_count_as_connect_failures_for_outlier_detection() {
+    let ca = TestCa::new("mesh");
+    // The endpoint should be service2 but proves service3: every handshake fails.
+    let server = serve_mesh(
+        &mesh(&ca, "spiffe://cluster.local/ns/default/sa/service3"),
+        Mode::Strict,
+    )
+    .await;
+    let dr = "---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: service2, namespace: default}
+spec:
+  host: service2
+  trafficPolicy:
+    outlierDetection:
+      consecutiveGatewayErrors: 2
+      interval: 10s
+      baseEjectionTime: 30s
+      maxEjectionPercent: 100
+";
+    let c = clusters(config(server.addr, true, dr), Some(mesh(&ca, SERVICE1)));
+    let dest = mesh_core::policy::Destination {
+        host: "service2".to_owned(),
+        subset: None,
+        port: Some(80),
+    };
+    let outlier = |c: &Clusters| c.cluster(&dest).unwrap().outlier().unwrap().ejected_count();
+    refused(&c).await;
+    assert_eq!(outlier(&c), 0);
+    refused(&c).await;
+    assert_eq!(
+        outlier(&c),
+        1,
+        "two TLS failures in a row eject the endpoint"
+    );
+    assert_eq!(c.tls_stats().failures(), 2);
+}
