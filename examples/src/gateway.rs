@@ -3,8 +3,10 @@
 //! It represents one Istio Gateway (`--gateway NAME`, else the first in the config): requests
 //! whose `Host` none of the Gateway's `hosts` matches get 404; the others are sent through the
 //! mesh client, which routes them by the VirtualServices bound to that Gateway (`gateways:`).
-//! The Gateway's `servers[].port.number` is the port the gateway represents; `--listen` is where
-//! it really listens.
+//! The Gateway's `servers[].port.number` is the port the gateway represents: `--listen` is
+//! where its first server port really listens, `--listen-port N=ADDR` where port N does. A port
+//! whose servers have `tls` SIMPLE or MUTUAL serves TLS ([`crate::gateway_tls`]); a plaintext
+//! server with `tls.httpsRedirect` answers 301 to `https://` with the request's host and path.
 
 use std::sync::Arc;
 
@@ -24,6 +26,8 @@ pub struct GatewayState {
     pub name: String,
     /// The Gateway's `hosts` (all servers), as written.
     pub hosts: Vec<String>,
+    /// Per host pattern (in `hosts` order): whether its server redirects to HTTPS.
+    pub redirects: Vec<bool>,
     /// The client that routes and sends.
     pub client: Arc<dyn Upstream>,
 }
@@ -31,14 +35,32 @@ pub struct GatewayState {
 impl GatewayState {
     /// The state for `gateway`, sending through `client`.
     pub fn new(gateway: &GatewayPolicy, client: Arc<dyn Upstream>) -> Self {
-        let hosts = gateway
+        Self::build(gateway, None, client)
+    }
+
+    /// The state of the servers of `gateway` on port `port` only.
+    pub fn for_port(gateway: &GatewayPolicy, port: u16, client: Arc<dyn Upstream>) -> Self {
+        Self::build(gateway, Some(port), client)
+    }
+
+    fn build(gateway: &GatewayPolicy, port: Option<u16>, client: Arc<dyn Upstream>) -> Self {
+        let servers = gateway
             .servers
             .iter()
-            .flat_map(|s| s.hosts.iter().cloned())
-            .collect();
+            .filter(|s| port.is_none_or(|p| s.port == p));
+        let mut hosts = Vec::new();
+        let mut redirects = Vec::new();
+        for server in servers {
+            let redirect = server.tls.as_ref().is_some_and(|t| t.https_redirect);
+            for host in &server.hosts {
+                hosts.push(host.clone());
+                redirects.push(redirect);
+            }
+        }
         Self {
             name: gateway.origin.name.clone(),
             hosts,
+            redirects,
             client,
         }
     }
@@ -88,11 +110,14 @@ fn request_host(req: &Request) -> String {
 
 async fn handle(State(st): State<Arc<GatewayState>>, mut req: Request) -> Response {
     let host = request_host(&req);
-    if !st.hosts.iter().any(|p| gateway_host_matches(p, &host)) {
+    let Some(index) = st.hosts.iter().position(|p| gateway_host_matches(p, &host)) else {
         let body = json!({"gateway": st.name, "error": format!("no server of gateway {} accepts host {host:?}", st.name)});
         return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
-    }
+    };
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    if st.redirects.get(index).copied().unwrap_or(false) {
+        return https_redirect(&host, path);
+    }
     let authority = if host.is_empty() {
         "gateway".to_owned()
     } else {
@@ -115,6 +140,19 @@ async fn handle(State(st): State<Arc<GatewayState>>, mut req: Request) -> Respon
     }
 }
 
+/// Istio's `httpsRedirect`: 301 to the same host and path over `https://`.
+fn https_redirect(host: &str, path: &str) -> Response {
+    let location = format!("https://{host}{path}");
+    match http::HeaderValue::from_str(&location) {
+        Ok(value) => (
+            StatusCode::MOVED_PERMANENTLY,
+            [(http::header::LOCATION, value)],
+        )
+            .into_response(),
+        Err(_) => (StatusCode::BAD_REQUEST, "bad host").into_response(),
+    }
+}
+
 /// How to start the gateway.
 #[derive(Clone, Debug)]
 pub struct GatewaySpec {
@@ -130,6 +168,18 @@ pub struct GatewaySpec {
 pub fn start_gateway(
     spec: &GatewaySpec,
     listener: tokio::net::TcpListener,
+    admin: tokio::net::TcpListener,
+    shutdown: &crate::run::Shutdown,
+) -> Result<crate::run::Started, crate::mesh::StartError> {
+    start_gateway_ports(spec, listener, Vec::new(), admin, shutdown)
+}
+
+/// [`start_gateway`] with `listener` serving the Gateway's first server port and each of
+/// `ports` (`--listen-port N=ADDR`) the servers of port N.
+pub fn start_gateway_ports(
+    spec: &GatewaySpec,
+    listener: tokio::net::TcpListener,
+    ports: Vec<(u16, tokio::net::TcpListener)>,
     admin: tokio::net::TcpListener,
     shutdown: &crate::run::Shutdown,
 ) -> Result<crate::run::Started, crate::mesh::StartError> {
@@ -150,17 +200,29 @@ pub fn start_gateway(
     })?;
     let workload = Workload::new("gateway", "v1").in_namespace(&spec.identity.namespace);
     let client = mesh.gateway_client(&workload, &gateway.origin.name);
-    let state = Arc::new(GatewayState::new(gateway, client));
     let ready = crate::admin::Ready::default();
-    let tasks = vec![
-        crate::run::spawn_serve_mesh(
-            listener,
-            mesh.gateway_server(app(state), &workload),
-            None,
-            shutdown,
-        ),
-        crate::run::spawn_serve(admin, mesh.admin(&ready), shutdown),
-    ];
+    let mut tasks = Vec::new();
+    let first = gateway.servers.first().map(|s| s.port);
+    let listeners = first
+        .map(|p| (p, listener))
+        .into_iter()
+        .chain(ports)
+        .collect::<Vec<_>>();
+    // Every port's TLS settings are read before anything serves: a bad file starts nothing.
+    let mut planned = Vec::new();
+    for (port, listener) in listeners {
+        let tls = crate::gateway_tls::port_tls(gateway, port).map_err(StartError::GatewayTls)?;
+        planned.push((port, listener, tls));
+    }
+    for (port, listener, tls) in planned {
+        let state = Arc::new(GatewayState::for_port(gateway, port, client.clone()));
+        let service = mesh.gateway_server(app(state), &workload);
+        tasks.push(match tls {
+            Some(tls) => crate::gateway_tls::spawn_serve_tls(listener, service, tls, shutdown),
+            None => crate::run::spawn_serve_mesh(listener, service, None, shutdown),
+        });
+    }
+    tasks.push(crate::run::spawn_serve(admin, mesh.admin(&ready), shutdown));
     ready.set(true);
     tracing::info!(gateway = %gateway.origin.name, %addr, admin = %admin_addr, "gateway serving");
     Ok(crate::run::Started {

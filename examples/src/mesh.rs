@@ -148,6 +148,9 @@ pub enum StartError {
     /// `--kube`: the API server or the app's own Pod could not be read.
     #[error("kubernetes: {0}")]
     Kube(String),
+    /// A Gateway server's TLS settings cannot be served (a file, a credentialName in a folder).
+    #[error("{0}")]
+    GatewayTls(String),
 }
 
 /// Loads a config folder, printing its warnings.
@@ -254,28 +257,14 @@ impl MeshRuntime {
         let discovery = StaticDiscovery::from_store(&store, DnsOptions::default());
         let registry = Arc::new(Registry::new());
         let following = registry.follow(&discovery);
-        let metrics = MeshMetrics::new();
-        let outlier = OutlierMetrics::default();
-        metrics.with_registry(|r| outlier.register(r));
-        let jwks = JwksCache::new().map_err(|e| StartError::Jwks(e.to_string()))?;
-        let tls = certs.map_or_else(
-            crate::tls::WorkloadTls::none,
-            crate::tls::WorkloadTls::watch,
-        );
-        let inner = RuntimeInner {
-            dir: dir.to_owned(),
+        Self::assemble(
+            dir,
             store,
             registry,
-            metrics,
-            outlier,
-            jwks,
+            Box::new((watch, discovery, following)),
+            certs,
             transport,
-            tls,
-            _sources: Box::new((watch, discovery, following)),
-        };
-        Ok(Self {
-            inner: Arc::new(inner),
-        })
+        )
     }
 
     /// A runtime over a config store and registry kept current by `sources` (held as long as
@@ -288,18 +277,38 @@ impl MeshRuntime {
         sources: Box<dyn std::any::Any + Send + Sync>,
         certs: Option<&Path>,
     ) -> Result<Self, StartError> {
+        Self::assemble(dir, store, registry, sources, certs, None)
+    }
+
+    /// The runtime around a config store and registry: metrics (with the outlier counters
+    /// registered), the JWKS cache and the workload certificate.
+    fn assemble(
+        dir: &Path,
+        store: ConfigStore,
+        registry: Arc<Registry>,
+        sources: Box<dyn std::any::Any + Send + Sync>,
+        certs: Option<&Path>,
+        transport: Option<mesh_client::transport::Transport>,
+    ) -> Result<Self, StartError> {
+        let metrics = MeshMetrics::new();
+        let outlier = OutlierMetrics::default();
+        metrics.with_registry(|r| outlier.register(r));
         let jwks = JwksCache::new().map_err(|e| StartError::Jwks(e.to_string()))?;
         let tls = certs.map_or_else(
             crate::tls::WorkloadTls::none,
             crate::tls::WorkloadTls::watch,
         );
+        if certs.is_some() {
+            tls.register_metrics(&metrics);
+        }
         let inner = RuntimeInner {
             dir: dir.to_owned(),
             store,
             registry,
-            metrics: MeshMetrics::new(),
+            metrics,
+            outlier,
             jwks,
-            transport: None,
+            transport,
             tls,
             _sources: sources,
         };
@@ -355,6 +364,10 @@ impl MeshRuntime {
             .with_metrics(self.inner.outlier.clone());
         if let Some(transport) = &self.inner.transport {
             clusters = clusters.with_transport(transport.clone());
+        }
+        if self.inner.tls.dir().is_some() {
+            // Outbound auto-mTLS and ISTIO_MUTUAL with the same watched certificate.
+            clusters = clusters.with_tls(self.inner.tls.mesh_tls().clone());
         }
         let for_routes = self.inner.store.clone();
         let telemetry = ClientTelemetryLayer::new(

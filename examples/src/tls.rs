@@ -92,6 +92,46 @@ impl WorkloadTls {
     }
 }
 
+/// Istio's agent's gauge: seconds left before the workload certificate in use expires
+/// (negative once expired), read from the current set at each scrape; absent without one.
+pub const CERT_EXPIRY_METRIC: &str = "istio_agent_cert_expiry_seconds";
+
+#[derive(Debug)]
+struct CertExpiry(CertSource);
+
+impl prometheus_client::collector::Collector for CertExpiry {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        let Some(current) = self.0.current() else {
+            return Ok(());
+        };
+        let now = SystemTime::now();
+        let left = match current.not_after().duration_since(now) {
+            Ok(d) => d.as_secs_f64(),
+            Err(e) => -e.duration().as_secs_f64(),
+        };
+        let gauge = prometheus_client::metrics::gauge::ConstGauge::new(left.floor());
+        let metric = encoder.encode_descriptor(
+            CERT_EXPIRY_METRIC,
+            "The time remaining, in seconds, before the certificate chain will expire. A negative value indicates the cert is expired.",
+            None,
+            gauge.metric_type(),
+        )?;
+        gauge.encode(metric)
+    }
+}
+
+impl WorkloadTls {
+    /// Reports the certificate's time to expiry as [`CERT_EXPIRY_METRIC`] in `metrics`.
+    pub fn register_metrics(&self, metrics: &mesh_telemetry::MeshMetrics) {
+        let source = self.tls.source().clone();
+        metrics.with_registry(|r| r.register_collector(Box::new(CertExpiry(source))));
+    }
+}
+
 fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }

@@ -48,6 +48,9 @@ pub struct Upstream {
     /// transport): the source-side metrics name the destination workload from them, as Envoy
     /// does from the upstream host's metadata.
     pub labels: Option<Arc<Labels>>,
+    /// What the connection the answer came on proved (set by the transport on TLS
+    /// connections): the source-side metrics' `connection_security_policy` and principals.
+    pub security: Option<Arc<ConnectionSecurity>>,
 }
 
 impl Upstream {
@@ -56,7 +59,25 @@ impl Upstream {
         Self {
             endpoint,
             labels: None,
+            security: None,
         }
+    }
+}
+
+/// The security of one upstream TLS connection, made once per handshake and shared by every
+/// response on the connection.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ConnectionSecurity {
+    /// The server's SPIFFE ID (`spiffe://td/ns/NS/sa/SA`) when it proved one: mutual TLS.
+    pub peer: Option<Arc<str>>,
+    /// Our own SPIFFE ID presented in the handshake (mutual TLS), when we have one.
+    pub local: Option<Arc<str>>,
+}
+
+impl ConnectionSecurity {
+    /// Whether this is Istio's `mutual_tls`: both sides proved a mesh identity.
+    pub fn is_mutual(&self) -> bool {
+        self.peer.is_some() && self.local.is_some()
     }
 }
 

@@ -30,6 +30,7 @@ pub mod split;
 pub mod stats;
 pub mod telemetry;
 pub mod timeout;
+pub mod tls;
 pub mod transport;
 
 pub use mesh_core::BoxError;

@@ -16,6 +16,7 @@
 //! | the downstream's request body failed (malformed, cut short) | 400 | `downstream request error: ...` | `DPE` |
 //! | no healthy upstream | 503 | `no healthy upstream` | `UH` |
 //! | connect failure | 503 | `upstream connect error or disconnect/reset before headers. reset reason: connection failure` | `UF` |
+//! | a failed upstream TLS handshake | 503 | `... reset reason: connection failure, transport failure reason: TLS error: <rustls' reason>` | `UF` |
 //! | reset, refused stream, anything else | 503 | `... reset reason: connection termination` | `UR` |
 //! | overflow | 503 | `... reset reason: overflow` | `UO` |
 //!
@@ -55,6 +56,15 @@ pub fn rescue(error: &(dyn std::error::Error + 'static)) -> Response<BoxBody> {
     }
     let outcome = outcome_of_dyn(error);
     tracing::debug!(%error, ?outcome, "upstream call failed");
+    if outcome == Outcome::ConnectFailure
+        && let Some(tls) = crate::tls::TlsError::find(error)
+    {
+        let text = format!(
+            "upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: TLS error: {}",
+            tls.reason()
+        );
+        return local_reply_text(StatusCode::SERVICE_UNAVAILABLE, text, Some("UF"));
+    }
     let (status, text) = match outcome {
         Outcome::ConnectFailure => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -97,7 +107,20 @@ pub fn local_reply(
     text: &'static str,
     flag: Option<&'static str>,
 ) -> Response<BoxBody> {
-    let mut response = Response::new(body::full(Bytes::from_static(text.as_bytes())));
+    reply(status, Bytes::from_static(text.as_bytes()), flag)
+}
+
+/// [`local_reply`] with a body made at run time.
+pub fn local_reply_text(
+    status: StatusCode,
+    text: String,
+    flag: Option<&'static str>,
+) -> Response<BoxBody> {
+    reply(status, Bytes::from(text), flag)
+}
+
+fn reply(status: StatusCode, text: Bytes, flag: Option<&'static str>) -> Response<BoxBody> {
+    let mut response = Response::new(body::full(text));
     *response.status_mut() = status;
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,

@@ -11,6 +11,12 @@
 //! are refused with [`TransportError::Unsupported`]: hyper's pool does not count requests per
 //! connection.
 //!
+//! TLS (auto-mTLS, DestinationRule `tls`) happens under the pool, per endpoint, as
+//! [`TransportConfig::tls`] says ([`crate::tls`]): TLS connections are pooled like plaintext
+//! ones, and each response carries what its connection's handshake proved
+//! ([`ConnectionSecurity`](crate::context::ConnectionSecurity), in the [`Upstream`] extension).
+//! A failed handshake is a connect failure whose error is a [`TlsError`].
+//!
 //! [`Transport::in_process`] answers from a function instead of the network: benchmarks and
 //! tests measure the whole client stack without sockets.
 //!
@@ -42,6 +48,7 @@ use mesh_core::policy::ConnectionPool;
 use crate::body::{self, BoxBody, BoxResponseFuture};
 use crate::context::Upstream;
 use crate::error::ClusterError;
+use crate::tls::{MeshConnector, TlsError, TlsTable};
 
 /// How a cluster's connections are made and kept.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -54,6 +61,8 @@ pub struct TransportConfig {
     pub http2: bool,
     /// `http.maxRequestsPerConnection`: 0 (unlimited) or 1 (no reuse).
     pub max_requests_per_connection: u32,
+    /// The endpoints spoken to over TLS, and how (empty: all plaintext).
+    pub tls: Arc<TlsTable>,
 }
 
 impl Default for TransportConfig {
@@ -70,6 +79,7 @@ impl TransportConfig {
             idle_timeout: pool.idle_timeout,
             http2,
             max_requests_per_connection: pool.max_requests_per_connection,
+            tls: Arc::default(),
         }
     }
 }
@@ -99,7 +109,7 @@ pub struct Transport {
 enum Inner {
     // Shared: each request clones the transport into its future (one reference count). The
     // version every request is sent with on these connections rides along.
-    Hyper(Arc<Client<HttpConnector, BoxBody>>, Version),
+    Hyper(Arc<Client<MeshConnector, BoxBody>>, Version),
     InProcess(InProcessFn),
 }
 
@@ -124,6 +134,8 @@ impl Transport {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.connect_timeout));
         connector.set_nodelay(true);
+        let connector =
+            MeshConnector::new(connector, Arc::clone(&config.tls), config.connect_timeout);
         let mut builder = Client::builder(TokioExecutor::new());
         builder
             .pool_timer(TokioTimer::new())
@@ -208,11 +220,18 @@ impl Transport {
             parts.uri = uri.map_err(|e| ClusterError::transport(Outcome::Reset, endpoint, e))?;
             let req = Request::from_parts(parts, body);
             let mut resp = match inner {
-                Inner::Hyper(client, _) => client
-                    .request(req)
-                    .await
-                    .map_err(|e| ClusterError::transport(classify(&e), endpoint, e))?
-                    .map(body::boxed),
+                Inner::Hyper(client, _) => {
+                    let mut resp = client
+                        .request(req)
+                        .await
+                        .map_err(|e| transport_error(endpoint, e))?;
+                    let security = resp.extensions_mut().remove();
+                    let mut resp = resp.map(body::boxed);
+                    let mut upstream = Upstream::new(endpoint);
+                    upstream.security = security;
+                    resp.extensions_mut().insert(upstream);
+                    return Ok(resp);
+                }
                 Inner::InProcess(answer) => answer(endpoint, req)
                     .await
                     .map_err(|e| ClusterError::transport(Outcome::Reset, endpoint, e))?,
@@ -244,6 +263,37 @@ fn endpoint_uri(
         parts.path_and_query = Some(PathAndQuery::from_static("/"));
     }
     Ok(Uri::from_parts(parts)?)
+}
+
+/// A failed request as a [`ClusterError`]. A TLS alert from the server after our side of the
+/// handshake completed (TLS 1.3 servers refuse a client certificate that way) is a failed
+/// handshake too: a connect failure with a [`TlsError`], not a reset.
+fn transport_error(endpoint: SocketAddr, err: hyper_util::client::legacy::Error) -> ClusterError {
+    if TlsError::find(&err).is_none()
+        && let Some(reason) = tls_alert(&err)
+    {
+        let tls = TlsError::new(endpoint, reason);
+        return ClusterError::transport(Outcome::ConnectFailure, endpoint, tls);
+    }
+    ClusterError::transport(classify(&err), endpoint, err)
+}
+
+/// The rustls error inside `err`'s chain, if any.
+fn tls_alert(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cur = Some(err);
+    for _ in 0..16 {
+        let e = cur?;
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
+        {
+            return Some(tls.to_string());
+        }
+        cur = e.source();
+    }
+    None
 }
 
 /// The outcome of a failed request.

@@ -57,6 +57,11 @@ pub struct Endpoint {
     /// response's [`Upstream`](crate::context::Upstream) carries them to the source-side
     /// metrics. A relabelled endpoint is a changed endpoint (its cluster is rebuilt).
     pub labels: Option<Arc<Labels>>,
+    /// Istio's auto-mTLS applies to the endpoint (mesh-internal, labelled
+    /// `security.istio.io/tlsMode: istio`): mutual TLS unless a DestinationRule says otherwise.
+    pub auto_mtls: bool,
+    /// The workload's service account: the identity its certificate must carry.
+    pub service_account: Option<Arc<mesh_core::policy::ServiceAccount>>,
 }
 
 impl Endpoint {
@@ -71,7 +76,20 @@ impl Endpoint {
             addr,
             weight,
             labels: None,
+            auto_mtls: false,
+            service_account: None,
         }
+    }
+
+    /// The endpoint with its mesh identity: whether auto-mTLS applies, and its service account.
+    pub fn with_identity(
+        mut self,
+        auto_mtls: bool,
+        service_account: Option<Arc<mesh_core::policy::ServiceAccount>>,
+    ) -> Self {
+        self.auto_mtls = auto_mtls;
+        self.service_account = service_account;
+        self
     }
 
     /// The endpoint with its `labels`.

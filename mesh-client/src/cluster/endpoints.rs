@@ -192,7 +192,11 @@ impl Discovery for mesh_core::registry::Registry {
         self.subset(host, port, labels)
             .map(|set| {
                 set.iter()
-                    .map(|e| Endpoint::weighted(e.addr, e.weight).with_labels(e.labels.clone()))
+                    .map(|e| {
+                        Endpoint::weighted(e.addr, e.weight)
+                            .with_labels(e.labels.clone())
+                            .with_identity(e.auto_mtls(), e.service_account.clone())
+                    })
                     .collect()
             })
             .unwrap_or_default()

@@ -43,6 +43,7 @@ use crate::context::{AttemptDeadline, PreviousAttempts, Upstream};
 use crate::error::ClusterError;
 use crate::outlier::{OutlierDetector, OutlierMetrics};
 use crate::pool::Pool;
+use crate::tls::Planner;
 use crate::transport::{Transport, TransportConfig, TransportError, endpoint_authority};
 
 /// Why a cluster could not be built.
@@ -77,29 +78,45 @@ impl Cluster {
         policy: &TrafficPolicy,
         http2: bool,
     ) -> Result<Self, BuildError> {
+        let dest = mesh_core::policy::Destination {
+            host: host.to_owned(),
+            subset: None,
+            port: None,
+        };
         Self::build(
             host,
-            host,
+            &dest,
             endpoints,
             policy,
             http2,
             None,
             &OutlierMetrics::default(),
             None,
+            &Planner::new(None),
         )
     }
 
     #[allow(clippy::too_many_arguments)] // private; one call site per constructor
     fn build(
         name: &str,
-        host: &str,
+        dest: &mesh_core::policy::Destination,
         endpoints: Vec<Endpoint>,
         policy: &TrafficPolicy,
         http2: bool,
         previous: Option<&Cluster>,
         metrics: &OutlierMetrics,
         fixed_transport: Option<&Transport>,
+        planner: &Planner,
     ) -> Result<Self, BuildError> {
+        let host = dest.host.as_str();
+        let tls = planner.table(
+            policy.tls.as_ref(),
+            &endpoints,
+            host,
+            dest.port,
+            dest.subset.as_deref(),
+            http2,
+        );
         let addrs: Vec<SocketAddr> = endpoints.iter().map(|e| e.addr).collect();
         let balancer = if endpoints.is_empty() {
             // Nothing to hash over: an empty round robin answers "no endpoint".
@@ -129,7 +146,8 @@ impl Cluster {
             }
             _ => Arc::new(Pool::new(&pool_config, http2)),
         };
-        let transport_config = TransportConfig::from_policy(&pool_config, http2);
+        let mut transport_config = TransportConfig::from_policy(&pool_config, http2);
+        transport_config.tls = Arc::new(tls);
         let transport = match (fixed_transport, previous) {
             (Some(t), _) => t.clone(),
             // Same settings: keep the warm connections.

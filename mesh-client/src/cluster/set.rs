@@ -21,6 +21,7 @@ use crate::error::ClusterError;
 use crate::hostmap::HostMap;
 use crate::outlier::OutlierMetrics;
 use crate::pool::RetryPermit;
+use crate::tls::{Planner, TlsStats};
 use crate::transport::Transport;
 
 struct Entry {
@@ -40,6 +41,7 @@ struct Shared {
     metrics: OutlierMetrics,
     seed: Option<u64>,
     transport: Option<Transport>,
+    tls: Arc<Planner>,
 }
 
 /// The lower half of the client as one tower service: sends each request to one endpoint of the
@@ -104,6 +106,7 @@ impl Clusters {
             OutlierMetrics::default(),
             None,
             None,
+            Arc::new(Planner::new(None)),
         )
     }
 
@@ -115,6 +118,7 @@ impl Clusters {
             metrics,
             self.shared.seed,
             self.shared.transport.clone(),
+            Arc::clone(&self.shared.tls),
         )
     }
 
@@ -126,6 +130,7 @@ impl Clusters {
             self.shared.metrics.clone(),
             Some(seed),
             self.shared.transport.clone(),
+            Arc::clone(&self.shared.tls),
         )
     }
 
@@ -138,7 +143,29 @@ impl Clusters {
             self.shared.metrics.clone(),
             self.shared.seed,
             Some(transport),
+            Arc::clone(&self.shared.tls),
         )
+    }
+
+    /// Speaks TLS upstream with the workload's mesh settings `tls` (its certificate source,
+    /// read per handshake): Istio's auto-mTLS to endpoints labelled
+    /// `security.istio.io/tlsMode: istio`, and DestinationRule `ISTIO_MUTUAL`. Without it,
+    /// auto-mTLS endpoints are called in plaintext (as from a workload without a sidecar) and
+    /// `ISTIO_MUTUAL` fails; `SIMPLE` and `MUTUAL` work either way. See [`crate::tls`].
+    pub fn with_tls(self, tls: mesh_tls::MeshTls) -> Self {
+        Self::build(
+            self.shared.config.clone(),
+            Arc::clone(&self.shared.discovery),
+            self.shared.metrics.clone(),
+            self.shared.seed,
+            self.shared.transport.clone(),
+            Arc::new(Planner::new(Some(tls))),
+        )
+    }
+
+    /// The upstream TLS handshakes of these clusters, completed and failed.
+    pub fn tls_stats(&self) -> &Arc<TlsStats> {
+        self.shared.tls.stats()
     }
 
     fn build(
@@ -147,6 +174,7 @@ impl Clusters {
         metrics: OutlierMetrics,
         seed: Option<u64>,
         transport: Option<Transport>,
+        tls: Arc<Planner>,
     ) -> Self {
         let shared = Shared {
             config,
@@ -156,6 +184,7 @@ impl Clusters {
             metrics,
             seed,
             transport,
+            tls,
         };
         Self {
             shared: Arc::new(shared),
@@ -268,6 +297,7 @@ impl Clusters {
             && prev.policy == *policy
             && prev.transport_config.http2 == http2
         {
+            // (The TLS plan follows from the endpoints and the policy: unchanged too.)
             // Nothing changed for this cluster (another host's rule or endpoints did): keep it,
             // with its outlier state, load figures and connections.
             return Some(Arc::clone(prev));
@@ -280,13 +310,14 @@ impl Clusters {
         );
         match Cluster::build(
             &name,
-            &dest.host,
+            dest,
             endpoints,
             policy,
             http2,
             previous.map(|p| &**p),
             &self.shared.metrics,
             self.shared.transport.as_ref(),
+            &self.shared.tls,
         ) {
             Ok(c) => {
                 let c = match self.shared.seed {

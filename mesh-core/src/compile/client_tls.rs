@@ -95,12 +95,12 @@ pub(crate) fn compile(
     if cx.error_count() > before {
         return None;
     }
-    if mode != ClientTlsMode::Disable {
-        // Compiled for the client to use; until its transport speaks TLS, say so loudly
-        // rather than let a TLS destination look protected.
+    if !spec.subject_alt_names.is_empty()
+        && matches!(mode, ClientTlsMode::Simple | ClientTlsMode::Mutual)
+    {
         cx.warn(
-            &format!("{path}.mode"),
-            "outbound TLS is not wired into the mesh client yet: requests to this destination are sent in plaintext",
+            &format!("{path}.subjectAltNames"),
+            "is not checked with SIMPLE or MUTUAL yet: the server's certificate is verified for the server name (`sni`, else the host)",
         );
     }
     Some(ClientTls {

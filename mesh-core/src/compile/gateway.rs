@@ -17,7 +17,6 @@ pub(crate) fn compile(spec: &GatewaySpec, cx: &mut Cx<'_>) -> Option<GatewayPoli
     for (i, s) in spec.servers.iter().enumerate() {
         let path = format!("spec.servers[{i}]");
         for (field, set) in [
-            ("tls", s.tls.is_some()),
             ("bind", s.bind.is_some()),
             ("defaultEndpoint", s.default_endpoint.is_some()),
         ] {
@@ -42,6 +41,11 @@ pub(crate) fn compile(spec: &GatewaySpec, cx: &mut Cx<'_>) -> Option<GatewayPoli
             continue;
         };
         let protocol = p.protocol.as_deref().unwrap_or("").to_ascii_uppercase();
+        let tls = s
+            .tls
+            .as_ref()
+            .and_then(|t| super::gateway_tls::compile(t, &format!("{path}.tls"), cx));
+        let terminates = tls.as_ref().is_some_and(|t| t.mode.is_some());
         if !PROTOCOLS.contains(&protocol.as_str()) {
             cx.error(
                 &format!("{path}.port.protocol"),
@@ -50,12 +54,20 @@ pub(crate) fn compile(spec: &GatewaySpec, cx: &mut Cx<'_>) -> Option<GatewayPoli
                     PROTOCOLS.join(", ")
                 ),
             );
-        } else if !matches!(protocol.as_str(), "HTTP" | "HTTP2" | "GRPC") {
+        } else if protocol == "HTTPS" && !terminates {
+            cx.error(
+                &format!("{path}.tls"),
+                "an HTTPS server needs `tls` with mode SIMPLE or MUTUAL",
+            );
+        } else if protocol != "HTTPS" && terminates {
             cx.error(
                 &format!("{path}.port.protocol"),
-                format!(
-                    "protocol `{protocol}` is not supported by this mesh (HTTP, HTTP2 and GRPC are)"
-                ),
+                format!("`{protocol}` with tls.mode SIMPLE or MUTUAL: use HTTPS"),
+            );
+        } else if !matches!(protocol.as_str(), "HTTP" | "HTTP2" | "GRPC" | "HTTPS") {
+            cx.error(
+                &format!("{path}.port.protocol"),
+                format!("protocol `{protocol}` is not supported by this mesh (HTTP, HTTPS, HTTP2 and GRPC are)"),
             );
         }
         if s.hosts.is_empty() {
@@ -66,6 +78,7 @@ pub(crate) fn compile(spec: &GatewaySpec, cx: &mut Cx<'_>) -> Option<GatewayPoli
             port_name: p.name.clone(),
             protocol,
             hosts: s.hosts.clone(),
+            tls,
         });
     }
     if cx.error_count() > before {

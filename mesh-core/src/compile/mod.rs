@@ -137,6 +137,7 @@ pub(crate) mod common;
 pub(crate) mod destination_rule;
 pub mod duration;
 pub(crate) mod gateway;
+pub(crate) mod gateway_tls;
 pub(crate) mod istio_schema;
 pub(crate) mod legacy_policy;
 pub(crate) mod load_balancer;

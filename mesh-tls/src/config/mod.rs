@@ -44,7 +44,9 @@ pub enum ClientAuth {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ExpectedServer {
     /// Any of these (the endpoint's service account, DestinationRule `subjectAltNames`); the
-    /// same workload under an alias trust domain also matches. An empty list accepts no server.
+    /// same workload under an alias trust domain also matches, and an identity written under
+    /// `cluster.local` matches the workload under the local trust domain. An empty list accepts
+    /// no server.
     Identities(Vec<SpiffeId>),
     /// Any workload of the mesh's trust domains (no service account known for the endpoint).
     AnyInMesh,

@@ -258,9 +258,14 @@ impl ServerCertVerifier for SpiffeServerVerifier {
 }
 
 /// Equal, or the same namespace and service account under two of the mesh's trust domains.
+/// An expected identity under `cluster.local` means "under the local trust domain" (as Istio
+/// reads `cluster.local` in a policy): the client names an endpoint's service account that way
+/// before it knows its own certificate's trust domain.
 fn same_workload(expected: &SpiffeId, peer: &SpiffeId, domains: &TrustDomains) -> bool {
+    let expected_in_mesh = domains.contains(expected.trust_domain())
+        || expected.trust_domain() == &TrustDomain::cluster_local();
     expected == peer
-        || (domains.contains(expected.trust_domain())
+        || (expected_in_mesh
             && domains.contains(peer.trust_domain())
             && expected.namespace() == peer.namespace()
             && expected.service_account() == peer.service_account())

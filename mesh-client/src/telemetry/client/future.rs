@@ -62,18 +62,21 @@ where
         let duration = p.start.elapsed();
         let (code, flags, response_bytes, peers, grpc_status) = match &mut result {
             Ok(resp) => {
-                let endpoint = resp
-                    .extensions()
-                    .get::<Upstream>()
-                    .and_then(|u| u.labels.as_ref());
+                let upstream = resp.extensions().get::<Upstream>();
+                let endpoint = upstream.and_then(|u| u.labels.as_ref());
+                let security = upstream.and_then(|u| u.security.as_ref());
                 let peers = match (resp.extensions().get::<Target>(), endpoint) {
                     (Some(t), _) => p.shared.peers(
                         &t.destination.host,
                         t.destination.subset.as_deref(),
                         endpoint,
+                        security,
                     ),
                     // The host's own stack (no VirtualService): the host the call named.
-                    (None, Some(_)) => p.shared.peers(&p.peers.service().service, None, endpoint),
+                    (None, Some(_)) => {
+                        p.shared
+                            .peers(&p.peers.service().service, None, endpoint, security)
+                    }
                     (None, None) => p.peers,
                 };
                 let grpc_status = if p.grpc {

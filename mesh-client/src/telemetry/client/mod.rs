@@ -40,7 +40,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 pub use self::future::ResponseFuture;
-use crate::context::Target;
+use crate::context::{ConnectionSecurity, Target};
 use crate::hostmap::HostMap;
 use mesh_core::policy::Labels;
 use mesh_telemetry::labels::{
@@ -79,7 +79,12 @@ impl ClientTelemetryConfig {
 
 /// One interned destination of a host: its subset, the labels of the endpoint that answered
 /// (`None` before one did), and the labels of calls to it.
-type DestinationEntry = (Option<Box<str>>, Option<Arc<Labels>>, Arc<PeerLabels>);
+type DestinationEntry = (
+    Option<Box<str>>,
+    Option<Arc<Labels>>,
+    Option<Arc<ConnectionSecurity>>,
+    Arc<PeerLabels>,
+);
 
 /// Interned labels per destination host, then per subset and answering endpoint's labels.
 type DestinationCache = HostMap<Vec<DestinationEntry>>;
@@ -90,13 +95,19 @@ fn is_entry(
     entry: &DestinationEntry,
     subset: Option<&str>,
     endpoint: Option<&Arc<Labels>>,
+    security: Option<&Arc<ConnectionSecurity>>,
 ) -> bool {
     let same_labels = match (&entry.1, endpoint) {
         (None, None) => true,
         (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
         _ => false,
     };
-    entry.0.as_deref() == subset && same_labels
+    let same_security = match (&entry.2, security) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+        _ => false,
+    };
+    entry.0.as_deref() == subset && same_labels && same_security
 }
 
 #[derive(Debug)]
@@ -112,29 +123,37 @@ pub(crate) struct Shared {
 impl Shared {
     /// Interned labels for a call to `host` (subset `subset`), answered by an endpoint with
     /// `endpoint` labels when one did: the `destination_*` workload labels are that endpoint's,
-    /// as Envoy fills them from the upstream host's metadata. Lock-free once interned.
+    /// as Envoy fills them from the upstream host's metadata; over mutual TLS (`security`)
+    /// the principals are the handshake's and `connection_security_policy` is `mutual_tls`.
+    /// Lock-free once interned.
     pub(crate) fn peers(
         &self,
         host: &str,
         subset: Option<&str>,
         endpoint: Option<&Arc<Labels>>,
+        security: Option<&Arc<ConnectionSecurity>>,
     ) -> Arc<PeerLabels> {
         if let Some(found) = self
             .destinations
             .load()
             .get(host)
-            .and_then(|v| v.iter().find(|e| is_entry(e, subset, endpoint)))
+            .and_then(|v| v.iter().find(|e| is_entry(e, subset, endpoint, security)))
         {
-            return found.2.clone();
+            return found.3.clone();
         }
-        let peers = self.destination_labels(host, subset, endpoint);
+        let peers = self.destination_labels(host, subset, endpoint, security);
         self.destinations.rcu(|map| {
             let mut map = DestinationCache::clone(map);
             let entries: usize = map.values().map(Vec::len).sum();
             if entries < MAX_DESTINATIONS {
                 let list = map.get_or_insert_with(host, Vec::new);
-                if !list.iter().any(|e| is_entry(e, subset, endpoint)) {
-                    list.push((subset.map(Box::from), endpoint.cloned(), peers.clone()));
+                if !list.iter().any(|e| is_entry(e, subset, endpoint, security)) {
+                    list.push((
+                        subset.map(Box::from),
+                        endpoint.cloned(),
+                        security.cloned(),
+                        peers.clone(),
+                    ));
                 }
             }
             map
@@ -150,6 +169,7 @@ impl Shared {
         host: &str,
         subset: Option<&str>,
         endpoint: Option<&Arc<Labels>>,
+        security: Option<&Arc<ConnectionSecurity>>,
     ) -> Arc<PeerLabels> {
         let mut service = ServiceLabels::from_host(host);
         if &*service.namespace == UNKNOWN && &*self.workload.namespace != UNKNOWN {
@@ -177,7 +197,18 @@ impl Shared {
                 dest
             }
         };
-        PeerLabels::new(Reporter::Source, self.workload.clone(), dest, service)
+        let mut dest = dest;
+        let mut source = self.workload.clone();
+        let mutual = security.filter(|s| s.is_mutual());
+        if let Some(s) = mutual {
+            if let Some(peer) = &s.peer {
+                dest.principal = Arc::clone(peer);
+            }
+            if let Some(local) = &s.local {
+                source.principal = Arc::clone(local);
+            }
+        }
+        PeerLabels::with_security(Reporter::Source, source, dest, service, mutual.is_some())
     }
 }
 
@@ -259,10 +290,12 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let start = tokio::time::Instant::now();
         let host = match req.extensions().get::<Target>() {
-            Some(t) => {
-                self.shared
-                    .peers(&t.destination.host, t.destination.subset.as_deref(), None)
-            }
+            Some(t) => self.shared.peers(
+                &t.destination.host,
+                t.destination.subset.as_deref(),
+                None,
+                None,
+            ),
             None => {
                 let h = req
                     .uri()
@@ -273,7 +306,7 @@ where
                             .and_then(|v| v.to_str().ok())
                     })
                     .unwrap_or(UNKNOWN);
-                self.shared.peers(h, None, None)
+                self.shared.peers(h, None, None, None)
             }
         };
         let span = tracing::info_span!(

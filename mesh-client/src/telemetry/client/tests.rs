@@ -248,28 +248,37 @@ fn sampling_is_decided_by_the_trace_id() {
 fn destination_labels_are_interned_per_host_and_subset() {
     let layer = ClientTelemetryLayer::new(MeshMetrics::new(), ClientTelemetryConfig::new(me()));
     let shared = &layer.shared;
-    let a = shared.peers("service2", Some("v1"), None);
+    let a = shared.peers("service2", Some("v1"), None, None);
     assert!(
-        Arc::ptr_eq(&a, &shared.peers("service2", Some("v1"), None)),
+        Arc::ptr_eq(&a, &shared.peers("service2", Some("v1"), None, None)),
         "a hit returns the interned labels"
     );
-    let b = shared.peers("service2", Some("v2"), None);
-    let c = shared.peers("service2", None, None);
+    let b = shared.peers("service2", Some("v2"), None, None);
+    let c = shared.peers("service2", None, None, None);
     assert!(!Arc::ptr_eq(&a, &b) && !Arc::ptr_eq(&b, &c));
     assert_eq!(&*b.destination().version, "v2");
     assert_eq!(&*c.destination().version, UNKNOWN);
     assert_eq!(
-        &*shared.peers("service3:9000", None, None).service().service,
+        &*shared
+            .peers("service3:9000", None, None, None)
+            .service()
+            .service,
         "service3"
     );
     // Bounded: past the limit, labels are still built (and correct), just not remembered.
     for i in 0..MAX_DESTINATIONS {
-        shared.peers(&format!("h{i}"), None, None);
+        shared.peers(&format!("h{i}"), None, None, None);
     }
-    let extra = shared.peers("late", None, None);
+    let extra = shared.peers("late", None, None, None);
     assert_eq!(&*extra.service().service, "late");
-    assert!(!Arc::ptr_eq(&extra, &shared.peers("late", None, None)));
-    assert!(Arc::ptr_eq(&a, &shared.peers("service2", Some("v1"), None)));
+    assert!(!Arc::ptr_eq(
+        &extra,
+        &shared.peers("late", None, None, None)
+    ));
+    assert!(Arc::ptr_eq(
+        &a,
+        &shared.peers("service2", Some("v1"), None, None)
+    ));
 }
 
 #[test]
@@ -281,7 +290,7 @@ fn destination_workload_labels_come_from_the_endpoint_that_answered() {
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .into(),
     );
-    let p = shared.peers("service2", None, Some(&v1));
+    let p = shared.peers("service2", None, Some(&v1), None);
     let d = p.destination();
     assert_eq!(&*d.workload, "service2-v1");
     assert_eq!(&*d.app, "service2");
@@ -294,10 +303,10 @@ fn destination_workload_labels_come_from_the_endpoint_that_answered() {
     let again = Arc::new((*v1).clone());
     assert!(Arc::ptr_eq(
         &p,
-        &shared.peers("service2", None, Some(&again))
+        &shared.peers("service2", None, Some(&again), None)
     ));
     // Without an answering endpoint the workload is unknown, the version the subset's.
-    let q = shared.peers("service2", Some("v2"), None);
+    let q = shared.peers("service2", Some("v2"), None, None);
     assert_eq!(&*q.destination().workload, UNKNOWN);
     assert_eq!(&*q.destination().version, "v2");
 }
