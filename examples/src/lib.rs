@@ -13,6 +13,7 @@ pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod gateway;
+pub mod grpc;
 pub mod hop;
 pub mod issuer;
 pub mod lab;

@@ -86,8 +86,17 @@ impl Service<Request<BoxBody>> for Router {
 }
 
 impl Router {
-    /// Routes and sends `request` (the router keeps no per-call state: `&self` is enough).
+    /// Routes and sends `request` (the router keeps no per-call state: `&self` is enough). A
+    /// gRPC caller gets every answer as gRPC ([`crate::grpc`]).
     pub(super) fn route(&self, request: Request<BoxBody>) -> BoxResponseFuture {
+        if !mesh_core::grpc::is_grpc(request.headers()) {
+            return self.route_http(request);
+        }
+        let sent = self.route_http(request);
+        Box::pin(async move { sent.await.map(crate::grpc::grpc_answer) })
+    }
+
+    fn route_http(&self, request: Request<BoxBody>) -> BoxResponseFuture {
         let compiled = self.compiled();
         let shared = &self.shared;
         let mut request = request;
@@ -269,9 +278,13 @@ impl Router {
     }
 
     fn default_stack(&self, config: &Arc<MeshConfig>) -> BoxStack {
+        // No route timeout, but a gRPC caller's `grpc-timeout` is honoured all the same.
+        let timeout = TimeoutLayer::new(None).with_stats(self.shared.stats.clone());
         BoxCloneSyncService::new(
-            self.retry_layer(RetryPolicy::default(), self.budgets(config))
-                .layer(self.shared.cluster.clone()),
+            timeout.layer(
+                self.retry_layer(RetryPolicy::default(), self.budgets(config))
+                    .layer(self.shared.cluster.clone()),
+            ),
         )
     }
 
