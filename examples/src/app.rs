@@ -37,6 +37,8 @@ pub struct Faults {
     pub error_rate: f64,
     /// The status those requests get.
     pub status: StatusCode,
+    /// The gRPC status failed gRPC calls get (`--error-grpc-status`, default 14 UNAVAILABLE).
+    pub grpc_status: u32,
     /// `None`: failures evenly spread (request n fails when `floor((n+1)·rate) > floor(n·rate)`,
     /// so exactly that fraction of every run fails). `Some(seed)`: failures drawn by hashing the
     /// request number with this seed: pseudo-random, but the same sequence every run.
@@ -50,6 +52,7 @@ impl Default for Faults {
         Self {
             error_rate: 0.0,
             status: StatusCode::SERVICE_UNAVAILABLE,
+            grpc_status: 14,
             seed: None,
             latency: Duration::ZERO,
         }
@@ -117,6 +120,12 @@ impl AppState {
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
     }
+
+    /// Counts one more request (HTTP or gRPC: both draw from one sequence) and returns its
+    /// number, 0-based.
+    pub fn next_request(&self) -> u64 {
+        self.requests.fetch_add(1, Ordering::Relaxed)
+    }
 }
 
 /// The handler as a `Router` answering every path: no socket, no mesh layers.
@@ -134,7 +143,7 @@ pub fn upstream_of(service: &str) -> Option<&'static str> {
 }
 
 async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
-    let n = st.requests.fetch_add(1, Ordering::Relaxed);
+    let n = st.next_request();
     if !st.faults.latency.is_zero() {
         tokio::time::sleep(st.faults.latency).await;
     }
@@ -224,7 +233,8 @@ async fn call_upstream(
     })
 }
 
-fn forwarded_headers(incoming: &HeaderMap) -> HeaderMap {
+/// The headers of [`FORWARDED_HEADERS`] that `incoming` has.
+pub fn forwarded_headers(incoming: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::new();
     for name in FORWARDED_HEADERS {
         for v in incoming.get_all(name) {
@@ -247,7 +257,7 @@ pub fn trace_id_of(headers: &HeaderMap) -> Option<String> {
 }
 
 /// A fresh trace: its id and the `traceparent` header that starts it.
-fn new_traceparent() -> (String, HeaderValue) {
+pub fn new_traceparent() -> (String, HeaderValue) {
     let trace: u128 = rand::random::<u128>() | 1;
     let span: u64 = rand::random::<u64>() | 1;
     let id = format!("{trace:032x}");

@@ -73,12 +73,16 @@ pub struct ServiceArgs {
     /// Listen, admin and config.
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Fraction of requests (0.0..=1.0) answered with --error-status.
+    /// Fraction of requests (0.0..=1.0) answered with --error-status (gRPC calls: with
+    /// --error-grpc-status, trailers-only).
     #[arg(long, default_value_t = 0.0)]
     pub error_rate: f64,
     /// Status code of the failed requests.
     #[arg(long, default_value_t = 503)]
     pub error_status: u16,
+    /// gRPC status of the failed gRPC calls (1..=16; default 14, UNAVAILABLE).
+    #[arg(long, default_value_t = 14)]
+    pub error_grpc_status: u32,
     /// Draw failures pseudo-randomly from this seed (default: evenly spread, exactly the rate).
     #[arg(long)]
     pub error_seed: Option<u64>,
@@ -99,6 +103,9 @@ pub enum FlagError {
     /// `--error-status` not an HTTP status.
     #[error("--error-status must be an HTTP status code (100..=599), got {0}")]
     ErrorStatus(u16),
+    /// `--error-grpc-status` not a gRPC error code.
+    #[error("--error-grpc-status must be a gRPC error code (1..=16), got {0}")]
+    ErrorGrpcStatus(u32),
     /// `--version` other than v1 or v2.
     #[error("--version must be v1 or v2, got {0}")]
     Version(String),
@@ -112,9 +119,13 @@ impl ServiceArgs {
         }
         let status = StatusCode::from_u16(self.error_status)
             .map_err(|_| FlagError::ErrorStatus(self.error_status))?;
+        if !(1..=16).contains(&self.error_grpc_status) {
+            return Err(FlagError::ErrorGrpcStatus(self.error_grpc_status));
+        }
         Ok(Faults {
             error_rate: self.error_rate,
             status,
+            grpc_status: self.error_grpc_status,
             seed: self.error_seed,
             latency: self.latency.unwrap_or(Duration::ZERO),
         })

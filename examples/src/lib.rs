@@ -14,6 +14,7 @@ pub mod app;
 pub mod cli;
 pub mod gateway;
 pub mod gateway_tls;
+pub mod grpc;
 pub mod hop;
 pub mod issuer;
 pub mod kube;

@@ -394,6 +394,13 @@ impl MeshRuntime {
         Arc::new(MeshUpstream(self.mesh_client(workload, None)))
     }
 
+    /// [`MeshRuntime::client`] and the same client itself (for tonic's generated clients):
+    /// one set of connections, budgets and outlier state for the HTTP and the gRPC calls.
+    pub fn clients(&self, workload: &Workload) -> (Arc<dyn Upstream>, MeshClient) {
+        let client = self.mesh_client(workload, None);
+        (Arc::new(MeshUpstream(client.clone())), client)
+    }
+
     /// The outbound client of a gateway: routes by the VirtualServices bound to `gateway`.
     pub fn gateway_client(&self, workload: &Workload, gateway: &str) -> Arc<dyn Upstream> {
         Arc::new(MeshUpstream(self.mesh_client(workload, Some(gateway))))

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin::{AdminSource, Ready, RequestCounter, admin_app};
-use crate::app::{AppState, Faults, app, upstream_of};
+use crate::app::{AppState, Faults, upstream_of};
 use crate::cli::{ServiceArgs, default_addr};
 use crate::mesh::{
     InboundStack, MeshRuntime, PlainAdmin, StartError, Workload, first_endpoint, load_config,
@@ -182,10 +182,10 @@ pub fn start_service(
         }
         let state = Arc::new(state);
         let counter = Arc::new(RequestCounter::new(&spec.name, &spec.version));
-        let router = app(state.clone()).layer(axum::middleware::from_fn_with_state(
-            counter.clone(),
-            RequestCounter::middleware,
-        ));
+        let grpc_upstream = upstream_addr.map(crate::grpc::GrpcUpstream::plain);
+        let router = crate::grpc::app(state.clone(), grpc_upstream).layer(
+            axum::middleware::from_fn_with_state(counter.clone(), RequestCounter::middleware),
+        );
         let source: Arc<dyn AdminSource> = Arc::new(PlainAdmin {
             counter,
             upstream: upstream_addr,
@@ -198,8 +198,11 @@ pub fn start_service(
     } else {
         let mesh = MeshRuntime::start_with_certs(&spec.config, spec.identity.certs.as_deref())?;
         let mut state = AppState::new(&spec.name, &spec.version).with_faults(spec.faults);
+        let mut grpc_upstream = None;
         if let Some(host) = upstream_of(&spec.name) {
-            state = state.with_upstream(host, mesh.client(&workload));
+            let (http, grpc) = mesh.clients(&workload);
+            state = state.with_upstream(host, http);
+            grpc_upstream = Some(crate::grpc::GrpcUpstream::mesh(host, grpc));
         }
         let state = Arc::new(state);
         let inbound = mesh.inbound_tls(&workload);
@@ -207,7 +210,7 @@ pub fn start_service(
         let tasks = vec![
             spawn_serve_mesh(
                 listener,
-                mesh.server(app(state.clone()), &workload),
+                mesh.server(crate::grpc::app(state.clone(), grpc_upstream), &workload),
                 inbound,
                 shutdown,
             ),

@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod context;
 pub mod error;
 pub mod fault;
+pub mod grpc;
 pub mod headers;
 pub mod hostmap;
 pub mod mirror;

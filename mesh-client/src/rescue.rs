@@ -20,6 +20,11 @@
 //! | reset, refused stream, anything else | 503 | `... reset reason: connection termination` | `UR` |
 //! | overflow | 503 | `... reset reason: overflow` | `UO` |
 //!
+//! A gRPC caller gets each of these as a trailers-only answer instead (HTTP 200, `grpc-status`,
+//! `grpc-message`): every local reply carries a [`LocalReply`] extension that
+//! [`crate::grpc`] turns into one; timeouts are `DEADLINE_EXCEEDED` (4), the rest map as Envoy's
+//! `httpToGrpcStatus` (404 → 12, 503 → 14).
+//!
 //! Where the answer is made stays where Envoy makes it: the route timeout and the fault answer
 //! inside the route stack (so the route's response header rules and the mirror see them), the
 //! retry layer answers a last per-try timeout (so the split's [`Target`](crate::context::Target)
@@ -28,6 +33,7 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use mesh_core::classify::Outcome;
+use mesh_core::grpc::Code;
 use mesh_telemetry::ResponseFlags;
 
 use crate::body::{self, BoxBody};
@@ -43,10 +49,20 @@ const TIMEOUT: &str = "upstream request timeout";
 /// The answer to `error`, as Envoy gives it (see the [module docs](self)).
 pub fn rescue(error: &(dyn std::error::Error + 'static)) -> Response<BoxBody> {
     if error.is::<RouteTimeout>() || error.is::<PerTryTimeout>() {
-        return local_reply(StatusCode::GATEWAY_TIMEOUT, TIMEOUT, Some("UT"));
+        return local_reply_grpc(
+            StatusCode::GATEWAY_TIMEOUT,
+            TIMEOUT,
+            Some("UT"),
+            Some(Code::DeadlineExceeded),
+        );
     }
     if let Some(abort) = error.downcast_ref::<FaultAbort>() {
-        return local_reply(abort.status(), "fault filter abort", Some("FI"));
+        return local_reply_grpc(
+            abort.status(),
+            "fault filter abort",
+            Some("FI"),
+            abort.grpc_status(),
+        );
     }
     if error.is::<NoRoute>() {
         return local_reply(StatusCode::NOT_FOUND, "", Some("NR"));
@@ -63,7 +79,12 @@ pub fn rescue(error: &(dyn std::error::Error + 'static)) -> Response<BoxBody> {
             "upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: TLS error: {}",
             tls.reason()
         );
-        return local_reply_text(StatusCode::SERVICE_UNAVAILABLE, text, Some("UF"));
+        return local_reply_text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            text,
+            "upstream connect error: TLS error",
+            Some("UF"),
+        );
     }
     let (status, text) = match outcome {
         Outcome::ConnectFailure => (
@@ -74,7 +95,14 @@ pub fn rescue(error: &(dyn std::error::Error + 'static)) -> Response<BoxBody> {
             StatusCode::SERVICE_UNAVAILABLE,
             "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
         ),
-        Outcome::Timeout => (StatusCode::GATEWAY_TIMEOUT, TIMEOUT),
+        Outcome::Timeout => {
+            return local_reply_grpc(
+                StatusCode::GATEWAY_TIMEOUT,
+                TIMEOUT,
+                Some("UT"),
+                Some(Code::DeadlineExceeded),
+            );
+        }
         Outcome::Overflow => (
             StatusCode::SERVICE_UNAVAILABLE,
             "upstream connect error or disconnect/reset before headers. reset reason: overflow",
@@ -101,25 +129,59 @@ pub fn add_flag<B>(response: &mut Response<B>, flag: &'static str) {
     }
 }
 
+/// Response extension on every answer the client makes itself: what a gRPC caller is told
+/// instead (see [`crate::grpc`]), as Envoy's local replies carry a gRPC status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalReply {
+    /// The text of the answer (`grpc-message` for a gRPC caller; the code's name when empty).
+    pub message: &'static str,
+    /// The gRPC status, when it is not the HTTP status's mapping (`httpToGrpcStatus`): a
+    /// timeout is `DEADLINE_EXCEEDED`, a fault abort its `grpcStatus`.
+    pub grpc: Option<Code>,
+}
+
 /// A locally generated answer (as Envoy's local replies): `status`, a `text/plain` body, `flag`.
 pub fn local_reply(
     status: StatusCode,
     text: &'static str,
     flag: Option<&'static str>,
 ) -> Response<BoxBody> {
-    reply(status, Bytes::from_static(text.as_bytes()), flag)
+    local_reply_grpc(status, text, flag, None)
 }
 
-/// [`local_reply`] with a body made at run time.
+/// [`local_reply`] telling a gRPC caller `grpc` (`None`: the HTTP status's gRPC mapping).
+pub fn local_reply_grpc(
+    status: StatusCode,
+    text: &'static str,
+    flag: Option<&'static str>,
+    grpc: Option<Code>,
+) -> Response<BoxBody> {
+    reply(
+        status,
+        Bytes::from_static(text.as_bytes()),
+        text,
+        flag,
+        grpc,
+    )
+}
+
+/// [`local_reply`] with a body made at run time; a gRPC caller is told `message`.
 pub fn local_reply_text(
     status: StatusCode,
     text: String,
+    message: &'static str,
     flag: Option<&'static str>,
 ) -> Response<BoxBody> {
-    reply(status, Bytes::from(text), flag)
+    reply(status, Bytes::from(text), message, flag, None)
 }
 
-fn reply(status: StatusCode, text: Bytes, flag: Option<&'static str>) -> Response<BoxBody> {
+fn reply(
+    status: StatusCode,
+    text: Bytes,
+    message: &'static str,
+    flag: Option<&'static str>,
+    grpc: Option<Code>,
+) -> Response<BoxBody> {
     let mut response = Response::new(body::full(text));
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -129,6 +191,9 @@ fn reply(status: StatusCode, text: Bytes, flag: Option<&'static str>) -> Respons
     if let Some(flag) = flag {
         add_flag(&mut response, flag);
     }
+    response
+        .extensions_mut()
+        .insert(LocalReply { message, grpc });
     response
 }
 

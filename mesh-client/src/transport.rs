@@ -1,7 +1,9 @@
 //! The pooled HTTP connection under the balancer: hyper-util's client, one per cluster.
 //!
 //! HTTP/1.1 by default, or HTTP/2 over cleartext (h2c, prior knowledge) for ports whose protocol
-//! is `HTTP2` or `GRPC`. Connections are kept alive and reused per endpoint; an idle connection
+//! is `HTTP2` or `GRPC`. A gRPC request (`content-type: application/grpc`) always goes over
+//! HTTP/2, whatever the port is named (a misnamed port is the commonest gRPC trouble in Istio),
+//! with the time left before its deadline as its `grpc-timeout`. Connections are kept alive and reused per endpoint; an idle connection
 //! is closed after `idleTimeout`; a connection attempt gives up after `connectTimeout`.
 //! Failures become a [`ClusterError`] with the shared [`Outcome`]: no connection is
 //! `ConnectFailure`, an HTTP/2 `REFUSED_STREAM` is `RefusedStream` (the server never processed
@@ -97,6 +99,19 @@ pub enum TransportError {
     },
 }
 
+/// The cluster's client, and one speaking HTTP/2 only for gRPC calls on an HTTP/1.1 cluster
+/// (the same client when the cluster speaks HTTP/2 already).
+struct Clients {
+    main: Client<MeshConnector, BoxBody>,
+    h2: Option<Client<MeshConnector, BoxBody>>,
+}
+
+impl Clients {
+    fn for_grpc(&self) -> &Client<MeshConnector, BoxBody> {
+        self.h2.as_ref().unwrap_or(&self.main)
+    }
+}
+
 type InProcessFn = Arc<dyn Fn(SocketAddr, Request<BoxBody>) -> BoxResponseFuture + Send + Sync>;
 
 /// A pooled HTTP client that sends each request to a given endpoint.
@@ -109,7 +124,7 @@ pub struct Transport {
 enum Inner {
     // Shared: each request clones the transport into its future (one reference count). The
     // version every request is sent with on these connections rides along.
-    Hyper(Arc<Client<MeshConnector, BoxBody>>, Version),
+    Hyper(Arc<Clients>, Version),
     InProcess(InProcessFn),
 }
 
@@ -136,24 +151,33 @@ impl Transport {
         connector.set_nodelay(true);
         let connector =
             MeshConnector::new(connector, Arc::clone(&config.tls), config.connect_timeout);
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(config.idle_timeout);
-        if config.max_requests_per_connection == 1 {
-            builder.pool_max_idle_per_host(0);
-        }
-        if config.http2 {
-            builder.http2_only(true);
-        }
+        let client = |http2: bool| {
+            let mut builder = Client::builder(TokioExecutor::new());
+            builder
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .pool_idle_timeout(config.idle_timeout);
+            if config.max_requests_per_connection == 1 {
+                builder.pool_max_idle_per_host(0);
+            }
+            if http2 {
+                builder.http2_only(true);
+            }
+            builder.build(connector.clone())
+        };
         let version = if config.http2 {
             Version::HTTP_2
         } else {
             Version::HTTP_11
         };
+        // gRPC needs HTTP/2 whatever the port is named: an HTTP/1.1 cluster keeps a second,
+        // HTTP/2-only client for its gRPC calls (no connection is made until one is sent).
+        let clients = Clients {
+            main: client(config.http2),
+            h2: (!config.http2).then(|| client(true)),
+        };
         Ok(Self {
-            inner: Inner::Hyper(Arc::new(builder.build(connector)), version),
+            inner: Inner::Hyper(Arc::new(clients), version),
         })
     }
 
@@ -212,15 +236,24 @@ impl Transport {
             }
         }
         let uri = endpoint_uri(std::mem::take(&mut parts.uri), endpoint, authority);
+        let grpc = mesh_core::grpc::is_grpc(&parts.headers);
         if let Inner::Hyper(_, version) = &self.inner {
-            parts.version = *version;
+            parts.version = if grpc { Version::HTTP_2 } else { *version };
+        }
+        if grpc {
+            propagate_deadline(&mut parts);
         }
         let inner = self.inner.clone();
         async move {
             parts.uri = uri.map_err(|e| ClusterError::transport(Outcome::Reset, endpoint, e))?;
             let req = Request::from_parts(parts, body);
             let mut resp = match inner {
-                Inner::Hyper(client, _) => {
+                Inner::Hyper(clients, _) => {
+                    let client = if grpc {
+                        clients.for_grpc()
+                    } else {
+                        &clients.main
+                    };
                     let mut resp = client
                         .request(req)
                         .await
@@ -240,6 +273,31 @@ impl Transport {
             Ok(resp)
         }
     }
+}
+
+/// Sends the time left before the call's deadline (the caller's `grpc-timeout`, capped by the
+/// route timeout, and the try's `perTryTimeout`) as the upstream's `grpc-timeout`.
+fn propagate_deadline(parts: &mut http::request::Parts) {
+    let call = parts
+        .extensions
+        .get::<mesh_core::grpc::Deadline>()
+        .map(|d| d.at);
+    let attempt = parts
+        .extensions
+        .get::<crate::context::AttemptDeadline>()
+        .map(|d| d.at);
+    let at = match (call, attempt) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => match a.or(b) {
+            Some(at) => at,
+            None => return,
+        },
+    };
+    let left = at.saturating_duration_since(tokio::time::Instant::now());
+    parts.headers.insert(
+        mesh_core::grpc::GRPC_TIMEOUT,
+        mesh_core::grpc::encode_timeout(left),
+    );
 }
 
 /// `ip:port` of `endpoint` as a URI authority (`None` cannot happen for a socket address).

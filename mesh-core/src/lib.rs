@@ -9,6 +9,7 @@
 pub mod classify;
 pub mod compile;
 pub mod diag;
+pub mod grpc;
 pub mod hash;
 pub mod load;
 pub mod normalize;

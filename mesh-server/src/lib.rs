@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod authz;
 pub mod context;
+pub mod grpc;
 pub mod jwt;
 pub mod metrics;
 pub mod normalize;

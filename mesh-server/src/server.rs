@@ -6,7 +6,8 @@
 //! 1. metrics ([`crate::metrics`], when [`MeshServer::with_metrics`] is given), the server trace
 //!    span ([`crate::trace`]) and the request id ([`crate::request_id`]): outermost, so that they
 //!    see the final status of every answer, 403 and 429 included; then the request body limit
-//!    when [`MeshServer::max_request_body`] is set (413);
+//!    when [`MeshServer::max_request_body`] is set (413), and [`grpc`](crate::grpc): a gRPC
+//!    caller's `grpc-timeout` honoured, every answer below made a gRPC answer for it;
 //! 2. [`rescue`](crate::rescue): typed errors from the layers below become HTTP answers, here only;
 //! 3. [`normalize`](crate::normalize): the path normalized at the config's
 //!    `meshConfig.pathNormalization` level (400 when it cannot be), so every decision below and
@@ -66,6 +67,7 @@ use crate::context::LocalAddr;
 
 use crate::BoxError;
 use crate::authz::{AuthorizationLayer, AuthzEngine, ExtAuthz};
+use crate::grpc::GrpcAnswers;
 use crate::jwt::{JwksCache, JwtLayer, JwtSettings};
 use crate::metrics::{ServerMetricsConfig, ServerMetricsLayer};
 use crate::normalize::Normalize;
@@ -268,7 +270,8 @@ impl MeshServer {
             Some(bytes) => Either::Left(body_limit::limit(bytes, guarded)),
             None => Either::Right(guarded),
         };
-        let traced = TraceLayer::new(self.trace).layer(RequestIdLayer::new().layer(limited));
+        let answered = GrpcAnswers::new(limited);
+        let traced = TraceLayer::new(self.trace).layer(RequestIdLayer::new().layer(answered));
         let stack = match self.metrics.as_ref().filter(|_| self.report_inbound) {
             Some(m) => {
                 let config = ServerMetricsConfig::for_workload(

@@ -110,8 +110,16 @@ impl Service<Request<BoxBody>> for Router {
 }
 
 impl Router {
-    /// Routes and sends `request` (the router keeps no per-call state: `&self` is enough).
+    /// Routes and sends `request` (the router keeps no per-call state: `&self` is enough). A
+    /// gRPC caller gets every answer as gRPC ([`crate::grpc`]).
     pub(super) fn route(&self, request: Request<BoxBody>) -> RouteFuture {
+        let grpc = mesh_core::grpc::is_grpc(request.headers());
+        let mut future = self.route_http(request);
+        future.grpc = grpc;
+        future
+    }
+
+    fn route_http(&self, request: Request<BoxBody>) -> RouteFuture {
         let compiled = self.compiled();
         let shared = &self.shared;
         let mut request = request;
@@ -178,6 +186,7 @@ impl Router {
             state: RouteState::Stack(Rescued {
                 inner: stack.call(request),
             }),
+            grpc: false,
         }
     }
 }
@@ -186,6 +195,8 @@ impl Router {
 /// boxed: the stack's own future is boxed already (one allocation per request fewer).
 pub(super) struct RouteFuture {
     state: RouteState,
+    /// A gRPC caller: every answer is made a gRPC one ([`crate::grpc::grpc_answer`]).
+    grpc: bool,
 }
 
 enum RouteState {
@@ -198,13 +209,17 @@ impl Future for RouteFuture {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // Every part is `Unpin` (the stack's future is boxed, the body too).
-        match &mut self.state {
+        let result = match &mut self.state {
             RouteState::Ready(response) => match response.take() {
-                Some(response) => Poll::Ready(Ok(response)),
-                None => Poll::Ready(Err("router future polled after completion".into())),
+                Some(response) => Ok(response),
+                None => Err("router future polled after completion".into()),
             },
-            RouteState::Stack(call) => Pin::new(call).poll(cx),
-        }
+            RouteState::Stack(call) => std::task::ready!(Pin::new(call).poll(cx)),
+        };
+        Poll::Ready(match result {
+            Ok(response) if self.grpc => Ok(crate::grpc::grpc_answer(response)),
+            other => other,
+        })
     }
 }
 
@@ -256,6 +271,7 @@ impl<F: Future<Output = Result<Response<BoxBody>, BoxError>>> Future for Rescued
 fn ready(response: Response<BoxBody>) -> RouteFuture {
     RouteFuture {
         state: RouteState::Ready(Some(response)),
+        grpc: false,
     }
 }
 
@@ -323,9 +339,13 @@ impl Router {
     }
 
     fn default_stack(&self, config: &Arc<MeshConfig>) -> StackFn {
+        // No route timeout, but a gRPC caller's `grpc-timeout` is honoured all the same.
+        let timeout = TimeoutLayer::new(None).with_stats(self.shared.stats.clone());
         StackFn::new(
-            self.retry_layer(RetryPolicy::default(), self.budgets(config))
-                .layer(self.shared.cluster.clone()),
+            timeout.layer(
+                self.retry_layer(RetryPolicy::default(), self.budgets(config))
+                    .layer(self.shared.cluster.clone()),
+            ),
         )
     }
 

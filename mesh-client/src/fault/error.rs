@@ -8,11 +8,17 @@ use http::StatusCode;
 #[error("fault injected: abort with {status}")]
 pub struct FaultAbort {
     status: StatusCode,
+    grpc: Option<mesh_core::grpc::Code>,
 }
 
 impl FaultAbort {
-    pub(crate) fn new(status: StatusCode) -> Self {
-        Self { status }
+    pub(crate) fn new(status: StatusCode, grpc: Option<mesh_core::grpc::Code>) -> Self {
+        Self { status, grpc }
+    }
+
+    /// The gRPC status gRPC callers get (`grpcStatus`), when configured.
+    pub fn grpc_status(&self) -> Option<mesh_core::grpc::Code> {
+        self.grpc
     }
 
     /// The status the abort answers with.

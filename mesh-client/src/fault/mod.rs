@@ -13,7 +13,7 @@
 //!
 //! let fault = Fault {
 //!     delay: None,
-//!     abort: Some(FaultAbort { status: http::StatusCode::SERVICE_UNAVAILABLE, percent: 10.0 }),
+//!     abort: Some(FaultAbort { status: http::StatusCode::SERVICE_UNAVAILABLE, grpc_status: None, percent: 10.0 }),
 //! };
 //! let _layer = FaultLayer::new(fault).with_random(Random::seeded(1));
 //! ```
@@ -121,7 +121,7 @@ where
             .abort
             .as_ref()
             .filter(|a| self.random.percent(a.percent))
-            .map(|a| a.status);
+            .map(|a| (a.status, a.grpc_status));
         if let Some(d) = delay {
             self.stats.faults_delayed.incr();
             tracing::debug!(
@@ -130,7 +130,7 @@ where
                 "fault delay injected"
             );
         }
-        if let Some(status) = abort {
+        if let Some((status, _)) = abort {
             self.stats.faults_aborted.incr();
             tracing::debug!(
                 fault_injected = "abort",
@@ -163,6 +163,9 @@ where
     }
 }
 
+/// An abort's HTTP status, and its gRPC status when `grpcStatus` is set.
+type Abort = (StatusCode, Option<mesh_core::grpc::Code>);
+
 pin_project_lite::pin_project! {
     /// Response future of [`FaultInjection`].
     pub struct ResponseFuture<S: Service<Request<B>>, B> {
@@ -175,8 +178,8 @@ pin_project_lite::pin_project! {
 pin_project_lite::pin_project! {
     #[project = StateProj]
     enum State<S: Service<Request<B>>, B> {
-        Delay { sleep: Pin<Box<Sleep>>, pending: Option<(S, Request<B>)>, abort: Option<StatusCode> },
-        Abort { status: Option<StatusCode> },
+        Delay { sleep: Pin<Box<Sleep>>, pending: Option<(S, Request<B>)>, abort: Option<Abort> },
+        Abort { status: Option<Abort> },
         Inner { #[pin] future: S::Future },
     }
 }
@@ -206,14 +209,16 @@ where
                         },
                         // Only reachable if polled after completion.
                         (None, None) => State::Abort {
-                            status: Some(StatusCode::INTERNAL_SERVER_ERROR),
+                            status: Some((StatusCode::INTERNAL_SERVER_ERROR, None)),
                         },
                     };
                     this.state.set(next);
                 }
                 StateProj::Abort { status } => {
-                    let status = status.take().unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                    let mut response = rescue(&FaultAbort::new(status));
+                    let (status, grpc) = status
+                        .take()
+                        .unwrap_or((StatusCode::INTERNAL_SERVER_ERROR, None));
+                    let mut response = rescue(&FaultAbort::new(status, grpc));
                     if *this.delayed {
                         add_flag(&mut response, "DI");
                     }

@@ -35,6 +35,7 @@ async fn abort_share_follows_percentage() {
         delay: None,
         abort: Some(FaultAbort {
             status: StatusCode::IM_A_TEAPOT,
+            grpc_status: None,
             percent: 30.0,
         }),
     };
@@ -89,6 +90,7 @@ async fn delay_and_abort_together() {
         }),
         abort: Some(FaultAbort {
             status: StatusCode::SERVICE_UNAVAILABLE,
+            grpc_status: None,
             percent: 100.0,
         }),
     };

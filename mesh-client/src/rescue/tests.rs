@@ -24,7 +24,7 @@ async fn every_typed_error_gets_envoys_answer() {
     assert_eq!(answer(&PerTryTimeout(())).await, timeout);
     assert_eq!(answer(&ClusterError::new(Outcome::Timeout)).await, timeout);
     assert_eq!(
-        answer(&FaultAbort::new(StatusCode::IM_A_TEAPOT)).await,
+        answer(&FaultAbort::new(StatusCode::IM_A_TEAPOT, None)).await,
         (418, "fault filter abort".into(), "FI".into())
     );
     assert_eq!(

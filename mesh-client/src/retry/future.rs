@@ -19,6 +19,7 @@ use tracing::Instrument as _;
 
 use super::backoff;
 use super::replay::{self, Buffered};
+use super::tape::Tape;
 use super::{PerTryTimeout, Settings, is_idempotent};
 use crate::BoxError;
 use crate::body::{self, BoxBody, BoxResponseFuture};
@@ -106,11 +107,22 @@ where
             .as_deref()
             .map_or_else(|| parts.uri.host().unwrap_or(""), |d| d.host.as_str())
     };
+    let grpc = mesh_core::grpc::is_grpc(&parts.headers);
     let (replay, mut first_body) = match replay::buffer(body, settings.max_replay_bytes).await? {
         Buffered::Bytes(bytes) => (Some(bytes), None),
         Buffered::Stream(body) => (None, Some(body)),
     };
-    let idempotent = is_idempotent(&parts.method);
+    // A gRPC body has no length up front: record it as the first attempt streams it.
+    let tape = match first_body.take() {
+        Some(body) if grpc => Some(Tape::new(body, settings.max_replay_bytes)),
+        other => {
+            first_body = other;
+            None
+        }
+    };
+    // gRPC calls are POSTs; a `retryOn` naming their statuses says they may be sent again
+    // (as gRPC's own retry policy does).
+    let idempotent = is_idempotent(&parts.method) || grpc;
     let mut previous: Vec<SocketAddr> = Vec::new();
     let mut retry_guard = None;
     let mut retries_done = 0u32;
@@ -121,6 +133,7 @@ where
             (Some(bytes), _) if bytes.is_empty() => body::empty(),
             (Some(bytes), _) => body::full(Bytes::clone(bytes)),
             (None, Some(body)) => body,
+            (None, None) if tape.is_some() => tape.as_ref().map_or_else(body::empty, Tape::body),
             // Without a replayable body the loop ends after the first attempt (checked below).
             (None, None) => body::empty(),
         };
@@ -173,7 +186,7 @@ where
             tracing::debug!(retried = false, method = %parts.method, ?outcome, "not retrying a non-idempotent request that reached the server");
             return finish(result, false, &settings);
         }
-        if replay.is_none() {
+        if replay.is_none() && !tape.as_ref().is_some_and(|t| t.replayable()) {
             settings.stats.retries_skipped_body.incr();
             tracing::debug!(
                 retried = false,

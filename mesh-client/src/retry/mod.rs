@@ -6,9 +6,12 @@
 //! - attempts remain (`attempts` counts retries after the first try);
 //! - the method is idempotent (RFC 9110: GET, HEAD, OPTIONS, TRACE, PUT, DELETE), or the failed
 //!   attempt certainly never reached the server (`Outcome::never_reached_server`), so a POST is
-//!   never sent twice to an application;
+//!   never sent twice to an application; gRPC calls (POSTs) are the exception: `retryOn`'s gRPC
+//!   statuses (`unavailable`, `cancelled`...) are read from a trailers-only answer's head, never
+//!   from trailers after a body has started, and say the call may be sent again;
 //! - the body could be buffered (at most 64 KiB by default, known length; streaming bodies are
-//!   sent once, see [`replay`]);
+//!   sent once, see [`replay`]); a gRPC body, which has no length up front, is recorded while
+//!   the first attempt streams it and replayed when it was at most the limit;
 //! - the destination's [`Budget`] has room.
 //!
 //! Before each retry the endpoints that failed are listed in the
@@ -29,6 +32,7 @@ pub mod budget;
 mod error;
 mod future;
 pub mod replay;
+mod tape;
 
 use std::sync::Arc;
 use std::task::{Context, Poll};

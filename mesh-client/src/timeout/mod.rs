@@ -4,6 +4,12 @@
 //! body `upstream request timeout`, response flag `UT`. `None` means no deadline (Istio's default
 //! for HTTP routes).
 //!
+//! A gRPC request's `grpc-timeout` is honoured as well, capped by the route's timeout when one
+//! is set (Envoy's `grpc_timeout_header_max`, as Istio configures it); the deadline rides down
+//! as a [`Deadline`](mesh_core::grpc::Deadline) extension, and the transport sends the time left
+//! as the upstream's `grpc-timeout`. An expired one is answered like the route timeout (a gRPC
+//! caller gets `DEADLINE_EXCEEDED`).
+//!
 //! ```
 //! use std::time::Duration;
 //! use mesh_client::timeout::TimeoutLayer;
@@ -24,6 +30,8 @@ use std::time::Duration;
 use http::{Request, Response};
 use tokio::time::{Instant, Sleep};
 use tower::{Layer, Service};
+
+use mesh_core::grpc;
 
 use crate::body::BoxBody;
 use crate::rescue::rescue;
@@ -110,14 +118,28 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let sleep = self
-            .timeout
-            .map(|t| tokio::time::sleep_until(Instant::now() + t));
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        // A gRPC caller's `grpc-timeout` is a deadline too, capped by the route's: the earlier
+        // one wins, and the call carries it down so the upstream hears the time left.
+        let is_grpc = grpc::is_grpc(request.headers());
+        let grpc = is_grpc
+            .then(|| grpc::timeout_of(request.headers()))
+            .flatten();
+        let timeout = match (self.timeout, grpc) {
+            (Some(route), Some(caller)) => Some(route.min(caller)),
+            (route, caller) => route.or(caller),
+        };
+        let sleep = timeout.map(|t| {
+            let at = Instant::now() + t;
+            if is_grpc {
+                request.extensions_mut().insert(grpc::Deadline { at });
+            }
+            tokio::time::sleep_until(at)
+        });
         ResponseFuture {
             inner: self.inner.call(request),
             sleep,
-            timeout: self.timeout,
+            timeout,
             stats: self.stats.clone(),
         }
     }

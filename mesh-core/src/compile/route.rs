@@ -411,29 +411,57 @@ fn fault(f: &HttpFaultInjectionSpec, path: &str, cx: &mut Cx<'_>) -> Option<Faul
     }
     if let Some(a) = &f.abort {
         let p = format!("{path}.abort");
-        if a.grpc_status.is_some() {
-            cx.unsupported(&format!("{p}.grpcStatus"));
-        }
         if a.http2_error.is_some() {
             cx.unsupported(&format!("{p}.http2Error"));
         }
         let pct = percent(a.percentage.as_ref(), &format!("{p}.percentage"), cx);
-        match a.http_status {
-            None if a.grpc_status.is_none() && a.http2_error.is_none() => {
+        let grpc = match a.grpc_status.as_deref() {
+            None => None,
+            Some(name) => {
+                let code = crate::grpc::Code::from_name(name)
+                    .or_else(|| name.parse().ok().and_then(crate::grpc::Code::from_u32));
+                if code.is_none() {
+                    cx.error(
+                        &format!("{p}.grpcStatus"),
+                        format!(
+                            "unknown gRPC status {name:?} (expected a name such as UNAVAILABLE)"
+                        ),
+                    );
+                }
+                code
+            }
+        };
+        match (a.http_status, grpc) {
+            (None, None) if a.grpc_status.is_none() && a.http2_error.is_none() => {
                 cx.error(&format!("{p}.httpStatus"), "is required")
             }
-            None => {}
-            Some(code) => match u16::try_from(code).ok().filter(|c| (200..=599).contains(c)) {
-                Some(c) => {
-                    if let (Ok(status), Some(percent)) = (StatusCode::from_u16(c), pct) {
-                        out.abort = Some(FaultAbort { status, percent });
-                    }
+            (None, None) => {}
+            (None, Some(code)) => {
+                if let Some(percent) = pct {
+                    out.abort = Some(FaultAbort {
+                        status: code.to_http(),
+                        grpc_status: Some(code),
+                        percent,
+                    });
                 }
-                None => cx.error(
-                    &format!("{p}.httpStatus"),
-                    format!("status {code} is outside 200..=599"),
-                ),
-            },
+            }
+            (Some(code), grpc) => {
+                match u16::try_from(code).ok().filter(|c| (200..=599).contains(c)) {
+                    Some(c) => {
+                        if let (Ok(status), Some(percent)) = (StatusCode::from_u16(c), pct) {
+                            out.abort = Some(FaultAbort {
+                                status,
+                                grpc_status: grpc,
+                                percent,
+                            });
+                        }
+                    }
+                    None => cx.error(
+                        &format!("{p}.httpStatus"),
+                        format!("status {code} is outside 200..=599"),
+                    ),
+                }
+            }
         }
     }
     if f.delay.is_none() && f.abort.is_none() {

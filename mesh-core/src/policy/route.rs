@@ -200,8 +200,11 @@ pub struct FaultDelay {
 /// `fault.abort`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FaultAbort {
-    /// `httpStatus`.
+    /// `httpStatus` (with only `grpcStatus` set: the HTTP status a caller that does not speak
+    /// gRPC gets for that code).
     pub status: StatusCode,
+    /// `grpcStatus`: gRPC callers get a trailers-only answer with this code.
+    pub grpc_status: Option<crate::grpc::Code>,
     /// `percentage.value` in 0..=100 (100 when absent).
     pub percent: f64,
 }

@@ -232,7 +232,7 @@ pub struct FaultDelaySpec {
 pub struct FaultAbortSpec {
     /// `httpStatus`.
     pub http_status: Option<i64>,
-    /// `grpcStatus` (unsupported).
+    /// `grpcStatus`: a gRPC status name (`UNAVAILABLE`).
     pub grpc_status: Option<String>,
     /// `http2Error` (unsupported).
     pub http2_error: Option<String>,

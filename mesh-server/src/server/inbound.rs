@@ -9,6 +9,7 @@ use tower::util::Either;
 use super::gate::Gate;
 use super::*;
 use crate::authz::Authorization;
+use crate::grpc::GrpcAnswers;
 use crate::jwt::Jwt;
 use crate::metrics::ServerMetrics;
 use crate::rate_limit::RateLimit;
@@ -23,8 +24,9 @@ type Enforced<S> = RateLimit<Either<Jwt<Checked<S>>, Checked<S>>>;
 /// Errors answered, the path normalized, policies kept current, the policy layers skipped when
 /// none applies.
 type Guarded<S> = Rescue<Normalize<Gate<IntoBody<S>, Enforced<S>>>>;
-/// Trace span, request id and the optional request body limit around [`Guarded`].
-type Traced<S> = Trace<RequestIdService<Either<body_limit::Limited<Guarded<S>>, Guarded<S>>>>;
+/// Trace span, request id, gRPC answers and the optional request body limit around [`Guarded`].
+type Traced<S> =
+    Trace<RequestIdService<GrpcAnswers<Either<body_limit::Limited<Guarded<S>>, Guarded<S>>>>>;
 /// The whole stack: metrics (when configured) around [`Traced`].
 type Stack<S> = Either<ServerMetrics<Traced<S>>, Traced<S>>;
 

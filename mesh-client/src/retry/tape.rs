@@ -1,0 +1,223 @@
+//! Replaying a streaming request body: the first attempt streams it while a copy of what was
+//! read is kept (up to the replay limit), and a retry replays that copy, then goes on reading
+//! the rest from the downstream.
+//!
+//! gRPC requests carry no `content-length`, so [`replay::buffer`](super::replay::buffer)
+//! cannot buffer them up front without waiting for the whole stream (which a streaming call may
+//! never end before it hears back). Recording as the attempt reads costs no wait: a unary call's
+//! body is usually whole by the time its answer arrives, and a connect failure leaves it unread.
+//! A body larger than the limit stops being recorded and is then not replayable. Only the
+//! latest attempt's body reads: an earlier attempt's connection still polling its body gets
+//! end-of-stream, so two attempts never split the stream between them.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+
+use crate::BoxError;
+use crate::body::{self, BoxBody};
+
+/// The recording shared by every attempt's body.
+pub(super) struct Tape {
+    state: Mutex<State>,
+    limit: u64,
+}
+
+struct State {
+    /// The downstream's body, from where reading stopped.
+    rest: Option<BoxBody>,
+    recorded: VecDeque<Bytes>,
+    recorded_len: u64,
+    trailers: Option<HeaderMap>,
+    /// The downstream body ended (trailers, if any, recorded).
+    ended: bool,
+    /// More than the limit was read, or the body failed: not replayable any more.
+    broken: bool,
+    /// The attempt whose body may read.
+    generation: u64,
+}
+
+impl Tape {
+    /// A tape over `body`, recording at most `limit` bytes.
+    pub(super) fn new(body: BoxBody, limit: u64) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(State {
+                rest: Some(body),
+                recorded: VecDeque::new(),
+                recorded_len: 0,
+                trailers: None,
+                ended: false,
+                broken: false,
+                generation: 0,
+            }),
+            limit,
+        })
+    }
+
+    /// Whether a new attempt can be given the whole body again.
+    pub(super) fn replayable(&self) -> bool {
+        self.state.lock().map(|s| !s.broken).unwrap_or(false)
+    }
+
+    /// The body of a new attempt: the recording from its start, then the rest. Earlier
+    /// attempts' bodies end.
+    pub(super) fn body(self: &Arc<Self>) -> BoxBody {
+        let generation = match self.state.lock() {
+            Ok(mut s) => {
+                s.generation += 1;
+                s.generation
+            }
+            Err(_) => return body::empty(),
+        };
+        http_body_util::BodyExt::boxed_unsync(Player {
+            tape: Arc::clone(self),
+            generation,
+            position: 0,
+            done: false,
+        })
+    }
+}
+
+/// One attempt's view of the tape.
+struct Player {
+    tape: Arc<Tape>,
+    generation: u64,
+    /// How many recorded chunks this attempt has sent.
+    position: usize,
+    done: bool,
+}
+
+impl Body for Player {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let tape = Arc::clone(&self.tape);
+        let Ok(mut s) = tape.state.lock() else {
+            return Poll::Ready(Some(Err("request body recording poisoned".into())));
+        };
+        if s.generation != self.generation {
+            // A newer attempt owns the body now.
+            self.done = true;
+            return Poll::Ready(None);
+        }
+        if !s.broken
+            && let Some(chunk) = s.recorded.get(self.position)
+        {
+            let chunk = chunk.clone();
+            self.position += 1;
+            return Poll::Ready(Some(Ok(Frame::data(chunk))));
+        }
+        if s.ended {
+            self.done = true;
+            return Poll::Ready(s.trailers.clone().map(|t| Ok(Frame::trailers(t))));
+        }
+        let Some(rest) = s.rest.as_mut() else {
+            self.done = true;
+            return Poll::Ready(None);
+        };
+        match Pin::new(rest).poll_frame(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                s.ended = true;
+                s.rest = None;
+                self.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => {
+                s.broken = true;
+                s.rest = None;
+                self.done = true;
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                let frame = match frame.into_data() {
+                    Ok(data) => {
+                        if !s.broken {
+                            s.recorded_len += data.len() as u64;
+                            if s.recorded_len > tape.limit {
+                                s.broken = true;
+                                s.recorded.clear();
+                            } else {
+                                s.recorded.push_back(data.clone());
+                                self.position += 1;
+                            }
+                        }
+                        Frame::data(data)
+                    }
+                    Err(frame) => {
+                        if let Some(t) = frame.trailers_ref() {
+                            s.trailers = Some(t.clone());
+                            s.ended = true;
+                            s.rest = None;
+                            self.done = true;
+                        }
+                        frame
+                    }
+                };
+                Poll::Ready(Some(Ok(frame)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    fn chunks(parts: &'static [&'static str]) -> BoxBody {
+        let frames = parts
+            .iter()
+            .map(|p| Ok::<_, BoxError>(Frame::data(Bytes::from_static(p.as_bytes()))));
+        http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync()
+    }
+
+    #[tokio::test]
+    async fn a_retry_replays_what_was_read_then_the_rest() {
+        let tape = Tape::new(chunks(&["ab", "cd", "ef"]), 64);
+        let mut first = tape.body();
+        let frame = first.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "ab");
+        assert!(tape.replayable());
+        let second = tape.body();
+        // The first attempt's body is over once a second one exists.
+        assert!(first.frame().await.is_none());
+        assert_eq!(second.collect().await.unwrap().to_bytes(), "abcdef");
+        assert_eq!(tape.body().collect().await.unwrap().to_bytes(), "abcdef");
+    }
+
+    #[tokio::test]
+    async fn an_unread_body_is_replayable_and_a_large_one_is_not() {
+        let tape = Tape::new(chunks(&["x"]), 64);
+        drop(tape.body());
+        assert_eq!(tape.body().collect().await.unwrap().to_bytes(), "x");
+
+        let tape = Tape::new(chunks(&["0123456789", "0123456789"]), 15);
+        assert_eq!(
+            tape.body().collect().await.unwrap().to_bytes(),
+            "01234567890123456789"
+        );
+        assert!(!tape.replayable());
+    }
+}
