@@ -121,6 +121,7 @@ pub(crate) mod client_tls;
 pub(crate) mod common;
 pub(crate) mod destination_rule;
 pub mod duration;
+pub(crate) mod export_to;
 pub(crate) mod gateway;
 pub(crate) mod legacy_policy;
 pub(crate) mod load_balancer;
