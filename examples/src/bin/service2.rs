@@ -10,9 +10,11 @@ use mesh_examples::cli::{FlagError, ServiceArgs, ports};
 
 /// service2 of the article.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+// `--version` is the instance's version label, not clap's print-the-version flag.
+#[command(about, disable_version_flag = true)]
 struct Cli {
-    /// Which version this instance is: v1 or v2 (its `version` label).
+    /// Which version this instance is: v1 or v2 (its `version` label; with --kube the Pod's
+    /// `version` label wins).
     #[arg(long = "version", default_value = "v1")]
     service_version: String,
     #[command(flatten)]
