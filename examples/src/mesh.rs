@@ -356,12 +356,13 @@ impl MeshRuntime {
     }
 
     /// The mesh client of `workload`: routing by the VirtualServices of `gateway` (a Gateway's
-    /// name), or of the mesh (calls between services) when `None`.
+    /// name), or of the mesh (calls between services) when `None`. It sees the config as its
+    /// namespace does (`exportTo`).
     pub fn mesh_client(&self, workload: &Workload, gateway: Option<&str>) -> MeshClient {
-        let for_clusters = self.inner.store.clone();
+        let visible = ConfigSource::visible_from(self.inner.store.clone(), &workload.namespace);
         let discovery: Arc<dyn mesh_client::cluster::Discovery> = self.inner.registry.clone();
-        let mut clusters = Clusters::new(move || for_clusters.snapshot(), discovery)
-            .with_metrics(self.inner.outlier.clone());
+        let mut clusters =
+            Clusters::new(visible.clone(), discovery).with_metrics(self.inner.outlier.clone());
         if let Some(transport) = &self.inner.transport {
             clusters = clusters.with_transport(transport.clone());
         }
@@ -369,7 +370,6 @@ impl MeshRuntime {
             // Outbound auto-mTLS and ISTIO_MUTUAL with the same watched certificate.
             clusters = clusters.with_tls(self.inner.tls.mesh_tls().clone());
         }
-        let for_routes = self.inner.store.clone();
         let telemetry = ClientTelemetryLayer::new(
             self.inner.metrics.clone(),
             ClientTelemetryConfig::new(WorkloadLabels::from_labels(
@@ -378,11 +378,7 @@ impl MeshRuntime {
                 &workload.labels(),
             )),
         );
-        let mut builder = MeshClient::builder(
-            ConfigSource::from_fn(move || for_routes.snapshot()),
-            clusters,
-        )
-        .telemetry(telemetry);
+        let mut builder = MeshClient::builder(visible, clusters).telemetry(telemetry);
         if let Some(gateway) = gateway {
             builder = builder.gateway(gateway);
         }

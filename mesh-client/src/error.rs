@@ -37,7 +37,25 @@ pub struct ClusterError {
     pub source: Option<BoxError>,
 }
 
+/// A route's subset that no DestinationRule defines: the cluster does not exist (Envoy's
+/// `NC`, "no cluster found").
+#[derive(Debug, thiserror::Error)]
+#[error("no cluster found: subset `{subset}` of host `{host}` is not defined by a DestinationRule")]
+pub struct NoClusterFound {
+    /// The destination host.
+    pub host: String,
+    /// The subset asked for.
+    pub subset: String,
+}
+
 fn describe(e: &ClusterError) -> String {
+    if let Some(nc) = e
+        .source
+        .as_ref()
+        .and_then(|s| s.downcast_ref::<NoClusterFound>())
+    {
+        return nc.to_string();
+    }
     let what = match e.outcome {
         Outcome::Response { status, .. } => format!("upstream answered {status}"),
         Outcome::ConnectFailure => "upstream connect failure".to_owned(),
@@ -69,6 +87,26 @@ impl ClusterError {
     /// No endpoint was available: none registered, unknown host or subset, or all ejected.
     pub fn no_healthy_upstream() -> Self {
         Self::new(Outcome::NoHealthyUpstream)
+    }
+
+    /// The destination names a subset that no DestinationRule defines (yet): Envoy's "no
+    /// cluster found", answered 503 with flag `NC` (in a cluster, until the rule arrives).
+    pub fn no_cluster(host: &str, subset: &str) -> Self {
+        Self {
+            outcome: Outcome::NoHealthyUpstream,
+            endpoint: None,
+            source: Some(Box::new(NoClusterFound {
+                host: host.to_owned(),
+                subset: subset.to_owned(),
+            })),
+        }
+    }
+
+    /// Whether the destination's subset is not defined by any DestinationRule (flag `NC`).
+    pub fn is_no_cluster(&self) -> bool {
+        self.source
+            .as_ref()
+            .is_some_and(|s| s.is::<NoClusterFound>())
     }
 
     /// The downstream's request body failed (malformed, cut short) while it was being read or

@@ -12,6 +12,7 @@
 //! | route timeout, per-try timeout, a cluster timeout | 504 | `upstream request timeout` | `UT` |
 //! | fault abort | the configured status | `fault filter abort` | `FI` |
 //! | no route | 404 | (empty) | `NR` |
+//! | a subset no DestinationRule defines (yet) | 503 | (empty) | `NC` |
 //! | a path that cannot be normalized | 400 | `invalid request path` | `DPE` |
 //! | the downstream's request body failed (malformed, cut short) | 400 | `downstream request error: ...` | `DPE` |
 //! | no healthy upstream | 503 | `no healthy upstream` | `UH` |
@@ -37,7 +38,7 @@ use mesh_core::grpc::Code;
 use mesh_telemetry::ResponseFlags;
 
 use crate::body::{self, BoxBody};
-use crate::error::outcome_of_dyn;
+use crate::error::{NoClusterFound, outcome_of_dyn};
 use crate::fault::FaultAbort;
 use crate::retry::PerTryTimeout;
 use crate::route::{InvalidPath, NoRoute};
@@ -69,6 +70,10 @@ pub fn rescue(error: &(dyn std::error::Error + 'static)) -> Response<BoxBody> {
     }
     if error.is::<InvalidPath>() {
         return local_reply(StatusCode::BAD_REQUEST, "invalid request path", Some("DPE"));
+    }
+    if is_no_cluster(error) {
+        // Envoy's router: the cluster is not found, 503 with an empty body and flag NC
+        return local_reply(StatusCode::SERVICE_UNAVAILABLE, "", Some("NC"));
     }
     let outcome = outcome_of_dyn(error);
     tracing::debug!(%error, ?outcome, "upstream call failed");
@@ -115,6 +120,20 @@ pub fn rescue(error: &(dyn std::error::Error + 'static)) -> Response<BoxBody> {
         Outcome::Response { .. } => (StatusCode::SERVICE_UNAVAILABLE, "upstream error"),
     };
     local_reply(status, text, outcome.response_flag())
+}
+
+/// Whether `error`'s chain holds a [`NoClusterFound`] (a subset no DestinationRule defines).
+fn is_no_cluster(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(error);
+    // bounded walk: a cyclic `source()` must not hang us
+    for _ in 0..16 {
+        let Some(e) = cur else { return false };
+        if e.is::<NoClusterFound>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
 }
 
 /// Adds `flag` to the response's [`ResponseFlags`] extension.

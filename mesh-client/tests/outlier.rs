@@ -140,6 +140,12 @@ async fn unknown_host_or_subset_is_no_healthy_upstream() {
     std::sync::Arc::make_mut(&mut target.destination).subset = Some("v9".into());
     let err = clusters.clone().oneshot(req).await.unwrap_err();
     assert_eq!(outcome_of(&err), Outcome::NoHealthyUpstream);
+    // a subset no DestinationRule defines is no cluster at all (NC), not an empty one
+    let cluster_error = err
+        .downcast_ref::<mesh_client::error::ClusterError>()
+        .unwrap();
+    assert!(cluster_error.is_no_cluster(), "{cluster_error}");
+    assert!(cluster_error.to_string().contains("v9"), "{cluster_error}");
 }
 
 #[tokio::test]

@@ -209,12 +209,90 @@ fn meshctl(args: &[&str]) -> std::process::Output {
         .expect("meshctl runs")
 }
 
+/// `--kube`: the routes panel from the API server (`$KUBECONFIG`, mesh-kube's test API server),
+/// a VirtualService changed through the API shown at its new weights.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_mode_reads_the_routes_from_the_api_server() {
+    use mesh_kube::testing::{TestApiServer, mesh_types};
+    let server = TestApiServer::start().await.unwrap();
+    for t in mesh_types() {
+        server.register(t);
+    }
+    let split = |v1: u32, v2: u32| {
+        serde_json::json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+            "metadata": {"name": "service2", "namespace": "default"},
+            "spec": {"hosts": ["service2"], "http": [{"route": [
+                {"destination": {"host": "service2", "subset": "v1"}, "weight": v1},
+                {"destination": {"host": "service2", "subset": "v2"}, "weight": v2}]}]}})
+    };
+    server
+        .apply(
+            serde_json::json!({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+        "metadata": {"name": "service2", "namespace": "default"},
+        "spec": {"host": "service2", "subsets": [{"name": "v1", "labels": {"version": "v1"}},
+            {"name": "v2", "labels": {"version": "v2"}}]}}),
+        )
+        .unwrap();
+    server.apply(split(90, 10)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _dashboard = Kill(
+        Command::new(env!("CARGO_BIN_EXE_meshctl"))
+            .args(["dashboard", "--kube", "--interval", "200ms"])
+            .args([
+                "--scrape",
+                "http://127.0.0.1:9",
+                "--listen",
+                &addr.to_string(),
+            ])
+            .env("KUBECONFIG", &kubeconfig)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("meshctl runs"),
+    );
+    let wait_share = |want: f64| async move {
+        let mut routes = serde_json::Value::Null;
+        let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(hyper_util::client::legacy::connect::HttpConnector::new());
+        for _ in 0..150 {
+            // not listening yet: no answer, try again
+            routes = mesh_examples::lab::get(&client, addr, "/api/routes", &[])
+                .await
+                .json
+                .unwrap_or_default();
+            let found = routes["routes"].as_array().is_some_and(|r| !r.is_empty())
+                && (share(&routes, "v1").0 - want).abs() < 1e-9;
+            if found {
+                return routes;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no v1 share {want}: {routes:#}");
+    };
+    let routes = wait_share(0.9).await;
+    assert_eq!(routes["from"], "kubernetes", "{routes:#}");
+    server.apply(split(50, 50)).unwrap();
+    wait_share(0.5).await;
+}
+
 #[test]
-fn kube_mode_is_not_there_yet_and_a_source_is_required() {
-    let out = meshctl(&["dashboard", "--kube", "--scrape", "127.0.0.1:9"]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("mesh-kube"), "{err}");
+fn a_source_is_required() {
     let out = meshctl(&["dashboard", "--listen", "127.0.0.1:0"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -282,16 +282,22 @@ impl Cluster {
     /// Starts the gateway in `--kube` mode as Pod `istio-system/istio-ingressgateway-a` on pod
     /// IP number 10.
     pub async fn start_gateway(&self) -> Started {
+        self.start_gateway_pod("istio-system", "istio-ingressgateway-a", 10)
+            .await
+    }
+
+    /// Starts the gateway in `--kube` mode as Pod `ns/pod` on pod IP number `n`.
+    pub async fn start_gateway_pod(&self, ns: &str, pod: &str, n: u8) -> Started {
         let spec = GatewaySpec {
             gateway: None,
             config: std::path::PathBuf::new(),
             identity: Default::default(),
         };
-        let listener = self.bind(10).await;
+        let listener = self.bind(n).await;
         let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("admin listener");
-        let target = self.target("istio-system", "istio-ingressgateway-a");
+        let target = self.target(ns, pod);
         match start_kube_gateway(&spec, &target, listener, admin, &self.shutdown).await {
             Ok(s) => s,
             Err(e) => panic!("gateway did not start: {e}"),

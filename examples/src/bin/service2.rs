@@ -14,7 +14,8 @@ use mesh_examples::cli::{FlagError, ServiceArgs, ports};
 // builds clap refuses the clash at start-up).
 #[command(about, disable_version_flag = true)]
 struct Cli {
-    /// Which version this instance is: v1 or v2 (its `version` label).
+    /// Which version this instance is: v1 or v2 (its `version` label; with --kube the Pod's
+    /// `version` label wins).
     #[arg(long = "version", default_value = "v1")]
     service_version: String,
     #[command(flatten)]

@@ -31,6 +31,34 @@ struct Entry {
     generation: u64,
     /// `None`: the destination has no endpoints (or an unknown subset) under this config.
     cluster: Option<Arc<Cluster>>,
+    /// The subset asked for is defined by no DestinationRule under this config.
+    undefined_subset: bool,
+}
+
+impl Entry {
+    /// The cluster, or why there is none: `NC` for an undefined subset, else `UH`.
+    fn cluster_or_error(&self, host: &str) -> Result<Arc<Cluster>, ClusterError> {
+        match (&self.cluster, &self.subset) {
+            (Some(c), _) => Ok(Arc::clone(c)),
+            (None, Some(subset)) if self.undefined_subset => {
+                Err(ClusterError::no_cluster(host, subset))
+            }
+            (None, _) => Err(ClusterError::no_healthy_upstream()),
+        }
+    }
+}
+
+/// The DestinationRule for `host`.
+fn rule_for<'a>(
+    config: &'a MeshConfig,
+    host: &str,
+) -> Option<&'a mesh_core::policy::DestinationPolicy> {
+    config.destinations.get(host).or_else(|| {
+        config
+            .destinations
+            .values()
+            .find(|d| same_host(&d.host, host))
+    })
 }
 
 struct Shared {
@@ -199,10 +227,7 @@ impl Clusters {
         if let Some(entry) = self.lookup(dest)
             && fresh(&entry)
         {
-            return entry
-                .cluster
-                .clone()
-                .ok_or_else(ClusterError::no_healthy_upstream);
+            return entry.cluster_or_error(&dest.host);
         }
         // Slow path: one builder at a time; requests for fresh clusters never wait here.
         let _lock = self
@@ -214,14 +239,15 @@ impl Clusters {
         if let Some(entry) = &previous
             && fresh(entry)
         {
-            return entry
-                .cluster
-                .clone()
-                .ok_or_else(ClusterError::no_healthy_upstream);
+            return entry.cluster_or_error(&dest.host);
         }
         let prev_cluster = previous.as_ref().and_then(|e| e.cluster.as_ref());
         let cluster = self.make(dest, &config, prev_cluster);
+        let undefined_subset = dest.subset.as_deref().is_some_and(|name| {
+            rule_for(&config, &dest.host).is_none_or(|r| r.subset(name).is_none())
+        });
         let entry = Arc::new(Entry {
+            undefined_subset,
             subset: dest.subset.clone(),
             port: dest.port,
             config,
@@ -235,10 +261,7 @@ impl Clusters {
             list.push(Arc::clone(&entry));
             map
         });
-        entry
-            .cluster
-            .clone()
-            .ok_or_else(ClusterError::no_healthy_upstream)
+        entry.cluster_or_error(&dest.host)
     }
 
     fn lookup(&self, dest: &Destination) -> Option<Arc<Entry>> {
@@ -256,23 +279,18 @@ impl Clusters {
         config: &MeshConfig,
         previous: Option<&Arc<Cluster>>,
     ) -> Option<Arc<Cluster>> {
-        let rule = config.destinations.get(&dest.host).or_else(|| {
-            config
-                .destinations
-                .values()
-                .find(|d| same_host(&d.host, &dest.host))
-        });
+        let rule = rule_for(config, &dest.host);
         let labels: Labels = match (&dest.subset, rule) {
             (None, _) => Labels::new(),
             (Some(name), Some(rule)) => match rule.subset(name) {
                 Some(s) => s.labels.clone(),
                 None => {
-                    tracing::warn!(host = %dest.host, subset = %name, "unknown subset: no healthy upstream");
+                    tracing::warn!(host = %dest.host, subset = %name, "unknown subset: no cluster found (NC)");
                     return None;
                 }
             },
             (Some(name), None) => {
-                tracing::warn!(host = %dest.host, subset = %name, "subset without a DestinationRule: no healthy upstream");
+                tracing::warn!(host = %dest.host, subset = %name, "subset without a DestinationRule: no cluster found (NC)");
                 return None;
             }
         };

@@ -35,6 +35,10 @@ async fn every_typed_error_gets_envoys_answer() {
         answer(&ClusterError::no_healthy_upstream()).await,
         (503, "no healthy upstream".into(), "UH".into())
     );
+    assert_eq!(
+        answer(&ClusterError::no_cluster("service2", "v3")).await,
+        (503, String::new(), "NC".into())
+    );
     let (status, text, flags) = answer(&ClusterError::new(Outcome::ConnectFailure)).await;
     assert_eq!((status, flags.as_str()), (503, "UF"));
     assert!(text.ends_with("reset reason: connection failure"), "{text}");

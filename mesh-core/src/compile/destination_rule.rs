@@ -34,7 +34,7 @@ pub(crate) fn compile(spec: &DestinationRuleSpec, cx: &mut Cx<'_>) -> Option<Des
     if spec.workload_selector.is_some() {
         cx.unsupported("spec.workloadSelector");
     }
-    // exportTo: accepted and ignored by design (one process sees every resource it loads).
+    // exportTo: checked and recorded beside the policy (load::dispatch, compile::export_to).
     let rule = spec
         .traffic_policy
         .as_ref()

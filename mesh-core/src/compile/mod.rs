@@ -136,6 +136,7 @@ pub(crate) mod client_tls;
 pub(crate) mod common;
 pub(crate) mod destination_rule;
 pub mod duration;
+pub(crate) mod export_to;
 pub(crate) mod gateway;
 pub(crate) mod gateway_tls;
 pub(crate) mod istio_schema;

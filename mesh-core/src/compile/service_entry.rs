@@ -164,7 +164,7 @@ pub(crate) fn compile(spec: &ServiceEntrySpec, cx: &mut Cx<'_>) -> Option<Servic
             "resolution STATIC needs at least one endpoint",
         );
     }
-    // exportTo: accepted and ignored by design (one process sees every resource it loads).
+    // exportTo: checked and recorded beside the policy (load::dispatch, compile::export_to).
     if cx.error_count() > before {
         return None;
     }

@@ -33,7 +33,7 @@ pub(crate) fn compile(spec: &VirtualServiceSpec, cx: &mut Cx<'_>) -> Option<Virt
             "tls routes are not supported by this mesh (only http routes are)",
         );
     }
-    // exportTo: accepted and ignored by design (one process sees every resource it loads).
+    // exportTo: checked and recorded beside the policy (load::dispatch, compile::export_to).
     let mut http = Vec::with_capacity(spec.http.len());
     for (i, r) in spec.http.iter().enumerate() {
         if let Some(route) = route::compile(r, &format!("spec.http[{i}]"), cx) {

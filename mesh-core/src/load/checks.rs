@@ -10,8 +10,22 @@ use crate::compile::Cx;
 use crate::diag::Diagnostic;
 use crate::policy::{Destination, DestinationPolicy, RouteAction};
 
+/// What a reference to another object that does not exist is (a subset no DestinationRule
+/// defines, a Gateway that does not exist).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum References {
+    /// An error that refuses the referring resource: a folder is written and checked as a whole
+    /// (and `meshctl validate` reports it).
+    #[default]
+    Strict,
+    /// A warning: in a cluster objects arrive one by one, so the referring object applies and
+    /// its route answers 503 with Envoy's `NC` flag ("no cluster found") until the subset is
+    /// defined; a VirtualService bound to a Gateway that does not exist yet serves no gateway.
+    Pending,
+}
+
 /// Runs the cross-resource checks and moves DestinationRules into the config map.
-pub(crate) fn run(c: &mut Compiled, diags: &mut Vec<Diagnostic>) {
+pub(crate) fn run(c: &mut Compiled, diags: &mut Vec<Diagnostic>, references: References) {
     // one DestinationRule per host (Istio merges several; this mesh asks for one)
     let mut by_host: BTreeMap<String, DestinationPolicy> = BTreeMap::new();
     let mut canon_first: BTreeMap<String, String> = BTreeMap::new();
@@ -59,6 +73,7 @@ pub(crate) fn run(c: &mut Compiled, diags: &mut Vec<Diagnostic>) {
                 refused,
                 &format!("spec.gateways[{i}]"),
                 &mut cx,
+                references,
             );
         }
         for (i, route) in vs.http.iter().enumerate() {
@@ -71,13 +86,22 @@ pub(crate) fn run(c: &mut Compiled, diags: &mut Vec<Diagnostic>) {
                         refused,
                         &format!("spec.http[{i}].match[{j}].gateways[{k}]"),
                         &mut cx,
+                        references,
                     );
                 }
             }
             if let RouteAction::Forward(dests) = &route.action {
                 for (j, d) in dests.iter().enumerate() {
                     let path = format!("spec.http[{i}].route[{j}].destination.subset");
-                    check_subset(&d.destination, &ns, &canonical, refused, &path, &mut cx);
+                    check_subset(
+                        &d.destination,
+                        &ns,
+                        &canonical,
+                        refused,
+                        &path,
+                        &mut cx,
+                        references,
+                    );
                 }
             }
             let legacy_mirror = spec.http.get(i).is_some_and(|r| r.mirror.is_some());
@@ -87,7 +111,15 @@ pub(crate) fn run(c: &mut Compiled, diags: &mut Vec<Diagnostic>) {
                 } else {
                     format!("spec.http[{i}].mirrors[{k}].destination.subset")
                 };
-                check_subset(&m.destination, &ns, &canonical, refused, &path, &mut cx);
+                check_subset(
+                    &m.destination,
+                    &ns,
+                    &canonical,
+                    refused,
+                    &path,
+                    &mut cx,
+                    references,
+                );
             }
         }
     }
@@ -101,6 +133,7 @@ fn check_gateway(
     refused: &[RefusedRef],
     path: &str,
     cx: &mut Cx<'_>,
+    references: References,
 ) {
     if g == "mesh" {
         return;
@@ -127,10 +160,14 @@ fn check_gateway(
         } else {
             known.join(", ")
         };
-        cx.error(
-            path,
-            format!("gateway `{g}` does not exist (gateways: {known})"),
-        );
+        let message = format!("gateway `{g}` does not exist (gateways: {known})");
+        match references {
+            References::Strict => cx.error(path, message),
+            References::Pending => cx.warn(
+                path,
+                format!("{message}; the route binds to it once it exists"),
+            ),
+        }
     }
 }
 
@@ -141,8 +178,16 @@ fn check_subset(
     refused: &[RefusedRef],
     path: &str,
     cx: &mut Cx<'_>,
+    references: References,
 ) {
     let Some(subset) = &d.subset else { return };
+    let mut report = |message: String| match references {
+        References::Strict => cx.error(path, message),
+        References::Pending => cx.warn(
+            path,
+            format!("{message}; the route answers 503 (NC) until it is defined"),
+        ),
+    };
     let wanted = canonical_host(&d.host, ns);
     let rule = rules.get(&wanted).or_else(|| {
         rules
@@ -160,29 +205,30 @@ fn check_subset(
     };
     match rule {
         None => match refused_rule() {
-            Some(r) => cx.error(
-                path,
-                format!("subset `{subset}` of host `{}`: {}", d.host, r.message()),
-            ),
-            None => cx.error(
-            path,
-            format!(
+            // The rule's own errors are reported once, where it is refused: the route only
+            // says it refers to it (in the cluster a warning: the route answers NC).
+            Some(r) => report(format!(
+                "subset `{subset}` of host `{}`: {}",
+                d.host,
+                r.message()
+            )),
+            None => report(format!(
                 "subset `{subset}` of host `{}` is not defined: no DestinationRule for that host",
                 d.host
-            ),
-            ),
+            )),
         },
         Some(r) if r.subset(subset).is_none() => {
             let names: Vec<&str> = r.subsets.iter().map(|s| s.name.as_str()).collect();
-            cx.error(
-                path,
-                format!(
-                    "subset `{subset}` of host `{}` is not defined by DestinationRule/{} (subsets: {})",
-                    d.host,
-                    r.origin.name,
-                    if names.is_empty() { "none".to_owned() } else { names.join(", ") }
-                ),
-            );
+            report(format!(
+                "subset `{subset}` of host `{}` is not defined by DestinationRule/{} (subsets: {})",
+                d.host,
+                r.origin.name,
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
+            ));
         }
         Some(_) => {}
     }

@@ -153,6 +153,24 @@ pub(crate) fn resolve(api_version: &str, kind: &str) -> Resolved {
     }
 }
 
+/// Keeps a resource's `exportTo` (when it narrows visibility) in the config.
+fn record_export(
+    out: &mut Compiled,
+    origin: &crate::policy::Origin,
+    export: Option<crate::policy::ExportTo>,
+) {
+    if let Some(export) = export {
+        out.config.exports.insert(
+            (
+                origin.kind.clone(),
+                origin.namespace.clone(),
+                origin.name.clone(),
+            ),
+            export,
+        );
+    }
+}
+
 /// Deserializes and compiles one known manifest, pushing the result into `out`.
 pub(crate) fn compile_manifest(
     kind: Kind,
@@ -173,17 +191,24 @@ pub(crate) fn compile_manifest(
             }
         }
         Kind::VirtualService => {
-            if let Some(s) = spec::<VirtualServiceSpec>(m, &mut cx)
-                && let Some(p) = compile::virtual_service::compile(&s, &mut cx)
-            {
-                out.virtual_services.push((p, s, m.lines.clone()));
+            if let Some(s) = spec::<VirtualServiceSpec>(m, &mut cx) {
+                let export = compile::export_to::compile(&s.export_to, &mut cx);
+                if let Some(p) = compile::virtual_service::compile(&s, &mut cx) {
+                    record_export(out, &p.origin, export);
+                    out.virtual_services.push((p, s, m.lines.clone()));
+                }
             }
         }
         Kind::DestinationRule => {
-            match spec::<DestinationRuleSpec>(m, &mut cx)
-                .and_then(|s| compile::destination_rule::compile(&s, &mut cx))
-            {
-                Some(p) => out.destination_rules.push((p, m.lines.clone())),
+            let compiled = spec::<DestinationRuleSpec>(m, &mut cx).and_then(|s| {
+                let export = compile::export_to::compile(&s.export_to, &mut cx);
+                compile::destination_rule::compile(&s, &mut cx).map(|p| (p, export))
+            });
+            match compiled {
+                Some((p, export)) => {
+                    record_export(out, &p.origin, export);
+                    out.destination_rules.push((p, m.lines.clone()));
+                }
                 None => {
                     let host = m
                         .spec
@@ -196,10 +221,12 @@ pub(crate) fn compile_manifest(
             }
         }
         Kind::ServiceEntry => {
-            if let Some(p) = spec::<ServiceEntrySpec>(m, &mut cx)
-                .and_then(|s| compile::service_entry::compile(&s, &mut cx))
-            {
-                out.service_entries.push(p);
+            if let Some(s) = spec::<ServiceEntrySpec>(m, &mut cx) {
+                let export = compile::export_to::compile(&s.export_to, &mut cx);
+                if let Some(p) = compile::service_entry::compile(&s, &mut cx) {
+                    record_export(out, &p.origin, export);
+                    out.service_entries.push(p);
+                }
             }
         }
         Kind::RequestAuthentication => {

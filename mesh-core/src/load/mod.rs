@@ -35,8 +35,9 @@ mod objects;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use checks::References;
 pub use hosts::{CLUSTER_DOMAIN, canonical_host, host_matches};
-pub use objects::{Object, ObjectsLoaded, RefusedObject, load_objects};
+pub use objects::{Object, ObjectsLoaded, RefusedObject, load_objects, load_objects_with};
 
 use crate::compile::{Cx, LineIndex};
 use crate::diag::{ConfigErrors, Diagnostic, Severity};
@@ -220,7 +221,7 @@ fn load_texts(
             dispatch::compile_manifest(kind, &m, &mut compiled, &mut diags);
         }
     }
-    checks::run(&mut compiled, &mut diags);
+    checks::run(&mut compiled, &mut diags, References::Strict);
 
     // errors in file order (the order files were read), then line order
     let rank: BTreeMap<&str, usize> = files

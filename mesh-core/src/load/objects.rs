@@ -34,6 +34,7 @@ use std::collections::BTreeSet;
 use std::collections::BTreeMap;
 
 use super::Compiled;
+use super::checks::References;
 use super::dispatch::{self, Kind, Resolved};
 use super::documents::Manifest;
 use crate::compile::Cx;
@@ -96,8 +97,16 @@ pub struct ObjectsLoaded {
     pub refused: Vec<RefusedObject>,
 }
 
-/// Compiles `objects` one by one; an object with any error is refused alone.
+/// Compiles `objects` one by one; an object with any error is refused alone. References to
+/// objects that do not exist refuse the referring object ([`References::Strict`]).
 pub fn load_objects(objects: &[Object]) -> ObjectsLoaded {
+    load_objects_with(objects, References::Strict)
+}
+
+/// [`load_objects`], with references to objects that do not exist treated as `references`
+/// says ([`References::Pending`] in a cluster: a warning, the route answers 503 `NC` until the
+/// object arrives).
+pub fn load_objects_with(objects: &[Object], references: References) -> ObjectsLoaded {
     let mut warnings = Vec::new();
     let mut refused: Vec<(usize, Vec<Diagnostic>)> = Vec::new();
     // each object alone: its own errors refuse it
@@ -145,7 +154,7 @@ pub fn load_objects(objects: &[Object]) -> ObjectsLoaded {
             dispatch::compile_manifest(*kind, m, &mut compiled, &mut diags);
         }
         diags.clear(); // each compiled cleanly alone; warnings are reported once, above
-        super::checks::run(&mut compiled, &mut diags);
+        super::checks::run(&mut compiled, &mut diags, references);
         let blames = |d: &Diagnostic, o: &Object| {
             d.severity == Severity::Error
                 && d.file == o.origin_name()
@@ -157,6 +166,16 @@ pub fn load_objects(objects: &[Object]) -> ObjectsLoaded {
             .filter(|i| diags.iter().any(|d| blames(d, &objects[*i])))
             .collect();
         if blamed.is_empty() {
+            // the cross-object warnings (pending references) of the objects that apply
+            warnings.extend(
+                diags
+                    .into_iter()
+                    .filter(|d| d.severity == Severity::Warning)
+                    .map(|mut d| {
+                        d.line = 0;
+                        d
+                    }),
+            );
             break finish(compiled);
         }
         for i in blamed {

@@ -9,6 +9,7 @@
 
 pub mod client_tls;
 pub mod destination;
+pub mod export;
 pub mod gateway;
 pub mod matching;
 pub mod peer_authentication;
@@ -19,6 +20,7 @@ pub mod service;
 
 pub use client_tls::*;
 pub use destination::*;
+pub use export::*;
 pub use gateway::*;
 pub use matching::*;
 pub use peer_authentication::*;
@@ -74,6 +76,9 @@ pub struct MeshConfig {
     pub peer_authentication: Vec<PeerAuthnPolicy>,
     /// Mesh-wide settings (Istio's MeshConfig, from ConfigMap `istio` in `istio-system`).
     pub mesh: MeshSettings,
+    /// The `exportTo` of the VirtualServices, DestinationRules and ServiceEntries that set one
+    /// ([`MeshConfig::visible_from`] applies them).
+    pub exports: Exports,
 }
 
 /// Mesh-wide settings: the parts of Istio's `MeshConfig` this mesh uses.

@@ -17,7 +17,7 @@ pub struct DestinationRuleSpec {
     /// `subsets[]`.
     #[serde(default)]
     pub subsets: Vec<SubsetSpec>,
-    /// `exportTo` (accepted; one process has no namespace visibility to restrict).
+    /// `exportTo`: the namespaces that see it (`*`, `.`, `~`, names; see `MeshConfig::visible_from`).
     #[serde(default)]
     pub export_to: Vec<String>,
     /// `workloadSelector` (unsupported).

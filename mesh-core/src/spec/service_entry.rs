@@ -28,7 +28,7 @@ pub struct ServiceEntrySpec {
     pub endpoints: Vec<WorkloadEntrySpec>,
     /// `workloadSelector` (unsupported).
     pub workload_selector: Option<RawYaml>,
-    /// `exportTo` (accepted; one process has no namespace visibility to restrict).
+    /// `exportTo`: the namespaces that see it (`*`, `.`, `~`, names; see `MeshConfig::visible_from`).
     #[serde(default)]
     pub export_to: Vec<String>,
     /// `subjectAltNames` (unsupported: no mTLS yet).

@@ -23,7 +23,7 @@ pub struct VirtualServiceSpec {
     pub tls: Option<RawYaml>,
     /// `tcp[]` (unsupported: reported by the compile step).
     pub tcp: Option<RawYaml>,
-    /// `exportTo` (accepted; one process has no namespace visibility to restrict).
+    /// `exportTo`: the namespaces that see it (`*`, `.`, `~`, names; see `MeshConfig::visible_from`).
     #[serde(default)]
     pub export_to: Vec<String>,
 }

@@ -77,7 +77,62 @@ impl Source for ConfigStore {
     }
 }
 
+/// A store's snapshots as a workload in one namespace sees them ([`MeshConfig::visible_from`]),
+/// computed once per snapshot (the same `Arc` when nothing narrows visibility).
+struct Scoped {
+    store: ConfigStore,
+    namespace: String,
+    // (the store's snapshot, the view of it)
+    cache: arc_swap::ArcSwapOption<(Arc<MeshConfig>, Arc<MeshConfig>)>,
+}
+
+impl Source for Scoped {
+    fn snapshot(&self) -> Arc<MeshConfig> {
+        let current = self.store.snapshot();
+        if let Some(cached) = &*self.cache.load()
+            && Arc::ptr_eq(&cached.0, &current)
+        {
+            return cached.1.clone();
+        }
+        let view = if current.exports.is_empty() {
+            current.clone()
+        } else {
+            Arc::new(current.visible_from(&self.namespace))
+        };
+        self.cache.store(Some(Arc::new((current, view.clone()))));
+        view
+    }
+
+    fn is_at(&self, seen: usize) -> bool {
+        match &*self.cache.load() {
+            Some(cached) if Arc::ptr_eq(&cached.0, &self.store.load()) => {
+                Arc::as_ptr(&cached.1) as usize == seen
+            }
+            _ => Arc::as_ptr(&self.snapshot()) as usize == seen,
+        }
+    }
+}
+
 impl ConfigSource {
+    /// `store`'s config as a workload in `namespace` sees it: the VirtualServices,
+    /// DestinationRules and ServiceEntries whose `exportTo` leaves `namespace` out are not in
+    /// it (computed once per reload).
+    ///
+    /// ```
+    /// use mesh_core::watch::{ConfigSource, ConfigStore};
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: private, namespace: team-a}\nspec:\n  hosts: [service2]\n  exportTo: ['.']\n  http:\n  - route:\n    - destination: {host: service2}\n";
+    /// let store = ConfigStore::new(mesh_core::load::load_str("x.yaml", yaml).unwrap().config);
+    /// assert_eq!(ConfigSource::visible_from(store.clone(), "team-a").snapshot().virtual_services.len(), 1);
+    /// assert!(ConfigSource::visible_from(store, "default").snapshot().virtual_services.is_empty());
+    /// ```
+    pub fn visible_from(store: ConfigStore, namespace: &str) -> Self {
+        Self(Arc::new(Scoped {
+            store,
+            namespace: namespace.to_owned(),
+            cache: arc_swap::ArcSwapOption::empty(),
+        }))
+    }
+
     /// Any function returning the current snapshot (called once per request: make it
     /// lock-free).
     pub fn from_fn(f: impl Fn() -> Arc<MeshConfig> + Send + Sync + 'static) -> Self {

@@ -43,7 +43,12 @@ pub struct KubeService {
     pub ports: Vec<ServicePort>,
     /// Ready endpoints (all of them when the Service publishes not-ready addresses), each once.
     pub endpoints: Vec<KubeEndpoint>,
+    /// The `networking.istio.io/exportTo` annotation (comma-separated; empty: every namespace).
+    pub export_to: mesh_core::policy::ExportTo,
 }
+
+/// The Service annotation that narrows which namespaces see it, as Istio reads it.
+pub(crate) const EXPORT_TO_ANNOTATION: &str = "networking.istio.io/exportTo";
 
 impl KubeService {
     /// `name.namespace.svc.cluster.local`.
@@ -211,11 +216,27 @@ pub fn build(
         }
     }
     endpoints.sort_by_key(|e| e.ip);
+    let export_to = service
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(EXPORT_TO_ANNOTATION))
+        .map(|list| {
+            mesh_core::policy::ExportTo(
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|e| !e.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            )
+        })
+        .unwrap_or_default();
     KubeService {
         name,
         namespace,
         ports: ports(service),
         endpoints,
+        export_to,
     }
 }
 

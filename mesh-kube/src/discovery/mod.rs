@@ -46,6 +46,8 @@ pub(crate) struct Shared {
     out: watch::Sender<Arc<Services>>,
     detail: watch::Sender<Arc<Vec<KubeService>>>,
     readiness: Readiness,
+    /// The namespace of the app whose calls these are (for the exportTo annotation).
+    viewer: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -63,7 +65,21 @@ impl Shared {
 
     fn publish(&self, services: &BTreeMap<ServiceRef, KubeService>) {
         let detail: Vec<KubeService> = services.values().cloned().collect();
-        let out: Services = detail.iter().map(KubeService::to_service).collect();
+        // a Service whose exportTo annotation leaves the app's namespace out is not seen
+        let viewer = self
+            .viewer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let out: Services = detail
+            .iter()
+            .filter(|s| {
+                viewer
+                    .as_deref()
+                    .is_none_or(|v| s.export_to.allows(&s.namespace, v))
+            })
+            .map(KubeService::to_service)
+            .collect();
         self.out.send_replace(Arc::new(out));
         self.detail.send_replace(Arc::new(detail));
     }
@@ -94,6 +110,7 @@ impl KubeDiscovery {
                 out: watch::Sender::new(Arc::new(Vec::new())),
                 detail: watch::Sender::new(Arc::new(Vec::new())),
                 readiness,
+                viewer: Mutex::new(None),
             }),
             hosts: Mutex::new(BTreeMap::new()),
         }
@@ -107,6 +124,7 @@ impl KubeDiscovery {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
+        *self.shared.viewer.lock().unwrap_or_else(|e| e.into_inner()) = Some(namespace.to_owned());
         let wanted: std::collections::BTreeSet<ServiceRef> = hosts
             .into_iter()
             .filter_map(|h| service_of(h.as_ref(), namespace))

@@ -9,6 +9,25 @@ use crate::normalize::SharedLevel;
 
 use super::*;
 
+/// The JWT policies that can apply to a workload in `namespace`, as Istio scopes them: those of
+/// its own namespace and of the root namespace (`istio-system`, mesh-wide without a selector);
+/// the selector is matched afterwards.
+fn authn_in_scope(config: &MeshConfig, namespace: &str) -> Vec<mesh_core::policy::AuthnPolicy> {
+    config
+        .authentication
+        .iter()
+        .filter(|p| {
+            let ns = if p.origin.namespace.is_empty() {
+                "default"
+            } else {
+                p.origin.namespace.as_str()
+            };
+            ns == namespace || ns == crate::authz::ROOT_NAMESPACE
+        })
+        .cloned()
+        .collect()
+}
+
 // === impl Policies ===
 
 /// The workload's compiled policies, swapped lock-free when the config changes.
@@ -101,7 +120,7 @@ impl Policies {
         swap_limiter(&self.total, settings.total_only());
         swap_limiter(&self.per_client, settings.per_client_only());
         if let Some(jwt) = self.jwt.load().as_deref() {
-            jwt.update_from(&config);
+            jwt.update(&authn_in_scope(&config, &w.namespace));
         }
         self.path_normalization.set(config.mesh.path_normalization);
         self.update_none_apply();
@@ -117,7 +136,12 @@ impl Policies {
     pub(super) fn set_jwks_cache(&self, cache: JwksCache) {
         let config = self.source.snapshot();
         let w = &self.workload;
-        let layer = JwtLayer::from_config(&config, w.labels.clone(), cache, JwtSettings::default());
+        let layer = JwtLayer::new(
+            &authn_in_scope(&config, &w.namespace),
+            w.labels.clone(),
+            cache,
+            JwtSettings::default(),
+        );
         self.jwt.store(Some(Arc::new(layer)));
         self.update_none_apply();
     }

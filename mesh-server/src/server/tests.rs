@@ -166,6 +166,22 @@ async fn none_apply_follows_each_kind_of_policy() {
         p.refresh();
         assert!(p.none_apply(), "none applies again");
     }
+    // A RequestAuthentication of another namespace does not apply; one in the root namespace
+    // without a selector applies mesh-wide.
+    let in_namespace = |ns: &str| {
+        let mut policy = jwt_policy();
+        policy.origin.namespace = ns.into();
+        MeshConfig {
+            authentication: vec![policy],
+            ..MeshConfig::default()
+        }
+    };
+    cell.store(Arc::new(in_namespace("team-b")));
+    p.refresh();
+    assert!(p.none_apply(), "another namespace's RequestAuthentication");
+    cell.store(Arc::new(in_namespace("istio-system")));
+    p.refresh();
+    assert!(!p.none_apply(), "the root namespace's is mesh-wide");
     // Another workload's policies leave this one unpoliced.
     cell.store(Arc::new(MeshConfig {
         rate_limits: vec![limit("other", "default", 5)],

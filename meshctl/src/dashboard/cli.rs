@@ -22,7 +22,8 @@ pub struct DashboardArgs {
     /// A config folder for the routes panel (default: the first scraped app's /config_dump).
     #[arg(long, value_name = "DIR", conflicts_with = "kube")]
     pub config: Option<PathBuf>,
-    /// Read the routes from Kubernetes (comes with mesh-kube; not available yet).
+    /// Read the routes from the Kubernetes API server (the pod's service account, else
+    /// $KUBECONFIG), as the apps in --kube mode do.
     #[arg(long)]
     pub kube: bool,
     /// Time between refreshes (`2s`, `500ms`).
@@ -57,13 +58,6 @@ fn duration(s: &str) -> Result<Duration, String> {
 impl DashboardArgs {
     /// The options these flags ask for, or the usage error.
     pub fn options(&self) -> Result<Options, String> {
-        if self.kube {
-            return Err(
-                "--kube: Kubernetes mode comes with mesh-kube and is not available yet; \
-                 use --config DIR, or let the routes come from the apps' /config_dump"
-                    .to_owned(),
-            );
-        }
         let source = match (&self.prometheus, self.scrape.is_empty()) {
             (Some(url), _) => Source::Prometheus(url.clone()),
             (None, false) => Source::Scrape(self.scrape.clone()),
@@ -75,6 +69,7 @@ impl DashboardArgs {
         };
         Ok(Options {
             config: self.config.clone(),
+            kube: self.kube,
             interval: self.interval,
             window: self.window,
             ..Options::new(source)

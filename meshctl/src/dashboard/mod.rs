@@ -35,6 +35,7 @@ pub mod scrape;
 pub mod window;
 
 mod cli;
+mod kube;
 mod server;
 
 pub use cli::{DashboardArgs, run};
@@ -59,6 +60,8 @@ pub struct Options {
     pub source: Source,
     /// A config folder for the routes panel (else the first app's `/config_dump`).
     pub config: Option<PathBuf>,
+    /// The routes panel from the Kubernetes API server (`--kube`: found as kubectl finds it).
+    pub kube: bool,
     /// Time between two rounds of scrapes or queries.
     pub interval: Duration,
     /// The window rates and latencies are averaged over (`[1m]` in PromQL).
@@ -71,6 +74,7 @@ impl Options {
         Self {
             source,
             config: None,
+            kube: false,
             interval: Duration::from_secs(2),
             window: Duration::from_secs(60),
         }

@@ -158,12 +158,24 @@ async fn refresh_loop(options: Options, shared: Shared, mut stopped: watch::Rece
         ),
     };
     let mut last_routes: Option<(Vec<RouteView>, String)> = None;
+    let kube = if options.kube {
+        Some(super::kube::KubeRoutes::start().await)
+    } else {
+        None
+    };
     loop {
         let observed = match &mut round {
             Round::Scrape(s) => s.round().await,
             Round::Prometheus(p) => p.round().await,
         };
-        let snapshot = snapshot(&options, source_name, observed, &mut last_routes).await;
+        let snapshot = snapshot(
+            &options,
+            kube.as_ref(),
+            source_name,
+            observed,
+            &mut last_routes,
+        )
+        .await;
         match shared.write() {
             Ok(mut s) => *s = Arc::new(snapshot),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(snapshot),
@@ -177,13 +189,20 @@ async fn refresh_loop(options: Options, shared: Shared, mut stopped: watch::Rece
 
 async fn snapshot(
     options: &Options,
+    kube: Option<&Result<super::kube::KubeRoutes, String>>,
     source_name: &str,
     observed: Observed,
     last_routes: &mut Option<(Vec<RouteView>, String)>,
 ) -> Snapshot {
     let graph = graph::build(&observed.flows, &observed.latencies);
     let mut route_notes = Vec::new();
-    if let Some(dir) = &options.config {
+    if let Some(kube) = kube {
+        match kube.as_ref().map(super::kube::KubeRoutes::routes) {
+            Ok(Ok(list)) => *last_routes = Some((list, "kubernetes".to_owned())),
+            Ok(Err(why)) => route_notes.push(why),
+            Err(why) => route_notes.push(format!("kubernetes: cannot connect: {why}")),
+        }
+    } else if let Some(dir) = &options.config {
         let path = dir.clone();
         match tokio::task::spawn_blocking(move || mesh_core::load::load_paths(&[path])).await {
             Ok(Ok(loaded)) => {

@@ -143,3 +143,31 @@ fn security_objects_apply() {
     assert!(loaded.refused.is_empty(), "{:?}", loaded.refused);
     assert_eq!(loaded.config.authorization.len(), 1);
 }
+
+#[test]
+fn in_a_cluster_an_undefined_subset_is_pending_not_refused() {
+    let objects = [
+        vs("split", "service2", Some("v3")),
+        dr("service2", "service2", &["v1"]),
+        vs("front", "service1", None),
+    ];
+    // strict (a folder): the route is refused
+    assert_eq!(load_objects(&objects).refused.len(), 1);
+    // pending (a cluster): every object applies, the reference is a warning
+    let loaded = load_objects_with(&objects, References::Pending);
+    assert!(loaded.refused.is_empty(), "{:?}", loaded.refused);
+    assert_eq!(loaded.config.virtual_services.len(), 2);
+    let warning = loaded
+        .warnings
+        .iter()
+        .find(|w| w.message.contains("subset `v3`"))
+        .unwrap_or_else(|| panic!("{:?}", loaded.warnings));
+    assert_eq!(warning.file, "default/split");
+    assert!(warning.message.contains("503 (NC)"), "{}", warning.message);
+    // a Gateway that does not exist yet: also pending
+    let mut bound = vs("edge", "service1", None);
+    bound.spec["gateways"] = json!(["missing-gateway"]);
+    let loaded = load_objects_with(&[bound.clone()], References::Pending);
+    assert!(loaded.refused.is_empty(), "{:?}", loaded.refused);
+    assert_eq!(load_objects(&[bound]).refused.len(), 1);
+}
