@@ -36,7 +36,7 @@ pub(crate) fn compile(spec: &ServerTlsSpec, path: &str, cx: &mut Cx<'_>) -> Opti
         None => {
             cx.error(
                 &format!("{path}.mode"),
-                "is required: PASSTHROUGH (Istio's default) is not supported yet by this mesh (SIMPLE and MUTUAL are)",
+                "is required: PASSTHROUGH (Istio's default) is not supported by this mesh (SIMPLE and MUTUAL are)",
             );
             None
         }
@@ -45,7 +45,7 @@ pub(crate) fn compile(spec: &ServerTlsSpec, path: &str, cx: &mut Cx<'_>) -> Opti
         Some(m @ ("PASSTHROUGH" | "AUTO_PASSTHROUGH" | "ISTIO_MUTUAL" | "OPTIONAL_MUTUAL")) => {
             cx.error(
                 &format!("{path}.mode"),
-                format!("`{m}` is not supported yet by this mesh (SIMPLE and MUTUAL are)"),
+                format!("`{m}` is not supported by this mesh (SIMPLE and MUTUAL are)"),
             );
             None
         }
