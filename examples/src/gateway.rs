@@ -26,7 +26,8 @@ pub struct GatewayState {
     pub name: String,
     /// The Gateway's `hosts` (all servers), as written.
     pub hosts: Vec<String>,
-    /// Per host pattern (in `hosts` order): whether its server redirects to HTTPS.
+    /// Per host pattern (in `hosts` order): whether its server redirects to HTTPS (`false`
+    /// where the list is shorter).
     pub redirects: Vec<bool>,
     /// The client that routes and sends.
     pub client: Arc<dyn Upstream>,

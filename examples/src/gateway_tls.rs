@@ -19,9 +19,26 @@ use tower::ServiceExt;
 use crate::mesh::InboundStack;
 use crate::run::Shutdown;
 
+/// PEM of a `credentialName` (a Kubernetes TLS Secret, e.g. read with
+/// `mesh_kube::secrets::read_tls_secret`): the chain, the key, the CA when there is one.
+pub type CredentialPem = (Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+
+/// Resolves a `credentialName` to its PEM (the gateway in `--kube` mode).
+pub type CredentialReader<'a> = &'a dyn Fn(&str) -> Result<CredentialPem, String>;
+
 /// The TLS servers of `gateway` on port `port` (`None`: the port serves plaintext), their
-/// certificate files read now. An error names the Gateway field.
+/// certificate files read now. An error names the Gateway field; `credentialName` is one (a
+/// folder has no Secrets): see [`port_tls_with`].
 pub fn port_tls(gateway: &GatewayPolicy, port: u16) -> Result<Option<GatewayTls>, String> {
+    port_tls_with(gateway, port, None)
+}
+
+/// [`port_tls`] resolving `credentialName` through `credentials` when given.
+pub fn port_tls_with(
+    gateway: &GatewayPolicy,
+    port: u16,
+    credentials: Option<CredentialReader<'_>>,
+) -> Result<Option<GatewayTls>, String> {
     let mut servers = Vec::new();
     for (i, server) in gateway.servers.iter().enumerate() {
         let Some(tls) = server.tls.as_ref().filter(|_| server.port == port) else {
@@ -34,18 +51,26 @@ pub fn port_tls(gateway: &GatewayPolicy, port: u16) -> Result<Option<GatewayTls>
                 gateway.origin.name
             )
         };
-        if tls.credential_name.is_some() {
-            return Err(format!(
-                "{}: names a Kubernetes TLS Secret, which only the gateway in --kube mode reads; in a folder give serverCertificate and privateKey file paths",
-                field("credentialName")
-            ));
-        }
         let read = |name: &str, path: Option<&Path>| -> Result<Vec<u8>, String> {
             let path = path.ok_or_else(|| format!("{}: is required", field(name)))?;
             std::fs::read(path).map_err(|e| format!("{}: {}: {e}", field(name), path.display()))
         };
-        let chain = read("serverCertificate", tls.server_certificate.as_deref())?;
-        let key = read("privateKey", tls.private_key.as_deref())?;
+        let (chain, key, secret_ca) = match (&tls.credential_name, credentials) {
+            (Some(secret), Some(resolve)) => {
+                resolve(secret).map_err(|e| format!("{}: {e}", field("credentialName")))?
+            }
+            (Some(_), None) => {
+                return Err(format!(
+                    "{}: names a Kubernetes TLS Secret, which only the gateway in --kube mode reads; in a folder give serverCertificate and privateKey file paths",
+                    field("credentialName")
+                ));
+            }
+            (None, _) => (
+                read("serverCertificate", tls.server_certificate.as_deref())?,
+                read("privateKey", tls.private_key.as_deref())?,
+                None,
+            ),
+        };
         let min = if tls.tls13_only {
             MinVersion::Tls13
         } else {
@@ -54,7 +79,10 @@ pub fn port_tls(gateway: &GatewayPolicy, port: u16) -> Result<Option<GatewayTls>
         let built = match mode {
             ServerTlsMode::Simple => GatewayServer::simple(&server.hosts, &chain, &key, min),
             ServerTlsMode::Mutual => {
-                let ca = read("caCertificates", tls.ca_certificates.as_deref())?;
+                let ca = match secret_ca {
+                    Some(ca) => ca,
+                    None => read("caCertificates", tls.ca_certificates.as_deref())?,
+                };
                 GatewayServer::mutual(&server.hosts, &chain, &key, &ca, min)
             }
         };

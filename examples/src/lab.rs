@@ -63,6 +63,9 @@ pub struct LabOptions {
     pub v1_faults: Faults,
     /// Faults of service2 v2.
     pub v2_faults: Faults,
+    /// Every app gets a workload certificate from a throwaway CA (`--certs`), and the
+    /// registry labels every endpoint for auto-mTLS with its service account.
+    pub mtls: bool,
 }
 
 /// One answer seen by the lab's client.
@@ -118,6 +121,7 @@ struct Ports {
     s2b: SocketAddr,
     s3: SocketAddr,
     issuer: SocketAddr,
+    mtls: bool,
 }
 
 async fn any_port() -> Result<TcpListener, StartError> {
@@ -155,19 +159,29 @@ impl Lab {
             s2b: local(&l_s2b)?,
             s3: local(&l_s3)?,
             issuer: local(&l_iss)?,
+            mtls: options.mtls,
         };
         let issuer = Arc::new(Issuer::generate(format!("http://{}", ports.issuer))?);
         let shutdown = Shutdown::new();
         spawn_serve(l_iss, crate::issuer::app(issuer.clone()), &shutdown);
         write_scenario(dir.path(), scenario, &ports)?;
         let config = dir.path().to_owned();
+        let certs = if options.mtls {
+            Some(crate::lab_tls::write_certs(dir.path()).map_err(io_err(dir.path()))?)
+        } else {
+            None
+        };
+        let identity = |name: &str| crate::mesh::Identity {
+            certs: certs.as_ref().map(|c| c.join(name)),
+            ..crate::mesh::Identity::default()
+        };
         let spec = |name: &str, version: &str, faults: Faults| ServiceSpec {
             name: name.to_owned(),
             version: version.to_owned(),
             faults,
             plain: false,
             config: config.clone(),
-            identity: crate::mesh::Identity::default(),
+            identity: identity(name),
         };
         let service3 = start_service(
             &spec("service3", "v1", Faults::default()),
@@ -197,7 +211,7 @@ impl Lab {
             &GatewaySpec {
                 gateway: None,
                 config,
-                identity: crate::mesh::Identity::default(),
+                identity: identity("gateway"),
             },
             l_gw,
             any_port().await?,
@@ -360,6 +374,9 @@ fn registry_yaml(p: &Ports) -> String {
     out.push_str(&service_entry("service1", &[(p.s1, "v1")]));
     out.push_str(&service_entry("service2", &[(p.s2a, "v1"), (p.s2b, "v2")]));
     out.push_str(&service_entry("service3", &[(p.s3, "v1")]));
+    if p.mtls {
+        out = crate::lab_tls::with_auto_mtls(&out);
+    }
     out
 }
 

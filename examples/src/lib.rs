@@ -19,9 +19,11 @@ pub mod hop;
 pub mod issuer;
 pub mod kube;
 pub mod lab;
+pub mod lab_tls;
 pub mod mesh;
 pub mod run;
 pub mod scenarios;
+pub mod scenarios_mtls;
 pub mod tls;
 pub mod upstream;
 

@@ -13,6 +13,7 @@
 //! - [`Workload`]: the app's own Pod (labels, service account, Deployment name).
 //! - [`Readiness`]: ready once every watch completed its first sync; a 401/403 is "not ready:
 //!   <reason>", never an empty mesh.
+//! - [`secrets`]: Kubernetes TLS Secrets for Gateway `credentialName`, read and watched.
 //! - [`testing`] (feature `test-util`): an in-process API server for tests.
 #![forbid(unsafe_code)]
 
@@ -20,6 +21,7 @@ mod client;
 pub mod config;
 pub mod discovery;
 mod mesh;
+pub mod secrets;
 mod status;
 mod workload;
 

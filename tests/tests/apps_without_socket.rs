@@ -133,7 +133,7 @@ async fn gateway_checks_the_host_then_forwards() {
     let state = Arc::new(GatewayState {
         name: "shop-gateway".into(),
         hosts: vec!["shop.example.com".into()],
-        redirects: vec![false],
+        redirects: Vec::new(),
         client: Arc::new(InMemory(s3)),
     });
     let gw = gateway_app(state);
