@@ -43,6 +43,12 @@ pub struct ClientStats {
     pub retries_skipped_body: Counter,
     /// Attempts that hit `perTryTimeout`.
     pub per_try_timeouts: Counter,
+    /// CORS requests whose origin a route's `corsPolicy` allows (Envoy's `cors.origin_valid`).
+    pub cors_origin_valid: Counter,
+    /// CORS requests whose origin it does not allow (Envoy's `cors.origin_invalid`).
+    pub cors_origin_invalid: Counter,
+    /// CORS preflights answered by the mesh (never sent to the destination).
+    pub cors_preflights_answered: Counter,
     /// Istio-style metrics the per-destination decisions are also reported to.
     metrics: Option<MeshMetrics>,
 }

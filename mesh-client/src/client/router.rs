@@ -21,6 +21,7 @@ use super::{BoxStack, ConfigSource, SharedCluster};
 use crate::BoxError;
 use crate::body::{self, BoxBody, BoxResponseFuture};
 use crate::context::Target;
+use crate::cors::CorsLayer;
 use crate::error::ClusterError;
 use crate::fault::FaultLayer;
 use crate::headers::{self, HeadersLayer};
@@ -314,6 +315,12 @@ impl Router {
         }
         if !route.headers.request.is_empty() || !route.headers.response.is_empty() {
             stack = BoxCloneSyncService::new(HeadersLayer::new(route.headers.clone()).layer(stack));
+        }
+        if let Some(cors) = &route.cors {
+            // outermost, as Envoy's CORS filter runs before the fault filter: a preflight is
+            // answered before any other route behaviour applies
+            let cors = CorsLayer::new(cors.clone()).with_stats(shared.stats.clone());
+            stack = BoxCloneSyncService::new(cors.layer(stack));
         }
         RouteStack::Forward(stack)
     }

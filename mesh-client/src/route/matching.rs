@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use http::Request;
-use mesh_core::policy::{RequestMatch, StringMatch};
+use mesh_core::policy::{RequestClaims, RequestMatch, StringMatch};
 
 use crate::context::SourceWorkload;
 
@@ -28,6 +28,8 @@ pub struct RequestView<'a> {
     pub headers: &'a http::HeaderMap,
     /// The calling workload, when known.
     pub source: Option<&'a SourceWorkload>,
+    /// The request's verified JWT claims (a gateway's inbound JWT layer puts them there).
+    pub claims: Option<&'a RequestClaims>,
 }
 
 impl<'a> RequestView<'a> {
@@ -61,6 +63,7 @@ impl<'a> RequestView<'a> {
             method: request.method().as_str(),
             headers: request.headers(),
             source: request.extensions().get::<SourceWorkload>(),
+            claims: request.extensions().get::<RequestClaims>(),
         }
     }
 }
@@ -147,6 +150,11 @@ pub fn matches(m: &RequestMatch, view: &RequestView<'_>, gateway: &str) -> bool 
         .iter()
         .any(|(name, sm)| header_matches(view.headers, name, sm))
     {
+        return false;
+    }
+    let claim =
+        |(path, sm): &(Vec<String>, StringMatch)| view.claims.is_some_and(|c| c.matches(path, sm));
+    if !m.claims.iter().all(claim) || m.without_claims.iter().any(claim) {
         return false;
     }
     if !m
