@@ -35,6 +35,9 @@ pub struct ClientStats {
     pub retries: Counter,
     /// Retries refused by the retry budget.
     pub retries_budget_exhausted: Counter,
+    /// Retries refused because `connectionPool.http.maxRetries` retries were in flight to the
+    /// cluster (Envoy's `upstream_rq_retry_overflow`).
+    pub retries_overflow: Counter,
     /// Requests whose retries were all used on retryable failures (flag `URX`).
     pub retries_exhausted: Counter,
     /// Retryable failures not retried because the method is not idempotent.

@@ -263,10 +263,14 @@ impl Router {
     }
 
     fn retry_layer(&self, policy: RetryPolicy, budgets: Budgets) -> RetryLayer {
-        RetryLayer::with_budgets(policy, budgets)
+        let layer = RetryLayer::with_budgets(policy, budgets)
             .with_random(self.shared.random.clone())
             .with_stats(self.shared.stats.clone())
-            .with_max_replay_bytes(self.shared.max_replay_bytes)
+            .with_max_replay_bytes(self.shared.max_replay_bytes);
+        match self.shared.cluster.retry_permits() {
+            Some(permits) => layer.with_retry_permits(permits),
+            None => layer,
+        }
     }
 
     fn default_stack(&self, config: &Arc<MeshConfig>) -> BoxStack {
