@@ -63,7 +63,9 @@ fn layer(jwks: &str) -> Option<(JwtLayer, String)> {
     // What the loader read is what the layer enforces: expectations come from it.
     let doc = match &loaded.config.authentication.first()?.rules.first()?.jwks {
         mesh_core::policy::JwksSource::Inline(doc) => doc.clone(),
-        mesh_core::policy::JwksSource::Uri(u) => panic!("an inline jwks loaded as a uri: {u}"),
+        mesh_core::policy::JwksSource::Uri(u) | mesh_core::policy::JwksSource::Discovery(u) => {
+            panic!("an inline jwks loaded as a uri: {u}")
+        }
     };
     static CACHE: OnceLock<JwksCache> = OnceLock::new();
     let cache = CACHE

@@ -13,6 +13,7 @@ pub mod body;
 pub mod client;
 pub mod cluster;
 pub mod context;
+pub mod cors;
 pub mod error;
 pub mod fault;
 pub mod grpc;

@@ -35,6 +35,9 @@ pub struct ClientStats {
     pub retries: Counter,
     /// Retries refused by the retry budget.
     pub retries_budget_exhausted: Counter,
+    /// Retries refused because `connectionPool.http.maxRetries` retries were in flight to the
+    /// cluster (Envoy's `upstream_rq_retry_overflow`).
+    pub retries_overflow: Counter,
     /// Requests whose retries were all used on retryable failures (flag `URX`).
     pub retries_exhausted: Counter,
     /// Retryable failures not retried because the method is not idempotent.
@@ -43,6 +46,12 @@ pub struct ClientStats {
     pub retries_skipped_body: Counter,
     /// Attempts that hit `perTryTimeout`.
     pub per_try_timeouts: Counter,
+    /// CORS requests whose origin a route's `corsPolicy` allows (Envoy's `cors.origin_valid`).
+    pub cors_origin_valid: Counter,
+    /// CORS requests whose origin it does not allow (Envoy's `cors.origin_invalid`).
+    pub cors_origin_invalid: Counter,
+    /// CORS preflights answered by the mesh (never sent to the destination).
+    pub cors_preflights_answered: Counter,
     /// Istio-style metrics the per-destination decisions are also reported to.
     metrics: Option<MeshMetrics>,
 }

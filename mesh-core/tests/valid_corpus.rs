@@ -475,3 +475,66 @@ fn what_istio_accepts_loads_with_warnings_that_say_what_is_not_used() {
         "{warnings:?}"
     );
 }
+
+#[test]
+fn cors_policy_is_compiled() {
+    let l = load("ratings-cors.yaml");
+    let cors = route(&l, 0).cors.clone().expect("corsPolicy");
+    assert_eq!(cors.allow_origins.len(), 2);
+    assert_eq!(
+        cors.allow_origins[0],
+        StringMatch::Exact("https://example.com".into())
+    );
+    assert!(cors.allow_origins[1].matches("https://a.example.org", false));
+    assert_eq!(cors.allow_methods, [http::Method::POST, http::Method::GET]);
+    assert_eq!(cors.allow_headers, ["X-Foo-Bar"]);
+    assert_eq!(cors.max_age, Some(Duration::from_secs(24 * 3600)));
+    assert_eq!(cors.allow_credentials, Some(false));
+    assert_eq!(
+        cors.unmatched_preflights,
+        mesh_core::policy::UnmatchedPreflights::Ignore
+    );
+}
+
+#[test]
+fn claim_matches_are_compiled_apart_from_headers() {
+    let yaml = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: claims
+spec:
+  hosts: [service1]
+  http:
+  - match:
+    - headers:
+        "@request.auth.claims.realm.roles":
+          exact: admin
+        end-user:
+          exact: jason
+      withoutHeaders:
+        "@request.auth.claims.suspended": {}
+    route:
+    - destination:
+        host: service1
+"#;
+    let l = mesh_core::load::load_str("claims.yaml", yaml).expect("loads");
+    let m = &l.config.virtual_services[0].http[0].matches[0];
+    assert_eq!(m.headers.len(), 1, "end-user only");
+    assert_eq!(
+        m.claims,
+        [(
+            vec!["realm".to_owned(), "roles".to_owned()],
+            StringMatch::Exact("admin".into())
+        )]
+    );
+    assert_eq!(
+        m.without_claims,
+        [(vec!["suspended".to_owned()], StringMatch::Present)]
+    );
+    let bad = yaml.replace("claims.realm.roles", "claims..roles");
+    let err = mesh_core::load::load_str("claims.yaml", &bad)
+        .expect_err("refused")
+        .to_string();
+    assert!(err.contains("is not a claim name"), "{err}");
+}

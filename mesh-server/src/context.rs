@@ -94,11 +94,23 @@ struct Inner {
     principal: String,
     sub_start: usize,
     claims: serde_json::Value,
+    /// Claims matched word by word (dotted paths), beyond `scope` and `permission`.
+    space_delimited: Vec<String>,
 }
 
 impl Principal {
     /// A principal from verified claims (`iss` and `sub` may be absent: empty then).
     pub fn from_claims(claims: serde_json::Value) -> Self {
+        Self::with_space_delimited_claims(claims, Vec::new())
+    }
+
+    /// As [`from_claims`](Self::from_claims), with the rule's `spaceDelimitedClaims` (dotted
+    /// paths such as `provider.login.scope`): AuthorizationPolicy matches their string values
+    /// word by word, as it always does `scope` and `permission`.
+    pub fn with_space_delimited_claims(
+        claims: serde_json::Value,
+        space_delimited: Vec<String>,
+    ) -> Self {
         let iss = claims
             .get("iss")
             .and_then(|v| v.as_str())
@@ -113,6 +125,7 @@ impl Principal {
                 principal,
                 sub_start: iss.len() + 1,
                 claims,
+                space_delimited,
             }),
         }
     }
@@ -147,6 +160,19 @@ impl Principal {
     pub fn claim<S: AsRef<str>>(&self, path: &[S]) -> Option<&serde_json::Value> {
         path.iter()
             .try_fold(&self.inner.claims, |v, k| v.get(k.as_ref()))
+    }
+
+    /// Whether the claim at `path` is space-delimited: `scope`, `permission`, or one of the
+    /// rule's `spaceDelimitedClaims`.
+    pub fn is_space_delimited<S: AsRef<str>>(&self, path: &[S]) -> bool {
+        match path {
+            [one] if matches!(one.as_ref(), "scope" | "permission") => true,
+            _ => self
+                .inner
+                .space_delimited
+                .iter()
+                .any(|d| d.split('.').eq(path.iter().map(|s| s.as_ref()))),
+        }
     }
 
     /// `aud` as a list (`request.auth.audiences`).

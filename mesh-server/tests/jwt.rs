@@ -76,6 +76,7 @@ fn rule(issuer: &str, uri: &str, timeout: Duration) -> JwtRule {
         output_claim_to_headers: vec![],
         forward_original_token: false,
         timeout,
+        space_delimited_claims: Vec::new(),
     }
 }
 

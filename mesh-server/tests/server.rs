@@ -341,6 +341,7 @@ async fn jwt_tokens_identify_clients_for_authz_and_limits() {
                 output_claim_to_headers: vec![],
                 forward_original_token: false,
                 timeout: Duration::from_secs(5),
+                space_delimited_claims: Vec::new(),
             }],
             require_token: false,
             trigger_rules: vec![],

@@ -22,9 +22,12 @@
 //! assert_eq!(lb.pick(None, |i| i == 1), Some(1));
 //! ```
 //!
-//! Weights are respected by round robin, random and consistent hash. The power-of-two-choices
-//! balancers (least request, peak EWMA) compare load only, as Envoy does when all weights are
-//! equal.
+//! Weights are respected by round robin, random, consistent hash and least request. Least
+//! request is power of two choices while all weights are equal, as in Envoy; with unequal
+//! weights it uses Envoy's effective weight `weight / (in_flight + 1)` (`active_request_bias`
+//! 1.0), picking in proportion to it (Envoy walks an EDF schedule of the same weights; a
+//! proportional random pick gives the same shares without a shared schedule). Peak EWMA
+//! compares load only.
 
 mod consistent_hash;
 mod peak_ewma;
@@ -126,7 +129,10 @@ enum Algorithm {
     Random {
         weights: WeightTable,
     },
-    LeastRequest,
+    LeastRequest {
+        /// Some endpoints' weights differ: pick by Envoy's effective weight.
+        weighted: bool,
+    },
     PeakEwma,
     Passthrough,
     ConsistentHash {
@@ -169,7 +175,11 @@ impl Balancer {
 
     /// `LEAST_REQUEST`: the less loaded of two random endpoints (fewer requests in flight).
     pub fn least_request(endpoints: Vec<Endpoint>) -> Self {
-        Self::with(Algorithm::LeastRequest, endpoints)
+        let weight = |e: &Endpoint| e.weight.max(1);
+        let weighted = endpoints
+            .first()
+            .is_some_and(|f| endpoints.iter().any(|e| weight(e) != weight(f)));
+        Self::with(Algorithm::LeastRequest { weighted }, endpoints)
     }
 
     /// Peak-EWMA power of two choices: the cheaper of two random endpoints, where cost is the
@@ -267,7 +277,10 @@ impl Balancer {
             }
             Algorithm::Random { weights } => weights.index(self.rng.below(weights.total())),
             Algorithm::Passthrough => 0,
-            Algorithm::LeastRequest => {
+            Algorithm::LeastRequest { weighted: true } => {
+                return self.weighted_least_request(&usable);
+            }
+            Algorithm::LeastRequest { weighted: false } => {
                 return self.p2c(&usable, |i| {
                     self.loads
                         .get(i)
@@ -302,6 +315,32 @@ impl Balancer {
             return Some(first);
         }
         self.scan_from(first.wrapping_add(1), &usable)
+    }
+
+    /// Envoy's least request with unequal weights: each usable endpoint's effective weight is
+    /// `weight / (in_flight + 1)`; one is picked in proportion to it.
+    fn weighted_least_request(&self, usable: &impl Fn(usize) -> bool) -> Option<usize> {
+        let effective = |i: usize| {
+            let in_flight = self.loads.get(i).map_or(0, Load::in_flight);
+            f64::from(self.endpoints[i].weight.max(1)) / (f64::from(in_flight) + 1.0)
+        };
+        let n = self.endpoints.len();
+        let total: f64 = (0..n).filter(|i| usable(*i)).map(effective).sum();
+        if total <= 0.0 {
+            return None;
+        }
+        let unit = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        let mut x = unit * total;
+        let mut last = None;
+        for i in (0..n).filter(|i| usable(*i)) {
+            let w = effective(i);
+            if x < w {
+                return Some(i);
+            }
+            x -= w;
+            last = Some(i);
+        }
+        last // rounding: the last usable endpoint
     }
 
     /// Power of two choices: two distinct random candidates, the usable one of lower cost.

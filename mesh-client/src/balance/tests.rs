@@ -63,6 +63,26 @@ fn unusable_endpoints_are_skipped_by_every_algorithm() {
 }
 
 #[test]
+fn least_request_honours_weights_with_envoys_effective_weight() {
+    // idle: shares follow the weights (1:3)
+    let mut e = eps(2);
+    e[1].weight = 3;
+    let lb = Balancer::least_request(e).with_rng(Rng::from_seed(7));
+    let c = counts(&lb, 4000);
+    assert!((900..1100).contains(&c[&0]), "{c:?}");
+    // endpoint 1 has 5 requests in flight: 3 / (5 + 1) = 0.5 against 1 / 1, so endpoint 0 now
+    // gets about two picks in three
+    for _ in 0..5 {
+        lb.begin(1);
+    }
+    let c = counts(&lb, 3000);
+    assert!((1850..2150).contains(&c[&0]), "{c:?}");
+    // unusable endpoints are still skipped
+    assert!((0..50).all(|_| lb.pick(None, |i| i == 1) == Some(1)));
+    assert_eq!(lb.pick(None, |_| false), None);
+}
+
+#[test]
 fn least_request_prefers_fewer_in_flight() {
     let lb = Balancer::least_request(eps(2)).with_rng(Rng::from_seed(5));
     for _ in 0..5 {

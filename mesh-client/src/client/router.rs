@@ -21,6 +21,7 @@ use super::{BoxStack, ConfigSource, SharedCluster};
 use crate::BoxError;
 use crate::body::{self, BoxBody, BoxResponseFuture};
 use crate::context::Target;
+use crate::cors::CorsLayer;
 use crate::error::ClusterError;
 use crate::fault::FaultLayer;
 use crate::headers::{self, HeadersLayer};
@@ -332,10 +333,14 @@ impl Router {
     }
 
     fn retry_layer(&self, policy: RetryPolicy, budgets: Budgets) -> RetryLayer {
-        RetryLayer::with_budgets(policy, budgets)
+        let layer = RetryLayer::with_budgets(policy, budgets)
             .with_random(self.shared.random.clone())
             .with_stats(self.shared.stats.clone())
-            .with_max_replay_bytes(self.shared.max_replay_bytes)
+            .with_max_replay_bytes(self.shared.max_replay_bytes);
+        match self.shared.cluster.retry_permits() {
+            Some(permits) => layer.with_retry_permits(permits),
+            None => layer,
+        }
     }
 
     fn default_stack(&self, config: &Arc<MeshConfig>) -> StackFn {
@@ -372,7 +377,8 @@ impl Router {
         let optional = !route.mirrors.is_empty()
             || route.fault.is_some()
             || !route.headers.request.is_empty()
-            || !route.headers.response.is_empty();
+            || !route.headers.response.is_empty()
+            || route.cors.is_some();
         if !optional {
             return RouteStack::Forward(StackFn::new(core));
         }
@@ -394,6 +400,12 @@ impl Router {
         }
         if !route.headers.request.is_empty() || !route.headers.response.is_empty() {
             stack = BoxCloneSyncService::new(HeadersLayer::new(route.headers.clone()).layer(stack));
+        }
+        if let Some(cors) = &route.cors {
+            // outermost, as Envoy's CORS filter runs before the fault filter: a preflight is
+            // answered before any other route behaviour applies
+            let cors = CorsLayer::new(cors.clone()).with_stats(shared.stats.clone());
+            stack = BoxCloneSyncService::new(cors.layer(stack));
         }
         RouteStack::Forward(StackFn::new(stack))
     }

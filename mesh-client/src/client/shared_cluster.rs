@@ -17,6 +17,7 @@ use tower::{Service, ServiceExt};
 use crate::BoxError;
 use crate::body::{BoxBody, BoxResponseFuture};
 use crate::cluster::Clusters;
+use crate::retry::RetryPermits;
 
 type CallFn = dyn Fn(Request<BoxBody>) -> BoxResponseFuture + Send + Sync;
 
@@ -24,14 +25,23 @@ type CallFn = dyn Fn(Request<BoxBody>) -> BoxResponseFuture + Send + Sync;
 #[derive(Clone)]
 pub(crate) struct SharedCluster {
     call: Arc<CallFn>,
+    /// The clusters' `maxRetries` permits (the mesh's own cluster set only).
+    permits: Option<RetryPermits>,
 }
 
 impl SharedCluster {
     /// The mesh's cluster set, called directly (its future is boxed once, by itself).
     pub(crate) fn clusters(clusters: Clusters) -> Self {
+        let for_permits = clusters.clone();
         SharedCluster {
             call: Arc::new(move |req| clusters.send(req).into_boxed()),
+            permits: Some(RetryPermits(Arc::new(move |d| for_permits.retry_permit(d)))),
         }
+    }
+
+    /// Where retries take their `maxRetries` permits, when the clusters are the mesh's.
+    pub(crate) fn retry_permits(&self) -> Option<RetryPermits> {
+        self.permits.clone()
     }
 
     /// Wraps any `cluster`: each call drives a clone of it to readiness, then calls it.
@@ -47,6 +57,7 @@ impl SharedCluster {
         };
         SharedCluster {
             call: Arc::new(call),
+            permits: None,
         }
     }
 }

@@ -206,6 +206,23 @@ where
             );
             return finish(result, false, &settings);
         };
+        // Envoy's retry circuit breaker: `maxRetries` retries in flight across the cluster
+        let permit = match (&settings.permits, target.as_deref()) {
+            (Some(permits), Some(dest)) => match (permits.0)(dest) {
+                Some(p) => Some(p),
+                None => {
+                    settings.stats.retries_overflow.incr();
+                    tracing::debug!(
+                        retried = false,
+                        retry_overflow = true,
+                        host = host(),
+                        "retry refused: connectionPool.http.maxRetries retries in flight"
+                    );
+                    return finish(result, false, &settings);
+                }
+            },
+            _ => None,
+        };
         if let Some(endpoint) = endpoint.filter(|e| !previous.contains(e)) {
             previous.push(endpoint);
         }
@@ -222,7 +239,7 @@ where
             "retrying"
         );
         tokio::time::sleep(wait).await;
-        retry_guard = Some(guard);
+        retry_guard = Some((guard, permit));
     }
 }
 

@@ -128,6 +128,22 @@ pub(crate) struct Settings {
     pub(crate) random: Random,
     pub(crate) stats: Arc<ClientStats>,
     pub(crate) max_replay_bytes: u64,
+    pub(crate) permits: Option<RetryPermits>,
+}
+
+/// Where a retry to a destination takes its `connectionPool.http.maxRetries` permit (Envoy's
+/// retry circuit breaker: retries in flight across the destination's cluster). `None` from the
+/// function: the limit is reached, the retry is not sent (counted as an overflow).
+#[derive(Clone)]
+pub struct RetryPermits(pub Arc<PermitFn>);
+
+/// The function behind [`RetryPermits`].
+pub type PermitFn = dyn Fn(&Destination) -> Option<crate::pool::RetryPermit> + Send + Sync;
+
+impl std::fmt::Debug for RetryPermits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RetryPermits")
+    }
 }
 
 /// Layer retrying failed attempts.
@@ -151,6 +167,7 @@ impl RetryLayer {
                 random: Random::thread(),
                 stats: Arc::default(),
                 max_replay_bytes: replay::DEFAULT_MAX_REPLAY_BYTES,
+                permits: None,
             },
         }
     }
@@ -174,6 +191,14 @@ impl RetryLayer {
     /// Buffers request bodies up to `bytes` for replay (default 64 KiB).
     pub fn with_max_replay_bytes(mut self, bytes: u64) -> Self {
         self.settings_mut().max_replay_bytes = bytes;
+        self
+    }
+
+    /// Takes a `maxRetries` permit from `permits` before each retry and holds it during the
+    /// retried attempt; without a permit the retry is not sent (`ClientStats::retries_overflow`,
+    /// Envoy's `upstream_rq_retry_overflow`).
+    pub fn with_retry_permits(mut self, permits: RetryPermits) -> Self {
+        self.settings_mut().permits = Some(permits);
         self
     }
 }

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use http::Request;
-use mesh_core::policy::{RequestMatch, StringMatch};
+use mesh_core::policy::{RequestClaims, RequestMatch, StringMatch};
 
 use crate::context::SourceWorkload;
 
@@ -28,6 +28,8 @@ pub struct RequestView<'a> {
     pub headers: &'a http::HeaderMap,
     /// The calling workload, when known.
     pub source: Option<&'a SourceWorkload>,
+    /// The request's verified JWT claims (a gateway's inbound JWT layer puts them there).
+    pub claims: Option<&'a RequestClaims>,
 }
 
 impl<'a> RequestView<'a> {
@@ -61,6 +63,7 @@ impl<'a> RequestView<'a> {
             method: request.method().as_str(),
             headers: request.headers(),
             source: request.extensions().get::<SourceWorkload>(),
+            claims: request.extensions().get::<RequestClaims>(),
         }
     }
 }
@@ -149,11 +152,14 @@ pub fn matches(m: &RequestMatch, view: &RequestView<'_>, gateway: &str) -> bool 
     {
         return false;
     }
-    if !m
-        .query_params
-        .iter()
-        .all(|(name, sm)| query_param(view.query, name).is_some_and(|v| sm.matches(v, false)))
-    {
+    let claim =
+        |(path, sm): &(Vec<String>, StringMatch)| view.claims.is_some_and(|c| c.matches(path, sm));
+    if !m.claims.iter().all(claim) || m.without_claims.iter().any(claim) {
+        return false;
+    }
+    if !m.query_params.iter().all(|(name, sm)| {
+        query_param_decoded(view.query, name).is_some_and(|v| sm.matches(&v, false))
+    }) {
         return false;
     }
     if !m.source_labels.is_empty() {
@@ -190,6 +196,45 @@ pub fn query_param<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (k == name).then_some(v)
     })
+}
+
+/// The first value of query parameter `name`, percent-decoded, as Envoy matches `queryParams`
+/// (names are compared decoded too; `+` stays `+`). Borrowed when nothing is encoded.
+pub fn query_param_decoded<'q>(query: Option<&'q str>, name: &str) -> Option<Cow<'q, str>> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k) == name).then(|| percent_decode(v))
+    })
+}
+
+/// `%XX` sequences decoded; an invalid or incomplete escape, or bytes that are not UTF-8 once
+/// decoded, leave the text as it was.
+fn percent_decode(text: &str) -> Cow<'_, str> {
+    if !text.contains('%') {
+        return Cow::Borrowed(text);
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                // two hex digits make a byte
+                out.push(u8::try_from(h * 16 + l).unwrap_or(b'%'));
+                i += 3;
+            }
+            (b, ..) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_or(Cow::Borrowed(text), Cow::Owned)
 }
 
 #[cfg(test)]
@@ -233,6 +278,22 @@ mod tests {
         for h in ["a.B.c.", "x", "UP", ""] {
             assert_eq!(normalized_host(h), normalize_host(h));
         }
+    }
+
+    #[test]
+    fn query_params_match_after_percent_decoding() {
+        let m = RequestMatch {
+            query_params: vec![("user name".into(), StringMatch::Exact("jo smith".into()))],
+            ..RequestMatch::default()
+        };
+        let encoded = Request::get("http://svc/?user%20name=jo%20smith")
+            .body(())
+            .unwrap();
+        assert!(matches(&m, &view_of(&encoded), "mesh"));
+        let other = Request::get("http://svc/?user%20name=jo%20smit")
+            .body(())
+            .unwrap();
+        assert!(!matches(&m, &view_of(&other), "mesh"));
     }
 
     #[test]
@@ -308,5 +369,15 @@ mod tests {
         assert_eq!(query_param(Some("a=1&b=2"), "b"), Some("2"));
         assert_eq!(query_param(Some("a&b=2"), "a"), Some(""));
         assert_eq!(query_param(None, "a"), None);
+        // matching decodes, as Envoy does
+        let q = Some("na%6De=jo%20smith&x=%E2%9C%93&bad=%zz&plus=a+b");
+        assert_eq!(query_param_decoded(q, "name").as_deref(), Some("jo smith"));
+        assert_eq!(query_param_decoded(q, "x").as_deref(), Some("\u{2713}"));
+        assert_eq!(query_param_decoded(q, "bad").as_deref(), Some("%zz"));
+        assert_eq!(query_param_decoded(q, "plus").as_deref(), Some("a+b"));
+        assert_eq!(
+            query_param_decoded(Some("a=%C3"), "a").as_deref(),
+            Some("%C3")
+        );
     }
 }

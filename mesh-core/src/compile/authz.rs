@@ -276,6 +276,9 @@ enum KeyError {
     Bad(String),
 }
 
+/// The pseudo-headers a `request.headers[...]` key may name.
+const PSEUDO_HEADERS: [&str; 4] = [":method", ":path", ":authority", ":scheme"];
+
 /// Parses a `when[].key` the way Istio spells it.
 fn parse_key(raw: &str) -> Result<ConditionKey, KeyError> {
     let key = match raw {
@@ -304,6 +307,16 @@ fn parse_key(raw: &str) -> Result<ConditionKey, KeyError> {
                 let name = parts.and_then(|mut p| p.pop()).ok_or_else(|| {
                     KeyError::Bad(format!("{raw:?}: expected request.headers[name]"))
                 })?;
+                if name.starts_with(':') {
+                    // Envoy's pseudo-headers, as Istio passes them to its RBAC filter
+                    return match PSEUDO_HEADERS.contains(&name.as_str()) {
+                        true => Ok(ConditionKey::Header(name)),
+                        false => Err(KeyError::Bad(format!(
+                            "{name:?} is not a pseudo-header (expected one of {})",
+                            PSEUDO_HEADERS.join(", ")
+                        ))),
+                    };
+                }
                 if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
                     return Err(KeyError::Bad(format!(
                         "{name:?} is not a valid header name"
@@ -337,44 +350,86 @@ fn brackets(mut rest: &str) -> Option<Vec<String>> {
 fn strings(list: &Option<Vec<String>>, path: &str, cx: &mut Cx<'_>) -> Vec<String> {
     let mut out = Vec::new();
     for (i, v) in list.iter().flatten().enumerate() {
-        if v.is_empty() {
-            cx.error(&format!("{path}[{i}]"), "must not be empty");
+        match check_string(v) {
+            Ok(()) => out.push(v.clone()),
+            Err(why) => cx.error(&format!("{path}[{i}]"), why),
+        }
+    }
+    out
+}
+
+/// One value in Istio's string forms: not empty; `*` alone, as a prefix or as a suffix.
+fn check_string(v: &str) -> Result<(), String> {
+    if v.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    let stars = v.matches('*').count();
+    let ok = stars == 0 || v == "*" || (stars == 1 && (v.starts_with('*') || v.ends_with('*')));
+    if !ok {
+        return Err(format!(
+            "{v:?}: `*` is only allowed alone, as a prefix or as a suffix"
+        ));
+    }
+    Ok(())
+}
+
+fn paths(list: &Option<Vec<String>>, path: &str, cx: &mut Cx<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, v) in list.iter().flatten().enumerate() {
+        let at = format!("{path}[{i}]");
+        if v.contains('{') || v.contains('}') {
+            match check_template(v) {
+                Ok(()) => out.push(v.clone()),
+                Err(why) => cx.error(&at, format!("{v:?}: {why}")),
+            }
             continue;
         }
-        let stars = v.matches('*').count();
-        let ok = stars == 0 || v == "*" || (stars == 1 && (v.starts_with('*') || v.ends_with('*')));
-        if !ok {
-            cx.error(
-                &format!("{path}[{i}]"),
-                format!("{v:?}: `*` is only allowed alone, as a prefix or as a suffix"),
-            );
+        if let Err(why) = check_string(v) {
+            cx.error(&at, why);
             continue;
+        }
+        if !(v.starts_with('/') || v.starts_with('*')) {
+            // Istio accepts it; a request path always starts with `/`, so it never matches
+            cx.warn(
+                &at,
+                format!("{v:?} does not start with `/` or `*`, so it never matches a request path"),
+            );
         }
         out.push(v.clone());
     }
     out
 }
 
-fn paths(list: &Option<Vec<String>>, path: &str, cx: &mut Cx<'_>) -> Vec<String> {
-    let mut out = Vec::new();
-    for (i, v) in strings(list, path, cx).into_iter().enumerate() {
-        if v.contains('{') || v.contains('}') {
-            cx.error(
-                &format!("{path}[{i}]"),
-                format!("{v:?}: path templates ({{*}}, {{**}}) are not supported yet"),
-            );
+/// Istio's (1.22+) rules for a path template: only the `{*}` and `{**}` operators, each the
+/// whole of its segment, no `*` outside them, and `{**}` the last operator.
+pub(crate) fn check_template(v: &str) -> Result<(), String> {
+    if !v.starts_with('/') {
+        return Err("a path template must start with `/`".to_owned());
+    }
+    let mut after_rest = false;
+    for segment in v.split('/') {
+        let operator = matches!(segment, "{*}" | "{**}");
+        if operator && after_rest {
+            return Err("`{**}` must be the last operator of a path template".to_owned());
+        }
+        if segment == "{**}" {
+            after_rest = true;
+        }
+        if operator {
             continue;
         }
-        if !(v.starts_with('/') || v.starts_with('*')) {
-            // Istio accepts it; a request path always starts with `/`, so it never matches
-            cx.warn(
-                &format!("{path}[{i}]"),
-                format!("{v:?} does not start with `/` or `*`, so it never matches a request path"),
-            );
+        if segment.contains(['{', '}']) {
+            return Err(format!(
+                "segment `{segment}`: a path template segment holding an operator must be exactly `{{*}}` or `{{**}}`"
+            ));
         }
-        out.push(v);
+        if segment.contains('*') {
+            return Err(format!(
+                "segment `{segment}`: `*` is not allowed in a path template outside `{{*}}` and `{{**}}`"
+            ));
+        }
     }
-    out
+    Ok(())
 }
 
 fn ip_blocks(list: &Option<Vec<String>>, path: &str, cx: &mut Cx<'_>) -> Vec<IpNet> {

@@ -269,6 +269,7 @@ fn legacy_jwt(
         // as Istio's Bookinfo apps do.
         forward_original_token: true,
         timeout: DEFAULT_TIMEOUT,
+        space_delimited_claims: Vec::new(),
     };
     Some((rule, triggers))
 }

@@ -115,14 +115,27 @@ fn jwt_rule(path: &str, spec: &JwtRuleSpec, cx: &mut Cx<'_>) -> Option<JwtRule> 
             String::new()
         }
     };
-    let jwks = jwks_source(
-        path,
-        spec.jwks_uri.as_deref(),
-        spec.jwks.as_deref(),
-        false,
-        cx,
-    );
+    let jwks = if spec.jwks_uri.is_none() && spec.jwks.is_none() {
+        discovery(path, &issuer, cx)
+    } else {
+        jwks_source(
+            path,
+            spec.jwks_uri.as_deref(),
+            spec.jwks.as_deref(),
+            false,
+            cx,
+        )
+    };
     ok &= jwks.is_some();
+    for (i, c) in spec.space_delimited_claims.iter().enumerate() {
+        if c.trim().is_empty() {
+            cx.error(
+                &format!("{path}.spaceDelimitedClaims[{i}]"),
+                "must not be empty",
+            );
+            ok = false;
+        }
+    }
 
     let mut from_headers = Vec::with_capacity(spec.from_headers.len());
     for (i, h) in spec.from_headers.iter().enumerate() {
@@ -194,7 +207,30 @@ fn jwt_rule(path: &str, spec: &JwtRuleSpec, cx: &mut Cx<'_>) -> Option<JwtRule> 
         output_claim_to_headers,
         forward_original_token: spec.forward_original_token,
         timeout,
+        space_delimited_claims: spec
+            .space_delimited_claims
+            .iter()
+            .map(|c| c.trim().to_owned())
+            .collect(),
     })
+}
+
+/// Neither `jwksUri` nor `jwks`: the keys are found through the issuer's OpenID discovery
+/// document, so the issuer must be an http(s) URL (an empty issuer is reported already).
+fn discovery(path: &str, issuer: &str, cx: &mut Cx<'_>) -> Option<JwksSource> {
+    if issuer.is_empty() {
+        return None;
+    }
+    if is_http_url(issuer) {
+        return Some(JwksSource::Discovery(issuer.to_owned()));
+    }
+    cx.error(
+        &format!("{path}.jwksUri"),
+        format!(
+            "is required (or an inline jwks) when the issuer {issuer:?} is not an http(s) url: its keys cannot be found through OpenID discovery"
+        ),
+    );
+    None
 }
 
 /// The article's placeholders look like `{YOUR_JWT_URI}`.

@@ -13,7 +13,7 @@ use super::virtual_service::request_match;
 use crate::policy::{
     Backoff, CorsPolicy, DirectResponse, Fault, FaultAbort, FaultDelay, HttpRoute, Mirror,
     Redirect, RetryCondition, RetryOn, RetryPolicy, RetryPolicyError, Rewrite, RouteAction,
-    StringMatch, WeightedDestination,
+    StringMatch, UnmatchedPreflights, WeightedDestination,
 };
 use crate::spec::virtual_service::{
     CorsPolicySpec, HttpDirectResponseSpec, HttpFaultInjectionSpec, HttpRedirectSpec,
@@ -55,11 +55,6 @@ pub(crate) fn compile(r: &HttpRouteSpec, path: &str, cx: &mut Cx<'_>) -> Option<
         .cors_policy
         .as_ref()
         .and_then(|c| cors(c, &format!("{path}.corsPolicy"), cx));
-    if cors.is_some() {
-        // Checked above so its own mistakes are reported too, but not applied by the client or
-        // the gateway yet: say so rather than ignore it.
-        cx.unsupported(&format!("{path}.corsPolicy"));
-    }
     let action = action?;
     if cx.error_count() > before {
         return None;
@@ -537,10 +532,19 @@ fn mirrors(r: &HttpRouteSpec, path: &str, cx: &mut Cx<'_>) -> Vec<Mirror> {
 
 fn cors(c: &CorsPolicySpec, path: &str, cx: &mut Cx<'_>) -> Option<CorsPolicy> {
     let before = cx.error_count();
-    if c.unmatched_preflights.is_some() {
-        cx.unsupported(&format!("{path}.unmatchedPreflights"));
-    }
+    let unmatched_preflights = match c.unmatched_preflights.as_deref() {
+        None | Some("UNSPECIFIED" | "FORWARD") => UnmatchedPreflights::Forward,
+        Some("IGNORE") => UnmatchedPreflights::Ignore,
+        Some(other) => {
+            cx.error(
+                &format!("{path}.unmatchedPreflights"),
+                format!("unknown value `{other}` (expected `UNSPECIFIED`, `FORWARD` or `IGNORE`)"),
+            );
+            UnmatchedPreflights::Forward
+        }
+    };
     let mut out = CorsPolicy {
+        unmatched_preflights,
         allow_headers: c.allow_headers.clone(),
         expose_headers: c.expose_headers.clone(),
         allow_credentials: c.allow_credentials,

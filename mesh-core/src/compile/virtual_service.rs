@@ -71,8 +71,12 @@ pub(crate) fn request_match(
     let scheme = one("scheme", m.scheme.as_ref(), cx);
     let method = one("method", m.method.as_ref(), cx);
     let authority = one("authority", m.authority.as_ref(), cx);
-    let headers = header_matches(&m.headers, &format!("{path}.headers"), cx);
-    let without_headers = header_matches(&m.without_headers, &format!("{path}.withoutHeaders"), cx);
+    let (headers, claims) = split_claims(&m.headers);
+    let (without, without_claims) = split_claims(&m.without_headers);
+    let claims = claim_matches(&claims, &format!("{path}.headers"), cx);
+    let without_claims = claim_matches(&without_claims, &format!("{path}.withoutHeaders"), cx);
+    let headers = header_matches(&headers, &format!("{path}.headers"), cx);
+    let without_headers = header_matches(&without, &format!("{path}.withoutHeaders"), cx);
     let mut query_params = Vec::new();
     for (k, v) in &m.query_params {
         match string_match(v, &format!("{path}.queryParams.{k}"), true, cx) {
@@ -97,6 +101,7 @@ pub(crate) fn request_match(
         ok = false;
     }
     let (headers, without_headers) = (headers?, without_headers?);
+    let (claims, without_claims) = (claims?, without_claims?);
     if !ok {
         return None;
     }
@@ -108,12 +113,55 @@ pub(crate) fn request_match(
         authority,
         headers,
         without_headers,
+        claims,
+        without_claims,
         query_params,
         port,
         gateways: m.gateways.clone(),
         source_labels: m.source_labels.clone(),
         ignore_uri_case: m.ignore_uri_case,
     })
+}
+
+/// Istio's prefix for a JWT claim in a `headers` match.
+const CLAIM_PREFIX: &str = "@request.auth.claims.";
+
+type MatchMap = BTreeMap<String, StringMatchSpec>;
+
+/// The real headers of a `headers` map, and its `@request.auth.claims.` keys.
+fn split_claims(map: &MatchMap) -> (MatchMap, MatchMap) {
+    map.iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .partition(|(k, _)| !k.starts_with(CLAIM_PREFIX))
+}
+
+fn claim_matches(
+    map: &MatchMap,
+    path: &str,
+    cx: &mut Cx<'_>,
+) -> Option<Vec<(Vec<String>, StringMatch)>> {
+    let mut out = Vec::with_capacity(map.len());
+    let mut ok = true;
+    for (k, v) in map {
+        let p = format!("{path}.{k}");
+        let name = &k[CLAIM_PREFIX.len()..];
+        let claim: Vec<String> = name.split('.').map(str::to_owned).collect();
+        if claim.iter().any(String::is_empty) {
+            cx.error(
+                &p,
+                format!(
+                    "`{name}` is not a claim name (`@request.auth.claims.<name>`, nested with `.`)"
+                ),
+            );
+            ok = false;
+            continue;
+        }
+        match string_match(v, &p, true, cx) {
+            Some(sm) => out.push((claim, sm)),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
 }
 
 fn header_matches(

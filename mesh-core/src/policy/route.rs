@@ -70,6 +70,11 @@ pub struct RequestMatch {
     pub headers: Vec<(HeaderName, StringMatch)>,
     /// `withoutHeaders`: none may match.
     pub without_headers: Vec<(HeaderName, StringMatch)>,
+    /// `headers` keys `@request.auth.claims.<name>[.<nested>...]`: the request's verified JWT
+    /// claim at that path ([`RequestClaims`]) must match (a string, or any string of a list).
+    pub claims: Vec<(Vec<String>, StringMatch)>,
+    /// The same keys under `withoutHeaders`: none may match.
+    pub without_claims: Vec<(Vec<String>, StringMatch)>,
     /// `queryParams`: each must match.
     pub query_params: Vec<(String, StringMatch)>,
     /// `port`.
@@ -235,4 +240,46 @@ pub struct CorsPolicy {
     pub max_age: Option<Duration>,
     /// `allowCredentials`.
     pub allow_credentials: Option<bool>,
+    /// `unmatchedPreflights`: what to do with a preflight whose origin is not allowed.
+    pub unmatched_preflights: UnmatchedPreflights,
+}
+
+/// `corsPolicy.unmatchedPreflights`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UnmatchedPreflights {
+    /// `FORWARD` (and `UNSPECIFIED`, the default): send it on to the destination.
+    #[default]
+    Forward,
+    /// `IGNORE`: answer it here, without CORS headers.
+    Ignore,
+}
+
+/// The verified JWT claims of a request, put in its extensions by the inbound JWT layer after
+/// RequestAuthentication, so that a gateway's routes can match them
+/// (`@request.auth.claims.group` in a VirtualService `headers` match).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestClaims(pub std::sync::Arc<serde_json::Value>);
+
+impl RequestClaims {
+    /// The claim at `path` (`["realm", "roles"]` for `realm.roles`).
+    pub fn get<S: AsRef<str>>(&self, path: &[S]) -> Option<&serde_json::Value> {
+        path.iter().try_fold(&*self.0, |v, k| v.get(k.as_ref()))
+    }
+
+    /// Whether the claim at `path` matches `m`: a string, a boolean as `true`/`false`, or any
+    /// string of a list; `Present` when the claim exists at all.
+    pub fn matches<S: AsRef<str>>(&self, path: &[S], m: &StringMatch) -> bool {
+        let Some(claim) = self.get(path) else {
+            return false;
+        };
+        match (m, claim) {
+            (StringMatch::Present, _) => true,
+            (_, serde_json::Value::String(s)) => m.matches(s, false),
+            (_, serde_json::Value::Bool(b)) => m.matches(if *b { "true" } else { "false" }, false),
+            (_, serde_json::Value::Array(items)) => items
+                .iter()
+                .any(|i| i.as_str().is_some_and(|s| m.matches(s, false))),
+            _ => false,
+        }
+    }
 }

@@ -62,6 +62,10 @@ pub struct JwtRule {
     pub forward_original_token: bool,
     /// `timeout` for fetching the JWKS (Istio's 5 s default).
     pub timeout: Duration,
+    /// `spaceDelimitedClaims`: claims (dotted paths, `provider.login.scope`) whose string value
+    /// AuthorizationPolicy matches word by word, on top of `scope` and `permission`, which
+    /// always are.
+    pub space_delimited_claims: Vec<String>,
 }
 
 /// Where a rule's keys come from.
@@ -71,6 +75,10 @@ pub enum JwksSource {
     Uri(String),
     /// `jwks`: an inline JWKS document.
     Inline(String),
+    /// Neither: the issuer (an http(s) URL) is asked through OpenID discovery,
+    /// `<issuer>/.well-known/openid-configuration` → `jwks_uri`, and that key set is fetched and
+    /// refreshed as a `jwksUri` is.
+    Discovery(String),
 }
 
 /// Legacy `triggerRules[]`: paths included or excluded.
@@ -207,7 +215,8 @@ pub enum ConditionKey {
     Audiences,
     /// `request.auth.presenter`.
     Presenter,
-    /// `request.headers[name]` (lowercase).
+    /// `request.headers[name]` (lowercase); a pseudo-header (`:method`, `:path` with its query,
+    /// `:authority`, `:scheme`) reads the request line.
     Header(String),
     /// `source.ip`.
     SourceIp,

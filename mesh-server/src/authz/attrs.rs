@@ -14,6 +14,9 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(crate) struct RequestAttrs<'a> {
     pub(crate) method: &'a str,
     pub(crate) path: &'a str,
+    /// The path with its query (the `:path` pseudo-header).
+    pub(crate) path_and_query: &'a str,
+    pub(crate) scheme: Option<&'a str>,
     pub(crate) host: Option<&'a str>,
     pub(crate) headers: &'a HeaderMap,
     pub(crate) source: Option<IpAddr>,
@@ -48,6 +51,11 @@ impl<'a> RequestAttrs<'a> {
         RequestAttrs {
             method: req.method().as_str(),
             path: req.uri().path(),
+            path_and_query: req
+                .uri()
+                .path_and_query()
+                .map_or_else(|| req.uri().path(), |p| p.as_str()),
+            scheme: req.uri().scheme_str(),
             host,
             headers: req.headers(),
             source,
@@ -56,6 +64,19 @@ impl<'a> RequestAttrs<'a> {
             auth: ext.get::<Principal>(),
             peer: ext.get::<PeerIdentity>(),
             peer_alias: ext.get::<LocalPeerAlias>().map(|a| a.0.as_str()),
+        }
+    }
+}
+
+impl RequestAttrs<'_> {
+    /// A pseudo-header's value: `:method`, `:path` (with the query), `:authority`, `:scheme`.
+    pub(crate) fn pseudo_header(&self, name: &str) -> Option<&str> {
+        match name {
+            ":method" => Some(self.method),
+            ":path" => Some(self.path_and_query),
+            ":authority" => self.host,
+            ":scheme" => self.scheme.or(Some("http")),
+            _ => None,
         }
     }
 }

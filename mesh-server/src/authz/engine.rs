@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::attrs::{RequestAttrs, host_without_port};
 use super::error::BuildError;
-use super::matcher::{StrMatch, any_of, compile_all};
+use super::matcher::{StrMatch, any_of, compile_all, compile_paths};
 
 /// The namespace whose policies apply to every workload (Istio's root namespace).
 pub const ROOT_NAMESPACE: &str = "istio-system";
@@ -339,13 +339,16 @@ impl CCond {
             (key, Values::Strings(v)) => match key {
                 ConditionKey::Claim(path) => a
                     .auth
-                    .and_then(|r| r.claim(path))
-                    .is_some_and(|c| claim_in(v, c)),
+                    .and_then(|r| r.claim(path).map(|c| (c, r.is_space_delimited(path))))
+                    .is_some_and(|(c, words)| claim_in(v, c, words)),
                 ConditionKey::RequestPrincipal => any_of(v, a.auth.map(|r| r.principal())),
                 ConditionKey::Audiences => a
                     .auth
                     .is_some_and(|r| r.audiences().into_iter().any(|aud| any_of(v, Some(aud)))),
                 ConditionKey::Presenter => any_of(v, a.auth.and_then(|r| r.presenter())),
+                ConditionKey::Header(name) if name.starts_with(':') => {
+                    any_of(v, a.pseudo_header(name))
+                }
                 ConditionKey::Header(name) => a
                     .headers
                     .get_all(name.as_str())
@@ -365,9 +368,16 @@ impl CCond {
 }
 
 /// A claim matches when it is a string that matches, or a list holding a string that matches
-/// (Istio supports string and string-list claims; booleans compare as `true`/`false`).
-fn claim_in(values: &[StrMatch], claim: &Value) -> bool {
+/// (Istio supports string and string-list claims; booleans compare as `true`/`false`). A
+/// space-delimited claim (`scope`, `permission`, `spaceDelimitedClaims`) is also matched word by
+/// word: `"read write"` matches `write`.
+fn claim_in(values: &[StrMatch], claim: &Value, space_delimited: bool) -> bool {
     match claim {
+        Value::String(s) if space_delimited => {
+            any_of(values, Some(s))
+                || s.split(' ')
+                    .any(|w| !w.is_empty() && any_of(values, Some(w)))
+        }
         Value::String(s) => any_of(values, Some(s)),
         Value::Array(items) => items
             .iter()
@@ -444,8 +454,8 @@ fn compile_op(o: &Operation) -> COp {
         not_ports: o.not_ports.clone().into(),
         methods: compile_all(&o.methods),
         not_methods: compile_all(&o.not_methods),
-        paths: compile_all(&o.paths),
-        not_paths: compile_all(&o.not_paths),
+        paths: compile_paths(&o.paths),
+        not_paths: compile_paths(&o.not_paths),
     }
 }
 

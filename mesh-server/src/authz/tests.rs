@@ -701,4 +701,5 @@ fn hand_built_policies_with_bad_values_are_refused() {
     assert!(AuthzEngine::new([&custom]).is_err());
 }
 
+mod claims_and_templates;
 mod dry_run;

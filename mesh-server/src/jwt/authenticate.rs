@@ -63,6 +63,7 @@ struct Rule {
     output_payload: Option<HeaderName>,
     output_claims: Vec<(HeaderName, Vec<String>)>,
     forward: bool,
+    space_delimited: Vec<String>,
 }
 
 struct Policy {
@@ -145,6 +146,7 @@ impl Authenticator {
         let keys = match &r.jwks {
             JwksSource::Inline(doc) => Keys::Inline(KeySet::from_jwks(doc).map(Arc::new)),
             JwksSource::Uri(uri) => Keys::Remote(cache.entry(uri, r.timeout)),
+            JwksSource::Discovery(issuer) => Keys::Remote(cache.discovery_entry(issuer, r.timeout)),
         };
         let mut locations: Vec<Location> = r
             .from_headers
@@ -173,6 +175,7 @@ impl Authenticator {
             output_payload,
             output_claims,
             forward: r.forward_original_token,
+            space_delimited: r.space_delimited_claims.clone(),
         }
     }
 
@@ -267,7 +270,10 @@ impl Authenticator {
             .as_ref()
             .and_then(|_| HeaderValue::from_str(parsed.payload_b64).ok());
         Step::Accept(Verified {
-            principal: Principal::from_claims(parsed.claims),
+            principal: Principal::with_space_delimited_claims(
+                parsed.claims,
+                rule.space_delimited.clone(),
+            ),
             rule: idx,
             location: location.clone(),
             payload,
@@ -301,6 +307,9 @@ impl Authenticator {
                 headers.remove(name);
             }
         }
+        // for a gateway's routes (`@request.auth.claims.*` matches), which cannot see this crate
+        let claims = mesh_core::policy::RequestClaims(Arc::new(v.principal.claims().clone()));
+        req.extensions_mut().insert(claims);
         req.extensions_mut().insert(v.principal);
     }
 }

@@ -13,6 +13,11 @@
 //! - Issuers are independent: each has its own task and state, and no lock is held across an
 //!   `.await`, so a dead issuer never slows another.
 //!
+//! - A rule with an `issuer` and no `jwksUri` finds its keys by OpenID discovery: the entry's
+//!   URL is `<issuer>/.well-known/openid-configuration`, and each fetch reads that document's
+//!   `jwks_uri` and then the key set there, under the same timeout, refresh, backoff and
+//!   last-good-keys rules (a failure at either step is a failed fetch).
+//!
 //! Entries are held weakly by the cache: an entry lives as long as some built layer uses it, so
 //! a rebuilt layer (config reload) that still names the same `jwksUri` keeps its keys.
 
@@ -190,6 +195,15 @@ impl JwksCache {
     /// The entry for `uri`, created (and its fetch task started, when a runtime is running) if
     /// needed.
     pub(crate) fn entry(&self, uri: &str, timeout: Duration) -> Arc<Entry> {
+        self.entry_for(uri, false, timeout)
+    }
+
+    /// The entry of an issuer found through OpenID discovery (keyed by its discovery URL).
+    pub(crate) fn discovery_entry(&self, issuer: &str, timeout: Duration) -> Arc<Entry> {
+        self.entry_for(&discovery_url(issuer), true, timeout)
+    }
+
+    fn entry_for(&self, uri: &str, discovery: bool, timeout: Duration) -> Arc<Entry> {
         let entry = {
             // A poisoned lock only means another thread panicked while inserting: the map is
             // still consistent, so keep using it.
@@ -198,7 +212,7 @@ impl JwksCache {
                 return e;
             }
             entries.retain(|_, w| w.strong_count() > 0);
-            let e = Arc::new(Entry::new(uri, timeout, &self.inner));
+            let e = Arc::new(Entry::new(uri, discovery, timeout, &self.inner));
             entries.insert(uri.to_owned(), Arc::downgrade(&e));
             e
         };
@@ -207,9 +221,35 @@ impl JwksCache {
     }
 }
 
-/// One `jwksUri`: its current keys and its fetch task's handles.
+/// `<issuer>/.well-known/openid-configuration` (one `/` between them, as OpenID Connect
+/// Discovery 1.0 §4 builds it).
+pub fn discovery_url(issuer: &str) -> String {
+    format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    )
+}
+
+/// The `jwks_uri` of an OpenID discovery document; it must be an http(s) URL.
+pub fn discovered_jwks_uri(document: &str, from: &str) -> Result<String, JwksError> {
+    let fail = |reason: &str| JwksError::Fetch {
+        uri: from.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(document).map_err(|_| fail("discovery document is not json"))?;
+    match value.get("jwks_uri").and_then(|v| v.as_str()) {
+        Some(u) if u.starts_with("http://") || u.starts_with("https://") => Ok(u.to_owned()),
+        Some(_) => Err(fail("discovery document's jwks_uri is not an http(s) url")),
+        None => Err(fail("discovery document has no jwks_uri")),
+    }
+}
+
+/// One `jwksUri` (or discovery URL): its current keys and its fetch task's handles.
 pub(crate) struct Entry {
     uri: String,
+    /// `uri` is an OpenID discovery document naming the key set's URL.
+    discovery: bool,
     timeout: Duration,
     usable: bool,
     keys: ArcSwapOption<KeySet>,
@@ -224,7 +264,7 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    fn new(uri: &str, timeout: Duration, cache: &CacheInner) -> Self {
+    fn new(uri: &str, discovery: bool, timeout: Duration, cache: &CacheInner) -> Self {
         let usable = uri.starts_with("http://") || uri.starts_with("https://");
         if !usable {
             tracing::warn!(
@@ -234,6 +274,7 @@ impl Entry {
         }
         Self {
             uri: uri.to_owned(),
+            discovery,
             timeout,
             usable,
             keys: ArcSwapOption::empty(),
@@ -308,6 +349,17 @@ impl Entry {
         self.current()
     }
 
+    /// Fetches the key set: at `uri`, or at the `jwks_uri` its discovery document names.
+    async fn fetch(&self) -> Result<String, JwksError> {
+        let document = self.fetcher.fetch(&self.uri, self.timeout).await?;
+        if !self.discovery {
+            return Ok(document);
+        }
+        let jwks_uri = discovered_jwks_uri(&document, &self.uri)?;
+        tracing::debug!(discovery = %self.uri, %jwks_uri, "openid discovery");
+        self.fetcher.fetch(&jwks_uri, self.timeout).await
+    }
+
     fn reserve_refetch(&self) -> bool {
         let mut last = self.last_refetch.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
@@ -333,11 +385,7 @@ async fn run(weak: Weak<Entry>, wake: Arc<Notify>) {
     let mut backoff: Option<Duration> = None;
     loop {
         let Some(entry) = weak.upgrade() else { return };
-        let fetched = tokio::time::timeout(
-            entry.timeout,
-            entry.fetcher.fetch(&entry.uri, entry.timeout),
-        )
-        .await;
+        let fetched = tokio::time::timeout(entry.timeout, entry.fetch()).await;
         let result = match fetched {
             Ok(Ok(doc)) => KeySet::from_jwks(&doc),
             Ok(Err(e)) => Err(e),

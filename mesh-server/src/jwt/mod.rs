@@ -35,6 +35,7 @@
 //!     output_claim_to_headers: vec![],
 //!     forward_original_token: false,
 //!     timeout: Duration::from_secs(5),
+//!     space_delimited_claims: Vec::new(),
 //! };
 //! let policy = AuthnPolicy {
 //!     origin: Default::default(),

@@ -114,6 +114,7 @@ fn jwt_policy() -> mesh_core::policy::AuthnPolicy {
             output_claim_to_headers: vec![],
             forward_original_token: false,
             timeout: Duration::from_secs(1),
+            space_delimited_claims: Vec::new(),
         }],
         require_token: false,
         trigger_rules: vec![],

@@ -271,3 +271,43 @@ fn service_accounts_become_principals() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn path_templates_follow_istio_rules() {
+    for ok in ["/foo/{*}", "/foo/{**}/", "/foo/{*}/bar/{**}", "/{**}"] {
+        assert!(check_template(ok).is_ok(), "{ok}");
+    }
+    for (bad, why) in [
+        (
+            "/*/baz/{*}",
+            "`*` is not allowed in a path template outside",
+        ),
+        (
+            "/**/baz/{*}",
+            "`*` is not allowed in a path template outside",
+        ),
+        ("/{**}/foo/{*}", "`{**}` must be the last operator"),
+        ("/foo/{*}.txt", "must be exactly `{*}` or `{**}`"),
+        ("/foo/{name}", "must be exactly `{*}` or `{**}`"),
+        ("foo/{*}", "must start with `/`"),
+    ] {
+        let err = check_template(bad).expect_err(bad);
+        assert!(err.contains(why), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn pseudo_header_keys() {
+    assert!(matches!(
+        parse_key("request.headers[:method]"),
+        Ok(ConditionKey::Header(h)) if h == ":method"
+    ));
+    assert!(matches!(
+        parse_key("request.headers[:path]"),
+        Ok(ConditionKey::Header(h)) if h == ":path"
+    ));
+    match parse_key("request.headers[:status]") {
+        Err(KeyError::Bad(m)) => assert!(m.contains("is not a pseudo-header"), "{m}"),
+        _ => panic!(":status must be refused"),
+    }
+}

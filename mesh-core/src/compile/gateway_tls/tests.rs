@@ -76,7 +76,10 @@ fn bad_blocks_name_the_field() {
     tls: {mode: PASSTHROUGH}
 ",
     );
-    assert!(e.contains("`PASSTHROUGH` is not supported by this mesh"), "{e}");
+    assert!(
+        e.contains("`PASSTHROUGH` is not supported by this mesh"),
+        "{e}"
+    );
     let e = errors(
         "  - port: {number: 443, name: https, protocol: HTTPS}
     hosts: ['*']
@@ -92,5 +95,8 @@ fn bad_blocks_name_the_field() {
     tls: {mode: SIMPLE, credentialName: c, cipherSuites: [X]}
 ",
     );
-    assert!(e.contains("tls.cipherSuites: is not supported by this mesh"), "{e}");
+    assert!(
+        e.contains("tls.cipherSuites: is not supported by this mesh"),
+        "{e}"
+    );
 }

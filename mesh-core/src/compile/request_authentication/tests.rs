@@ -359,3 +359,34 @@ fn legacy_peers_mean_strict_for_the_targets() {
     let (p, _) = legacy_all("peers: [{ mtls: null }]\npeerIsOptional: true");
     assert_eq!(p.expect("compiles").peers[0].mode, MtlsMode::Permissive);
 }
+
+#[test]
+fn issuer_alone_means_openid_discovery() {
+    let (p, d) = ra(r#"
+jwtRules:
+  - issuer: https://dev-123.us.auth0.com/
+    spaceDelimitedClaims: [custom_scope, provider.login.scope]
+"#);
+    assert!(errors(&d).is_empty(), "{d:?}");
+    let rule = &p.expect("compiles").rules[0];
+    assert_eq!(
+        rule.jwks,
+        JwksSource::Discovery("https://dev-123.us.auth0.com/".into())
+    );
+    assert_eq!(
+        rule.space_delimited_claims,
+        ["custom_scope", "provider.login.scope"]
+    );
+    // an issuer that is not a URL cannot be discovered
+    let (p, d) = ra("jwtRules: [{ issuer: testing@secure.istio.io }]");
+    assert!(p.is_none());
+    assert!(
+        errors(&d)[0].contains("its keys cannot be found through OpenID discovery"),
+        "{d:?}"
+    );
+    let (_, d) = ra("jwtRules: [{ issuer: https://a.example, spaceDelimitedClaims: [''] }]");
+    assert!(
+        errors(&d)[0].starts_with("spec.jwtRules[0].spaceDelimitedClaims[0]: must not be empty"),
+        "{d:?}"
+    );
+}

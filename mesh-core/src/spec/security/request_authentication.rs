@@ -97,6 +97,9 @@ pub struct JwtRuleSpec {
     /// `timeout` for fetching the JWKS (`5s` when absent).
     #[serde(default)]
     pub timeout: Option<String>,
+    /// `spaceDelimitedClaims`.
+    #[serde(default)]
+    pub space_delimited_claims: Vec<String>,
 }
 
 /// `fromHeaders[]`.
