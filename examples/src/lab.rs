@@ -63,6 +63,8 @@ pub struct LabOptions {
     pub v1_faults: Faults,
     /// Faults of service2 v2.
     pub v2_faults: Faults,
+    /// Faults (and latency) of service3.
+    pub service3_faults: Faults,
 }
 
 /// One answer seen by the lab's client.
@@ -170,7 +172,7 @@ impl Lab {
             identity: crate::mesh::Identity::default(),
         };
         let service3 = start_service(
-            &spec("service3", "v1", Faults::default()),
+            &spec("service3", "v1", options.service3_faults),
             l_s3,
             any_port().await?,
             &shutdown,
