@@ -57,6 +57,7 @@ pub fn all() -> Vec<Scenario> {
         ("canary", |p| Box::pin(canary(p))),
         ("ab-header-hash", |p| Box::pin(ab_header_hash(p))),
         ("retries", |p| Box::pin(retries(p))),
+        ("grpc", |p| Box::pin(crate::grpc::scenario::grpc(p))),
     ]
 }
 

@@ -175,3 +175,9 @@ async fn metrics_read_the_grpc_status_from_trailers_on_both_reporters() {
     assert_eq!(total(&request_lines(&gw, &edge)), 3.0, "{gw}");
     lab.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demos_grpc_scenario_passes_end_to_end() {
+    let outcome = mesh_tests::assert_scenario("grpc").await;
+    println!("{}: {}", outcome.name, outcome.observed);
+}
