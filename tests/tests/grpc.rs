@@ -181,3 +181,27 @@ async fn the_demos_grpc_scenario_passes_end_to_end() {
     let outcome = mesh_tests::assert_scenario("grpc").await;
     println!("{}: {}", outcome.name, outcome.observed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_apps_answer_grpc_with_bare_tonic() {
+    use mesh_examples::run::{ServiceSpec, Shutdown, bind, start_service};
+    let any = || std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let spec = ServiceSpec {
+        name: "service3".into(),
+        version: "v1".into(),
+        faults: Faults::default(),
+        plain: true,
+        config: mesh_examples::cli::DEFAULT_CONFIG.into(),
+        identity: mesh_examples::mesh::Identity::default(),
+    };
+    let shutdown = Shutdown::new();
+    let (listener, admin) = (bind(any()).await.unwrap(), bind(any()).await.unwrap());
+    let started = start_service(&spec, listener, admin, &shutdown).unwrap();
+    let reply = call(started.addr, "/plain", None).await.unwrap();
+    assert_eq!(
+        (reply.service.as_str(), reply.path.as_str()),
+        ("service3", "/plain")
+    );
+    assert!(hex32(&reply.trace_id));
+    shutdown.trigger();
+}
