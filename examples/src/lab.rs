@@ -66,6 +66,8 @@ pub struct LabOptions {
     /// Every app gets a workload certificate from a throwaway CA (`--certs`), and the
     /// registry labels every endpoint for auto-mTLS with its service account.
     pub mtls: bool,
+    /// Faults (and latency) of service3.
+    pub service3_faults: Faults,
 }
 
 /// One answer seen by the lab's client.
@@ -184,7 +186,7 @@ impl Lab {
             identity: identity(name),
         };
         let service3 = start_service(
-            &spec("service3", "v1", Faults::default()),
+            &spec("service3", "v1", options.service3_faults),
             l_s3,
             any_port().await?,
             &shutdown,

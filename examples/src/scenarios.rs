@@ -58,6 +58,7 @@ pub fn all() -> Vec<Scenario> {
         ("ab-header-hash", |p| Box::pin(ab_header_hash(p))),
         ("retries", |p| Box::pin(retries(p))),
         ("mtls", |p| Box::pin(crate::scenarios_mtls::mtls(p))),
+        ("grpc", |p| Box::pin(crate::grpc::scenario::grpc(p))),
     ]
 }
 

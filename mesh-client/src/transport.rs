@@ -410,6 +410,31 @@ mod tests {
         assert_eq!(uri, "http://[::1]:9000/");
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn grpc_calls_carry_the_time_left_as_grpc_timeout() {
+        let seen = Arc::new(std::sync::Mutex::new(None));
+        let record = seen.clone();
+        let t = Transport::in_process(move |_, req| {
+            *record.lock().unwrap() = req.headers().get("grpc-timeout").cloned();
+            Box::pin(async { Ok(Response::new(body::empty())) })
+        });
+        let mut req = Request::post("http://service3/pkg.Svc/M")
+            .header("content-type", "application/grpc")
+            .header("grpc-timeout", "10S")
+            .body(body::empty())
+            .unwrap();
+        req.extensions_mut().insert(mesh_core::grpc::Deadline {
+            at: tokio::time::Instant::now() + std::time::Duration::from_millis(300),
+        });
+        let ep: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        t.send(ep, None, req).await.unwrap();
+        let sent = seen.lock().unwrap().clone().unwrap();
+        assert_eq!(
+            mesh_core::grpc::parse_timeout(&sent),
+            Some(std::time::Duration::from_millis(300))
+        );
+    }
+
     #[tokio::test]
     async fn host_header_from_uri_or_service() {
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));

@@ -14,6 +14,7 @@
 
 pub mod current;
 pub mod flags;
+pub mod grpc_status;
 pub mod labels;
 pub mod message;
 pub mod metrics;

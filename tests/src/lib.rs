@@ -10,6 +10,8 @@ pub mod kube;
 
 use std::sync::Arc;
 
+pub mod grpc;
+
 pub use mesh_examples::lab::{Lab, LabOptions, Reply};
 pub use mesh_examples::scenarios::{self, Outcome, Progress, Quiet};
 

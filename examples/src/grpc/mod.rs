@@ -19,6 +19,7 @@
     clippy::expect_used
 )]
 pub mod echo;
+pub mod scenario;
 mod service;
 mod upstream;
 
@@ -84,6 +85,11 @@ impl Service<Request> for ByContentType {
         }
     }
 }
+
+/// The gRPC guide's code examples, compiled as doc tests so that they stay true.
+#[doc = include_str!("../../../docs/grpc.md")]
+#[cfg(doctest)]
+pub struct GrpcGuideDoctests;
 
 #[cfg(test)]
 mod tests;

@@ -290,7 +290,18 @@ impl Future for ResponseFuture {
         // Both variants are `Unpin` (the route stack's future is boxed).
         match &mut self.inner {
             Inner::Plain(f) => Pin::new(f).poll(cx),
-            Inner::Telemetry(f) => Pin::new(f).poll(cx),
+            Inner::Telemetry(f) => {
+                let mut response = std::task::ready!(Pin::new(f).poll(cx))?;
+                // A gRPC answer's status comes in its trailers: the metrics record then.
+                if let Some(pending) = mesh_telemetry::grpc_status::watch(&mut response) {
+                    response = response.map(|b| {
+                        http_body_util::BodyExt::boxed_unsync(
+                            mesh_telemetry::grpc_status::GrpcStatusBody::new(b, pending),
+                        )
+                    });
+                }
+                Poll::Ready(Ok(response))
+            }
         }
     }
 }

@@ -40,6 +40,10 @@ struct State {
     broken: bool,
     /// The attempt whose body may read.
     generation: u64,
+    /// The waker of the body waiting on the downstream: woken when a newer attempt takes over,
+    /// so that the old attempt's connection sees its body end (the downstream body keeps only
+    /// its latest reader's waker).
+    waiting: Option<std::task::Waker>,
 }
 
 impl Tape {
@@ -54,6 +58,7 @@ impl Tape {
                 ended: false,
                 broken: false,
                 generation: 0,
+                waiting: None,
             }),
             limit,
         })
@@ -70,6 +75,9 @@ impl Tape {
         let generation = match self.state.lock() {
             Ok(mut s) => {
                 s.generation += 1;
+                if let Some(waker) = s.waiting.take() {
+                    waker.wake();
+                }
                 s.generation
             }
             Err(_) => return body::empty(),
@@ -128,7 +136,10 @@ impl Body for Player {
             return Poll::Ready(None);
         };
         match Pin::new(rest).poll_frame(cx) {
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                s.waiting = Some(cx.waker().clone());
+                Poll::Pending
+            }
             Poll::Ready(None) => {
                 s.ended = true;
                 s.rest = None;

@@ -53,3 +53,36 @@ async fn fast_answer_passes_and_none_never_expires() {
         StatusCode::OK
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_grpc_timeout_is_capped_by_the_route_and_handed_down() {
+    use mesh_core::grpc::Deadline;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let record = seen.clone();
+    let inner = tower::service_fn(move |req: http::Request<crate::body::BoxBody>| {
+        let left = req.extensions().get::<Deadline>().map(Deadline::left);
+        *record.lock().unwrap() = left;
+        async move {
+            tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+            Ok::<_, crate::BoxError>(http::Response::new(crate::body::empty()))
+        }
+    });
+    let svc = TimeoutLayer::new(Some(std::time::Duration::from_millis(200))).layer(inner);
+    let req = http::Request::post("http://service2/pkg.Svc/M")
+        .header("content-type", "application/grpc")
+        .header("grpc-timeout", "5S")
+        .body(crate::body::empty())
+        .unwrap();
+    let res = tower::ServiceExt::oneshot(svc, req).await.unwrap();
+    assert_eq!(res.status(), http::StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(
+        res.extensions()
+            .get::<crate::rescue::LocalReply>()
+            .and_then(|l| l.grpc),
+        Some(mesh_core::grpc::Code::DeadlineExceeded)
+    );
+    assert_eq!(
+        *seen.lock().unwrap(),
+        Some(std::time::Duration::from_millis(200))
+    );
+}

@@ -169,6 +169,14 @@ pub fn status_of(headers: &HeaderMap) -> Option<u32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// The service and the method of a gRPC path (`/mesh.examples.Echo/Call` → `mesh.examples.Echo`,
+/// `Call`), when it has that shape.
+pub fn service_and_method(path: &str) -> Option<(&str, &str)> {
+    let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+    (!service.is_empty() && !method.is_empty() && !method.contains('/'))
+        .then_some((service, method))
+}
+
 /// The longest `grpc-timeout` the gRPC spec allows: 8 digits of hours.
 const MAX_DIGITS: usize = 8;
 

@@ -74,3 +74,13 @@ fn trailers_only_answers() {
     assert_eq!(r.headers()[GRPC_MESSAGE], "UNIMPLEMENTED");
     assert_eq!(encode_message("50% é"), "50%25 %C3%A9");
 }
+
+#[test]
+fn paths_split_into_service_and_method() {
+    assert_eq!(
+        service_and_method("/mesh.examples.Echo/Call"),
+        Some(("mesh.examples.Echo", "Call"))
+    );
+    assert_eq!(service_and_method("/health"), None);
+    assert_eq!(service_and_method("/a/b/c"), None);
+}

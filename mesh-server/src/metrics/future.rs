@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 
 use http::Response;
 use mesh_telemetry::ResponseFlags;
+use mesh_telemetry::grpc_status::{PendingGrpcStatus, StatusSpan};
 use mesh_telemetry::known_body_size;
 use mesh_telemetry::labels::{PeerLabels, RequestLabels, flags_label};
 use mesh_telemetry::metrics::RequestRecord;
@@ -51,7 +52,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = std::task::ready!(this.inner.poll(cx));
+        let mut result = std::task::ready!(this.inner.poll(cx));
         if let Some(p) = this.pending.take() {
             let (code, flags, bytes, grpc_status) = match &result {
                 Ok(resp) => (
@@ -67,7 +68,7 @@ where
                 // The connection is dropped without an answer: Envoy reports code 0.
                 Err(_) => (0, Cow::Borrowed("-"), 0, None),
             };
-            p.shared.metrics.record_request(&RequestRecord {
+            let record = RequestRecord {
                 labels: RequestLabels {
                     peers: p.peers,
                     protocol: if p.grpc { "grpc" } else { "http" },
@@ -78,7 +79,17 @@ where
                 duration: p.start.elapsed(),
                 request_bytes: p.request_bytes,
                 response_bytes: bytes,
-            });
+            };
+            match &mut result {
+                // A gRPC answer with a body has its status in the trailers: recorded at the
+                // body's end, by whoever owns the body (see mesh_telemetry::grpc_status).
+                Ok(resp) if p.grpc && grpc_status.is_none() && !resp.body().is_end_stream() => {
+                    let span = resp.extensions_mut().remove::<StatusSpan>().map(|s| s.0);
+                    let pending = PendingGrpcStatus::new(p.shared.metrics.clone(), record, span);
+                    resp.extensions_mut().insert(pending);
+                }
+                _ => p.shared.metrics.record_request(&record),
+            }
         }
         Poll::Ready(result)
     }

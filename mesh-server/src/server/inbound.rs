@@ -113,7 +113,13 @@ where
     type Output = Result<Response<Body>, Infallible>;
 
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().inner.poll(cx)
+        let mut response = std::task::ready!(self.project().inner.poll(cx))?;
+        // A gRPC answer's status comes in its trailers: the metrics record then.
+        if let Some(pending) = mesh_telemetry::grpc_status::watch(&mut response) {
+            response = response
+                .map(|b| Body::new(mesh_telemetry::grpc_status::GrpcStatusBody::new(b, pending)));
+        }
+        Poll::Ready(Ok(response))
     }
 }
 

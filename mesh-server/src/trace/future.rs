@@ -6,6 +6,7 @@ use std::task::{Context, Poll};
 
 use http::Response;
 use mesh_telemetry::TraceContext;
+use mesh_telemetry::grpc_status::StatusSpan;
 use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
 use tracing::Instrument;
@@ -36,14 +37,26 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let result = std::task::ready!(this.inner.as_mut().poll(cx));
+        let mut result = std::task::ready!(this.inner.as_mut().poll(cx));
         let span = this.inner.as_ref().get_ref().span();
-        match &result {
+        match &mut result {
             Ok(resp) => {
                 let status = resp.status().as_u16();
                 span.record("http.response.status_code", status);
                 if status >= 500 {
                     span.record("otel.status_code", "ERROR");
+                }
+                if mesh_core::grpc::is_grpc(resp.headers()) {
+                    match mesh_core::grpc::status_of(resp.headers()) {
+                        Some(code) => {
+                            span.record("rpc.grpc.status_code", code);
+                        }
+                        // The status comes in the trailers: the metrics layer records it then.
+                        None => {
+                            let span = StatusSpan(span.clone());
+                            resp.extensions_mut().insert(span);
+                        }
+                    }
                 }
             }
             Err(_) => {

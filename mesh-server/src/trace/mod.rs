@@ -160,7 +160,14 @@ where
             http.response.status_code = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
             request_id = tracing::field::Empty,
+            rpc.system = tracing::field::Empty,
+            rpc.service = tracing::field::Empty,
+            rpc.method = tracing::field::Empty,
+            rpc.grpc.status_code = tracing::field::Empty,
         );
+        if mesh_core::grpc::is_grpc(req.headers()) {
+            mesh_telemetry::grpc_status::record_rpc(&span, req.uri().path());
+        }
         let ctx = current::attach(&span, parent.as_ref(), fallback);
         req.extensions_mut().insert(ctx.clone());
         let fut = {

@@ -3,7 +3,8 @@
 //! Runs the example chain client → service1 → service2 → service3 on loopback in three set-ups,
 //! interleaved and repeated: the apps `--plain` (bare hyper, the baseline), the apps with the mesh
 //! (every layer on the happy path), and the plain apps behind two nginx hops per call (the
-//! sidecar model). Prints and writes the p50/p99 latency, throughput, CPU µs per request per hop
+//! sidecar model), plus a gRPC row (unary `Echo/Call`, plain tonic against the mesh). Prints and
+//! writes the p50/p99 latency, throughput, CPU µs per request per hop
 //! (from `/proc`) and RSS per process, to `target/bench/bench.json` and the table in
 //! `docs/benchmarks.md`.
 //!
@@ -16,6 +17,7 @@
 //! cargo run --release -p mesh-examples --bin bench -- --rounds 3 --duration 5s
 //! ```
 
+mod grpc;
 mod inprocess;
 mod load;
 mod procfs;
@@ -108,6 +110,7 @@ async fn main() -> ExitCode {
     }
 
     let mut rounds: Vec<Vec<report::Sample>> = vec![Vec::new(); running.len()];
+    let mut grpc_rounds: Vec<Vec<grpc::GrpcSample>> = vec![Vec::new(); running.len()];
     for round in 1..=args.rounds.max(1) {
         for (i, r) in running.iter().enumerate() {
             eprintln!(
@@ -128,9 +131,25 @@ async fn main() -> ExitCode {
                 throughput,
                 cpu_micros: cpu,
             });
+            if r.kind != Kind::Sidecar {
+                eprintln!(
+                    "round {round}/{}: {} gRPC calls with {} connections ...",
+                    args.rounds, r.kind, args.concurrency
+                );
+                let cpu_before = r.cpu_micros();
+                let mut sample = grpc::closed_loop(r.entry, args.concurrency, args.duration).await;
+                sample.cpu_micros = r.cpu_micros() - cpu_before;
+                grpc_rounds[i].push(sample);
+            }
         }
     }
 
+    let grpc_rows: Vec<(Kind, Vec<grpc::GrpcSample>)> = running
+        .iter()
+        .map(|r| r.kind)
+        .zip(grpc_rounds)
+        .filter(|(_, samples)| !samples.is_empty())
+        .collect();
     let results: Vec<report::SetupResult> = running
         .iter()
         .zip(rounds)
@@ -151,7 +170,8 @@ async fn main() -> ExitCode {
         );
         None
     };
-    let table = report::markdown(&results, hop.as_ref(), &args_summary(&args));
+    let mut table = report::markdown(&results, hop.as_ref(), &args_summary(&args));
+    table.push_str(&grpc::markdown(&grpc_rows));
     println!("{table}");
     let verdict = report::targets(&results);
     for line in &verdict {

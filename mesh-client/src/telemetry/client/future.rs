@@ -13,6 +13,7 @@ use tracing::instrument::Instrumented;
 use super::Shared;
 use crate::context::{Target, Upstream};
 use mesh_telemetry::ResponseFlags;
+use mesh_telemetry::grpc_status::PendingGrpcStatus;
 use mesh_telemetry::labels::{PeerLabels, RequestLabels, flags_label};
 use mesh_telemetry::metrics::RequestRecord;
 use mesh_telemetry::trace_context::TraceContext;
@@ -60,7 +61,7 @@ where
             return Poll::Ready(result);
         };
         let duration = p.start.elapsed();
-        let (code, flags, response_bytes, peers, grpc_status) = match &mut result {
+        let (code, flags, response_bytes, peers, grpc_status, deferred) = match &mut result {
             Ok(resp) => {
                 let upstream = resp.extensions().get::<Upstream>();
                 let endpoint = upstream.and_then(|u| u.labels.as_ref());
@@ -87,16 +88,27 @@ where
                 let flags = flags_label(resp.extensions().get::<ResponseFlags>());
                 let bytes = super::known_body_size(resp.headers(), resp.body());
                 resp.extensions_mut().insert(p.ctx);
-                (resp.status().as_u16(), flags, bytes, peers, grpc_status)
+                // A gRPC answer with a body has its status in the trailers: recorded at the
+                // body's end (see mesh_telemetry::grpc_status).
+                let deferred = p.grpc && grpc_status.is_none() && !resp.body().is_end_stream();
+                (
+                    resp.status().as_u16(),
+                    flags,
+                    bytes,
+                    peers,
+                    grpc_status,
+                    deferred,
+                )
             }
             // No response at all: Envoy reports code 0.
-            Err(_) => (0, std::borrow::Cow::Borrowed("-"), 0, p.peers, None),
+            Err(_) => (0, std::borrow::Cow::Borrowed("-"), 0, p.peers, None, false),
         };
-        this.inner
-            .as_ref()
-            .span()
-            .record("http.response.status_code", code);
-        p.shared.metrics.record_request(&RequestRecord {
+        let span = this.inner.as_ref().span().clone();
+        span.record("http.response.status_code", code);
+        if let Some(g) = grpc_status {
+            span.record("rpc.grpc.status_code", g);
+        }
+        let record = RequestRecord {
             labels: RequestLabels {
                 peers,
                 protocol: if p.grpc { "grpc" } else { "http" },
@@ -107,7 +119,14 @@ where
             duration,
             request_bytes: p.request_bytes,
             response_bytes,
-        });
+        };
+        match &mut result {
+            Ok(resp) if deferred => {
+                let pending = PendingGrpcStatus::new(p.shared.metrics.clone(), record, Some(span));
+                resp.extensions_mut().insert(pending);
+            }
+            _ => p.shared.metrics.record_request(&record),
+        }
         Poll::Ready(result)
     }
 }

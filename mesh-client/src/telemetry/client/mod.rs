@@ -316,6 +316,10 @@ where
             http.request.method = %req.method(),
             server.address = %host.service().service,
             http.response.status_code = tracing::field::Empty,
+            rpc.system = tracing::field::Empty,
+            rpc.service = tracing::field::Empty,
+            rpc.method = tracing::field::Empty,
+            rpc.grpc.status_code = tracing::field::Empty,
         );
         let parent = current::parent_for(req.extensions().get::<TraceContext>());
         let fallback = match &parent {
@@ -340,6 +344,9 @@ where
         }
         let request_bytes = known_body_size(req.headers(), req.body());
         let grpc = is_grpc(req.headers());
+        if grpc {
+            mesh_telemetry::grpc_status::record_rpc(&span, req.uri().path());
+        }
         let fut = {
             let _enter = span.enter();
             self.inner.call(req)

@@ -1,0 +1,155 @@
+//! `grpc_response_status` from the trailers at the end of the body.
+//!
+//! A gRPC answer that carries a body has its status in the trailers, after the last message:
+//! the metric layers see only the head. For such an answer a layer does not record at the head
+//! but leaves a [`PendingGrpcStatus`] in the response extensions; whoever owns the concrete
+//! body type (the mesh client's future, the inbound server's) takes it with [`watch`] and wraps
+//! the body in [`GrpcStatusBody`], which records the request once the trailers arrive (with
+//! their `grpc-status` and the body's size), or once the body ends or is dropped without them
+//! (no status). A response whose record is never taken records when it is dropped, as it would
+//! have at the head.
+//!
+//! ```
+//! use mesh_telemetry::grpc_status::{GrpcStatusBody, PendingGrpcStatus};
+//! # fn doc(metrics: mesh_telemetry::MeshMetrics, record: mesh_telemetry::RequestRecord) {
+//! let mut response = http::Response::new(String::from("a message"));
+//! response.extensions_mut().insert(PendingGrpcStatus::new(metrics, record, None));
+//! let response = match mesh_telemetry::grpc_status::watch(&mut response) {
+//!     Some(pending) => response.map(|body| GrpcStatusBody::new(body, pending)),
+//!     None => unreachable!(),
+//! };
+//! # drop(response); }
+//! ```
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Buf as _;
+use http_body::{Body, Frame, SizeHint};
+
+use crate::metrics::{MeshMetrics, RequestRecord};
+
+/// A request record waiting for its gRPC status; recorded when dropped.
+#[derive(Debug)]
+pub struct DeferredRecord {
+    metrics: MeshMetrics,
+    record: Option<RequestRecord>,
+    span: Option<tracing::Span>,
+}
+
+impl DeferredRecord {
+    /// Records with `grpc_status` and `response_bytes` (when counted).
+    fn finish(&mut self, grpc_status: Option<u32>, response_bytes: Option<u64>) {
+        if let Some(mut record) = self.record.take() {
+            record.labels.grpc_status = grpc_status;
+            if let Some(n) = response_bytes {
+                record.response_bytes = n;
+            }
+            self.metrics.record_request(&record);
+        }
+        if let (Some(span), Some(code)) = (self.span.take(), grpc_status) {
+            span.record("rpc.grpc.status_code", code);
+        }
+    }
+}
+
+impl Drop for DeferredRecord {
+    fn drop(&mut self) {
+        self.finish(None, None);
+    }
+}
+
+/// Response extension: the record of a gRPC request whose status is still to come.
+#[derive(Clone, Debug)]
+pub struct PendingGrpcStatus(Arc<Mutex<Option<DeferredRecord>>>);
+
+impl PendingGrpcStatus {
+    /// `record`, to be recorded in `metrics` with the status the trailers bring, which `span`
+    /// (the request's span, when given) gets as `rpc.grpc.status_code`.
+    pub fn new(metrics: MeshMetrics, record: RequestRecord, span: Option<tracing::Span>) -> Self {
+        Self(Arc::new(Mutex::new(Some(DeferredRecord {
+            metrics,
+            record: Some(record),
+            span,
+        }))))
+    }
+}
+
+/// Response extension: the server span of a gRPC request whose status is still to come (left
+/// by the trace layer for the metrics layer's [`PendingGrpcStatus`]).
+#[derive(Clone, Debug)]
+pub struct StatusSpan(pub tracing::Span);
+
+/// Records OpenTelemetry's RPC attributes of a gRPC request on `span` (declared with
+/// `rpc.system`, `rpc.service`, `rpc.method`): `grpc` and the two halves of
+/// `/package.Service/Method`.
+pub fn record_rpc(span: &tracing::Span, path: &str) {
+    span.record("rpc.system", "grpc");
+    if let Some((service, method)) = mesh_core::grpc::service_and_method(path) {
+        span.record("rpc.service", service);
+        span.record("rpc.method", method);
+    }
+}
+
+/// Takes the pending record out of `response`, to wrap its body in [`GrpcStatusBody`].
+pub fn watch<B>(response: &mut http::Response<B>) -> Option<DeferredRecord> {
+    let pending = response.extensions_mut().remove::<PendingGrpcStatus>()?;
+    pending.0.lock().ok()?.take()
+}
+
+/// A response body that records its request when its trailers (or its end) arrive.
+#[derive(Debug)]
+pub struct GrpcStatusBody<B> {
+    inner: B,
+    pending: DeferredRecord,
+    bytes: u64,
+}
+
+impl<B> GrpcStatusBody<B> {
+    /// `inner`, recording `pending` at its end.
+    pub fn new(inner: B, pending: DeferredRecord) -> Self {
+        Self {
+            inner,
+            pending,
+            bytes: 0,
+        }
+    }
+}
+
+impl<B: Body + Unpin> Body for GrpcStatusBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = &mut *self;
+        let frame = std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match &frame {
+            Some(Ok(f)) => {
+                if let Some(data) = f.data_ref() {
+                    this.bytes += data.remaining() as u64;
+                } else if let Some(trailers) = f.trailers_ref() {
+                    let status = mesh_core::grpc::status_of(trailers);
+                    this.pending.finish(status, Some(this.bytes));
+                }
+            }
+            None => this.pending.finish(None, Some(this.bytes)),
+            Some(Err(_)) => this.pending.finish(None, Some(this.bytes)),
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests;

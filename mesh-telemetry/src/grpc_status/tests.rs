@@ -1,0 +1,107 @@
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue};
+
+use super::*;
+use crate::labels::{PeerLabels, Reporter, RequestLabels, ServiceLabels, WorkloadLabels};
+
+struct Frames(VecDeque<Frame<Bytes>>);
+
+impl Body for Frames {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Poll::Ready(self.0.pop_front().map(Ok))
+    }
+}
+
+fn record() -> RequestRecord {
+    RequestRecord {
+        labels: RequestLabels {
+            peers: PeerLabels::new(
+                Reporter::Destination,
+                WorkloadLabels::unknown(),
+                WorkloadLabels::unknown(),
+                ServiceLabels::from_host("service2"),
+            ),
+            protocol: "grpc",
+            response_code: 200,
+            response_flags: "-".into(),
+            grpc_status: None,
+        },
+        duration: Duration::from_millis(1),
+        request_bytes: 5,
+        response_bytes: 0,
+    }
+}
+
+fn series(metrics: &MeshMetrics) -> Vec<String> {
+    metrics
+        .encode_prometheus()
+        .lines()
+        .filter(|l| l.starts_with("istio_requests_total{"))
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn drain(mut body: GrpcStatusBody<Frames>) {
+    while poll_fn(|cx| Pin::new(&mut body).poll_frame(cx))
+        .await
+        .is_some()
+    {}
+}
+
+#[tokio::test]
+async fn the_status_comes_from_the_trailers_once_the_body_ends() {
+    let metrics = MeshMetrics::new();
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    let frames = Frames(VecDeque::from([
+        Frame::data(Bytes::from_static(b"hello")),
+        Frame::trailers(trailers),
+    ]));
+    let mut response = http::Response::new(frames);
+    response
+        .extensions_mut()
+        .insert(PendingGrpcStatus::new(metrics.clone(), record(), None));
+    let pending = watch(&mut response).unwrap();
+    assert!(watch(&mut response).is_none());
+    let body = GrpcStatusBody::new(response.into_body(), pending);
+    assert!(
+        series(&metrics).is_empty(),
+        "nothing recorded before the end"
+    );
+    drain(body).await;
+    let lines = series(&metrics);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains(r#"grpc_response_status="0""#),
+        "{}",
+        lines[0]
+    );
+    assert!(metrics.encode_prometheus().contains("istio_response_bytes"));
+}
+
+#[tokio::test]
+async fn without_trailers_or_a_reader_the_request_is_still_recorded() {
+    let metrics = MeshMetrics::new();
+    let mut response = http::Response::new(Frames(VecDeque::new()));
+    response
+        .extensions_mut()
+        .insert(PendingGrpcStatus::new(metrics.clone(), record(), None));
+    drop(response);
+    let lines = series(&metrics);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains(r#"grpc_response_status="""#),
+        "{}",
+        lines[0]
+    );
+}
