@@ -1,6 +1,7 @@
 //! [`Clusters`]: every cluster the client sends to, keyed by `(host, subset, port)`, built from
 //! the mesh config and discovery, cached, and rebuilt when either changes.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -48,12 +49,17 @@ impl Entry {
     }
 }
 
-/// The DestinationRule for `host`.
+/// The DestinationRule for `host` as the snapshot's client namespace sees it (Istio's lookup
+/// order: client, service, root namespace; see [`MeshConfig::destination_in`]).
 fn rule_for<'a>(
     config: &'a MeshConfig,
     host: &str,
 ) -> Option<&'a mesh_core::policy::DestinationPolicy> {
-    config.destinations.get(host).or_else(|| {
+    config.destination(host).or_else(|| {
+        // a namespace's view holds the rules of hosts in other namespaces too: no loose match
+        if config.namespace.is_some() {
+            return None;
+        }
         config
             .destinations
             .values()
@@ -242,10 +248,12 @@ impl Clusters {
             return entry.cluster_or_error(&dest.host);
         }
         let prev_cluster = previous.as_ref().and_then(|e| e.cluster.as_ref());
-        let cluster = self.make(dest, &config, prev_cluster);
-        let undefined_subset = dest.subset.as_deref().is_some_and(|name| {
-            rule_for(&config, &dest.host).is_none_or(|r| r.subset(name).is_none())
-        });
+        let host = self.resolve(&config, dest);
+        let cluster = self.make(dest, &host, &config, prev_cluster);
+        let undefined_subset = dest
+            .subset
+            .as_deref()
+            .is_some_and(|name| rule_for(&config, &host).is_none_or(|r| r.subset(name).is_none()));
         let entry = Arc::new(Entry {
             undefined_subset,
             subset: dest.subset.clone(),
@@ -272,14 +280,36 @@ impl Clusters {
             .cloned()
     }
 
+    /// The host `dest` names for this client: a short host (`service2`) is the service of that
+    /// name in the client's namespace (`service2.<ns>.svc.cluster.local`, when the config is a
+    /// namespace's view and discovery knows it), else the host as written.
+    fn resolve<'d>(&self, config: &MeshConfig, dest: &'d Destination) -> Cow<'d, str> {
+        if let Some(ns) = &config.namespace
+            && !dest.host.contains('.')
+        {
+            let local = mesh_core::load::canonical_host(&dest.host, ns);
+            let known = !self
+                .shared
+                .discovery
+                .endpoints(&local, dest.port, &Labels::new())
+                .is_empty();
+            if known {
+                return Cow::Owned(local);
+            }
+        }
+        Cow::Borrowed(&dest.host)
+    }
+
     /// Builds the cluster (`None`: nothing to send to), reusing `previous` where unchanged.
     fn make(
         &self,
         dest: &Destination,
+        host: &str,
         config: &MeshConfig,
         previous: Option<&Arc<Cluster>>,
     ) -> Option<Arc<Cluster>> {
-        let rule = rule_for(config, &dest.host);
+        // `host`: `dest.host` resolved for this client ([`Clusters::resolve`])
+        let rule = rule_for(config, host);
         let labels: Labels = match (&dest.subset, rule) {
             (None, _) => Labels::new(),
             (Some(name), Some(rule)) => match rule.subset(name) {
@@ -298,10 +328,7 @@ impl Clusters {
         let policy = rule.map_or(&default_policy, |r| {
             r.policy_for(dest.subset.as_deref(), dest.port)
         });
-        let mut endpoints = self
-            .shared
-            .discovery
-            .endpoints(&dest.host, dest.port, &labels);
+        let mut endpoints = self.shared.discovery.endpoints(host, dest.port, &labels);
         // One entry per address (hash tables need distinct keys; weights of duplicates are not summed).
         let mut seen = std::collections::HashSet::new();
         endpoints.retain(|e| seen.insert(e.addr));

@@ -1,6 +1,6 @@
 //! Checks across resources, run after every manifest compiled: subsets that no DestinationRule
 //! defines (as `istioctl analyze` reports them), Gateways that do not exist, one DestinationRule
-//! per host.
+//! per host and namespace.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +8,7 @@ use super::hosts::{canonical_host, host_matches};
 use super::{Compiled, RefusedRef};
 use crate::compile::Cx;
 use crate::diag::Diagnostic;
-use crate::policy::{Destination, DestinationPolicy, RouteAction};
+use crate::policy::{Destination, DestinationPolicy, MeshConfig, RouteAction};
 
 /// What a reference to another object that does not exist is (a subset no DestinationRule
 /// defines, a Gateway that does not exist).
@@ -26,36 +26,39 @@ pub enum References {
 
 /// Runs the cross-resource checks and moves DestinationRules into the config map.
 pub(crate) fn run(c: &mut Compiled, diags: &mut Vec<Diagnostic>, references: References) {
-    // one DestinationRule per host (Istio merges several; this mesh asks for one)
+    // one DestinationRule per host and namespace (Istio merges two in one namespace with a
+    // warning; this mesh asks for one); rules in other namespaces are looked up per client
     let mut by_host: BTreeMap<String, DestinationPolicy> = BTreeMap::new();
-    let mut canon_first: BTreeMap<String, String> = BTreeMap::new();
+    let mut canon_first: BTreeMap<(String, String), String> = BTreeMap::new();
     for (dr, lines) in std::mem::take(&mut c.destination_rules) {
         let canon = canonical_host(&dr.host, &dr.origin.namespace);
-        if let Some(first) = canon_first.get(&canon) {
+        let slot = (dr.origin.namespace.clone(), canon);
+        if let Some(first) = canon_first.get(&slot) {
             let mut cx = Cx::new(dr.origin.clone(), &lines, diags);
             cx.error(
                 "spec.host",
                 format!(
-                    "host `{}` already has a DestinationRule ({first}); write one rule per host",
-                    dr.host
+                    "host `{}` already has a DestinationRule ({first}) in namespace `{}`; write one rule per host and namespace",
+                    dr.host, dr.origin.namespace
                 ),
             );
             continue;
         }
         canon_first.insert(
-            canon,
+            slot,
             format!(
                 "{}/{} at {}:{}",
                 dr.origin.kind, dr.origin.name, dr.origin.file, dr.origin.line
             ),
         );
-        by_host.insert(dr.host.clone(), dr);
+        let key = if by_host.contains_key(&dr.host) {
+            format!("{}/{}", dr.origin.namespace, dr.host)
+        } else {
+            dr.host.clone()
+        };
+        by_host.insert(key, dr);
     }
-    // canonical host → rule, computed once for every subset check
-    let canonical: BTreeMap<String, &DestinationPolicy> = by_host
-        .values()
-        .map(|d| (canonical_host(&d.host, &d.origin.namespace), d))
-        .collect();
+    c.config.destinations = by_host;
     let gateways: Vec<(String, String)> = c
         .gateways
         .iter()
@@ -96,7 +99,7 @@ pub(crate) fn run(c: &mut Compiled, diags: &mut Vec<Diagnostic>, references: Ref
                     check_subset(
                         &d.destination,
                         &ns,
-                        &canonical,
+                        &c.config,
                         refused,
                         &path,
                         &mut cx,
@@ -114,7 +117,7 @@ pub(crate) fn run(c: &mut Compiled, diags: &mut Vec<Diagnostic>, references: Ref
                 check_subset(
                     &m.destination,
                     &ns,
-                    &canonical,
+                    &c.config,
                     refused,
                     &path,
                     &mut cx,
@@ -123,7 +126,6 @@ pub(crate) fn run(c: &mut Compiled, diags: &mut Vec<Diagnostic>, references: Ref
             }
         }
     }
-    c.config.destinations = by_host;
 }
 
 fn check_gateway(
@@ -174,7 +176,7 @@ fn check_gateway(
 fn check_subset(
     d: &Destination,
     ns: &str,
-    rules: &BTreeMap<String, &DestinationPolicy>,
+    config: &MeshConfig,
     refused: &[RefusedRef],
     path: &str,
     cx: &mut Cx<'_>,
@@ -189,11 +191,13 @@ fn check_subset(
         ),
     };
     let wanted = canonical_host(&d.host, ns);
-    let rule = rules.get(&wanted).or_else(|| {
-        rules
-            .iter()
-            .find(|(h, _)| host_matches(h, &wanted))
-            .map(|(_, r)| r)
+    // the rule a client in the route's namespace applies, else any namespace's rule for the host
+    let rule = config.destination_in(&d.host, ns).or_else(|| {
+        let canon = |r: &DestinationPolicy| canonical_host(&r.host, &r.origin.namespace);
+        let rules = || config.destinations.values();
+        rules()
+            .find(|r| canon(r) == wanted)
+            .or_else(|| rules().find(|r| host_matches(&canon(r), &wanted)))
     });
     let refused_rule = || {
         refused.iter().find(|r| {

@@ -40,7 +40,9 @@ pub type Exports = BTreeMap<ExportKey, ExportTo>;
 
 impl MeshConfig {
     /// The config as a workload in `namespace` sees it: the VirtualServices, DestinationRules
-    /// and ServiceEntries whose `exportTo` does not include `namespace` left out.
+    /// and ServiceEntries whose `exportTo` does not include `namespace` left out, one
+    /// DestinationRule per host (the one Istio's lookup order picks for `namespace`, see
+    /// [`MeshConfig::destination_in`]), and [`MeshConfig::namespace`] set.
     ///
     /// ```
     /// let yaml = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: private, namespace: team-a}\nspec:\n  hosts: [service2]\n  exportTo: ['.']\n  http:\n  - route:\n    - destination: {host: service2}\n";
@@ -50,6 +52,8 @@ impl MeshConfig {
     /// ```
     pub fn visible_from(&self, namespace: &str) -> MeshConfig {
         let mut out = self.clone();
+        out.namespace = Some(namespace.to_owned());
+        out.destinations = self.scoped_destinations(namespace);
         if self.exports.is_empty() {
             return out;
         }
@@ -60,8 +64,6 @@ impl MeshConfig {
         };
         out.virtual_services
             .retain(|v| visible("VirtualService", &v.origin));
-        out.destinations
-            .retain(|_, d| visible("DestinationRule", &d.origin));
         out.service_entries
             .retain(|s| visible("ServiceEntry", &s.origin));
         out

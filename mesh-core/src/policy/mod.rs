@@ -60,7 +60,11 @@ pub struct MeshConfig {
     pub gateways: Vec<GatewayPolicy>,
     /// VirtualServices, in a stable order (by namespace, then name).
     pub virtual_services: Vec<VirtualService>,
-    /// DestinationRules by host as written in their `host` field.
+    /// DestinationRules by host as written in their `host` field; a rule whose `host` another
+    /// namespace's rule already wrote the same way is keyed `namespace/host`. One rule per host
+    /// and namespace; [`MeshConfig::destination_in`] picks the one a client applies (client
+    /// namespace, service namespace, root namespace), and a [`MeshConfig::visible_from`] view
+    /// holds only those.
     pub destinations: BTreeMap<String, DestinationPolicy>,
     /// ServiceEntries: the static part of discovery.
     pub service_entries: Vec<ServiceEntryPolicy>,
@@ -79,6 +83,10 @@ pub struct MeshConfig {
     /// The `exportTo` of the VirtualServices, DestinationRules and ServiceEntries that set one
     /// ([`MeshConfig::visible_from`] applies them).
     pub exports: Exports,
+    /// The namespace of the client this snapshot is a view for ([`MeshConfig::visible_from`]);
+    /// `None` for the whole config. Short hosts resolve in it first, and
+    /// [`MeshConfig::destination`] looks rules up from it (`default` when `None`).
+    pub namespace: Option<String>,
 }
 
 /// Mesh-wide settings: the parts of Istio's `MeshConfig` this mesh uses.

@@ -78,7 +78,7 @@ impl Source for ConfigStore {
 }
 
 /// A store's snapshots as a workload in one namespace sees them ([`MeshConfig::visible_from`]),
-/// computed once per snapshot (the same `Arc` when nothing narrows visibility).
+/// computed once per snapshot.
 struct Scoped {
     store: ConfigStore,
     namespace: String,
@@ -94,11 +94,7 @@ impl Source for Scoped {
         {
             return cached.1.clone();
         }
-        let view = if current.exports.is_empty() {
-            current.clone()
-        } else {
-            Arc::new(current.visible_from(&self.namespace))
-        };
+        let view = Arc::new(current.visible_from(&self.namespace));
         self.cache.store(Some(Arc::new((current, view.clone()))));
         view
     }
@@ -116,7 +112,8 @@ impl Source for Scoped {
 impl ConfigSource {
     /// `store`'s config as a workload in `namespace` sees it: the VirtualServices,
     /// DestinationRules and ServiceEntries whose `exportTo` leaves `namespace` out are not in
-    /// it (computed once per reload).
+    /// it, each host keeps the DestinationRule Istio's lookup order picks for `namespace`, and
+    /// short hosts resolve in `namespace` first (computed once per reload).
     ///
     /// ```
     /// use mesh_core::watch::{ConfigSource, ConfigStore};
