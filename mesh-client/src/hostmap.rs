@@ -96,6 +96,17 @@ impl<V> HostMap<V> {
         self.len == 0
     }
 
+    /// Keeps only the hosts for which `keep` returns true (it may also change the value).
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, &mut V) -> bool) {
+        let mut len = 0;
+        self.map.retain(|_, list| {
+            list.retain_mut(|(h, v)| keep(h, v));
+            len += list.len();
+            !list.is_empty()
+        });
+        self.len = len;
+    }
+
     /// Every value.
     pub fn values(&self) -> impl Iterator<Item = &V> {
         self.map.values().flatten().map(|(_, v)| v)
@@ -105,6 +116,18 @@ impl<V> HostMap<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retain_drops_hosts_and_counts_the_rest() {
+        let mut m = HostMap::new();
+        for h in ["a", "b", "c"] {
+            *m.get_or_insert_with(h, || 0) += 1;
+        }
+        m.retain(|h, _| h != "b");
+        assert_eq!(m.len(), 2);
+        assert!(m.get("b").is_none());
+        assert_eq!(m.get("a"), Some(&1));
+    }
 
     #[test]
     fn get_insert_and_collisions() {

@@ -184,21 +184,13 @@ async fn traffic(lab: &Lab, n: usize) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn istios_dashboards_and_kialis_graph_show_the_mesh() {
-    let Some(prometheus) = which("prometheus") else {
-        eprintln!("skipped: no `prometheus` binary (apt-get install -y prometheus)");
-        return;
-    };
-    let Some(dashboards) = dashboards_dir() else {
-        eprintln!(
-            "skipped: Istio's dashboards are not beside the checkout (../shared/istio-dashboards)"
-        );
-        return;
-    };
-    let lab = Lab::start("split", LabOptions::default())
-        .await
-        .expect("lab starts");
+/// The split scenario's lab (with `options`), scraped by a Prometheus of ours, with traffic
+/// until every app has been scraped with data twice.
+async fn scraped_lab(
+    prometheus: &Path,
+    options: LabOptions,
+) -> (Lab, Prometheus, HttpClient, [SocketAddr; 5]) {
+    let lab = Lab::start("split", options).await.expect("lab starts");
     let admins = [
         lab.gateway.admin,
         lab.service1.admin,
@@ -206,7 +198,7 @@ async fn istios_dashboards_and_kialis_graph_show_the_mesh() {
         lab.service2_v2.admin,
         lab.service3.admin,
     ];
-    let prom = start_prometheus(&prometheus, &admins);
+    let prom = start_prometheus(prometheus, &admins);
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
 
     // Traffic while Prometheus scrapes, until every app has been scraped with data twice (rates
@@ -230,10 +222,12 @@ async fn istios_dashboards_and_kialis_graph_show_the_mesh() {
     traffic(&lab, 60).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    // Every applicable panel query of Istio's three dashboards returns data.
-    let mut applicable = 0;
-    let mut skipped = Vec::new();
-    let mut empty = Vec::new();
+    (lab, prom, client, admins)
+}
+
+/// The panel queries of Istio's three dashboards, with their file and title.
+fn dashboard_queries(dashboards: &Path) -> Vec<(&'static str, String, String)> {
+    let mut out = Vec::new();
     for file in [
         "istio-mesh-dashboard.gen.json",
         "istio-service-dashboard.json",
@@ -242,15 +236,85 @@ async fn istios_dashboards_and_kialis_graph_show_the_mesh() {
         let text = std::fs::read_to_string(dashboards.join(file)).unwrap();
         let dashboard: Value = serde_json::from_str(&text).unwrap();
         for (title, expr) in panel_queries(&dashboard) {
-            if let Some(why) = not_applicable(&expr) {
-                skipped.push((why, file, title));
-                continue;
-            }
-            applicable += 1;
-            let promql = fill(&expr);
-            if query(&client, prom.addr, &promql).await.is_empty() {
-                empty.push(format!("{file}: {title}: {promql}"));
-            }
+            out.push((file, title, expr));
+        }
+    }
+    out
+}
+
+/// With every app on a workload certificate (the lab's `mtls` option: auto-mTLS on every hop),
+/// the panels that select `mutual_tls` traffic alone show data too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn istios_mutual_tls_panels_show_the_mesh_under_mtls() {
+    let Some(prometheus) = which("prometheus") else {
+        eprintln!("skipped: no `prometheus` binary (apt-get install -y prometheus)");
+        return;
+    };
+    let Some(dashboards) = dashboards_dir() else {
+        eprintln!(
+            "skipped: Istio's dashboards are not beside the checkout (../shared/istio-dashboards)"
+        );
+        return;
+    };
+    let options = LabOptions {
+        mtls: true,
+        ..LabOptions::default()
+    };
+    let (lab, prom, client, _) = scraped_lab(&prometheus, options).await;
+    let mut mtls_queries = 0;
+    let mut empty = Vec::new();
+    for (file, title, expr) in dashboard_queries(&dashboards) {
+        if not_applicable(&expr) != Some("mutual TLS only") {
+            continue;
+        }
+        mtls_queries += 1;
+        let promql = fill(&expr);
+        if query(&client, prom.addr, &promql).await.is_empty() {
+            empty.push(format!("{file}: {title}: {promql}"));
+        }
+    }
+    eprintln!(
+        "{mtls_queries} mutual-TLS-only panel queries, {} returned data",
+        mtls_queries - empty.len()
+    );
+    assert!(mtls_queries >= 20, "too few queries found: {mtls_queries}");
+    assert!(
+        empty.is_empty(),
+        "{} of {mtls_queries} mutual-TLS-only panel queries returned no data:\n{}",
+        empty.len(),
+        empty.join("\n")
+    );
+    drop(prom);
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn istios_dashboards_and_kialis_graph_show_the_mesh() {
+    let Some(prometheus) = which("prometheus") else {
+        eprintln!("skipped: no `prometheus` binary (apt-get install -y prometheus)");
+        return;
+    };
+    let Some(dashboards) = dashboards_dir() else {
+        eprintln!(
+            "skipped: Istio's dashboards are not beside the checkout (../shared/istio-dashboards)"
+        );
+        return;
+    };
+    let (lab, prom, client, admins) = scraped_lab(&prometheus, LabOptions::default()).await;
+
+    // Every applicable panel query of Istio's three dashboards returns data.
+    let mut applicable = 0;
+    let mut skipped = Vec::new();
+    let mut empty = Vec::new();
+    for (file, title, expr) in dashboard_queries(&dashboards) {
+        if let Some(why) = not_applicable(&expr) {
+            skipped.push((why, file, title));
+            continue;
+        }
+        applicable += 1;
+        let promql = fill(&expr);
+        if query(&client, prom.addr, &promql).await.is_empty() {
+            empty.push(format!("{file}: {title}: {promql}"));
         }
     }
     eprintln!(

@@ -71,7 +71,9 @@ struct Shared {
     config: ConfigSource,
     discovery: Arc<dyn Discovery>,
     cache: ArcSwap<HostMap<Vec<Arc<Entry>>>>,
-    rebuild: Mutex<()>,
+    /// One builder at a time; holds the config and discovery generation the cache was last
+    /// pruned for.
+    rebuild: Mutex<Option<(Arc<MeshConfig>, u64)>>,
     metrics: OutlierMetrics,
     seed: Option<u64>,
     transport: Option<Transport>,
@@ -214,7 +216,7 @@ impl Clusters {
             config,
             discovery,
             cache: ArcSwap::default(),
-            rebuild: Mutex::new(()),
+            rebuild: Mutex::new(None),
             metrics,
             seed,
             transport,
@@ -236,7 +238,7 @@ impl Clusters {
             return entry.cluster_or_error(&dest.host);
         }
         // Slow path: one builder at a time; requests for fresh clusters never wait here.
-        let _lock = self
+        let mut pruned_for = self
             .shared
             .rebuild
             .lock()
@@ -262,14 +264,36 @@ impl Clusters {
             generation,
             cluster,
         });
+        // The first rebuild after the config or the endpoints changed drops the clusters of
+        // hosts that have no endpoint any more (their pools and outlier state would otherwise
+        // stay forever); a host that comes back gets a new cluster.
+        let prune = !pruned_for
+            .as_ref()
+            .is_some_and(|(c, g)| Arc::ptr_eq(c, &entry.config) && *g == generation);
+        if prune {
+            *pruned_for = Some((Arc::clone(&entry.config), generation));
+        }
+        let discovery = &self.shared.discovery;
+        let no_labels = Labels::new();
         self.shared.cache.rcu(|map| {
             let mut map = HostMap::clone(map);
+            if prune {
+                map.retain(|host, list| {
+                    list.retain(|e| !discovery.endpoints(host, e.port, &no_labels).is_empty());
+                    !list.is_empty()
+                });
+            }
             let list = map.get_or_insert_with(&dest.host, Vec::new);
             list.retain(|e| !(e.subset == dest.subset && e.port == dest.port));
             list.push(Arc::clone(&entry));
             map
         });
         entry.cluster_or_error(&dest.host)
+    }
+
+    /// Number of hosts with a cached cluster (diagnostics; pruned as hosts disappear).
+    pub fn cached_hosts(&self) -> usize {
+        self.shared.cache.load().len()
     }
 
     fn lookup(&self, dest: &Destination) -> Option<Arc<Entry>> {
