@@ -18,10 +18,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use mesh_tests::{Lab, LabOptions};
 use serde_json::Value;
 
@@ -102,22 +98,10 @@ fn encode(s: &str) -> String {
     out
 }
 
-type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>;
-
-async fn get_text(client: &HttpClient, url: &str) -> Option<String> {
-    let req = http::Request::get(url).body(Empty::new()).ok()?;
-    let res = tokio::time::timeout(Duration::from_secs(10), client.request(req))
-        .await
-        .ok()?
-        .ok()?;
-    let body = res.into_body().collect().await.ok()?.to_bytes();
-    String::from_utf8(body.to_vec()).ok()
-}
-
 /// The result vector of an instant query (empty on any error).
-async fn query(client: &HttpClient, prom: SocketAddr, promql: &str) -> Vec<Value> {
+async fn query(prom: SocketAddr, promql: &str) -> Vec<Value> {
     let url = format!("http://{prom}/api/v1/query?query={}", encode(promql));
-    let Some(text) = get_text(client, &url).await else {
+    let Some(text) = mesh_tests::get_text(&url).await else {
         return Vec::new();
     };
     let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
@@ -186,10 +170,7 @@ async fn traffic(lab: &Lab, n: usize) {
 
 /// The split scenario's lab (with `options`), scraped by a Prometheus of ours, with traffic
 /// until every app has been scraped with data twice.
-async fn scraped_lab(
-    prometheus: &Path,
-    options: LabOptions,
-) -> (Lab, Prometheus, HttpClient, [SocketAddr; 5]) {
+async fn scraped_lab(prometheus: &Path, options: LabOptions) -> (Lab, Prometheus, [SocketAddr; 5]) {
     let lab = Lab::start("split", options).await.expect("lab starts");
     let admins = [
         lab.gateway.admin,
@@ -199,7 +180,6 @@ async fn scraped_lab(
         lab.service3.admin,
     ];
     let prom = start_prometheus(prometheus, &admins);
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
 
     // Traffic while Prometheus scrapes, until every app has been scraped with data twice (rates
     // need two samples), bounded.
@@ -207,7 +187,6 @@ async fn scraped_lab(
     for _ in 0..60 {
         traffic(&lab, 30).await;
         let up = query(
-            &client,
             prom.addr,
             "count(count_over_time(istio_requests_total[30s]) >= 2) by (instance)",
         )
@@ -222,7 +201,7 @@ async fn scraped_lab(
     traffic(&lab, 60).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    (lab, prom, client, admins)
+    (lab, prom, admins)
 }
 
 /// The panel queries of Istio's three dashboards, with their file and title.
@@ -260,7 +239,7 @@ async fn istios_mutual_tls_panels_show_the_mesh_under_mtls() {
         mtls: true,
         ..LabOptions::default()
     };
-    let (lab, prom, client, _) = scraped_lab(&prometheus, options).await;
+    let (lab, prom, _) = scraped_lab(&prometheus, options).await;
     let mut mtls_queries = 0;
     let mut empty = Vec::new();
     for (file, title, expr) in dashboard_queries(&dashboards) {
@@ -269,7 +248,7 @@ async fn istios_mutual_tls_panels_show_the_mesh_under_mtls() {
         }
         mtls_queries += 1;
         let promql = fill(&expr);
-        if query(&client, prom.addr, &promql).await.is_empty() {
+        if query(prom.addr, &promql).await.is_empty() {
             empty.push(format!("{file}: {title}: {promql}"));
         }
     }
@@ -300,7 +279,7 @@ async fn istios_dashboards_and_kialis_graph_show_the_mesh() {
         );
         return;
     };
-    let (lab, prom, client, admins) = scraped_lab(&prometheus, LabOptions::default()).await;
+    let (lab, prom, admins) = scraped_lab(&prometheus, LabOptions::default()).await;
 
     // Every applicable panel query of Istio's three dashboards returns data.
     let mut applicable = 0;
@@ -313,7 +292,7 @@ async fn istios_dashboards_and_kialis_graph_show_the_mesh() {
         }
         applicable += 1;
         let promql = fill(&expr);
-        if query(&client, prom.addr, &promql).await.is_empty() {
+        if query(prom.addr, &promql).await.is_empty() {
             empty.push(format!("{file}: {title}: {promql}"));
         }
     }
@@ -335,7 +314,6 @@ async fn istios_dashboards_and_kialis_graph_show_the_mesh() {
     // Kiali's versioned app graph: one edge per caller → callee workload, from both reporters,
     // with every label known.
     let graph = query(
-        &client,
         prom.addr,
         "sum(rate(istio_requests_total{response_code=~\".+\"}[1m])) by (reporter, source_cluster, source_workload_namespace, source_workload, source_app, source_version, destination_cluster, destination_service_namespace, destination_service, destination_workload_namespace, destination_workload, destination_app, destination_version)",
     )
@@ -387,7 +365,6 @@ async fn istios_dashboards_and_kialis_graph_show_the_mesh() {
     }
     // No double counting: each reporter sees each request once, so the two agree.
     let by_reporter = query(
-        &client,
         prom.addr,
         "sum(istio_requests_total{source_workload=\"service1-v1\"}) by (reporter)",
     )
@@ -406,7 +383,7 @@ async fn istios_dashboards_and_kialis_graph_show_the_mesh() {
     // `promtool check metrics` on every app's exposition (Istio's "milliseconds" unit aside).
     if let Some(promtool) = which("promtool") {
         for admin in admins {
-            let text = get_text(&client, &format!("http://{admin}/metrics"))
+            let text = mesh_tests::get_text(&format!("http://{admin}/metrics"))
                 .await
                 .unwrap();
             let mut child = Command::new(&promtool)
