@@ -98,6 +98,42 @@ impl Http {
     }
 }
 
+/// One of the article's app Pods: its name, the app it runs and its pod IP number.
+#[derive(Debug, Clone, Copy)]
+pub struct AppPod {
+    /// The Pod's name.
+    pub pod: &'static str,
+    /// The example app it runs (`service1`, `service2`, `service3`).
+    pub app: &'static str,
+    /// Its pod IP number (see [`Cluster::ip`]).
+    pub n: u8,
+}
+
+/// service1's Pod.
+pub const SERVICE1: AppPod = AppPod {
+    pod: "service1-a",
+    app: "service1",
+    n: 11,
+};
+/// service2 v1's Pod.
+pub const SERVICE2_V1: AppPod = AppPod {
+    pod: "service2-v1-a",
+    app: "service2",
+    n: 12,
+};
+/// service2 v2's Pod.
+pub const SERVICE2_V2: AppPod = AppPod {
+    pod: "service2-v2-a",
+    app: "service2",
+    n: 13,
+};
+/// service3's Pod.
+pub const SERVICE3: AppPod = AppPod {
+    pod: "service3-a",
+    app: "service3",
+    n: 14,
+};
+
 impl Cluster {
     /// A test API server serving Istio's and Linkerd's kinds; pod IPs of this cluster are
     /// `127.<net>.0.<n>` (give each test its own `net` so tests can run at once).
@@ -279,6 +315,21 @@ impl Cluster {
         }
     }
 
+    /// Starts each of `pods` with [`Cluster::start_service`] and waits until all are ready.
+    pub async fn start_ready<const N: usize>(&self, ns: &str, pods: [AppPod; N]) -> [Started; N] {
+        let mut started = Vec::with_capacity(N);
+        for p in pods {
+            started.push(self.start_service(ns, p.pod, p.app, p.n).await);
+        }
+        for app in &started {
+            self.ready(app).await;
+        }
+        match started.try_into() {
+            Ok(all) => all,
+            Err(_) => unreachable!("one app started per pod"),
+        }
+    }
+
     /// Starts the gateway in `--kube` mode as Pod `istio-system/istio-ingressgateway-a` on pod
     /// IP number 10.
     pub async fn start_gateway(&self) -> Started {
@@ -351,6 +402,13 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+    }
+
+    /// Polls `/config_dump` at `admin` until `done` holds for its text; returns it as JSON.
+    pub async fn config_until(&self, admin: SocketAddr, done: impl Fn(&str) -> bool) -> Value {
+        self.until(admin, "/config_dump", "config applied", |a| done(&a.body))
+            .await
+            .json()
     }
 
     /// Waits until the app's `/healthz` answers 200.

@@ -4,9 +4,7 @@
 //! ready, an invalid object isolated, readiness before the first sync and on 403.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
-
-use mesh_tests::kube::Cluster;
+use mesh_tests::kube::{AppPod, Cluster, SERVICE1, SERVICE2_V1, SERVICE2_V2, SERVICE3};
 use serde_json::json;
 
 const NS: &str = "default";
@@ -18,13 +16,9 @@ async fn the_gateway_routes_the_article_chain_from_the_api_server() {
     let c = Cluster::start(81).await;
     c.article(NS);
     c.article_gateway(NS);
-    let s3 = c.start_service(NS, "service3-a", "service3", 14).await;
-    let s2 = c.start_service(NS, "service2-v2-a", "service2", 13).await;
-    let s1 = c.start_service(NS, "service1-a", "service1", 11).await;
+    let [_s3, _s2, s1] = c.start_ready(NS, [SERVICE3, SERVICE2_V2, SERVICE1]).await;
     let gw = c.start_gateway().await;
-    for app in [&s3, &s2, &s1, &gw] {
-        c.ready(app).await;
-    }
+    c.ready(&gw).await;
     // only the v2 Pod runs: the slice's v1 address refuses, so route to v2 by subset
     c.subsets(NS);
     c.split(NS, 0, 100);
@@ -64,17 +58,14 @@ async fn the_gateway_routes_the_article_chain_from_the_api_server() {
 async fn split_and_canary_through_the_api_with_no_failed_request() {
     let c = Cluster::start(82).await;
     c.article(NS);
-    let s3 = c.start_service(NS, "service3-a", "service3", 14).await;
-    let v1 = c.start_service(NS, "service2-v1-a", "service2", 12).await;
-    let v2 = c.start_service(NS, "service2-v2-a", "service2", 13).await;
-    let s1 = c.start_service(NS, "service1-a", "service1", 11).await;
-    for app in [&s3, &v1, &v2, &s1] {
-        c.ready(app).await;
-    }
+    let [_s3, _v1, _v2, s1] = c
+        .start_ready(NS, [SERVICE3, SERVICE2_V1, SERVICE2_V2, SERVICE1])
+        .await;
     c.subsets(NS);
     c.split(NS, 90, 10);
     // the split applies once the watch delivers it: wait for a v2 answer... then count
-    wait_config(&c, s1.admin, |dump| dump.contains("\"weight\":10")).await;
+    c.config_until(s1.admin, |dump| dump.contains("\"weight\":10"))
+        .await;
     let (mut n1, mut n2) = (0, 0);
     for _ in 0..300 {
         let a = c.get(s1.addr, "/split").await;
@@ -112,7 +103,8 @@ async fn split_and_canary_through_the_api_with_no_failed_request() {
     for (w1, w2) in [(50, 50), (0, 100)] {
         c.split(NS, w1, w2);
         let needle = format!("\"weight\":{w2}");
-        wait_config(&c, s1.admin, |dump| dump.contains(&needle)).await;
+        c.config_until(s1.admin, |dump| dump.contains(&needle))
+            .await;
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     stop.store(true, std::sync::atomic::Ordering::Release);
@@ -135,16 +127,13 @@ async fn split_and_canary_through_the_api_with_no_failed_request() {
 async fn subsets_follow_pod_labels_and_endpoint_readiness() {
     let c = Cluster::start(83).await;
     c.article(NS);
-    let s3 = c.start_service(NS, "service3-a", "service3", 14).await;
-    let v1 = c.start_service(NS, "service2-v1-a", "service2", 12).await;
-    let v2 = c.start_service(NS, "service2-v2-a", "service2", 13).await;
-    let s1 = c.start_service(NS, "service1-a", "service1", 11).await;
-    for app in [&s3, &v1, &v2, &s1] {
-        c.ready(app).await;
-    }
+    let [_s3, _v1, v2, s1] = c
+        .start_ready(NS, [SERVICE3, SERVICE2_V1, SERVICE2_V2, SERVICE1])
+        .await;
     c.subsets(NS);
     c.split(NS, 100, 0);
-    wait_config(&c, s1.admin, |dump| dump.contains("\"weight\":100")).await;
+    c.config_until(s1.admin, |dump| dump.contains("\"weight\":100"))
+        .await;
     for _ in 0..20 {
         let a = c.get(s1.addr, "/v1-only").await;
         assert_eq!(a.upstream_version().as_deref(), Some("v1"), "{}", a.body);
@@ -202,12 +191,7 @@ async fn subsets_follow_pod_labels_and_endpoint_readiness() {
 async fn an_invalid_object_is_isolated_and_shown_in_config_dump() {
     let c = Cluster::start(84).await;
     c.article(NS);
-    let s3 = c.start_service(NS, "service3-a", "service3", 14).await;
-    let v1 = c.start_service(NS, "service2-v1-a", "service2", 12).await;
-    let s1 = c.start_service(NS, "service1-a", "service1", 11).await;
-    for app in [&s3, &v1, &s1] {
-        c.ready(app).await;
-    }
+    let [_s3, _v1, s1] = c.start_ready(NS, [SERVICE3, SERVICE2_V1, SERVICE1]).await;
     c.subsets(NS);
     c.split(NS, 100, 0);
     // another team's typo: weights that do not total 100, and a bad timeout
@@ -217,7 +201,7 @@ async fn an_invalid_object_is_isolated_and_shown_in_config_dump() {
         "spec": {"hosts": ["service9"], "http": [{"timeout": "ten seconds", "route": [
             {"destination": {"host": "service9"}, "weight": 60}]}]}}),
     );
-    let dump = wait_config(&c, s1.admin, |d| d.contains("\"broken\"")).await;
+    let dump = c.config_until(s1.admin, |d| d.contains("\"broken\"")).await;
     let refused = &dump["kubernetes"]["refused"];
     let entry = refused
         .as_array()
@@ -270,16 +254,13 @@ async fn not_ready_before_the_first_sync_and_on_403() {
 async fn watches_resume_and_relist() {
     let c = Cluster::start(86).await;
     c.article(NS);
-    let s3 = c.start_service(NS, "service3-a", "service3", 14).await;
-    let v1 = c.start_service(NS, "service2-v1-a", "service2", 12).await;
-    let v2 = c.start_service(NS, "service2-v2-a", "service2", 13).await;
-    let s1 = c.start_service(NS, "service1-a", "service1", 11).await;
-    for app in [&s3, &v1, &v2, &s1] {
-        c.ready(app).await;
-    }
+    let [_s3, _v1, _v2, s1] = c
+        .start_ready(NS, [SERVICE3, SERVICE2_V1, SERVICE2_V2, SERVICE1])
+        .await;
     c.subsets(NS);
     c.split(NS, 100, 0);
-    wait_config(&c, s1.admin, |d| d.contains("\"weight\":100")).await;
+    c.config_until(s1.admin, |d| d.contains("\"weight\":100"))
+        .await;
     c.server.drop_watches();
     c.split(NS, 0, 100);
     c.until(s1.addr, "/resumed", "change after a dropped watch", |a| {
@@ -335,22 +316,26 @@ async fn two_namespaces_with_the_same_service_names() {
     c.slice("green", "service1", &[("service1-g", 31, true)]);
     c.slice("green", "service2", &[("service2-g", 33, true)]);
     c.slice("green", "service3", &[("service3-g", 34, true)]);
-    let apps = [
-        c.start_service("blue", "service3-a", "service3", 14).await,
-        c.start_service("blue", "service2-v1-a", "service2", 12)
-            .await,
-        c.start_service("blue", "service1-a", "service1", 11).await,
-        c.start_service("green", "service3-g", "service3", 34).await,
-        c.start_service("green", "service2-g", "service2", 33).await,
-        c.start_service("green", "service1-g", "service1", 31).await,
-    ];
-    for app in &apps {
-        c.ready(app).await;
-    }
+    let green_pod = |app: &'static str, pod: &'static str, n: u8| AppPod { pod, app, n };
+    let blue_apps = c
+        .start_ready("blue", [SERVICE3, SERVICE2_V1, SERVICE1])
+        .await;
+    let green_apps = c
+        .start_ready(
+            "green",
+            [
+                green_pod("service3", "service3-g", 34),
+                green_pod("service2", "service2-g", 33),
+                green_pod("service1", "service1-g", 31),
+            ],
+        )
+        .await;
     // blue's slice also lists its v2 address, where nothing listens: route blue to v1
     c.slice("blue", "service2", &[("service2-v1-a", 12, true)]);
     let blue = c
-        .until(apps[2].addr, "/blue", "blue chain", |a| a.status == 200)
+        .until(blue_apps[2].addr, "/blue", "blue chain", |a| {
+            a.status == 200
+        })
         .await;
     assert_eq!(
         blue.upstream_version().as_deref(),
@@ -359,7 +344,9 @@ async fn two_namespaces_with_the_same_service_names() {
         blue.body
     );
     let green = c
-        .until(apps[5].addr, "/green", "green chain", |a| a.status == 200)
+        .until(green_apps[2].addr, "/green", "green chain", |a| {
+            a.status == 200
+        })
         .await;
     assert_eq!(
         green.upstream_version().as_deref(),
@@ -369,30 +356,18 @@ async fn two_namespaces_with_the_same_service_names() {
     );
     for _ in 0..10 {
         assert_eq!(
-            c.get(apps[2].addr, "/blue")
+            c.get(blue_apps[2].addr, "/blue")
                 .await
                 .upstream_version()
                 .as_deref(),
             Some("v1")
         );
         assert_eq!(
-            c.get(apps[5].addr, "/green")
+            c.get(green_apps[2].addr, "/green")
                 .await
                 .upstream_version()
                 .as_deref(),
             Some("v2")
         );
     }
-}
-
-/// Polls `/config_dump` at `admin` until `done` holds for its text; returns it as JSON.
-async fn wait_config(
-    c: &Cluster,
-    admin: SocketAddr,
-    done: impl Fn(&str) -> bool,
-) -> serde_json::Value {
-    let a = c
-        .until(admin, "/config_dump", "config applied", |a| done(&a.body))
-        .await;
-    a.json()
 }

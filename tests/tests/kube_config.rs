@@ -3,9 +3,7 @@
 //! a Service, and how long a change takes to route requests.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
-
-use mesh_tests::kube::Cluster;
+use mesh_tests::kube::{Cluster, SERVICE1, SERVICE2_V1, SERVICE2_V2, SERVICE3};
 use serde_json::json;
 
 const NS: &str = "default";
@@ -16,13 +14,9 @@ const NS: &str = "default";
 async fn export_to_scopes_a_virtual_service_by_namespace() {
     let c = Cluster::start(90).await;
     c.article(NS);
-    let s3 = c.start_service(NS, "service3-a", "service3", 14).await;
-    let v1 = c.start_service(NS, "service2-v1-a", "service2", 12).await;
-    let v2 = c.start_service(NS, "service2-v2-a", "service2", 13).await;
-    let s1 = c.start_service(NS, "service1-a", "service1", 11).await;
-    for app in [&s3, &v1, &v2, &s1] {
-        c.ready(app).await;
-    }
+    let [_s3, _v1, _v2, s1] = c
+        .start_ready(NS, [SERVICE3, SERVICE2_V1, SERVICE2_V2, SERVICE1])
+        .await;
     c.subsets(NS);
     let team_vs = |export: serde_json::Value| {
         json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
@@ -32,7 +26,8 @@ async fn export_to_scopes_a_virtual_service_by_namespace() {
     };
     // exported to team-a only: service1 in default does not see it (both versions answer)
     c.apply(team_vs(json!(["."])));
-    wait_config(&c, s1.admin, |d| d.contains("service2-v2-only")).await;
+    c.config_until(s1.admin, |d| d.contains("service2-v2-only"))
+        .await;
     c.until(s1.addr, "/private", "v1 still answers", |a| {
         a.upstream_version().as_deref() == Some("v1")
     })
@@ -56,7 +51,7 @@ async fn export_to_scopes_a_virtual_service_by_namespace() {
     }
     // a value that is no namespace: refused alone, the last good version stays
     c.apply(team_vs(json!(["Team_B"])));
-    let dump = wait_config(&c, s1.admin, |d| d.contains("Team_B")).await;
+    let dump = c.config_until(s1.admin, |d| d.contains("Team_B")).await;
     assert!(
         dump["kubernetes"]["refused"]
             .to_string()
@@ -93,13 +88,9 @@ async fn export_to_scopes_a_virtual_service_by_namespace() {
 async fn apply_latency_through_the_api() {
     let c = Cluster::start(91).await;
     c.article(NS);
-    let s3 = c.start_service(NS, "service3-a", "service3", 14).await;
-    let v1 = c.start_service(NS, "service2-v1-a", "service2", 12).await;
-    let v2 = c.start_service(NS, "service2-v2-a", "service2", 13).await;
-    let s1 = c.start_service(NS, "service1-a", "service1", 11).await;
-    for app in [&s3, &v1, &v2, &s1] {
-        c.ready(app).await;
-    }
+    let [_s3, _v1, _v2, s1] = c
+        .start_ready(NS, [SERVICE3, SERVICE2_V1, SERVICE2_V2, SERVICE1])
+        .await;
     c.subsets(NS);
     let mut took = Vec::new();
     for step in 0..20 {
@@ -130,30 +121,13 @@ async fn apply_latency_through_the_api() {
     );
 }
 
-/// Polls `/config_dump` at `admin` until `done` holds for its text; returns it as JSON.
-async fn wait_config(
-    c: &Cluster,
-    admin: SocketAddr,
-    done: impl Fn(&str) -> bool,
-) -> serde_json::Value {
-    let a = c
-        .until(admin, "/config_dump", "config applied", |a| done(&a.body))
-        .await;
-    a.json()
-}
-
 /// In a cluster a route to a subset no DestinationRule defines yet applies and answers 503 `NC`
 /// until the rule arrives through the API; then it routes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subset_defined_later_answers_nc_until_it_arrives() {
     let c = Cluster::start(89).await;
     c.article(NS);
-    let s3 = c.start_service(NS, "service3-a", "service3", 14).await;
-    let v2 = c.start_service(NS, "service2-v2-a", "service2", 13).await;
-    let s1 = c.start_service(NS, "service1-a", "service1", 11).await;
-    for app in [&s3, &v2, &s1] {
-        c.ready(app).await;
-    }
+    let [_s3, _v2, s1] = c.start_ready(NS, [SERVICE3, SERVICE2_V2, SERVICE1]).await;
     c.subsets(NS);
     c.apply(
         json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
@@ -161,7 +135,7 @@ async fn a_subset_defined_later_answers_nc_until_it_arrives() {
         "spec": {"hosts": ["service2"], "http": [{"route": [
             {"destination": {"host": "service2", "subset": "canary"}}]}]}}),
     );
-    let dump = wait_config(&c, s1.admin, |d| d.contains("\"canary\"")).await;
+    let dump = c.config_until(s1.admin, |d| d.contains("\"canary\"")).await;
     assert!(
         dump["kubernetes"]["refused"].as_array().unwrap().is_empty(),
         "a pending reference refuses nothing: {dump}"
