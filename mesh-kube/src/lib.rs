@@ -32,5 +32,7 @@ pub use mesh::{KubeMesh, KubeMeshOptions};
 pub use status::{Readiness, Status, WatchPhase};
 pub use workload::{Workload, WorkloadError};
 
+#[cfg(test)]
+mod test_util;
 #[cfg(feature = "test-util")]
 pub mod testing;

@@ -7,10 +7,8 @@ use mesh_core::watch::ConfigStore;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::test_util::{self, BOUND};
 use crate::testing::{ResourceType, TestApiServer, mesh_types};
-
-/// Safety bound against a hang; never an assertion on how long things take.
-const BOUND: Duration = Duration::from_secs(20);
 
 fn vs(name: &str, host: &str) -> Value {
     json!({
@@ -80,9 +78,7 @@ async fn list_then_watch_applies_changes() {
     let server = server().await;
     server.apply(vs("a", "service2")).unwrap();
     let (store, readiness, source) = start(&server);
-    tokio::time::timeout(BOUND, readiness.wait_ready())
-        .await
-        .unwrap();
+    test_util::ready(&readiness).await;
     until(&store, |c| names(c) == ["a"]).await;
     assert_eq!(store.load().virtual_services[0].origin.file, "default/a");
 
@@ -101,9 +97,7 @@ async fn an_invalid_object_is_refused_alone_and_its_last_good_version_kept() {
     let server = server().await;
     server.apply(vs("a", "service2")).unwrap();
     let (store, readiness, source) = start(&server);
-    tokio::time::timeout(BOUND, readiness.wait_ready())
-        .await
-        .unwrap();
+    test_util::ready(&readiness).await;
     until(&store, |c| names(c) == ["a"]).await;
 
     let mut bad = vs("a", "service2");
@@ -114,18 +108,10 @@ async fn an_invalid_object_is_refused_alone_and_its_last_good_version_kept() {
     server.apply(new_bad).unwrap();
     server.apply(vs("b", "service3")).unwrap();
     until(&store, |c| names(c) == ["a", "b"]).await;
-    let mut rx = source.subscribe();
-    let report = tokio::time::timeout(BOUND, async {
-        loop {
-            let r = rx.borrow_and_update().clone();
-            if r.refused.len() == 2 && r.generation == store.generation() {
-                return r;
-            }
-            rx.changed().await.unwrap();
-        }
+    let report = test_util::until(source.subscribe(), |r| {
+        r.refused.len() == 2 && r.generation == store.generation()
     })
-    .await
-    .unwrap();
+    .await;
     // the last good version of `a` is in force: no timeout
     assert!(store.load().virtual_services[0].http[0].timeout.is_none());
     let a = &report.refused[0];
@@ -169,9 +155,7 @@ async fn v1beta1_is_read_where_v1_is_not_served_and_a_missing_crd_is_retried() {
         )
         .unwrap();
     let (store, readiness, _source) = start(&server);
-    tokio::time::timeout(BOUND, readiness.wait_ready())
-        .await
-        .unwrap();
+    test_util::ready(&readiness).await;
     until(&store, |c| c.authorization.len() == 1).await;
     let status = readiness.status();
     let missing = status.missing();
@@ -203,21 +187,12 @@ async fn not_ready_before_the_first_sync_and_while_forbidden() {
     server.apply(vs("a", "service2")).unwrap();
     server.fail(403, "virtualservices", None);
     let (store, readiness, _source) = start(&server);
-    let mut rx = readiness.subscribe();
-    let status = tokio::time::timeout(BOUND, async {
-        loop {
-            let s = rx.borrow_and_update().clone();
-            if s.watches
-                .values()
-                .any(|p| matches!(p, WatchPhase::Failing { .. }))
-            {
-                return s;
-            }
-            rx.changed().await.unwrap();
-        }
+    let status = test_util::until(readiness.subscribe(), |s| {
+        s.watches
+            .values()
+            .any(|p| matches!(p, WatchPhase::Failing { .. }))
     })
-    .await
-    .unwrap();
+    .await;
     assert!(!status.is_ready());
     let text = status.to_string();
     assert!(text.starts_with("not ready: "), "{text}");
@@ -229,9 +204,7 @@ async fn not_ready_before_the_first_sync_and_while_forbidden() {
     assert_eq!(store.generation(), 1);
 
     server.clear_faults();
-    tokio::time::timeout(BOUND, readiness.wait_ready())
-        .await
-        .unwrap();
+    test_util::ready(&readiness).await;
     until(&store, |c| names(c) == ["a"]).await;
 }
 
@@ -240,9 +213,7 @@ async fn a_dropped_watch_resumes_without_a_relist() {
     let server = server().await;
     server.apply(vs("a", "service2")).unwrap();
     let (store, readiness, _source) = start(&server);
-    tokio::time::timeout(BOUND, readiness.wait_ready())
-        .await
-        .unwrap();
+    test_util::ready(&readiness).await;
     until(&store, |c| names(c) == ["a"]).await;
     let lists = |s: &TestApiServer| {
         s.requests()
@@ -270,9 +241,7 @@ async fn after_410_a_relist_applies_the_deletions_of_the_gap() {
     server.apply(vs("a", "service2")).unwrap();
     server.apply(vs("b", "service3")).unwrap();
     let (store, readiness, _source) = start(&server);
-    tokio::time::timeout(BOUND, readiness.wait_ready())
-        .await
-        .unwrap();
+    test_util::ready(&readiness).await;
     until(&store, |c| names(c) == ["a", "b"]).await;
 
     // the watch is cut while the server answers nothing; meanwhile `a` goes, `c` comes and the
@@ -305,9 +274,7 @@ async fn a_hanging_api_server_is_not_ready_until_it_answers() {
     );
     assert_eq!(store.generation(), 1);
     server.hang(false);
-    tokio::time::timeout(BOUND, readiness.wait_ready())
-        .await
-        .unwrap();
+    test_util::ready(&readiness).await;
     until(&store, |c| names(c) == ["a"]).await;
 }
 
@@ -324,9 +291,7 @@ async fn kubectl_changes_reach_the_config_store() {
     }
     let server = server().await;
     let (store, readiness, source) = start(&server);
-    tokio::time::timeout(BOUND, readiness.wait_ready())
-        .await
-        .unwrap();
+    test_util::ready(&readiness).await;
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     server.write_kubeconfig(&kubeconfig).unwrap();
@@ -391,33 +356,18 @@ async fn a_403_after_the_sync_is_not_ready_and_recovers_without_a_change() {
     let server = server().await;
     server.apply(vs("a", "service2")).unwrap();
     let (store, readiness, _source) = start(&server);
-    tokio::time::timeout(BOUND, readiness.wait_ready())
-        .await
-        .unwrap();
+    test_util::ready(&readiness).await;
     until(&store, |c| names(c) == ["a"]).await;
     server.fail(403, "virtualservices", None);
     server.drop_watches();
-    let mut rx = readiness.subscribe();
-    let text = tokio::time::timeout(BOUND, async {
-        loop {
-            let text = rx.borrow_and_update().to_string();
-            if text.contains("403") {
-                return text;
-            }
-            rx.changed().await.unwrap();
-        }
-    })
-    .await
-    .unwrap();
+    let text = test_util::says(&readiness, "403").await;
     assert!(
         text.contains("networking.istio.io VirtualService: 403 Forbidden"),
         "{text}"
     );
     assert_eq!(names(&store.load()), ["a"], "the last known objects stay");
     server.clear_faults();
-    tokio::time::timeout(BOUND, readiness.wait_ready())
-        .await
-        .unwrap();
+    test_util::ready(&readiness).await;
     assert_eq!(names(&store.load()), ["a"]);
 }
 
@@ -432,9 +382,7 @@ async fn only_the_mesh_config_map_is_watched() {
             .unwrap();
     }
     let (_store, readiness, _source) = start(&server);
-    tokio::time::timeout(BOUND, readiness.wait_ready())
-        .await
-        .unwrap();
+    test_util::ready(&readiness).await;
     assert_eq!(
         readiness
             .status()

@@ -1,16 +1,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
-
 use mesh_core::policy::Labels;
 use mesh_core::registry::Registry;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::test_util::{self, BOUND};
 use crate::testing::TestApiServer;
-
-/// Safety bound against a hang; never an assertion on how long things take.
-const BOUND: Duration = Duration::from_secs(20);
 
 const HOST: &str = "service2.default.svc.cluster.local";
 
@@ -102,9 +98,7 @@ async fn subsets_follow_pod_labels_and_not_ready_endpoints_leave() {
             .contains("Service default/service2: waiting for the first sync"),
         "{status}"
     );
-    tokio::time::timeout(BOUND, readiness.wait_ready())
-        .await
-        .unwrap();
+    test_util::ready(&readiness).await;
 
     // pod b has not arrived: only a, on the slice port of the service port's name
     until(&registry, HOST, None, &["127.0.0.2:8080"]).await;
@@ -244,9 +238,7 @@ async fn only_the_hosts_reached_are_watched_and_they_stop_when_unreached() {
         discovery.watched(),
         [HOST, "service3.default.svc.cluster.local"]
     );
-    tokio::time::timeout(BOUND, readiness.wait_ready())
-        .await
-        .unwrap();
+    test_util::ready(&readiness).await;
     assert!(
         !readiness
             .status()
@@ -264,26 +256,13 @@ async fn a_forbidden_endpoint_watch_is_not_ready_with_its_reason() {
     let readiness = Readiness::new();
     let discovery = KubeDiscovery::new(server.client().unwrap(), readiness.clone());
     discovery.set_hosts(["service2"], "default");
-    let mut rx = readiness.subscribe();
-    let text = tokio::time::timeout(BOUND, async {
-        loop {
-            let text = rx.borrow_and_update().to_string();
-            if text.contains("403") {
-                return text;
-            }
-            rx.changed().await.unwrap();
-        }
-    })
-    .await
-    .unwrap();
+    let text = test_util::says(&readiness, "403").await;
     assert!(
         text.contains("EndpointSlices default/service2: 403 Forbidden"),
         "{text}"
     );
     server.clear_faults();
-    tokio::time::timeout(BOUND, readiness.wait_ready())
-        .await
-        .unwrap();
+    test_util::ready(&readiness).await;
 }
 
 /// 5 000 Services and 20 000 Pods in the cluster; the app calls three of them: it holds those
@@ -318,9 +297,7 @@ async fn watch_load_grows_with_the_calls_not_the_cluster() {
     let readiness = Readiness::new();
     let discovery = KubeDiscovery::new(server.client().unwrap(), readiness.clone());
     discovery.set_hosts(["svc-1", "svc-2", "svc-3"], "default");
-    tokio::time::timeout(BOUND, readiness.wait_ready())
-        .await
-        .unwrap();
+    test_util::ready(&readiness).await;
     let mut rx = discovery.subscribe_detail();
     let held = tokio::time::timeout(BOUND, async {
         loop {
