@@ -131,59 +131,83 @@ impl Body for Player {
             self.done = true;
             return Poll::Ready(s.trailers.clone().map(|t| Ok(Frame::trailers(t))));
         }
-        let Some(rest) = s.rest.as_mut() else {
-            self.done = true;
-            return Poll::Ready(None);
-        };
-        match Pin::new(rest).poll_frame(cx) {
-            Poll::Pending => {
-                s.waiting = Some(cx.waker().clone());
-                Poll::Pending
-            }
-            Poll::Ready(None) => {
-                s.ended = true;
-                s.rest = None;
+        loop {
+            let Some(rest) = s.rest.as_mut() else {
                 self.done = true;
-                Poll::Ready(None)
-            }
-            Poll::Ready(Some(Err(e))) => {
-                s.broken = true;
-                s.rest = None;
-                self.done = true;
-                Poll::Ready(Some(Err(e)))
-            }
-            Poll::Ready(Some(Ok(frame))) => {
-                let frame = match frame.into_data() {
-                    Ok(data) => {
-                        if !s.broken {
-                            s.recorded_len += data.len() as u64;
-                            if s.recorded_len > tape.limit {
-                                s.broken = true;
-                                s.recorded.clear();
-                            } else {
-                                s.recorded.push_back(data.clone());
-                                self.position += 1;
+                return Poll::Ready(None);
+            };
+            let polled = Pin::new(&mut *rest).poll_frame(cx);
+            // hyper's h2 body yields the empty DATA frame that ends a stream as an empty chunk,
+            // and only then says it has ended: take the end from the body itself, so the
+            // upstream gets END_STREAM on the last chunk rather than an empty non-final DATA
+            // frame per call (h2 servers allow a connection only 100 of those, then GOAWAY).
+            let rest_ended = rest.is_end_stream();
+            match polled {
+                Poll::Pending => {
+                    s.waiting = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+                Poll::Ready(None) => {
+                    s.ended = true;
+                    s.rest = None;
+                    self.done = true;
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    s.broken = true;
+                    s.rest = None;
+                    self.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(Some(Ok(frame))) => {
+                    if rest_ended {
+                        s.ended = true;
+                        s.rest = None;
+                    }
+                    let frame = match frame.into_data() {
+                        // An empty chunk carries nothing: neither sent nor recorded.
+                        Ok(data) if data.is_empty() => continue,
+                        Ok(data) => {
+                            if !s.broken {
+                                s.recorded_len += data.len() as u64;
+                                if s.recorded_len > tape.limit {
+                                    s.broken = true;
+                                    s.recorded.clear();
+                                } else {
+                                    s.recorded.push_back(data.clone());
+                                    self.position += 1;
+                                }
                             }
+                            Frame::data(data)
                         }
-                        Frame::data(data)
-                    }
-                    Err(frame) => {
-                        if let Some(t) = frame.trailers_ref() {
-                            s.trailers = Some(t.clone());
-                            s.ended = true;
-                            s.rest = None;
-                            self.done = true;
+                        Err(frame) => {
+                            if let Some(t) = frame.trailers_ref() {
+                                s.trailers = Some(t.clone());
+                                s.ended = true;
+                                s.rest = None;
+                                self.done = true;
+                            }
+                            frame
                         }
-                        frame
-                    }
-                };
-                Poll::Ready(Some(Ok(frame)))
+                    };
+                    return Poll::Ready(Some(Ok(frame)));
+                }
             }
         }
     }
 
+    /// True once nothing but the end is left: the recording replayed and the downstream ended
+    /// without trailers (so the last chunk goes out with END_STREAM), or a newer attempt took
+    /// over.
     fn is_end_stream(&self) -> bool {
-        self.done
+        if self.done {
+            return true;
+        }
+        let Ok(s) = self.tape.state.lock() else {
+            return false;
+        };
+        s.generation != self.generation
+            || (s.ended && s.trailers.is_none() && (s.broken || self.position >= s.recorded.len()))
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -202,6 +226,88 @@ mod tests {
             .iter()
             .map(|p| Ok::<_, BoxError>(Frame::data(Bytes::from_static(p.as_bytes()))));
         http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync()
+    }
+
+    /// A body as hyper's HTTP/2 `Incoming` is one: a client's DATA frames, then the empty
+    /// DATA frame with END_STREAM that most clients end with (tonic's does) as an empty chunk,
+    /// and only after that chunk `is_end_stream`.
+    struct H2Like {
+        frames: VecDeque<&'static str>,
+    }
+
+    impl Body for H2Like {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            Poll::Ready(
+                self.frames
+                    .pop_front()
+                    .map(|f| Ok(Frame::data(Bytes::from_static(f.as_bytes())))),
+            )
+        }
+
+        fn is_end_stream(&self) -> bool {
+            self.frames.is_empty()
+        }
+    }
+
+    /// Every frame an attempt's body yields, and whether it said it had ended after each.
+    async fn frames(mut body: BoxBody) -> Vec<(Bytes, bool)> {
+        let mut seen = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let data = frame.unwrap().into_data().unwrap();
+            seen.push((data, body.is_end_stream()));
+        }
+        seen
+    }
+
+    #[tokio::test]
+    async fn the_empty_chunk_ending_an_h2_body_is_not_sent_on() {
+        // The bug this guards: each attempt sent that empty chunk as an empty DATA frame
+        // without END_STREAM; h2 servers count those per connection and send GOAWAY
+        // (ENHANCE_YOUR_CALM, too_many_data_frames) after 100, resetting the calls in flight.
+        let tape = Tape::new(
+            H2Like {
+                frames: ["msg", ""].into(),
+            }
+            .boxed_unsync(),
+            64,
+        );
+        assert_eq!(frames(tape.body()).await, [(Bytes::from("msg"), false)]);
+        // The replay knows the end: END_STREAM goes out with the last chunk.
+        let replay = tape.body();
+        assert!(!replay.is_end_stream());
+        assert_eq!(frames(replay).await, [(Bytes::from("msg"), true)]);
+    }
+
+    #[tokio::test]
+    async fn an_end_the_downstream_reports_with_its_last_chunk_ends_the_attempt_body() {
+        let tape = Tape::new(
+            H2Like {
+                frames: ["a", "b"].into(),
+            }
+            .boxed_unsync(),
+            64,
+        );
+        assert_eq!(
+            frames(tape.body()).await,
+            [(Bytes::from("a"), false), (Bytes::from("b"), true)]
+        );
+        // A body the downstream had already ended when it was recorded: nothing to send but
+        // the recording.
+        let tape = Tape::new(
+            H2Like {
+                frames: [""].into(),
+            }
+            .boxed_unsync(),
+            64,
+        );
+        assert!(frames(tape.body()).await.is_empty());
+        assert!(tape.body().is_end_stream());
     }
 
     #[tokio::test]
