@@ -22,6 +22,8 @@
 //! assert_eq!(answer.headers()["grpc-message"], "no healthy upstream");
 //! ```
 
+pub(crate) mod deadline;
+
 use http::{Response, StatusCode};
 use mesh_core::grpc::{self, Code};
 

@@ -1,4 +1,5 @@
 use http::{HeaderValue, Response, StatusCode};
+use http_body::Body as _;
 use http_body_util::BodyExt;
 use mesh_telemetry::ResponseFlags;
 
@@ -80,4 +81,60 @@ async fn upstream_answers_keep_their_grpc_status() {
         (status, code, body.as_slice()),
         (StatusCode::OK, None, &b"hi"[..])
     );
+}
+
+/// A streaming answer: the chunks sent on the returned channel, and no end until it closes.
+fn streaming() -> (
+    tokio::sync::mpsc::Sender<Result<http_body::Frame<bytes::Bytes>, crate::BoxError>>,
+    BoxBody,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let body =
+        http_body_util::StreamBody::new(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+    (tx, body.boxed_unsync())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deadline_ends_a_streaming_answer_with_deadline_exceeded() {
+    let stats = std::sync::Arc::new(crate::stats::ClientStats::default());
+    let (tx, body) = streaming();
+    let at = tokio::time::Instant::now() + std::time::Duration::from_millis(300);
+    let mut body = deadline::until(body, at, &stats);
+    tx.send(Ok(http_body::Frame::data("first".into())))
+        .await
+        .unwrap();
+    let first = body.frame().await.unwrap().unwrap();
+    assert_eq!(first.into_data().unwrap(), "first");
+    // Nothing more comes: at the deadline the stream ends with the status...
+    let last = body.frame().await.unwrap().unwrap();
+    let trailers = last.into_trailers().unwrap();
+    assert_eq!(grpc::status_of(&trailers), Some(4));
+    assert_eq!(trailers["grpc-message"], "upstream request timeout");
+    assert!(body.is_end_stream());
+    assert!(body.frame().await.is_none());
+    assert_eq!(stats.timeouts.get(), 1);
+    // ...and the upstream's body is dropped (which resets its h2 stream).
+    assert!(tx.is_closed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_over_before_its_deadline_keeps_its_own_end() {
+    let stats = std::sync::Arc::new(crate::stats::ClientStats::default());
+    let (tx, body) = streaming();
+    let at = tokio::time::Instant::now() + std::time::Duration::from_millis(300);
+    let body = deadline::until(body, at, &stats);
+    let mut ok = http::HeaderMap::new();
+    ok.insert("grpc-status", HeaderValue::from_static("0"));
+    tx.send(Ok(http_body::Frame::data("only".into())))
+        .await
+        .unwrap();
+    tx.send(Ok(http_body::Frame::trailers(ok))).await.unwrap();
+    drop(tx);
+    let collected = body.collect().await.unwrap();
+    assert_eq!(grpc::status_of(collected.trailers().unwrap()), Some(0));
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(stats.timeouts.get(), 0);
+    // A body already over is not wrapped at all.
+    let done = deadline::until(crate::body::empty(), at, &stats);
+    assert!(done.is_end_stream());
 }

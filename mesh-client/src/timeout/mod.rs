@@ -8,7 +8,9 @@
 //! is set (Envoy's `grpc_timeout_header_max`, as Istio configures it); the deadline rides down
 //! as a [`Deadline`](mesh_core::grpc::Deadline) extension, and the transport sends the time left
 //! as the upstream's `grpc-timeout`. An expired one is answered like the route timeout (a gRPC
-//! caller gets `DEADLINE_EXCEEDED`).
+//! caller gets `DEADLINE_EXCEEDED`). For gRPC the deadline covers the whole call: an answer
+//! still streaming at the deadline is ended with `DEADLINE_EXCEEDED` trailers and its upstream
+//! stream reset (see `grpc::deadline`); an HTTP answer's body is not bounded once its head came.
 //!
 //! ```
 //! use std::time::Duration;
@@ -129,16 +131,19 @@ where
             (Some(route), Some(caller)) => Some(route.min(caller)),
             (route, caller) => route.or(caller),
         };
+        let mut stream_deadline = None;
         let sleep = timeout.map(|t| {
             let at = Instant::now() + t;
             if is_grpc {
                 request.extensions_mut().insert(grpc::Deadline { at });
+                stream_deadline = Some(at);
             }
             tokio::time::sleep_until(at)
         });
         ResponseFuture {
             inner: self.inner.call(request),
             sleep,
+            stream_deadline,
             timeout,
             stats: self.stats.clone(),
         }
@@ -153,6 +158,8 @@ pin_project_lite::pin_project! {
         // Inline, not boxed: the future itself is boxed by the route stack already.
         #[pin]
         sleep: Option<Sleep>,
+        // A gRPC call's deadline, which also ends a streaming answer (`grpc::deadline`).
+        stream_deadline: Option<Instant>,
         timeout: Option<Duration>,
         stats: Arc<ClientStats>,
     }
@@ -167,7 +174,12 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         if let Poll::Ready(result) = this.inner.poll(cx) {
-            return Poll::Ready(result);
+            return Poll::Ready(match (result, *this.stream_deadline) {
+                (Ok(response), Some(at)) => {
+                    Ok(response.map(|body| crate::grpc::deadline::until(body, at, this.stats)))
+                }
+                (result, _) => result,
+            });
         }
         if let Some(sleep) = this.sleep.as_pin_mut() {
             ready!(sleep.poll(cx));
