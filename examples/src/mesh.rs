@@ -300,6 +300,7 @@ impl MeshRuntime {
         );
         if certs.is_some() {
             tls.register_metrics(&metrics);
+            tls.follow_trust_domains(&store);
         }
         let inner = RuntimeInner {
             dir: dir.to_owned(),

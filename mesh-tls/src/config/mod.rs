@@ -76,7 +76,7 @@ pub struct MeshTls {
 impl std::fmt::Debug for MeshTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MeshTls")
-            .field("aliases", &self.trust.aliases)
+            .field("aliases", &self.trust.aliases.load())
             .finish_non_exhaustive()
     }
 }
@@ -87,19 +87,25 @@ impl MeshTls {
         Self {
             trust: Trust {
                 source,
-                aliases: Vec::new(),
+                aliases: Arc::default(),
                 provider: crate::provider(),
             },
         }
     }
 
     /// Accepts peers under `aliases` as well as under our own certificate's trust domain.
-    pub fn with_trust_domain_aliases(
-        mut self,
-        aliases: impl IntoIterator<Item = TrustDomain>,
-    ) -> Self {
-        self.trust.aliases = aliases.into_iter().collect();
+    pub fn with_trust_domain_aliases(self, aliases: impl IntoIterator<Item = TrustDomain>) -> Self {
+        self.set_trust_domain_aliases(aliases);
         self
+    }
+
+    /// Replaces the trust domain aliases, for this value and every clone of it (a new mesh
+    /// config's `trustDomainAliases`): new handshakes and identity checks use them.
+    pub fn set_trust_domain_aliases(&self, aliases: impl IntoIterator<Item = TrustDomain>) {
+        let aliases: Vec<TrustDomain> = aliases.into_iter().collect();
+        if **self.trust.aliases.load() != aliases {
+            self.trust.aliases.store(Arc::new(aliases));
+        }
     }
 
     /// The certificate source.
