@@ -209,21 +209,42 @@ pub fn start_gateway_ports(
         .into_iter()
         .chain(ports)
         .collect::<Vec<_>>();
-    // Every port's TLS settings are read before anything serves: a bad file starts nothing.
+    // Every port's TLS is read before anything serves: a bad file starts nothing. After that
+    // the files are watched (a bad replacement keeps the last good set).
+    let fixed = gateway.clone();
+    let tls = Arc::new(crate::gateway_ports::GatewayTlsSet::new(
+        Box::new(move || Some(fixed.clone())),
+        None,
+    ));
     let mut planned = Vec::new();
     for (port, listener) in listeners {
-        let tls = crate::gateway_tls::port_tls(gateway, port).map_err(StartError::GatewayTls)?;
-        planned.push((port, listener, tls));
+        let inputs =
+            crate::gateway_tls::port_inputs(gateway, port, None).map_err(StartError::GatewayTls)?;
+        let has_tls = !inputs.is_empty();
+        let at = listener.local_addr().unwrap_or(addr);
+        let slot = has_tls.then(|| tls.add(crate::gateway_ports::PortKey::Number(port), at));
+        planned.push((port, listener, slot));
     }
-    for (port, listener, tls) in planned {
+    if let Some(error) = tls.refresh().into_iter().next() {
+        return Err(StartError::GatewayTls(error));
+    }
+    let watched = planned.iter().any(|(_, _, slot)| slot.is_some());
+    for (port, listener, slot) in planned {
         let state = Arc::new(GatewayState::for_port(gateway, port, client.clone()));
         let service = mesh.gateway_server(app(state), &workload);
-        tasks.push(match tls {
-            Some(tls) => crate::gateway_tls::spawn_serve_tls(listener, service, tls, shutdown),
+        tasks.push(match slot {
+            Some(slot) => crate::gateway_tls::spawn_serve_port(listener, service, slot, shutdown),
             None => crate::run::spawn_serve_mesh(listener, service, None, shutdown),
         });
     }
-    tasks.push(crate::run::spawn_serve(admin, mesh.admin(&ready), shutdown));
+    let admin_router = if watched {
+        tasks.push(Arc::clone(&tls).spawn_refresh(shutdown));
+        let view = Arc::clone(&tls);
+        mesh.admin_with_view(&ready, None, "gateway_tls", Arc::new(move || view.view()))
+    } else {
+        mesh.admin(&ready)
+    };
+    tasks.push(crate::run::spawn_serve(admin, admin_router, shutdown));
     ready.set(true);
     tracing::info!(gateway = %gateway.origin.name, %addr, admin = %admin_addr, "gateway serving");
     Ok(crate::run::Started {

@@ -16,6 +16,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
+use std::sync::Arc;
+
+use crate::gateway_ports::{PortMode, PortSlot};
 use crate::mesh::InboundStack;
 use crate::run::Shutdown;
 
@@ -39,6 +42,39 @@ pub fn port_tls_with(
     port: u16,
     credentials: Option<CredentialReader<'_>>,
 ) -> Result<Option<GatewayTls>, String> {
+    build_port_tls(
+        &gateway.origin.name,
+        &port_inputs(gateway, port, credentials)?,
+    )
+}
+
+/// What one TLS server of a port is built from: its settings and the PEM they name, read.
+/// Two equal inputs build the same server, so a watcher rebuilds only when they differ.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerInputs {
+    /// The server's index in `servers[]` (for messages).
+    pub index: usize,
+    /// `hosts`.
+    pub hosts: Vec<String>,
+    /// `mode`.
+    pub mode: ServerTlsMode,
+    /// `minProtocolVersion`.
+    pub min: MinVersion,
+    /// The certificate chain (PEM).
+    pub chain: Vec<u8>,
+    /// The private key (PEM).
+    pub key: Vec<u8>,
+    /// The roots client certificates verify to (MUTUAL).
+    pub ca: Option<Vec<u8>>,
+}
+
+/// Reads what the TLS servers of `gateway` on `port` are built from: their files now, their
+/// `credentialName` through `credentials`. Empty: the port serves plaintext.
+pub fn port_inputs(
+    gateway: &GatewayPolicy,
+    port: u16,
+    credentials: Option<CredentialReader<'_>>,
+) -> Result<Vec<ServerInputs>, String> {
     let mut servers = Vec::new();
     for (i, server) in gateway.servers.iter().enumerate() {
         let Some(tls) = server.tls.as_ref().filter(|_| server.port == port) else {
@@ -55,9 +91,17 @@ pub fn port_tls_with(
             let path = path.ok_or_else(|| format!("{}: is required", field(name)))?;
             std::fs::read(path).map_err(|e| format!("{}: {}: {e}", field(name), path.display()))
         };
-        let (chain, key, secret_ca) = match (&tls.credential_name, credentials) {
+        let (chain, key, ca) = match (&tls.credential_name, credentials) {
             (Some(secret), Some(resolve)) => {
-                resolve(secret).map_err(|e| format!("{}: {e}", field("credentialName")))?
+                let (chain, key, ca) =
+                    resolve(secret).map_err(|e| format!("{}: {e}", field("credentialName")))?;
+                if mode == ServerTlsMode::Mutual && ca.is_none() {
+                    return Err(format!(
+                        "{}: MUTUAL needs the client CA: Secret {secret} has no `ca.crt` (nor `cacert`) and there is no Secret {secret}-cacert",
+                        field("credentialName")
+                    ));
+                }
+                (chain, key, ca)
             }
             (Some(_), None) => {
                 return Err(format!(
@@ -65,43 +109,72 @@ pub fn port_tls_with(
                     field("credentialName")
                 ));
             }
-            (None, _) => (
-                read("serverCertificate", tls.server_certificate.as_deref())?,
-                read("privateKey", tls.private_key.as_deref())?,
-                None,
-            ),
+            (None, _) => {
+                let chain = read("serverCertificate", tls.server_certificate.as_deref())?;
+                let key = read("privateKey", tls.private_key.as_deref())?;
+                let ca = match mode {
+                    ServerTlsMode::Simple => None,
+                    ServerTlsMode::Mutual => {
+                        Some(read("caCertificates", tls.ca_certificates.as_deref())?)
+                    }
+                };
+                (chain, key, ca)
+            }
         };
         let min = if tls.tls13_only {
             MinVersion::Tls13
         } else {
             MinVersion::Tls12
         };
-        let built = match mode {
-            ServerTlsMode::Simple => GatewayServer::simple(&server.hosts, &chain, &key, min),
-            ServerTlsMode::Mutual => {
-                let ca = match secret_ca {
-                    Some(ca) => ca,
-                    None => read("caCertificates", tls.ca_certificates.as_deref())?,
-                };
-                GatewayServer::mutual(&server.hosts, &chain, &key, &ca, min)
+        servers.push(ServerInputs {
+            index: i,
+            hosts: server.hosts.clone(),
+            mode,
+            min,
+            chain,
+            key,
+            ca,
+        });
+    }
+    Ok(servers)
+}
+
+/// Builds the TLS servers of a port of Gateway `gateway` (its name, for messages) from
+/// `inputs`; `None` when there are none (the port serves plaintext). An error names the field.
+pub fn build_port_tls(
+    gateway: &str,
+    inputs: &[ServerInputs],
+) -> Result<Option<GatewayTls>, String> {
+    let mut servers = Vec::new();
+    for input in inputs {
+        let built = match (input.mode, &input.ca) {
+            (ServerTlsMode::Mutual, Some(ca)) => {
+                GatewayServer::mutual(&input.hosts, &input.chain, &input.key, ca, input.min)
             }
+            _ => GatewayServer::simple(&input.hosts, &input.chain, &input.key, input.min),
         };
-        servers.push(built.map_err(|e| format!("{}: {e}", field("mode")))?);
+        servers.push(built.map_err(|e| {
+            format!(
+                "Gateway/{gateway}: spec.servers[{}].tls.mode: {e}",
+                input.index
+            )
+        })?);
     }
     Ok((!servers.is_empty()).then(|| GatewayTls::new(servers)))
 }
 
-/// Serves `service` on `listener` over TLS per `tls` until `shutdown`, then lets in-flight
-/// requests finish. A failed handshake (no server for the SNI, a client without the
-/// certificate MUTUAL asks for) closes the connection before any HTTP.
-pub fn spawn_serve_tls(
+/// Serves `service` on `listener` as `slot` says at each new connection: plaintext, TLS with
+/// the slot's current servers (a failed handshake — no server for the SNI, a client without the
+/// certificate MUTUAL asks for — closes the connection before any HTTP), or refused (TLS is
+/// configured but no certificate could be read yet). Open connections keep the TLS they were
+/// accepted with. Runs until `shutdown`, then lets in-flight requests finish.
+pub fn spawn_serve_port(
     listener: TcpListener,
     service: InboundStack,
-    tls: GatewayTls,
+    slot: Arc<PortSlot>,
     shutdown: &Shutdown,
 ) -> JoinHandle<()> {
     let stop = shutdown.wait();
-    let tls = std::sync::Arc::new(tls);
     tokio::spawn(async move {
         let graceful = GracefulShutdown::new();
         let builder = auto::Builder::new(TokioExecutor::new());
@@ -120,16 +193,10 @@ pub fn spawn_serve_tls(
             };
             let _ = tcp.set_nodelay(true);
             let local = tcp.local_addr().ok();
-            let (tls, builder, watcher) = (tls.clone(), builder.clone(), graceful.watcher());
+            let mode = slot.mode();
+            let (builder, watcher) = (builder.clone(), graceful.watcher());
             let service = service.clone();
             tokio::spawn(async move {
-                let (stream, _, _) = match tls.accept(tcp).await {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        tracing::debug!(%error, %remote, "gateway TLS handshake refused");
-                        return;
-                    }
-                };
                 let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                     let mut req = req.map(Body::new);
                     req.extensions_mut()
@@ -140,10 +207,32 @@ pub fn spawn_serve_tls(
                     }
                     service.clone().oneshot(req)
                 });
-                let conn = builder
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .into_owned();
-                if let Err(error) = watcher.watch(conn).await {
+                let served = match &*mode {
+                    PortMode::Plain => {
+                        let conn = builder
+                            .serve_connection(TokioIo::new(tcp), svc)
+                            .into_owned();
+                        watcher.watch(conn).await
+                    }
+                    PortMode::Tls(tls) => {
+                        let (stream, _, _) = match tls.accept(tcp).await {
+                            Ok(accepted) => accepted,
+                            Err(error) => {
+                                tracing::debug!(%error, %remote, "gateway TLS handshake refused");
+                                return;
+                            }
+                        };
+                        let conn = builder
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .into_owned();
+                        watcher.watch(conn).await
+                    }
+                    PortMode::Refused(reason) => {
+                        tracing::debug!(%reason, %remote, "gateway port has no usable certificate: connection refused");
+                        return;
+                    }
+                };
+                if let Err(error) = served {
                     tracing::debug!(%error, %remote, "connection ended with an error");
                 }
             });

@@ -10,6 +10,7 @@
 //! why (`not ready: ...`, a 401/403 from the API server included); `/config_dump` lists the
 //! objects refused, with namespace, name, field and message, under `kubernetes.refused`.
 
+mod credentials;
 mod gateway;
 mod service;
 
@@ -29,7 +30,8 @@ use serde_json::{Value, json};
 use crate::admin::Ready;
 use crate::mesh::{MeshRuntime, StartError, Workload};
 
-pub use gateway::{selected_gateway, start_kube_gateway};
+pub use credentials::SecretCredentials;
+pub use gateway::{selected_gateway, start_kube_gateway, start_kube_gateway_ports};
 pub use service::start_kube_service;
 
 /// Where an app in `--kube` mode finds the API server and its own Pod.
@@ -173,6 +175,17 @@ pub fn admin(
     ready: &Ready,
     inbound: Option<(mesh_server::server::InboundTls, u16)>,
 ) -> Router {
+    admin_with_view(runtime, kube, ready, inbound, None)
+}
+
+/// [`admin`] whose `/config_dump` also has section `extra.0` (e.g. the gateway's `gateway_tls`).
+pub fn admin_with_view(
+    runtime: &MeshRuntime,
+    kube: &Arc<KubeMesh>,
+    ready: &Ready,
+    inbound: Option<(mesh_server::server::InboundTls, u16)>,
+    extra: Option<(&'static str, crate::mesh::ExtraView)>,
+) -> Router {
     let store = runtime.store().clone();
     let report_of = kube.clone();
     let certs = runtime
@@ -194,6 +207,9 @@ pub fn admin(
             map.insert("kubernetes".to_owned(), kubernetes_view(&report_of));
             if let Some(certs) = &certs {
                 map.insert("certificates".to_owned(), certs.view());
+            }
+            if let Some((name, section)) = &extra {
+                map.insert((*name).to_owned(), section());
             }
         }
         view

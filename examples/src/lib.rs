@@ -14,6 +14,7 @@ pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod gateway;
+pub mod gateway_ports;
 pub mod gateway_tls;
 pub mod grpc;
 pub mod hop;

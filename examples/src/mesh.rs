@@ -300,6 +300,7 @@ impl MeshRuntime {
         );
         if certs.is_some() {
             tls.register_metrics(&metrics);
+            tls.follow_trust_domains(&store);
         }
         let inner = RuntimeInner {
             dir: dir.to_owned(),
@@ -472,6 +473,27 @@ impl MeshRuntime {
         ready: &Ready,
         inbound: Option<(mesh_server::server::InboundTls, u16)>,
     ) -> Router {
+        self.admin_inner(ready, inbound, None)
+    }
+
+    /// [`MeshRuntime::admin_with`] whose `/config_dump` also has section `name`, as `section`
+    /// says at each request (e.g. the gateway's `gateway_tls`).
+    pub fn admin_with_view(
+        &self,
+        ready: &Ready,
+        inbound: Option<(mesh_server::server::InboundTls, u16)>,
+        name: &'static str,
+        section: ExtraView,
+    ) -> Router {
+        self.admin_inner(ready, inbound, Some((name, section)))
+    }
+
+    fn admin_inner(
+        &self,
+        ready: &Ready,
+        inbound: Option<(mesh_server::server::InboundTls, u16)>,
+        extra: Option<(&'static str, ExtraView)>,
+    ) -> Router {
         let store = self.inner.store.clone();
         let certs = self
             .inner
@@ -492,6 +514,9 @@ impl MeshRuntime {
             if let (Some(certs), Some(map)) = (&certs, view.as_object_mut()) {
                 map.insert("certificates".to_owned(), certs.view());
             }
+            if let (Some((name, section)), Some(map)) = (&extra, view.as_object_mut()) {
+                map.insert((*name).to_owned(), section());
+            }
             view
         });
         match inbound {
@@ -509,6 +534,9 @@ impl MeshRuntime {
 /// The largest request body the gateway accepts (10 MiB, nginx's `client_max_body_size` order
 /// of magnitude for an API edge); services behind it stream bodies of any size, as Istio's do.
 pub const GATEWAY_MAX_REQUEST_BODY: usize = 10 << 20;
+
+/// A section of `/config_dump` computed at each request.
+pub type ExtraView = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
 /// A service wrapped in the inbound layers, ready to serve (a concrete stack: no box, cheap to clone).
 pub type InboundStack = mesh_server::server::InboundService<Router>;

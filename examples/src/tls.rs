@@ -26,6 +26,28 @@ impl std::fmt::Debug for WorkloadTls {
 }
 
 impl WorkloadTls {
+    /// Keeps the trust domain aliases of the certificate's TLS settings equal to the mesh
+    /// config's `trustDomain` and `trustDomainAliases` (ConfigMap `istio-system/istio`, in a
+    /// folder or through the API server), now and at each config change (needs a Tokio runtime).
+    pub fn follow_trust_domains(&self, store: &mesh_core::watch::ConfigStore) {
+        fn apply(tls: &MeshTls, config: &mesh_core::policy::MeshConfig) {
+            let settings = &config.mesh;
+            let domains = settings
+                .trust_domain
+                .iter()
+                .chain(&settings.trust_domain_aliases)
+                .filter_map(|d| mesh_tls::TrustDomain::new(d).ok());
+            tls.set_trust_domain_aliases(domains);
+        }
+        apply(&self.tls, &store.snapshot());
+        let (tls, store, mut changes) = (self.tls.clone(), store.clone(), store.subscribe());
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                apply(&tls, &store.snapshot());
+            }
+        });
+    }
+
     /// Loads `dir` now and watches it (needs a Tokio runtime). A bad or missing set is logged
     /// and shown in [`WorkloadTls::view`]; the app starts anyway, without a certificate until a
     /// good set arrives.

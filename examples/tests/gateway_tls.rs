@@ -1,7 +1,8 @@
 //! The gateway's TLS (started in-process on real sockets): `--listen-port 443=ADDR` serving the
 //! Gateway's HTTPS servers, SIMPLE and MUTUAL chosen by SNI, HTTP/2 over ALPN, unknown names
-//! and clients without a certificate refused, `httpsRedirect` answering 301 on port 80, and
-//! `credentialName` in a folder refused with the field named.
+//! and clients without a certificate refused, `httpsRedirect` answering 301 on port 80,
+//! `credentialName` in a folder refused with the field named, and replaced certificate files
+//! applying to new handshakes (a mismatched or half-written set keeping the last good one).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
@@ -303,5 +304,139 @@ async fn credential_name_in_a_folder_is_an_error_naming_the_field() {
         err.contains("spec.servers[1].tls.credentialName") && err.contains("--kube"),
         "{err}"
     );
+    setup.shutdown.trigger();
+}
+
+/// The serial of the certificate a TLS server with SNI `name` shows, and the open stream.
+async fn handshake(
+    addr: SocketAddr,
+    name: &str,
+    config: Arc<ClientConfig>,
+) -> Option<(tokio_rustls::client::TlsStream<TcpStream>, String)> {
+    let tcp = TcpStream::connect(addr).await.ok()?;
+    let server_name = ServerName::try_from(name.to_owned()).unwrap();
+    let tls = TlsConnector::from(config)
+        .connect(server_name, tcp)
+        .await
+        .ok()?;
+    let leaf = tls.get_ref().1.peer_certificates()?.first()?.clone();
+    Some((tls, mesh_tls::credentials::serial_of(&leaf)?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaced_certificate_files_apply_to_new_handshakes_and_bad_ones_keep_the_last_good() {
+    let setup = setup().await;
+    let shop = format!(
+        "{{mode: SIMPLE, serverCertificate: {d}/shop.pem, privateKey: {d}/shop.key}}",
+        d = setup.dir.path().display()
+    );
+    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin_addr = admin.local_addr().unwrap();
+    let config = tempfile::tempdir().unwrap();
+    std::fs::write(
+        config.path().join("mesh.yaml"),
+        manifests(setup.service3, setup.dir.path(), &shop),
+    )
+    .unwrap();
+    let https = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let https_addr = https.local_addr().unwrap();
+    let spec = GatewaySpec {
+        gateway: None,
+        config: config.path().to_owned(),
+        identity: Identity {
+            certs: None,
+            namespace: "default".into(),
+        },
+    };
+    start_gateway_ports(
+        &spec,
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        vec![(443, https)],
+        admin,
+        &setup.shutdown,
+    )
+    .unwrap();
+    let anonymous = client(&setup, false, &[b"http/1.1"]);
+    let (open, first) = handshake(https_addr, "shop.example.com", anonymous.clone())
+        .await
+        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(open))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+
+    let until = |want: String| {
+        let anonymous = anonymous.clone();
+        async move {
+            let start = std::time::Instant::now();
+            loop {
+                let seen = handshake(https_addr, "shop.example.com", anonymous.clone())
+                    .await
+                    .map(|(_, s)| s);
+                if seen.as_deref() == Some(want.as_str()) {
+                    return;
+                }
+                assert!(
+                    start.elapsed() < std::time::Duration::from_secs(20),
+                    "still {seen:?}, want {want}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+    // The key first, then the certificate (the order Kubernetes does not promise): in between
+    // the pair does not match and the last good one stays.
+    let mut spec = LeafSpec::spiffe("spiffe://cluster.local/ns/default/sa/gateway").serial(0x77);
+    spec.uris.clear();
+    spec.dns = vec!["shop.example.com".to_owned()];
+    let next = setup.ca.leaf(&spec);
+    std::fs::write(setup.dir.path().join("shop.key"), &next.key_pem).unwrap();
+    let dump_has = |needle: &'static str| async move {
+        let start = std::time::Instant::now();
+        loop {
+            let tcp = TcpStream::connect(admin_addr).await.unwrap();
+            let (mut s, c) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                .await
+                .unwrap();
+            tokio::spawn(c);
+            let req = http::Request::get("/config_dump")
+                .header("host", "admin")
+                .body(Empty::<bytes::Bytes>::new())
+                .unwrap();
+            let body = s.send_request(req).await.unwrap().into_body();
+            let body =
+                String::from_utf8_lossy(&body.collect().await.unwrap().to_bytes()).into_owned();
+            if body.contains(needle) {
+                return body;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(20),
+                "{needle} not in {body}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    let dump = dump_has("\"last_good_kept\":true").await;
+    assert!(dump.contains("privateKey"), "{dump}");
+    until(first.clone()).await;
+    std::fs::write(setup.dir.path().join("shop.pem"), &next.chain_pem).unwrap();
+    until("77".to_owned()).await;
+    dump_has("\"serial\":\"77\"").await;
+
+    // A half-written certificate: the new set stays.
+    std::fs::write(
+        setup.dir.path().join("shop.pem"),
+        &next.chain_pem[..next.chain_pem.len() / 2],
+    )
+    .unwrap();
+    dump_has("\"last_good_kept\":true").await;
+    until("77".to_owned()).await;
+
+    // The connection opened before every change still answers.
+    let req = http::Request::get("/still-open")
+        .header("host", "shop.example.com")
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    assert_eq!(sender.send_request(req).await.unwrap().status(), 200);
     setup.shutdown.trigger();
 }

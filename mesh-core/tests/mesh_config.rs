@@ -127,3 +127,23 @@ fn a_dry_run_custom_policy_is_never_enforced() {
         loaded.warnings
     );
 }
+
+#[test]
+fn trust_domain_and_aliases_are_read_and_checked() {
+    let text = ISTIO_CONFIG_MAP.replace(
+        "    enableTracing: true\n",
+        "    enableTracing: true\n    trustDomain: new-td\n    trustDomainAliases: [old-td, Old-TD, cluster.local]\n",
+    );
+    let loaded = load_str("mesh.yaml", &text).unwrap();
+    assert_eq!(loaded.config.mesh.trust_domain.as_deref(), Some("new-td"));
+    assert_eq!(
+        loaded.config.mesh.trust_domain_aliases,
+        vec!["old-td".to_owned(), "cluster.local".to_owned()]
+    );
+    let bad = ISTIO_CONFIG_MAP.replace(
+        "    enableTracing: true\n",
+        "    trustDomainAliases: ['bad td/x']\n",
+    );
+    let err = load_str("mesh.yaml", &bad).unwrap_err().to_string();
+    assert!(err.contains("trustDomainAliases[0]"), "{err}");
+}

@@ -2,8 +2,8 @@
 //! `tls.crt`, `tls.key` and, for MUTUAL, `ca.crt` (type `kubernetes.io/tls`), or the generic
 //! keys `cert`, `key`, `cacert`; a MUTUAL CA may also sit in a Secret of its own named
 //! `<name>-cacert`. [`read_tls_secret`] reads one now; [`watch_tls_secret`] keeps the last good
-//! value of one in a [`tokio::sync::watch`] channel (a Secret that loses a key keeps the last
-//! good value, and the error is logged).
+//! value of one (with its `<name>-cacert`) in a [`tokio::sync::watch`] channel (a Secret that
+//! loses a key or is deleted keeps the last good value, and the error is logged and kept).
 
 use std::sync::Arc;
 
@@ -108,10 +108,12 @@ pub async fn read_tls_secret(
     Ok(tls)
 }
 
-/// A watched TLS Secret: the last good value (`None` until one arrives).
+/// A watched TLS Secret: the last good value (`None` until one arrives) and why the latest
+/// change was refused, if it was.
 #[derive(Debug)]
 pub struct SecretWatch {
     current: watch::Receiver<Option<Arc<TlsSecret>>>,
+    error: Arc<std::sync::Mutex<Option<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -125,6 +127,15 @@ impl SecretWatch {
     pub fn subscribe(&self) -> watch::Receiver<Option<Arc<TlsSecret>>> {
         self.current.clone()
     }
+
+    /// Why the latest change of the Secret was not taken (a lost key, a deleted Secret), while
+    /// the last good value stays; `None` once a good value follows.
+    pub fn error(&self) -> Option<String> {
+        self.error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 impl Drop for SecretWatch {
@@ -133,33 +144,101 @@ impl Drop for SecretWatch {
     }
 }
 
-/// Watches Secret `namespace/name` (needs a Tokio runtime); stops when the watch is dropped.
+/// Which of the two watched Secrets an event is about.
+enum Which {
+    Main,
+    CaSecret,
+}
+
+/// What the two Secrets last said.
+#[derive(Default)]
+struct Merged {
+    main: Option<TlsSecret>,
+    ca_secret: Option<Vec<u8>>,
+}
+
+impl Merged {
+    fn value(&self) -> Option<TlsSecret> {
+        let mut tls = self.main.clone()?;
+        if tls.ca_certificates.is_none() {
+            tls.ca_certificates = self.ca_secret.clone();
+        }
+        Some(tls)
+    }
+}
+
+/// Watches Secret `namespace/name` and its `<name>-cacert` companion (needs a Tokio runtime);
+/// stops when the watch is dropped. A Secret that loses its certificate or key, or is deleted,
+/// keeps the last good value; the reason is logged and kept in [`SecretWatch::error`].
 pub fn watch_tls_secret(client: kube::Client, namespace: &str, name: &str) -> SecretWatch {
     let (tx, rx) = watch::channel(None);
+    let error = Arc::new(std::sync::Mutex::new(None));
     let api = Api::<Secret>::namespaced(client, namespace);
-    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let stream = |name: &str| {
+        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        watcher::watcher(api.clone(), config).default_backoff()
+    };
+    let main = stream(name).map(|e| (Which::Main, e));
+    let ca = stream(&format!("{name}-cacert")).map(|e| (Which::CaSecret, e));
+    let label = format!("{namespace}/{name}");
+    let errors = Arc::clone(&error);
     let task = tokio::spawn(async move {
-        let mut events = watcher::watcher(api, config).default_backoff().boxed();
-        while let Some(event) = events.next().await {
-            let secret = match event {
-                Ok(Event::Apply(s) | Event::InitApply(s)) => s,
-                Ok(_) => continue,
-                Err(error) => {
-                    tracing::warn!(%error, "TLS Secret watch: retrying");
+        let mut events = futures_util::stream::select(main.boxed(), ca.boxed());
+        let mut merged = Merged::default();
+        let set_error = |e: Option<String>| {
+            *errors
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = e;
+        };
+        while let Some((which, event)) = events.next().await {
+            match (which, event) {
+                (_, Err(error)) => {
+                    tracing::warn!(%error, secret = %label, "TLS Secret watch: retrying");
                     continue;
                 }
-            };
-            match tls_secret_of(&secret) {
-                Ok(tls) => {
-                    let _ = tx.send(Some(Arc::new(tls)));
+                (Which::Main, Ok(Event::Apply(s) | Event::InitApply(s))) => {
+                    match tls_secret_of(&s) {
+                        Ok(tls) => {
+                            merged.main = Some(tls);
+                            set_error(None);
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "TLS Secret refused: the last good value stays");
+                            set_error(Some(format!("{error} (the last good value stays)")));
+                            continue;
+                        }
+                    }
                 }
-                Err(error) => {
-                    tracing::warn!(%error, "TLS Secret refused: the last good value stays")
+                (Which::Main, Ok(Event::Delete(_))) => {
+                    tracing::warn!(secret = %label, "TLS Secret deleted: the last good value stays");
+                    set_error(Some(format!(
+                        "Secret {label} was deleted (the last good value stays)"
+                    )));
+                    continue;
                 }
+                (Which::CaSecret, Ok(Event::Apply(s) | Event::InitApply(s))) => {
+                    merged.ca_secret = value(&s, ["ca.crt", "cacert"]);
+                }
+                (Which::CaSecret, Ok(Event::Delete(_))) => merged.ca_secret = None,
+                (_, Ok(_)) => continue,
+            }
+            if let Some(tls) = merged.value() {
+                let tls = Arc::new(tls);
+                tx.send_if_modified(|current| {
+                    let changed = current.as_deref() != Some(&*tls);
+                    if changed {
+                        *current = Some(tls);
+                    }
+                    changed
+                });
             }
         }
     });
-    SecretWatch { current: rx, task }
+    SecretWatch {
+        current: rx,
+        error,
+        task,
+    }
 }
 
 #[cfg(test)]

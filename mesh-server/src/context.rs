@@ -62,6 +62,13 @@ impl PeerIdentity {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct LocalPeerAlias(pub String);
 
+/// The mesh's trust domains (the workload's own, the mesh config's `trustDomain`, its
+/// `trustDomainAliases`), put beside [`PeerIdentity`] by the mutual TLS transport when the peer
+/// is under one of them: a policy principal written under any of them, or under `cluster.local`,
+/// matches the same workload under another (Istio's trust domain migration).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PeerTrustDomains(pub Arc<[String]>);
+
 /// The workload's own identity on a mutual TLS connection (the `spiffe://` URI of the
 /// certificate it presented), put in request extensions by the mutual TLS transport beside
 /// [`PeerIdentity`]; metrics report it as `destination_principal`.

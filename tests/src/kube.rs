@@ -14,7 +14,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use mesh_examples::gateway::GatewaySpec;
-use mesh_examples::kube::{KubeTarget, start_kube_gateway, start_kube_service};
+use mesh_examples::kube::{
+    KubeTarget, start_kube_gateway, start_kube_gateway_ports, start_kube_service,
+};
 use mesh_examples::run::{ServiceSpec, Shutdown, Started};
 use mesh_kube::testing::{TestApiServer, mesh_types};
 use serde_json::{Value, json};
@@ -350,6 +352,36 @@ impl Cluster {
             .expect("admin listener");
         let target = self.target(ns, pod);
         match start_kube_gateway(&spec, &target, listener, admin, &self.shutdown).await {
+            Ok(s) => s,
+            Err(e) => panic!("gateway did not start: {e}"),
+        }
+    }
+
+    /// Starts the gateway in `--kube` mode as Pod `istio-system/istio-ingressgateway-a` on pod
+    /// IP number 10: `--listen` at port 8080, and each `(N, port)` of `ports` as
+    /// `--listen-port N=<pod IP>:port`.
+    pub async fn start_gateway_ports(&self, ports: &[(u16, u16)]) -> Started {
+        let spec = GatewaySpec {
+            gateway: None,
+            config: std::path::PathBuf::new(),
+            identity: Default::default(),
+        };
+        let listener = self.bind(10).await;
+        let mut listeners = Vec::new();
+        for (number, port) in ports {
+            let addr = SocketAddr::new(self.ip(10), *port);
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => listeners.push((*number, l)),
+                Err(e) => panic!("cannot listen on {addr}: {e}"),
+            }
+        }
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("admin listener");
+        let target = self.target("istio-system", "istio-ingressgateway-a");
+        match start_kube_gateway_ports(&spec, &target, listener, listeners, admin, &self.shutdown)
+            .await
+        {
             Ok(s) => s,
             Err(e) => panic!("gateway did not start: {e}"),
         }

@@ -101,7 +101,17 @@ async fn every_deploy_manifest_applies_and_the_apps_run_from_it() {
                 );
             }
             if rule["resources"].to_string().contains("secrets") {
-                assert_eq!(rule["verbs"], json!(["get"]), "secrets: get only");
+                // The gateway watches its credentialName Secrets by name for rotation, in its
+                // own namespace only (a Role, never a ClusterRole), as Istio's gateways do.
+                assert_eq!(
+                    rule["verbs"],
+                    json!(["get", "list", "watch"]),
+                    "secrets: read only"
+                );
+                assert_eq!(
+                    role["metadata"]["namespace"], "istio-system",
+                    "secrets: the gateway's namespace only: {role}"
+                );
             }
         }
     }

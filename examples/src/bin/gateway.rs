@@ -10,7 +10,7 @@
 use clap::Parser;
 use mesh_examples::cli::{CommonArgs, default_addr, ports};
 use mesh_examples::gateway::{GatewaySpec, start_gateway_ports};
-use mesh_examples::kube::{KubeTarget, start_kube_gateway};
+use mesh_examples::kube::{KubeTarget, start_kube_gateway_ports};
 use mesh_examples::run::{Shutdown, bind, init_tracing, os_signal};
 
 /// The article's ingress gateway.
@@ -72,11 +72,8 @@ async fn main() -> std::process::ExitCode {
             identity: cli.common.identity(),
         };
         if cli.common.kube {
-            if !ports.is_empty() {
-                tracing::warn!("--listen-port is not served in --kube mode yet: only --listen");
-            }
             let target = KubeTarget::from_env().await?;
-            start_kube_gateway(&spec, &target, listener, admin, &shutdown).await
+            start_kube_gateway_ports(&spec, &target, listener, ports, admin, &shutdown).await
         } else {
             start_gateway_ports(&spec, listener, ports, admin, &shutdown)
         }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use mesh_core::policy::{ClientTls, ClientTlsMode};
-use mesh_tls::config::{ExpectedServer, UpstreamProtocol, simple_client_config};
+use mesh_tls::config::{ExpectedServer, ServerCheck, UpstreamProtocol, external_client_config};
 use mesh_tls::{MeshTls, SpiffeId, TrustDomain};
 use rustls::ClientConfig;
 use rustls::pki_types::pem::PemObject;
@@ -240,14 +240,21 @@ fn external_config(
     tls: &ClientTls,
     protocol: UpstreamProtocol,
 ) -> Result<Arc<ClientConfig>, String> {
-    if tls.insecure_skip_verify {
-        return Err("insecureSkipVerify is not supported: give caCertificates".to_owned());
-    }
-    let roots = match &tls.ca_certificates {
-        Some(path) => read_certs(path, "caCertificates")?,
-        None => system_roots().to_vec(),
+    // Istio: insecureSkipVerify skips the CA and SAN checks; subjectAltNames replace the
+    // server name check; otherwise the server name (`sni`, else the host) is verified.
+    let check = if tls.insecure_skip_verify {
+        ServerCheck::SkipVerify
+    } else if tls.subject_alt_names.is_empty() {
+        ServerCheck::ServerName
+    } else {
+        ServerCheck::SubjectAltNames(tls.subject_alt_names.clone())
     };
-    if roots.is_empty() {
+    let roots = match (&tls.ca_certificates, &check) {
+        (_, ServerCheck::SkipVerify) => Vec::new(),
+        (Some(path), _) => read_certs(path, "caCertificates")?,
+        (None, _) => system_roots().to_vec(),
+    };
+    if roots.is_empty() && check != ServerCheck::SkipVerify {
         return Err("no root certificates to verify the server with".to_owned());
     }
     let client = match (&tls.mode, &tls.client_certificate, &tls.private_key) {
@@ -259,7 +266,7 @@ fn external_config(
         }
         _ => None,
     };
-    simple_client_config(&roots, client, protocol).map_err(|e| e.to_string())
+    external_client_config(&roots, client, protocol, &check).map_err(|e| e.to_string())
 }
 
 fn read_certs(path: &Path, field: &str) -> Result<Vec<CertificateDer<'static>>, String> {

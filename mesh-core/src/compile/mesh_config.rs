@@ -34,7 +34,7 @@ pub(crate) fn compile(data: &MeshConfigMapData, cx: &mut Cx<'_>) -> Option<MeshS
         cx.warn(
             "data.mesh",
             format_args!(
-                "MeshConfig fields not used by this mesh (it uses pathNormalization): {}",
+                "MeshConfig fields not used by this mesh (it uses pathNormalization, trustDomain, trustDomainAliases): {}",
                 names.join(", ")
             ),
         );
@@ -56,6 +56,34 @@ pub(crate) fn compile(data: &MeshConfigMapData, cx: &mut Cx<'_>) -> Option<MeshS
                 );
                 return None;
             }
+        }
+    }
+    let domain = |field: &str, value: &str, cx: &mut Cx<'_>| -> Option<String> {
+        let value = value.trim();
+        let valid = !value.is_empty()
+            && value.len() <= 255
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+        if valid {
+            Some(value.to_ascii_lowercase())
+        } else {
+            cx.error(
+                "data.mesh",
+                format_args!(
+                    "{field}: `{value}` is not a trust domain (letters, digits, `.`, `-`, `_`)"
+                ),
+            );
+            None
+        }
+    };
+    if let Some(td) = &spec.trust_domain {
+        settings.trust_domain = Some(domain("trustDomain", td, cx)?);
+    }
+    for (i, alias) in spec.trust_domain_aliases.iter().enumerate() {
+        let alias = domain(&format!("trustDomainAliases[{i}]"), alias, cx)?;
+        if !settings.trust_domain_aliases.contains(&alias) {
+            settings.trust_domain_aliases.push(alias);
         }
     }
     Some(settings)

@@ -90,9 +90,16 @@ pub struct MeshConfig {
 }
 
 /// Mesh-wide settings: the parts of Istio's `MeshConfig` this mesh uses.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MeshSettings {
     /// `pathNormalization.normalization` (Istio's default `BASE`), applied to every request's
     /// path before policy and routing decisions (see [`crate::normalize`]).
     pub path_normalization: crate::normalize::PathNormalization,
+    /// `trustDomain`: the mesh's trust domain as the mesh config names it (the workload's own
+    /// certificate says which one it is in; this one is trusted beside it).
+    pub trust_domain: Option<String>,
+    /// `trustDomainAliases`: trust domains whose workloads are treated as the mesh's own (Istio's
+    /// trust domain migration): their certificates are accepted, and a policy principal under
+    /// any of them (or `cluster.local`) matches the same workload under another.
+    pub trust_domain_aliases: Vec<String>,
 }

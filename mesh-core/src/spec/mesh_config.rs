@@ -27,6 +27,11 @@ pub struct MeshConfigMapData {
 pub struct MeshConfigSpec {
     /// `pathNormalization`: how request paths are normalized before policy and routing.
     pub path_normalization: Option<ProxyPathNormalizationSpec>,
+    /// `trustDomain`.
+    pub trust_domain: Option<String>,
+    /// `trustDomainAliases`.
+    #[serde(default)]
+    pub trust_domain_aliases: Vec<String>,
     /// Every other MeshConfig field, by name.
     #[serde(flatten)]
     pub other: BTreeMap<String, RawYaml>,

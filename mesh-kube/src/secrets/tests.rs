@@ -105,3 +105,39 @@ async fn a_watch_follows_updates_and_keeps_the_last_good_value() {
     // A Secret that lost its key was refused on the way: the good value is current.
     assert_eq!(watch.current().unwrap().cert_chain, b"TWO");
 }
+
+#[tokio::test]
+async fn a_watch_takes_the_ca_from_the_cacert_secret_and_reports_a_deletion() {
+    let server = TestApiServer::start().await.unwrap();
+    server
+        .apply(secret("api", &[("tls.crt", "CHAIN"), ("tls.key", "KEY")]))
+        .unwrap();
+    let watch = watch_tls_secret(server.client().unwrap(), "istio-system", "api");
+    let mut rx = watch.subscribe();
+    server
+        .apply(secret("api-cacert", &[("ca.crt", "ROOTS")]))
+        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        rx.wait_for(|v| {
+            v.as_ref()
+                .is_some_and(|s| s.ca_certificates.as_deref() == Some(&b"ROOTS"[..]))
+        }),
+    )
+    .await
+    .expect("the CA Secret is merged in")
+    .unwrap();
+    assert!(watch.error().is_none());
+    server
+        .delete("v1", "Secret", "istio-system", "api")
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !watch.error().is_some_and(|e| e.contains("deleted")) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no deletion reported"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(watch.current().unwrap().cert_chain, b"CHAIN");
+}

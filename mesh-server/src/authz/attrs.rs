@@ -5,7 +5,9 @@ use std::net::{IpAddr, SocketAddr};
 
 use http::{HeaderMap, HeaderName, Request};
 
-use crate::context::{LocalAddr, LocalPeerAlias, PeerIdentity, Principal, RemoteAddr};
+use crate::context::{
+    LocalAddr, LocalPeerAlias, PeerIdentity, PeerTrustDomains, Principal, RemoteAddr,
+};
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
@@ -26,6 +28,8 @@ pub(crate) struct RequestAttrs<'a> {
     pub(crate) peer: Option<&'a PeerIdentity>,
     /// The peer's principal under `cluster.local` when its trust domain is ours by another name.
     pub(crate) peer_alias: Option<&'a str>,
+    /// The mesh's trust domains, when the peer is under one of them.
+    pub(crate) peer_domains: Option<&'a [String]>,
 }
 
 impl<'a> RequestAttrs<'a> {
@@ -64,11 +68,21 @@ impl<'a> RequestAttrs<'a> {
             auth: ext.get::<Principal>(),
             peer: ext.get::<PeerIdentity>(),
             peer_alias: ext.get::<LocalPeerAlias>().map(|a| a.0.as_str()),
+            peer_domains: ext.get::<PeerTrustDomains>().map(|d| &*d.0),
         }
     }
 }
 
 impl RequestAttrs<'_> {
+    /// The peer, for principal matching.
+    pub(crate) fn peer_match(&self) -> super::peer::Peer<'_> {
+        super::peer::Peer {
+            principal: self.peer.map(|p| p.principal()),
+            domains: self.peer_domains,
+            alias: self.peer_alias,
+        }
+    }
+
     /// A pseudo-header's value: `:method`, `:path` (with the query), `:authority`, `:scheme`.
     pub(crate) fn pseudo_header(&self, name: &str) -> Option<&str> {
         match name {

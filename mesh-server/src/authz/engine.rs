@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::attrs::{RequestAttrs, host_without_port};
 use super::error::BuildError;
 use super::matcher::{StrMatch, any_of, compile_all, compile_paths};
+use super::peer::Peer;
 
 /// The namespace whose policies apply to every workload (Istio's root namespace).
 pub const ROOT_NAMESPACE: &str = "istio-system";
@@ -264,15 +265,9 @@ fn check(list: &[StrMatch], not: &[StrMatch], value: Option<&str>) -> bool {
     (list.is_empty() || any_of(list, value)) && (not.is_empty() || !any_of(not, value))
 }
 
-/// [`check`] for the peer's principal, which may also be spelled `cluster.local/...` (`alias`).
-fn check_peer(
-    list: &[StrMatch],
-    not: &[StrMatch],
-    value: Option<&str>,
-    alias: Option<&str>,
-) -> bool {
-    let any = |l: &[StrMatch]| any_of(l, value) || any_of(l, alias);
-    (list.is_empty() || any(list)) && (not.is_empty() || !any(not))
+/// [`check`] for the peer's principal, under Istio's trust domain rules ([`Peer`]).
+fn check_peer(list: &[StrMatch], not: &[StrMatch], peer: &Peer<'_>) -> bool {
+    (list.is_empty() || peer.any(list)) && (not.is_empty() || !peer.any(not))
 }
 
 fn in_blocks(blocks: &[IpNet], ip: Option<IpAddr>) -> bool {
@@ -285,10 +280,9 @@ fn check_ip(list: &[IpNet], not: &[IpNet], ip: Option<IpAddr>) -> bool {
 
 impl CSource {
     fn matches(&self, a: &RequestAttrs<'_>) -> bool {
-        let peer = a.peer.map(|p| p.principal());
         let ns = a.peer.and_then(|p| p.namespace());
         let rp = a.auth.map(|r| r.principal());
-        check_peer(&self.principals, &self.not_principals, peer, a.peer_alias)
+        check_peer(&self.principals, &self.not_principals, &a.peer_match())
             && check(&self.request_principals, &self.not_request_principals, rp)
             && check(&self.namespaces, &self.not_namespaces, ns)
             && check_ip(&self.ip_blocks, &self.not_ip_blocks, a.source)
@@ -355,9 +349,7 @@ impl CCond {
                     .iter()
                     .any(|h| any_of(v, h.to_str().ok())),
                 ConditionKey::SourceNamespace => any_of(v, a.peer.and_then(|p| p.namespace())),
-                ConditionKey::SourcePrincipal => {
-                    any_of(v, a.peer.map(|p| p.principal())) || any_of(v, a.peer_alias)
-                }
+                ConditionKey::SourcePrincipal => a.peer_match().any(v),
                 // No TLS here, so no SNI: never matches.
                 ConditionKey::ConnectionSni => false,
                 _ => false,

@@ -60,6 +60,7 @@ mod error;
 mod future;
 mod layer;
 mod matcher;
+mod peer;
 
 #[cfg(test)]
 mod tests;

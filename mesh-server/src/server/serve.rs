@@ -166,6 +166,9 @@ where
             if let Some(alias) = &peer.alias {
                 ext.insert(alias.clone());
             }
+            if let Some(domains) = &peer.domains {
+                ext.insert(domains.clone());
+            }
             if let Some(local) = &peer.local {
                 ext.insert(local.clone());
             }

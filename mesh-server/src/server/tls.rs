@@ -13,7 +13,7 @@ use mesh_core::watch::ConfigSource;
 use mesh_tls::{AcceptError, Acceptor, MeshStream, MeshTls, Mode, SpiffeId, TrustDomain};
 
 use super::Workload;
-use crate::context::{LocalIdentity, LocalPeerAlias, PeerIdentity};
+use crate::context::{LocalIdentity, LocalPeerAlias, PeerIdentity, PeerTrustDomains};
 
 /// Mutual TLS for one workload's listen port(s); cheap to clone.
 #[derive(Clone, Debug)]
@@ -29,6 +29,7 @@ pub struct InboundTls {
 pub(crate) struct PeerContext {
     pub(crate) identity: PeerIdentity,
     pub(crate) alias: Option<LocalPeerAlias>,
+    pub(crate) domains: Option<PeerTrustDomains>,
     pub(crate) local: Option<LocalIdentity>,
 }
 
@@ -109,10 +110,13 @@ impl InboundTls {
     fn peer_context(&self, id: &SpiffeId) -> PeerContext {
         // Istio reads `cluster.local/...` in a policy as the local trust domain (and its
         // aliases): a peer of ours under another name also answers to that spelling.
-        let ours = self
+        let domains = self
             .tls
             .trust_domains()
-            .is_some_and(|domains| domains.contains(id.trust_domain()));
+            .filter(|domains| domains.contains(id.trust_domain()));
+        let ours = domains.is_some();
+        let domains = domains
+            .map(|d| PeerTrustDomains(d.all().iter().map(|t| t.as_str().to_owned()).collect()));
         let default = TrustDomain::cluster_local();
         let alias = (ours && *id.trust_domain() != default)
             .then(|| LocalPeerAlias(id.with_trust_domain(default).principal()));
@@ -124,6 +128,7 @@ impl InboundTls {
         PeerContext {
             identity: PeerIdentity(id.principal()),
             alias,
+            domains,
             local,
         }
     }

@@ -9,9 +9,11 @@
 //! resumption forgets its sessions at a rotation, on both sides, so that no resumed handshake
 //! carries the old certificate or roots over).
 //! [`simple_client_config`] is DestinationRule `SIMPLE`/`MUTUAL`: a DNS name verified against
-//! given roots, optionally with a client certificate.
+//! given roots, optionally with a client certificate; [`external_client_config`] the same with
+//! `subjectAltNames` or `insecureSkipVerify` ([`ServerCheck`]).
 
 pub mod alpn;
+mod external;
 mod peer;
 mod sessions;
 mod verify;
@@ -24,6 +26,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 pub use alpn::UpstreamProtocol;
+pub use external::{SanMismatch, ServerCheck};
 pub use peer::{PeerRejected, TlsInfo, peer_identity};
 
 use crate::identity::{SpiffeId, TrustDomain, TrustDomains};
@@ -73,7 +76,7 @@ pub struct MeshTls {
 impl std::fmt::Debug for MeshTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MeshTls")
-            .field("aliases", &self.trust.aliases)
+            .field("aliases", &self.trust.aliases.load())
             .finish_non_exhaustive()
     }
 }
@@ -84,19 +87,25 @@ impl MeshTls {
         Self {
             trust: Trust {
                 source,
-                aliases: Vec::new(),
+                aliases: Arc::default(),
                 provider: crate::provider(),
             },
         }
     }
 
     /// Accepts peers under `aliases` as well as under our own certificate's trust domain.
-    pub fn with_trust_domain_aliases(
-        mut self,
-        aliases: impl IntoIterator<Item = TrustDomain>,
-    ) -> Self {
-        self.trust.aliases = aliases.into_iter().collect();
+    pub fn with_trust_domain_aliases(self, aliases: impl IntoIterator<Item = TrustDomain>) -> Self {
+        self.set_trust_domain_aliases(aliases);
         self
+    }
+
+    /// Replaces the trust domain aliases, for this value and every clone of it (a new mesh
+    /// config's `trustDomainAliases`): new handshakes and identity checks use them.
+    pub fn set_trust_domain_aliases(&self, aliases: impl IntoIterator<Item = TrustDomain>) {
+        let aliases: Vec<TrustDomain> = aliases.into_iter().collect();
+        if **self.trust.aliases.load() != aliases {
+            self.trust.aliases.store(Arc::new(aliases));
+        }
     }
 
     /// The certificate source.
@@ -154,6 +163,18 @@ pub fn simple_client_config(
     client: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
     protocol: UpstreamProtocol,
 ) -> Result<Arc<ClientConfig>, ConfigError> {
+    external_client_config(roots, client, protocol, &ServerCheck::ServerName)
+}
+
+/// [`simple_client_config`] with the server checked as `check` says: its name, one of the
+/// DestinationRule's `subjectAltNames`, or not at all (`insecureSkipVerify`, where `roots` may
+/// be empty).
+pub fn external_client_config(
+    roots: &[CertificateDer<'static>],
+    client: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    protocol: UpstreamProtocol,
+    check: &ServerCheck,
+) -> Result<Arc<ClientConfig>, ConfigError> {
     let provider: Arc<CryptoProvider> = crate::provider();
     let mut store = RootCertStore::empty();
     for root in roots {
@@ -161,15 +182,31 @@ pub fn simple_client_config(
             .add(root.clone())
             .map_err(|err| ConfigError::Roots(err.to_string()))?;
     }
-    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
-        Arc::new(store),
-        Arc::clone(&provider),
-    )
-    .build()
-    .map_err(|err| ConfigError::Roots(err.to_string()))?;
-    let builder = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_webpki_verifier(verifier);
+    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()?;
+    let builder = match check {
+        ServerCheck::ServerName => {
+            let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(store),
+                Arc::clone(&provider),
+            )
+            .build()
+            .map_err(|err| ConfigError::Roots(err.to_string()))?;
+            builder.with_webpki_verifier(verifier)
+        }
+        ServerCheck::SubjectAltNames(_) | ServerCheck::SkipVerify => {
+            if store.is_empty() && *check != ServerCheck::SkipVerify {
+                return Err(ConfigError::Roots("no root certificates".to_owned()));
+            }
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(external::ExternalVerifier {
+                    roots: Arc::new(store),
+                    check: check.clone(),
+                    provider,
+                }))
+        }
+    };
     let mut config = match client {
         Some((chain, key)) => builder.with_client_auth_cert(chain, key)?,
         None => builder.with_no_client_auth(),

@@ -489,3 +489,21 @@ async fn a_client_rotation_forgets_its_resumed_sessions() {
         Some(HandshakeKind::Full)
     );
 }
+
+#[test]
+fn subject_alt_names_match_as_envoy_matches_them() {
+    use super::external::matches;
+    use crate::credentials::x509::San;
+    let dns = |s: &str| San::Dns(s.to_owned());
+    assert!(matches(&dns("db.internal"), "DB.internal"));
+    assert!(!matches(&dns("db.internal"), "db.internal.evil"));
+    assert!(matches(&dns("*.example.com"), "api.example.com"));
+    assert!(!matches(&dns("*.example.com"), "a.b.example.com"));
+    assert!(!matches(&dns("*.example.com"), "example.com"));
+    assert!(matches(
+        &San::Uri("spiffe://cluster.local/ns/a/sa/b".to_owned()),
+        "spiffe://cluster.local/ns/a/sa/b"
+    ));
+    assert!(matches(&San::Ip([10, 0, 0, 1].into()), "10.0.0.1"));
+    assert!(!matches(&San::Ip([10, 0, 0, 1].into()), "10.0.0.2"));
+}

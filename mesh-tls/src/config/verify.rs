@@ -28,7 +28,8 @@ use crate::source::CertSource;
 #[derive(Clone)]
 pub(crate) struct Trust {
     pub(crate) source: CertSource,
-    pub(crate) aliases: Vec<TrustDomain>,
+    /// Shared by every clone, so a new mesh config's aliases reach every verifier at once.
+    pub(crate) aliases: Arc<arc_swap::ArcSwap<Vec<TrustDomain>>>,
     pub(crate) provider: Arc<CryptoProvider>,
 }
 
@@ -42,7 +43,7 @@ impl Trust {
     pub(crate) fn trust_domains(&self, credentials: &Credentials) -> TrustDomains {
         TrustDomains::new(
             credentials.identity().trust_domain().clone(),
-            self.aliases.iter().cloned(),
+            self.aliases.load().iter().cloned(),
         )
     }
 

@@ -7,7 +7,7 @@
 //! the roots, or a leaf outside its validity period. Every failure is a [`CredentialError`];
 //! nothing here panics on bad input.
 
-mod x509;
+pub(crate) mod x509;
 
 use std::fmt;
 use std::sync::Arc;

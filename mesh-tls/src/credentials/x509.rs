@@ -78,3 +78,47 @@ fn system_time(unix_seconds: i64) -> SystemTime {
         Err(_) => UNIX_EPOCH - Duration::from_secs(unix_seconds.unsigned_abs()),
     }
 }
+
+/// A subject alternative name of a certificate, as DestinationRule `subjectAltNames` match it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum San {
+    /// A DNS name (possibly `*.suffix`).
+    Dns(String),
+    /// A URI (a SPIFFE ID, for one).
+    Uri(String),
+    /// An IP address.
+    Ip(std::net::IpAddr),
+}
+
+impl std::fmt::Display for San {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Dns(name) => write!(f, "DNS:{name}"),
+            Self::Uri(uri) => write!(f, "URI:{uri}"),
+            Self::Ip(ip) => write!(f, "IP:{ip}"),
+        }
+    }
+}
+
+/// The DNS, URI and IP SANs of a certificate.
+pub(crate) fn subject_alt_names(der: &[u8]) -> Result<Vec<San>, CertIdentityError> {
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|err| CertIdentityError::Parse(err.to_string()))?;
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|err| CertIdentityError::Parse(err.to_string()))?;
+    Ok(san
+        .iter()
+        .flat_map(|ext| ext.value.general_names.iter())
+        .filter_map(|name| match name {
+            GeneralName::DNSName(dns) => Some(San::Dns((*dns).to_owned())),
+            GeneralName::URI(uri) => Some(San::Uri((*uri).to_owned())),
+            GeneralName::IPAddress(bytes) => match bytes.len() {
+                4 => <[u8; 4]>::try_from(*bytes).ok().map(|b| San::Ip(b.into())),
+                16 => <[u8; 16]>::try_from(*bytes).ok().map(|b| San::Ip(b.into())),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect())
+}

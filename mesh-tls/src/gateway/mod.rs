@@ -74,6 +74,7 @@ pub enum GatewayAcceptError {
 #[derive(Clone)]
 pub struct GatewayServer {
     hosts: Vec<String>,
+    serial: Option<String>,
     config: Arc<ServerConfig>,
 }
 
@@ -81,6 +82,7 @@ impl std::fmt::Debug for GatewayServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GatewayServer")
             .field("hosts", &self.hosts)
+            .field("serial", &self.serial)
             .finish_non_exhaustive()
     }
 }
@@ -118,6 +120,7 @@ impl GatewayServer {
     ) -> Result<Self, GatewayTlsError> {
         let provider = crate::provider();
         let chain = certificates(chain_pem, "serverCertificate")?;
+        let serial = chain.first().and_then(crate::credentials::serial_of);
         let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|err| GatewayTlsError::Pem {
             what: "privateKey",
             reason: err.to_string(),
@@ -160,6 +163,7 @@ impl GatewayServer {
             .collect();
         Ok(Self {
             hosts,
+            serial,
             config: Arc::new(config),
         })
     }
@@ -167,6 +171,11 @@ impl GatewayServer {
     /// The hosts, lowercase, without namespace prefixes.
     pub fn hosts(&self) -> &[String] {
         &self.hosts
+    }
+
+    /// The serial number of the server's leaf certificate (hex), when it parses.
+    pub fn serial(&self) -> Option<&str> {
+        self.serial.as_deref()
     }
 
     /// How well this server's hosts match `name`: `None` for not at all, higher is more specific.
@@ -234,6 +243,11 @@ impl GatewayTls {
     pub fn with_handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
+    }
+
+    /// The servers, in the Gateway's order.
+    pub fn servers(&self) -> &[GatewayServer] {
+        &self.servers
     }
 
     /// The index of the server for TLS server name `name` (SNI), if any.

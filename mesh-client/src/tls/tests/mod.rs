@@ -464,3 +464,5 @@ spec:
     );
     assert_eq!(c.tls_stats().failures(), 2);
 }
+
+mod external;
