@@ -11,12 +11,13 @@ use std::task::{Context, Poll, ready};
 
 use http::{Request, Response};
 use mesh_core::classify::Outcome;
+use mesh_core::policy::Destination;
 use tokio::time::Instant;
 
 use super::{Cluster, body};
 use crate::balance::RequestKey;
 use crate::body::BoxBody;
-use crate::context::{AttemptDeadline, PreviousAttempts, Upstream};
+use crate::context::{AttemptDeadline, PreviousAttempts, Target, Upstream};
 use crate::error::ClusterError;
 use crate::pool::Permit;
 use crate::transport;
@@ -28,6 +29,10 @@ impl Cluster {
     /// extension bounds it (pending wait included) with `Outcome::Timeout`.
     pub fn send(self: Arc<Self>, req: Request<BoxBody>) -> SendFuture {
         let deadline = req.extensions().get::<AttemptDeadline>().map(|d| d.at);
+        let target = req
+            .extensions()
+            .get::<Target>()
+            .map(|t| Arc::clone(&t.destination));
         let state = match self.pool.acquire_now() {
             Some(acquired) => match acquired.map_err(|o| self.overflow(o)) {
                 Ok(permit) => self.start(req, permit, deadline),
@@ -55,6 +60,7 @@ impl Cluster {
         SendFuture {
             cluster: self,
             deadline,
+            target,
             state,
         }
     }
@@ -131,6 +137,8 @@ pin_project_lite::pin_project! {
     pub struct SendFuture {
         cluster: Arc<Cluster>,
         deadline: Option<Instant>,
+        // The request's destination, named on the answer's `Upstream`.
+        target: Option<Arc<Destination>>,
         #[pin]
         state: State,
     }
@@ -189,7 +197,7 @@ impl Future for SendFuture {
                     let Some(attempt) = attempt.take() else {
                         return Poll::Ready(Err(lost()));
                     };
-                    let result = this.cluster.answered(result, attempt);
+                    let result = this.cluster.answered(result, attempt, this.target.take());
                     self.as_mut()
                         .project()
                         .state
@@ -211,6 +219,7 @@ impl Cluster {
         self: &Arc<Self>,
         result: Result<Response<BoxBody>, ClusterError>,
         attempt: Attempt,
+        target: Option<Arc<Destination>>,
     ) -> Result<Response<BoxBody>, ClusterError> {
         let Attempt {
             in_flight,
@@ -223,6 +232,7 @@ impl Cluster {
             Ok(mut resp) => {
                 if let Some(up) = resp.extensions_mut().get_mut::<Upstream>() {
                     up.labels = self.balancer.endpoint(index).and_then(|e| e.labels.clone());
+                    up.destination = target;
                 }
                 let outcome = outcome_of_response(&resp);
                 self.record(index, outcome);
