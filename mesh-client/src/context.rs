@@ -51,6 +51,10 @@ pub struct Upstream {
     /// What the connection the answer came on proved (set by the transport on TLS
     /// connections): the source-side metrics' `connection_security_policy` and principals.
     pub security: Option<Arc<ConnectionSecurity>>,
+    /// The destination the attempt was sent for (the request's [`Target`], set by the cluster
+    /// that sent it): the split then need not copy its `Target` onto the answer (one extension
+    /// insert fewer per request), and the metrics read the destination here.
+    pub destination: Option<Arc<Destination>>,
 }
 
 impl Upstream {
@@ -60,6 +64,7 @@ impl Upstream {
             endpoint,
             labels: None,
             security: None,
+            destination: None,
         }
     }
 }

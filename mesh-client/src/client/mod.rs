@@ -241,8 +241,12 @@ impl MeshClient {
         // `Router` and `ClientTelemetry<Router>` are always ready and keep no per-call state,
         // so calling a shared reference's clone-free path is sound (see `Top`).
         let inner = match &self.service {
-            Top::Plain(router) => Inner::Plain(router.route(request)),
-            Top::Telemetry(telemetry) => Inner::Telemetry(telemetry.clone().call(request)),
+            Top::Plain(router) => Inner::Plain {
+                future: router.route(request),
+            },
+            Top::Telemetry(telemetry) => Inner::Telemetry {
+                future: telemetry.clone().call(request),
+            },
         };
         ResponseFuture { inner }
     }
@@ -267,14 +271,20 @@ where
     }
 }
 
-/// Response future of [`MeshClient`].
-pub struct ResponseFuture {
-    inner: Inner,
+pin_project_lite::pin_project! {
+    /// Response future of [`MeshClient`].
+    pub struct ResponseFuture {
+        #[pin]
+        inner: Inner,
+    }
 }
 
-enum Inner {
-    Plain(RouteFuture),
-    Telemetry(crate::telemetry::client::ResponseFuture<RouteFuture>),
+pin_project_lite::pin_project! {
+    #[project = InnerProj]
+    enum Inner {
+        Plain { #[pin] future: RouteFuture },
+        Telemetry { #[pin] future: crate::telemetry::client::ResponseFuture<RouteFuture> },
+    }
 }
 
 impl fmt::Debug for ResponseFuture {
@@ -286,12 +296,11 @@ impl fmt::Debug for ResponseFuture {
 impl Future for ResponseFuture {
     type Output = Result<Response<BoxBody>, BoxError>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // Both variants are `Unpin` (the route stack's future is boxed).
-        match &mut self.inner {
-            Inner::Plain(f) => Pin::new(f).poll(cx),
-            Inner::Telemetry(f) => {
-                let mut response = std::task::ready!(Pin::new(f).poll(cx))?;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().inner.project() {
+            InnerProj::Plain { future } => future.poll(cx),
+            InnerProj::Telemetry { future } => {
+                let mut response = std::task::ready!(future.poll(cx))?;
                 // A gRPC answer's status comes in its trailers: the metrics record then.
                 if let Some(pending) = mesh_telemetry::grpc_status::watch(&mut response) {
                     response = response.map(|b| {

@@ -87,7 +87,17 @@ impl StackFn {
     }
 }
 
+/// The usual route stack, as one concrete type: route timeout, split, retry, cluster. Called
+/// without a box: its future is part of the router's.
+type Core = crate::timeout::Timeout<crate::split::Split<crate::retry::Retry<SharedCluster>>>;
+
+/// The core stack's call (readiness driven per call: every layer of it is always ready).
+type CoreCall = tower::util::Oneshot<Core, Request<BoxBody>>;
+
 enum RouteStack {
+    /// The core stack alone (no mirror, fault, header or CORS policy on the route).
+    Core(Core),
+    /// The core stack under the route's optional layers, boxed.
     Forward(StackFn),
     /// The route's `route[]` cannot be used (no destination, all weights 0).
     Broken,
@@ -167,6 +177,23 @@ impl Router {
                         headers::apply(&route.headers.response, response.headers_mut());
                         return ready(response);
                     }
+                    (RouteStack::Core(core), _) => {
+                        let core = core.clone();
+                        let matched = matched.cloned();
+                        drop(view);
+                        let mut request = request;
+                        if let Some(rw) = &route.rewrite {
+                            rewrite::apply(rw, matched.as_ref(), &mut request);
+                        }
+                        return RouteFuture {
+                            state: RouteState::Core {
+                                call: Rescued {
+                                    inner: core.oneshot(request),
+                                },
+                            },
+                            grpc: false,
+                        };
+                    }
                     (RouteStack::Forward(stack), _) => {
                         let stack = stack.clone();
                         let matched = matched.cloned();
@@ -184,41 +211,51 @@ impl Router {
             }
         };
         RouteFuture {
-            state: RouteState::Stack(Rescued {
-                inner: stack.call(request),
-            }),
+            state: RouteState::Stack {
+                call: Rescued {
+                    inner: stack.call(request),
+                },
+            },
             grpc: false,
         }
     }
 }
 
-/// Response future of the router: an answer made here, or the route stack's call. Named, not
-/// boxed: the stack's own future is boxed already (one allocation per request fewer).
-pub(super) struct RouteFuture {
-    state: RouteState,
-    /// A gRPC caller: every answer is made a gRPC one ([`crate::grpc::grpc_answer`]).
-    grpc: bool,
+pin_project_lite::pin_project! {
+    /// Response future of the router: an answer made here, or the route stack's call. Named,
+    /// not boxed, and the core stack's future is held inline (no allocation of its own).
+    pub(super) struct RouteFuture {
+        #[pin]
+        state: RouteState,
+        // A gRPC caller: every answer is made a gRPC one ([`crate::grpc::grpc_answer`]).
+        grpc: bool,
+    }
 }
 
-enum RouteState {
-    Ready(Option<Response<BoxBody>>),
-    Stack(Rescued<BoxResponseFuture>),
+pin_project_lite::pin_project! {
+    #[project = RouteStateProj]
+    enum RouteState {
+        Ready { response: Option<Response<BoxBody>> },
+        Core { #[pin] call: Rescued<CoreCall> },
+        Stack { #[pin] call: Rescued<BoxResponseFuture> },
+    }
 }
 
 impl Future for RouteFuture {
     type Output = Result<Response<BoxBody>, BoxError>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // Every part is `Unpin` (the stack's future is boxed, the body too).
-        let result = match &mut self.state {
-            RouteState::Ready(response) => match response.take() {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = match this.state.project() {
+            RouteStateProj::Ready { response } => match response.take() {
                 Some(response) => Ok(response),
                 None => Err("router future polled after completion".into()),
             },
-            RouteState::Stack(call) => std::task::ready!(Pin::new(call).poll(cx)),
+            RouteStateProj::Core { call } => std::task::ready!(call.poll(cx)),
+            RouteStateProj::Stack { call } => std::task::ready!(call.poll(cx)),
         };
         Poll::Ready(match result {
-            Ok(response) if self.grpc => Ok(crate::grpc::grpc_answer(response)),
+            Ok(response) if *this.grpc => Ok(crate::grpc::grpc_answer(response)),
             other => other,
         })
     }
@@ -271,7 +308,9 @@ impl<F: Future<Output = Result<Response<BoxBody>, BoxError>>> Future for Rescued
 
 fn ready(response: Response<BoxBody>) -> RouteFuture {
     RouteFuture {
-        state: RouteState::Ready(Some(response)),
+        state: RouteState::Ready {
+            response: Some(response),
+        },
         grpc: false,
     }
 }
@@ -368,9 +407,9 @@ impl Router {
             }
         };
         let shared = &self.shared;
-        // Timeout, split, retry and cluster in one concrete type, called through one shared
-        // function (one box per call, none per clone); without a route timeout the layer only
-        // passes the call through.
+        // Timeout, split, retry and cluster in one concrete type, called without a box when the
+        // route has no optional layer (one box per call through a shared function otherwise);
+        // without a route timeout the layer only passes the call through.
         let timeout = TimeoutLayer::new(route.timeout).with_stats(shared.stats.clone());
         let retry = self.retry_layer(route.retries.clone(), budgets);
         let core = timeout.layer(split.layer(retry.layer(shared.cluster.clone())));
@@ -380,7 +419,7 @@ impl Router {
             || !route.headers.response.is_empty()
             || route.cors.is_some();
         if !optional {
-            return RouteStack::Forward(StackFn::new(core));
+            return RouteStack::Core(core);
         }
         let mut stack: BoxStack = BoxCloneSyncService::new(core);
         if !route.mirrors.is_empty() {

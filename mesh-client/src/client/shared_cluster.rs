@@ -3,8 +3,8 @@
 //! Each route stack ends in the client's cluster, and the retry layer clones its inner service
 //! per request (the ready clone takes the call). A `BoxCloneSyncService` allocates on every clone;
 //! this wrapper shares one type-erased call function behind an `Arc`, so a clone costs an atomic
-//! increment. The mesh's own [`Clusters`] is always ready and answers with a boxed future
-//! already: [`SharedCluster::clusters`] calls it directly. Any other cluster service
+//! increment. The mesh's own [`Clusters`] is always ready and answers with a named future:
+//! [`SharedCluster::clusters`] calls it directly, its future unboxed. Any other cluster service
 //! ([`SharedCluster::new`]) has its readiness handled per call (`oneshot` on a clone of it), so
 //! the wrapper itself is always ready.
 
@@ -24,9 +24,16 @@ type CallFn = dyn Fn(Request<BoxBody>) -> BoxResponseFuture + Send + Sync;
 /// A cluster service shared by every route stack; see the [module docs](self).
 #[derive(Clone)]
 pub(crate) struct SharedCluster {
-    call: Arc<CallFn>,
+    call: Call,
     /// The clusters' `maxRetries` permits (the mesh's own cluster set only).
     permits: Option<RetryPermits>,
+}
+
+#[derive(Clone)]
+enum Call {
+    /// The mesh's cluster set (a clone shares it).
+    Clusters(Clusters),
+    Dyn(Arc<CallFn>),
 }
 
 impl SharedCluster {
@@ -34,7 +41,7 @@ impl SharedCluster {
     pub(crate) fn clusters(clusters: Clusters) -> Self {
         let for_permits = clusters.clone();
         SharedCluster {
-            call: Arc::new(move |req| clusters.send(req).into_boxed()),
+            call: Call::Clusters(clusters),
             permits: Some(RetryPermits(Arc::new(move |d| for_permits.retry_permit(d)))),
         }
     }
@@ -56,7 +63,7 @@ impl SharedCluster {
             Box::pin(cluster.clone().oneshot(req))
         };
         SharedCluster {
-            call: Arc::new(call),
+            call: Call::Dyn(Arc::new(call)),
             permits: None,
         }
     }
@@ -71,14 +78,39 @@ impl std::fmt::Debug for SharedCluster {
 impl Service<Request<BoxBody>> for SharedCluster {
     type Response = Response<BoxBody>;
     type Error = BoxError;
-    type Future = BoxResponseFuture;
+    type Future = ResponseFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<BoxBody>) -> BoxResponseFuture {
-        (self.call)(req)
+    fn call(&mut self, req: Request<BoxBody>) -> ResponseFuture {
+        match &self.call {
+            Call::Clusters(clusters) => ResponseFuture::Clusters {
+                future: clusters.send(req),
+            },
+            Call::Dyn(call) => ResponseFuture::Dyn { future: call(req) },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Response future of [`SharedCluster`]: the cluster set's, inline, or any other's, boxed.
+    #[project = ResponseProj]
+    pub(crate) enum ResponseFuture {
+        Clusters { #[pin] future: crate::cluster::ResponseFuture },
+        Dyn { future: BoxResponseFuture },
+    }
+}
+
+impl std::future::Future for ResponseFuture {
+    type Output = Result<Response<BoxBody>, BoxError>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            ResponseProj::Clusters { future } => future.poll(cx),
+            ResponseProj::Dyn { future } => future.as_mut().poll(cx),
+        }
     }
 }
 

@@ -23,6 +23,7 @@
 
 mod body;
 mod endpoints;
+mod send;
 mod set;
 
 pub use endpoints::{Discovery, StaticEndpoints};
@@ -31,16 +32,12 @@ pub use set::{Clusters, ResponseFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use http::HeaderValue;
 use http::uri::Authority;
-use http::{HeaderValue, Request, Response};
 use mesh_core::classify::Outcome;
 use mesh_core::policy::{ConnectionPool, TrafficPolicy};
-use tokio::time::Instant;
 
-use crate::balance::{Balancer, Endpoint, RequestKey};
-use crate::body::BoxBody;
-use crate::context::{AttemptDeadline, PreviousAttempts, Upstream};
-use crate::error::ClusterError;
+use crate::balance::{Balancer, Endpoint};
 use crate::outlier::{OutlierDetector, OutlierMetrics};
 use crate::pool::Pool;
 use crate::tls::Planner;
@@ -225,82 +222,6 @@ impl Cluster {
         self.balancer.pick(hash, healthy)
     }
 
-    /// Sends one attempt: pool limits, pick, transport, classify. An [`AttemptDeadline`]
-    /// extension bounds it (pending wait included) with `Outcome::Timeout`.
-    pub async fn send(
-        self: Arc<Self>,
-        req: Request<BoxBody>,
-    ) -> Result<Response<BoxBody>, ClusterError> {
-        let deadline = req.extensions().get::<AttemptDeadline>().map(|d| d.at);
-        let acquire = self.pool.acquire();
-        let acquired = match deadline {
-            Some(at) => tokio::time::timeout_at(at, acquire)
-                .await
-                .map_err(|e| timeout(None, e))?,
-            None => acquire.await,
-        };
-        let permit = acquired.map_err(|o| {
-            tracing::debug!(cluster = %self.name, limit = o.limit, "overflow");
-            ClusterError {
-                outcome: Outcome::Overflow,
-                endpoint: None,
-                source: Some(Box::new(o)),
-            }
-        })?;
-        let key = match self.balancer.hash_policy() {
-            Some(p) => p.request_key(&req, self.balancer.rng()),
-            None => RequestKey::None,
-        };
-        let avoid = req
-            .extensions()
-            .get::<PreviousAttempts>()
-            .map_or(&[][..], |p| &p.endpoints[..]);
-        let index = self
-            .pick(key.hash(), avoid)
-            .ok_or_else(ClusterError::no_healthy_upstream)?;
-        let endpoint = self
-            .balancer
-            .endpoint(index)
-            .map(|e| e.addr)
-            .ok_or_else(ClusterError::no_healthy_upstream)?;
-
-        self.balancer.begin(index);
-        let in_flight = body::InFlight::new(Arc::clone(&self), index, permit);
-        let started = Instant::now();
-        let authority = self.authorities.get(index).and_then(Option::as_ref);
-        let sent = self
-            .transport
-            .send_to(endpoint, authority, self.host.as_ref(), req);
-        let result = match deadline {
-            Some(at) => tokio::time::timeout_at(at, sent)
-                .await
-                .unwrap_or_else(|e| Err(timeout(Some(endpoint), e))),
-            None => sent.await,
-        };
-        match result {
-            Ok(mut resp) => {
-                if let Some(up) = resp.extensions_mut().get_mut::<Upstream>() {
-                    up.labels = self.balancer.endpoint(index).and_then(|e| e.labels.clone());
-                }
-                let outcome = outcome_of_response(&resp);
-                self.record(index, outcome);
-                self.balancer.observe(index, started.elapsed());
-                let mut resp = resp.map(|b| body::guarded(b, in_flight));
-                if let RequestKey::Generated { set_cookie, .. } = key {
-                    resp.headers_mut()
-                        .append(http::header::SET_COOKIE, set_cookie);
-                }
-                Ok(resp)
-            }
-            Err(e) => {
-                tracing::debug!(cluster = %self.name, %endpoint, error = %e, "attempt failed");
-                self.record(index, e.outcome);
-                drop(in_flight);
-                Err(e)
-            }
-        }
-    }
-
     /// Feeds an attempt's outcome to outlier detection.
     pub fn record(&self, index: usize, outcome: Outcome) {
         if let Some(od) = &self.outlier {
@@ -310,26 +231,5 @@ impl Cluster {
 
     fn same_endpoints(&self, endpoints: &[Endpoint]) -> bool {
         self.balancer.endpoints() == endpoints
-    }
-}
-
-fn timeout(endpoint: Option<SocketAddr>, elapsed: tokio::time::error::Elapsed) -> ClusterError {
-    ClusterError {
-        outcome: Outcome::Timeout,
-        endpoint,
-        source: Some(Box::new(elapsed)),
-    }
-}
-
-/// The outcome of an answer: its status, and `grpc-status` when the head carries one.
-fn outcome_of_response<B>(resp: &Response<B>) -> Outcome {
-    let grpc_status = resp
-        .headers()
-        .get(&mesh_telemetry::message::GRPC_STATUS)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    Outcome::Response {
-        status: resp.status().as_u16(),
-        grpc_status,
     }
 }

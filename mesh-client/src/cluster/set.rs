@@ -419,10 +419,12 @@ impl Clusters {
             None => destination_from_uri(&req).and_then(|d| self.cluster(&d)),
         };
         ResponseFuture {
-            inner: Box::pin(async move {
-                let cluster = cluster?;
-                cluster.send(req).await.map_err(BoxError::from)
-            }),
+            state: match cluster {
+                Ok(cluster) => State::Send {
+                    future: cluster.send(req),
+                },
+                Err(error) => State::Error { error: Some(error) },
+            },
         }
     }
 }
@@ -463,15 +465,27 @@ impl tower_service::Service<Request<BoxBody>> for Clusters {
     }
 }
 
-/// The future of [`Clusters`].
-pub struct ResponseFuture {
-    inner: BoxResponseFuture,
+pin_project_lite::pin_project! {
+    /// The future of [`Clusters`]: the cluster's attempt, held inline (no box).
+    pub struct ResponseFuture {
+        #[pin]
+        state: State,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State {
+        // No cluster for the request's destination.
+        Error { error: Option<ClusterError> },
+        Send { #[pin] future: super::send::SendFuture },
+    }
 }
 
 impl ResponseFuture {
-    /// The boxed future inside (no new allocation).
+    /// This future, boxed.
     pub fn into_boxed(self) -> BoxResponseFuture {
-        self.inner
+        Box::pin(self)
     }
 }
 
@@ -484,7 +498,13 @@ impl fmt::Debug for ResponseFuture {
 impl Future for ResponseFuture {
     type Output = Result<Response<BoxBody>, BoxError>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Error { error } => Poll::Ready(Err(error
+                .take()
+                .unwrap_or_else(ClusterError::no_healthy_upstream)
+                .into())),
+            StateProj::Send { future } => future.poll(cx).map_err(BoxError::from),
+        }
     }
 }

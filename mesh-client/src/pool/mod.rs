@@ -142,6 +142,27 @@ impl Pool {
         })
     }
 
+    /// [`Pool::acquire`] when it needs no wait: `None` when every connection is busy (the
+    /// caller then waits with [`Pool::acquire`], which queues the request).
+    pub fn acquire_now(&self) -> Option<Result<Permit, Overflow>> {
+        let request = match try_take(
+            &self.requests,
+            "connectionPool.http.http2MaxRequests",
+            self.max_requests,
+        ) {
+            Ok(request) => request,
+            Err(overflow) => return Some(Err(overflow)),
+        };
+        let connection = match &self.connections {
+            None => None,
+            Some(connections) => Some(Arc::clone(connections).try_acquire_owned().ok()?),
+        };
+        Some(Ok(Permit {
+            _request: request,
+            _connection: connection,
+        }))
+    }
+
     /// Takes a request slot (overflow at once when full), then a connection, waiting in the
     /// pending queue when all are busy (overflow at once when the queue is full).
     pub async fn acquire(&self) -> Result<Permit, Overflow> {

@@ -1,62 +1,398 @@
-//! The retry loop.
+//! The retry loop, as an explicit state machine (tower's `retry/future.rs` pattern).
 //!
-//! Written as one `async` function behind a named, boxed future: the loop holds a buffered body,
-//! a budget guard, a backoff timer and the attempt in flight, which an explicit state machine
-//! would spell out at length for no gain in speed (one allocation per request).
+//! The future is named and holds the inner service's future inline: no allocation of its own.
+//! The first attempt is sent from [`Retry::call`](super::Retry) itself when the body needs no
+//! buffering (the usual GET), with the ready service the call was given; a retry clones the
+//! service, waits for its readiness, and gets its own span (none is made for the first try).
+//!
+//! ```text
+//! Buffering ──▶ Attempt ──▶ (done)
+//!                  ▲  │
+//!  Readying ───────┘  ▼
+//!      ▲           Backoff
+//!      └──────────────┘
+//! ```
 
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http::{Request, Response};
+use http_body::Body as _;
+use http_body_util::BodyExt as _;
+use http_body_util::combinators::Collect;
 use mesh_core::classify::Outcome;
+use mesh_core::policy::Destination;
 use tower::Service;
-use tracing::Instrument as _;
 
-use super::backoff;
-use super::replay::{self, Buffered};
+use super::budget::{Budget, RequestGuard, RetryGuard};
 use super::tape::Tape;
-use super::{PerTryTimeout, Settings, is_idempotent};
+use super::{PerTryTimeout, Settings, backoff, is_idempotent};
 use crate::BoxError;
-use crate::body::{self, BoxBody, BoxResponseFuture};
+use crate::body::{self, BoxBody};
 use crate::context::{AttemptDeadline, PreviousAttempts, Target, Upstream};
 use crate::error::{ClusterError, outcome_of};
+use crate::pool::RetryPermit;
 use crate::rescue::{add_flag, rescue};
 
-/// Response future of [`Retry`](super::Retry).
-pub struct ResponseFuture {
-    inner: BoxResponseFuture,
+pin_project_lite::pin_project! {
+    /// Response future of [`Retry`](super::Retry); see the [module docs](self).
+    pub struct ResponseFuture<S>
+    where
+        S: Service<Request<BoxBody>>,
+    {
+        #[pin]
+        state: State<S::Future>,
+        service: S,
+        settings: Arc<Settings>,
+        // `None` without retries (`attempts: 0`): the request was sent as it came.
+        replay: Option<Replay>,
+        _in_flight: RequestGuard,
+    }
 }
 
-impl ResponseFuture {
-    pub(super) fn new<S>(service: S, request: Request<BoxBody>, settings: Arc<Settings>) -> Self
-    where
-        S: Service<Request<BoxBody>, Response = Response<BoxBody>> + Clone + Send + 'static,
-        S::Error: Into<BoxError> + 'static,
-        S::Future: Send + 'static,
-    {
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        // Reading a body of known, small size before the first attempt.
+        Buffering { #[pin] collect: Collect<BoxBody> },
+        // A retry: the fresh clone of the service is driven to readiness, then called.
+        Readying,
+        Attempt {
+            #[pin] attempt: Attempt<F>,
+            // The retry's span, entered while the attempt is polled (none on the first try).
+            span: Option<tracing::Span>,
+        },
+        Backoff { #[pin] sleep: tokio::time::Sleep },
+        Done,
+    }
+}
+
+/// What the loop keeps to send the request again.
+struct Replay {
+    /// The head as it came (the original extensions taken by the first attempt, see `head`).
+    parts: http::request::Parts,
+    first_extensions: Option<http::Extensions>,
+    target: Option<Arc<Destination>>,
+    budget: Budget,
+    /// The whole body, when it was small enough and of known size.
+    bytes: Option<Bytes>,
+    /// A body that could not be buffered, for the first attempt.
+    first_body: Option<BoxBody>,
+    /// A gRPC body recorded as the first attempt streams it.
+    tape: Option<Arc<Tape>>,
+    idempotent: bool,
+    previous: Vec<SocketAddr>,
+    /// The retry in flight's budget share and `maxRetries` permit (held from the decision to
+    /// retry, through the backoff, to the retried attempt's answer).
+    retry_guard: Option<(RetryGuard, Option<RetryPermit>)>,
+    retries_done: u32,
+}
+
+impl<S> ResponseFuture<S>
+where
+    S: Service<Request<BoxBody>, Response = Response<BoxBody>> + Clone,
+    S::Error: Into<BoxError>,
+{
+    pub(super) fn new(mut service: S, request: Request<BoxBody>, settings: Arc<Settings>) -> Self {
+        let policy = &settings.policy;
+        let target = request.extensions().get::<Target>();
+        let budget = settings.budgets.for_target(target);
+        let in_flight = budget.enter_request();
+        if policy.attempts() == 0 {
+            let attempt = attempt(&mut service, request, policy.per_try_timeout());
+            return Self {
+                state: State::Attempt {
+                    attempt,
+                    span: None,
+                },
+                service,
+                settings,
+                replay: None,
+                _in_flight: in_flight,
+            };
+        }
+        // The host is only needed to count retries: keep the shared target, name it then.
+        let target = target.map(|t| Arc::clone(&t.destination));
+        let (mut parts, body) = request.into_parts();
+        // The usual head carries no extension but the split's `Target`, which the loop keeps
+        // anyway: the first attempt then takes the original extensions and a retry rebuilds them
+        // from the target, instead of every attempt copying the map (three allocations).
+        let first_extensions = match &target {
+            Some(_) if parts.extensions.len() == 1 => Some(std::mem::take(&mut parts.extensions)),
+            _ => None,
+        };
+        let grpc = mesh_core::grpc::is_grpc(&parts.headers);
+        // gRPC calls are POSTs; a `retryOn` naming their statuses says they may be sent again
+        // (as gRPC's own retry policy does).
+        let idempotent = is_idempotent(&parts.method) || grpc;
+        let mut replay = Replay {
+            parts,
+            first_extensions,
+            target,
+            budget,
+            bytes: None,
+            first_body: None,
+            tape: None,
+            idempotent,
+            previous: Vec::new(),
+            retry_guard: None,
+            retries_done: 0,
+        };
+        // Bodies of known size within the limit are buffered (`replay::buffer`'s rule); a gRPC
+        // body, of no length up front, is recorded as the first attempt streams it.
+        let limit = settings.max_replay_bytes;
+        let state = if body.is_end_stream() {
+            replay.bytes = Some(Bytes::new());
+            replay.first_attempt(&mut service, &settings)
+        } else if body.size_hint().upper().is_some_and(|upper| upper <= limit) {
+            State::Buffering {
+                collect: body.collect(),
+            }
+        } else {
+            if grpc {
+                replay.tape = Some(Tape::new(body, limit));
+            } else {
+                replay.first_body = Some(body);
+            }
+            replay.first_attempt(&mut service, &settings)
+        };
         Self {
-            inner: Box::pin(run(service, request, settings)),
+            state,
+            service,
+            settings,
+            replay: Some(replay),
+            _in_flight: in_flight,
         }
     }
 }
 
-impl Future for ResponseFuture {
-    type Output = Result<Response<BoxBody>, BoxError>;
+impl Replay {
+    /// The next attempt's request: a copy of the head, and the body again.
+    fn request(&mut self) -> Request<BoxBody> {
+        let body = match (&self.bytes, self.first_body.take(), &self.tape) {
+            // An empty body is boxed without an allocation.
+            (Some(bytes), _, _) if bytes.is_empty() => body::empty(),
+            (Some(bytes), _, _) => body::full(Bytes::clone(bytes)),
+            (None, Some(body), _) => body,
+            (None, None, Some(tape)) => tape.body(),
+            // Without a replayable body the loop ends after the first attempt (checked later).
+            (None, None, None) => body::empty(),
+        };
+        let mut request = Request::from_parts(
+            head(&self.parts, &mut self.first_extensions, &self.target),
+            body,
+        );
+        if !self.previous.is_empty() {
+            request.extensions_mut().insert(PreviousAttempts {
+                endpoints: self.previous.clone(),
+            });
+        }
+        request
+    }
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+    fn first_attempt<S>(&mut self, service: &mut S, settings: &Settings) -> State<S::Future>
+    where
+        S: Service<Request<BoxBody>>,
+    {
+        let request = self.request();
+        State::Attempt {
+            attempt: attempt(service, request, settings.policy.per_try_timeout()),
+            span: None,
+        }
+    }
+
+    fn host(&self) -> &str {
+        self.target
+            .as_deref()
+            .map_or_else(|| self.parts.uri.host().unwrap_or(""), |d| d.host.as_str())
     }
 }
 
-impl fmt::Debug for ResponseFuture {
+impl<S> Future for ResponseFuture<S>
+where
+    S: Service<Request<BoxBody>, Response = Response<BoxBody>> + Clone,
+    S::Error: Into<BoxError>,
+{
+    type Output = Result<Response<BoxBody>, BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let this = self.as_mut().project();
+            let per_try = this.settings.policy.per_try_timeout();
+            let next = match this.state.project() {
+                StateProj::Buffering { collect } => {
+                    let collected = ready!(collect.poll(cx));
+                    let Some(replay) = this.replay.as_mut() else {
+                        return Poll::Ready(Err(lost()));
+                    };
+                    match collected {
+                        Ok(collected) => replay.bytes = Some(collected.to_bytes()),
+                        // The body is the downstream's: if it fails (cut short, malformed),
+                        // that is its fault.
+                        Err(e) => {
+                            self.as_mut().project().state.set(State::Done);
+                            return Poll::Ready(Err(ClusterError::downstream(e).into()));
+                        }
+                    }
+                    replay.first_attempt(this.service, this.settings)
+                }
+                StateProj::Readying => {
+                    if let Err(e) = ready!(this.service.poll_ready(cx)) {
+                        self.as_mut().project().state.set(State::Done);
+                        return Poll::Ready(Err(e.into()));
+                    }
+                    let Some(replay) = this.replay.as_mut() else {
+                        return Poll::Ready(Err(lost()));
+                    };
+                    let mut request = replay.request();
+                    let span = retry_span(&mut request, replay.retries_done);
+                    State::Attempt {
+                        attempt: attempt(this.service, request, per_try),
+                        span: Some(span),
+                    }
+                }
+                StateProj::Attempt { attempt, span } => {
+                    let _entered = span.as_ref().map(tracing::Span::enter);
+                    let result = ready!(attempt.poll(cx));
+                    drop(_entered);
+                    match decide(result, this.replay.as_mut(), this.settings) {
+                        Decision::Finish(result) => {
+                            self.as_mut().project().state.set(State::Done);
+                            return Poll::Ready(result);
+                        }
+                        Decision::Retry(wait) => State::Backoff {
+                            sleep: tokio::time::sleep(wait),
+                        },
+                    }
+                }
+                StateProj::Backoff { sleep } => {
+                    ready!(sleep.poll(cx));
+                    // The service that took the last attempt is spent: a fresh clone retries.
+                    *this.service = this.service.clone();
+                    State::Readying
+                }
+                StateProj::Done => return Poll::Ready(Err(lost())),
+            };
+            self.as_mut().project().state.set(next);
+        }
+    }
+}
+
+impl<S: Service<Request<BoxBody>>> fmt::Debug for ResponseFuture<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("retry::ResponseFuture")
     }
+}
+
+fn lost() -> BoxError {
+    "retry future polled after completion".into()
+}
+
+enum Decision {
+    Finish(Result<Response<BoxBody>, BoxError>),
+    Retry(std::time::Duration),
+}
+
+/// What to do after an attempt's `result`: answer, or retry after a backoff (the retry's
+/// budget share and permit then taken).
+fn decide(
+    result: Result<Response<BoxBody>, BoxError>,
+    replay: Option<&mut Replay>,
+    settings: &Settings,
+) -> Decision {
+    let Some(replay) = replay else {
+        return Decision::Finish(finish(result, false));
+    };
+    drop(replay.retry_guard.take());
+    let policy = &settings.policy;
+    let (outcome, endpoint) = match &result {
+        Ok(response) => (
+            outcome_of_response(response),
+            response.extensions().get::<Upstream>().map(|u| u.endpoint),
+        ),
+        Err(error) if error.is::<PerTryTimeout>() => {
+            settings.stats.per_try_timeouts.incr();
+            (Outcome::Timeout, None)
+        }
+        Err(error) => (outcome_of(error), endpoint_of_error(error)),
+    };
+    if !outcome.is_retryable(policy.retry_on()) {
+        return Decision::Finish(finish(result, false));
+    }
+    if replay.retries_done >= policy.attempts() {
+        settings.stats.retries_exhausted.incr();
+        tracing::debug!(
+            retries_exhausted = true,
+            attempts = replay.retries_done + 1,
+            ?outcome,
+            "retries exhausted"
+        );
+        return Decision::Finish(finish(result, true));
+    }
+    if !replay.idempotent && !outcome.never_reached_server() {
+        settings.stats.retries_skipped_non_idempotent.incr();
+        tracing::debug!(retried = false, method = %replay.parts.method, ?outcome, "not retrying a non-idempotent request that reached the server");
+        return Decision::Finish(finish(result, false));
+    }
+    if replay.bytes.is_none() && !replay.tape.as_ref().is_some_and(|t| t.replayable()) {
+        settings.stats.retries_skipped_body.incr();
+        tracing::debug!(
+            retried = false,
+            ?outcome,
+            "not retrying: request body too large or streaming"
+        );
+        return Decision::Finish(finish(result, false));
+    }
+    let Some(guard) = replay.budget.try_retry() else {
+        settings.stats.budget_exhausted(replay.host());
+        tracing::debug!(
+            retried = false,
+            budget_exhausted = true,
+            requests_in_flight = replay.budget.requests_in_flight(),
+            retries_in_flight = replay.budget.retries_in_flight(),
+            "retry budget exhausted"
+        );
+        return Decision::Finish(finish(result, false));
+    };
+    // Envoy's retry circuit breaker: `maxRetries` retries in flight across the cluster
+    let permit = match (&settings.permits, replay.target.as_deref()) {
+        (Some(permits), Some(dest)) => match (permits.0)(dest) {
+            Some(p) => Some(p),
+            None => {
+                settings.stats.retries_overflow.incr();
+                tracing::debug!(
+                    retried = false,
+                    retry_overflow = true,
+                    host = replay.host(),
+                    "retry refused: connectionPool.http.maxRetries retries in flight"
+                );
+                return Decision::Finish(finish(result, false));
+            }
+        },
+        _ => None,
+    };
+    if let Some(endpoint) = endpoint.filter(|e| !replay.previous.contains(e)) {
+        replay.previous.push(endpoint);
+    }
+    // Drop the failed answer (and its connection's body) before waiting.
+    drop(result);
+    let wait = backoff::delay(&policy.backoff(), replay.retries_done, &settings.random);
+    replay.retries_done += 1;
+    replay.retry_guard = Some((guard, permit));
+    settings.stats.retried(replay.host());
+    tracing::debug!(
+        retried = true,
+        retry = replay.retries_done,
+        ?outcome,
+        backoff_ms = wait.as_millis() as u64,
+        "retrying"
+    );
+    Decision::Retry(wait)
 }
 
 /// The outcome an answer stands for (its status and any `grpc-status`).
@@ -69,177 +405,6 @@ pub fn outcome_of_response<B>(response: &Response<B>) -> Outcome {
     Outcome::Response {
         status: response.status().as_u16(),
         grpc_status,
-    }
-}
-
-async fn run<S>(
-    mut service: S,
-    request: Request<BoxBody>,
-    settings: Arc<Settings>,
-) -> Result<Response<BoxBody>, BoxError>
-where
-    S: Service<Request<BoxBody>, Response = Response<BoxBody>> + Clone + Send + 'static,
-    S::Error: Into<BoxError> + 'static,
-    S::Future: Send + 'static,
-{
-    let policy = &settings.policy;
-    let target = request.extensions().get::<Target>();
-    let budget = settings.budgets.for_target(target);
-    // The host is only needed to count retries: keep the shared target, name it when counting.
-    let target = target.map(|t| Arc::clone(&t.destination));
-    let _in_flight = budget.enter_request();
-
-    if policy.attempts() == 0 {
-        let result = attempt(&mut service, request, policy.per_try_timeout()).await;
-        return finish(result, false, &settings);
-    }
-
-    let (mut parts, body) = request.into_parts();
-    // The usual head carries no extension but the split's `Target`, which the loop keeps
-    // anyway: the first attempt then takes the original extensions and a retry rebuilds them
-    // from the target, instead of every attempt copying the map (three allocations).
-    let mut first_extensions = match &target {
-        Some(_) if parts.extensions.len() == 1 => Some(std::mem::take(&mut parts.extensions)),
-        _ => None,
-    };
-    let host = || {
-        target
-            .as_deref()
-            .map_or_else(|| parts.uri.host().unwrap_or(""), |d| d.host.as_str())
-    };
-    let grpc = mesh_core::grpc::is_grpc(&parts.headers);
-    let (replay, mut first_body) = match replay::buffer(body, settings.max_replay_bytes).await? {
-        Buffered::Bytes(bytes) => (Some(bytes), None),
-        Buffered::Stream(body) => (None, Some(body)),
-    };
-    // A gRPC body has no length up front: record it as the first attempt streams it.
-    let tape = match first_body.take() {
-        Some(body) if grpc => Some(Tape::new(body, settings.max_replay_bytes)),
-        other => {
-            first_body = other;
-            None
-        }
-    };
-    // gRPC calls are POSTs; a `retryOn` naming their statuses says they may be sent again
-    // (as gRPC's own retry policy does).
-    let idempotent = is_idempotent(&parts.method) || grpc;
-    let mut previous: Vec<SocketAddr> = Vec::new();
-    let mut retry_guard = None;
-    let mut retries_done = 0u32;
-
-    loop {
-        let body = match (&replay, first_body.take()) {
-            // An empty body is boxed without an allocation.
-            (Some(bytes), _) if bytes.is_empty() => body::empty(),
-            (Some(bytes), _) => body::full(Bytes::clone(bytes)),
-            (None, Some(body)) => body,
-            (None, None) if tape.is_some() => tape.as_ref().map_or_else(body::empty, Tape::body),
-            // Without a replayable body the loop ends after the first attempt (checked below).
-            (None, None) => body::empty(),
-        };
-        let mut request = Request::from_parts(head(&parts, &mut first_extensions, &target), body);
-        if !previous.is_empty() {
-            request.extensions_mut().insert(PreviousAttempts {
-                endpoints: previous.clone(),
-            });
-        }
-        let span = if retries_done > 0 {
-            service = service.clone();
-            if let Err(e) = std::future::poll_fn(|cx| service.poll_ready(cx)).await {
-                return Err(e.into());
-            }
-            retry_span(&mut request, retries_done)
-        } else {
-            tracing::Span::none()
-        };
-        let result = attempt(&mut service, request, policy.per_try_timeout())
-            .instrument(span)
-            .await;
-        drop(retry_guard.take());
-
-        let (outcome, endpoint) = match &result {
-            Ok(response) => (
-                outcome_of_response(response),
-                response.extensions().get::<Upstream>().map(|u| u.endpoint),
-            ),
-            Err(error) if error.is::<PerTryTimeout>() => {
-                settings.stats.per_try_timeouts.incr();
-                (Outcome::Timeout, None)
-            }
-            Err(error) => (outcome_of(error), endpoint_of_error(error)),
-        };
-        if !outcome.is_retryable(policy.retry_on()) {
-            return finish(result, false, &settings);
-        }
-        if retries_done >= policy.attempts() {
-            settings.stats.retries_exhausted.incr();
-            tracing::debug!(
-                retries_exhausted = true,
-                attempts = retries_done + 1,
-                ?outcome,
-                "retries exhausted"
-            );
-            return finish(result, true, &settings);
-        }
-        if !idempotent && !outcome.never_reached_server() {
-            settings.stats.retries_skipped_non_idempotent.incr();
-            tracing::debug!(retried = false, method = %parts.method, ?outcome, "not retrying a non-idempotent request that reached the server");
-            return finish(result, false, &settings);
-        }
-        if replay.is_none() && !tape.as_ref().is_some_and(|t| t.replayable()) {
-            settings.stats.retries_skipped_body.incr();
-            tracing::debug!(
-                retried = false,
-                ?outcome,
-                "not retrying: request body too large or streaming"
-            );
-            return finish(result, false, &settings);
-        }
-        let Some(guard) = budget.try_retry() else {
-            settings.stats.budget_exhausted(host());
-            tracing::debug!(
-                retried = false,
-                budget_exhausted = true,
-                requests_in_flight = budget.requests_in_flight(),
-                retries_in_flight = budget.retries_in_flight(),
-                "retry budget exhausted"
-            );
-            return finish(result, false, &settings);
-        };
-        // Envoy's retry circuit breaker: `maxRetries` retries in flight across the cluster
-        let permit = match (&settings.permits, target.as_deref()) {
-            (Some(permits), Some(dest)) => match (permits.0)(dest) {
-                Some(p) => Some(p),
-                None => {
-                    settings.stats.retries_overflow.incr();
-                    tracing::debug!(
-                        retried = false,
-                        retry_overflow = true,
-                        host = host(),
-                        "retry refused: connectionPool.http.maxRetries retries in flight"
-                    );
-                    return finish(result, false, &settings);
-                }
-            },
-            _ => None,
-        };
-        if let Some(endpoint) = endpoint.filter(|e| !previous.contains(e)) {
-            previous.push(endpoint);
-        }
-        // Drop the failed answer (and its connection's body) before waiting.
-        drop(result);
-        let wait = backoff::delay(&policy.backoff(), retries_done, &settings.random);
-        retries_done += 1;
-        settings.stats.retried(host());
-        tracing::debug!(
-            retried = true,
-            retry = retries_done,
-            ?outcome,
-            backoff_ms = wait.as_millis() as u64,
-            "retrying"
-        );
-        tokio::time::sleep(wait).await;
-        retry_guard = Some((guard, permit));
     }
 }
 
@@ -262,7 +427,7 @@ fn retry_span(request: &mut Request<BoxBody>, retry: u32) -> tracing::Span {
 fn head(
     parts: &http::request::Parts,
     first_extensions: &mut Option<http::Extensions>,
-    target: &Option<Arc<mesh_core::policy::Destination>>,
+    target: &Option<Arc<Destination>>,
 ) -> http::request::Parts {
     let (mut head, ()) = Request::new(()).into_parts();
     head.method = parts.method.clone();
@@ -286,28 +451,25 @@ fn head(
 /// How long after the attempt deadline the retry layer gives up on an attempt itself.
 const BACKSTOP_SLACK: std::time::Duration = std::time::Duration::from_millis(10);
 
-/// Sends one attempt. A plain function returning a future of a fixed type, so the retry loop's
-/// own future never names `S::Future` (which trips rustc's higher-ranked `Send` check).
+/// Sends one attempt.
 ///
 /// With a per-try timeout, the attempt carries an [`AttemptDeadline`] so the cluster ends it
 /// itself (and tells outlier detection, as Envoy counts per-try timeouts against the endpoint);
 /// a backstop a little later covers inner services that ignore the extension.
-fn attempt<S, F, E>(
+fn attempt<S>(
     service: &mut S,
     mut request: Request<BoxBody>,
     per_try: Option<std::time::Duration>,
-) -> Attempt
+) -> Attempt<S::Future>
 where
-    S: Service<Request<BoxBody>, Response = Response<BoxBody>, Error = E, Future = F>,
-    F: Future<Output = Result<Response<BoxBody>, E>> + Send + 'static,
-    E: Into<BoxError> + 'static,
+    S: Service<Request<BoxBody>>,
 {
     if let Some(limit) = per_try {
         request.extensions_mut().insert(AttemptDeadline {
             at: tokio::time::Instant::now() + limit,
         });
     }
-    let future = boxed_once(service.call(request));
+    let future = service.call(request);
     match per_try {
         None => Attempt::Plain { future },
         Some(limit) => Attempt::Timed {
@@ -316,42 +478,27 @@ where
     }
 }
 
-/// `future` as a [`BoxResponseFuture`]; one that is one already (the mesh's clusters answer
-/// with one) is taken as it is instead of being boxed a second time.
-fn boxed_once<F, E>(future: F) -> BoxResponseFuture
-where
-    F: Future<Output = Result<Response<BoxBody>, E>> + Send + 'static,
-    E: Into<BoxError> + 'static,
-{
-    let mut slot = Some(future);
-    let already = (&mut slot as &mut dyn std::any::Any)
-        .downcast_mut::<Option<BoxResponseFuture>>()
-        .and_then(Option::take);
-    match (already, slot) {
-        (Some(boxed), _) => boxed,
-        (None, Some(future)) => Box::pin(async move { future.await.map_err(Into::into) }),
-        // invariant: the slot is emptied only by the downcast, which then returned it.
-        (None, None) => Box::pin(std::future::ready(Err("attempt future lost".into()))),
-    }
-}
-
 pin_project_lite::pin_project! {
     /// One attempt in flight, with its per-try backstop when there is one.
     #[project = AttemptProj]
-    enum Attempt {
-        Plain { #[pin] future: BoxResponseFuture },
-        Timed { #[pin] future: tokio::time::Timeout<BoxResponseFuture> },
+    enum Attempt<F> {
+        Plain { #[pin] future: F },
+        Timed { #[pin] future: tokio::time::Timeout<F> },
     }
 }
 
-impl Future for Attempt {
+impl<F, E> Future for Attempt<F>
+where
+    F: Future<Output = Result<Response<BoxBody>, E>>,
+    E: Into<BoxError>,
+{
     type Output = Result<Response<BoxBody>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
-            AttemptProj::Plain { future } => future.poll(cx),
-            AttemptProj::Timed { future } => match std::task::ready!(future.poll(cx)) {
-                Ok(result) => Poll::Ready(result),
+            AttemptProj::Plain { future } => future.poll(cx).map_err(Into::into),
+            AttemptProj::Timed { future } => match ready!(future.poll(cx)) {
+                Ok(result) => Poll::Ready(result.map_err(Into::into)),
                 Err(_) => Poll::Ready(Err(Box::new(PerTryTimeout(())) as BoxError)),
             },
         }
@@ -361,7 +508,6 @@ impl Future for Attempt {
 fn finish(
     result: Result<Response<BoxBody>, BoxError>,
     exhausted: bool,
-    _settings: &Settings,
 ) -> Result<Response<BoxBody>, BoxError> {
     let mut response = match result {
         Ok(response) => response,

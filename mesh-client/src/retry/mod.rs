@@ -230,13 +230,12 @@ impl<S> Retry<S> {
 
 impl<S> Service<Request<BoxBody>> for Retry<S>
 where
-    S: Service<Request<BoxBody>, Response = Response<BoxBody>> + Clone + Send + 'static,
-    S::Error: Into<BoxError> + 'static,
-    S::Future: Send + 'static,
+    S: Service<Request<BoxBody>, Response = Response<BoxBody>> + Clone,
+    S::Error: Into<BoxError>,
 {
     type Response = Response<BoxBody>;
     type Error = BoxError;
-    type Future = ResponseFuture;
+    type Future = ResponseFuture<S>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)

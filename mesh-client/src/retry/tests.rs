@@ -356,3 +356,86 @@ async fn every_attempt_gets_the_whole_head_whether_or_not_only_the_target_rides_
         assert_eq!(*seen, vec![expected.clone(), expected]);
     }
 }
+
+fn get_empty() -> Request<BoxBody> {
+    Request::get("http://service2/")
+        .body(body::empty())
+        .unwrap()
+}
+
+fn scripted_left(mock: &Mock) -> usize {
+    mock.script.lock().unwrap().len()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_first_attempt_is_sent_by_call_a_body_first_read() {
+    // An empty body: `call` sends the first attempt with the ready service it was given.
+    let mock = Mock::new(vec![Ok(200), Ok(200)]);
+    let mut svc = RetryLayer::new(policy(2), Budget::unlimited()).layer(mock.clone());
+    let future = svc.call(get_empty());
+    assert_eq!(scripted_left(&mock), 1, "sent before the first poll");
+    assert_eq!(future.await.unwrap().status(), StatusCode::OK);
+    // A body of known size is read first: nothing is sent until the future is polled.
+    let mut future = tokio_test::task::spawn(svc.call(get()));
+    assert_eq!(scripted_left(&mock), 1, "not sent before the body is read");
+    let polled = future.poll();
+    assert!(polled.is_ready(), "the mock answers at once: {polled:?}");
+    assert_eq!(scripted_left(&mock), 0);
+    assert_eq!(mock.seen.lock().unwrap()[1].1, b"payload");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_future_dropped_in_its_backoff_releases_the_budget_and_sends_nothing_more() {
+    let budget = Budget::new(&RetryBudget::default());
+    let mock = Mock::new(vec![Ok(503), Ok(200)]);
+    let mut svc = RetryLayer::new(policy(2), budget.clone()).layer(mock.clone());
+    let mut future = tokio_test::task::spawn(svc.call(get_empty()));
+    // The first attempt answers 503: the future waits its backoff, holding a retry's share.
+    assert!(future.poll().is_pending());
+    assert_eq!(mock.calls(), 1);
+    assert_eq!(budget.requests_in_flight(), 1);
+    assert_eq!(
+        budget.retries_in_flight(),
+        1,
+        "the retry's share is held in the backoff"
+    );
+    drop(future);
+    assert_eq!(budget.requests_in_flight(), 0);
+    assert_eq!(budget.retries_in_flight(), 0);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(mock.calls(), 1, "no retry after the drop");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_future_dropped_during_its_attempt_drops_the_attempt() {
+    let budget = Budget::new(&RetryBudget::default());
+    let mut mock = Mock::new(vec![Ok(200)]);
+    mock.delay = Duration::from_secs(5);
+    let mut svc = RetryLayer::new(policy(2), budget.clone()).layer(mock.clone());
+    let before = Arc::strong_count(&mock.seen);
+    let mut future = tokio_test::task::spawn(svc.call(get_empty()));
+    assert!(future.poll().is_pending());
+    assert_eq!(budget.requests_in_flight(), 1);
+    // The future holds the ready service and the attempt's future, each with a clone of the
+    // mock's record: dropping the future drops both.
+    assert_eq!(Arc::strong_count(&mock.seen), before + 2);
+    drop(future);
+    assert_eq!(
+        Arc::strong_count(&mock.seen),
+        before,
+        "the attempt was dropped"
+    );
+    assert_eq!(budget.requests_in_flight(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_waits_for_the_readiness_of_a_fresh_clone() {
+    // The inner service is ready once per clone after one pending poll (a concurrency limit of
+    // one, whose permit the first attempt holds until its answer is dropped).
+    let mock = Mock::new(vec![Ok(503), Ok(200)]);
+    let limited = tower::limit::ConcurrencyLimit::new(mock.clone(), 1);
+    let svc = RetryLayer::new(policy(2), Budget::unlimited()).layer(limited);
+    let r = svc.oneshot(get()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(mock.calls(), 2);
+}

@@ -30,7 +30,7 @@ use mesh_core::policy::{HeaderRules, WeightedDestination};
 use tower::{Layer, Service};
 
 use crate::body::BoxBody;
-use crate::context::Target;
+use crate::context::{Target, Upstream};
 use crate::headers;
 use crate::random::Random;
 
@@ -172,7 +172,7 @@ where
 
 pin_project_lite::pin_project! {
     /// Response future of [`Split`]: applies the destination's response header rules and copies
-    /// the [`Target`] to the response (for metrics).
+    /// the [`Target`] to the response (for metrics) unless its [`Upstream`] names it already.
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
@@ -191,8 +191,17 @@ where
         let this = self.project();
         let mut response = std::task::ready!(this.inner.poll(cx))?;
         headers::apply(&this.rules.response, response.headers_mut());
+        // An answer from the cluster names its destination in `Upstream` already; one made
+        // on the way (a timeout's 504, a rescue) gets the target.
         if let Some(target) = this.target.take() {
-            response.extensions_mut().insert(target);
+            let named = response
+                .extensions()
+                .get::<Upstream>()
+                .and_then(|u| u.destination.as_ref())
+                .is_some_and(|d| Arc::ptr_eq(d, &target.destination) || **d == *target.destination);
+            if !named {
+                response.extensions_mut().insert(target);
+            }
         }
         Poll::Ready(Ok(response))
     }

@@ -83,3 +83,20 @@ async fn sets_target_and_destination_headers() {
         "target copied to the response"
     );
 }
+
+#[tokio::test]
+async fn an_answer_naming_its_destination_gets_no_target_copy() {
+    let d = to("v1", 100);
+    let inner = tower::service_fn(|req: Request<BoxBody>| async move {
+        let target = req.extensions().get::<Target>().cloned().unwrap();
+        let mut resp = Response::new(body::empty());
+        let mut upstream = crate::context::Upstream::new("127.0.0.1:1".parse().unwrap());
+        upstream.destination = Some(target.destination);
+        resp.extensions_mut().insert(upstream);
+        Ok::<_, crate::BoxError>(resp)
+    });
+    let svc = SplitLayer::new(vec![d]).unwrap().layer(inner);
+    let resp = svc.oneshot(Request::new(body::empty())).await.unwrap();
+    assert!(resp.extensions().get::<Target>().is_none());
+    assert_eq!(resp.extensions().len(), 1, "only the Upstream");
+}

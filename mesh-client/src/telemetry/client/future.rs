@@ -66,13 +66,18 @@ where
                 let upstream = resp.extensions().get::<Upstream>();
                 let endpoint = upstream.and_then(|u| u.labels.as_ref());
                 let security = upstream.and_then(|u| u.security.as_ref());
-                let peers = match (resp.extensions().get::<Target>(), endpoint) {
-                    (Some(t), _) => p.shared.peers(
-                        &t.destination.host,
-                        t.destination.subset.as_deref(),
-                        endpoint,
-                        security,
-                    ),
+                // The split's target on an answer made on the way; the cluster's on one from
+                // an endpoint.
+                let destination = resp
+                    .extensions()
+                    .get::<Target>()
+                    .map(|t| &t.destination)
+                    .or_else(|| upstream.and_then(|u| u.destination.as_ref()));
+                let peers = match (destination, endpoint) {
+                    (Some(d), _) => {
+                        p.shared
+                            .peers(&d.host, d.subset.as_deref(), endpoint, security)
+                    }
                     // The host's own stack (no VirtualService): the host the call named.
                     (None, Some(_)) => {
                         p.shared

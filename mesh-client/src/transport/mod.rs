@@ -33,24 +33,26 @@
 //! ```
 
 use std::fmt;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::HOST;
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderValue, Request, Response, Uri, Version};
+use http::{HeaderValue, Request, Uri, Version};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use mesh_core::classify::Outcome;
 use mesh_core::policy::ConnectionPool;
 
-use crate::body::{self, BoxBody, BoxResponseFuture};
-use crate::context::Upstream;
+use crate::body::{BoxBody, BoxResponseFuture};
 use crate::error::ClusterError;
 use crate::tls::{MeshConnector, TlsError, TlsTable};
+
+mod future;
+
+pub use self::future::ResponseFuture;
 
 /// How a cluster's connections are made and kept.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -203,13 +205,13 @@ impl Transport {
     /// endpoint as authority; `host` (the service's name) becomes the `Host` header when the
     /// request has none. The request's HTTP version is the upstream connection's, whatever the
     /// downstream spoke (an HTTP/2 client of an HTTP/1.1 upstream, and the reverse, as Envoy
-    /// does). The response carries the [`Upstream`] extension.
+    /// does). The response carries the [`Upstream`](crate::context::Upstream) extension.
     pub fn send(
         &self,
         endpoint: SocketAddr,
         host: Option<&HeaderValue>,
         req: Request<BoxBody>,
-    ) -> impl Future<Output = Result<Response<BoxBody>, ClusterError>> + Send + use<> {
+    ) -> ResponseFuture {
         let authority = endpoint_authority(endpoint);
         self.send_to(endpoint, authority.as_ref(), host, req)
     }
@@ -222,7 +224,7 @@ impl Transport {
         authority: Option<&Authority>,
         host: Option<&HeaderValue>,
         req: Request<BoxBody>,
-    ) -> impl Future<Output = Result<Response<BoxBody>, ClusterError>> + Send + use<> {
+    ) -> ResponseFuture {
         let (mut parts, body) = req.into_parts();
         if !parts.headers.contains_key(HOST) {
             let from_uri = match (parts.uri.authority(), host) {
@@ -235,7 +237,6 @@ impl Transport {
                 parts.headers.insert(HOST, h);
             }
         }
-        let uri = endpoint_uri(std::mem::take(&mut parts.uri), endpoint, authority);
         let grpc = mesh_core::grpc::is_grpc(&parts.headers);
         if let Inner::Hyper(_, version) = &self.inner {
             parts.version = if grpc { Version::HTTP_2 } else { *version };
@@ -243,34 +244,26 @@ impl Transport {
         if grpc {
             propagate_deadline(&mut parts);
         }
-        let inner = self.inner.clone();
-        async move {
-            parts.uri = uri.map_err(|e| ClusterError::transport(Outcome::Reset, endpoint, e))?;
-            let req = Request::from_parts(parts, body);
-            let mut resp = match inner {
-                Inner::Hyper(clients, _) => {
-                    let client = if grpc {
-                        clients.for_grpc()
-                    } else {
-                        &clients.main
-                    };
-                    let mut resp = client
-                        .request(req)
-                        .await
-                        .map_err(|e| transport_error(endpoint, e))?;
-                    let security = resp.extensions_mut().remove();
-                    let mut resp = resp.map(body::boxed);
-                    let mut upstream = Upstream::new(endpoint);
-                    upstream.security = security;
-                    resp.extensions_mut().insert(upstream);
-                    return Ok(resp);
-                }
-                Inner::InProcess(answer) => answer(endpoint, req)
-                    .await
-                    .map_err(|e| ClusterError::transport(Outcome::Reset, endpoint, e))?,
-            };
-            resp.extensions_mut().insert(Upstream::new(endpoint));
-            Ok(resp)
+        match endpoint_uri(std::mem::take(&mut parts.uri), endpoint, authority) {
+            Ok(uri) => parts.uri = uri,
+            Err(e) => {
+                return ResponseFuture::failed(
+                    endpoint,
+                    ClusterError::transport(Outcome::Reset, endpoint, e),
+                );
+            }
+        }
+        let req = Request::from_parts(parts, body);
+        match &self.inner {
+            Inner::Hyper(clients, _) => {
+                let client = if grpc {
+                    clients.for_grpc()
+                } else {
+                    &clients.main
+                };
+                ResponseFuture::hyper(endpoint, client.request(req))
+            }
+            Inner::InProcess(answer) => ResponseFuture::in_process(endpoint, answer(endpoint, req)),
         }
     }
 }
@@ -391,6 +384,9 @@ fn classify(err: &hyper_util::client::legacy::Error) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::body;
+    use crate::context::Upstream;
+    use http::Response;
 
     #[test]
     fn endpoint_uri_keeps_path_and_query() {
