@@ -23,6 +23,7 @@ pub mod kube;
 pub mod lab;
 pub mod lab_tls;
 pub mod mesh;
+pub mod plain_tls;
 pub mod run;
 pub mod scenarios;
 pub mod scenarios_mtls;

@@ -151,6 +151,9 @@ pub enum StartError {
     /// A Gateway server's TLS settings cannot be served (a file, a credentialName in a folder).
     #[error("{0}")]
     GatewayTls(String),
+    /// `--plain --certs`: the certificate files cannot be used.
+    #[error("--plain --certs: {0}")]
+    PlainTls(String),
 }
 
 /// Loads a config folder, printing its warnings.
@@ -212,6 +215,9 @@ struct RuntimeInner {
     jwks: JwksCache,
     transport: Option<mesh_client::transport::Transport>,
     tls: crate::tls::WorkloadTls,
+    /// The upstream TLS handshake counters of every cluster set built (`/config_dump`
+    /// `outbound_tls`: handshakes per second under load show whether connections are pooled).
+    tls_stats: std::sync::Mutex<Vec<Arc<mesh_client::tls::TlsStats>>>,
     // What keeps the config and the endpoints current: the folder watcher and the registry's
     // discovery, or the Kubernetes watches (`--kube`).
     _sources: Box<dyn std::any::Any + Send + Sync>,
@@ -311,6 +317,7 @@ impl MeshRuntime {
             jwks,
             transport,
             tls,
+            tls_stats: std::sync::Mutex::default(),
             _sources: sources,
         };
         Ok(Self {
@@ -371,6 +378,12 @@ impl MeshRuntime {
             // Outbound auto-mTLS and ISTIO_MUTUAL with the same watched certificate.
             clusters = clusters.with_tls(self.inner.tls.mesh_tls().clone());
         }
+        // After `with_tls`, which gives the clusters their TLS planner and its counters.
+        self.inner
+            .tls_stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Arc::clone(clusters.tls_stats()));
         let telemetry = ClientTelemetryLayer::new(
             self.inner.metrics.clone(),
             ClientTelemetryConfig::new(WorkloadLabels::from_labels(
@@ -501,6 +514,7 @@ impl MeshRuntime {
             .dir()
             .is_some()
             .then(|| self.inner.tls.clone());
+        let runtime = Arc::downgrade(&self.inner);
         let view: ConfigView = Arc::new(move || {
             let last = store.last_reload().map(|r| {
                 serde_json::json!({
@@ -517,6 +531,9 @@ impl MeshRuntime {
             if let (Some((name, section)), Some(map)) = (&extra, view.as_object_mut()) {
                 map.insert((*name).to_owned(), section());
             }
+            if let (Some(inner), Some(map)) = (runtime.upgrade(), view.as_object_mut()) {
+                map.insert("outbound_tls".to_owned(), inner.outbound_tls());
+            }
             view
         });
         match inbound {
@@ -528,6 +545,19 @@ impl MeshRuntime {
                 Arc::new(move || inbound.unready_reason(port)),
             ),
         }
+    }
+}
+
+impl RuntimeInner {
+    /// `/config_dump` `outbound_tls`: upstream TLS handshakes completed and failed so far.
+    fn outbound_tls(&self) -> serde_json::Value {
+        let stats = self
+            .tls_stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let handshakes: u64 = stats.iter().map(|s| s.handshakes()).sum();
+        let failures: u64 = stats.iter().map(|s| s.failures()).sum();
+        serde_json::json!({"handshakes": handshakes, "failures": failures})
     }
 }
 

@@ -170,6 +170,13 @@ pub fn start_service(
     let ready = Ready::default();
     let (state, runtime, tasks) = if spec.plain {
         let config = load_config(&spec.config)?;
+        // `--plain --certs`: the same bare app over TLS (the benchmark's TLS baseline).
+        let tls = spec
+            .identity
+            .certs
+            .as_deref()
+            .map(crate::plain_tls::PlainTls::load)
+            .transpose()?;
         let mut state = AppState::new(&spec.name, &spec.version).with_faults(spec.faults);
         let mut upstream_addr = None;
         if let Some(host) = upstream_of(&spec.name) {
@@ -178,7 +185,11 @@ pub fn start_service(
                 host: host.to_owned(),
             })?;
             upstream_addr = Some(ep);
-            state = state.with_upstream(host, Arc::new(PlainUpstream::new(ep)));
+            let upstream: Arc<dyn crate::upstream::Upstream> = match &tls {
+                Some(tls) => Arc::new(tls.upstream(ep)),
+                None => Arc::new(PlainUpstream::new(ep)),
+            };
+            state = state.with_upstream(host, upstream);
         }
         let state = Arc::new(state);
         let counter = Arc::new(RequestCounter::new(&spec.name, &spec.version));
@@ -191,7 +202,10 @@ pub fn start_service(
             upstream: upstream_addr,
         });
         let tasks = vec![
-            spawn_serve(listener, router, shutdown),
+            match &tls {
+                Some(tls) => crate::plain_tls::spawn_serve(listener, router, tls, shutdown),
+                None => spawn_serve(listener, router, shutdown),
+            },
             spawn_serve(admin, admin_app(source, ready.clone()), shutdown),
         ];
         (state, None, tasks)

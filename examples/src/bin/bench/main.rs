@@ -3,7 +3,8 @@
 //! Runs the example chain client → service1 → service2 → service3 on loopback in three set-ups,
 //! interleaved and repeated: the apps `--plain` (bare hyper, the baseline), the apps with the mesh
 //! (every layer on the happy path), and the plain apps behind two nginx hops per call (the
-//! sidecar model), plus a gRPC row (unary `Echo/Call`, plain tonic against the mesh). Prints and
+//! sidecar model), plus a gRPC row (unary `Echo/Call`, plain tonic against the mesh) and the mesh
+//! chain under mutual TLS (`--certs`, auto-mTLS, STRICT; `--no-mtls` skips it). Prints and
 //! writes the p50/p99 latency, throughput, CPU µs per request per hop
 //! (from `/proc`) and RSS per process, to `target/bench/bench.json` and the table in
 //! `docs/benchmarks.md`.
@@ -20,6 +21,7 @@
 mod grpc;
 mod inprocess;
 mod load;
+mod mtls;
 mod procfs;
 mod report;
 mod setup;
@@ -51,6 +53,9 @@ struct Args {
     /// Skip the nginx sidecar set-up.
     #[arg(long)]
     no_sidecar: bool,
+    /// Skip the mutual TLS set-up (the mesh apps with `--certs`).
+    #[arg(long)]
+    no_mtls: bool,
     /// Do not rewrite the table in docs/benchmarks.md.
     #[arg(long)]
     no_docs: bool,
@@ -87,6 +92,10 @@ async fn main() -> ExitCode {
         eprintln!("nginx not found: the sidecar set-up is skipped (apt-get install -y nginx)");
     }
 
+    if !args.no_mtls {
+        kinds.extend([Kind::PlainTls, Kind::MeshMtls]);
+    }
+
     let mut running = Vec::new();
     for kind in &kinds {
         match setup::start(*kind, &bin) {
@@ -111,6 +120,7 @@ async fn main() -> ExitCode {
 
     let mut rounds: Vec<Vec<report::Sample>> = vec![Vec::new(); running.len()];
     let mut grpc_rounds: Vec<Vec<grpc::GrpcSample>> = vec![Vec::new(); running.len()];
+    let mut handshake_rounds: Vec<mtls::HandshakeSample> = Vec::new();
     for round in 1..=args.rounds.max(1) {
         for (i, r) in running.iter().enumerate() {
             eprintln!(
@@ -123,15 +133,23 @@ async fn main() -> ExitCode {
                 args.rounds, r.kind, args.concurrency
             );
             let cpu_before = r.cpu_micros();
+            let handshakes_before = mtls::handshakes(&r.admins);
             let throughput =
                 load::closed_loop(r.entry, "/bench", args.concurrency, args.duration).await;
             let cpu = r.cpu_micros() - cpu_before;
+            if r.kind == Kind::MeshMtls {
+                handshake_rounds.push(mtls::HandshakeSample {
+                    handshakes: mtls::handshakes(&r.admins).saturating_sub(handshakes_before),
+                    requests: throughput.ok,
+                    seconds: throughput.elapsed.as_secs_f64(),
+                });
+            }
             rounds[i].push(report::Sample {
                 latency,
                 throughput,
                 cpu_micros: cpu,
             });
-            if r.kind != Kind::Sidecar {
+            if matches!(r.kind, Kind::Plain | Kind::Mesh) {
                 eprintln!(
                     "round {round}/{}: {} gRPC calls with {} connections ...",
                     args.rounds, r.kind, args.concurrency
@@ -144,6 +162,10 @@ async fn main() -> ExitCode {
         }
     }
 
+    let handshakes_total = running
+        .iter()
+        .find(|r| r.kind == Kind::MeshMtls)
+        .map(|r| mtls::handshakes(&r.admins));
     let grpc_rows: Vec<(Kind, Vec<grpc::GrpcSample>)> = running
         .iter()
         .map(|r| r.kind)
@@ -172,8 +194,14 @@ async fn main() -> ExitCode {
     };
     let mut table = report::markdown(&results, hop.as_ref(), &args_summary(&args));
     table.push_str(&grpc::markdown(&grpc_rows));
+    table.push_str(&mtls::markdown(
+        &results,
+        &handshake_rounds,
+        handshakes_total,
+    ));
     println!("{table}");
-    let verdict = report::targets(&results);
+    let mut verdict = report::targets(&results);
+    verdict.extend(mtls::targets(&results, &handshake_rounds, handshakes_total));
     for line in &verdict {
         println!("{line}");
     }

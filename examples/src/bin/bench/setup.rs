@@ -23,6 +23,10 @@ pub(crate) enum Kind {
     Mesh,
     /// `--plain` apps, each behind an nginx "sidecar" with an inbound and an outbound listener.
     Sidecar,
+    /// The mesh apps with `--certs`: auto-mutual TLS between them, STRICT ([`crate::mtls`]).
+    MeshMtls,
+    /// `--plain --certs` apps: bare hyper over mutual TLS with plain rustls (the TLS baseline).
+    PlainTls,
 }
 
 impl fmt::Display for Kind {
@@ -31,6 +35,8 @@ impl fmt::Display for Kind {
             Kind::Plain => "plain",
             Kind::Mesh => "mesh",
             Kind::Sidecar => "sidecar",
+            Kind::MeshMtls => "mesh-mtls",
+            Kind::PlainTls => "plain-tls",
         })
     }
 }
@@ -77,6 +83,8 @@ pub(crate) struct Running {
     /// Where the load generator sends (service1, or its sidecar).
     pub entry: SocketAddr,
     pub procs: Vec<Proc>,
+    /// The apps' admin addresses.
+    pub admins: Vec<SocketAddr>,
     dir: PathBuf,
 }
 
@@ -164,6 +172,7 @@ pub(crate) fn start(kind: Kind, bin: &Path) -> Result<Running, String> {
         kind,
         entry: SocketAddr::from(([127, 0, 0, 1], s1)),
         procs: Vec::new(),
+        admins: Vec::new(),
         dir: dir.clone(),
     };
 
@@ -205,8 +214,12 @@ pub(crate) fn start(kind: Kind, bin: &Path) -> Result<Running, String> {
     let mut registry = service_entry("service1", &[(local(s1), "v1")]);
     registry.push_str(&service_entry("service2", &[(local(to_s2), "v1")]));
     registry.push_str(&service_entry("service3", &[(local(to_s3), "v1")]));
+    let certs = match kind {
+        Kind::MeshMtls | Kind::PlainTls => Some(crate::mtls::prepare(&dir, &cfg, &mut registry)?),
+        _ => None,
+    };
     fs::write(cfg.join("00-registry.yaml"), registry).map_err(io)?;
-    if kind == Kind::Mesh {
+    if matches!(kind, Kind::Mesh | Kind::MeshMtls) {
         fs::write(cfg.join("10-policy.yaml"), BENCH_POLICY).map_err(io)?;
     }
 
@@ -221,7 +234,10 @@ pub(crate) fn start(kind: Kind, bin: &Path) -> Result<Running, String> {
         cmd.arg("--admin").arg(format!("127.0.0.1:{admin}"));
         cmd.arg("--config").arg(&cfg);
         cmd.args(&extra);
-        if kind != Kind::Mesh {
+        if let Some(certs) = &certs {
+            cmd.arg("--certs").arg(certs.join(name));
+        }
+        if !matches!(kind, Kind::Mesh | Kind::MeshMtls) {
             cmd.arg("--plain");
         }
         let log = fs::File::create(dir.join(format!("{name}.log"))).map_err(io)?;
@@ -236,6 +252,9 @@ pub(crate) fn start(kind: Kind, bin: &Path) -> Result<Running, String> {
             role: Role::App,
             child,
         });
+        running
+            .admins
+            .push(SocketAddr::from(([127, 0, 0, 1], admin)));
         wait_listening(port, name)?;
     }
     Ok(running)
