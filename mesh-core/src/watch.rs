@@ -49,11 +49,14 @@ mod source;
 pub use self::source::ConfigSource;
 
 /// Work done on every new snapshot before it is swapped in ([`ConfigStore::on_prepare`]).
-pub type PrepareHook = Arc<dyn Fn(&Arc<MeshConfig>) + Send + Sync>;
+pub type PrepareHook = Arc<PrepareFn>;
+
+/// The function behind a [`PrepareHook`].
+pub type PrepareFn = dyn Fn(&Arc<MeshConfig>) + Send + Sync;
 
 /// Registered hooks, held weakly: a hook lives as long as its owner keeps it.
 #[derive(Default)]
-pub(crate) struct Hooks(Mutex<Vec<Weak<dyn Fn(&Arc<MeshConfig>) + Send + Sync>>>);
+pub(crate) struct Hooks(Mutex<Vec<Weak<PrepareFn>>>);
 
 impl Hooks {
     pub(crate) fn add(&self, hook: &PrepareHook) {
