@@ -1,7 +1,7 @@
 //! A config reload under traffic: the in-process hop ([`mesh_examples::hop`]) with every mesh
 //! layer, and 1 000 more VirtualServices and DestinationRules in its folder, changed 20 times
 //! while requests keep coming. Prints, as JSON, how long a reload takes to apply (read, parse,
-//! compile and swap, then the first request, which compiles the route table and stacks), the
+//! compile, the namespace's view and the route table prepared, swap, then the first request), the
 //! time from a file write to the watcher's swap (its 200 ms debounce included), and the p50/p99
 //! of requests without reloads and during them.
 //!
@@ -102,8 +102,8 @@ fn main() {
     // Let the watcher's own reload of that write come and go.
     std::thread::sleep(Duration::from_secs(1));
 
-    // Applied: a reload of the folder (read, parse, compile, swap) plus the first request on
-    // the new snapshot, which compiles the route table and the route stacks. The folder does
+    // Applied: a reload of the folder (read, parse, compile, the view and route table prepared
+    // by the store's hooks, swap) plus the first request on the new snapshot. The folder does
     // not change here, so the watcher stays out of it.
     let mut applied = Vec::new();
     for _ in 0..5 {
