@@ -531,6 +531,51 @@ mod tests {
         assert_eq!(store.load().virtual_services.len(), 2);
     }
 
+    #[test]
+    fn a_partial_change_still_reports_every_error_of_the_unchanged_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), VS).unwrap();
+        std::fs::write(
+            dir.path().join("b.yaml"),
+            VS.replace("service2", "service3"),
+        )
+        .unwrap();
+        let store = ConfigStore::from_paths(&[dir.path()]).unwrap();
+        std::fs::write(dir.path().join("a.yaml"), BAD_VS).unwrap();
+        let first = store.reload_from(&[dir.path()]).unwrap_err().errors;
+        assert!(
+            first.iter().all(|e| e.file.ends_with("a.yaml")),
+            "{first:?}"
+        );
+        // b.yaml changes (still valid), a.yaml does not: a.yaml's errors are all still there,
+        // at the same lines, and the last good config stays
+        std::fs::write(
+            dir.path().join("b.yaml"),
+            VS.replace("service2", "service4"),
+        )
+        .unwrap();
+        let second = store.reload_from(&[dir.path()]).unwrap_err().errors;
+        assert_eq!(first, second);
+        assert_eq!(store.generation(), 1);
+        assert!(
+            store
+                .load()
+                .virtual_services
+                .iter()
+                .any(|v| v.hosts == ["service3"])
+        );
+        // and once a.yaml is fixed, the change to b.yaml applies with it
+        std::fs::write(dir.path().join("a.yaml"), VS).unwrap();
+        store.reload_from(&[dir.path()]).unwrap();
+        assert!(
+            store
+                .load()
+                .virtual_services
+                .iter()
+                .any(|v| v.hosts == ["service4"])
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn changes_within_the_quiet_period_reload_once() {
         let dir = tempfile::tempdir().unwrap();
