@@ -175,6 +175,11 @@ impl InProcessHop {
         }
     }
 
+    /// The mesh runtime of a [`HopMode::Mesh`] hop (its config folder, store and reload).
+    pub fn mesh(&self) -> Option<&MeshRuntime> {
+        self._mesh.as_ref().map(|(mesh, _)| mesh)
+    }
+
     /// Sends one request (`GET /bench`, as the bench's load does) through the hop and reads the
     /// whole answer.
     pub async fn request(&self) -> Result<StatusCode, BoxError> {

@@ -6,6 +6,11 @@
 //! one meanwhile; the old config is freed when its last request drops it. Reading is lock-free
 //! and never waits for a reload.
 //!
+//! What the layers derive from a snapshot (a namespace's view, the client's route table) is
+//! prepared before the swap, on the thread that swaps ([`ConfigStore::on_prepare`]): the
+//! watcher's reload runs on Tokio's blocking pool, so the first requests on a new config find
+//! it ready instead of compiling it on a worker thread.
+//!
 //! [`ConfigStore::watch_paths`] watches folders (with the `notify` crate), waits for a quiet
 //! period after the last change (200 ms by default, as editors write files in several steps),
 //! re-reads them with [`crate::load::load_paths`], and swaps the new config in when it is
@@ -26,8 +31,8 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::{ArcSwap, ArcSwapOption, Guard};
@@ -43,6 +48,42 @@ mod source;
 
 pub use self::source::ConfigSource;
 
+/// Work done on every new snapshot before it is swapped in ([`ConfigStore::on_prepare`]).
+pub type PrepareHook = Arc<PrepareFn>;
+
+/// The function behind a [`PrepareHook`].
+pub type PrepareFn = dyn Fn(&Arc<MeshConfig>) + Send + Sync;
+
+/// Registered hooks, held weakly: a hook lives as long as its owner keeps it.
+#[derive(Default)]
+pub(crate) struct Hooks(Mutex<Vec<Weak<PrepareFn>>>);
+
+impl Hooks {
+    pub(crate) fn add(&self, hook: &PrepareHook) {
+        let mut hooks = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        hooks.retain(|h| h.strong_count() > 0);
+        hooks.push(Arc::downgrade(hook));
+    }
+
+    /// Runs every live hook on `config`, outside the lock.
+    pub(crate) fn run(&self, config: &Arc<MeshConfig>) {
+        let live: Vec<PrepareHook> = {
+            let mut hooks = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            hooks.retain(|h| h.strong_count() > 0);
+            hooks.iter().filter_map(Weak::upgrade).collect()
+        };
+        for hook in live {
+            hook(config);
+        }
+    }
+}
+
 /// The config in force, shared by every layer; cloning the store is cheap (one `Arc`).
 #[derive(Clone)]
 pub struct ConfigStore {
@@ -54,6 +95,7 @@ struct Inner {
     generation: AtomicU64,
     changes: watch::Sender<u64>,
     last_reload: ArcSwapOption<ReloadStatus>,
+    prepare: Hooks,
 }
 
 impl fmt::Debug for ConfigStore {
@@ -93,6 +135,7 @@ impl ConfigStore {
                 generation: AtomicU64::new(1),
                 changes: watch::Sender::new(1),
                 last_reload: ArcSwapOption::empty(),
+                prepare: Hooks::default(),
             }),
         }
     }
@@ -117,17 +160,49 @@ impl ConfigStore {
         self.inner.config.load()
     }
 
-    /// Swaps `config` in and notifies subscribers; returns the new generation.
+    /// Swaps `config` in and notifies subscribers; returns the new generation. The
+    /// [`on_prepare`](Self::on_prepare) hooks run first, on this thread: from async code, call
+    /// it where blocking is fine (`spawn_blocking`) when the hooks are heavy.
     pub fn store(&self, config: MeshConfig) -> u64 {
         let generation = self.swap(config);
         self.inner.changes.send_replace(generation);
         generation
     }
 
-    /// Swaps without notifying.
+    /// Runs the prepare hooks on `config`, then swaps it in without notifying.
     fn swap(&self, config: MeshConfig) -> u64 {
-        self.inner.config.store(Arc::new(config));
+        let config = Arc::new(config);
+        self.inner.prepare.run(&config);
+        self.inner.config.store(config);
         self.inner.generation.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Runs `hook` on every new config before it is swapped in, on the thread that swaps it
+    /// (the watcher's reloads run on Tokio's blocking pool), so that what a layer derives from
+    /// a snapshot is ready when the first request sees it. Requests keep reading the config in
+    /// force meanwhile. The store holds the hook weakly: it runs while its owner keeps the
+    /// `Arc`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use mesh_core::policy::MeshConfig;
+    /// use mesh_core::watch::{ConfigStore, PrepareHook};
+    ///
+    /// let store = ConfigStore::new(MeshConfig::default());
+    /// let seen = Arc::new(AtomicUsize::new(0));
+    /// let counter = seen.clone();
+    /// let hook: PrepareHook = Arc::new(move |_config: &Arc<MeshConfig>| {
+    ///     counter.fetch_add(1, Ordering::Relaxed);
+    /// });
+    /// store.on_prepare(&hook);
+    /// store.store(MeshConfig::default());
+    /// drop(hook);
+    /// store.store(MeshConfig::default());
+    /// assert_eq!(seen.load(Ordering::Relaxed), 1);
+    /// ```
+    pub fn on_prepare(&self, hook: &PrepareHook) {
+        self.inner.prepare.add(hook);
     }
 
     /// The generation of the config in force: 1 at first, one more on each swap.
@@ -454,6 +529,51 @@ mod tests {
         assert_eq!(refused.generation, good);
         assert_eq!(store.generation(), good);
         assert_eq!(store.load().virtual_services.len(), 2);
+    }
+
+    #[test]
+    fn a_partial_change_still_reports_every_error_of_the_unchanged_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), VS).unwrap();
+        std::fs::write(
+            dir.path().join("b.yaml"),
+            VS.replace("service2", "service3"),
+        )
+        .unwrap();
+        let store = ConfigStore::from_paths(&[dir.path()]).unwrap();
+        std::fs::write(dir.path().join("a.yaml"), BAD_VS).unwrap();
+        let first = store.reload_from(&[dir.path()]).unwrap_err().errors;
+        assert!(
+            first.iter().all(|e| e.file.ends_with("a.yaml")),
+            "{first:?}"
+        );
+        // b.yaml changes (still valid), a.yaml does not: a.yaml's errors are all still there,
+        // at the same lines, and the last good config stays
+        std::fs::write(
+            dir.path().join("b.yaml"),
+            VS.replace("service2", "service4"),
+        )
+        .unwrap();
+        let second = store.reload_from(&[dir.path()]).unwrap_err().errors;
+        assert_eq!(first, second);
+        assert_eq!(store.generation(), 1);
+        assert!(
+            store
+                .load()
+                .virtual_services
+                .iter()
+                .any(|v| v.hosts == ["service3"])
+        );
+        // and once a.yaml is fixed, the change to b.yaml applies with it
+        std::fs::write(dir.path().join("a.yaml"), VS).unwrap();
+        store.reload_from(&[dir.path()]).unwrap();
+        assert!(
+            store
+                .load()
+                .virtual_services
+                .iter()
+                .any(|v| v.hosts == ["service4"])
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -152,17 +152,22 @@ impl Builder {
     /// The client.
     pub fn build(self) -> MeshClient {
         let router = Router {
-            shared: Arc::new(Shared {
-                source: self.source,
-                cluster: self.cluster,
-                gateway: self.gateway,
-                random: self.random,
-                stats: self.stats,
-                mirror_permits: Arc::new(Semaphore::new(self.max_mirrors_in_flight)),
-                mirror_timeout: self.mirror_timeout,
-                max_replay_bytes: self.max_replay_bytes,
-                budgets: Arc::new(BudgetRegistry::new()),
-                compiled: ArcSwapOption::empty(),
+            shared: Shared::with_prepare(|prepare| {
+                self.source.on_prepare(&prepare);
+                Shared {
+                    source: self.source,
+                    cluster: self.cluster,
+                    gateway: self.gateway,
+                    random: self.random,
+                    stats: self.stats,
+                    mirror_permits: Arc::new(Semaphore::new(self.max_mirrors_in_flight)),
+                    mirror_timeout: self.mirror_timeout,
+                    max_replay_bytes: self.max_replay_bytes,
+                    budgets: Arc::new(BudgetRegistry::new()),
+                    compiled: ArcSwapOption::empty(),
+                    next: ArcSwapOption::empty(),
+                    _prepare: prepare,
+                }
             }),
         };
         let service = match self.telemetry {
@@ -314,3 +319,6 @@ impl Future for ResponseFuture {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

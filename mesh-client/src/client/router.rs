@@ -55,10 +55,35 @@ pub(super) struct Shared {
     pub(super) max_replay_bytes: u64,
     pub(super) budgets: Arc<BudgetRegistry>,
     pub(super) compiled: ArcSwapOption<Compiled>,
+    /// The table of the snapshot the source is about to put in force, compiled by `prepare`
+    /// on the thread that swaps it (the config watcher's), not by the first request.
+    pub(super) next: ArcSwapOption<Compiled>,
+    /// Registered (weakly) with the source; lives as long as the router.
+    pub(super) _prepare: mesh_core::watch::PrepareHook,
+}
+
+impl Shared {
+    /// `shared` with the hook that compiles each new snapshot's table before it is in force
+    /// (when the source can tell; see [`ConfigSource::on_prepare`]).
+    pub(super) fn with_prepare(
+        shared: impl FnOnce(mesh_core::watch::PrepareHook) -> Self,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|this: &std::sync::Weak<Self>| {
+            let this = this.clone();
+            let hook: mesh_core::watch::PrepareHook = Arc::new(move |config: &Arc<MeshConfig>| {
+                if let Some(shared) = this.upgrade() {
+                    let router = Router { shared };
+                    let compiled = Arc::new(router.compile(Arc::clone(config)));
+                    router.shared.next.store(Some(compiled));
+                }
+            });
+            shared(hook)
+        })
+    }
 }
 
 pub(super) struct Compiled {
-    config: Arc<MeshConfig>,
+    pub(super) config: Arc<MeshConfig>,
     table: RouteTable<RouteStack>,
     default: StackFn,
 }
@@ -316,7 +341,7 @@ fn ready(response: Response<BoxBody>) -> RouteFuture {
 }
 
 impl Router {
-    fn compiled(&self) -> Arc<Compiled> {
+    pub(super) fn compiled(&self) -> Arc<Compiled> {
         let config = self.shared.source.snapshot();
         if let Some(c) = self
             .shared
@@ -324,6 +349,15 @@ impl Router {
             .load_full()
             .filter(|c| Arc::ptr_eq(&c.config, &config))
         {
+            return c;
+        }
+        if let Some(c) = self
+            .shared
+            .next
+            .load_full()
+            .filter(|c| Arc::ptr_eq(&c.config, &config))
+        {
+            self.shared.compiled.store(Some(Arc::clone(&c)));
             return c;
         }
         let compiled = Arc::new(self.compile(config));

@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use super::hosts::{canonical_host, host_matches};
+use super::hosts::{DestinationIndex, canonical_host, host_matches};
 use super::{Compiled, RefusedRef};
 use crate::compile::Cx;
 use crate::diag::Diagnostic;
-use crate::policy::{Destination, DestinationPolicy, MeshConfig, RouteAction};
+use crate::policy::{Destination, DestinationPolicy, RouteAction};
 
 /// What a reference to another object that does not exist is (a subset no DestinationRule
 /// defines, a Gateway that does not exist).
@@ -65,6 +65,7 @@ pub(crate) fn run(c: &mut Compiled, diags: &mut Vec<Diagnostic>, references: Ref
         .map(|(g, _)| (g.origin.namespace.clone(), g.origin.name.clone()))
         .collect();
     let refused = &c.refused;
+    let index = DestinationIndex::new(&c.config);
     for (vs, spec, lines) in &c.virtual_services {
         let mut cx = Cx::new(vs.origin.clone(), lines, diags);
         let ns = vs.origin.namespace.clone();
@@ -99,7 +100,7 @@ pub(crate) fn run(c: &mut Compiled, diags: &mut Vec<Diagnostic>, references: Ref
                     check_subset(
                         &d.destination,
                         &ns,
-                        &c.config,
+                        &index,
                         refused,
                         &path,
                         &mut cx,
@@ -117,7 +118,7 @@ pub(crate) fn run(c: &mut Compiled, diags: &mut Vec<Diagnostic>, references: Ref
                 check_subset(
                     &m.destination,
                     &ns,
-                    &c.config,
+                    &index,
                     refused,
                     &path,
                     &mut cx,
@@ -176,7 +177,7 @@ fn check_gateway(
 fn check_subset(
     d: &Destination,
     ns: &str,
-    config: &MeshConfig,
+    index: &DestinationIndex<'_>,
     refused: &[RefusedRef],
     path: &str,
     cx: &mut Cx<'_>,
@@ -192,9 +193,9 @@ fn check_subset(
     };
     let wanted = canonical_host(&d.host, ns);
     // the rule a client in the route's namespace applies, else any namespace's rule for the host
-    let rule = config.destination_in(&d.host, ns).or_else(|| {
+    let rule = index.destination_in(&d.host, ns).or_else(|| {
         let canon = |r: &DestinationPolicy| canonical_host(&r.host, &r.origin.namespace);
-        let rules = || config.destinations.values();
+        let rules = || index.config().destinations.values();
         rules()
             .find(|r| canon(r) == wanted)
             .or_else(|| rules().find(|r| host_matches(&canon(r), &wanted)))

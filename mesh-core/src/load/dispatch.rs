@@ -310,11 +310,10 @@ fn refused(m: &Manifest, kind: &'static str, host: Option<String>) -> RefusedRef
 /// Deserializes `spec` (an absent or null `spec` is an empty mapping), reporting a serde error at the
 /// field it names.
 fn spec<T: DeserializeOwned>(m: &Manifest, cx: &mut Cx<'_>) -> Option<T> {
+    let empty = yaml_serde::Value::Mapping(yaml_serde::Mapping::new());
     let value = match &m.spec {
-        None | Some(yaml_serde::Value::Null) => {
-            yaml_serde::Value::Mapping(yaml_serde::Mapping::new())
-        }
-        Some(v) => v.clone(),
+        None | Some(yaml_serde::Value::Null) => &empty,
+        Some(v) => v,
     };
     match serde_path_to_error::deserialize::<_, T>(value) {
         Ok(t) => Some(t),

@@ -50,8 +50,12 @@ fn error(file: &str, line: usize, resource: String, message: String) -> Diagnost
 }
 
 /// Splits `text` into manifests; problems go to `diags`. Empty documents are skipped.
+///
+/// One pass (saphyr-parser) gives each document's field lines and its value; a file with a
+/// document whose value that pass leaves to `yaml_serde` (a tag, an anchor, a duplicate key:
+/// see [`super::values`]) is read again with `yaml_serde`, whose values and errors it keeps.
 pub(crate) fn parse(file: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Vec<Manifest> {
-    let index = match lines::index(text) {
+    let index = match lines::index_values(text) {
         Ok(i) => i,
         Err(e) => {
             diags.push(error(
@@ -63,6 +67,23 @@ pub(crate) fn parse(file: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Vec<
             return Vec::new();
         }
     };
+    if index.iter().all(|(_, v)| v.is_some()) {
+        return index
+            .into_iter()
+            .filter_map(|(lines, value)| identify(file, value?, lines, diags))
+            .collect();
+    }
+    let index: Vec<DocLines> = index.into_iter().map(|(d, _)| d).collect();
+    parse_serde(file, text, &index, diags)
+}
+
+/// The documents of `text` read with `yaml_serde`, `index` giving their lines.
+fn parse_serde(
+    file: &str,
+    text: &str,
+    index: &[DocLines],
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<Manifest> {
     let mut out = Vec::new();
     let mut last_error = String::new();
     // yaml_serde repeats a stream failure for every further document: the bound and the
@@ -111,7 +132,7 @@ fn identify(
     lines: DocLines,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Manifest> {
-    let map = match value {
+    let mut map = match value {
         Value::Null => return None,
         Value::Mapping(m) => m,
         Value::Tagged(t) => match t.value {
@@ -167,11 +188,6 @@ fn identify(
     }
     let namespace =
         text(metadata.and_then(|m| m.get("namespace"))).unwrap_or_else(|| "default".to_owned());
-    // A ConfigMap has no `spec`: its `data` is what the mesh reads (Istio's mesh config).
-    let spec = match kind.as_deref() {
-        Some("ConfigMap") => map.get("data").cloned(),
-        _ => map.get("spec").cloned(),
-    };
     let annotations = metadata
         .and_then(|m| m.get("annotations"))
         .and_then(Value::as_mapping)
@@ -181,6 +197,11 @@ fn identify(
                 .collect()
         })
         .unwrap_or_default();
+    // A ConfigMap has no `spec`: its `data` is what the mesh reads (Istio's mesh config).
+    let spec = match kind.as_deref() {
+        Some("ConfigMap") => map.swap_remove("data"),
+        _ => map.swap_remove("spec"),
+    };
     Some(Manifest {
         file: file.to_owned(),
         api_version: api_version?,
@@ -193,3 +214,6 @@ fn identify(
         lines,
     })
 }
+
+#[cfg(test)]
+mod tests;

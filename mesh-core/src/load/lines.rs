@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use saphyr_parser::{Event, Parser};
+use yaml_serde::Value;
 
+use super::values::Builder;
 use crate::compile::LineIndex;
 
 /// The field lines of one `---`-separated document.
@@ -68,10 +70,18 @@ enum Frame {
 }
 
 /// Indexes every document of `text`, in order.
+#[cfg(test)]
 pub(crate) fn index(text: &str) -> Result<Vec<DocLines>, SyntaxError> {
+    Ok(index_values(text)?.into_iter().map(|(d, _)| d).collect())
+}
+
+/// Indexes every document of `text`, in order, with its value from the same pass; `None`
+/// for a document whose value is left to `yaml_serde` (see [`super::values`]).
+pub(crate) fn index_values(text: &str) -> Result<Vec<(DocLines, Option<Value>)>, SyntaxError> {
     let mut docs = Vec::new();
     let mut current: Option<DocLines> = None;
     let mut stack: Vec<Frame> = Vec::new();
+    let mut value: Option<Builder> = None;
     let mut parser = Parser::new_from_str(text);
     while let Some(next) = parser.next_event() {
         let (event, span) = next.map_err(|e| SyntaxError {
@@ -79,6 +89,11 @@ pub(crate) fn index(text: &str) -> Result<Vec<DocLines>, SyntaxError> {
             message: e.info().to_owned(),
         })?;
         let line = span.start.line().max(1);
+        if let Some(builder) = value.as_mut()
+            && builder.event(&event).is_err()
+        {
+            value = None;
+        }
         match event {
             Event::DocumentStart(_) => {
                 stack.clear();
@@ -86,10 +101,12 @@ pub(crate) fn index(text: &str) -> Result<Vec<DocLines>, SyntaxError> {
                     start: line,
                     lines: HashMap::new(),
                 });
+                value = Some(Builder::default());
             }
             Event::DocumentEnd => {
                 if let Some(d) = current.take() {
-                    docs.push(d);
+                    let v = value.take().and_then(|b| b.finish().ok());
+                    docs.push((d, v));
                 }
             }
             Event::Scalar(value, ..) => {

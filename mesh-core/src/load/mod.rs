@@ -31,6 +31,7 @@ mod documents;
 mod hosts;
 mod lines;
 mod objects;
+mod values;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -4,11 +4,11 @@
 //! every source is lock-free (an `ArcSwap` load or a plain `Arc`).
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 
-use super::ConfigStore;
+use super::{ConfigStore, Hooks, PrepareHook};
 use crate::policy::MeshConfig;
 
 /// Where the config in force is read from: a [`ConfigStore`] (hot reload), an `ArcSwap` cell the
@@ -36,6 +36,12 @@ trait Source: Send + Sync {
     /// no other config can have its address), without taking a snapshot where the source can.
     fn is_at(&self, seen: usize) -> bool {
         Arc::as_ptr(&self.snapshot()) as usize == seen
+    }
+
+    /// Registers `hook` to run on each new snapshot before it is in force; false where the
+    /// source cannot tell (a fixed config, a cell or a function).
+    fn on_prepare(&self, _hook: &PrepareHook) -> bool {
+        false
     }
 }
 
@@ -75,27 +81,83 @@ impl Source for ConfigStore {
     fn is_at(&self, seen: usize) -> bool {
         Arc::as_ptr(&*self.load()) as usize == seen
     }
+
+    fn on_prepare(&self, hook: &PrepareHook) -> bool {
+        ConfigStore::on_prepare(self, hook);
+        true
+    }
 }
 
 /// A store's snapshots as a workload in one namespace sees them ([`MeshConfig::visible_from`]),
-/// computed once per snapshot.
+/// computed once per snapshot, before the store swaps it in.
 struct Scoped {
     store: ConfigStore,
     namespace: String,
-    // (the store's snapshot, the view of it)
-    cache: arc_swap::ArcSwapOption<(Arc<MeshConfig>, Arc<MeshConfig>)>,
+    /// (the store's snapshot, the view of it)
+    cache: ArcSwapOption<(Arc<MeshConfig>, Arc<MeshConfig>)>,
+    /// The same for the snapshot the store is about to swap in, prepared on the swapping thread.
+    next: ArcSwapOption<(Arc<MeshConfig>, Arc<MeshConfig>)>,
+    /// The hooks of the layers reading this view, run on each prepared view.
+    prepare: Hooks,
+    /// Registered (weakly) with the store; lives as long as this view.
+    _hook: PrepareHook,
+}
+
+impl Scoped {
+    fn new(store: ConfigStore, namespace: &str) -> Arc<Self> {
+        Arc::new_cyclic(|this: &Weak<Self>| {
+            let this = this.clone();
+            let hook: PrepareHook = Arc::new(move |config: &Arc<MeshConfig>| {
+                if let Some(scoped) = this.upgrade() {
+                    scoped.prepare_view(config);
+                }
+            });
+            store.on_prepare(&hook);
+            Self {
+                store,
+                namespace: namespace.to_owned(),
+                cache: ArcSwapOption::empty(),
+                next: ArcSwapOption::empty(),
+                prepare: Hooks::default(),
+                _hook: hook,
+            }
+        })
+    }
+
+    /// The view of `config`, the store's next snapshot, and what the layers derive from it.
+    fn prepare_view(&self, config: &Arc<MeshConfig>) {
+        let view = Arc::new(config.visible_from(&self.namespace));
+        self.prepare.run(&view);
+        self.next.store(Some(Arc::new((Arc::clone(config), view))));
+    }
+
+    /// The prepared view of `current`, if there is one.
+    fn prepared(&self, current: &Arc<MeshConfig>) -> Option<Arc<MeshConfig>> {
+        if let Some(cached) = &*self.cache.load()
+            && Arc::ptr_eq(&cached.0, current)
+        {
+            return Some(Arc::clone(&cached.1));
+        }
+        let next = self.next.load_full()?;
+        if !Arc::ptr_eq(&next.0, current) {
+            return None;
+        }
+        let view = Arc::clone(&next.1);
+        self.cache.store(Some(next));
+        Some(view)
+    }
 }
 
 impl Source for Scoped {
     fn snapshot(&self) -> Arc<MeshConfig> {
         let current = self.store.snapshot();
-        if let Some(cached) = &*self.cache.load()
-            && Arc::ptr_eq(&cached.0, &current)
-        {
-            return cached.1.clone();
+        if let Some(view) = self.prepared(&current) {
+            return view;
         }
+        // A config swapped in without this view's hook (a swap racing another): compute it here.
         let view = Arc::new(current.visible_from(&self.namespace));
-        self.cache.store(Some(Arc::new((current, view.clone()))));
+        self.cache
+            .store(Some(Arc::new((current, Arc::clone(&view)))));
         view
     }
 
@@ -106,6 +168,11 @@ impl Source for Scoped {
             }
             _ => Arc::as_ptr(&self.snapshot()) as usize == seen,
         }
+    }
+
+    fn on_prepare(&self, hook: &PrepareHook) -> bool {
+        self.prepare.add(hook);
+        true
     }
 }
 
@@ -123,11 +190,7 @@ impl ConfigSource {
     /// assert!(ConfigSource::visible_from(store, "default").snapshot().virtual_services.is_empty());
     /// ```
     pub fn visible_from(store: ConfigStore, namespace: &str) -> Self {
-        Self(Arc::new(Scoped {
-            store,
-            namespace: namespace.to_owned(),
-            cache: arc_swap::ArcSwapOption::empty(),
-        }))
+        Self(Scoped::new(store, namespace))
     }
 
     /// Any function returning the current snapshot (called once per request: make it
@@ -154,6 +217,35 @@ impl ConfigSource {
     /// The current snapshot.
     pub fn snapshot(&self) -> Arc<MeshConfig> {
         self.0.snapshot()
+    }
+
+    /// Runs `hook` on each new snapshot of this source before it is in force, on the thread
+    /// that swaps it in (see [`ConfigStore::on_prepare`]; for a namespace's view, on the view),
+    /// so that a layer can compile what it derives from the snapshot off the request path.
+    /// The source holds the hook weakly. Returns false for the sources that cannot tell (a
+    /// fixed config, a cell, a function): their layers compile on first use, as before.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use mesh_core::policy::MeshConfig;
+    /// use mesh_core::watch::{ConfigSource, ConfigStore, PrepareHook};
+    ///
+    /// let store = ConfigStore::new(MeshConfig::default());
+    /// let source = ConfigSource::visible_from(store.clone(), "team-a");
+    /// let prepared = Arc::new(Mutex::new(None));
+    /// let slot = prepared.clone();
+    /// let hook: PrepareHook = Arc::new(move |view: &Arc<MeshConfig>| {
+    ///     *slot.lock().unwrap() = Some(Arc::clone(view));
+    /// });
+    /// assert!(source.on_prepare(&hook));
+    /// store.store(MeshConfig::default());
+    /// // the view the hook saw is the one the first request gets
+    /// let seen = prepared.lock().unwrap().clone().unwrap();
+    /// assert!(Arc::ptr_eq(&seen, &source.snapshot()));
+    /// assert_eq!(seen.namespace.as_deref(), Some("team-a"));
+    /// ```
+    pub fn on_prepare(&self, hook: &PrepareHook) -> bool {
+        self.0.on_prepare(hook)
     }
 
     /// Whether the config in force is the snapshot at address `seen` (a snapshot the caller
