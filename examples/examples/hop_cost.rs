@@ -5,6 +5,7 @@
 //! cargo build --release -p mesh-examples --example hop_cost
 //! target/release/examples/hop_cost                  # allocations per request, as JSON
 //! target/release/examples/hop_cost run mesh 1000    # 1000 requests, for callgrind
+//! target/release/examples/hop_cost run grpc-mesh 1000  # the gRPC hop (mesh_examples::grpc::hop)
 //! scripts/callgrind.sh                              # instructions per request, mesh and bare
 //! ```
 //!
@@ -13,7 +14,31 @@
 
 use std::process::ExitCode;
 
+use mesh_examples::grpc::hop::GrpcHop;
 use mesh_examples::hop::{HopMode, InProcessHop};
+
+/// The HTTP hop or its gRPC twin.
+enum Hop {
+    Http(InProcessHop),
+    Grpc(GrpcHop),
+}
+
+impl Hop {
+    fn start(mode: HopMode, grpc: bool) -> Hop {
+        if grpc {
+            Hop::Grpc(GrpcHop::start(mode).unwrap())
+        } else {
+            Hop::Http(InProcessHop::start(mode).unwrap())
+        }
+    }
+
+    async fn ok(&self) -> bool {
+        match self {
+            Hop::Http(hop) => hop.request().await.map(|s| s.is_success()).unwrap_or(false),
+            Hop::Grpc(hop) => matches!(hop.request().await, Ok(Some(0))),
+        }
+    }
+}
 
 /// Requests before measuring: pools, caches and lazily built tables settle.
 const WARM_UP: u64 = 300;
@@ -28,11 +53,11 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn run(rt: &tokio::runtime::Runtime, hop: &InProcessHop, n: u64) -> u64 {
+fn run(rt: &tokio::runtime::Runtime, hop: &Hop, n: u64) -> u64 {
     rt.block_on(async {
         let mut ok = 0;
         for _ in 0..n {
-            if hop.request().await.map(|s| s.is_success()).unwrap_or(false) {
+            if hop.ok().await {
                 ok += 1;
             }
         }
@@ -41,9 +66,9 @@ fn run(rt: &tokio::runtime::Runtime, hop: &InProcessHop, n: u64) -> u64 {
 }
 
 /// Allocations and bytes per request of `mode`, after a warm-up.
-fn allocations(mode: HopMode) -> (f64, f64) {
+fn allocations(mode: HopMode, grpc: bool) -> (f64, f64) {
     let rt = runtime();
-    let hop = rt.block_on(async { InProcessHop::start(mode) }).unwrap();
+    let hop = rt.block_on(async { Hop::start(mode, grpc) });
     assert_eq!(
         run(&rt, &hop, WARM_UP),
         WARM_UP,
@@ -58,10 +83,13 @@ fn allocations(mode: HopMode) -> (f64, f64) {
     )
 }
 
-fn mode(arg: Option<&str>) -> Option<HopMode> {
+/// The mode an argument names, and whether it is the gRPC hop.
+fn mode(arg: Option<&str>) -> Option<(HopMode, bool)> {
     match arg {
-        Some("mesh") => Some(HopMode::Mesh),
-        Some("bare") => Some(HopMode::Bare),
+        Some("mesh") => Some((HopMode::Mesh, false)),
+        Some("bare") => Some((HopMode::Bare, false)),
+        Some("grpc-mesh") => Some((HopMode::Mesh, true)),
+        Some("grpc-bare") => Some((HopMode::Bare, true)),
         _ => None,
     }
 }
@@ -70,23 +98,25 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         None => {
-            let (mesh, mesh_bytes) = allocations(HopMode::Mesh);
-            let (bare, bare_bytes) = allocations(HopMode::Bare);
+            let (mesh, mesh_bytes) = allocations(HopMode::Mesh, false);
+            let (bare, bare_bytes) = allocations(HopMode::Bare, false);
+            let (grpc_mesh, grpc_mesh_bytes) = allocations(HopMode::Mesh, true);
+            let (grpc_bare, grpc_bare_bytes) = allocations(HopMode::Bare, true);
             println!(
-                "{{\"mesh_allocs_per_request\":{mesh:.2},\"bare_allocs_per_request\":{bare:.2},\"mesh_bytes_per_request\":{mesh_bytes:.0},\"bare_bytes_per_request\":{bare_bytes:.0}}}"
+                "{{\"mesh_allocs_per_request\":{mesh:.2},\"bare_allocs_per_request\":{bare:.2},\"mesh_bytes_per_request\":{mesh_bytes:.0},\"bare_bytes_per_request\":{bare_bytes:.0},\"grpc_mesh_allocs_per_request\":{grpc_mesh:.2},\"grpc_bare_allocs_per_request\":{grpc_bare:.2},\"grpc_mesh_bytes_per_request\":{grpc_mesh_bytes:.0},\"grpc_bare_bytes_per_request\":{grpc_bare_bytes:.0}}}"
             );
             ExitCode::SUCCESS
         }
         Some("run") => {
-            let (Some(mode), Some(n)) = (
+            let (Some((mode, grpc)), Some(n)) = (
                 mode(args.get(1).map(String::as_str)),
                 args.get(2).and_then(|n| n.parse().ok()),
             ) else {
-                eprintln!("usage: hop_cost run mesh|bare N");
+                eprintln!("usage: hop_cost run mesh|bare|grpc-mesh|grpc-bare N");
                 return ExitCode::from(2);
             };
             let rt = runtime();
-            let hop = rt.block_on(async { InProcessHop::start(mode) }).unwrap();
+            let hop = rt.block_on(async { Hop::start(mode, grpc) });
             let ok = run(&rt, &hop, n);
             println!("{ok}/{n} requests answered 2xx");
             if ok == n {
@@ -96,7 +126,7 @@ fn main() -> ExitCode {
             }
         }
         Some(_) => {
-            eprintln!("usage: hop_cost [run mesh|bare N]");
+            eprintln!("usage: hop_cost [run mesh|bare|grpc-mesh|grpc-bare N]");
             ExitCode::from(2)
         }
     }

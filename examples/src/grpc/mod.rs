@@ -19,12 +19,13 @@
     clippy::expect_used
 )]
 pub mod echo;
+pub mod hop;
 pub mod scenario;
 mod service;
 mod upstream;
 
 pub use self::service::EchoService;
-pub use self::upstream::GrpcUpstream;
+pub use self::upstream::{GrpcUpstream, InProcess, InProcessFn, InProcessFuture};
 
 use std::convert::Infallible;
 use std::sync::Arc;

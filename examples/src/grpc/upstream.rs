@@ -3,6 +3,8 @@
 //! upstream's first endpoint.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use http::Uri;
 use hyper_util::client::legacy::Client;
@@ -12,6 +14,7 @@ use mesh_client::client::MeshClient;
 
 use super::echo::echo_client::EchoClient;
 use super::echo::{CallReply, CallRequest};
+use crate::upstream::BoxError;
 
 /// A gRPC client of one upstream host.
 #[derive(Clone, Debug)]
@@ -20,6 +23,43 @@ pub enum GrpcUpstream {
     Mesh(EchoClient<MeshClient>),
     /// `--plain`: HTTP/2 with prior knowledge straight to one address.
     Plain(Box<EchoClient<Client<HttpConnector, tonic::body::Body>>>),
+    /// Answered by a function in this process (the bare gRPC hop of `hop_cost`).
+    InProcess(EchoClient<InProcess>),
+}
+
+/// A function answering tonic's requests in-process.
+pub type InProcessFn = dyn Fn(http::Request<tonic::body::Body>) -> InProcessFuture + Send + Sync;
+
+/// The answer of an [`InProcessFn`].
+pub type InProcessFuture = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<http::Response<tonic::body::Body>, BoxError>>
+            + Send,
+    >,
+>;
+
+/// tonic's transport answered by an [`InProcessFn`].
+#[derive(Clone)]
+pub struct InProcess(Arc<InProcessFn>);
+
+impl std::fmt::Debug for InProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InProcess")
+    }
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for InProcess {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = BoxError;
+    type Future = InProcessFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> InProcessFuture {
+        (self.0)(request)
+    }
 }
 
 impl GrpcUpstream {
@@ -41,6 +81,16 @@ impl GrpcUpstream {
         )))
     }
 
+    /// Calls `host` answered by `answer`, in this process.
+    pub fn in_process(
+        answer: impl Fn(http::Request<tonic::body::Body>) -> InProcessFuture + Send + Sync + 'static,
+    ) -> Self {
+        GrpcUpstream::InProcess(EchoClient::with_origin(
+            InProcess(Arc::new(answer)),
+            origin("service3"),
+        ))
+    }
+
     /// Calls `Call`.
     pub async fn call(
         &self,
@@ -49,6 +99,7 @@ impl GrpcUpstream {
         match self {
             GrpcUpstream::Mesh(c) => c.clone().call(request).await,
             GrpcUpstream::Plain(c) => c.as_ref().clone().call(request).await,
+            GrpcUpstream::InProcess(c) => c.clone().call(request).await,
         }
     }
 }

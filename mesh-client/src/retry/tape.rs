@@ -10,7 +10,6 @@
 //! latest attempt's body reads: an earlier attempt's connection still polling its body gets
 //! end-of-stream, so two attempts never split the stream between them.
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -31,7 +30,7 @@ pub(super) struct Tape {
 struct State {
     /// The downstream's body, from where reading stopped.
     rest: Option<BoxBody>,
-    recorded: VecDeque<Bytes>,
+    recorded: Recording,
     recorded_len: u64,
     trailers: Option<HeaderMap>,
     /// The downstream body ended (trailers, if any, recorded).
@@ -52,7 +51,7 @@ impl Tape {
         Arc::new(Self {
             state: Mutex::new(State {
                 rest: Some(body),
-                recorded: VecDeque::new(),
+                recorded: Recording::default(),
                 recorded_len: 0,
                 trailers: None,
                 ended: false,
@@ -88,6 +87,40 @@ impl Tape {
             position: 0,
             done: false,
         })
+    }
+}
+
+/// The chunks read so far. A unary call's body is one chunk: it is kept inline, so recording it
+/// allocates nothing (a `VecDeque` cost an allocation per call).
+#[derive(Default)]
+struct Recording {
+    first: Option<Bytes>,
+    more: Vec<Bytes>,
+}
+
+impl Recording {
+    fn get(&self, index: usize) -> Option<&Bytes> {
+        match index {
+            0 => self.first.as_ref(),
+            i => self.more.get(i - 1),
+        }
+    }
+
+    fn push(&mut self, chunk: Bytes) {
+        if self.first.is_none() {
+            self.first = Some(chunk);
+        } else {
+            self.more.push(chunk);
+        }
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.more.len()
+    }
+
+    fn clear(&mut self) {
+        self.first = None;
+        self.more = Vec::new();
     }
 }
 
@@ -174,7 +207,7 @@ impl Body for Player {
                                     s.broken = true;
                                     s.recorded.clear();
                                 } else {
-                                    s.recorded.push_back(data.clone());
+                                    s.recorded.push(data.clone());
                                     self.position += 1;
                                 }
                             }
@@ -217,6 +250,8 @@ impl Body for Player {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
+
     use http_body_util::BodyExt;
 
     use super::*;

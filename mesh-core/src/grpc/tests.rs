@@ -59,6 +59,17 @@ fn timeouts_parse_and_encode() {
     assert_eq!(encode_timeout(Duration::from_nanos(5)), "5n");
     assert_eq!(encode_timeout(Duration::from_millis(250)), "250000u");
     assert_eq!(encode_timeout(Duration::from_secs(3600)), "3600000m");
+    assert_eq!(encode_timeout(Duration::ZERO), "0n");
+    assert_eq!(
+        encode_timeout(Duration::from_nanos(99_999_999)),
+        "99999999n"
+    );
+    assert_eq!(encode_timeout(Duration::from_nanos(100_000_000)), "100000u");
+    assert_eq!(
+        encode_timeout(Duration::from_secs(400 * 86_400)),
+        "34560000S"
+    );
+    assert_eq!(encode_timeout(Duration::MAX), "99999999H");
     let round = parse_timeout(&encode_timeout(Duration::from_millis(1234))).unwrap();
     assert_eq!(round, Duration::from_millis(1234));
 }
