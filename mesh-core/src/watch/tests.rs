@@ -1,0 +1,220 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed expectation is the test failing
+
+use std::time::Duration;
+
+use super::*;
+
+/// Safety bound against a hang; never an assertion on how long things take.
+const BOUND: Duration = Duration::from_secs(20);
+
+const VS: &str = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: service2\nspec:\n  hosts: [service2]\n  http:\n  - route:\n    - destination:\n        host: service2\n";
+const BAD_VS: &str = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: service2\nspec:\n  hosts: [service2]\n  http:\n  - timeout: banana\n    route:\n    - destination:\n        host: service2\n";
+
+#[test]
+fn store_swaps_and_counts_generations() {
+    let store = ConfigStore::new(MeshConfig::default());
+    let mut rx = store.subscribe();
+    assert_eq!(store.generation(), 1);
+    let before = store.snapshot();
+    let mut next = MeshConfig::default();
+    next.destinations.insert(
+        "x".into(),
+        crate::policy::DestinationPolicy {
+            origin: crate::policy::Origin::default(),
+            host: "x".into(),
+            traffic_policy: crate::policy::TrafficPolicy::default(),
+            subsets: Vec::new(),
+        },
+    );
+    assert_eq!(store.store(next), 2);
+    assert!(rx.has_changed().unwrap());
+    assert_eq!(*rx.borrow_and_update(), 2);
+    // The snapshot taken before the swap is untouched; a new one sees the new config.
+    assert!(before.destinations.is_empty());
+    assert_eq!(store.snapshot().destinations.len(), 1);
+    assert_eq!(store.load().destinations.len(), 1);
+    // Clones share the config.
+    assert_eq!(store.clone().generation(), 2);
+}
+
+#[tokio::test]
+async fn a_changed_folder_is_reloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vs.yaml");
+    std::fs::write(&file, VS).unwrap();
+    let store = ConfigStore::from_paths(&[dir.path()]).unwrap();
+    assert!(store.last_reload().unwrap().is_ok());
+    let mut rx = store.subscribe();
+    let generation = store.generation();
+    let _handle = store
+        .watch_paths_with(
+            &[dir.path()],
+            WatchOptions::default().debounce(Duration::from_millis(50)),
+        )
+        .unwrap();
+    std::fs::write(
+        dir.path().join("more.yaml"),
+        VS.replace("service2", "service3"),
+    )
+    .unwrap();
+    tokio::time::timeout(BOUND, rx.changed())
+        .await
+        .expect("no reload")
+        .unwrap();
+    assert!(store.generation() > generation);
+    let status = store.last_reload().unwrap();
+    assert!(status.is_ok());
+    assert_eq!(status.generation, store.generation());
+}
+
+#[test]
+fn a_bad_config_is_refused_and_the_last_good_one_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("vs.yaml"), VS).unwrap();
+    let store = ConfigStore::from_paths(&[dir.path()]).unwrap();
+    assert_eq!(store.load().virtual_services.len(), 1);
+    std::fs::write(dir.path().join("vs.yaml"), BAD_VS).unwrap();
+    let errors = store.reload_from(&[dir.path()]).unwrap_err();
+    assert!(!errors.errors.is_empty());
+    assert_eq!(store.generation(), 1);
+    assert_eq!(store.load().virtual_services.len(), 1);
+    assert!(store.load().virtual_services[0].http[0].timeout.is_none());
+    let status = store.last_reload().unwrap();
+    assert!(
+        !status.is_ok() && status.errors[0].file.ends_with("vs.yaml"),
+        "{status:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_watcher_applies_good_changes_and_refuses_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("vs.yaml"), VS).unwrap();
+    let store = ConfigStore::from_paths(&[dir.path()]).unwrap();
+    let mut rx = store.subscribe();
+    let _handle = store
+        .watch_paths_with(
+            &[dir.path()],
+            WatchOptions::default().debounce(Duration::from_millis(50)),
+        )
+        .unwrap();
+
+    std::fs::write(
+        dir.path().join("more.yaml"),
+        VS.replace("service2", "service3"),
+    )
+    .unwrap();
+    tokio::time::timeout(BOUND, rx.changed())
+        .await
+        .expect("no reload")
+        .unwrap();
+    assert_eq!(store.load().virtual_services.len(), 2);
+    let good = store.generation();
+
+    let at = store.last_reload().unwrap().at;
+    std::fs::write(
+        dir.path().join("more.yaml"),
+        BAD_VS.replace("service2", "service3"),
+    )
+    .unwrap();
+    // A refused reload does not notify subscribers: wait for its status instead.
+    let refused = tokio::time::timeout(BOUND, async {
+        loop {
+            match store.last_reload() {
+                Some(s) if s.at != at && !s.is_ok() => return s,
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    })
+    .await
+    .expect("no reload attempt");
+    assert_eq!(refused.generation, good);
+    assert_eq!(store.generation(), good);
+    assert_eq!(store.load().virtual_services.len(), 2);
+}
+
+#[test]
+fn a_partial_change_still_reports_every_error_of_the_unchanged_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), VS).unwrap();
+    std::fs::write(
+        dir.path().join("b.yaml"),
+        VS.replace("service2", "service3"),
+    )
+    .unwrap();
+    let store = ConfigStore::from_paths(&[dir.path()]).unwrap();
+    std::fs::write(dir.path().join("a.yaml"), BAD_VS).unwrap();
+    let first = store.reload_from(&[dir.path()]).unwrap_err().errors;
+    assert!(
+        first.iter().all(|e| e.file.ends_with("a.yaml")),
+        "{first:?}"
+    );
+    // b.yaml changes (still valid), a.yaml does not: a.yaml's errors are all still there,
+    // at the same lines, and the last good config stays
+    std::fs::write(
+        dir.path().join("b.yaml"),
+        VS.replace("service2", "service4"),
+    )
+    .unwrap();
+    let second = store.reload_from(&[dir.path()]).unwrap_err().errors;
+    assert_eq!(first, second);
+    assert_eq!(store.generation(), 1);
+    assert!(
+        store
+            .load()
+            .virtual_services
+            .iter()
+            .any(|v| v.hosts == ["service3"])
+    );
+    // and once a.yaml is fixed, the change to b.yaml applies with it
+    std::fs::write(dir.path().join("a.yaml"), VS).unwrap();
+    store.reload_from(&[dir.path()]).unwrap();
+    assert!(
+        store
+            .load()
+            .virtual_services
+            .iter()
+            .any(|v| v.hosts == ["service4"])
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn changes_within_the_quiet_period_reload_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("vs.yaml"), VS).unwrap();
+    let store = ConfigStore::from_paths(&[dir.path()]).unwrap();
+    let mut sub = store.subscribe();
+    let (tx, rx) = mpsc::channel(16);
+    let task = tokio::spawn(reload_loop(
+        store.clone(),
+        vec![dir.path().to_path_buf()],
+        rx,
+        Duration::from_millis(200),
+    ));
+    for _ in 0..3 {
+        tx.send(()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::timeout(BOUND, sub.changed())
+        .await
+        .expect("no reload")
+        .unwrap();
+    // The watcher going away (its sender dropped) ends the loop: no reload is left pending.
+    drop(tx);
+    task.await.unwrap();
+    assert_eq!(store.generation(), 2);
+}
+
+#[test]
+fn watching_a_missing_path_is_an_error() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let store = ConfigStore::new(MeshConfig::default());
+    let err = store
+        .watch_paths(&["/nonexistent/mesh-config-dir/x.yaml"])
+        .unwrap_err();
+    assert!(err.to_string().starts_with("watch /nonexistent"), "{err}");
+}
