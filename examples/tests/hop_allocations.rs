@@ -18,6 +18,12 @@ use mesh_examples::hop::{HopMode, InProcessHop};
 // on the Upstream extension instead of copied onto the answer.
 const MESH_ALLOCATIONS_PER_HOP: f64 = 8.0;
 
+/// What the comparison allows beyond the budget: both hops carry a few allocations per batch of
+/// the runtime's own (about 0.05 per request on each side, varying by a few per batch), so the
+/// difference of two counts of an integer cost lands at 8.00–8.02 for 8. One allocation more on
+/// the request path (9.0) still fails.
+const BATCH_NOISE: f64 = 0.05;
+
 fn allocations_per_request(mode: HopMode) -> f64 {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -32,9 +38,14 @@ fn allocations_per_request(mode: HopMode) -> f64 {
         })
     };
     run(200);
+    // The fewest of three batches: a timer or background task of the runtime that happens to
+    // run during a batch allocates in proportion to the time it took, not to the requests (a
+    // debug build on a loaded machine saw +0.05 from that); the request path's own allocations
+    // are in every batch.
     const N: u32 = 500;
-    let info = allocation_counter::measure(|| run(N));
-    info.count_total as f64 / f64::from(N)
+    (0..3)
+        .map(|_| allocation_counter::measure(|| run(N)).count_total as f64 / f64::from(N))
+        .fold(f64::INFINITY, f64::min)
 }
 
 #[test]
@@ -46,8 +57,8 @@ fn the_mesh_adds_at_most_its_allocation_budget_per_hop() {
         "the bare hop must be measured too (got {bare:.1} allocations per request)"
     );
     assert!(
-        mesh - bare <= MESH_ALLOCATIONS_PER_HOP,
-        "the mesh adds {:.1} allocations per request (mesh {mesh:.1}, bare {bare:.1}); budget {MESH_ALLOCATIONS_PER_HOP}",
+        mesh - bare <= MESH_ALLOCATIONS_PER_HOP + BATCH_NOISE,
+        "the mesh adds {:.3} allocations per request (mesh {mesh:.3}, bare {bare:.3}); budget {MESH_ALLOCATIONS_PER_HOP}",
         mesh - bare
     );
 }
