@@ -12,12 +12,10 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::verify::{signature_schemes, tls12_signature, tls13_signature};
+use super::verify::{server_chain_verifies, signature_schemes, tls12_signature, tls13_signature};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::verify_server_cert_signed_by_trust_anchor;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
 
 use crate::credentials::x509::{San, subject_alt_names};
@@ -61,14 +59,7 @@ impl ServerCertVerifier for ExternalVerifier {
         let ServerCheck::SubjectAltNames(expected) = &self.check else {
             return Ok(ServerCertVerified::assertion());
         };
-        let parsed = ParsedCertificate::try_from(end_entity)?;
-        verify_server_cert_signed_by_trust_anchor(
-            &parsed,
-            &self.roots,
-            intermediates,
-            now,
-            self.provider.signature_verification_algorithms.all,
-        )?;
+        server_chain_verifies(&self.provider, &self.roots, end_entity, intermediates, now)?;
         let sans = subject_alt_names(end_entity.as_ref())
             .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
         if expected

@@ -16,7 +16,10 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ParsedCertificate, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, Error, RootCertStore,
+    SignatureScheme,
+};
 
 use super::ExpectedServer;
 use super::peer::PeerRejected;
@@ -63,6 +66,25 @@ impl Trust {
         }
         Ok(id)
     }
+}
+
+/// A server's chain verified to `roots` with the provider's algorithms, as webpki checks it
+/// (names are each verifier's own check).
+pub(super) fn server_chain_verifies(
+    provider: &CryptoProvider,
+    roots: &RootCertStore,
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    now: UnixTime,
+) -> Result<(), Error> {
+    let parsed = ParsedCertificate::try_from(end_entity)?;
+    verify_server_cert_signed_by_trust_anchor(
+        &parsed,
+        roots,
+        intermediates,
+        now,
+        provider.signature_verification_algorithms.all,
+    )
 }
 
 /// The handshake signature checks every verifier of this crate makes alike: the TLS 1.2 one with
@@ -215,13 +237,12 @@ impl ServerCertVerifier for SpiffeServerVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
         let credentials = self.trust.current()?;
-        let parsed = ParsedCertificate::try_from(end_entity)?;
-        verify_server_cert_signed_by_trust_anchor(
-            &parsed,
+        server_chain_verifies(
+            &self.trust.provider,
             credentials.roots(),
+            end_entity,
             intermediates,
             now,
-            self.trust.provider.signature_verification_algorithms.all,
         )?;
         let peer = self.trust.peer_identity(&credentials, end_entity)?;
         if let ExpectedServer::Identities(expected) = &self.expected {
