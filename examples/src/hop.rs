@@ -146,21 +146,7 @@ impl InProcessHop {
                 })
             }
             HopMode::Mesh => {
-                let write = |path: &std::path::Path| {
-                    let path = path.to_owned();
-                    move |source| StartError::Write { path, source }
-                };
-                let dir = tempfile::tempdir().map_err(write(&std::env::temp_dir()))?;
-                // The ports are never dialled: the in-process transport answers for every endpoint.
-                let never_dialled = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
-                let mut registry = service_entry("service2", &[(never_dialled(18102), "v1")]);
-                registry.push_str(&service_entry("service3", &[(never_dialled(18103), "v1")]));
-                let (registry_file, policy_file) = (
-                    dir.path().join("00-registry.yaml"),
-                    dir.path().join("10-policy.yaml"),
-                );
-                std::fs::write(&registry_file, registry).map_err(write(&registry_file))?;
-                std::fs::write(&policy_file, BENCH_POLICY).map_err(write(&policy_file))?;
+                let dir = config_dir()?;
                 let transport = Transport::in_process(|_endpoint, _req| {
                     Box::pin(async { Ok(service3_answer().map(mesh_client::body::boxed)) })
                 });
@@ -198,4 +184,24 @@ impl InProcessHop {
         resp.into_body().collect().await?;
         Ok(status)
     }
+}
+
+/// The hop's config folder: service2 and service3 as ServiceEntries (their ports never dialled:
+/// the in-process transport answers for every endpoint) and the benchmark's policy.
+pub(crate) fn config_dir() -> Result<tempfile::TempDir, StartError> {
+    let write = |path: &std::path::Path| {
+        let path = path.to_owned();
+        move |source| StartError::Write { path, source }
+    };
+    let dir = tempfile::tempdir().map_err(write(&std::env::temp_dir()))?;
+    let never_dialled = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut registry = service_entry("service2", &[(never_dialled(18102), "v1")]);
+    registry.push_str(&service_entry("service3", &[(never_dialled(18103), "v1")]));
+    let (registry_file, policy_file) = (
+        dir.path().join("00-registry.yaml"),
+        dir.path().join("10-policy.yaml"),
+    );
+    std::fs::write(&registry_file, registry).map_err(write(&registry_file))?;
+    std::fs::write(&policy_file, BENCH_POLICY).map_err(write(&policy_file))?;
+    Ok(dir)
 }

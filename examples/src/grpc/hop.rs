@@ -33,8 +33,7 @@ use tower::ServiceExt;
 use super::echo::{CallReply, CallRequest};
 use super::{GrpcUpstream, app};
 use crate::app::AppState;
-use crate::hop::{BENCH_POLICY, HopMode};
-use crate::lab::service_entry;
+use crate::hop::HopMode;
 use crate::mesh::{InboundStack, MeshRuntime, StartError, Workload};
 use crate::upstream::BoxError;
 
@@ -109,21 +108,7 @@ impl GrpcHop {
                 })
             }
             HopMode::Mesh => {
-                let write = |path: &std::path::Path| {
-                    let path = path.to_owned();
-                    move |source| StartError::Write { path, source }
-                };
-                let dir = tempfile::tempdir().map_err(write(&std::env::temp_dir()))?;
-                // Never dialled: the in-process transport answers for every endpoint.
-                let never_dialled = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
-                let mut registry = service_entry("service2", &[(never_dialled(18102), "v1")]);
-                registry.push_str(&service_entry("service3", &[(never_dialled(18103), "v1")]));
-                let (registry_file, policy_file) = (
-                    dir.path().join("00-registry.yaml"),
-                    dir.path().join("10-policy.yaml"),
-                );
-                std::fs::write(&registry_file, registry).map_err(write(&registry_file))?;
-                std::fs::write(&policy_file, BENCH_POLICY).map_err(write(&policy_file))?;
+                let dir = crate::hop::config_dir()?;
                 let transport = Transport::in_process(|_endpoint, request| {
                     Box::pin(async move {
                         request.into_body().collect().await?;
