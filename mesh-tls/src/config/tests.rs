@@ -2,10 +2,9 @@
 
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, HandshakeKind, ServerConfig, SignatureScheme};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, HandshakeKind, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -14,6 +13,8 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use super::*;
 use crate::credentials::Credentials;
 use crate::testing::{Leaf, LeafSpec, TestCa};
+
+use self::raw::{raw_client, raw_server};
 
 const SERVICE1: &str = "spiffe://cluster.local/ns/default/sa/service1";
 const SERVICE2: &str = "spiffe://cluster.local/ns/default/sa/service2";
@@ -133,58 +134,6 @@ async fn mutual_tls_extracts_both_identities() {
 }
 
 #[tokio::test]
-async fn the_server_refuses_bad_client_certificates() {
-    let ca = TestCa::new("mesh");
-    let other_ca = TestCa::new("other");
-    let server = mesh(&ca, SERVICE2)
-        .server_config(ClientAuth::Required)
-        .unwrap();
-    let (addr, mut accepted) = serve(server).await;
-    let mut no_spiffe = LeafSpec::spiffe(SERVICE1);
-    no_spiffe.uris.clear();
-    no_spiffe.dns.push("service1.default.svc".to_owned());
-    let cases = [
-        (
-            "foreign trust domain",
-            ca.leaf(&LeafSpec::spiffe(
-                "spiffe://foreign.td/ns/default/sa/service1",
-            )),
-            "not in the mesh's trust domains",
-        ),
-        (
-            "expired",
-            ca.leaf(&LeafSpec::spiffe(SERVICE1).validity((2020, 1, 1), (2021, 1, 1))),
-            "expired",
-        ),
-        ("no SPIFFE ID", ca.leaf(&no_spiffe), "no URI SAN"),
-        (
-            "another CA",
-            other_ca.leaf(&LeafSpec::spiffe(SERVICE1)),
-            "unknownissuer",
-        ),
-    ];
-    for (what, leaf, why) in cases {
-        let client = raw_client(Some(&leaf));
-        assert!(
-            call(addr, client, "service2").await.is_err(),
-            "{what}: the client got through"
-        );
-        let err = accepted.recv().await.unwrap().unwrap_err();
-        assert!(
-            err.to_lowercase().contains(&why.to_lowercase()),
-            "{what}: {err}"
-        );
-    }
-    // STRICT: no certificate at all.
-    assert!(call(addr, raw_client(None), "service2").await.is_err());
-    let err = accepted.recv().await.unwrap().unwrap_err();
-    assert!(
-        err.contains("NoCertificatesPresented") || err.contains("certificate"),
-        "{err}"
-    );
-}
-
-#[tokio::test]
 async fn permissive_tls_admits_a_client_without_a_certificate() {
     let ca = TestCa::new("mesh");
     let server = mesh(&ca, SERVICE2)
@@ -220,59 +169,6 @@ async fn trust_domain_aliases_are_accepted() {
         .unwrap();
     let peer = accepted.recv().await.unwrap().unwrap().peer.unwrap();
     assert_eq!(peer.trust_domain().as_str(), "old.td");
-}
-
-#[tokio::test]
-async fn the_client_refuses_bad_servers() {
-    let ca = TestCa::new("mesh");
-    let client = mesh(&ca, SERVICE1);
-    let mut no_spiffe = LeafSpec::spiffe(SERVICE2);
-    no_spiffe.uris.clear();
-    no_spiffe.dns.push("service2".to_owned());
-    let cases = [
-        (
-            "foreign trust domain",
-            ca.leaf(&LeafSpec::spiffe(
-                "spiffe://foreign.td/ns/default/sa/service2",
-            )),
-            "not in the mesh's trust domains",
-        ),
-        (
-            "expired",
-            ca.leaf(&LeafSpec::spiffe(SERVICE2).validity((2020, 1, 1), (2021, 1, 1))),
-            "expired",
-        ),
-        ("no SPIFFE ID", ca.leaf(&no_spiffe), "no URI SAN"),
-        (
-            "wrong identity",
-            ca.leaf(&LeafSpec::spiffe(
-                "spiffe://cluster.local/ns/default/sa/service3",
-            )),
-            "is not the expected spiffe://cluster.local/ns/default/sa/service2",
-        ),
-        (
-            "another CA",
-            TestCa::new("other").leaf(&LeafSpec::spiffe(SERVICE2)),
-            "unknownissuer",
-        ),
-    ];
-    for (what, leaf, why) in cases {
-        let (addr, _accepted) = serve(raw_server(&leaf)).await;
-        let config = client
-            .client_config(expect(&[SERVICE2]), UpstreamProtocol::Auto)
-            .unwrap();
-        let err = call(addr, config, "service2").await.unwrap_err();
-        assert!(
-            err.to_lowercase().contains(&why.to_lowercase()),
-            "{what}: {err}"
-        );
-    }
-    // Without an expected identity, any workload of the mesh is accepted.
-    let (addr, _accepted) = serve(raw_server(&ca.leaf(&LeafSpec::spiffe(SERVICE2)))).await;
-    let config = client
-        .client_config(ExpectedServer::AnyInMesh, UpstreamProtocol::Auto)
-        .unwrap();
-    call(addr, config, "service2").await.unwrap();
 }
 
 #[tokio::test]
@@ -375,87 +271,6 @@ fn alpn_lists_follow_istio() {
     assert_eq!(alpn::negotiated_http(Some(b"istio")), None);
 }
 
-/// A client that trusts any server and presents `leaf` unchecked (a misbehaving peer).
-fn raw_client(leaf: Option<&Leaf>) -> Arc<ClientConfig> {
-    let builder = ClientConfig::builder_with_provider(crate::provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyServer));
-    let mut config = match leaf {
-        Some(leaf) => {
-            let (chain, key) = parts(leaf);
-            builder.with_client_auth_cert(chain, key).unwrap()
-        }
-        None => builder.with_no_client_auth(),
-    };
-    config.alpn_protocols = alpn::mesh_client_protocols(UpstreamProtocol::Http1);
-    Arc::new(config)
-}
-
-/// A server that presents `leaf` unchecked and asks for no client certificate.
-fn raw_server(leaf: &Leaf) -> Arc<ServerConfig> {
-    let (chain, key) = parts(leaf);
-    let mut config = ServerConfig::builder_with_provider(crate::provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap();
-    config.alpn_protocols = alpn::server_protocols();
-    Arc::new(config)
-}
-
-fn parts(leaf: &Leaf) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
-    let chain = CertificateDer::pem_slice_iter(leaf.chain_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    (
-        chain,
-        PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap(),
-    )
-}
-
-#[derive(Debug)]
-struct AnyServer;
-
-impl ServerCertVerifier for AnyServer {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        crate::provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
 #[tokio::test]
 async fn a_client_rotation_forgets_its_resumed_sessions() {
     let ca = TestCa::new("mesh");
@@ -507,3 +322,6 @@ fn subject_alt_names_match_as_envoy_matches_them() {
     assert!(matches(&San::Ip([10, 0, 0, 1].into()), "10.0.0.1"));
     assert!(!matches(&San::Ip([10, 0, 0, 1].into()), "10.0.0.2"));
 }
+
+mod raw;
+mod refusals;
