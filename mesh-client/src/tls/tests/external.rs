@@ -3,60 +3,15 @@
 
 use super::*;
 
-/// A TLS server for any SNI whose certificate (from `ca`) names only `dns`; with `client_ca`,
-/// MUTUAL (clients must present a certificate from it).
-async fn serve_any(ca: &TestCa, dns: &[&str], client_ca: Option<&TestCa>) -> SocketAddr {
-    let mut spec = LeafSpec::spiffe(SERVICE2);
-    spec.uris.clear();
-    spec.dns = dns.iter().map(|n| (*n).to_owned()).collect();
-    let leaf = ca.leaf(&spec);
-    let hosts = vec!["*".to_owned()];
-    let (chain, key) = (leaf.chain_pem.as_bytes(), leaf.key_pem.as_bytes());
-    let server = match client_ca {
-        None => GatewayServer::simple(&hosts, chain, key, MinVersion::Tls12),
-        Some(client_ca) => GatewayServer::mutual(
-            &hosts,
-            chain,
-            key,
-            client_ca.root_pem().as_bytes(),
-            MinVersion::Tls12,
-        ),
-    }
-    .unwrap();
-    let gateway = Arc::new(GatewayTls::new(vec![server]));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let gateway = Arc::clone(&gateway);
-            tokio::spawn(async move {
-                if let Ok((stream, _, _)) = gateway.accept(tcp).await {
-                    serve_io(stream, "external".to_owned()).await;
-                }
-            });
-        }
-    });
-    addr
-}
-
-fn rule(tls: &str) -> String {
-    format!(
-        "---
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {{name: service2, namespace: default}}
-spec:
-  host: service2
-  trafficPolicy:
-    tls: {tls}
-"
-    )
+/// A DestinationRule for service2 with `tls: {tls}`.
+fn tls_rule(tls: &str) -> String {
+    rule(&format!("    tls: {tls}"))
 }
 
 #[tokio::test]
 async fn subject_alt_names_replace_the_server_name_check() {
     let ca = TestCa::new("db");
-    let addr = serve_any(&ca, &["db.internal"], None).await;
+    let addr = serve_external(&ca, &["db.internal"], None).await;
     let dir = tempfile::tempdir().unwrap();
     let roots = dir.path().join("ca.pem");
     std::fs::write(&roots, ca.root_pem()).unwrap();
@@ -66,7 +21,7 @@ async fn subject_alt_names_replace_the_server_name_check() {
         config(
             addr,
             false,
-            &rule(&format!("{{mode: SIMPLE, caCertificates: {r}}}")),
+            &tls_rule(&format!("{{mode: SIMPLE, caCertificates: {r}}}")),
         ),
         None,
     );
@@ -76,7 +31,7 @@ async fn subject_alt_names_replace_the_server_name_check() {
         config(
             addr,
             false,
-            &rule(&format!(
+            &tls_rule(&format!(
                 "{{mode: SIMPLE, caCertificates: {r}, subjectAltNames: [other.internal, db.internal]}}"
             )),
         ),
@@ -88,7 +43,7 @@ async fn subject_alt_names_replace_the_server_name_check() {
         config(
             addr,
             false,
-            &rule(&format!(
+            &tls_rule(&format!(
                 "{{mode: SIMPLE, caCertificates: {r}, subjectAltNames: [other.internal]}}"
             )),
         ),
@@ -98,12 +53,12 @@ async fn subject_alt_names_replace_the_server_name_check() {
     assert!(body.contains("DNS:db.internal"), "{body}");
     // The right name from another CA: refused (the chain is still verified).
     let other = TestCa::new("other");
-    let addr = serve_any(&other, &["db.internal"], None).await;
+    let addr = serve_external(&other, &["db.internal"], None).await;
     let c = clusters(
         config(
             addr,
             false,
-            &rule(&format!(
+            &tls_rule(&format!(
                 "{{mode: SIMPLE, caCertificates: {r}, subjectAltNames: [db.internal]}}"
             )),
         ),
@@ -115,18 +70,18 @@ async fn subject_alt_names_replace_the_server_name_check() {
 #[tokio::test]
 async fn insecure_skip_verify_accepts_any_server_certificate() {
     let ca = TestCa::new("self-signed-ish");
-    let addr = serve_any(&ca, &["nothing.like.the.host"], None).await;
+    let addr = serve_external(&ca, &["nothing.like.the.host"], None).await;
     let c = clusters(
         config(
             addr,
             false,
-            &rule("{mode: SIMPLE, insecureSkipVerify: true}"),
+            &tls_rule("{mode: SIMPLE, insecureSkipVerify: true}"),
         ),
         None,
     );
     assert_eq!(text(get(&c).await.unwrap()).await, "external");
     // Without it the same server is refused (system roots do not know the test CA).
-    let c = clusters(config(addr, false, &rule("{mode: SIMPLE}")), None);
+    let c = clusters(config(addr, false, &tls_rule("{mode: SIMPLE}")), None);
     refused(&c).await;
 }
 
@@ -134,7 +89,7 @@ async fn insecure_skip_verify_accepts_any_server_certificate() {
 async fn mutual_presents_the_client_certificate_and_checks_subject_alt_names() {
     let server_ca = TestCa::new("server");
     let client_ca = TestCa::new("client");
-    let addr = serve_any(&server_ca, &["db.internal"], Some(&client_ca)).await;
+    let addr = serve_external(&server_ca, &["db.internal"], Some(&client_ca)).await;
     let dir = tempfile::tempdir().unwrap();
     let p = |name: &str| dir.path().join(name);
     std::fs::write(p("ca.pem"), server_ca.root_pem()).unwrap();
@@ -142,7 +97,7 @@ async fn mutual_presents_the_client_certificate_and_checks_subject_alt_names() {
     std::fs::write(p("client.pem"), &client.chain_pem).unwrap();
     std::fs::write(p("client.key"), &client.key_pem).unwrap();
     let mutual = |sans: &str| {
-        rule(&format!(
+        tls_rule(&format!(
             "{{mode: MUTUAL, caCertificates: {}, clientCertificate: {}, privateKey: {}, subjectAltNames: [{sans}]}}",
             p("ca.pem").display(),
             p("client.pem").display(),
@@ -158,7 +113,7 @@ async fn mutual_presents_the_client_certificate_and_checks_subject_alt_names() {
         config(
             addr,
             false,
-            &rule(&format!(
+            &tls_rule(&format!(
                 "{{mode: SIMPLE, caCertificates: {}, subjectAltNames: [db.internal]}}",
                 p("ca.pem").display()
             )),

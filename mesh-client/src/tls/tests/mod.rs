@@ -89,19 +89,25 @@ where
         .await;
 }
 
-/// A TLS server outside the mesh, for `names`, its certificate from `ca`.
-async fn serve_external(ca: &TestCa, names: &[&str]) -> SocketAddr {
+/// A TLS server for any SNI whose certificate (from `ca`) names only `dns`; with `client_ca`,
+/// MUTUAL (clients must present a certificate from it).
+async fn serve_external(ca: &TestCa, dns: &[&str], client_ca: Option<&TestCa>) -> SocketAddr {
     let mut spec = LeafSpec::spiffe(SERVICE2);
     spec.uris.clear();
-    spec.dns = names.iter().map(|n| (*n).to_owned()).collect();
+    spec.dns = dns.iter().map(|n| (*n).to_owned()).collect();
     let leaf = ca.leaf(&spec);
-    let hosts: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-    let server = GatewayServer::simple(
-        &hosts,
-        leaf.chain_pem.as_bytes(),
-        leaf.key_pem.as_bytes(),
-        MinVersion::Tls12,
-    )
+    let hosts = vec!["*".to_owned()];
+    let (chain, key) = (leaf.chain_pem.as_bytes(), leaf.key_pem.as_bytes());
+    let server = match client_ca {
+        None => GatewayServer::simple(&hosts, chain, key, MinVersion::Tls12),
+        Some(client_ca) => GatewayServer::mutual(
+            &hosts,
+            chain,
+            key,
+            client_ca.root_pem().as_bytes(),
+            MinVersion::Tls12,
+        ),
+    }
     .unwrap();
     let gateway = Arc::new(GatewayTls::new(vec![server]));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -117,6 +123,21 @@ async fn serve_external(ca: &TestCa, names: &[&str]) -> SocketAddr {
         }
     });
     addr
+}
+
+/// A DestinationRule for service2 whose `trafficPolicy` is `policy` (YAML indented by four).
+fn rule(policy: &str) -> String {
+    format!(
+        "---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: service2, namespace: default}}
+spec:
+  host: service2
+  trafficPolicy:
+{policy}
+"
+    )
 }
 
 /// service2 on `addr`, in-mesh, its endpoint labelled for auto-mTLS when `labelled`, plus
@@ -226,32 +247,18 @@ async fn auto_mtls_follows_the_endpoint_label() {
 async fn destination_rule_disable_overrides_auto_mtls() {
     let ca = TestCa::new("mesh");
     let server = serve_mesh(&mesh(&ca, SERVICE2), Mode::Permissive).await;
-    let dr = "---
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: service2, namespace: default}
-spec:
-  host: service2
-  trafficPolicy:
-    tls: {mode: DISABLE}
-";
-    let c = clusters(config(server.addr, true, dr), Some(mesh(&ca, SERVICE1)));
+    let dr = rule("    tls: {mode: DISABLE}");
+    let c = clusters(config(server.addr, true, &dr), Some(mesh(&ca, SERVICE1)));
     assert_eq!(text(get(&c).await.unwrap()).await, "plain none");
 
     // Port level ISTIO_MUTUAL over a rule-level DISABLE, on an unlabelled endpoint.
-    let dr = "---
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: service2, namespace: default}
-spec:
-  host: service2
-  trafficPolicy:
-    tls: {mode: DISABLE}
+    let dr = rule(
+        "    tls: {mode: DISABLE}
     portLevelSettings:
     - port: {number: 80}
-      tls: {mode: ISTIO_MUTUAL}
-";
-    let c = clusters(config(server.addr, false, dr), Some(mesh(&ca, SERVICE1)));
+      tls: {mode: ISTIO_MUTUAL}",
+    );
+    let c = clusters(config(server.addr, false, &dr), Some(mesh(&ca, SERVICE1)));
     assert_eq!(
         text(get(&c).await.unwrap()).await,
         "tls cluster.local/ns/default/sa/service1"
@@ -293,18 +300,12 @@ async fn wrong_identity_foreign_trust_domain_and_expired_are_refused() {
 
     // subjectAltNames narrow what the server may prove.
     let server = serve_mesh(&mesh(&ca, SERVICE2), Mode::Strict).await;
-    let dr = "---
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: service2, namespace: default}
-spec:
-  host: service2
-  trafficPolicy:
-    tls:
+    let dr = rule(
+        "    tls:
       mode: ISTIO_MUTUAL
-      subjectAltNames: [spiffe://cluster.local/ns/default/sa/reviews]
-";
-    refused(&clusters(config(server.addr, false, dr), client())).await;
+      subjectAltNames: [spiffe://cluster.local/ns/default/sa/reviews]",
+    );
+    refused(&clusters(config(server.addr, false, &dr), client())).await;
 }
 
 /// A TLS server with a fixed certificate, no client authentication.
@@ -360,39 +361,23 @@ async fn a_client_the_server_refuses_is_a_tls_connect_failure() {
 async fn istio_mutual_without_a_certificate_fails_with_a_tls_error() {
     let ca = TestCa::new("mesh");
     let server = serve_mesh(&mesh(&ca, SERVICE2), Mode::Permissive).await;
-    let dr = "---
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: service2, namespace: default}
-spec:
-  host: service2
-  trafficPolicy:
-    tls: {mode: ISTIO_MUTUAL}
-";
-    let body = refused(&clusters(config(server.addr, false, dr), None)).await;
+    let dr = rule("    tls: {mode: ISTIO_MUTUAL}");
+    let body = refused(&clusters(config(server.addr, false, &dr), None)).await;
     assert!(body.contains("--certs"), "{body}");
 }
 
 #[tokio::test]
 async fn simple_tls_to_a_server_outside_the_mesh() {
     let ca = TestCa::new("public");
-    let addr = serve_external(&ca, &["api.example.com"]).await;
+    let addr = serve_external(&ca, &["api.example.com"], None).await;
     let dir = tempfile::tempdir().unwrap();
     let roots = dir.path().join("ca.pem");
     std::fs::write(&roots, ca.root_pem()).unwrap();
     let dr = |sni: &str| {
-        format!(
-            "---
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {{name: service2, namespace: default}}
-spec:
-  host: service2
-  trafficPolicy:
-    tls: {{mode: SIMPLE, sni: {sni}, caCertificates: {}}}
-",
+        rule(&format!(
+            "    tls: {{mode: SIMPLE, sni: {sni}, caCertificates: {}}}",
             roots.display()
-        )
+        ))
     };
     let c = clusters(config(addr, false, &dr("api.example.com")), None);
     let resp = get(&c).await.unwrap();
@@ -434,20 +419,14 @@ async fn failed_handshakes_count_as_connect_failures_for_outlier_detection() {
         Mode::Strict,
     )
     .await;
-    let dr = "---
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: service2, namespace: default}
-spec:
-  host: service2
-  trafficPolicy:
-    outlierDetection:
+    let dr = rule(
+        "    outlierDetection:
       consecutiveGatewayErrors: 2
       interval: 10s
       baseEjectionTime: 30s
-      maxEjectionPercent: 100
-";
-    let c = clusters(config(server.addr, true, dr), Some(mesh(&ca, SERVICE1)));
+      maxEjectionPercent: 100",
+    );
+    let c = clusters(config(server.addr, true, &dr), Some(mesh(&ca, SERVICE1)));
     let dest = mesh_core::policy::Destination {
         host: "service2".to_owned(),
         subset: None,
