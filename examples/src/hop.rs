@@ -88,7 +88,12 @@ const SERVICE3_ANSWER: &[u8] =
     br#"{"path":"/bench","service":"service3","trace_id":null,"upstream":null,"version":"v1"}"#;
 
 fn service3_answer() -> Response<Body> {
-    let mut resp = Response::new(Body::from(Bytes::from_static(SERVICE3_ANSWER)));
+    with_content_type(Response::new(Body::from(Bytes::from_static(
+        SERVICE3_ANSWER,
+    ))))
+}
+
+fn with_content_type<B>(mut resp: Response<B>) -> Response<B> {
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
@@ -147,8 +152,14 @@ impl InProcessHop {
             }
             HopMode::Mesh => {
                 let dir = config_dir()?;
+                // The same answer as the bare hop's, its body boxed once as the mesh's body
+                // (as the hyper transport boxes a connection's body once), not an axum body
+                // boxed again.
                 let transport = Transport::in_process(|_endpoint, _req| {
-                    Box::pin(async { Ok(service3_answer().map(mesh_client::body::boxed)) })
+                    Box::pin(async {
+                        let body = mesh_client::body::full(Bytes::from_static(SERVICE3_ANSWER));
+                        Ok(with_content_type(Response::new(body)))
+                    })
                 });
                 let mesh = MeshRuntime::start_with_transport(dir.path(), transport)?;
                 let state = Arc::new(state.with_upstream("service3", mesh.client(&workload)));

@@ -24,7 +24,7 @@ use mesh_client::outlier::OutlierMetrics;
 use mesh_client::telemetry::{ClientTelemetryConfig, ClientTelemetryLayer};
 use mesh_telemetry::{MeshMetrics, WorkloadLabels};
 
-use crate::upstream::{Upstream, UpstreamFuture};
+use crate::upstream::{MeshUpstream, Upstream};
 
 /// Who an app is: the `app` and `version` labels the mesh selects policies and subsets by, and
 /// its namespace.
@@ -570,17 +570,6 @@ pub type ExtraView = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
 /// A service wrapped in the inbound layers, ready to serve (a concrete stack: no box, cheap to clone).
 pub type InboundStack = mesh_server::server::InboundService<Router>;
-
-/// [`MeshClient`] as the apps' [`Upstream`].
-struct MeshUpstream(MeshClient);
-
-impl Upstream for MeshUpstream {
-    fn call(&self, req: http::Request<axum::body::Body>) -> UpstreamFuture {
-        // No clone of the client: its answer's future owns what it needs.
-        let sent = self.0.send_owned(req);
-        Box::pin(async move { Ok(sent.await?.map(axum::body::Body::new)) })
-    }
-}
 
 /// Admin data of a `--plain` app: its own request counter and the upstream address.
 pub struct PlainAdmin {

@@ -24,6 +24,21 @@ pub trait Upstream: Send + Sync + 'static {
     fn call(&self, req: Request<Body>) -> UpstreamFuture;
 }
 
+/// [`MeshClient`](mesh_client::client::MeshClient) as the apps' [`Upstream`].
+pub(crate) struct MeshUpstream(pub(crate) mesh_client::client::MeshClient);
+
+impl Upstream for MeshUpstream {
+    fn call(&self, req: Request<Body>) -> UpstreamFuture {
+        // No clone of the client: its answer's future owns what it needs. A named combinator
+        // rather than an `async` block, which would move the (large) future once more into its
+        // own state on the first poll.
+        let sent = self.0.send_owned(req);
+        Box::pin(futures_util::FutureExt::map(sent, |answer| {
+            Ok(answer?.map(Body::new))
+        }))
+    }
+}
+
 /// A bare hyper client that sends every call to one address (`--plain`): no routing, no retries,
 /// no metrics, nothing but a pooled HTTP/1 connection.
 #[derive(Clone, Debug)]

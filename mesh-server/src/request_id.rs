@@ -167,10 +167,10 @@ where
         let this = self.project();
         let mut result = std::task::ready!(this.inner.poll(cx));
         if let (Ok(resp), Some(id)) = (&mut result, this.id.take())
-            && !resp.headers().contains_key(&X_REQUEST_ID)
+            && let http::header::Entry::Vacant(vacant) = resp.headers_mut().entry(&X_REQUEST_ID)
         {
-            resp.headers_mut()
-                .insert(X_REQUEST_ID.clone(), id.header_value().clone());
+            // One lookup of the name, not a `contains_key` and then an `insert`.
+            vacant.insert(id.header_value().clone());
         }
         Poll::Ready(result)
     }

@@ -342,6 +342,16 @@ fn ready(response: Response<BoxBody>) -> RouteFuture {
 
 impl Router {
     pub(super) fn compiled(&self) -> Arc<Compiled> {
+        // The usual call: the table in use is of the config in force, which `is_at` tells with
+        // pointer comparisons (the table holds its config alive), without taking a snapshot.
+        {
+            let current = self.shared.compiled.load();
+            if let Some(c) = current.as_ref()
+                && self.shared.source.is_at(Arc::as_ptr(&c.config) as usize)
+            {
+                return Arc::clone(c);
+            }
+        }
         let config = self.shared.source.snapshot();
         if let Some(c) = self
             .shared

@@ -29,12 +29,14 @@ use mesh_core::classify::Outcome;
 use mesh_core::policy::Destination;
 use tower::Service;
 
+use super::attempt::{Attempt, attempt};
 use super::budget::{Budget, RequestGuard, RetryGuard};
+use super::head::{head, recycle};
 use super::tape::Tape;
 use super::{PerTryTimeout, Settings, backoff, is_idempotent};
 use crate::BoxError;
 use crate::body::{self, BoxBody};
-use crate::context::{AttemptDeadline, PreviousAttempts, Target, Upstream};
+use crate::context::{PreviousAttempts, Target, Upstream};
 use crate::error::{ClusterError, outcome_of};
 use crate::pool::RetryPermit;
 use crate::rescue::{add_flag, rescue};
@@ -91,6 +93,13 @@ struct Replay {
     /// retry, through the backoff, to the retried attempt's answer).
     retry_guard: Option<(RetryGuard, Option<RetryPermit>)>,
     retries_done: u32,
+}
+
+impl Drop for Replay {
+    fn drop(&mut self) {
+        // The original head's map: a later request's copy reuses its allocation.
+        recycle(std::mem::take(&mut self.parts.headers));
+    }
 }
 
 impl<S> ResponseFuture<S>
@@ -420,89 +429,6 @@ fn retry_span(request: &mut Request<BoxBody>, retry: u32) -> tracing::Span {
     );
     crate::telemetry::inject_child(&span, request.headers_mut());
     span
-}
-
-/// The head of the next attempt: a copy of `parts`, with the original extensions the first
-/// time when they were only the target (then rebuilt from `target` for a retry).
-fn head(
-    parts: &http::request::Parts,
-    first_extensions: &mut Option<http::Extensions>,
-    target: &Option<Arc<Destination>>,
-) -> http::request::Parts {
-    let (mut head, ()) = Request::new(()).into_parts();
-    head.method = parts.method.clone();
-    head.uri = parts.uri.clone();
-    head.version = parts.version;
-    head.headers = parts.headers.clone();
-    head.extensions = match (first_extensions.take(), target) {
-        (Some(original), _) => original,
-        (None, Some(destination)) if parts.extensions.is_empty() => {
-            let mut extensions = http::Extensions::new();
-            extensions.insert(Target {
-                destination: Arc::clone(destination),
-            });
-            extensions
-        }
-        (None, _) => parts.extensions.clone(),
-    };
-    head
-}
-
-/// How long after the attempt deadline the retry layer gives up on an attempt itself.
-const BACKSTOP_SLACK: std::time::Duration = std::time::Duration::from_millis(10);
-
-/// Sends one attempt.
-///
-/// With a per-try timeout, the attempt carries an [`AttemptDeadline`] so the cluster ends it
-/// itself (and tells outlier detection, as Envoy counts per-try timeouts against the endpoint);
-/// a backstop a little later covers inner services that ignore the extension.
-fn attempt<S>(
-    service: &mut S,
-    mut request: Request<BoxBody>,
-    per_try: Option<std::time::Duration>,
-) -> Attempt<S::Future>
-where
-    S: Service<Request<BoxBody>>,
-{
-    if let Some(limit) = per_try {
-        request.extensions_mut().insert(AttemptDeadline {
-            at: tokio::time::Instant::now() + limit,
-        });
-    }
-    let future = service.call(request);
-    match per_try {
-        None => Attempt::Plain { future },
-        Some(limit) => Attempt::Timed {
-            future: tokio::time::timeout(limit + BACKSTOP_SLACK, future),
-        },
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// One attempt in flight, with its per-try backstop when there is one.
-    #[project = AttemptProj]
-    enum Attempt<F> {
-        Plain { #[pin] future: F },
-        Timed { #[pin] future: tokio::time::Timeout<F> },
-    }
-}
-
-impl<F, E> Future for Attempt<F>
-where
-    F: Future<Output = Result<Response<BoxBody>, E>>,
-    E: Into<BoxError>,
-{
-    type Output = Result<Response<BoxBody>, BoxError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            AttemptProj::Plain { future } => future.poll(cx).map_err(Into::into),
-            AttemptProj::Timed { future } => match ready!(future.poll(cx)) {
-                Ok(result) => Poll::Ready(result.map_err(Into::into)),
-                Err(_) => Poll::Ready(Err(Box::new(PerTryTimeout(())) as BoxError)),
-            },
-        }
-    }
 }
 
 fn finish(

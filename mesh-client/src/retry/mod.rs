@@ -27,10 +27,12 @@
 //! let _layer = RetryLayer::new(RetryPolicy::default(), Budget::default());
 //! ```
 
+mod attempt;
 pub mod backoff;
 pub mod budget;
 mod error;
 mod future;
+mod head;
 pub mod replay;
 mod tape;
 

@@ -439,3 +439,50 @@ async fn a_retry_waits_for_the_readiness_of_a_fresh_clone() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(mock.calls(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_later_request_reusing_an_earlier_heads_map_sees_only_its_own_headers() {
+    // Each attempt's headers, as the cluster saw them.
+    type Headers = Vec<(String, String)>;
+    let seen: Arc<Mutex<Vec<Headers>>> = Arc::default();
+    let recorded = seen.clone();
+    let cluster = tower::service_fn(move |req: Request<BoxBody>| {
+        let headers = req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        recorded.lock().unwrap().push(headers);
+        async { Ok::<_, BoxError>(Response::new(body::empty())) }
+    });
+    let svc = RetryLayer::new(policy(2), Budget::unlimited()).layer(cluster);
+    let mut first = get_empty();
+    first.headers_mut().insert("x-first", "1".parse().unwrap());
+    first.headers_mut().append("x-both", "a".parse().unwrap());
+    first.headers_mut().append("x-both", "b".parse().unwrap());
+    assert_eq!(svc.clone().oneshot(first).await.unwrap().status(), 200);
+    // A request dropped before its answer gives its map back as well.
+    let mut dropped = get_empty();
+    dropped
+        .headers_mut()
+        .insert("x-dropped", "1".parse().unwrap());
+    let mut retry = svc.clone();
+    drop(retry.call(dropped));
+    let mut second = get_empty();
+    second
+        .headers_mut()
+        .insert("x-second", "2".parse().unwrap());
+    assert_eq!(svc.oneshot(second).await.unwrap().status(), 200);
+    let seen = seen.lock().unwrap();
+    let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    assert_eq!(
+        seen[0],
+        vec![
+            pair("x-first", "1"),
+            pair("x-both", "a"),
+            pair("x-both", "b")
+        ]
+    );
+    assert_eq!(seen[1], vec![pair("x-dropped", "1")]);
+    assert_eq!(seen[2], vec![pair("x-second", "2")]);
+}

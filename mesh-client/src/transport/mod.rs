@@ -226,7 +226,8 @@ impl Transport {
         req: Request<BoxBody>,
     ) -> ResponseFuture {
         let (mut parts, body) = req.into_parts();
-        if !parts.headers.contains_key(HOST) {
+        // One hash of the name: the entry is looked up once, filled when vacant.
+        if let http::header::Entry::Vacant(vacant) = parts.headers.entry(HOST) {
             let from_uri = match (parts.uri.authority(), host) {
                 // The usual case: the URI names the service itself, whose header value is ready.
                 (Some(a), Some(h)) if a.as_str().as_bytes() == h.as_bytes() => Some(h.clone()),
@@ -234,7 +235,7 @@ impl Transport {
                 (None, _) => None,
             };
             if let Some(h) = from_uri.or_else(|| host.cloned()) {
-                parts.headers.insert(HOST, h);
+                vacant.insert(h);
             }
         }
         let grpc = mesh_core::grpc::is_grpc(&parts.headers);

@@ -332,11 +332,10 @@ where
         };
         let ctx = current::attach(&span, parent.as_ref(), fallback);
         ctx.inject(req.headers_mut());
-        if !req.headers().contains_key(&X_REQUEST_ID)
-            && let Some(id) = req.extensions().get::<RequestId>()
-        {
+        if let Some(id) = req.extensions().get::<RequestId>() {
             let v = id.header_value().clone();
-            req.headers_mut().insert(X_REQUEST_ID.clone(), v);
+            // Looked up once: set only when the application did not set it.
+            req.headers_mut().entry(&X_REQUEST_ID).or_insert(v);
         }
         if let Some(meta) = &self.shared.peer_header {
             req.headers_mut()
