@@ -7,7 +7,8 @@
 //! the body in [`GrpcStatusBody`], which records the request once the trailers arrive (with
 //! their `grpc-status` and the body's size), or once the body ends or is dropped without them
 //! (no status). A response whose record is never taken records when it is dropped, as it would
-//! have at the head.
+//! have at the head. A layer that owns the body itself (the mesh client's telemetry, under
+//! `MeshClient`) skips the extension: it makes the [`DeferredRecord`] and wraps the body at once.
 //!
 //! ```
 //! use mesh_telemetry::grpc_status::{GrpcStatusBody, PendingGrpcStatus};
@@ -22,7 +23,6 @@
 //! ```
 
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Buf as _;
@@ -39,6 +39,17 @@ pub struct DeferredRecord {
 }
 
 impl DeferredRecord {
+    /// `record`, to be recorded in `metrics` with the status the trailers bring, which `span`
+    /// (the request's span, when given) gets as `rpc.grpc.status_code`. For the owner of the
+    /// body, who wraps it in [`GrpcStatusBody`] at once (no extension on the way).
+    pub fn new(metrics: MeshMetrics, record: RequestRecord, span: Option<tracing::Span>) -> Self {
+        Self {
+            metrics,
+            record: Some(record),
+            span,
+        }
+    }
+
     /// Records with `grpc_status` and `response_bytes` (when counted).
     fn finish(&mut self, grpc_status: Option<u32>, response_bytes: Option<u64>) {
         if let Some(mut record) = self.record.take() {
@@ -60,26 +71,63 @@ impl Drop for DeferredRecord {
     }
 }
 
-/// Response extension: the record of a gRPC request whose status is still to come.
-#[derive(Clone, Debug)]
-pub struct PendingGrpcStatus(Arc<Mutex<Option<DeferredRecord>>>);
+/// Response extension: the record of a gRPC request whose status is still to come, or (left
+/// by the trace layer for the metrics layer) only the server span that is to get the status.
+///
+/// One extension for both, filled in place ([`PendingGrpcStatus::record`]): a tonic answer has
+/// no extensions, so each extension of its own would cost a map and a box. The record lives in
+/// the extension itself (no shared cell, no lock). Extensions must be `Clone`, but a record is
+/// made once: a clone carries nothing, and the original records when its body ends after
+/// [`watch`] took it, or when it is dropped.
+#[derive(Debug)]
+pub struct PendingGrpcStatus {
+    deferred: Option<DeferredRecord>,
+    span: Option<tracing::Span>,
+}
+
+impl Clone for PendingGrpcStatus {
+    fn clone(&self) -> Self {
+        Self {
+            deferred: None,
+            span: None,
+        }
+    }
+}
+
+impl From<DeferredRecord> for PendingGrpcStatus {
+    fn from(deferred: DeferredRecord) -> Self {
+        Self {
+            deferred: Some(deferred),
+            span: None,
+        }
+    }
+}
 
 impl PendingGrpcStatus {
     /// `record`, to be recorded in `metrics` with the status the trailers bring, which `span`
     /// (the request's span, when given) gets as `rpc.grpc.status_code`.
     pub fn new(metrics: MeshMetrics, record: RequestRecord, span: Option<tracing::Span>) -> Self {
-        Self(Arc::new(Mutex::new(Some(DeferredRecord {
-            metrics,
-            record: Some(record),
-            span,
-        }))))
+        Self {
+            deferred: Some(DeferredRecord::new(metrics, record, span)),
+            span: None,
+        }
+    }
+
+    /// Only the server span that is to get the status (the trace layer's part): the metrics
+    /// layer adds its record with [`PendingGrpcStatus::record`].
+    pub fn span(span: tracing::Span) -> Self {
+        Self {
+            deferred: None,
+            span: Some(span),
+        }
+    }
+
+    /// Adds `record`, to be recorded in `metrics`, with the span this extension carries.
+    pub fn record(&mut self, metrics: MeshMetrics, record: RequestRecord) {
+        let span = self.span.take();
+        self.deferred = Some(DeferredRecord::new(metrics, record, span));
     }
 }
-
-/// Response extension: the server span of a gRPC request whose status is still to come (left
-/// by the trace layer for the metrics layer's [`PendingGrpcStatus`]).
-#[derive(Clone, Debug)]
-pub struct StatusSpan(pub tracing::Span);
 
 /// Records OpenTelemetry's RPC attributes of a gRPC request on `span` (declared with
 /// `rpc.system`, `rpc.service`, `rpc.method`): `grpc` and the two halves of
@@ -94,8 +142,10 @@ pub fn record_rpc(span: &tracing::Span, path: &str) {
 
 /// Takes the pending record out of `response`, to wrap its body in [`GrpcStatusBody`].
 pub fn watch<B>(response: &mut http::Response<B>) -> Option<DeferredRecord> {
-    let pending = response.extensions_mut().remove::<PendingGrpcStatus>()?;
-    pending.0.lock().ok()?.take()
+    response
+        .extensions_mut()
+        .remove::<PendingGrpcStatus>()?
+        .deferred
 }
 
 /// A response body that records its request when its trailers (or its end) arrive.

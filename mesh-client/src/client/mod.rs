@@ -305,9 +305,11 @@ impl Future for ResponseFuture {
         match self.project().inner.project() {
             InnerProj::Plain { future } => future.poll(cx),
             InnerProj::Telemetry { future } => {
-                let mut response = std::task::ready!(future.poll(cx))?;
-                // A gRPC answer's status comes in its trailers: the metrics record then.
-                if let Some(pending) = mesh_telemetry::grpc_status::watch(&mut response) {
+                let (response, deferred) = std::task::ready!(future.poll_deferred(cx));
+                let mut response = response?;
+                // A gRPC answer's status comes in its trailers: the metrics record then. The
+                // record comes straight from the telemetry future (no response extension).
+                if let Some(pending) = deferred {
                     response = response.map(|b| {
                         http_body_util::BodyExt::boxed_unsync(
                             mesh_telemetry::grpc_status::GrpcStatusBody::new(b, pending),

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use http::Response;
 use mesh_telemetry::ResponseFlags;
-use mesh_telemetry::grpc_status::{PendingGrpcStatus, StatusSpan};
+use mesh_telemetry::grpc_status::PendingGrpcStatus;
 use mesh_telemetry::known_body_size;
 use mesh_telemetry::labels::{PeerLabels, RequestLabels, flags_label};
 use mesh_telemetry::metrics::RequestRecord;
@@ -83,10 +83,16 @@ where
             match &mut result {
                 // A gRPC answer with a body has its status in the trailers: recorded at the
                 // body's end, by whoever owns the body (see mesh_telemetry::grpc_status).
+                // The trace layer's extension (the span) is filled in place: no second box.
                 Ok(resp) if p.grpc && grpc_status.is_none() && !resp.body().is_end_stream() => {
-                    let span = resp.extensions_mut().remove::<StatusSpan>().map(|s| s.0);
-                    let pending = PendingGrpcStatus::new(p.shared.metrics.clone(), record, span);
-                    resp.extensions_mut().insert(pending);
+                    let metrics = p.shared.metrics.clone();
+                    match resp.extensions_mut().get_mut::<PendingGrpcStatus>() {
+                        Some(pending) => pending.record(metrics, record),
+                        None => {
+                            let pending = PendingGrpcStatus::new(metrics, record, None);
+                            resp.extensions_mut().insert(pending);
+                        }
+                    }
                 }
                 _ => p.shared.metrics.record_request(&record),
             }

@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 
 use http::Response;
 use mesh_telemetry::TraceContext;
-use mesh_telemetry::grpc_status::StatusSpan;
+use mesh_telemetry::grpc_status::PendingGrpcStatus;
 use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
 use tracing::Instrument;
@@ -51,10 +51,11 @@ where
                         Some(code) => {
                             span.record("rpc.grpc.status_code", code);
                         }
-                        // The status comes in the trailers: the metrics layer records it then.
+                        // The status comes in the trailers: the metrics layer adds its record
+                        // to this extension, recorded then.
                         None => {
-                            let span = StatusSpan(span.clone());
-                            resp.extensions_mut().insert(span);
+                            let pending = PendingGrpcStatus::span(span.clone());
+                            resp.extensions_mut().insert(pending);
                         }
                     }
                 }

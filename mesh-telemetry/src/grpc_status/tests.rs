@@ -105,3 +105,26 @@ async fn without_trailers_or_a_reader_the_request_is_still_recorded() {
         lines[0]
     );
 }
+
+#[tokio::test]
+async fn a_cloned_extension_carries_no_record_and_the_request_is_recorded_once() {
+    let metrics = MeshMetrics::new();
+    let mut response = http::Response::new(Frames(VecDeque::new()));
+    response
+        .extensions_mut()
+        .insert(PendingGrpcStatus::new(metrics.clone(), record(), None));
+    let copy = response.extensions().clone();
+    let mut twin = http::Response::new(Frames(VecDeque::new()));
+    *twin.extensions_mut() = copy;
+    assert!(watch(&mut twin).is_none(), "a clone has no record to take");
+    drop(twin);
+    assert!(
+        series(&metrics).is_empty(),
+        "dropping the clone records nothing"
+    );
+    let pending = watch(&mut response).unwrap();
+    drain(GrpcStatusBody::new(response.into_body(), pending)).await;
+    let lines = series(&metrics);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].ends_with(" 1"), "recorded once: {}", lines[0]);
+}

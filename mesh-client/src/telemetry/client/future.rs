@@ -13,7 +13,7 @@ use tracing::instrument::Instrumented;
 use super::Shared;
 use crate::context::{Target, Upstream};
 use mesh_telemetry::ResponseFlags;
-use mesh_telemetry::grpc_status::PendingGrpcStatus;
+use mesh_telemetry::grpc_status::{DeferredRecord, PendingGrpcStatus};
 use mesh_telemetry::labels::{PeerLabels, RequestLabels, flags_label};
 use mesh_telemetry::metrics::RequestRecord;
 use mesh_telemetry::trace_context::TraceContext;
@@ -55,10 +55,37 @@ where
     type Output = Result<Response<RB>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let (mut result, deferred) = std::task::ready!(self.poll_deferred(cx));
+        // Whoever owns the body's type takes the record from the extension
+        // (mesh_telemetry::grpc_status::watch).
+        if let (Ok(resp), Some(deferred)) = (&mut result, deferred) {
+            resp.extensions_mut()
+                .insert(PendingGrpcStatus::from(deferred));
+        }
+        Poll::Ready(result)
+    }
+}
+
+/// An answer, and the record its body's end is to make (a gRPC answer whose status comes in
+/// its trailers).
+pub(crate) type Deferred<RB, E> = (Result<Response<RB>, E>, Option<DeferredRecord>);
+
+impl<F, RB, E> ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+    RB: http_body::Body,
+{
+    /// The answer, and the record of a gRPC answer whose status comes in its trailers (to be
+    /// recorded at the body's end: see mesh_telemetry::grpc_status), given to the caller
+    /// instead of left in an extension. For a caller that owns the body's type and wraps it.
+    pub(crate) fn poll_deferred(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Deferred<RB, E>> {
         let mut this = self.project();
         let mut result = std::task::ready!(this.inner.as_mut().poll(cx));
         let Some(p) = this.pending.take() else {
-            return Poll::Ready(result);
+            return Poll::Ready((result, None));
         };
         let duration = p.start.elapsed();
         let (code, flags, response_bytes, peers, grpc_status, deferred) = match &mut result {
@@ -125,13 +152,11 @@ where
             request_bytes: p.request_bytes,
             response_bytes,
         };
-        match &mut result {
-            Ok(resp) if deferred => {
-                let pending = PendingGrpcStatus::new(p.shared.metrics.clone(), record, Some(span));
-                resp.extensions_mut().insert(pending);
-            }
-            _ => p.shared.metrics.record_request(&record),
+        if deferred && result.is_ok() {
+            let deferred = DeferredRecord::new(p.shared.metrics.clone(), record, Some(span));
+            return Poll::Ready((result, Some(deferred)));
         }
-        Poll::Ready(result)
+        p.shared.metrics.record_request(&record);
+        Poll::Ready((result, None))
     }
 }
