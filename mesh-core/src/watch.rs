@@ -96,6 +96,8 @@ struct Inner {
     changes: watch::Sender<u64>,
     last_reload: ArcSwapOption<ReloadStatus>,
     prepare: Hooks,
+    /// The documents of the last reload, parsed and compiled ([`crate::load::LoadCache`]).
+    cache: Mutex<crate::load::LoadCache>,
 }
 
 impl fmt::Debug for ConfigStore {
@@ -136,16 +138,32 @@ impl ConfigStore {
                 changes: watch::Sender::new(1),
                 last_reload: ArcSwapOption::empty(),
                 prepare: Hooks::default(),
+                cache: Mutex::new(crate::load::LoadCache::new()),
             }),
         }
     }
 
     /// A store holding the config read from `paths` (see [`crate::load::load_paths`]).
     pub fn from_paths<P: AsRef<Path>>(paths: &[P]) -> Result<Self, ConfigErrors> {
-        let loaded = crate::load::load_paths(paths)?;
+        let mut cache = crate::load::LoadCache::new();
+        let loaded = crate::load::load_paths_cached(paths, &mut cache)?;
         let store = Self::new(loaded.config);
+        *store.cache() = cache;
         store.record(Vec::new(), loaded.warnings);
         Ok(store)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, crate::load::LoadCache> {
+        self.inner
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// What the last reload from paths parsed, compiled and reused (see
+    /// [`crate::load::LoadCache`]): a reload parses and compiles only the documents that changed.
+    pub fn cache_stats(&self) -> crate::load::CacheStats {
+        self.cache().stats()
     }
 
     /// The current config, to keep for the whole of a request (or any other unit of work that
@@ -221,9 +239,13 @@ impl ConfigStore {
     }
 
     /// Re-reads `paths`; swaps the new config in when it is valid, otherwise logs every error
-    /// and keeps the config in force. Blocking file IO: call it from a blocking context.
+    /// and keeps the config in force. Blocking file IO: call it from a blocking context. The
+    /// documents whose text did not change since the last reload are neither parsed nor
+    /// compiled again ([`crate::load::LoadCache`]); every error is reported all the same.
     pub fn reload_from<P: AsRef<Path>>(&self, paths: &[P]) -> Result<u64, ConfigErrors> {
-        match crate::load::load_paths(paths) {
+        // one reload at a time: the cache is held for the whole of it
+        let loaded = crate::load::load_paths_cached(paths, &mut self.cache());
+        match loaded {
             Ok(loaded) => {
                 for w in &loaded.warnings {
                     tracing::info!(file = %w.file, line = w.line, resource = %w.resource, message = %w.message, "config warning");

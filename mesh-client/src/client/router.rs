@@ -28,7 +28,7 @@ use crate::headers::{self, HeadersLayer};
 use crate::mirror::MirrorLayer;
 use crate::random::Random;
 use crate::rescue::rescue;
-use crate::retry::budget::BudgetRegistry;
+use crate::retry::budget::{BudgetBatch, BudgetRegistry};
 use crate::retry::{Budget, Budgets, RetryLayer};
 use crate::route::{InvalidPath, NoRoute};
 use crate::route::{Lookup, RequestView, RouteTable, rewrite};
@@ -288,7 +288,12 @@ impl Future for RouteFuture {
 
 /// The budget of `d` under `config`'s DestinationRule (Istio's default budget without one).
 fn budget_for(registry: &BudgetRegistry, config: &MeshConfig, d: &Destination) -> Budget {
-    let settings = config
+    registry.get(d, &budget_settings(config, d))
+}
+
+/// The budget settings of `d` under `config`'s DestinationRule.
+fn budget_settings(config: &MeshConfig, d: &Destination) -> RetryBudget {
+    config
         .destinations
         .get(&d.host)
         .map(|p| {
@@ -296,20 +301,21 @@ fn budget_for(registry: &BudgetRegistry, config: &MeshConfig, d: &Destination) -
                 .retry_budget
                 .clone()
         })
-        .unwrap_or_default();
-    registry.get(d, &settings)
+        .unwrap_or_default()
+}
+
+/// The destination of requests without a [`Target`], whose budget they share.
+fn no_target() -> Destination {
+    Destination {
+        host: String::new(),
+        subset: None,
+        port: None,
+    }
 }
 
 /// The budget shared by requests without a [`Target`].
 fn no_target_budget(registry: &BudgetRegistry) -> Budget {
-    registry.get(
-        &Destination {
-            host: String::new(),
-            subset: None,
-            port: None,
-        },
-        &RetryBudget::default(),
-    )
+    registry.get(&no_target(), &RetryBudget::default())
 }
 
 pin_project_lite::pin_project! {
@@ -376,9 +382,12 @@ impl Router {
     }
 
     fn compile(&self, config: Arc<MeshConfig>) -> Compiled {
+        // the routes' budgets added to the registry in one copy of its map
+        let mut budgets = self.shared.budgets.batch();
         let table = RouteTable::compile(&config, &self.shared.gateway, |route| {
-            self.route_stack(route, &config)
+            self.route_stack(route, &config, &mut budgets)
         });
+        budgets.commit();
         let default = self.default_stack(&config);
         tracing::debug!(gateway = %self.shared.gateway, virtual_services = config.virtual_services.len(), "route table compiled");
         Compiled {
@@ -401,18 +410,20 @@ impl Router {
 
     /// Budgets of a route's destinations, resolved once per config snapshot (no registry lookup
     /// per request); the registry keeps their counters across reloads.
-    fn route_budgets(&self, destinations: &[WeightedDestination], config: &MeshConfig) -> Budgets {
-        let registry = &self.shared.budgets;
+    fn route_budgets(
+        &self,
+        destinations: &[WeightedDestination],
+        config: &MeshConfig,
+        batch: &mut BudgetBatch<'_>,
+    ) -> Budgets {
         let list = destinations
             .iter()
             .map(|d| {
-                (
-                    d.destination.clone(),
-                    budget_for(registry, config, &d.destination),
-                )
+                let settings = budget_settings(config, &d.destination);
+                (d.destination.clone(), batch.get(&d.destination, &settings))
             })
             .collect();
-        Budgets::per_destination(list, no_target_budget(registry))
+        Budgets::per_destination(list, batch.get(&no_target(), &RetryBudget::default()))
     }
 
     fn retry_layer(&self, policy: RetryPolicy, budgets: Budgets) -> RetryLayer {
@@ -437,12 +448,17 @@ impl Router {
         )
     }
 
-    fn route_stack(&self, route: &HttpRoute, config: &Arc<MeshConfig>) -> RouteStack {
+    fn route_stack(
+        &self,
+        route: &HttpRoute,
+        config: &Arc<MeshConfig>,
+        batch: &mut BudgetBatch<'_>,
+    ) -> RouteStack {
         let destinations = match &route.action {
             RouteAction::Forward(d) => d.clone(),
             RouteAction::Redirect(_) | RouteAction::DirectResponse(_) => return RouteStack::Local,
         };
-        let budgets = self.route_budgets(&destinations, config);
+        let budgets = self.route_budgets(&destinations, config, batch);
         let split = match SplitLayer::new(destinations) {
             Ok(split) => split.with_random(self.shared.random.clone()),
             Err(e) => {

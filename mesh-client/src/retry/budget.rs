@@ -132,11 +132,14 @@ impl Drop for RetryGuard {
 }
 
 /// Budgets by destination that outlive config reloads: the counters of a destination stay, its
-/// settings follow the config. Lookups are lock-free; inserting a new destination copies the map.
+/// settings follow the config. Lookups are lock-free; inserting a new destination copies the map,
+/// so a route table's many lookups go through one [`BudgetBatch`], which copies it once.
 #[derive(Debug, Default)]
 pub struct BudgetRegistry {
-    map: arc_swap::ArcSwap<std::collections::HashMap<mesh_core::policy::Destination, Budget>>,
+    map: arc_swap::ArcSwap<BudgetMap>,
 }
+
+type BudgetMap = std::collections::HashMap<mesh_core::policy::Destination, Budget>;
 
 impl BudgetRegistry {
     /// An empty registry.
@@ -160,7 +163,7 @@ impl BudgetRegistry {
         }
         let mut out = None;
         self.map.rcu(|map| {
-            let mut map = std::collections::HashMap::clone(map);
+            let mut map = BudgetMap::clone(map);
             let budget = match map.get(destination) {
                 Some(b) if b.same_settings(settings) => b.clone(),
                 Some(b) => b.with_settings(settings),
@@ -171,6 +174,91 @@ impl BudgetRegistry {
             map
         });
         out.unwrap_or_else(|| Budget::new(settings))
+    }
+
+    /// Lookups for many destinations at once (a route table's): the new or changed ones are
+    /// added to the registry in one copy of its map, when the batch is committed (or dropped).
+    ///
+    /// ```
+    /// use mesh_client::retry::budget::BudgetRegistry;
+    /// use mesh_core::policy::{Destination, RetryBudget};
+    ///
+    /// let registry = BudgetRegistry::new();
+    /// let d = |h: &str| Destination { host: h.into(), subset: None, port: None };
+    /// let mut batch = registry.batch();
+    /// let a = batch.get(&d("a"), &RetryBudget::default());
+    /// let _b = batch.get(&d("b"), &RetryBudget::default());
+    /// batch.commit();
+    /// let _retry = a.try_retry();
+    /// assert_eq!(registry.get(&d("a"), &RetryBudget::default()).retries_in_flight(), 1);
+    /// ```
+    pub fn batch(&self) -> BudgetBatch<'_> {
+        BudgetBatch {
+            registry: self,
+            map: self.map.load_full(),
+            added: BudgetMap::new(),
+        }
+    }
+}
+
+/// Budget lookups of one batch ([`BudgetRegistry::batch`]); committed on drop.
+#[derive(Debug)]
+pub struct BudgetBatch<'a> {
+    registry: &'a BudgetRegistry,
+    map: Arc<BudgetMap>,
+    added: BudgetMap,
+}
+
+impl BudgetBatch<'_> {
+    /// The budget of `destination` with `settings`: the registry's, or one this batch adds.
+    pub fn get(
+        &mut self,
+        destination: &mesh_core::policy::Destination,
+        settings: &RetryBudget,
+    ) -> Budget {
+        let known = self
+            .added
+            .get(destination)
+            .or_else(|| self.map.get(destination));
+        let budget = match known {
+            Some(b) if b.same_settings(settings) => return b.clone(),
+            Some(b) => b.with_settings(settings),
+            None => Budget::new(settings),
+        };
+        self.added.insert(destination.clone(), budget.clone());
+        budget
+    }
+
+    /// Adds this batch's new budgets to the registry (one copy of its map).
+    pub fn commit(mut self) {
+        self.publish();
+    }
+
+    fn publish(&mut self) {
+        if self.added.is_empty() {
+            return;
+        }
+        let added = std::mem::take(&mut self.added);
+        self.registry.map.rcu(|map| {
+            let mut map = BudgetMap::clone(map);
+            for (d, b) in &added {
+                // a budget another batch added meanwhile with these settings is kept: the
+                // counters stay one per destination
+                match map.get(d) {
+                    Some(old) if old.same_settings_as(b) => {}
+                    _ => {
+                        map.insert(d.clone(), b.clone());
+                    }
+                }
+            }
+            map
+        });
+    }
+}
+
+impl Drop for BudgetBatch<'_> {
+    fn drop(&mut self) {
+        self.publish();
     }
 }
 
@@ -188,6 +276,10 @@ impl Budget {
     fn same_settings(&self, settings: &RetryBudget) -> bool {
         // Compared without building a budget (that would allocate its counters per lookup).
         (self.percent, self.min_retry_concurrency) == normalized(settings)
+    }
+
+    fn same_settings_as(&self, other: &Budget) -> bool {
+        (self.percent, self.min_retry_concurrency) == (other.percent, other.min_retry_concurrency)
     }
 }
 
@@ -211,6 +303,41 @@ mod tests {
         let _one = b.enter_request();
         let retries: Vec<_> = (0..10).filter_map(|_| b.try_retry()).collect();
         assert_eq!(retries.len(), 2, "the minimum applies at low load");
+    }
+
+    #[test]
+    fn a_batch_adds_its_budgets_once_and_keeps_counters() {
+        let reg = BudgetRegistry::new();
+        let d = |i: usize| mesh_core::policy::Destination {
+            host: format!("s{i}"),
+            subset: None,
+            port: None,
+        };
+        let settings = RetryBudget::default();
+        let mut batch = reg.batch();
+        let first: Vec<Budget> = (0..1000).map(|i| batch.get(&d(i), &settings)).collect();
+        // the same destination twice in one batch: one budget
+        let _g = first[7].try_retry().unwrap();
+        assert_eq!(batch.get(&d(7), &settings).retries_in_flight(), 1);
+        let before = reg.map.load_full();
+        assert!(before.is_empty(), "nothing published before the commit");
+        batch.commit();
+        assert_eq!(reg.map.load().len(), 1000);
+        // the next reload's batch finds them: no copy of the map
+        let published = reg.map.load_full();
+        let mut again = reg.batch();
+        assert_eq!(again.get(&d(7), &settings).retries_in_flight(), 1);
+        drop(again);
+        assert!(Arc::ptr_eq(&published, &reg.map.load_full()));
+        // new settings keep the counters
+        let changed = RetryBudget {
+            percent: 50.0,
+            min_retry_concurrency: 1,
+        };
+        let mut batch = reg.batch();
+        assert_eq!(batch.get(&d(7), &changed).retries_in_flight(), 1);
+        batch.commit();
+        assert_eq!(reg.get(&d(7), &changed).retries_in_flight(), 1);
     }
 
     #[test]

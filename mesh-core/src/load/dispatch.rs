@@ -195,7 +195,8 @@ pub(crate) fn compile_manifest(
                 let export = compile::export_to::compile(&s.export_to, &mut cx);
                 if let Some(p) = compile::virtual_service::compile(&s, &mut cx) {
                     record_export(out, &p.origin, export);
-                    out.virtual_services.push((p, s, m.lines.clone()));
+                    out.virtual_services
+                        .push((p, std::sync::Arc::new(s), m.lines.clone()));
                 }
             }
         }

@@ -10,6 +10,7 @@ use crate::diag::{Diagnostic, Severity};
 use crate::policy::Origin;
 
 /// One identified manifest.
+#[derive(Debug, PartialEq)]
 pub(crate) struct Manifest {
     pub(crate) file: String,
     pub(crate) api_version: String,
@@ -75,6 +76,27 @@ pub(crate) fn parse(file: &str, text: &str, diags: &mut Vec<Diagnostic>) -> Vec<
     }
     let index: Vec<DocLines> = index.into_iter().map(|(d, _)| d).collect();
     parse_serde(file, text, &index, diags)
+}
+
+/// [`parse`] for a piece of a file (whole `---`-separated documents) that starts after the
+/// file's first `offset` lines, when the one-pass parser reads all of it: `None` on a syntax
+/// error or a document left to `yaml_serde`, which the caller then reads with the whole file
+/// through [`parse`], so that such errors and values stay exactly what they are.
+pub(crate) fn parse_piece(
+    file: &str,
+    text: &str,
+    offset: usize,
+) -> Option<(Vec<Manifest>, Vec<Diagnostic>)> {
+    let index = lines::index_values_at(text, offset).ok()?;
+    if index.iter().any(|(_, v)| v.is_none()) {
+        return None;
+    }
+    let mut diags = Vec::new();
+    let manifests = index
+        .into_iter()
+        .filter_map(|(lines, value)| identify(file, value?, lines, &mut diags))
+        .collect();
+    Some((manifests, diags))
 }
 
 /// The documents of `text` read with `yaml_serde`, `index` giving their lines.

@@ -2,6 +2,7 @@
 //! `spec.http[0].route[1].weight` to the 1-based line of the whole file they are on.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use saphyr_parser::{Event, Parser};
 use yaml_serde::Value;
@@ -10,11 +11,12 @@ use super::values::Builder;
 use crate::compile::LineIndex;
 
 /// The field lines of one `---`-separated document.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct DocLines {
     /// The document's first line (its root node, or its `---` when empty).
     pub(crate) start: usize,
-    lines: HashMap<String, usize>,
+    /// Shared: the compiled resources and the load cache keep a document's lines without a copy.
+    lines: Arc<HashMap<String, usize>>,
 }
 
 impl LineIndex for DocLines {
@@ -78,6 +80,15 @@ pub(crate) fn index(text: &str) -> Result<Vec<DocLines>, SyntaxError> {
 /// Indexes every document of `text`, in order, with its value from the same pass; `None`
 /// for a document whose value is left to `yaml_serde` (see [`super::values`]).
 pub(crate) fn index_values(text: &str) -> Result<Vec<(DocLines, Option<Value>)>, SyntaxError> {
+    index_values_at(text, 0)
+}
+
+/// [`index_values`] for a piece of a file that starts after its first `offset` lines: every
+/// line is the whole file's.
+pub(crate) fn index_values_at(
+    text: &str,
+    offset: usize,
+) -> Result<Vec<(DocLines, Option<Value>)>, SyntaxError> {
     let mut docs = Vec::new();
     let mut current: Option<DocLines> = None;
     let mut stack: Vec<Frame> = Vec::new();
@@ -85,10 +96,10 @@ pub(crate) fn index_values(text: &str) -> Result<Vec<(DocLines, Option<Value>)>,
     let mut parser = Parser::new_from_str(text);
     while let Some(next) = parser.next_event() {
         let (event, span) = next.map_err(|e| SyntaxError {
-            line: e.marker().line().max(1),
+            line: e.marker().line().max(1) + offset,
             message: e.info().to_owned(),
         })?;
-        let line = span.start.line().max(1);
+        let line = span.start.line().max(1) + offset;
         if let Some(builder) = value.as_mut()
             && builder.event(&event).is_err()
         {
@@ -99,7 +110,7 @@ pub(crate) fn index_values(text: &str) -> Result<Vec<(DocLines, Option<Value>)>,
                 stack.clear();
                 current = Some(DocLines {
                     start: line,
-                    lines: HashMap::new(),
+                    lines: Arc::new(HashMap::new()),
                 });
                 value = Some(Builder::default());
             }
@@ -174,7 +185,7 @@ fn node(
             match scalar {
                 Some(k) => {
                     let p = join(path, k);
-                    doc.lines.entry(p).or_insert(line);
+                    Arc::make_mut(&mut doc.lines).entry(p).or_insert(line);
                     *key = Some(k.to_owned());
                     return;
                 }
@@ -187,7 +198,9 @@ fn node(
         }) => (join(path, k), false),
         Some(Frame::Seq { path, index, .. }) => {
             let p = format!("{path}[{index}]");
-            doc.lines.entry(p.clone()).or_insert(line);
+            Arc::make_mut(&mut doc.lines)
+                .entry(p.clone())
+                .or_insert(line);
             (p, false)
         }
     };

@@ -25,6 +25,7 @@
 //! # Ok::<(), String>(())
 //! ```
 
+mod cache;
 mod checks;
 pub(crate) mod dispatch;
 mod documents;
@@ -35,7 +36,9 @@ mod values;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+pub use cache::{CacheStats, LoadCache};
 pub use checks::References;
 pub use hosts::{CLUSTER_DOMAIN, canonical_host, host_matches};
 pub use objects::{Object, ObjectsLoaded, RefusedObject, load_objects, load_objects_with};
@@ -62,6 +65,12 @@ const MAX_DEPTH: usize = 16;
 /// Loads every `.yaml`/`.yml` file under each path (a folder, read recursively in path order, or
 /// a file).
 pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> Result<Loaded, ConfigErrors> {
+    let (files, diags) = read_paths(paths);
+    load_texts(&files, diags)
+}
+
+/// The files under `paths` in load order with their text, and the problems reading them.
+fn read_paths<P: AsRef<Path>>(paths: &[P]) -> (Vec<(String, String)>, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     let mut files: Vec<(String, String)> = Vec::new();
     for p in paths {
@@ -84,7 +93,7 @@ pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> Result<Loaded, ConfigErrors> {
             }
         }
     }
-    load_texts(&files, diags)
+    (files, diags)
 }
 
 /// Loads manifests from a string; `file` names it in diagnostics.
@@ -138,12 +147,42 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>, diags: &mut Vec<Diagno
 pub(crate) struct Compiled {
     pub(crate) config: MeshConfig,
     pub(crate) gateways: Vec<(GatewayPolicy, DocLines)>,
-    pub(crate) virtual_services: Vec<(VirtualService, VirtualServiceSpec, DocLines)>,
+    pub(crate) virtual_services: Vec<(VirtualService, Arc<VirtualServiceSpec>, DocLines)>,
     pub(crate) destination_rules: Vec<(DestinationPolicy, DocLines)>,
     pub(crate) service_entries: Vec<crate::policy::ServiceEntryPolicy>,
     /// Gateways and DestinationRules refused for their own errors: the resources that refer to
     /// them are told so, rather than that they do not exist.
     pub(crate) refused: Vec<RefusedRef>,
+}
+
+impl Compiled {
+    /// Adds `part`, what manifest `m` of `kind` compiled to alone, as compiling it here would.
+    fn absorb(&mut self, kind: dispatch::Kind, m: &documents::Manifest, part: &Compiled) {
+        self.gateways.extend(part.gateways.iter().cloned());
+        self.virtual_services
+            .extend(part.virtual_services.iter().cloned());
+        self.destination_rules
+            .extend(part.destination_rules.iter().cloned());
+        self.service_entries
+            .extend(part.service_entries.iter().cloned());
+        self.refused.extend(part.refused.iter().cloned());
+        let (to, from) = (&mut self.config, &part.config);
+        to.exports
+            .extend(from.exports.iter().map(|(k, v)| (k.clone(), v.clone())));
+        to.authentication
+            .extend(from.authentication.iter().cloned());
+        to.authorization.extend(from.authorization.iter().cloned());
+        to.peer_authentication
+            .extend(from.peer_authentication.iter().cloned());
+        to.rate_limits.extend(from.rate_limits.iter().cloned());
+        // only Istio's mesh ConfigMap sets the mesh settings (another one is skipped)
+        if kind == dispatch::Kind::ConfigMap
+            && (m.namespace.as_str(), m.name.as_str())
+                == crate::compile::mesh_config::MESH_CONFIG_MAP
+        {
+            to.mesh = from.mesh.clone();
+        }
+    }
 }
 
 /// A Gateway or DestinationRule refused for its own errors.
@@ -169,15 +208,47 @@ impl RefusedRef {
     }
 }
 
-fn load_texts(
+/// [`load_str`] for several files at once, `(file name, text)` in the order given, through
+/// `cache`: the documents whose text the last load through `cache` had are neither parsed nor
+/// compiled again (see [`LoadCache`]); the result, errors and warnings are the same as
+/// without it.
+pub fn load_texts_cached(
+    files: &[(String, String)],
+    cache: &mut LoadCache,
+) -> Result<Loaded, ConfigErrors> {
+    load_texts_with(files, Vec::new(), cache)
+}
+
+/// [`load_paths`] through `cache` (see [`load_texts_cached`]): what a reload uses.
+pub fn load_paths_cached<P: AsRef<Path>>(
+    paths: &[P],
+    cache: &mut LoadCache,
+) -> Result<Loaded, ConfigErrors> {
+    let (files, diags) = read_paths(paths);
+    load_texts_with(&files, diags, cache)
+}
+
+fn load_texts(files: &[(String, String)], diags: Vec<Diagnostic>) -> Result<Loaded, ConfigErrors> {
+    load_texts_with(files, diags, &mut LoadCache::new())
+}
+
+fn load_texts_with(
     files: &[(String, String)],
     mut diags: Vec<Diagnostic>,
+    cache: &mut LoadCache,
 ) -> Result<Loaded, ConfigErrors> {
     let mut compiled = Compiled::default();
+    let mut loading = cache.begin();
     // (kind, namespace, name) → where first defined
     let mut seen: BTreeMap<(String, String, String), String> = BTreeMap::new();
     for (file, text) in files {
-        for m in documents::parse(file, text, &mut diags) {
+        let pieces = loading.file(file, text);
+        // the file's parse diagnostics first, as when it was parsed whole
+        for piece in &pieces {
+            diags.extend(piece.diags.iter().cloned());
+        }
+        for doc in pieces.iter().flat_map(|p| p.docs.iter()) {
+            let m = &doc.manifest;
             let kind = match dispatch::resolve(&m.api_version, &m.kind) {
                 Resolved::Known(k) => k,
                 Resolved::Skip(message) => {
@@ -219,9 +290,12 @@ fn load_texts(
                 continue;
             }
             seen.insert(key, format!("{file}:{}", m.lines.start));
-            dispatch::compile_manifest(kind, &m, &mut compiled, &mut diags);
+            let part = doc.part(kind, loading.stats());
+            compiled.absorb(kind, m, &part.compiled);
+            diags.extend(part.diags.iter().cloned());
         }
     }
+    drop(loading);
     checks::run(&mut compiled, &mut diags, References::Strict);
 
     // errors in file order (the order files were read), then line order

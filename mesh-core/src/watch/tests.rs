@@ -218,3 +218,49 @@ fn watching_a_missing_path_is_an_error() {
         .unwrap_err();
     assert!(err.to_string().starts_with("watch /nonexistent"), "{err}");
 }
+
+#[test]
+fn a_reload_compiles_only_what_changed_and_reports_every_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), VS).unwrap();
+    std::fs::write(
+        dir.path().join("b.yaml"),
+        VS.replace("service2", "service3"),
+    )
+    .unwrap();
+    let store = ConfigStore::from_paths(&[dir.path()]).unwrap();
+    assert_eq!(store.cache_stats().compiled, 2);
+    // b changes: only it is compiled again
+    std::fs::write(
+        dir.path().join("b.yaml"),
+        VS.replace("service2", "service4"),
+    )
+    .unwrap();
+    store.reload_from(&[dir.path()]).unwrap();
+    assert_eq!(
+        (store.cache_stats().compiled, store.cache_stats().reused),
+        (1, 1)
+    );
+    // a turns bad: refused; then b changes again, a does not: a's error is reported again
+    std::fs::write(dir.path().join("a.yaml"), BAD_VS).unwrap();
+    let first = store.reload_from(&[dir.path()]).unwrap_err();
+    std::fs::write(
+        dir.path().join("b.yaml"),
+        VS.replace("service2", "service5"),
+    )
+    .unwrap();
+    let second = store.reload_from(&[dir.path()]).unwrap_err();
+    assert_eq!(second.errors, first.errors);
+    assert_eq!(store.cache_stats().reused, 1);
+    assert!(second.errors[0].file.ends_with("a.yaml"));
+    // a deleted file's objects are gone
+    std::fs::remove_file(dir.path().join("a.yaml")).unwrap();
+    store.reload_from(&[dir.path()]).unwrap();
+    let hosts: Vec<_> = store
+        .load()
+        .virtual_services
+        .iter()
+        .map(|v| v.hosts.clone())
+        .collect();
+    assert_eq!(hosts, [vec!["service5".to_owned()]]);
+}

@@ -1,0 +1,254 @@
+//! The documents of the last load, parsed and compiled, kept for the next one: a reload parses
+//! and compiles only the documents whose text changed.
+//!
+//! A `---` line always ends a YAML document (a document marker is forbidden inside any scalar),
+//! so a file is cut into pieces at those lines before it is parsed, and each piece is keyed by
+//! its file, its first line and its text. A piece seen in the last load is taken as it was: its
+//! manifests, the diagnostics their parsing gave, and each manifest's compiled form with the
+//! diagnostics its compilation gave (every error of an unchanged file is reported again). The
+//! checks across resources, which depend on the whole set, run on every load.
+//!
+//! A file is read whole, as before, when a piece cannot be read alone by the one-pass parser (a
+//! syntax error, a document left to `yaml_serde`, see [`super::values`]), or when it has a
+//! directive (`%YAML`) or a carriage return: its errors and values stay exactly the whole
+//! file's.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::Compiled;
+use super::dispatch::Kind;
+use super::documents::{self, Manifest};
+use crate::diag::Diagnostic;
+
+/// Parsed and compiled documents kept from one load to the next ([`super::load_paths_cached`]).
+///
+/// ```
+/// use mesh_core::load::{LoadCache, load_texts_cached};
+///
+/// let doc = |name: &str| format!("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {name}}}\nspec:\n  host: {name}\n---\n");
+/// let mut cache = LoadCache::new();
+/// let files = vec![("a.yaml".to_owned(), doc("a") + &doc("b"))];
+/// load_texts_cached(&files, &mut cache).map_err(|e| e.to_string())?;
+/// assert_eq!(cache.stats().compiled, 2);
+///
+/// let files = vec![("a.yaml".to_owned(), doc("a") + &doc("c"))];
+/// let loaded = load_texts_cached(&files, &mut cache).map_err(|e| e.to_string())?;
+/// assert_eq!(loaded.config.destinations.len(), 2);
+/// assert_eq!((cache.stats().reused, cache.stats().compiled), (1, 1));
+/// # Ok::<(), String>(())
+/// ```
+#[derive(Default)]
+pub struct LoadCache {
+    pieces: HashMap<PieceKey, Arc<Piece>>,
+    stats: CacheStats,
+}
+
+impl std::fmt::Debug for LoadCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadCache")
+            .field("pieces", &self.pieces.len())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+/// What the last load through a [`LoadCache`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Pieces of files (whole documents) parsed, their text not seen in the load before.
+    pub parsed: usize,
+    /// Manifests compiled.
+    pub compiled: usize,
+    /// Manifests whose compiled form (and its diagnostics) came from the load before.
+    pub reused: usize,
+}
+
+/// A piece of a file: its file, its first line (0 for a file read whole) and its text.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct PieceKey {
+    file: String,
+    line: usize,
+    text: String,
+}
+
+/// The manifests of a piece and the diagnostics its parsing gave.
+pub(crate) struct Piece {
+    pub(crate) diags: Vec<Diagnostic>,
+    pub(crate) docs: Vec<Doc>,
+}
+
+/// One manifest and, once compiled, what its compilation gave.
+pub(crate) struct Doc {
+    pub(crate) manifest: Manifest,
+    part: std::sync::OnceLock<Arc<Part>>,
+}
+
+/// One manifest compiled alone: the resources it adds, and its diagnostics.
+pub(crate) struct Part {
+    pub(crate) compiled: Compiled,
+    pub(crate) diags: Vec<Diagnostic>,
+}
+
+impl Doc {
+    /// The compiled form of this manifest, compiled on first use; `reused` says whether it was
+    /// there already.
+    pub(crate) fn part(&self, kind: Kind, stats: &mut CacheStats) -> &Part {
+        if self.part.get().is_some() {
+            stats.reused += 1;
+        }
+        self.part.get_or_init(|| {
+            stats.compiled += 1;
+            let mut compiled = Compiled::default();
+            let mut diags = Vec::new();
+            super::dispatch::compile_manifest(kind, &self.manifest, &mut compiled, &mut diags);
+            Arc::new(Part { compiled, diags })
+        })
+    }
+}
+
+impl LoadCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// What the last load through this cache parsed, compiled and reused.
+    pub fn stats(&self) -> CacheStats {
+        self.stats
+    }
+
+    /// Starts a load: the pieces of this load replace the last load's as files are read.
+    pub(crate) fn begin(&mut self) -> Loading<'_> {
+        self.stats = CacheStats::default();
+        Loading {
+            old: std::mem::take(&mut self.pieces),
+            cache: self,
+        }
+    }
+}
+
+/// A load in progress: pieces found in the last load move over, the others are parsed.
+pub(crate) struct Loading<'a> {
+    cache: &'a mut LoadCache,
+    old: HashMap<PieceKey, Arc<Piece>>,
+}
+
+impl Loading<'_> {
+    /// The counters of this load.
+    pub(crate) fn stats(&mut self) -> &mut CacheStats {
+        &mut self.cache.stats
+    }
+
+    /// The pieces of `file`, in order, parsed or kept.
+    pub(crate) fn file(&mut self, file: &str, text: &str) -> Vec<Arc<Piece>> {
+        if let Some(cuts) = split(text) {
+            let mut out = Vec::with_capacity(cuts.len());
+            for (line, piece) in cuts {
+                let key = PieceKey {
+                    file: file.to_owned(),
+                    line,
+                    text: piece.to_owned(),
+                };
+                match self.take(key, |key| {
+                    let (manifests, diags) = documents::parse_piece(file, &key.text, key.line - 1)?;
+                    Some(Piece::new(manifests, diags))
+                }) {
+                    Some(p) => out.push(p),
+                    None => {
+                        out.clear();
+                        break;
+                    }
+                }
+            }
+            if !out.is_empty() {
+                return out;
+            }
+        }
+        // read whole, exactly as before the cache
+        let key = PieceKey {
+            file: file.to_owned(),
+            line: 0,
+            text: text.to_owned(),
+        };
+        self.take(key, |key| {
+            let mut diags = Vec::new();
+            let manifests = documents::parse(file, &key.text, &mut diags);
+            Some(Piece::new(manifests, diags))
+        })
+        .into_iter()
+        .collect()
+    }
+
+    /// The piece at `key`, from the last load or parsed by `parse`, kept for the next load.
+    fn take(
+        &mut self,
+        key: PieceKey,
+        parse: impl FnOnce(&PieceKey) -> Option<Piece>,
+    ) -> Option<Arc<Piece>> {
+        if let Some(p) = self.cache.pieces.get(&key) {
+            // the same text twice in one file at one line cannot happen; twice in a load can
+            // (a file named twice): the same piece serves both
+            return Some(Arc::clone(p));
+        }
+        let piece = match self.old.remove(&key) {
+            Some(p) => p,
+            None => {
+                let p = Arc::new(parse(&key)?);
+                self.cache.stats.parsed += 1;
+                p
+            }
+        };
+        self.cache.pieces.insert(key, Arc::clone(&piece));
+        Some(piece)
+    }
+}
+
+impl Piece {
+    fn new(manifests: Vec<Manifest>, diags: Vec<Diagnostic>) -> Self {
+        Self {
+            diags,
+            docs: manifests
+                .into_iter()
+                .map(|manifest| Doc {
+                    manifest,
+                    part: std::sync::OnceLock::new(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `text` cut before each `---` line: the pieces with their first line (1-based). `None` when
+/// the file must be read whole: it has a directive (whose document a cut would separate from
+/// it) or a carriage return (a line break the cut does not count).
+fn split(text: &str) -> Option<Vec<(usize, &str)>> {
+    if text.contains('\r') {
+        return None;
+    }
+    let mut out = Vec::new();
+    let (mut start, mut start_line) = (0, 1);
+    let mut at = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        if line.starts_with('%') {
+            return None;
+        }
+        let marker = line
+            .strip_prefix("---")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\n']));
+        if marker && at > start {
+            out.push((start_line, &text[start..at]));
+            (start, start_line) = (at, i + 1);
+        } else if marker {
+            start_line = i + 1;
+        }
+        at += line.len();
+    }
+    if at > start {
+        out.push((start_line, &text[start..]));
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests;

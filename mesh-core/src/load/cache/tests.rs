@@ -1,0 +1,195 @@
+use proptest::prelude::*;
+
+use super::*;
+use crate::load::{load_texts_cached, load_texts_with};
+
+fn vs(name: &str, timeout: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: {name}}}\nspec:\n  hosts: [{name}]\n  http:\n  - route:\n    - destination: {{host: {name}, subset: v1}}\n    timeout: {timeout}\n---\n"
+    )
+}
+
+fn dr(name: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {name}}}\nspec:\n  host: {name}\n  subsets: [{{name: v1, labels: {{version: v1}}}}]\n---\n"
+    )
+}
+
+fn files(list: &[(&str, String)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(f, t)| ((*f).to_owned(), t.clone()))
+        .collect()
+}
+
+/// Whether `text` reads the same through the cache's pieces as parsed whole (as before the
+/// cache): the same manifests (values, lines) and the same parse diagnostics.
+fn reads_the_same(text: &str) -> bool {
+    let mut cache = LoadCache::new();
+    let mut loading = cache.begin();
+    let pieces = loading.file("f.yaml", text);
+    let diags: Vec<Diagnostic> = pieces.iter().flat_map(|p| p.diags.clone()).collect();
+    let manifests: Vec<&Manifest> = pieces
+        .iter()
+        .flat_map(|p| p.docs.iter().map(|d| &d.manifest))
+        .collect();
+    let mut whole_diags = Vec::new();
+    let whole = documents::parse("f.yaml", text, &mut whole_diags);
+    diags == whole_diags && manifests == whole.iter().collect::<Vec<_>>()
+}
+
+#[test]
+fn pieces_are_cut_at_document_markers() {
+    let text = "# head\na: 1\n---\nb: 2\n--- {c: 3}\n---x: 4\n  ---\n---\n";
+    let cuts = split(text).unwrap();
+    let lines: Vec<usize> = cuts.iter().map(|(l, _)| *l).collect();
+    assert_eq!(lines, [1, 3, 5, 8]);
+    assert_eq!(cuts[2].1, "--- {c: 3}\n---x: 4\n  ---\n");
+    assert_eq!(cuts.iter().map(|(_, t)| *t).collect::<String>(), text);
+    assert!(split("%YAML 1.2\n---\na: 1\n").is_none());
+    assert!(split("a: 1\r\n---\r\nb: 2\r\n").is_none());
+}
+
+#[test]
+fn pieces_parse_as_the_whole_file() {
+    for text in [
+        vs("a", "1s") + &dr("a") + &vs("b", "2s"),
+        "---\n---\n# only comments\n".to_owned(),
+        "a: 1\n...\n---\nkind: X\n".to_owned(),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata:\n  m: |\n    one\n    two\n---\nkind: Y\n".to_owned(),
+        // a syntax error in the second document: the whole file's single error
+        vs("a", "1s") + "kind: [unclosed\n---\n" + &dr("b"),
+        // a tag: yaml_serde reads the whole file
+        vs("a", "1s") + "kind: !x VirtualService\n---\n",
+        // anchors and a missing kind
+        vs("a", "1s") + "apiVersion: v1\nmetadata: &m {name: x}\n---\n" + "- not a mapping\n",
+        "\u{feff}---\nkind: Y\n".to_owned(),
+        "a: 1\r\n---\r\nkind: Y\r\n".to_owned(),
+    ] {
+        assert!(reads_the_same(&text), "{text:?}");
+    }
+}
+
+#[test]
+fn a_partial_change_reports_every_error_of_the_unchanged_files() {
+    let bad = vs("a", "banana") + &dr("a");
+    let mut cache = LoadCache::new();
+    let first = load_texts_cached(
+        &files(&[("a.yaml", bad.clone()), ("b.yaml", dr("b"))]),
+        &mut cache,
+    )
+    .unwrap_err();
+    assert_eq!(first.errors.len(), 1, "{first}");
+    assert_eq!(first.errors[0].file, "a.yaml");
+    // b.yaml changes, a.yaml does not: its error is reported again, from the cache
+    let second = load_texts_cached(
+        &files(&[("a.yaml", bad.clone()), ("b.yaml", dr("b") + &dr("c"))]),
+        &mut cache,
+    )
+    .unwrap_err();
+    assert_eq!(second.errors, first.errors);
+    assert_eq!(cache.stats().compiled, 1, "only b.yaml's new rule");
+    assert_eq!(cache.stats().reused, 3);
+    // and the same errors as a load without a cache
+    let fresh = load_texts_with(
+        &files(&[("a.yaml", bad), ("b.yaml", dr("b") + &dr("c"))]),
+        Vec::new(),
+        &mut LoadCache::new(),
+    )
+    .unwrap_err();
+    assert_eq!(second.errors, fresh.errors);
+}
+
+#[test]
+fn a_changed_document_is_recompiled_an_unchanged_one_is_not() {
+    let mut cache = LoadCache::new();
+    let text = |t: &str| vs("a", "1s") + &dr("a") + &vs("b", t) + &dr("b");
+    let one = load_texts_cached(&files(&[("r.yaml", text("2s"))]), &mut cache).unwrap();
+    assert_eq!(cache.stats().compiled, 4);
+    let two = load_texts_cached(&files(&[("r.yaml", text("3s"))]), &mut cache).unwrap();
+    assert_eq!(
+        cache.stats(),
+        CacheStats {
+            parsed: 1,
+            compiled: 1,
+            reused: 3
+        }
+    );
+    let timeout = |l: &crate::load::Loaded, i: usize| l.config.virtual_services[i].http[0].timeout;
+    assert_eq!(timeout(&two, 0), timeout(&one, 0));
+    assert_eq!(timeout(&two, 1), Some(std::time::Duration::from_secs(3)));
+    assert_eq!(two.config.destinations, one.config.destinations);
+    // the same text again: nothing parsed or compiled
+    load_texts_cached(&files(&[("r.yaml", text("3s"))]), &mut cache).unwrap();
+    assert_eq!((cache.stats().parsed, cache.stats().compiled), (0, 0));
+}
+
+#[test]
+fn a_document_moved_to_another_line_is_read_again() {
+    let mut cache = LoadCache::new();
+    load_texts_cached(&files(&[("r.yaml", vs("a", "1s") + &dr("a"))]), &mut cache).unwrap();
+    let moved = load_texts_cached(
+        &files(&[(
+            "r.yaml",
+            "# a new first line\n".to_owned() + &vs("a", "1s") + &dr("a"),
+        )]),
+        &mut cache,
+    )
+    .unwrap();
+    assert_eq!(cache.stats().reused, 0);
+    assert_eq!(moved.config.virtual_services[0].origin.line, 2);
+}
+
+#[test]
+fn a_deleted_files_objects_are_gone() {
+    let mut cache = LoadCache::new();
+    let both = files(&[("a.yaml", vs("a", "1s") + &dr("a")), ("b.yaml", dr("b"))]);
+    let loaded = load_texts_cached(&both, &mut cache).unwrap();
+    assert_eq!(loaded.config.destinations.len(), 2);
+    let loaded = load_texts_cached(&both[..1], &mut cache).unwrap();
+    assert_eq!(loaded.config.destinations.len(), 1);
+    assert!(!cache.pieces.keys().any(|k| k.file == "b.yaml"), "not kept");
+    // a reference into the deleted file is an error again
+    let refers = files(&[("a.yaml", vs("b", "1s"))]);
+    assert!(load_texts_cached(&refers, &mut cache).is_err());
+}
+
+#[test]
+fn duplicates_across_loads_are_still_reported() {
+    let mut cache = LoadCache::new();
+    load_texts_cached(&files(&[("a.yaml", dr("a"))]), &mut cache).unwrap();
+    let err = load_texts_cached(
+        &files(&[("a.yaml", dr("a")), ("b.yaml", dr("a"))]),
+        &mut cache,
+    )
+    .unwrap_err();
+    assert!(err.errors[0].message.contains("duplicate"), "{err}");
+}
+
+const FRAGMENTS: [&str; 10] = [
+    "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\nspec:\n  host: d\n",
+    "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: v\nspec:\n  hosts: [v]\n  http:\n  - route:\n    - destination: {host: v}\n",
+    "# a comment\n",
+    "kind: [broken\n",
+    "a: &x 1\nb: *x\n",
+    "...\n",
+    "\n",
+    "--- |\n  text\n",
+    "key: 'quoted\n  on two lines'\n",
+    "- a\n- b\n",
+];
+
+proptest! {
+    #[test]
+    fn any_file_reads_the_same_in_pieces(
+        picks in proptest::collection::vec((0..FRAGMENTS.len(), any::<bool>()), 0..8),
+    ) {
+        let mut text = String::new();
+        for (i, marker) in picks {
+            if marker {
+                text.push_str("---\n");
+            }
+            text.push_str(FRAGMENTS[i]);
+        }
+        prop_assert!(reads_the_same(&text), "{:?}", text);
+    }
+}
