@@ -351,3 +351,26 @@ fn ids_are_never_zero_and_children_keep_the_trace() {
     assert_eq!(root.trace_id_hex().len(), 32);
     assert_eq!(root.span_id_hex().len(), 16);
 }
+
+#[test]
+fn traceparent_and_b3_ids_are_written_as_lower_case_hex() {
+    for i in 0..=255u8 {
+        let mut out = [0u8; 2];
+        hex_into(&mut out, &[i]);
+        assert_eq!(std::str::from_utf8(&out).unwrap(), format!("{i:02x}"));
+    }
+    let ctx = TraceContext {
+        trace_id: 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
+        span_id: 0x00f0_67aa_0ba9_02b7,
+        parent_span_id: None,
+        sampled: true,
+        trace_state: None,
+        propagation: Propagation::W3c,
+    };
+    assert_eq!(ctx.traceparent(), TP);
+    let parsed = parse_traceparent(ctx.traceparent().as_bytes()).unwrap();
+    assert_eq!(
+        (parsed.trace_id, parsed.span_id),
+        (ctx.trace_id, ctx.span_id)
+    );
+}
