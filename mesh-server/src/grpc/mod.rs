@@ -121,29 +121,18 @@ where
         if let Some(d) = deadline {
             req.extensions_mut().insert(d);
         }
-        let future = self.inner.call(req);
-        let answered = async move {
-            let response = match deadline {
-                None => future.await?,
-                Some(d) => match tokio::time::timeout_at(d.at, future).await {
-                    Ok(result) => result?,
-                    Err(_) => {
-                        tracing::debug!("grpc-timeout expired: answering DEADLINE_EXCEEDED");
-                        return Ok(answer(Code::DeadlineExceeded, "deadline exceeded"));
-                    }
-                },
-            };
-            Ok(grpc_answer(response).await)
-        };
+        // A named state machine, not a boxed `async` block: no allocation per call; only the
+        // rare answer that must be rewritten (read for its text) is boxed.
         ResponseFuture {
             inner: Inner::Grpc {
-                future: Box::pin(answered),
+                future: self.inner.call(req),
+                deadline: deadline.map(|d| tokio::time::sleep_until(d.at)),
             },
         }
     }
 }
 
-type Answered<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>;
+type Rewriting = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 
 pin_project_lite::pin_project! {
     /// Response future of [`GrpcAnswers`].
@@ -155,9 +144,16 @@ pin_project_lite::pin_project! {
 
 pin_project_lite::pin_project! {
     #[project = InnerProj]
+    #[project_replace = InnerReplace]
     enum Inner<F, E> {
+        // Not a gRPC request: passed through.
         Plain { #[pin] future: F },
-        Grpc { future: Answered<E> },
+        // A gRPC call: its answer, unless the caller's deadline comes first (the answer is
+        // polled first, so one ready at the deadline still wins, as `timeout_at` does).
+        Grpc { #[pin] future: F, #[pin] deadline: Option<tokio::time::Sleep> },
+        // An answer that is neither gRPC nor a success, being turned into a trailers-only one.
+        Rewriting { future: Rewriting, _error: std::marker::PhantomData<fn() -> E> },
+        Done,
     }
 }
 
@@ -167,12 +163,62 @@ where
 {
     type Output = Result<Response<Body>, E>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().inner.project() {
-            InnerProj::Plain { future } => future.poll(cx),
-            InnerProj::Grpc { future } => future.as_mut().poll(cx),
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let response = match self.as_mut().project().inner.project() {
+                InnerProj::Plain { future } => return future.poll(cx),
+                InnerProj::Grpc { future, deadline } => {
+                    if let Poll::Ready(result) = future.poll(cx) {
+                        match result {
+                            Ok(response) => response,
+                            Err(e) => {
+                                self.as_mut().project().inner.project_replace(Inner::Done);
+                                return Poll::Ready(Err(e));
+                            }
+                        }
+                    } else {
+                        let Some(sleep) = deadline.as_pin_mut() else {
+                            return Poll::Pending;
+                        };
+                        std::task::ready!(sleep.poll(cx));
+                        tracing::debug!("grpc-timeout expired: answering DEADLINE_EXCEEDED");
+                        // Dropping the handler's future cancels it.
+                        self.as_mut().project().inner.project_replace(Inner::Done);
+                        return Poll::Ready(Ok(answer(
+                            Code::DeadlineExceeded,
+                            "deadline exceeded",
+                        )));
+                    }
+                }
+                InnerProj::Rewriting { future, .. } => {
+                    let response = std::task::ready!(future.as_mut().poll(cx));
+                    self.as_mut().project().inner.project_replace(Inner::Done);
+                    return Poll::Ready(Ok(response));
+                }
+                // Polled again after completion: stay pending rather than panic.
+                InnerProj::Done => return Poll::Pending,
+            };
+            if passes_as_is(&response) {
+                self.as_mut().project().inner.project_replace(Inner::Done);
+                return Poll::Ready(Ok(response));
+            }
+            self.as_mut()
+                .project()
+                .inner
+                .project_replace(Inner::Rewriting {
+                    future: Box::pin(grpc_answer(response)),
+                    _error: std::marker::PhantomData,
+                });
         }
     }
+}
+
+/// Whether `response` goes to a gRPC caller unchanged: a gRPC answer, or a success.
+fn passes_as_is(response: &Response<Body>) -> bool {
+    grpc::is_grpc(response.headers())
+        || grpc::status_of(response.headers()).is_some()
+        || response.status().is_success()
+        || response.status().is_informational()
 }
 
 fn answer(code: Code, message: &str) -> Response<Body> {
@@ -182,11 +228,7 @@ fn answer(code: Code, message: &str) -> Response<Body> {
 /// `response` as a gRPC caller must get it: unchanged when it is gRPC or a success, else a
 /// trailers-only answer whose message is the response's short text.
 pub async fn grpc_answer(response: Response<Body>) -> Response<Body> {
-    if grpc::is_grpc(response.headers())
-        || grpc::status_of(response.headers()).is_some()
-        || response.status().is_success()
-        || response.status().is_informational()
-    {
+    if passes_as_is(&response) {
         return response;
     }
     let status = response.status();

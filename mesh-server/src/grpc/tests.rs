@@ -84,3 +84,70 @@ async fn the_callers_deadline_is_honoured_and_handed_down() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(grpc::status_of(res.headers()), Some(4));
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_ready_at_the_deadline_wins_over_it() {
+    // The handler's answer and the caller's deadline fall due at the same instant: the answer
+    // is polled first, as `timeout_at` would.
+    let on_time = GrpcAnswers::new(service_fn(|_req: Request<Body>| async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Ok::<_, Infallible>(
+            Response::builder()
+                .header("content-type", "application/grpc")
+                .body(Body::from("reply"))
+                .unwrap(),
+        )
+    }));
+    let res = on_time.oneshot(grpc_request(Some("50m"))).await.unwrap();
+    assert_eq!(grpc::status_of(res.headers()), None, "the handler's answer");
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"reply");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_after_waiting_is_rewritten_and_dropping_the_call_drops_the_handler() {
+    // The rewrite state after a pending handler: a 403 that came late still becomes status 7.
+    let late = answering_after(StatusCode::FORBIDDEN, "RBAC: access denied");
+    let res = late.oneshot(grpc_request(Some("10S"))).await.unwrap();
+    assert_eq!(grpc::status_of(res.headers()), Some(7));
+    assert_eq!(res.headers()["grpc-message"], "RBAC: access denied");
+
+    // Dropped while waiting: the handler's future goes with it.
+    let dropped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    struct OnDrop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let flag = dropped.clone();
+    let mut svc = GrpcAnswers::new(service_fn(move |_req: Request<Body>| {
+        let guard = OnDrop(flag.clone());
+        async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+            Ok::<_, Infallible>(Response::new(Body::empty()))
+        }
+    }));
+    let mut call = Box::pin(svc.call(grpc_request(Some("10S"))));
+    assert!(
+        futures_util::poll!(call.as_mut()).is_pending(),
+        "waits for the handler"
+    );
+    drop(call);
+    assert!(dropped.load(std::sync::atomic::Ordering::SeqCst));
+}
+
+fn answering_after(
+    status: StatusCode,
+    text: &'static str,
+) -> GrpcAnswers<
+    impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send> + Clone,
+> {
+    GrpcAnswers::new(service_fn(move |_req: Request<Body>| async move {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let mut res = Response::new(Body::from(text));
+        *res.status_mut() = status;
+        Ok::<_, Infallible>(res)
+    }))
+}
