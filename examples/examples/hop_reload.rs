@@ -9,7 +9,11 @@
 //! cargo build --release -p mesh-examples --example hop_reload
 //! target/release/examples/hop_reload            # 1000 VirtualServices + DestinationRules, 20 reloads
 //! target/release/examples/hop_reload 100 5
+//! target/release/examples/hop_reload 1000 20 one   # each reload changes one VirtualService
 //! ```
+//!
+//! Each reload rewrites the file with every VirtualService's timeout changed (`all`, the
+//! default), or only the first one's (`one`); the DestinationRules never change.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::fmt::Write as _;
@@ -20,10 +24,12 @@ use std::time::{Duration, Instant};
 use mesh_examples::hop::{HopMode, InProcessHop};
 
 /// `n` VirtualServices (a header match, a 90/10 split, retries, a timeout) and their
-/// DestinationRules; `round` changes a timeout so each reload is a real change.
-fn bulk(n: usize, round: usize) -> String {
+/// DestinationRules; `round` changes a timeout (every VirtualService's, or with `one` the
+/// first one's) so each reload is a real change.
+fn bulk(n: usize, round: usize, one: bool) -> String {
     let mut s = String::new();
     for i in 0..n {
+        let round = if one && i > 0 { 0 } else { round };
         let _ = write!(
             s,
             "apiVersion: networking.istio.io/v1
@@ -85,6 +91,7 @@ fn main() {
         .collect();
     let n = args.first().copied().unwrap_or(1000);
     let reloads = args.get(1).copied().unwrap_or(20);
+    let one = std::env::args().any(|a| a == "one");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -95,7 +102,7 @@ fn main() {
         .unwrap();
     let mesh = hop.mesh().unwrap().clone();
     let file = mesh.dir().join("20-bulk.yaml");
-    std::fs::write(&file, bulk(n, 0)).unwrap();
+    std::fs::write(&file, bulk(n, 0, one)).unwrap();
     mesh.reload().unwrap();
     assert!(rt.block_on(hop.request()).unwrap().is_success());
     assert!(mesh.config().virtual_services.len() > n);
@@ -134,7 +141,7 @@ fn main() {
             let mut took = Vec::new();
             for round in 1..=reloads {
                 let before = mesh.store().generation();
-                std::fs::write(&file, bulk(n, round)).unwrap();
+                std::fs::write(&file, bulk(n, round, one)).unwrap();
                 let t = Instant::now();
                 while mesh.store().generation() == before && t.elapsed() < Duration::from_secs(30) {
                     std::thread::sleep(Duration::from_millis(1));
@@ -154,7 +161,8 @@ fn main() {
     }
     let ms = |d: &Duration| d.as_secs_f64() * 1e3;
     println!(
-        "{{\"virtual_services\":{n},\"reloads\":{reloads},\"write_to_swap_ms_median\":{:.1},\"write_to_swap_ms_max\":{:.1},\"applied_ms_median\":{:.1},\"applied_ms_max\":{:.1},\"requests_idle\":{},\"p50_us_idle\":{:.0},\"p99_us_idle\":{:.0},\"requests_reloading\":{},\"p50_us_reloading\":{:.0},\"p99_us_reloading\":{:.0}}}",
+        "{{\"virtual_services\":{n},\"reloads\":{reloads},\"changed\":\"{}\",\"write_to_swap_ms_median\":{:.1},\"write_to_swap_ms_max\":{:.1},\"applied_ms_median\":{:.1},\"applied_ms_max\":{:.1},\"requests_idle\":{},\"p50_us_idle\":{:.0},\"p99_us_idle\":{:.0},\"requests_reloading\":{},\"p50_us_reloading\":{:.0},\"p99_us_reloading\":{:.0}}}",
+        if one { "one" } else { "all" },
         ms(&took[took.len() / 2]),
         ms(took.last().unwrap()),
         ms(&applied[applied.len() / 2]),

@@ -11,6 +11,11 @@
 //! watcher's reload runs on Tokio's blocking pool, so the first requests on a new config find
 //! it ready instead of compiling it on a worker thread.
 //!
+//! A replaced snapshot is kept by the store until the next swap frees it on the swapping
+//! thread, and the layers' derived forms likewise ([`ConfigStore::on_prepare`]): the request
+//! that last holds a replaced config is rarely the one that frees it, so freeing a big config
+//! does not stall a worker thread.
+//!
 //! [`ConfigStore::watch_paths`] watches folders (with the `notify` crate), waits for a quiet
 //! period after the last change (200 ms by default, as editors write files in several steps),
 //! re-reads them with [`crate::load::load_paths`], and swaps the new config in when it is
@@ -98,6 +103,10 @@ struct Inner {
     prepare: Hooks,
     /// The documents of the last reload, parsed and compiled ([`crate::load::LoadCache`]).
     cache: Mutex<crate::load::LoadCache>,
+    /// The config the last swap replaced, kept until the next swap drops it on the swapping
+    /// thread: the request that last holds a replaced snapshot is then not the one that frees
+    /// it (a big config freed on a worker thread stalls the requests behind it).
+    retired: Mutex<Option<Arc<MeshConfig>>>,
 }
 
 impl fmt::Debug for ConfigStore {
@@ -139,6 +148,7 @@ impl ConfigStore {
                 last_reload: ArcSwapOption::empty(),
                 prepare: Hooks::default(),
                 cache: Mutex::new(crate::load::LoadCache::new()),
+                retired: Mutex::new(None),
             }),
         }
     }
@@ -187,12 +197,21 @@ impl ConfigStore {
         generation
     }
 
-    /// Runs the prepare hooks on `config`, then swaps it in without notifying.
+    /// Runs the prepare hooks on `config`, then swaps it in without notifying. The config it
+    /// replaces is kept until the next swap, which frees it here (when no request holds it).
     fn swap(&self, config: MeshConfig) -> u64 {
         let config = Arc::new(config);
         self.inner.prepare.run(&config);
-        self.inner.config.store(config);
-        self.inner.generation.fetch_add(1, Ordering::AcqRel) + 1
+        let replaced = self.inner.config.swap(config);
+        let generation = self.inner.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let older = self
+            .inner
+            .retired
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .replace(replaced);
+        drop(older);
+        generation
     }
 
     /// Runs `hook` on every new config before it is swapped in, on the thread that swaps it

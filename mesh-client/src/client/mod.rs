@@ -166,6 +166,7 @@ impl Builder {
                     budgets: Arc::new(BudgetRegistry::new()),
                     compiled: ArcSwapOption::empty(),
                     next: ArcSwapOption::empty(),
+                    retired: ArcSwapOption::empty(),
                     _prepare: prepare,
                 }
             }),

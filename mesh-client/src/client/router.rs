@@ -58,6 +58,10 @@ pub(super) struct Shared {
     /// The table of the snapshot the source is about to put in force, compiled by `prepare`
     /// on the thread that swaps it (the config watcher's), not by the first request.
     pub(super) next: ArcSwapOption<Compiled>,
+    /// The table in use when the last one was prepared, freed when the next one is, on the
+    /// thread that prepares (a table of thousands of routes freed by the request that replaces
+    /// it would stall that request's worker).
+    pub(super) retired: ArcSwapOption<Compiled>,
     /// Registered (weakly) with the source; lives as long as the router.
     pub(super) _prepare: mesh_core::watch::PrepareHook,
 }
@@ -72,6 +76,8 @@ impl Shared {
             let this = this.clone();
             let hook: mesh_core::watch::PrepareHook = Arc::new(move |config: &Arc<MeshConfig>| {
                 if let Some(shared) = this.upgrade() {
+                    // the table before the one in use is freed here
+                    shared.retired.store(shared.compiled.load_full());
                     let router = Router { shared };
                     let compiled = Arc::new(router.compile(Arc::clone(config)));
                     router.shared.next.store(Some(compiled));

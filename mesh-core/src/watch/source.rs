@@ -97,6 +97,9 @@ struct Scoped {
     cache: ArcSwapOption<(Arc<MeshConfig>, Arc<MeshConfig>)>,
     /// The same for the snapshot the store is about to swap in, prepared on the swapping thread.
     next: ArcSwapOption<(Arc<MeshConfig>, Arc<MeshConfig>)>,
+    /// The view in use when the last one was prepared, freed when the next one is, on the
+    /// swapping thread (not by the request that replaces it in `cache`).
+    retired: ArcSwapOption<(Arc<MeshConfig>, Arc<MeshConfig>)>,
     /// The hooks of the layers reading this view, run on each prepared view.
     prepare: Hooks,
     /// Registered (weakly) with the store; lives as long as this view.
@@ -118,6 +121,7 @@ impl Scoped {
                 namespace: namespace.to_owned(),
                 cache: ArcSwapOption::empty(),
                 next: ArcSwapOption::empty(),
+                retired: ArcSwapOption::empty(),
                 prepare: Hooks::default(),
                 _hook: hook,
             }
@@ -126,6 +130,8 @@ impl Scoped {
 
     /// The view of `config`, the store's next snapshot, and what the layers derive from it.
     fn prepare_view(&self, config: &Arc<MeshConfig>) {
+        // the view before the one in use is freed here
+        self.retired.store(self.cache.load_full());
         let view = Arc::new(config.visible_from(&self.namespace));
         self.prepare.run(&view);
         self.next.store(Some(Arc::new((Arc::clone(config), view))));

@@ -264,3 +264,27 @@ fn a_reload_compiles_only_what_changed_and_reports_every_error() {
         .collect();
     assert_eq!(hosts, [vec!["service5".to_owned()]]);
 }
+
+#[test]
+fn a_replaced_config_is_freed_by_the_next_swap_not_by_its_last_request() {
+    let store = ConfigStore::new(MeshConfig::default());
+    let view = ConfigSource::visible_from(store.clone(), "default");
+    // a request on generation 1 ends
+    let config = Arc::downgrade(&store.snapshot());
+    let seen = Arc::downgrade(&view.snapshot());
+    store.store(MeshConfig::default());
+    // a request on generation 2 puts the new view in use
+    drop(view.snapshot());
+    assert!(
+        config.upgrade().is_some() && seen.upgrade().is_some(),
+        "kept"
+    );
+    // the next swap frees them, on the swapping thread
+    store.store(MeshConfig::default());
+    drop(view.snapshot());
+    assert!(config.upgrade().is_none(), "freed by the swap");
+    assert!(
+        seen.upgrade().is_none(),
+        "the view freed by the prepare hook"
+    );
+}

@@ -298,13 +298,32 @@ async fn compile_loop(
         };
         if all_synced && dirty {
             dirty = false;
-            let compiled = shared
-                .objects
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .compile_if_changed();
-            if let Some((config, mut r)) = compiled {
-                r.generation = store.store(config);
+            // Compiling and the store's prepare hooks (each namespace's view, each client's
+            // route table) are CPU work: on the blocking pool, not on a worker thread that
+            // requests wait for.
+            let stored = {
+                let (shared, store) = (Arc::clone(&shared), store.clone());
+                tokio::task::spawn_blocking(move || {
+                    let compiled = shared
+                        .objects
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .compile_if_changed();
+                    compiled.map(|(config, mut r)| {
+                        r.generation = store.store(config);
+                        r
+                    })
+                })
+                .await
+            };
+            let stored = match stored {
+                Ok(stored) => stored,
+                Err(error) => {
+                    tracing::warn!(%error, "mesh config compilation failed");
+                    None
+                }
+            };
+            if let Some(r) = stored {
                 tracing::info!(
                     generation = r.generation,
                     applied = r.applied,

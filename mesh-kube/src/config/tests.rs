@@ -88,8 +88,9 @@ async fn list_then_watch_applies_changes() {
         .delete("networking.istio.io/v1", "VirtualService", "default", "a")
         .unwrap();
     until(&store, |c| names(c) == ["b"]).await;
-    assert!(source.report().refused.is_empty());
-    assert_eq!(source.report().generation, store.generation());
+    // the report follows the store (which is stored on the blocking pool)
+    let report = test_util::until(source.subscribe(), |r| r.generation == store.generation()).await;
+    assert!(report.refused.is_empty());
 }
 
 #[tokio::test]
@@ -402,4 +403,26 @@ async fn only_the_mesh_config_map_is_watched() {
             && r.contains("fieldSelector=metadata.name%3Distio")),
         "{config_maps:#?}"
     );
+}
+
+#[tokio::test]
+async fn the_store_and_its_prepare_hooks_run_off_the_runtime_threads() {
+    let server = server().await;
+    server.apply(vs("a", "service2")).unwrap();
+    let (store, readiness, _source) = start(&server);
+    // a current-thread runtime: a hook run by a task would run on this thread
+    let here = std::thread::current().id();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let hook: mesh_core::watch::PrepareHook = {
+        let seen = Arc::clone(&seen);
+        Arc::new(move |_: &Arc<MeshConfig>| {
+            seen.lock().unwrap().push(std::thread::current().id());
+        })
+    };
+    store.on_prepare(&hook);
+    test_util::ready(&readiness).await;
+    until(&store, |c| names(c) == ["a"]).await;
+    let seen = seen.lock().unwrap().clone();
+    assert!(!seen.is_empty());
+    assert!(seen.iter().all(|t| *t != here), "{seen:?} vs {here:?}");
 }
