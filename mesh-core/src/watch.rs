@@ -59,6 +59,32 @@ pub type PrepareHook = Arc<PrepareFn>;
 /// The function behind a [`PrepareHook`].
 pub type PrepareFn = dyn Fn(&Arc<MeshConfig>) + Send + Sync;
 
+thread_local! {
+    /// What the prepare hooks of the swap running on this thread retire, freed after it.
+    static RETIRED: std::cell::RefCell<Option<Vec<Box<dyn Send>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Frees `value` once the swap whose prepare hook calls this is done, on the same thread (now,
+/// when called outside a hook): a hook that replaces what it derived from an older snapshot
+/// hands that here, so that freeing it does not delay the swap.
+///
+/// ```
+/// use std::sync::Arc;
+/// mesh_core::watch::free_after_swap(Arc::new(42)); // outside a swap: freed at once
+/// ```
+pub fn free_after_swap<T: Send + 'static>(value: T) {
+    let value: Box<dyn Send> = Box::new(value);
+    let left = RETIRED.with(|r| match r.borrow_mut().as_mut() {
+        Some(list) => {
+            list.push(value);
+            None
+        }
+        None => Some(value),
+    });
+    drop(left);
+}
+
 /// Registered hooks, held weakly: a hook lives as long as its owner keeps it.
 #[derive(Default)]
 pub(crate) struct Hooks(Mutex<Vec<Weak<PrepareFn>>>);
@@ -201,15 +227,19 @@ impl ConfigStore {
     /// replaces is kept until the next swap, which frees it here (when no request holds it).
     fn swap(&self, config: MeshConfig) -> u64 {
         let config = Arc::new(config);
+        let outer = RETIRED.with(|r| r.borrow_mut().replace(Vec::new()));
         self.inner.prepare.run(&config);
         let replaced = self.inner.config.swap(config);
         let generation = self.inner.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        // what the hooks retired, and the config of two swaps ago, freed after the swap
+        let retired = RETIRED.with(|r| std::mem::replace(&mut *r.borrow_mut(), outer));
         let older = self
             .inner
             .retired
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .replace(replaced);
+        drop(retired);
         drop(older);
         generation
     }

@@ -76,8 +76,10 @@ impl Shared {
             let this = this.clone();
             let hook: mesh_core::watch::PrepareHook = Arc::new(move |config: &Arc<MeshConfig>| {
                 if let Some(shared) = this.upgrade() {
-                    // the table before the one in use is freed here
-                    shared.retired.store(shared.compiled.load_full());
+                    // the table before the one in use is freed here, once the swap is done
+                    if let Some(older) = shared.retired.swap(shared.compiled.load_full()) {
+                        mesh_core::watch::free_after_swap(older);
+                    }
                     let router = Router { shared };
                     let compiled = Arc::new(router.compile(Arc::clone(config)));
                     router.shared.next.store(Some(compiled));

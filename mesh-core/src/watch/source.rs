@@ -130,8 +130,10 @@ impl Scoped {
 
     /// The view of `config`, the store's next snapshot, and what the layers derive from it.
     fn prepare_view(&self, config: &Arc<MeshConfig>) {
-        // the view before the one in use is freed here
-        self.retired.store(self.cache.load_full());
+        // the view before the one in use is freed here, once the swap is done
+        if let Some(older) = self.retired.swap(self.cache.load_full()) {
+            super::free_after_swap(older);
+        }
         let view = Arc::new(config.visible_from(&self.namespace));
         self.prepare.run(&view);
         self.next.store(Some(Arc::new((Arc::clone(config), view))));

@@ -288,3 +288,25 @@ fn a_replaced_config_is_freed_by_the_next_swap_not_by_its_last_request() {
         "the view freed by the prepare hook"
     );
 }
+
+#[test]
+fn what_a_hook_retires_is_freed_after_the_swap() {
+    let store = ConfigStore::new(MeshConfig::default());
+    let token = Arc::new(());
+    let freed = Arc::downgrade(&token);
+    let slot = Mutex::new(Some(token));
+    let during = Arc::new(Mutex::new(None));
+    let hook: PrepareHook = {
+        let (during, freed) = (Arc::clone(&during), freed.clone());
+        Arc::new(move |_: &Arc<MeshConfig>| {
+            if let Some(t) = slot.lock().unwrap().take() {
+                free_after_swap(t);
+            }
+            *during.lock().unwrap() = Some(freed.upgrade().is_some());
+        })
+    };
+    store.on_prepare(&hook);
+    store.store(MeshConfig::default());
+    assert_eq!(*during.lock().unwrap(), Some(true), "kept during the hook");
+    assert!(freed.upgrade().is_none(), "freed once the swap is done");
+}
