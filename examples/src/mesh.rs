@@ -26,77 +26,11 @@ use mesh_telemetry::{MeshMetrics, WorkloadLabels};
 
 use crate::upstream::{MeshUpstream, Upstream};
 
-/// Who an app is: the `app` and `version` labels the mesh selects policies and subsets by, and
-/// its namespace.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Workload {
-    /// The `app` label (`service1`, `gateway`...).
-    pub app: String,
-    /// The `version` label.
-    pub version: String,
-    /// The namespace (`default` unless `--namespace` says otherwise).
-    pub namespace: String,
-    /// Its name in metrics when it is not `<app>-<version>`: in Kubernetes, the owning
-    /// Deployment's name (`--kube`).
-    pub deployment: Option<String>,
-    /// Labels beyond `app` and `version` (in Kubernetes its Pod's, e.g. `istio: ingressgateway`).
-    pub extra_labels: Labels,
-}
+mod admin;
+mod workload;
 
-/// An app's identity flags: `--certs DIR` and `--namespace NS`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Identity {
-    /// The workload certificate folder (Istio's file layout), if any.
-    pub certs: Option<PathBuf>,
-    /// The namespace.
-    pub namespace: String,
-}
-
-impl Default for Identity {
-    fn default() -> Self {
-        Self {
-            certs: None,
-            namespace: "default".to_owned(),
-        }
-    }
-}
-
-impl Workload {
-    /// A workload named `app` at `version`, in `default`.
-    pub fn new(app: impl Into<String>, version: impl Into<String>) -> Self {
-        Self {
-            app: app.into(),
-            version: version.into(),
-            namespace: "default".to_owned(),
-            deployment: None,
-            extra_labels: Labels::new(),
-        }
-    }
-
-    /// The workload's name, as a Deployment of it would be named: `<app>-<version>`
-    /// (`service2-v1`) unless [`Workload::deployment`] names it, what the
-    /// `source_workload`/`destination_workload` labels say.
-    pub fn name(&self) -> String {
-        match &self.deployment {
-            Some(name) => name.clone(),
-            None => mesh_telemetry::labels::workload_name(&self.labels(), &self.app).into_owned(),
-        }
-    }
-
-    /// The same workload in `namespace`.
-    pub fn in_namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.namespace = namespace.into();
-        self
-    }
-
-    /// Its labels: `app`, `version` and [`Workload::extra_labels`].
-    pub fn labels(&self) -> Labels {
-        let mut labels = self.extra_labels.clone();
-        labels.insert("app".to_owned(), self.app.clone());
-        labels.insert("version".to_owned(), self.version.clone());
-        labels
-    }
-}
+pub use self::admin::{ExtraView, PlainAdmin};
+pub use self::workload::{Identity, Workload};
 
 /// An app could not start.
 #[derive(Debug, thiserror::Error)]
@@ -473,118 +407,11 @@ impl MeshRuntime {
             .with_jwks_cache(self.inner.jwks.clone())
             .with_metrics(self.inner.metrics.clone())
     }
-
-    /// The admin endpoints (`/metrics`, `/healthz`, `/config_dump`) of this app.
-    pub fn admin(&self, ready: &Ready) -> Router {
-        self.admin_with(ready, None)
-    }
-
-    /// [`MeshRuntime::admin`] whose `/healthz` also reports why `inbound` refuses connections on
-    /// `port` (STRICT without a certificate).
-    pub fn admin_with(
-        &self,
-        ready: &Ready,
-        inbound: Option<(mesh_server::server::InboundTls, u16)>,
-    ) -> Router {
-        self.admin_inner(ready, inbound, None)
-    }
-
-    /// [`MeshRuntime::admin_with`] whose `/config_dump` also has section `name`, as `section`
-    /// says at each request (e.g. the gateway's `gateway_tls`).
-    pub fn admin_with_view(
-        &self,
-        ready: &Ready,
-        inbound: Option<(mesh_server::server::InboundTls, u16)>,
-        name: &'static str,
-        section: ExtraView,
-    ) -> Router {
-        self.admin_inner(ready, inbound, Some((name, section)))
-    }
-
-    fn admin_inner(
-        &self,
-        ready: &Ready,
-        inbound: Option<(mesh_server::server::InboundTls, u16)>,
-        extra: Option<(&'static str, ExtraView)>,
-    ) -> Router {
-        let store = self.inner.store.clone();
-        let certs = self
-            .inner
-            .tls
-            .dir()
-            .is_some()
-            .then(|| self.inner.tls.clone());
-        let runtime = Arc::downgrade(&self.inner);
-        let view: ConfigView = Arc::new(move || {
-            let last = store.last_reload().map(|r| {
-                serde_json::json!({
-                    "generation": r.generation,
-                    "applied": r.is_ok(),
-                    "errors": r.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    "warnings": r.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                })
-            });
-            let mut view = mesh_config_view(&store.snapshot(), store.generation(), last);
-            if let (Some(certs), Some(map)) = (&certs, view.as_object_mut()) {
-                map.insert("certificates".to_owned(), certs.view());
-            }
-            if let (Some((name, section)), Some(map)) = (&extra, view.as_object_mut()) {
-                map.insert((*name).to_owned(), section());
-            }
-            if let (Some(inner), Some(map)) = (runtime.upgrade(), view.as_object_mut()) {
-                map.insert("outbound_tls".to_owned(), inner.outbound_tls());
-            }
-            view
-        });
-        match inbound {
-            None => mesh_server::admin::router(self.inner.metrics.clone(), ready.flag(), view),
-            Some((inbound, port)) => mesh_server::admin::router_with_health(
-                self.inner.metrics.clone(),
-                ready.flag(),
-                view,
-                Arc::new(move || inbound.unready_reason(port)),
-            ),
-        }
-    }
-}
-
-impl RuntimeInner {
-    /// `/config_dump` `outbound_tls`: upstream TLS handshakes completed and failed so far.
-    fn outbound_tls(&self) -> serde_json::Value {
-        let stats = self
-            .tls_stats
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let handshakes: u64 = stats.iter().map(|s| s.handshakes()).sum();
-        let failures: u64 = stats.iter().map(|s| s.failures()).sum();
-        serde_json::json!({"handshakes": handshakes, "failures": failures})
-    }
 }
 
 /// The largest request body the gateway accepts (10 MiB, nginx's `client_max_body_size` order
 /// of magnitude for an API edge); services behind it stream bodies of any size, as Istio's do.
 pub const GATEWAY_MAX_REQUEST_BODY: usize = 10 << 20;
 
-/// A section of `/config_dump` computed at each request.
-pub type ExtraView = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
-
 /// A service wrapped in the inbound layers, ready to serve (a concrete stack: no box, cheap to clone).
 pub type InboundStack = mesh_server::server::InboundService<Router>;
-
-/// Admin data of a `--plain` app: its own request counter and the upstream address.
-pub struct PlainAdmin {
-    /// The request counter.
-    pub counter: Arc<RequestCounter>,
-    /// What it calls.
-    pub upstream: Option<SocketAddr>,
-}
-
-impl AdminSource for PlainAdmin {
-    fn metrics(&self) -> String {
-        self.counter.render()
-    }
-
-    fn config_dump(&self) -> String {
-        format!("plain mode: no mesh config; upstream {:?}\n", self.upstream)
-    }
-}
