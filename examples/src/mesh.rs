@@ -9,15 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::Router;
-use mesh_core::policy::{Labels, MeshConfig, ServiceEntryPolicy};
+use mesh_core::policy::{MeshConfig, ServiceEntryPolicy};
 use mesh_core::registry::{DnsOptions, Registry, StaticDiscovery};
 use mesh_core::watch::ConfigStore;
 
 use mesh_server::MeshServer;
-use mesh_server::admin::{ConfigView, mesh_config_view};
 use mesh_server::jwt::JwksCache;
 
-use crate::admin::{AdminSource, Ready, RequestCounter};
 use mesh_client::client::{ConfigSource, MeshClient};
 use mesh_client::cluster::Clusters;
 use mesh_client::outlier::OutlierMetrics;

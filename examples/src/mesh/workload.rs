@@ -1,5 +1,7 @@
 //! Who an app is, as the mesh sees it.
 
+use std::path::PathBuf;
+
 use mesh_core::policy::Labels;
 
 /// Who an app is: the `app` and `version` labels the mesh selects policies and subsets by, and
