@@ -9,12 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-
-use mesh_examples::grpc::GrpcUpstream;
-use mesh_examples::grpc::echo::CallRequest;
+use std::time::Duration;
 
 #[tokio::main]
 async fn main() {
@@ -25,34 +20,12 @@ async fn main() {
         .expect("usage: grpc_load ADDR [CALLERS] [SECONDS]");
     let callers: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(32);
     let seconds: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(5);
-    let ok = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let until = started + Duration::from_secs(seconds);
-    let mut tasks = Vec::new();
-    for _ in 0..callers.max(1) {
-        let client = GrpcUpstream::plain(entry);
-        let (ok, errors) = (ok.clone(), errors.clone());
-        tasks.push(tokio::spawn(async move {
-            while Instant::now() < until {
-                let request = tonic::Request::new(CallRequest {
-                    path: "/bench".into(),
-                });
-                match client.call(request).await {
-                    Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
-                    Err(_) => errors.fetch_add(1, Ordering::Relaxed),
-                };
-            }
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    let ok = ok.load(Ordering::Relaxed);
+    let count =
+        mesh_examples::grpc::closed_loop_calls(entry, callers, Duration::from_secs(seconds)).await;
+    let (ok, elapsed) = (count.ok, count.elapsed.as_secs_f64());
     println!(
         "{ok} calls in {elapsed:.2} s: {:.0} calls/s, {} errors",
         ok as f64 / elapsed,
-        errors.load(Ordering::Relaxed)
+        count.errors
     );
 }

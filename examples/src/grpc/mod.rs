@@ -25,7 +25,9 @@ mod service;
 mod upstream;
 
 pub use self::service::EchoService;
-pub use self::upstream::{GrpcUpstream, InProcess, InProcessFn, InProcessFuture};
+pub use self::upstream::{
+    CallCount, GrpcUpstream, InProcess, InProcessFn, InProcessFuture, closed_loop_calls,
+};
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -109,3 +109,53 @@ fn origin(authority: &str) -> Uri {
         .parse()
         .unwrap_or_else(|_| Uri::from_static("http://localhost"))
 }
+
+/// What [`closed_loop_calls`] counted.
+#[derive(Clone, Copy, Debug)]
+pub struct CallCount {
+    /// Calls answered OK.
+    pub ok: u64,
+    /// Calls that failed.
+    pub errors: u64,
+    /// How long the callers ran.
+    pub elapsed: std::time::Duration,
+}
+
+/// `callers` callers, each with a client (an HTTP/2 connection) of its own, sending `Echo/Call`
+/// to `entry` back to back for `duration`: the closed-loop gRPC load of `bench` and
+/// `examples/grpc_load.rs`.
+pub async fn closed_loop_calls(
+    entry: SocketAddr,
+    callers: usize,
+    duration: std::time::Duration,
+) -> CallCount {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let ok = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let started = std::time::Instant::now();
+    let until = started + duration;
+    let mut tasks = Vec::new();
+    for _ in 0..callers.max(1) {
+        let client = GrpcUpstream::plain(entry);
+        let (ok, errors) = (ok.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            while std::time::Instant::now() < until {
+                let request = tonic::Request::new(CallRequest {
+                    path: "/bench".into(),
+                });
+                match client.call(request).await {
+                    Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => errors.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    CallCount {
+        ok: ok.load(Ordering::Relaxed),
+        errors: errors.load(Ordering::Relaxed),
+        elapsed: started.elapsed(),
+    }
+}

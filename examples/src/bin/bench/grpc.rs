@@ -5,12 +5,7 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-
-use mesh_examples::grpc::GrpcUpstream;
-use mesh_examples::grpc::echo::CallRequest;
+use std::time::Duration;
 
 use crate::setup::Kind;
 
@@ -29,34 +24,11 @@ pub(crate) async fn closed_loop(
     concurrency: usize,
     duration: Duration,
 ) -> GrpcSample {
-    let ok = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let until = started + duration;
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency.max(1) {
-        // One client (one HTTP/2 connection) per caller, as many connections as the HTTP rows.
-        let client = GrpcUpstream::plain(entry);
-        let (ok, errors) = (ok.clone(), errors.clone());
-        tasks.push(tokio::spawn(async move {
-            while Instant::now() < until {
-                let request = tonic::Request::new(CallRequest {
-                    path: "/bench".into(),
-                });
-                match client.call(request).await {
-                    Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
-                    Err(_) => errors.fetch_add(1, Ordering::Relaxed),
-                };
-            }
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
+    let count = mesh_examples::grpc::closed_loop_calls(entry, concurrency, duration).await;
     GrpcSample {
-        ok: ok.load(Ordering::Relaxed),
-        errors: errors.load(Ordering::Relaxed),
-        elapsed: started.elapsed(),
+        ok: count.ok,
+        errors: count.errors,
+        elapsed: count.elapsed,
         cpu_micros: 0.0,
     }
 }
