@@ -10,9 +10,7 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use http::{Request, Response};
 use mesh_core::normalize::normalize_uri;
-use mesh_core::policy::{
-    Destination, HttpRoute, MeshConfig, RetryBudget, RetryPolicy, RouteAction, WeightedDestination,
-};
+use mesh_core::policy::{Destination, HttpRoute, MeshConfig, RetryPolicy, RouteAction};
 use tokio::sync::Semaphore;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceExt};
@@ -29,7 +27,7 @@ use crate::mirror::MirrorLayer;
 use crate::random::Random;
 use crate::rescue::rescue;
 use crate::retry::budget::{BudgetBatch, BudgetRegistry};
-use crate::retry::{Budget, Budgets, RetryLayer};
+use crate::retry::{Budgets, RetryLayer};
 use crate::route::{InvalidPath, NoRoute};
 use crate::route::{Lookup, RequestView, RouteTable, rewrite};
 use crate::split::SplitLayer;
@@ -37,6 +35,8 @@ use crate::stats::ClientStats;
 use crate::timeout::TimeoutLayer;
 
 // === impl Router ===
+
+mod budgets;
 
 /// Route lookup and the per-route stacks (the client without telemetry).
 #[derive(Clone)]
@@ -294,38 +294,6 @@ impl Future for RouteFuture {
     }
 }
 
-/// The budget of `d` under `config`'s DestinationRule (Istio's default budget without one).
-fn budget_for(registry: &BudgetRegistry, config: &MeshConfig, d: &Destination) -> Budget {
-    registry.get(d, &budget_settings(config, d))
-}
-
-/// The budget settings of `d` under `config`'s DestinationRule.
-fn budget_settings(config: &MeshConfig, d: &Destination) -> RetryBudget {
-    config
-        .destinations
-        .get(&d.host)
-        .map(|p| {
-            p.policy_for(d.subset.as_deref(), d.port)
-                .retry_budget
-                .clone()
-        })
-        .unwrap_or_default()
-}
-
-/// The destination of requests without a [`Target`], whose budget they share.
-fn no_target() -> Destination {
-    Destination {
-        host: String::new(),
-        subset: None,
-        port: None,
-    }
-}
-
-/// The budget shared by requests without a [`Target`].
-fn no_target_budget(registry: &BudgetRegistry) -> Budget {
-    registry.get(&no_target(), &RetryBudget::default())
-}
-
 pin_project_lite::pin_project! {
     /// A route stack's call, its error answered as Envoy would ([`rescue`]).
     struct Rescued<F> {
@@ -403,35 +371,6 @@ impl Router {
             table,
             default,
         }
-    }
-
-    /// Budgets resolved per request from the registry (for the default stack, whose
-    /// destinations are not known in advance).
-    fn budgets(&self, config: &Arc<MeshConfig>) -> Budgets {
-        let registry = self.shared.budgets.clone();
-        let config = config.clone();
-        Budgets::resolve(move |target| match target {
-            Some(target) => budget_for(&registry, &config, &target.destination),
-            None => no_target_budget(&registry),
-        })
-    }
-
-    /// Budgets of a route's destinations, resolved once per config snapshot (no registry lookup
-    /// per request); the registry keeps their counters across reloads.
-    fn route_budgets(
-        &self,
-        destinations: &[WeightedDestination],
-        config: &MeshConfig,
-        batch: &mut BudgetBatch<'_>,
-    ) -> Budgets {
-        let list = destinations
-            .iter()
-            .map(|d| {
-                let settings = budget_settings(config, &d.destination);
-                (d.destination.clone(), batch.get(&d.destination, &settings))
-            })
-            .collect();
-        Budgets::per_destination(list, batch.get(&no_target(), &RetryBudget::default()))
     }
 
     fn retry_layer(&self, policy: RetryPolicy, budgets: Budgets) -> RetryLayer {
