@@ -10,6 +10,24 @@ const BOUND: Duration = Duration::from_secs(20);
 const VS: &str = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: service2\nspec:\n  hosts: [service2]\n  http:\n  - route:\n    - destination:\n        host: service2\n";
 const BAD_VS: &str = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: service2\nspec:\n  hosts: [service2]\n  http:\n  - timeout: banana\n    route:\n    - destination:\n        host: service2\n";
 
+/// Watches `dir` for `store` with a short quiet period, for as long as the handle lives.
+fn watch_quickly(store: &ConfigStore, dir: &Path) -> WatchHandle {
+    store
+        .watch_paths_with(
+            &[dir],
+            WatchOptions::default().debounce(Duration::from_millis(50)),
+        )
+        .unwrap()
+}
+
+/// Waits for the store's next applied reload.
+async fn next_reload(rx: &mut watch::Receiver<u64>) {
+    tokio::time::timeout(BOUND, rx.changed())
+        .await
+        .expect("no reload")
+        .unwrap();
+}
+
 #[test]
 fn store_swaps_and_counts_generations() {
     let store = ConfigStore::new(MeshConfig::default());
@@ -46,21 +64,13 @@ async fn a_changed_folder_is_reloaded() {
     assert!(store.last_reload().unwrap().is_ok());
     let mut rx = store.subscribe();
     let generation = store.generation();
-    let _handle = store
-        .watch_paths_with(
-            &[dir.path()],
-            WatchOptions::default().debounce(Duration::from_millis(50)),
-        )
-        .unwrap();
+    let _handle = watch_quickly(&store, dir.path());
     std::fs::write(
         dir.path().join("more.yaml"),
         VS.replace("service2", "service3"),
     )
     .unwrap();
-    tokio::time::timeout(BOUND, rx.changed())
-        .await
-        .expect("no reload")
-        .unwrap();
+    next_reload(&mut rx).await;
     assert!(store.generation() > generation);
     let status = store.last_reload().unwrap();
     assert!(status.is_ok());
@@ -92,22 +102,14 @@ async fn the_watcher_applies_good_changes_and_refuses_bad_ones() {
     std::fs::write(dir.path().join("vs.yaml"), VS).unwrap();
     let store = ConfigStore::from_paths(&[dir.path()]).unwrap();
     let mut rx = store.subscribe();
-    let _handle = store
-        .watch_paths_with(
-            &[dir.path()],
-            WatchOptions::default().debounce(Duration::from_millis(50)),
-        )
-        .unwrap();
+    let _handle = watch_quickly(&store, dir.path());
 
     std::fs::write(
         dir.path().join("more.yaml"),
         VS.replace("service2", "service3"),
     )
     .unwrap();
-    tokio::time::timeout(BOUND, rx.changed())
-        .await
-        .expect("no reload")
-        .unwrap();
+    next_reload(&mut rx).await;
     assert_eq!(store.load().virtual_services.len(), 2);
     let good = store.generation();
 
