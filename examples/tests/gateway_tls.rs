@@ -5,23 +5,25 @@
 //! applying to new handshakes (a mismatched or half-written set keeping the last good one).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use mesh_examples::app::Faults;
 use mesh_examples::gateway::{GatewaySpec, start_gateway_ports};
 use mesh_examples::mesh::Identity;
-use mesh_examples::run::{ServiceSpec, Shutdown, start_service};
+use mesh_examples::run::Shutdown;
 use mesh_tls::testing::{LeafSpec, TestCa};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+
+use support::{http10, service_spec};
 
 fn manifests(service3: SocketAddr, dir: &Path, shop_tls: &str) -> String {
     let d = dir.display();
@@ -100,25 +102,8 @@ async fn setup() -> Setup {
         ),
     )
     .unwrap();
-    let spec = ServiceSpec {
-        name: "service3".into(),
-        version: "v1".into(),
-        faults: Faults::default(),
-        plain: false,
-        config: config.path().to_owned(),
-        identity: Identity {
-            certs: None,
-            namespace: "default".into(),
-        },
-    };
-    let service3 = start_service(
-        &spec,
-        TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        &shutdown,
-    )
-    .unwrap()
-    .addr;
+    let spec = service_spec("service3", false, config.path(), None);
+    let service3 = support::start(&spec, &shutdown).await.addr;
     Setup {
         ca,
         dir,
@@ -279,12 +264,7 @@ async fn the_gateway_serves_https_by_sni_and_redirects_plain_http() {
     );
 
     // Port 80 redirects to https:// with the request's host and path.
-    let mut tcp = TcpStream::connect(http_addr).await.unwrap();
-    tcp.write_all(b"GET /shop/item?x=1 HTTP/1.0\r\nhost: shop.example.com:8080\r\n\r\n")
-        .await
-        .unwrap();
-    let mut raw = String::new();
-    tcp.read_to_string(&mut raw).await.unwrap();
+    let raw = http10(http_addr, "/shop/item?x=1", "shop.example.com:8080").await;
     assert!(raw.lines().next().unwrap_or("").contains(" 301"), "{raw}");
     assert!(
         raw.to_ascii_lowercase()

@@ -4,22 +4,20 @@
 //! closed with `/healthz` saying why.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
+mod support;
+
 use std::path::Path;
 use std::sync::Arc;
 
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
-use mesh_examples::app::Faults;
-use mesh_examples::mesh::Identity;
-use mesh_examples::run::{ServiceSpec, Shutdown, Started, start_service};
+use mesh_examples::run::{Shutdown, Started};
+use mesh_tls::MeshTls;
 use mesh_tls::config::{ExpectedServer, UpstreamProtocol};
 use mesh_tls::testing::{LeafSpec, TestCa};
-use mesh_tls::{CertSource, Credentials, MeshTls};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
+
+use support::{admin_get, get_hello, service_spec};
 
 const SERVICE1: &str = "spiffe://cluster.local/ns/default/sa/service1";
 const SERVICE3: &str = "spiffe://cluster.local/ns/default/sa/service3";
@@ -27,51 +25,15 @@ const SERVICE3: &str = "spiffe://cluster.local/ns/default/sa/service3";
 const STRICT: &str = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: { name: default, namespace: istio-system }\nspec:\n  mtls: { mode: STRICT }\n";
 
 async fn start(config: &Path, certs: Option<&Path>, shutdown: &Shutdown) -> Started {
-    let spec = ServiceSpec {
-        name: "service3".into(),
-        version: "v1".into(),
-        faults: Faults::default(),
-        plain: false,
-        config: config.to_owned(),
-        identity: Identity {
-            certs: certs.map(Path::to_owned),
-            namespace: "default".into(),
-        },
-    };
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    start_service(&spec, listener, admin, shutdown).unwrap()
+    support::start(&service_spec("service3", false, config, certs), shutdown).await
 }
 
-/// A plain HTTP/1.0 GET: the status line and the body.
-async fn admin_get(addr: SocketAddr, path: &str) -> (String, String) {
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.0\r\nhost: admin\r\n\r\n");
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = String::new();
-    tcp.read_to_string(&mut raw).await.unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head.lines().next().unwrap_or_default().to_owned();
-    (status, body.to_owned())
-}
-
-/// A GET over `io`; `None` when the connection is refused or dropped.
+/// A GET over `io`: the status, or `None` when the connection is refused or dropped.
 async fn get_on<IO>(io: IO) -> Option<u16>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .ok()?;
-    tokio::spawn(conn);
-    let request = http::Request::get("/hello")
-        .header("host", "service3")
-        .body(Empty::<bytes::Bytes>::new())
-        .unwrap();
-    let response = sender.send_request(request).await.ok()?;
-    let status = response.status().as_u16();
-    let _ = response.into_body().collect().await.ok()?;
-    Some(status)
+    get_hello(io, "service3").await.map(|(status, _)| status)
 }
 
 #[tokio::test]
@@ -92,13 +54,7 @@ async fn service_with_certs_serves_mutual_tls_and_reports_principals() {
 
     // service1's certificate from the same CA.
     let leaf = ca.leaf(&LeafSpec::spiffe(SERVICE1));
-    let credentials = Credentials::from_pem(
-        leaf.chain_pem.as_bytes(),
-        leaf.key_pem.as_bytes(),
-        leaf.root_pem.as_bytes(),
-    )
-    .unwrap();
-    let client = MeshTls::new(CertSource::new(credentials))
+    let client = MeshTls::new(leaf.source())
         .client_config(
             ExpectedServer::Identities(vec![SERVICE3.parse().unwrap()]),
             UpstreamProtocol::Http1,

@@ -5,6 +5,8 @@
 //! handshakes present the new serial.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -13,16 +15,16 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
-use mesh_examples::app::Faults;
-use mesh_examples::mesh::Identity;
-use mesh_examples::run::{ServiceSpec, Shutdown, Started, start_service};
+use mesh_examples::run::{Shutdown, Started, start_service};
+use mesh_tls::MeshTls;
 use mesh_tls::config::{ExpectedServer, UpstreamProtocol};
 use mesh_tls::testing::{LeafSpec, TestCa};
-use mesh_tls::{CertSource, Credentials, MeshTls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
+
+use support::{http10, service_spec};
 
 const TD: &str = "spiffe://cluster.local/ns/default/sa";
 
@@ -87,30 +89,14 @@ async fn start_chain(ca: &TestCa) -> Chain {
         ca.leaf(&LeafSpec::spiffe(&format!("{TD}/{name}")))
             .write_to(dir.path())
             .unwrap();
-        let spec = ServiceSpec {
-            name: name.clone(),
-            version: "v1".into(),
-            faults: Faults::default(),
-            plain: false,
-            config: config.path().to_owned(),
-            identity: Identity {
-                certs: Some(dir.path().to_owned()),
-                namespace: "default".into(),
-            },
-        };
+        let spec = service_spec(&name, false, config.path(), Some(dir.path()));
         apps.push(start_service(&spec, listener, admin, &shutdown).unwrap());
         certs.push(dir);
     }
     apps.reverse();
     certs.reverse();
     let leaf = ca.leaf(&LeafSpec::spiffe(&format!("{TD}/test-client")));
-    let credentials = Credentials::from_pem(
-        leaf.chain_pem.as_bytes(),
-        leaf.key_pem.as_bytes(),
-        leaf.root_pem.as_bytes(),
-    )
-    .unwrap();
-    let client = MeshTls::new(CertSource::new(credentials))
+    let client = MeshTls::new(leaf.source())
         .client_config(ExpectedServer::AnyInMesh, UpstreamProtocol::Http1)
         .unwrap();
     Chain {
@@ -154,13 +140,7 @@ async fn get(sender: &mut Sender) -> Result<(u16, String), hyper::Error> {
 }
 
 async fn metrics(admin: SocketAddr) -> String {
-    let mut tcp = TcpStream::connect(admin).await.unwrap();
-    tcp.write_all(b"GET /metrics HTTP/1.0\r\nhost: admin\r\n\r\n")
-        .await
-        .unwrap();
-    let mut raw = String::new();
-    tcp.read_to_string(&mut raw).await.unwrap();
-    raw
+    http10(admin, "/metrics", "admin").await
 }
 
 fn series<'a>(metrics: &'a str, must: &[&str]) -> &'a str {
@@ -263,14 +243,7 @@ async fn rotation_under_load_fails_no_request_and_new_handshakes_show_the_new_se
     std::fs::write(dir.join("key.pem"), &new.key_pem).unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     std::fs::write(dir.join("cert-chain.pem"), &new.chain_pem).unwrap();
-    let new_serial = Credentials::from_pem(
-        new.chain_pem.as_bytes(),
-        new.key_pem.as_bytes(),
-        new.root_pem.as_bytes(),
-    )
-    .unwrap()
-    .serial()
-    .to_owned();
+    let new_serial = new.credentials().serial().to_owned();
     assert_ne!(new_serial, old_serial);
 
     let mut seen = String::new();

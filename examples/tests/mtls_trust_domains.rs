@@ -6,20 +6,20 @@
 //! under it are refused on new connections.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
-use mesh_examples::app::Faults;
-use mesh_examples::mesh::Identity;
-use mesh_examples::run::{ServiceSpec, Shutdown, start_service};
+use mesh_examples::run::Shutdown;
 use mesh_tls::config::{ExpectedServer, UpstreamProtocol};
 use mesh_tls::testing::{LeafSpec, TestCa};
-use mesh_tls::{CertSource, Credentials, MeshTls, TrustDomain};
-use tokio::net::{TcpListener, TcpStream};
+use mesh_tls::{MeshTls, TrustDomain};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
+
+use support::{get_hello, service_spec};
 
 const SERVICE3: &str = "spiffe://new-td/ns/default/sa/service3";
 
@@ -57,13 +57,7 @@ data:
 /// the request fails.
 async fn call_as(ca: &TestCa, id: &str, addr: std::net::SocketAddr) -> Option<u16> {
     let leaf = ca.leaf(&LeafSpec::spiffe(id));
-    let credentials = Credentials::from_pem(
-        leaf.chain_pem.as_bytes(),
-        leaf.key_pem.as_bytes(),
-        leaf.root_pem.as_bytes(),
-    )
-    .unwrap();
-    let client = MeshTls::new(CertSource::new(credentials))
+    let client = MeshTls::new(leaf.source())
         .with_trust_domain_aliases(["new-td", "old-td"].map(|d| TrustDomain::new(d).unwrap()))
         .client_config(
             ExpectedServer::Identities(vec![SERVICE3.parse().unwrap()]),
@@ -76,18 +70,7 @@ async fn call_as(ca: &TestCa, id: &str, addr: std::net::SocketAddr) -> Option<u1
         .connect(name, tcp)
         .await
         .ok()?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .ok()?;
-    tokio::spawn(conn);
-    let request = http::Request::get("/hello")
-        .header("host", "service3")
-        .body(Empty::<bytes::Bytes>::new())
-        .unwrap();
-    let response = sender.send_request(request).await.ok()?;
-    let status = response.status().as_u16();
-    let _ = response.into_body().collect().await.ok()?;
-    Some(status)
+    get_hello(tls, "service3").await.map(|(status, _)| status)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,24 +84,8 @@ async fn aliases_from_the_mesh_config_and_cluster_local_principals() {
         .write_to(certs.path())
         .unwrap();
     let shutdown = Shutdown::new();
-    let spec = ServiceSpec {
-        name: "service3".into(),
-        version: "v1".into(),
-        faults: Faults::default(),
-        plain: false,
-        config: config.path().to_owned(),
-        identity: Identity {
-            certs: Some(certs.path().to_owned()),
-            namespace: "default".into(),
-        },
-    };
-    let service3 = start_service(
-        &spec,
-        TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        &shutdown,
-    )
-    .unwrap();
+    let spec = service_spec("service3", false, config.path(), Some(certs.path()));
+    let service3 = support::start(&spec, &shutdown).await;
     let addr = service3.addr;
 
     // The local trust domain and the alias: the same workload for a policy under new-td.

@@ -3,39 +3,26 @@
 //! entry) and calls its upstream over mutual TLS.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
-use mesh_examples::app::Faults;
 use mesh_examples::lab::service_entry;
-use mesh_examples::mesh::Identity;
-use mesh_examples::run::{ServiceSpec, Shutdown, start_service};
+use mesh_examples::run::Shutdown;
+use mesh_tls::MeshTls;
 use mesh_tls::config::{ExpectedServer, ServerCheck, UpstreamProtocol, external_client_config};
 use mesh_tls::testing::{LeafSpec, TestCa};
-use mesh_tls::{CertSource, Credentials, MeshTls};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
 
+use support::{get_hello, service_spec};
+
 async fn start(name: &str, config: &Path, certs: &Path, shutdown: &Shutdown) -> SocketAddr {
-    let spec = ServiceSpec {
-        name: name.into(),
-        version: "v1".into(),
-        faults: Faults::default(),
-        plain: true,
-        config: config.to_owned(),
-        identity: Identity {
-            certs: Some(certs.to_owned()),
-            namespace: "default".into(),
-        },
-    };
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    start_service(&spec, listener, admin, shutdown)
-        .unwrap()
+    support::start(&service_spec(name, true, config, Some(certs)), shutdown)
+        .await
         .addr
 }
 
@@ -43,18 +30,7 @@ async fn get_on<IO>(io: IO) -> Option<(u16, String)>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .ok()?;
-    tokio::spawn(conn);
-    let request = http::Request::get("/hello")
-        .header("host", "service")
-        .body(Empty::<bytes::Bytes>::new())
-        .unwrap();
-    let response = sender.send_request(request).await.ok()?;
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.ok()?.to_bytes();
-    Some((status, String::from_utf8_lossy(&body).into_owned()))
+    get_hello(io, "service").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,13 +69,7 @@ async fn plain_apps_with_certs_speak_mutual_tls() {
     let leaf = ca.leaf(&LeafSpec::spiffe(
         "spiffe://cluster.local/ns/default/sa/client",
     ));
-    let credentials = Credentials::from_pem(
-        leaf.chain_pem.as_bytes(),
-        leaf.key_pem.as_bytes(),
-        leaf.root_pem.as_bytes(),
-    )
-    .unwrap();
-    let with_cert = MeshTls::new(CertSource::new(credentials))
+    let with_cert = MeshTls::new(leaf.source())
         .client_config(ExpectedServer::AnyInMesh, UpstreamProtocol::Http1)
         .unwrap();
     let name = ServerName::try_from("service3").unwrap();

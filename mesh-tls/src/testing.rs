@@ -10,6 +10,8 @@ use rcgen::{
     KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 
+use crate::{CertSource, Credentials};
+
 /// How a leaf's private key is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyFormat {
@@ -88,6 +90,25 @@ impl Leaf {
         std::fs::write(dir.join("cert-chain.pem"), &self.chain_pem)?;
         std::fs::write(dir.join("key.pem"), &self.key_pem)?;
         std::fs::write(dir.join("root-cert.pem"), &self.root_pem)
+    }
+
+    /// The leaf loaded as [`Credentials`], as a workload would load its three files.
+    ///
+    /// # Panics
+    /// When the files do not load (a leaf this CA made always does; a test that wants a
+    /// refusal calls [`Credentials::from_pem`] itself).
+    pub fn credentials(&self) -> Credentials {
+        Credentials::from_pem(
+            self.chain_pem.as_bytes(),
+            self.key_pem.as_bytes(),
+            self.root_pem.as_bytes(),
+        )
+        .expect("test CA: a leaf it made loads")
+    }
+
+    /// [`Leaf::credentials`] in a [`CertSource`].
+    pub fn source(&self) -> CertSource {
+        CertSource::new(self.credentials())
     }
 }
 

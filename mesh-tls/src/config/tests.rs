@@ -11,7 +11,6 @@ use tokio::sync::mpsc;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::*;
-use crate::credentials::Credentials;
 use crate::testing::{Leaf, LeafSpec, TestCa};
 
 use self::raw::{raw_client, raw_server};
@@ -19,19 +18,8 @@ use self::raw::{raw_client, raw_server};
 const SERVICE1: &str = "spiffe://cluster.local/ns/default/sa/service1";
 const SERVICE2: &str = "spiffe://cluster.local/ns/default/sa/service2";
 
-fn source(leaf: &Leaf) -> CertSource {
-    CertSource::new(
-        Credentials::from_pem(
-            leaf.chain_pem.as_bytes(),
-            leaf.key_pem.as_bytes(),
-            leaf.root_pem.as_bytes(),
-        )
-        .unwrap(),
-    )
-}
-
 fn mesh(ca: &TestCa, id: &str) -> MeshTls {
-    MeshTls::new(source(&ca.leaf(&LeafSpec::spiffe(id))))
+    MeshTls::new(ca.leaf(&LeafSpec::spiffe(id)).source())
 }
 
 fn id(text: &str) -> SpiffeId {
@@ -174,7 +162,7 @@ async fn trust_domain_aliases_are_accepted() {
 #[tokio::test]
 async fn rotation_applies_to_new_handshakes_only() {
     let ca = TestCa::new("mesh");
-    let server_source = source(&ca.leaf(&LeafSpec::spiffe(SERVICE2).serial(1)));
+    let server_source = ca.leaf(&LeafSpec::spiffe(SERVICE2).serial(1)).source();
     let server = MeshTls::new(server_source.clone())
         .server_config(ClientAuth::Required)
         .unwrap();
@@ -192,14 +180,7 @@ async fn rotation_applies_to_new_handshakes_only() {
         Some(HandshakeKind::Resumed)
     );
     let next = ca.leaf(&LeafSpec::spiffe(SERVICE2).serial(2));
-    server_source.publish(
-        Credentials::from_pem(
-            next.chain_pem.as_bytes(),
-            next.key_pem.as_bytes(),
-            next.root_pem.as_bytes(),
-        )
-        .unwrap(),
-    );
+    server_source.publish(next.credentials());
     // ...after it, a new connection makes a full handshake with the new certificate.
     let second = call(addr, client, "service2").await.unwrap();
     assert_eq!(
@@ -278,7 +259,7 @@ async fn a_client_rotation_forgets_its_resumed_sessions() {
         .server_config(ClientAuth::Required)
         .unwrap();
     let (addr, _accepted) = serve(server).await;
-    let client_source = source(&ca.leaf(&LeafSpec::spiffe(SERVICE1).serial(1)));
+    let client_source = ca.leaf(&LeafSpec::spiffe(SERVICE1).serial(1)).source();
     let client = MeshTls::new(client_source.clone())
         .client_config(expect(&[SERVICE2]), UpstreamProtocol::Http2)
         .unwrap();
@@ -290,14 +271,7 @@ async fn a_client_rotation_forgets_its_resumed_sessions() {
     );
 
     let next = ca.leaf(&LeafSpec::spiffe(SERVICE1).serial(2));
-    client_source.publish(
-        Credentials::from_pem(
-            next.chain_pem.as_bytes(),
-            next.key_pem.as_bytes(),
-            next.root_pem.as_bytes(),
-        )
-        .unwrap(),
-    );
+    client_source.publish(next.credentials());
     let fresh = call(addr, client, "service2").await.unwrap();
     assert_eq!(
         fresh.get_ref().1.handshake_kind(),

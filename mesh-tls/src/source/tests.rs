@@ -39,12 +39,7 @@ fn leaf(ca: &TestCa, serial: u64) -> Leaf {
 fn publish_and_refuse_keep_the_last_good_set() {
     let ca = TestCa::new("mesh");
     let good = leaf(&ca, 1);
-    let creds = Credentials::from_pem(
-        good.chain_pem.as_bytes(),
-        good.key_pem.as_bytes(),
-        good.root_pem.as_bytes(),
-    )
-    .unwrap();
+    let creds = good.credentials();
     let source = CertSource::empty();
     assert!(source.current().is_none());
     let changes = source.subscribe();

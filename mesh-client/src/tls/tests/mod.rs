@@ -28,13 +28,7 @@ const SERVICE1: &str = "spiffe://cluster.local/ns/default/sa/service1";
 const SERVICE2: &str = "spiffe://cluster.local/ns/default/sa/service2";
 
 fn creds(ca: &TestCa, spec: &LeafSpec) -> Credentials {
-    let leaf = ca.leaf(spec);
-    Credentials::from_pem(
-        leaf.chain_pem.as_bytes(),
-        leaf.key_pem.as_bytes(),
-        leaf.root_pem.as_bytes(),
-    )
-    .unwrap()
+    ca.leaf(spec).credentials()
 }
 
 fn mesh(ca: &TestCa, id: &str) -> MeshTls {

@@ -13,7 +13,7 @@ use hyper_util::rt::TokioIo;
 use mesh_core::policy::{MeshConfig, PeerMtls};
 use mesh_tls::config::{ExpectedServer, UpstreamProtocol};
 use mesh_tls::testing::{LeafSpec, TestCa};
-use mesh_tls::{CertSource, Credentials, MeshTls};
+use mesh_tls::{CertSource, MeshTls};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::ClientConfig;
@@ -29,12 +29,7 @@ const SERVICE3: &str = "spiffe://cluster.local/ns/default/sa/service3";
 
 fn mesh(ca: &TestCa, id: &str) -> MeshTls {
     let leaf = ca.leaf(&LeafSpec::spiffe(id));
-    let credentials = Credentials::from_pem(
-        leaf.chain_pem.as_bytes(),
-        leaf.key_pem.as_bytes(),
-        leaf.root_pem.as_bytes(),
-    )
-    .unwrap();
+    let credentials = leaf.credentials();
     MeshTls::new(CertSource::new(credentials))
 }
 

@@ -16,27 +16,16 @@ use tokio_rustls::client::TlsStream;
 
 use super::*;
 use crate::config::{ExpectedServer, UpstreamProtocol};
-use crate::credentials::{Credentials, serial_of};
+use crate::credentials::serial_of;
 use crate::source::{DirWatcher, WatchOptions};
-use crate::testing::{Leaf, LeafSpec, TestCa};
+use crate::testing::{LeafSpec, TestCa};
 
 const SERVICE1: &str = "spiffe://cluster.local/ns/default/sa/service1";
 const SERVICE2: &str = "spiffe://cluster.local/ns/default/sa/service2";
 const REQUEST: &[u8] = b"GET / HTTP/1.1\n";
 
-fn source(leaf: &Leaf) -> CertSource {
-    CertSource::new(
-        Credentials::from_pem(
-            leaf.chain_pem.as_bytes(),
-            leaf.key_pem.as_bytes(),
-            leaf.root_pem.as_bytes(),
-        )
-        .unwrap(),
-    )
-}
-
 pub(super) fn mesh(ca: &TestCa, id: &str) -> MeshTls {
-    MeshTls::new(source(&ca.leaf(&LeafSpec::spiffe(id))))
+    MeshTls::new(ca.leaf(&LeafSpec::spiffe(id)).source())
 }
 
 fn client_for_service2(ca: &TestCa) -> Arc<ClientConfig> {
