@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::body::Body;
-use http::{HeaderValue, Request, Uri};
+use http::{Request, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -29,7 +29,7 @@ use tokio_rustls::rustls::{ClientConfig, ServerConfig};
 
 use crate::mesh::StartError;
 use crate::run::Shutdown;
-use crate::upstream::{BoxError, Upstream, UpstreamFuture};
+use crate::upstream::{BoxError, Upstream, UpstreamFuture, forward};
 
 /// The rustls configurations of one plain app.
 #[derive(Clone)]
@@ -147,20 +147,8 @@ pub struct TlsUpstream {
 }
 
 impl Upstream for TlsUpstream {
-    fn call(&self, mut req: Request<Body>) -> UpstreamFuture {
-        let host = req.uri().host().map(str::to_owned);
-        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-        let uri = format!("http://{}{}", self.addr, path);
-        let client = self.client.clone();
-        Box::pin(async move {
-            *req.uri_mut() = uri.parse::<Uri>()?;
-            if let Some(host) = host {
-                req.headers_mut()
-                    .insert(http::header::HOST, HeaderValue::from_str(&host)?);
-            }
-            let res = client.request(req).await?;
-            Ok(res.map(Body::new))
-        })
+    fn call(&self, req: Request<Body>) -> UpstreamFuture {
+        forward(&self.client, self.addr, req)
     }
 }
 

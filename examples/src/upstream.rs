@@ -8,7 +8,7 @@ use std::pin::Pin;
 use axum::body::Body;
 use http::{HeaderValue, Request, Response, Uri};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::rt::TokioExecutor;
 
 /// The error of an upstream call: the mesh's one boxed error.
@@ -63,19 +63,32 @@ impl PlainUpstream {
 }
 
 impl Upstream for PlainUpstream {
-    fn call(&self, mut req: Request<Body>) -> UpstreamFuture {
-        let host = req.uri().host().map(str::to_owned);
-        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-        let uri = format!("http://{}{}", self.addr, path);
-        let client = self.client.clone();
-        Box::pin(async move {
-            *req.uri_mut() = uri.parse::<Uri>()?;
-            if let Some(host) = host {
-                req.headers_mut()
-                    .insert(http::header::HOST, HeaderValue::from_str(&host)?);
-            }
-            let res = client.request(req).await?;
-            Ok(res.map(Body::new))
-        })
+    fn call(&self, req: Request<Body>) -> UpstreamFuture {
+        forward(&self.client, self.addr, req)
     }
+}
+
+/// Sends `req` with `client` to `addr`, keeping its path and, as `Host`, its logical host: the
+/// bare baselines' (plaintext and TLS) whole upstream call.
+pub(crate) fn forward<C>(
+    client: &Client<C, Body>,
+    addr: SocketAddr,
+    mut req: Request<Body>,
+) -> UpstreamFuture
+where
+    C: Connect + Clone + Send + Sync + 'static,
+{
+    let host = req.uri().host().map(str::to_owned);
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let uri = format!("http://{addr}{path}");
+    let client = client.clone();
+    Box::pin(async move {
+        *req.uri_mut() = uri.parse::<Uri>()?;
+        if let Some(host) = host {
+            req.headers_mut()
+                .insert(http::header::HOST, HeaderValue::from_str(&host)?);
+        }
+        let res = client.request(req).await?;
+        Ok(res.map(Body::new))
+    })
 }

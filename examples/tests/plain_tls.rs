@@ -1,6 +1,7 @@
-//! `--plain --certs` (the benchmark's TLS baseline), on real sockets: the bare app serves
-//! mutual TLS (a client without a certificate refused, plaintext still served for the chain's
-//! entry) and calls its upstream over mutual TLS.
+//! `--plain` (the benchmarks' baselines), on real sockets: without `--certs` the bare app calls
+//! its upstream over plaintext, keeping the path and the logical `Host`; with `--certs` it
+//! serves mutual TLS (a client without a certificate refused, plaintext still served for the
+//! chain's entry) and calls its upstream over mutual TLS.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -24,6 +25,33 @@ async fn start(name: &str, config: &Path, certs: &Path, shutdown: &Shutdown) -> 
     support::start(&service_spec(name, true, config, Some(certs)), shutdown)
         .await
         .addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_apps_call_their_upstream_over_plaintext() {
+    let shutdown = Shutdown::new();
+    let config3 = tempfile::tempdir().unwrap();
+    let service3 = support::start(
+        &service_spec("service3", true, config3.path(), None),
+        &shutdown,
+    )
+    .await;
+    let config2 = tempfile::tempdir().unwrap();
+    std::fs::write(
+        config2.path().join("registry.yaml"),
+        service_entry("service3", &[(service3.addr, "v1")]),
+    )
+    .unwrap();
+    let service2 = support::start(
+        &service_spec("service2", true, config2.path(), None),
+        &shutdown,
+    )
+    .await;
+    let tcp = TcpStream::connect(service2.addr).await.unwrap();
+    let (status, body) = get_on(tcp).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"service\":\"service3\""), "{body}");
+    shutdown.trigger();
 }
 
 async fn get_on<IO>(io: IO) -> Option<(u16, String)>
