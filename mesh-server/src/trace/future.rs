@@ -18,13 +18,20 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: Instrumented<TaskLocalFuture<TraceContext, F>>,
+        // The request was gRPC (its content type, checked once in `call`).
+        grpc: bool,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: TaskLocalFuture<TraceContext, F>, span: tracing::Span) -> Self {
+    pub(crate) fn new(
+        inner: TaskLocalFuture<TraceContext, F>,
+        span: tracing::Span,
+        grpc: bool,
+    ) -> Self {
         ResponseFuture {
             inner: inner.instrument(span),
+            grpc,
         }
     }
 }
@@ -46,7 +53,8 @@ where
                 if status >= 500 {
                     span.record("otel.status_code", "ERROR");
                 }
-                if mesh_core::grpc::is_grpc(resp.headers()) {
+                // A gRPC call's answer (a gRPC caller always gets one: `crate::grpc`).
+                if *this.grpc && mesh_core::grpc::is_grpc(resp.headers()) {
                     match mesh_core::grpc::status_of(resp.headers()) {
                         Some(code) => {
                             span.record("rpc.grpc.status_code", code);

@@ -287,7 +287,24 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        self.call_using(req, |inner, req, _grpc| inner.call(req))
+    }
+}
+
+impl<S> ClientTelemetry<S> {
+    /// [`Service::call`], with the inner call made by `send`, which is told whether the request
+    /// is gRPC (checked once here, so the service below need not check the header again).
+    pub(crate) fn call_using<B, RB>(
+        &mut self,
+        mut req: Request<B>,
+        send: impl FnOnce(&mut S, Request<B>, bool) -> S::Future,
+    ) -> ResponseFuture<S::Future>
+    where
+        S: Service<Request<B>, Response = Response<RB>>,
+        B: http_body::Body,
+        RB: http_body::Body,
+    {
         let start = tokio::time::Instant::now();
         let host = match req.extensions().get::<Target>() {
             Some(t) => self.shared.peers(
@@ -348,7 +365,7 @@ where
         }
         let fut = {
             let _enter = span.enter();
-            self.inner.call(req)
+            send(&mut self.inner, req, grpc)
         };
         ResponseFuture::new(
             fut,
