@@ -97,6 +97,11 @@ fn is_entry(
     endpoint: Option<&Arc<Labels>>,
     security: Option<&Arc<ConnectionSecurity>>,
 ) -> bool {
+    // The subset first: a split's destinations differ there, and comparing two label maps
+    // that are not the same `Arc` costs far more.
+    if entry.0.as_deref() != subset {
+        return false;
+    }
     let same_labels = match (&entry.1, endpoint) {
         (None, None) => true,
         (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
@@ -107,7 +112,7 @@ fn is_entry(
         (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
         _ => false,
     };
-    entry.0.as_deref() == subset && same_labels && same_security
+    same_labels && same_security
 }
 
 #[derive(Debug)]
