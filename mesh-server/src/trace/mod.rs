@@ -173,7 +173,8 @@ where
         let ctx = current::attach(&span, parent.as_ref(), fallback);
         req.extensions_mut().insert(ctx.clone());
         let fut = {
-            let _enter = span.enter();
+            // A span nobody listens to is not entered (nothing to tell anyone).
+            let _enter = (!mesh_telemetry::span::is_silent(&span)).then(|| span.enter());
             current::scope(ctx, self.inner.call(req))
         };
         ResponseFuture::new(fut, span, grpc)

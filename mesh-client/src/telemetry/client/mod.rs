@@ -369,7 +369,8 @@ impl<S> ClientTelemetry<S> {
             mesh_telemetry::grpc_status::record_rpc(&span, req.uri().path());
         }
         let fut = {
-            let _enter = span.enter();
+            // A span nobody listens to is not entered (nothing to tell anyone).
+            let _enter = (!mesh_telemetry::span::is_silent(&span)).then(|| span.enter());
             send(&mut self.inner, req, grpc)
         };
         ResponseFuture::new(
