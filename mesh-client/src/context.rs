@@ -55,6 +55,10 @@ pub struct Upstream {
     /// that sent it): the split then need not copy its `Target` onto the answer (one extension
     /// insert fewer per request), and the metrics read the destination here.
     pub destination: Option<Arc<Destination>>,
+    /// How the cluster that sent the attempt classified the answer's head (its status and
+    /// `grpc-status`; `None` from a bare transport): the retry layer reads it here instead of
+    /// reading the head again.
+    pub outcome: Option<mesh_core::classify::Outcome>,
 }
 
 impl Upstream {
@@ -65,6 +69,7 @@ impl Upstream {
             labels: None,
             security: None,
             destination: None,
+            outcome: None,
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod peer;
 pub mod request_id;
 pub mod sampling;
 pub mod series;
+pub mod span;
 pub mod trace_context;
 
 pub use self::flags::ResponseFlags;

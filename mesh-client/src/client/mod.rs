@@ -250,8 +250,13 @@ impl MeshClient {
             Top::Plain(router) => Inner::Plain {
                 future: router.route(request),
             },
+            // The telemetry checks whether the call is gRPC once and tells the router.
             Top::Telemetry(telemetry) => Inner::Telemetry {
-                future: telemetry.clone().call(request),
+                future: telemetry
+                    .clone()
+                    .call_using(request, |router, request, grpc| {
+                        router.route_grpc(request, grpc)
+                    }),
             },
         };
         ResponseFuture { inner }

@@ -158,6 +158,12 @@ impl Router {
     /// gRPC caller gets every answer as gRPC ([`crate::grpc`]).
     pub(super) fn route(&self, request: Request<BoxBody>) -> RouteFuture {
         let grpc = mesh_core::grpc::is_grpc(request.headers());
+        self.route_grpc(request, grpc)
+    }
+
+    /// [`Router::route`] for a request whose content type the caller has checked already
+    /// (`grpc`: it is gRPC).
+    pub(super) fn route_grpc(&self, request: Request<BoxBody>, grpc: bool) -> RouteFuture {
         let mut future = self.route_http(request);
         future.grpc = grpc;
         future
@@ -378,8 +384,9 @@ impl Router {
             .with_random(self.shared.random.clone())
             .with_stats(self.shared.stats.clone())
             .with_max_replay_bytes(self.shared.max_replay_bytes);
+        // The mesh's own clusters (the only ones with permits) end an attempt at its deadline.
         match self.shared.cluster.retry_permits() {
-            Some(permits) => layer.with_retry_permits(permits),
+            Some(permits) => layer.with_retry_permits(permits).with_deadline_kept_below(),
             None => layer,
         }
     }

@@ -52,3 +52,61 @@ fn a_dropped_client_is_not_compiled_for() {
     store.store(mesh_core::load::load_str("vs.yaml", VS).unwrap().config);
     assert!(shared.upgrade().is_none());
 }
+
+/// A client of `service2` (route `/known` only, whose cluster answers 503), with or without
+/// the telemetry layer on top: the entry that checks the content type once.
+fn grpc_client(telemetry: bool) -> MeshClient {
+    const ROUTE: &str = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec:\n  hosts: [service2]\n  http:\n  - match:\n    - uri: {prefix: /known}\n    route:\n    - destination: {host: service2}\n";
+    let config = mesh_core::load::load_str("vs.yaml", ROUTE).unwrap().config;
+    let cluster = tower::service_fn(|_req: Request<BoxBody>| async {
+        let mut answer = Response::new(crate::body::empty());
+        *answer.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+        Ok::<_, BoxError>(answer)
+    });
+    let builder = MeshClient::builder_with(ConfigSource::fixed(config), cluster);
+    if !telemetry {
+        return builder.build();
+    }
+    let workload = mesh_telemetry::WorkloadLabels::from_labels(
+        "service1",
+        Some("default"),
+        &Default::default(),
+    );
+    let layer = crate::telemetry::ClientTelemetryLayer::new(
+        mesh_telemetry::MeshMetrics::new(),
+        crate::telemetry::ClientTelemetryConfig::new(workload),
+    );
+    builder.telemetry(layer).build()
+}
+
+fn request(path: &str, grpc: bool) -> Request<BoxBody> {
+    let mut builder = Request::post(format!("http://service2{path}"));
+    if grpc {
+        builder = builder.header(http::header::CONTENT_TYPE, "application/grpc");
+    }
+    builder.body(crate::body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn grpc_callers_get_grpc_answers_and_others_never_with_or_without_telemetry() {
+    for telemetry in [false, true] {
+        let client = grpc_client(telemetry);
+        // (path, gRPC status a gRPC caller gets, HTTP status any other caller gets)
+        for (path, code, status) in [("/known/x", 14, 503), ("/other", 12, 404)] {
+            let answer = client.send(request(path, true)).await.unwrap();
+            assert_eq!(answer.status(), 200, "{path}, telemetry {telemetry}");
+            assert_eq!(
+                mesh_core::grpc::status_of(answer.headers()),
+                Some(code),
+                "{path}, telemetry {telemetry}"
+            );
+            let answer = client.send(request(path, false)).await.unwrap();
+            assert_eq!(answer.status(), status, "{path}, telemetry {telemetry}");
+            assert!(
+                !mesh_core::grpc::is_grpc(answer.headers())
+                    && mesh_core::grpc::status_of(answer.headers()).is_none(),
+                "{path}, telemetry {telemetry}: not a gRPC answer"
+            );
+        }
+    }
+}

@@ -11,6 +11,7 @@ use super::Cluster;
 use crate::BoxError;
 use crate::body::BoxBody;
 use crate::pool::Permit;
+use crate::transport::AnswerBody;
 
 /// One request in flight at an endpoint: counted by the balancer, holding pool permits.
 #[derive(Debug)]
@@ -37,11 +38,12 @@ impl Drop for InFlight {
 }
 
 struct Guarded {
-    inner: BoxBody,
+    inner: AnswerBody,
     guard: Option<InFlight>,
 }
 
-pub(super) fn guarded(inner: BoxBody, guard: InFlight) -> BoxBody {
+/// The transport's body and the guard, boxed together once.
+pub(super) fn guarded(inner: AnswerBody, guard: InFlight) -> BoxBody {
     crate::body::boxed(Guarded {
         inner,
         guard: Some(guard),

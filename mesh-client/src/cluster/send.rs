@@ -101,9 +101,12 @@ impl Cluster {
         let in_flight = body::InFlight::new(Arc::clone(self), index, permit);
         let started = Instant::now();
         let authority = self.authorities.get(index).and_then(Option::as_ref);
-        let sent = self
-            .transport
-            .send_to(endpoint, authority, self.host.as_ref(), req);
+        let sent = transport::AnswerFuture(self.transport.send_to(
+            endpoint,
+            authority,
+            self.host.as_ref(),
+            req,
+        ));
         let sent = match deadline {
             Some(at) => Sending::Timed {
                 future: tokio::time::timeout_at(at, sent),
@@ -156,8 +159,8 @@ pin_project_lite::pin_project! {
 pin_project_lite::pin_project! {
     #[project = SendingProj]
     enum Sending {
-        Plain { #[pin] future: transport::ResponseFuture },
-        Timed { #[pin] future: tokio::time::Timeout<transport::ResponseFuture> },
+        Plain { #[pin] future: transport::AnswerFuture },
+        Timed { #[pin] future: tokio::time::Timeout<transport::AnswerFuture> },
     }
 }
 
@@ -217,7 +220,7 @@ impl Cluster {
     /// then holds the in-flight count until it ends.
     fn answered(
         self: &Arc<Self>,
-        result: Result<Response<BoxBody>, ClusterError>,
+        result: Result<Response<transport::AnswerBody>, ClusterError>,
         attempt: Attempt,
         target: Option<Arc<Destination>>,
     ) -> Result<Response<BoxBody>, ClusterError> {
@@ -230,11 +233,12 @@ impl Cluster {
         } = attempt;
         match result {
             Ok(mut resp) => {
+                let outcome = outcome_of_response(&resp);
                 if let Some(up) = resp.extensions_mut().get_mut::<Upstream>() {
                     up.labels = self.balancer.endpoint(index).and_then(|e| e.labels.clone());
                     up.destination = target;
+                    up.outcome = Some(outcome);
                 }
-                let outcome = outcome_of_response(&resp);
                 self.record(index, outcome);
                 self.balancer.observe(index, started.elapsed());
                 let mut resp = resp.map(|b| body::guarded(b, in_flight));

@@ -3,20 +3,17 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 
 use arc_swap::ArcSwap;
-use http::{Request, Response};
+use http::Request;
 use mesh_core::policy::{Destination, Labels, MeshConfig, TrafficPolicy};
 use mesh_core::watch::ConfigSource;
 
 use super::endpoints::same_host;
 use super::{Cluster, Discovery};
-use crate::BoxError;
-use crate::body::{BoxBody, BoxResponseFuture};
+
+use crate::body::BoxBody;
 use crate::context::Target;
 use crate::error::ClusterError;
 use crate::hostmap::HostMap;
@@ -24,6 +21,9 @@ use crate::outlier::OutlierMetrics;
 use crate::pool::RetryPermit;
 use crate::tls::{Planner, TlsStats};
 use crate::transport::Transport;
+
+mod future;
+pub use future::ResponseFuture;
 
 struct Entry {
     subset: Option<String>,
@@ -418,13 +418,9 @@ impl Clusters {
             Some(t) => self.cluster(&t.destination),
             None => destination_from_uri(&req).and_then(|d| self.cluster(&d)),
         };
-        ResponseFuture {
-            state: match cluster {
-                Ok(cluster) => State::Send {
-                    future: cluster.send(req),
-                },
-                Err(error) => State::Error { error: Some(error) },
-            },
+        match cluster {
+            Ok(cluster) => ResponseFuture::send(cluster.send(req)),
+            Err(error) => ResponseFuture::error(error),
         }
     }
 }
@@ -449,62 +445,4 @@ fn is_http2(config: &MeshConfig, host: &str, port: Option<u16>) -> bool {
         .flat_map(|se| se.ports.iter())
         .find(|p| port.is_none_or(|n| n == p.number))
         .is_some_and(|p| matches!(p.protocol.as_str(), "HTTP2" | "GRPC" | "GRPC-WEB"))
-}
-
-impl tower_service::Service<Request<BoxBody>> for Clusters {
-    type Response = Response<BoxBody>;
-    type Error = BoxError;
-    type Future = ResponseFuture;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<BoxBody>) -> ResponseFuture {
-        self.send(req)
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The future of [`Clusters`]: the cluster's attempt, held inline (no box).
-    pub struct ResponseFuture {
-        #[pin]
-        state: State,
-    }
-}
-
-pin_project_lite::pin_project! {
-    #[project = StateProj]
-    enum State {
-        // No cluster for the request's destination.
-        Error { error: Option<ClusterError> },
-        Send { #[pin] future: super::send::SendFuture },
-    }
-}
-
-impl ResponseFuture {
-    /// This future, boxed.
-    pub fn into_boxed(self) -> BoxResponseFuture {
-        Box::pin(self)
-    }
-}
-
-impl fmt::Debug for ResponseFuture {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ResponseFuture")
-    }
-}
-
-impl Future for ResponseFuture {
-    type Output = Result<Response<BoxBody>, BoxError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Error { error } => Poll::Ready(Err(error
-                .take()
-                .unwrap_or_else(ClusterError::no_healthy_upstream)
-                .into())),
-            StateProj::Send { future } => future.poll(cx).map_err(BoxError::from),
-        }
-    }
 }

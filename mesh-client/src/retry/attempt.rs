@@ -8,7 +8,7 @@ use std::task::{Context, Poll, ready};
 use http::{Request, Response};
 use tower::Service;
 
-use super::PerTryTimeout;
+use super::{PerTryTimeout, Settings};
 use crate::BoxError;
 use crate::body::BoxBody;
 use crate::context::AttemptDeadline;
@@ -24,31 +24,34 @@ const BACKSTOP_SLACK: std::time::Duration = std::time::Duration::from_millis(10)
 pub(super) fn attempt<S>(
     service: &mut S,
     mut request: Request<BoxBody>,
-    per_try: Option<std::time::Duration>,
+    settings: &Settings,
 ) -> Attempt<S::Future>
 where
     S: Service<Request<BoxBody>>,
 {
     // One clock read for the deadline and its backstop.
-    let deadline = per_try.map(|limit| tokio::time::Instant::now() + limit);
+    let deadline = settings
+        .policy
+        .per_try_timeout()
+        .map(|limit| tokio::time::Instant::now() + limit);
     if let Some(at) = deadline {
         request.extensions_mut().insert(AttemptDeadline { at });
     }
     let future = service.call(request);
-    match deadline {
-        None => Attempt::Plain { future },
-        Some(at) => Attempt::Timed {
-            future: tokio::time::timeout_at(at + BACKSTOP_SLACK, future),
-        },
-    }
+    // Boxed: only an inner service that may ignore the deadline needs it, and the timer kept
+    // out of line keeps the attempt (moved with every future above it) small.
+    let backstop = deadline
+        .filter(|_| !settings.deadline_kept_below)
+        .map(|at| Box::pin(tokio::time::sleep_until(at + BACKSTOP_SLACK)));
+    Attempt { future, backstop }
 }
 
 pin_project_lite::pin_project! {
-    /// One attempt in flight, with its per-try backstop when there is one.
-    #[project = AttemptProj]
-    pub(super) enum Attempt<F> {
-        Plain { #[pin] future: F },
-        Timed { #[pin] future: tokio::time::Timeout<F> },
+    /// One attempt: the inner service's future, and the backstop when there is one.
+    pub(super) struct Attempt<F> {
+        #[pin]
+        future: F,
+        backstop: Option<Pin<Box<tokio::time::Sleep>>>,
     }
 }
 
@@ -60,12 +63,20 @@ where
     type Output = Result<Response<BoxBody>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            AttemptProj::Plain { future } => future.poll(cx).map_err(Into::into),
-            AttemptProj::Timed { future } => match ready!(future.poll(cx)) {
-                Ok(result) => Poll::Ready(result.map_err(Into::into)),
-                Err(_) => Poll::Ready(Err(Box::new(PerTryTimeout(())) as BoxError)),
-            },
+        let this = self.project();
+        // The answer first: one that is ready wins over a backstop elapsing at the same time.
+        if let Poll::Ready(result) = this.future.poll(cx) {
+            return Poll::Ready(result.map_err(Into::into));
+        }
+        match this.backstop {
+            Some(backstop) => {
+                ready!(backstop.as_mut().poll(cx));
+                Poll::Ready(Err(Box::new(PerTryTimeout(())) as BoxError))
+            }
+            None => Poll::Pending,
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -113,7 +113,7 @@ where
         let budget = settings.budgets.for_target(target);
         let in_flight = budget.enter_request();
         if policy.attempts() == 0 {
-            let attempt = attempt(&mut service, request, policy.per_try_timeout());
+            let attempt = attempt(&mut service, request, &settings);
             return Self {
                 state: State::Attempt {
                     attempt,
@@ -210,7 +210,7 @@ impl Replay {
     {
         let request = self.request();
         State::Attempt {
-            attempt: attempt(service, request, settings.policy.per_try_timeout()),
+            attempt: attempt(service, request, settings),
             span: None,
         }
     }
@@ -232,7 +232,6 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
             let this = self.as_mut().project();
-            let per_try = this.settings.policy.per_try_timeout();
             let next = match this.state.project() {
                 StateProj::Buffering { collect } => {
                     let collected = ready!(collect.poll(cx));
@@ -261,7 +260,7 @@ where
                     let mut request = replay.request();
                     let span = retry_span(&mut request, replay.retries_done);
                     State::Attempt {
-                        attempt: attempt(this.service, request, per_try),
+                        attempt: attempt(this.service, request, this.settings),
                         span: Some(span),
                     }
                 }
@@ -320,10 +319,16 @@ fn decide(
     drop(replay.retry_guard.take());
     let policy = &settings.policy;
     let (outcome, endpoint) = match &result {
-        Ok(response) => (
-            outcome_of_response(response),
-            response.extensions().get::<Upstream>().map(|u| u.endpoint),
-        ),
+        Ok(response) => {
+            // One lookup: the cluster's classification of the head, when it sent the attempt.
+            let upstream = response.extensions().get::<Upstream>();
+            (
+                upstream
+                    .and_then(|u| u.outcome)
+                    .unwrap_or_else(|| outcome_of_response(response)),
+                upstream.map(|u| u.endpoint),
+            )
+        }
         Err(error) if error.is::<PerTryTimeout>() => {
             settings.stats.per_try_timeouts.incr();
             (Outcome::Timeout, None)

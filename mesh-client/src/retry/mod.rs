@@ -131,6 +131,10 @@ pub(crate) struct Settings {
     pub(crate) stats: Arc<ClientStats>,
     pub(crate) max_replay_bytes: u64,
     pub(crate) permits: Option<RetryPermits>,
+    /// The inner service ends each attempt at its [`AttemptDeadline`] itself: no backstop.
+    ///
+    /// [`AttemptDeadline`]: crate::context::AttemptDeadline
+    pub(crate) deadline_kept_below: bool,
 }
 
 /// Where a retry to a destination takes its `connectionPool.http.maxRetries` permit (Envoy's
@@ -170,6 +174,7 @@ impl RetryLayer {
                 stats: Arc::default(),
                 max_replay_bytes: replay::DEFAULT_MAX_REPLAY_BYTES,
                 permits: None,
+                deadline_kept_below: false,
             },
         }
     }
@@ -201,6 +206,16 @@ impl RetryLayer {
     /// Envoy's `upstream_rq_retry_overflow`).
     pub fn with_retry_permits(mut self, permits: RetryPermits) -> Self {
         self.settings_mut().permits = Some(permits);
+        self
+    }
+
+    /// Says that the inner service ends each attempt at its
+    /// [`AttemptDeadline`](crate::context::AttemptDeadline) itself, as the mesh's
+    /// [`Clusters`](crate::cluster::Clusters) do: the layer then keeps no backstop timer of its
+    /// own beside the per-try timeout (one timer fewer per attempt). Without it, an attempt
+    /// that outlives its deadline by 10 ms is dropped and answered as a per-try timeout.
+    pub fn with_deadline_kept_below(mut self) -> Self {
+        self.settings_mut().deadline_kept_below = true;
         self
     }
 }

@@ -7,10 +7,12 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use bytes::Bytes;
 use http::Response;
 use hyper::body::Incoming;
 use mesh_core::classify::Outcome;
 
+use crate::BoxError;
 use crate::body::{self, BoxBody, BoxResponseFuture};
 use crate::context::{ConnectionSecurity, Upstream};
 use crate::error::ClusterError;
@@ -62,14 +64,17 @@ impl fmt::Debug for ResponseFuture {
     }
 }
 
-impl Future for ResponseFuture {
-    type Output = Result<Response<BoxBody>, ClusterError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+impl ResponseFuture {
+    /// The answer with its body as the transport got it (not boxed yet): the cluster wraps it
+    /// with its in-flight guard and boxes the two once.
+    pub(crate) fn poll_answer(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Response<AnswerBody>, ClusterError>> {
         // Every state is `Unpin` (hyper's future and the in-process one are boxed by their
         // makers).
         let endpoint = self.endpoint;
-        let mut response = match &mut self.state {
+        let response = match &mut self.state {
             State::Failed(error) => {
                 return Poll::Ready(Err(error.take().unwrap_or_else(|| {
                     ClusterError::transport(
@@ -86,7 +91,7 @@ impl Future for ResponseFuture {
                 let security = response
                     .extensions_mut()
                     .remove::<std::sync::Arc<ConnectionSecurity>>();
-                let mut response = response.map(body::boxed);
+                let mut response = response.map(AnswerBody::Incoming);
                 let mut upstream = Upstream::new(endpoint);
                 upstream.security = security;
                 response.extensions_mut().insert(upstream);
@@ -95,7 +100,77 @@ impl Future for ResponseFuture {
             State::InProcess(future) => ready!(future.as_mut().poll(cx))
                 .map_err(|e| ClusterError::transport(Outcome::Reset, endpoint, e))?,
         };
+        let mut response = response.map(AnswerBody::Boxed);
         response.extensions_mut().insert(Upstream::new(endpoint));
         Poll::Ready(Ok(response))
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<Response<BoxBody>, ClusterError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let answer = ready!(self.poll_answer(cx))?;
+        Poll::Ready(Ok(answer.map(AnswerBody::boxed)))
+    }
+}
+
+/// [`ResponseFuture`] answering with the body as the transport got it (`ResponseFuture::poll_answer`).
+#[derive(Debug)]
+pub(crate) struct AnswerFuture(pub(crate) ResponseFuture);
+
+impl Future for AnswerFuture {
+    type Output = Result<Response<AnswerBody>, ClusterError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.poll_answer(cx)
+    }
+}
+
+/// An answer's body as the transport got it: a connection's, or the in-process answer's.
+pub(crate) enum AnswerBody {
+    /// From a hyper connection.
+    Incoming(Incoming),
+    /// An in-process answer's (boxed by its maker).
+    Boxed(BoxBody),
+}
+
+impl AnswerBody {
+    /// The body boxed (a connection's once; an in-process one is boxed already).
+    pub(crate) fn boxed(self) -> BoxBody {
+        match self {
+            AnswerBody::Incoming(b) => body::boxed(b),
+            AnswerBody::Boxed(b) => b,
+        }
+    }
+}
+
+impl http_body::Body for AnswerBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        // Both are `Unpin`.
+        match self.get_mut() {
+            AnswerBody::Incoming(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            AnswerBody::Boxed(b) => Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            AnswerBody::Incoming(b) => b.is_end_stream(),
+            AnswerBody::Boxed(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            AnswerBody::Incoming(b) => b.size_hint(),
+            AnswerBody::Boxed(b) => b.size_hint(),
+        }
     }
 }

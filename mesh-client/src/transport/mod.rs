@@ -53,6 +53,7 @@ use crate::tls::{MeshConnector, TlsError, TlsTable};
 mod future;
 
 pub use self::future::ResponseFuture;
+pub(crate) use self::future::{AnswerBody, AnswerFuture};
 
 /// How a cluster's connections are made and kept.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

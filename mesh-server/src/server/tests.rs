@@ -242,3 +242,45 @@ async fn gate_goes_direct_without_policies_and_enforces_with_them() {
     send.send_response("direct again");
     assert_eq!(answer.await.unwrap(), "direct again");
 }
+
+#[tokio::test]
+async fn the_inbound_stack_gives_grpc_handling_to_grpc_calls_only() {
+    use tower::ServiceExt;
+
+    // The app fails every call with a plain 503; the inbound layers make that a gRPC answer
+    // for a gRPC caller only, with and without the metrics layer on top.
+    let app = tower::service_fn(|_req: Request<Body>| async {
+        let mut answer = Response::new(Body::empty());
+        *answer.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+        Ok::<_, Infallible>(answer)
+    });
+    for metrics in [true, false] {
+        let cell = Arc::new(ArcSwap::from_pointee(MeshConfig::default()));
+        let mut server = MeshServer::new(Workload::new("service2"), ConfigSource::swap(cell))
+            .with_metrics(MeshMetrics::new());
+        if !metrics {
+            server = server.without_inbound_request_metrics();
+        }
+        let stack = server.wrap(app);
+        for grpc in [true, false] {
+            let mut req = Request::post("/pkg.Svc/Method")
+                .body(Body::empty())
+                .unwrap();
+            if grpc {
+                req.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/grpc"),
+                );
+            }
+            let answer = stack.clone().oneshot(req).await.unwrap();
+            let status = mesh_core::grpc::status_of(answer.headers());
+            if grpc {
+                assert_eq!(answer.status(), 200, "metrics {metrics}");
+                assert_eq!(status, Some(14), "metrics {metrics}: 503 is UNAVAILABLE");
+            } else {
+                assert_eq!(answer.status(), 503, "metrics {metrics}");
+                assert_eq!(status, None, "metrics {metrics}: not a gRPC answer");
+            }
+        }
+    }
+}

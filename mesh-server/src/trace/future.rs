@@ -7,24 +7,30 @@ use std::task::{Context, Poll};
 use http::Response;
 use mesh_telemetry::TraceContext;
 use mesh_telemetry::grpc_status::PendingGrpcStatus;
+use mesh_telemetry::span::{InSpan, record};
 use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
-use tracing::Instrument;
-use tracing::instrument::Instrumented;
 
 pin_project! {
     /// Response future of [`Trace`](super::Trace): runs the inner future inside the server span
     /// with the trace context as the task's current context, and records the status on the span.
     pub struct ResponseFuture<F> {
         #[pin]
-        inner: Instrumented<TaskLocalFuture<TraceContext, F>>,
+        inner: InSpan<TaskLocalFuture<TraceContext, F>>,
+        // The request was gRPC (its content type, checked once in `call`).
+        grpc: bool,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: TaskLocalFuture<TraceContext, F>, span: tracing::Span) -> Self {
+    pub(crate) fn new(
+        inner: TaskLocalFuture<TraceContext, F>,
+        span: tracing::Span,
+        grpc: bool,
+    ) -> Self {
         ResponseFuture {
-            inner: inner.instrument(span),
+            inner: InSpan::new(inner, span),
+            grpc,
         }
     }
 }
@@ -42,14 +48,15 @@ where
         match &mut result {
             Ok(resp) => {
                 let status = resp.status().as_u16();
-                span.record("http.response.status_code", status);
+                record(span, "http.response.status_code", status);
                 if status >= 500 {
-                    span.record("otel.status_code", "ERROR");
+                    record(span, "otel.status_code", "ERROR");
                 }
-                if mesh_core::grpc::is_grpc(resp.headers()) {
+                // A gRPC call's answer (a gRPC caller always gets one: `crate::grpc`).
+                if *this.grpc && mesh_core::grpc::is_grpc(resp.headers()) {
                     match mesh_core::grpc::status_of(resp.headers()) {
                         Some(code) => {
-                            span.record("rpc.grpc.status_code", code);
+                            record(span, "rpc.grpc.status_code", code);
                         }
                         // The status comes in the trailers: the metrics layer adds its record
                         // to this extension, recorded then.
@@ -61,7 +68,7 @@ where
                 }
             }
             Err(_) => {
-                span.record("otel.status_code", "ERROR");
+                record(span, "otel.status_code", "ERROR");
             }
         }
         Poll::Ready(result)

@@ -165,16 +165,19 @@ where
             rpc.method = tracing::field::Empty,
             rpc.grpc.status_code = tracing::field::Empty,
         );
-        if mesh_core::grpc::is_grpc(req.headers()) {
+        // Checked once: the answer's gRPC status is read only for a gRPC call.
+        let grpc = mesh_core::grpc::is_grpc(req.headers());
+        if grpc {
             mesh_telemetry::grpc_status::record_rpc(&span, req.uri().path());
         }
         let ctx = current::attach(&span, parent.as_ref(), fallback);
         req.extensions_mut().insert(ctx.clone());
         let fut = {
-            let _enter = span.enter();
+            // A span nobody listens to is not entered (nothing to tell anyone).
+            let _enter = (!mesh_telemetry::span::is_silent(&span)).then(|| span.enter());
             current::scope(ctx, self.inner.call(req))
         };
-        ResponseFuture::new(fut, span)
+        ResponseFuture::new(fut, span, grpc)
     }
 }
 

@@ -110,3 +110,33 @@ async fn continues_b3_single_and_multi() {
     assert_eq!(ctx.parent_span_id, None);
     assert!(!ctx.sampled);
 }
+
+#[tokio::test]
+async fn only_a_grpc_call_has_its_answers_grpc_status_awaited_from_the_trailers() {
+    // An answer that looks like gRPC (its content type) with its status still to come.
+    let grpc_looking = service_fn(|_req: Request<String>| async {
+        let mut answer = Response::new(String::new());
+        answer.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        Ok::<_, std::convert::Infallible>(answer)
+    });
+    let svc = TraceLayer::new(TraceConfig::default()).layer(grpc_looking);
+    for grpc in [true, false] {
+        let mut req = Request::post("/pkg.Svc/Method")
+            .body(String::new())
+            .unwrap();
+        if grpc {
+            req.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/grpc+proto"),
+            );
+        }
+        let answer = svc.clone().oneshot(req).await.unwrap();
+        let pending = answer
+            .extensions()
+            .get::<mesh_telemetry::grpc_status::PendingGrpcStatus>();
+        assert_eq!(pending.is_some(), grpc, "gRPC call: {grpc}");
+    }
+}

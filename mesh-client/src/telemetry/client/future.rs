@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::Response;
+use mesh_telemetry::span::{InSpan, record};
 use pin_project_lite::pin_project;
-use tracing::Instrument;
-use tracing::instrument::Instrumented;
 
 use super::Shared;
 use crate::context::{Target, Upstream};
@@ -33,7 +32,7 @@ pin_project! {
     /// Response future of [`ClientTelemetry`](super::ClientTelemetry).
     pub struct ResponseFuture<F> {
         #[pin]
-        inner: Instrumented<F>,
+        inner: InSpan<F>,
         pending: Option<Pending>,
     }
 }
@@ -41,7 +40,7 @@ pin_project! {
 impl<F> ResponseFuture<F> {
     pub(crate) fn new(inner: F, span: tracing::Span, pending: Pending) -> Self {
         ResponseFuture {
-            inner: inner.instrument(span),
+            inner: InSpan::new(inner, span),
             pending: Some(pending),
         }
     }
@@ -136,9 +135,9 @@ where
             Err(_) => (0, std::borrow::Cow::Borrowed("-"), 0, p.peers, None, false),
         };
         let span = this.inner.as_ref().span().clone();
-        span.record("http.response.status_code", code);
+        record(&span, "http.response.status_code", code);
         if let Some(g) = grpc_status {
-            span.record("rpc.grpc.status_code", g);
+            record(&span, "rpc.grpc.status_code", g);
         }
         let record = RequestRecord {
             labels: RequestLabels {

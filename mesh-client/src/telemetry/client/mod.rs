@@ -97,6 +97,11 @@ fn is_entry(
     endpoint: Option<&Arc<Labels>>,
     security: Option<&Arc<ConnectionSecurity>>,
 ) -> bool {
+    // The subset first: a split's destinations differ there, and comparing two label maps
+    // that are not the same `Arc` costs far more.
+    if entry.0.as_deref() != subset {
+        return false;
+    }
     let same_labels = match (&entry.1, endpoint) {
         (None, None) => true,
         (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
@@ -107,7 +112,7 @@ fn is_entry(
         (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
         _ => false,
     };
-    entry.0.as_deref() == subset && same_labels && same_security
+    same_labels && same_security
 }
 
 #[derive(Debug)]
@@ -287,7 +292,24 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        self.call_using(req, |inner, req, _grpc| inner.call(req))
+    }
+}
+
+impl<S> ClientTelemetry<S> {
+    /// [`Service::call`], with the inner call made by `send`, which is told whether the request
+    /// is gRPC (checked once here, so the service below need not check the header again).
+    pub(crate) fn call_using<B, RB>(
+        &mut self,
+        mut req: Request<B>,
+        send: impl FnOnce(&mut S, Request<B>, bool) -> S::Future,
+    ) -> ResponseFuture<S::Future>
+    where
+        S: Service<Request<B>, Response = Response<RB>>,
+        B: http_body::Body,
+        RB: http_body::Body,
+    {
         let start = tokio::time::Instant::now();
         let host = match req.extensions().get::<Target>() {
             Some(t) => self.shared.peers(
@@ -347,8 +369,9 @@ where
             mesh_telemetry::grpc_status::record_rpc(&span, req.uri().path());
         }
         let fut = {
-            let _enter = span.enter();
-            self.inner.call(req)
+            // A span nobody listens to is not entered (nothing to tell anyone).
+            let _enter = (!mesh_telemetry::span::is_silent(&span)).then(|| span.enter());
+            send(&mut self.inner, req, grpc)
         };
         ResponseFuture::new(
             fut,
