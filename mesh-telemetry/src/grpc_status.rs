@@ -131,8 +131,13 @@ impl PendingGrpcStatus {
 
 /// Records OpenTelemetry's RPC attributes of a gRPC request on `span` (declared with
 /// `rpc.system`, `rpc.service`, `rpc.method`): `grpc` and the two halves of
-/// `/package.Service/Method`.
+/// `/package.Service/Method`. Nothing on a disabled span (no subscriber takes request spans):
+/// each `record` looks its field up by name, some 0.8k instructions per call and side for
+/// nothing.
 pub fn record_rpc(span: &tracing::Span, path: &str) {
+    if span.is_disabled() {
+        return;
+    }
     span.record("rpc.system", "grpc");
     if let Some((service, method)) = mesh_core::grpc::service_and_method(path) {
         span.record("rpc.service", service);

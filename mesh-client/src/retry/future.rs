@@ -31,7 +31,7 @@ use tower::Service;
 
 use super::attempt::{Attempt, attempt};
 use super::budget::{Budget, RequestGuard, RetryGuard};
-use super::head::{head, recycle};
+use super::head::{Carried, head, recycle};
 use super::tape::Tape;
 use super::{PerTryTimeout, Settings, backoff, is_idempotent};
 use crate::BoxError;
@@ -79,6 +79,8 @@ struct Replay {
     /// The head as it came (the original extensions taken by the first attempt, see `head`).
     parts: http::request::Parts,
     first_extensions: Option<http::Extensions>,
+    /// What a retry rebuilds the extensions from (`None`: they are copied from `parts`).
+    carried: Option<Carried>,
     target: Option<Arc<Destination>>,
     budget: Budget,
     /// The whole body, when it was small enough and of known size.
@@ -128,13 +130,14 @@ where
         // The host is only needed to count retries: keep the shared target, name it then.
         let target = target.map(|t| Arc::clone(&t.destination));
         let (mut parts, body) = request.into_parts();
-        // The usual head carries no extension but the split's `Target`, which the loop keeps
-        // anyway: the first attempt then takes the original extensions and a retry rebuilds them
-        // from the target, instead of every attempt copying the map (three allocations).
-        let first_extensions = match &target {
-            Some(_) if parts.extensions.len() == 1 => Some(std::mem::take(&mut parts.extensions)),
-            _ => None,
-        };
+        // The usual head carries only extensions the loop can rebuild (the split's `Target`, a
+        // gRPC call's `Deadline` and tonic's method): the first attempt then takes the original
+        // map and a retry rebuilds it, instead of every attempt copying the map (two allocations
+        // and one per value).
+        let carried = Carried::of(&parts.extensions);
+        let first_extensions = carried
+            .is_some()
+            .then(|| std::mem::take(&mut parts.extensions));
         let grpc = mesh_core::grpc::is_grpc(&parts.headers);
         // gRPC calls are POSTs; a `retryOn` naming their statuses says they may be sent again
         // (as gRPC's own retry policy does).
@@ -142,6 +145,7 @@ where
         let mut replay = Replay {
             parts,
             first_extensions,
+            carried,
             target,
             budget,
             bytes: None,
@@ -193,7 +197,12 @@ impl Replay {
             (None, None, None) => body::empty(),
         };
         let mut request = Request::from_parts(
-            head(&self.parts, &mut self.first_extensions, &self.target),
+            head(
+                &self.parts,
+                &mut self.first_extensions,
+                &self.target,
+                self.carried.as_ref(),
+            ),
             body,
         );
         if !self.previous.is_empty() {

@@ -205,11 +205,15 @@ pub fn timeout_of(headers: &HeaderMap) -> Option<Duration> {
     headers.get(GRPC_TIMEOUT).and_then(parse_timeout)
 }
 
-/// `left` as a `grpc-timeout` value: the finest unit whose count fits in 8 digits, rounded
-/// down, so that the callee never sees more time than there is.
+/// `left` as a `grpc-timeout` value: the finest unit whose count fits in 8 digits, but no
+/// finer than milliseconds from one second up, rounded down, so that the callee never sees more
+/// time than there is.
+///
+/// Sent on every gRPC call with a deadline. A deadline seconds away needs no microseconds, and
+/// at millisecond precision the value repeats from one call to the next: the last value made is
+/// kept per thread, and a repeat is a clone of it (no allocation), a new value one allocation
+/// (the digits are written by hand into a stack buffer; `format!` cost a second).
 pub fn encode_timeout(left: Duration) -> HeaderValue {
-    // Sent on every gRPC call with a deadline: digits written by hand into a stack buffer (one
-    // allocation, the header value's own; `format!` cost a second and the formatting machinery).
     const UNITS: [(u64, u8); 6] = [
         (1, b'n'),
         (1_000, b'u'),
@@ -222,26 +226,51 @@ pub fn encode_timeout(left: Duration) -> HeaderValue {
     let Ok(nanos) = u64::try_from(left.as_nanos()) else {
         return HeaderValue::from_static("99999999H");
     };
-    for (per, unit) in UNITS {
-        let mut n = nanos / per;
+    let finest = if nanos >= 1_000_000_000 { 2 } else { 0 };
+    for (per, unit) in UNITS.into_iter().skip(finest) {
+        let n = nanos / per;
         if n < 100_000_000 {
-            let mut buf = [0u8; 9];
-            let mut start = buf.len() - 1;
-            buf[start] = unit;
-            loop {
-                start -= 1;
-                buf[start] = b'0' + (n % 10) as u8;
-                n /= 10;
-                if n == 0 {
-                    break;
-                }
-            }
-            // invariant: digits and an ASCII letter are always a valid header value.
-            return HeaderValue::from_bytes(&buf[start..])
-                .unwrap_or(HeaderValue::from_static("0n"));
+            return LAST_TIMEOUT
+                .try_with(|last| {
+                    let mut last = last.try_borrow_mut().ok()?;
+                    match &*last {
+                        Some((count, u, value)) if *count == n && *u == unit => Some(value.clone()),
+                        _ => {
+                            let value = timeout_value(n, unit);
+                            *last = Some((n, unit, value.clone()));
+                            Some(value)
+                        }
+                    }
+                })
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| timeout_value(n, unit));
         }
     }
     HeaderValue::from_static("99999999H")
+}
+
+thread_local! {
+    /// The last `grpc-timeout` value [`encode_timeout`] made on this thread: count, unit, value.
+    static LAST_TIMEOUT: std::cell::RefCell<Option<(u64, u8, HeaderValue)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// `n` (below 10^8) followed by `unit`, as a header value.
+fn timeout_value(mut n: u64, unit: u8) -> HeaderValue {
+    let mut buf = [0u8; 9];
+    let mut start = buf.len() - 1;
+    buf[start] = unit;
+    loop {
+        start -= 1;
+        buf[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // invariant: digits and an ASCII letter are always a valid header value.
+    HeaderValue::from_bytes(&buf[start..]).unwrap_or(HeaderValue::from_static("0n"))
 }
 
 /// `message` percent-encoded as `grpc-message` requires (bytes outside printable ASCII, and

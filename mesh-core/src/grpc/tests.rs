@@ -72,6 +72,35 @@ fn timeouts_parse_and_encode() {
     assert_eq!(encode_timeout(Duration::MAX), "99999999H");
     let round = parse_timeout(&encode_timeout(Duration::from_millis(1234))).unwrap();
     assert_eq!(round, Duration::from_millis(1234));
+    // From one second up, milliseconds at the finest, rounded down.
+    assert_eq!(
+        encode_timeout(Duration::from_nanos(29_999_999_999)),
+        "29999m"
+    );
+    assert_eq!(encode_timeout(Duration::from_secs(1)), "1000m");
+    assert_eq!(encode_timeout(Duration::from_nanos(999_999_999)), "999999u");
+}
+
+#[test]
+fn a_repeated_timeout_value_is_the_last_one_again_and_a_new_one_is_made() {
+    // A thread of its own: the kept value starts empty.
+    std::thread::spawn(|| {
+        let first = encode_timeout(Duration::from_micros(29_999_400));
+        let again = encode_timeout(Duration::from_micros(29_999_900));
+        assert_eq!(first, "29999m");
+        assert_eq!(again, "29999m");
+        assert_eq!(
+            first.as_bytes().as_ptr(),
+            again.as_bytes().as_ptr(),
+            "the same bytes, shared"
+        );
+        let next = encode_timeout(Duration::from_millis(29_998));
+        assert_eq!(next, "29998m");
+        assert_eq!(encode_timeout(Duration::from_millis(250)), "250000u");
+        assert_eq!(encode_timeout(Duration::from_millis(29_998)), "29998m");
+    })
+    .join()
+    .unwrap();
 }
 
 #[test]

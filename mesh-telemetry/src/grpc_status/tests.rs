@@ -128,3 +128,66 @@ async fn a_cloned_extension_carries_no_record_and_the_request_is_recorded_once()
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].ends_with(" 1"), "recorded once: {}", lines[0]);
 }
+
+/// The `rpc.*` fields a subscriber is given, by name.
+#[derive(Clone, Default)]
+struct RpcFields(std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for RpcFields {
+    fn on_record(
+        &self,
+        _: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        struct Visit<'a>(&'a mut Vec<(String, String)>);
+        impl tracing::field::Visit for Visit<'_> {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0.push((field.name().to_owned(), format!("{value:?}")));
+            }
+        }
+        values.record(&mut Visit(&mut self.0.lock().unwrap()));
+    }
+}
+
+fn rpc_span() -> tracing::Span {
+    tracing::info_span!(
+        "outbound",
+        rpc.system = tracing::field::Empty,
+        rpc.service = tracing::field::Empty,
+        rpc.method = tracing::field::Empty,
+    )
+}
+
+#[test]
+fn rpc_attributes_go_on_a_live_span_and_a_disabled_one_is_left_alone() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let fields = RpcFields::default();
+    let subscriber = tracing_subscriber::registry().with(fields.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        let span = rpc_span();
+        assert!(!span.is_disabled());
+        record_rpc(&span, "/mesh.examples.Echo/Call");
+    });
+    let seen = fields.0.lock().unwrap().clone();
+    let pairs = |v: &[(&str, &str)]| {
+        v.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        seen,
+        pairs(&[
+            ("rpc.system", "\"grpc\""),
+            ("rpc.service", "\"mesh.examples.Echo\""),
+            ("rpc.method", "\"Call\""),
+        ])
+    );
+    // No subscriber: the span is disabled and nothing is recorded (nor needed).
+    tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
+        let span = rpc_span();
+        assert!(span.is_disabled());
+        record_rpc(&span, "/mesh.examples.Echo/Call");
+    });
+}
