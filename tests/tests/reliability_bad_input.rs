@@ -13,6 +13,10 @@ use mesh_tests::{Lab, LabOptions, rss_kib};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// The tests of this file one at a time: the memory check reads the whole process's RSS, which
+/// the other test's lab (six apps starting, their traffic) would grow too.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Sends `bytes` and returns the status line's code, or None when the server closed without one.
 async fn raw(addr: SocketAddr, bytes: &[u8]) -> Option<u16> {
     let mut stream = TcpStream::connect(addr).await.unwrap();
@@ -31,6 +35,7 @@ async fn raw(addr: SocketAddr, bytes: &[u8]) -> Option<u16> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_clear_4xx_and_the_gateway_survives() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let lab = Lab::start("routing", LabOptions::default())
         .await
         .expect("lab starts");
@@ -98,6 +103,7 @@ async fn bad_requests_get_clear_4xx_and_the_gateway_survives() {
 /// answered 503 "connection termination" and got service1 ejected for every user.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clients_malformed_body_never_ejects_a_healthy_backend() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let lab = Lab::start("routing", LabOptions::default())
         .await
         .expect("lab starts");
@@ -115,9 +121,11 @@ async fn a_clients_malformed_body_never_ejects_a_healthy_backend() {
         };
         let status = raw(gw, bytes).await;
         // The answer is the client's 400, or no answer on a connection hyper gave up on; never
-        // a 5xx that blames the upstream.
+        // a 5xx that blames the upstream. The upstream may also have answered before the gateway
+        // read the broken part (service1 does not read bodies): that answer is passed on, as
+        // Envoy passes on a complete answer that comes before the end of the request.
         assert!(
-            matches!(status, None | Some(400)),
+            matches!(status, None | Some(400) | Some(200)),
             "broken request {i} answered {status:?}"
         );
     }
