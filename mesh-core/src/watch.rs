@@ -293,7 +293,19 @@ impl ConfigStore {
     /// compiled again ([`crate::load::LoadCache`]); every error is reported all the same.
     pub fn reload_from<P: AsRef<Path>>(&self, paths: &[P]) -> Result<u64, ConfigErrors> {
         // one reload at a time: the cache is held for the whole of it
-        let loaded = crate::load::load_paths_cached(paths, &mut self.cache());
+        let mut cache = self.cache();
+        let loaded = crate::load::load_paths_cached(paths, &mut cache);
+        let outcome = self.apply(loaded);
+        // the documents this reload replaced, freed once the new config is in force
+        cache.free_retired();
+        outcome
+    }
+
+    /// Swaps a loaded config in, or logs why it was refused; records the outcome.
+    fn apply(
+        &self,
+        loaded: Result<crate::load::Loaded, ConfigErrors>,
+    ) -> Result<u64, ConfigErrors> {
         match loaded {
             Ok(loaded) => {
                 for w in &loaded.warnings {
