@@ -21,13 +21,13 @@ fn route(name: &str, matches: Vec<RequestMatch>) -> HttpRoute {
     }
 }
 
-fn vs(hosts: &[&str], gateways: &[&str], http: Vec<HttpRoute>) -> VirtualService {
-    VirtualService {
+fn vs(hosts: &[&str], gateways: &[&str], http: Vec<HttpRoute>) -> std::sync::Arc<VirtualService> {
+    std::sync::Arc::new(VirtualService {
         origin: Origin::default(),
         hosts: hosts.iter().map(|h| h.to_string()).collect(),
         gateways: gateways.iter().map(|g| g.to_string()).collect(),
         http,
-    }
+    })
 }
 
 fn prefix(p: &str) -> RequestMatch {

@@ -37,12 +37,12 @@ fn store_swaps_and_counts_generations() {
     let mut next = MeshConfig::default();
     next.destinations.insert(
         "x".into(),
-        crate::policy::DestinationPolicy {
+        Arc::new(crate::policy::DestinationPolicy {
             origin: crate::policy::Origin::default(),
             host: "x".into(),
             traffic_policy: crate::policy::TrafficPolicy::default(),
             subsets: Vec::new(),
-        },
+        }),
     );
     assert_eq!(store.store(next), 2);
     assert!(rx.has_changed().unwrap());
