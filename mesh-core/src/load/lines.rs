@@ -130,6 +130,20 @@ struct Walk {
 }
 
 impl Walk {
+    /// A walk with room for the paths of a document of about `len` bytes (capped: a file read
+    /// whole has many documents), so that recording them rarely regrows the buffers.
+    fn for_text(len: usize) -> Self {
+        let len = len.min(4096);
+        Self {
+            stack: Vec::with_capacity(8),
+            path: String::with_capacity(64),
+            paths: Paths {
+                text: String::with_capacity(len * 2),
+                entries: Vec::with_capacity(len / 16),
+            },
+        }
+    }
+
     /// `path[..at]` joined with `key` (`key` alone at the root), as the current path.
     fn join(&mut self, at: usize, key: &str) {
         self.path.truncate(at);
@@ -192,7 +206,7 @@ pub(crate) fn index_values_at(
         }
         match event {
             Event::DocumentStart(_) => {
-                current = Some((line, Walk::default()));
+                current = Some((line, Walk::for_text(text.len())));
                 value = Some(Builder::default());
             }
             Event::DocumentEnd => {
