@@ -3,7 +3,9 @@
 //! while requests keep coming. Prints, as JSON, how long a reload takes to apply (read, parse,
 //! compile, the namespace's view and the route table prepared, swap, then the first request), the
 //! time from a file write to the watcher's swap (its 200 ms debounce included), and the p50/p99
-//! of requests without reloads and during them.
+//! of requests without reloads and during them. `reload_ms` is the watcher's reload itself, as
+//! the store records it ([`mesh_core::watch::ReloadStatus::took`]: read, parse and compile the
+//! changed documents, prepare, swap), without the debounce.
 //!
 //! ```sh
 //! cargo build --release -p mesh-examples --example hop_reload
@@ -138,7 +140,7 @@ fn main() {
     let reloader = {
         let (stop, mesh, file) = (stop.clone(), mesh.clone(), file.clone());
         std::thread::spawn(move || {
-            let mut took = Vec::new();
+            let (mut took, mut work) = (Vec::new(), Vec::new());
             for round in 1..=reloads {
                 let before = mesh.store().generation();
                 std::fs::write(&file, bulk(n, round, one)).unwrap();
@@ -147,24 +149,38 @@ fn main() {
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 took.push(t.elapsed());
+                // the reload's own time (read to swap), recorded by the store just after the swap
+                let reload = loop {
+                    match mesh.store().last_reload() {
+                        Some(r)
+                            if r.generation > before || t.elapsed() > Duration::from_secs(30) =>
+                        {
+                            break r.took;
+                        }
+                        _ => std::thread::sleep(Duration::from_millis(1)),
+                    }
+                };
+                work.push(reload);
                 std::thread::sleep(Duration::from_millis(100));
             }
             stop.store(true, Ordering::Relaxed);
-            took
+            (took, work)
         })
     };
     let mut during = traffic(&rt, &hop, &stop);
-    let mut took = reloader.join().unwrap();
+    let (mut took, mut work) = reloader.join().unwrap();
 
-    for v in [&mut idle, &mut during, &mut took, &mut applied] {
+    for v in [&mut idle, &mut during, &mut took, &mut work, &mut applied] {
         v.sort();
     }
     let ms = |d: &Duration| d.as_secs_f64() * 1e3;
     println!(
-        "{{\"virtual_services\":{n},\"reloads\":{reloads},\"changed\":\"{}\",\"write_to_swap_ms_median\":{:.1},\"write_to_swap_ms_max\":{:.1},\"applied_ms_median\":{:.1},\"applied_ms_max\":{:.1},\"requests_idle\":{},\"p50_us_idle\":{:.0},\"p99_us_idle\":{:.0},\"requests_reloading\":{},\"p50_us_reloading\":{:.0},\"p99_us_reloading\":{:.0}}}",
+        "{{\"virtual_services\":{n},\"reloads\":{reloads},\"changed\":\"{}\",\"write_to_swap_ms_median\":{:.1},\"write_to_swap_ms_max\":{:.1},\"reload_ms_median\":{:.1},\"reload_ms_max\":{:.1},\"applied_ms_median\":{:.1},\"applied_ms_max\":{:.1},\"requests_idle\":{},\"p50_us_idle\":{:.0},\"p99_us_idle\":{:.0},\"requests_reloading\":{},\"p50_us_reloading\":{:.0},\"p99_us_reloading\":{:.0}}}",
         if one { "one" } else { "all" },
         ms(&took[took.len() / 2]),
         ms(took.last().unwrap()),
+        ms(&work[work.len() / 2]),
+        ms(work.last().unwrap()),
         ms(&applied[applied.len() / 2]),
         ms(applied.last().unwrap()),
         idle.len(),

@@ -201,7 +201,7 @@ async fn subsets_balance_over_their_labelled_endpoints_only() {
     let mut config = MeshConfig::default();
     config.destinations.insert(
         "svc.default.svc.cluster.local".into(),
-        DestinationPolicy {
+        Arc::new(DestinationPolicy {
             origin: Default::default(),
             host: "svc.default.svc.cluster.local".into(),
             traffic_policy: TrafficPolicy::default(),
@@ -210,7 +210,7 @@ async fn subsets_balance_over_their_labelled_endpoints_only() {
                 labels: label("v2"),
                 traffic_policy: lb(LoadBalancer::RoundRobin),
             }],
-        },
+        }),
     );
     let config = Arc::new(config);
     let set = Arc::new(mesh_client::cluster::StaticEndpoints::new());

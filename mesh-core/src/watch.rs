@@ -38,7 +38,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::{ArcSwap, ArcSwapOption, Guard};
 use notify::event::{AccessKind, AccessMode};
@@ -154,6 +154,10 @@ pub struct ReloadStatus {
     pub errors: Vec<Diagnostic>,
     /// Warnings of an applied config.
     pub warnings: Vec<Diagnostic>,
+    /// How long the reload took, from reading the files to the swap (the documents that
+    /// changed parsed and compiled, the prepare hooks run): the watcher's debounce not
+    /// included, nor freeing what the new config replaced.
+    pub took: Duration,
 }
 
 impl ReloadStatus {
@@ -181,11 +185,12 @@ impl ConfigStore {
 
     /// A store holding the config read from `paths` (see [`crate::load::load_paths`]).
     pub fn from_paths<P: AsRef<Path>>(paths: &[P]) -> Result<Self, ConfigErrors> {
+        let started = Instant::now();
         let mut cache = crate::load::LoadCache::new();
         let loaded = crate::load::load_paths_cached(paths, &mut cache)?;
         let store = Self::new(loaded.config);
         *store.cache() = cache;
-        store.record(Vec::new(), loaded.warnings);
+        store.record(Vec::new(), loaded.warnings, started.elapsed());
         Ok(store)
     }
 
@@ -293,7 +298,21 @@ impl ConfigStore {
     /// compiled again ([`crate::load::LoadCache`]); every error is reported all the same.
     pub fn reload_from<P: AsRef<Path>>(&self, paths: &[P]) -> Result<u64, ConfigErrors> {
         // one reload at a time: the cache is held for the whole of it
-        let loaded = crate::load::load_paths_cached(paths, &mut self.cache());
+        let started = Instant::now();
+        let mut cache = self.cache();
+        let loaded = crate::load::load_paths_cached(paths, &mut cache);
+        let outcome = self.apply(loaded, started);
+        // the documents this reload replaced, freed once the new config is in force
+        cache.free_retired();
+        outcome
+    }
+
+    /// Swaps a loaded config in, or logs why it was refused; records the outcome.
+    fn apply(
+        &self,
+        loaded: Result<crate::load::Loaded, ConfigErrors>,
+        started: Instant,
+    ) -> Result<u64, ConfigErrors> {
         match loaded {
             Ok(loaded) => {
                 for w in &loaded.warnings {
@@ -301,9 +320,14 @@ impl ConfigStore {
                 }
                 // The status is recorded before subscribers hear of the new generation.
                 let generation = self.swap(loaded.config);
-                self.record(Vec::new(), loaded.warnings);
+                let took = started.elapsed();
+                self.record(Vec::new(), loaded.warnings, took);
                 self.inner.changes.send_replace(generation);
-                tracing::info!(generation, "config reloaded");
+                tracing::info!(
+                    generation,
+                    took_ms = took.as_secs_f64() * 1e3,
+                    "config reloaded"
+                );
                 Ok(generation)
             }
             Err(errors) => {
@@ -315,14 +339,15 @@ impl ConfigStore {
                     generation = self.generation(),
                     "config refused; keeping the last good config"
                 );
-                self.record(errors.errors.clone(), Vec::new());
+                self.record(errors.errors.clone(), Vec::new(), started.elapsed());
                 Err(errors)
             }
         }
     }
 
-    fn record(&self, errors: Vec<Diagnostic>, warnings: Vec<Diagnostic>) {
+    fn record(&self, errors: Vec<Diagnostic>, warnings: Vec<Diagnostic>, took: Duration) {
         let status = ReloadStatus {
+            took,
             at: SystemTime::now(),
             generation: self.generation(),
             errors,

@@ -149,7 +149,7 @@ async fn healthz_follows_readiness_and_shutdown_closes_the_port() {
 #[tokio::test]
 async fn config_dump_shows_the_active_config() {
     let mut config = MeshConfig::default();
-    config.virtual_services.push(VirtualService {
+    config.virtual_services.push(Arc::new(VirtualService {
         origin: Origin {
             kind: "VirtualService".into(),
             name: "service2".into(),
@@ -178,7 +178,7 @@ async fn config_dump_shows_the_active_config() {
             headers: Default::default(),
             cors: None,
         }],
-    });
+    }));
     let config = Arc::new(config);
     let view: ConfigView =
         Arc::new(move || mesh_config_view(&config, 7, Some(json!({ "ok": true }))));

@@ -364,14 +364,35 @@ impl Router {
     }
 
     fn compile(&self, config: Arc<MeshConfig>) -> Compiled {
+        // the table of the last snapshot: its stacks of unchanged routes are reused, when their
+        // retry budgets' settings are unchanged too (nothing else of a stack depends on the config)
+        let previous = self
+            .shared
+            .next
+            .load_full()
+            .or_else(|| self.shared.compiled.load_full());
         // the routes' budgets added to the registry in one copy of its map
         let mut budgets = self.shared.budgets.batch();
-        let table = RouteTable::compile(&config, &self.shared.gateway, |route| {
-            self.route_stack(route, &config, &mut budgets)
-        });
+        let (table, reuse) = RouteTable::compile_reusing(
+            &config,
+            &self.shared.gateway,
+            previous.as_deref().map(|p| &p.table),
+            |route| self.route_stack(route, &config, &mut budgets),
+            |route, _| {
+                previous
+                    .as_deref()
+                    .is_some_and(|p| budgets::same_budgets(route, &p.config, &config))
+            },
+        );
         budgets.commit();
         let default = self.default_stack(&config);
-        tracing::debug!(gateway = %self.shared.gateway, virtual_services = config.virtual_services.len(), "route table compiled");
+        tracing::debug!(
+            gateway = %self.shared.gateway,
+            virtual_services = config.virtual_services.len(),
+            routes_reused = reuse.reused,
+            routes_compiled = reuse.compiled,
+            "route table compiled"
+        );
         Compiled {
             config,
             table,

@@ -63,6 +63,7 @@ fn rule_for<'a>(
         config
             .destinations
             .values()
+            .map(|d| &**d)
             .find(|d| same_host(&d.host, host))
     })
 }

@@ -34,7 +34,7 @@ mod table;
 
 pub use self::error::{InvalidPath, NoRoute};
 pub use self::matching::RequestView;
-pub use self::table::{Entry, HostRoutes, Lookup, MESH, RouteTable};
+pub use self::table::{Entry, HostRoutes, Lookup, MESH, Reuse, RouteTable};
 
 #[cfg(test)]
 mod tests;

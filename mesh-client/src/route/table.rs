@@ -65,6 +65,21 @@ pub struct RouteTable<T = ()> {
     exact: HostMap<Arc<HostRoutes<T>>>,
     suffixes: Vec<(String, Arc<HostRoutes<T>>)>,
     any: Option<Arc<HostRoutes<T>>>,
+    /// The VirtualServices bound here by namespace and name, with their entries in `http[]`
+    /// order: what the next table of a reload reuses ([`RouteTable::compile_reusing`]).
+    services: HashMap<String, HashMap<String, Compiled<T>>>,
+}
+
+/// One VirtualService's entries.
+type Compiled<T> = (Arc<VirtualService>, Vec<Arc<Entry<T>>>);
+
+/// What [`RouteTable::compile_reusing`] did with each route.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reuse {
+    /// Routes whose entry (and data) came from the previous table.
+    pub reused: usize,
+    /// Routes compiled: new, changed, or whose data no longer holds.
+    pub compiled: usize,
 }
 
 impl RouteTable<()> {
@@ -77,11 +92,39 @@ impl RouteTable<()> {
 impl<T> RouteTable<T> {
     /// Compiles the VirtualServices bound to `gateway` ([`MESH`] for calls between services),
     /// building each route's data with `make` (called once per route).
-    pub fn compile(
+    pub fn compile(config: &MeshConfig, gateway: &str, make: impl FnMut(&HttpRoute) -> T) -> Self {
+        Self::compile_reusing(config, gateway, None, make, |_, _| false).0
+    }
+
+    /// [`RouteTable::compile`] for the next config of a reload: a route of a VirtualService
+    /// that `previous` has too (same namespace and name, same place in `http[]`) keeps its entry,
+    /// data included, when the route is unchanged (the same object, or an equal one) and `keep`
+    /// says its data still holds under the new config; every other route gets `make`'s data.
+    /// Routes of deleted VirtualServices are gone with `previous`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use mesh_client::route::{MESH, RouteTable};
+    ///
+    /// let yaml = |t: &str| format!("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: r}}\nspec:\n  hosts: [svc]\n  http:\n  - timeout: {t}\n    route: [{{destination: {{host: svc}}}}]\n  - route: [{{destination: {{host: other}}}}]\n");
+    /// let load = |t: &str| mesh_core::load::load_str("r.yaml", &yaml(t)).map(|l| l.config);
+    /// let old = RouteTable::compile(&load("1s")?, MESH, |_| ());
+    /// let (new, reuse) = RouteTable::compile_reusing(&load("2s")?, MESH, Some(&old), |_| (), |_, _| true);
+    /// assert_eq!((reuse.reused, reuse.compiled), (1, 1)); // the second route is unchanged
+    /// let entries = |t: &RouteTable| t.host("svc").map(|h| h.entries().to_vec()).unwrap_or_default();
+    /// assert!(!Arc::ptr_eq(&entries(&old)[0], &entries(&new)[0]));
+    /// assert!(Arc::ptr_eq(&entries(&old)[1], &entries(&new)[1]));
+    /// # Ok::<(), mesh_core::diag::ConfigErrors>(())
+    /// ```
+    pub fn compile_reusing(
         config: &MeshConfig,
         gateway: &str,
+        previous: Option<&RouteTable<T>>,
         mut make: impl FnMut(&HttpRoute) -> T,
-    ) -> Self {
+        mut keep: impl FnMut(&HttpRoute, &T) -> bool,
+    ) -> (Self, Reuse) {
+        let mut reuse = Reuse::default();
+        let mut services: HashMap<String, HashMap<String, Compiled<T>>> = HashMap::new();
         let mut exact: HashMap<String, Vec<Arc<Entry<T>>>> = HashMap::new();
         let mut suffixes: Vec<(String, Vec<Arc<Entry<T>>>)> = Vec::new();
         let mut any: Option<Vec<Arc<Entry<T>>>> = None;
@@ -90,16 +133,35 @@ impl<T> RouteTable<T> {
             .iter()
             .filter(|vs| binds(vs, gateway))
         {
+            let old = previous
+                .and_then(|p| p.services.get(&vs.origin.namespace))
+                .and_then(|by_name| by_name.get(&vs.origin.name));
+            let same = old.is_some_and(|(old, _)| Arc::ptr_eq(old, vs));
             let entries: Vec<Arc<Entry<T>>> = vs
                 .http
                 .iter()
-                .map(|route| {
+                .enumerate()
+                .map(|(i, route)| {
+                    if let Some(entry) = old
+                        .and_then(|(_, entries)| entries.get(i))
+                        .filter(|e| (same || *e.route == *route) && keep(route, &e.data))
+                    {
+                        reuse.reused += 1;
+                        return Arc::clone(entry);
+                    }
+                    reuse.compiled += 1;
                     Arc::new(Entry {
                         route: Arc::new(route.clone()),
                         data: make(route),
                     })
                 })
                 .collect();
+            // the first of two VirtualServices with one name (a hand-built config) is kept
+            services
+                .entry(vs.origin.namespace.clone())
+                .or_default()
+                .entry(vs.origin.name.clone())
+                .or_insert_with(|| (Arc::clone(vs), entries.clone()));
             for host in &vs.hosts {
                 let host = normalize_host(host);
                 if host == "*" {
@@ -129,12 +191,14 @@ impl<T> RouteTable<T> {
         for (host, entries) in exact {
             exact_map.get_or_insert_with(&host, || wrap(entries));
         }
-        Self {
+        let table = Self {
             gateway: gateway.to_owned(),
             exact: exact_map,
             suffixes: suffixes.into_iter().map(|(k, v)| (k, wrap(v))).collect(),
             any: any.map(wrap),
-        }
+            services,
+        };
+        (table, reuse)
     }
 
     /// The gateway context this table serves.

@@ -21,13 +21,13 @@ fn route(name: &str, matches: Vec<RequestMatch>) -> HttpRoute {
     }
 }
 
-fn vs(hosts: &[&str], gateways: &[&str], http: Vec<HttpRoute>) -> VirtualService {
-    VirtualService {
+fn vs(hosts: &[&str], gateways: &[&str], http: Vec<HttpRoute>) -> std::sync::Arc<VirtualService> {
+    std::sync::Arc::new(VirtualService {
         origin: Origin::default(),
         hosts: hosts.iter().map(|h| h.to_string()).collect(),
         gateways: gateways.iter().map(|g| g.to_string()).collect(),
         http,
-    }
+    })
 }
 
 fn prefix(p: &str) -> RequestMatch {
@@ -180,4 +180,60 @@ fn per_route_data_is_built_once_per_route() {
         Lookup::Matched { entry, .. } => assert_eq!(entry.data, 1),
         _ => panic!("expected a match"),
     }
+}
+
+#[test]
+fn a_rebuild_reuses_unchanged_routes_only() {
+    let named = |name: &str, host: &str, http: Vec<HttpRoute>| {
+        let mut v = std::sync::Arc::unwrap_or_clone(vs(&[host], &[], http));
+        v.origin.name = name.into();
+        std::sync::Arc::new(v)
+    };
+    let a = named(
+        "a",
+        "a",
+        vec![route("a0", vec![prefix("/x")]), route("a1", vec![])],
+    );
+    let b = named("b", "b", vec![route("b0", vec![])]);
+    let c = named("c", "c", vec![route("c0", vec![])]);
+    let old_config = MeshConfig {
+        virtual_services: vec![a.clone(), b, c],
+        ..MeshConfig::default()
+    };
+    let mut counter = 0;
+    let mut make = |_: &HttpRoute| {
+        counter += 1;
+        counter
+    };
+    let old = RouteTable::compile(&old_config, MESH, &mut make);
+    // `b` recompiled from YAML with one route changed, `c` deleted, `a` the same object
+    let b2 = named("b", "b", vec![route("b0-renamed", vec![])]);
+    let new_config = MeshConfig {
+        virtual_services: vec![a, b2],
+        ..MeshConfig::default()
+    };
+    let (new, reuse) =
+        RouteTable::compile_reusing(&new_config, MESH, Some(&old), &mut make, |_, _| true);
+    assert_eq!((reuse.reused, reuse.compiled), (2, 1));
+    let entries = |t: &RouteTable<i32>, host: &str| {
+        t.host(host)
+            .map(|h| h.entries().to_vec())
+            .unwrap_or_default()
+    };
+    for i in 0..2 {
+        assert!(std::sync::Arc::ptr_eq(
+            &entries(&old, "a")[i],
+            &entries(&new, "a")[i]
+        ));
+    }
+    assert!(!std::sync::Arc::ptr_eq(
+        &entries(&old, "b")[0],
+        &entries(&new, "b")[0]
+    ));
+    assert_eq!(entries(&new, "b")[0].data, 5);
+    assert!(new.host("c").is_none());
+    // data that no longer holds (`keep` says no) is made again even for an unchanged route
+    let (_, reuse) =
+        RouteTable::compile_reusing(&new_config, MESH, Some(&new), &mut make, |_, _| false);
+    assert_eq!((reuse.reused, reuse.compiled), (0, 3));
 }

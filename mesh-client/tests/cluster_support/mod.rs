@@ -156,12 +156,12 @@ pub fn clusters(
     let mut config = MeshConfig::default();
     config.destinations.insert(
         "svc".into(),
-        DestinationPolicy {
+        Arc::new(DestinationPolicy {
             origin: Default::default(),
             host: "svc".into(),
             traffic_policy: policy,
             subsets: vec![],
-        },
+        }),
     );
     let config = Arc::new(config);
     let set = Arc::new(mesh_client::cluster::StaticEndpoints::new());

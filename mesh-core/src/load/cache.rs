@@ -41,6 +41,10 @@ use crate::diag::Diagnostic;
 #[derive(Default)]
 pub struct LoadCache {
     pieces: HashMap<PieceKey, Arc<Piece>>,
+    /// The pieces of the load before that the last load did not find (changed or deleted
+    /// documents), kept until [`LoadCache::free_retired`] so that a reload can free them after
+    /// its swap rather than before it.
+    retired: Option<HashMap<PieceKey, Arc<Piece>>>,
     stats: CacheStats,
 }
 
@@ -118,8 +122,34 @@ impl LoadCache {
         self.stats
     }
 
+    /// Frees the pieces the last load replaced (see [`LoadCache::retired`]): a reload calls
+    /// this after its swap. A load frees them first when this was not called.
+    ///
+    /// ```
+    /// use mesh_core::load::{LoadCache, load_texts_cached};
+    ///
+    /// let doc = |host: &str| format!("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: r}}\nspec:\n  host: {host}\n");
+    /// let mut cache = LoadCache::new();
+    /// load_texts_cached(&[("a.yaml".to_owned(), doc("a"))], &mut cache).map_err(|e| e.to_string())?;
+    /// load_texts_cached(&[("a.yaml".to_owned(), doc("b"))], &mut cache).map_err(|e| e.to_string())?;
+    /// assert_eq!(cache.retired(), 1); // the document with host `a`
+    /// cache.free_retired();
+    /// assert_eq!(cache.retired(), 0);
+    /// # Ok::<(), String>(())
+    /// ```
+    pub fn free_retired(&mut self) {
+        drop(self.retired.take());
+    }
+
+    /// How many pieces (documents) the last load replaced and [`LoadCache::free_retired`] has
+    /// not freed yet.
+    pub fn retired(&self) -> usize {
+        self.retired.as_ref().map_or(0, HashMap::len)
+    }
+
     /// Starts a load: the pieces of this load replace the last load's as files are read.
     pub(crate) fn begin(&mut self) -> Loading<'_> {
+        self.free_retired();
         self.stats = CacheStats::default();
         Loading {
             old: std::mem::take(&mut self.pieces),
@@ -132,6 +162,16 @@ impl LoadCache {
 pub(crate) struct Loading<'a> {
     cache: &'a mut LoadCache,
     old: HashMap<PieceKey, Arc<Piece>>,
+}
+
+impl Drop for Loading<'_> {
+    /// The pieces not found again are kept for [`LoadCache::free_retired`].
+    fn drop(&mut self) {
+        let old = std::mem::take(&mut self.old);
+        if !old.is_empty() {
+            self.cache.retired = Some(old);
+        }
+    }
 }
 
 impl Loading<'_> {

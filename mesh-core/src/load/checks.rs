@@ -3,6 +3,7 @@
 //! per host and namespace.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::hosts::{DestinationIndex, canonical_host, host_matches};
 use super::{Compiled, RefusedRef};
@@ -28,7 +29,7 @@ pub enum References {
 pub(crate) fn run(c: &mut Compiled, diags: &mut Vec<Diagnostic>, references: References) {
     // one DestinationRule per host and namespace (Istio merges two in one namespace with a
     // warning; this mesh asks for one); rules in other namespaces are looked up per client
-    let mut by_host: BTreeMap<String, DestinationPolicy> = BTreeMap::new();
+    let mut by_host: BTreeMap<String, Arc<DestinationPolicy>> = BTreeMap::new();
     let mut canon_first: BTreeMap<(String, String), String> = BTreeMap::new();
     for (dr, lines) in std::mem::take(&mut c.destination_rules) {
         let canon = canonical_host(&dr.host, &dr.origin.namespace);
@@ -195,7 +196,7 @@ fn check_subset(
     // the rule a client in the route's namespace applies, else any namespace's rule for the host
     let rule = index.destination_in(&d.host, ns).or_else(|| {
         let canon = |r: &DestinationPolicy| canonical_host(&r.host, &r.origin.namespace);
-        let rules = || index.config().destinations.values();
+        let rules = || index.config().destinations.values().map(|r| &**r);
         rules()
             .find(|r| canon(r) == wanted)
             .or_else(|| rules().find(|r| host_matches(&canon(r), &wanted)))

@@ -195,8 +195,11 @@ pub(crate) fn compile_manifest(
                 let export = compile::export_to::compile(&s.export_to, &mut cx);
                 if let Some(p) = compile::virtual_service::compile(&s, &mut cx) {
                     record_export(out, &p.origin, export);
-                    out.virtual_services
-                        .push((p, std::sync::Arc::new(s), m.lines.clone()));
+                    out.virtual_services.push((
+                        std::sync::Arc::new(p),
+                        std::sync::Arc::new(s),
+                        m.lines.clone(),
+                    ));
                 }
             }
         }
@@ -208,7 +211,8 @@ pub(crate) fn compile_manifest(
             match compiled {
                 Some((p, export)) => {
                     record_export(out, &p.origin, export);
-                    out.destination_rules.push((p, m.lines.clone()));
+                    out.destination_rules
+                        .push((std::sync::Arc::new(p), m.lines.clone()));
                 }
                 None => {
                     let host = m

@@ -4,6 +4,7 @@
 //! client namespace, then service namespace, then the root namespace.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use crate::policy::{DestinationPolicy, MeshConfig};
 
@@ -85,6 +86,8 @@ fn rule_host(d: &DestinationPolicy) -> String {
 /// One DestinationRule as [`DestinationIndex`] files it.
 struct Rule<'a> {
     rule: &'a DestinationPolicy,
+    /// The same rule, to share it (a namespace's view holds the config's rules).
+    shared: &'a Arc<DestinationPolicy>,
     /// Its host, canonical.
     host: String,
     /// Its `exportTo`, when it has one.
@@ -139,7 +142,12 @@ impl<'a> DestinationIndex<'a> {
                     rule.origin.name.clone(),
                 ))
             };
-            index.rules.push(Rule { rule, host, export });
+            index.rules.push(Rule {
+                rule,
+                shared: rule,
+                host,
+                export,
+            });
         }
         for se in &config.service_entries {
             for h in &se.hosts {
@@ -165,7 +173,7 @@ impl<'a> DestinationIndex<'a> {
     ) -> Option<&'a DestinationPolicy> {
         self.lookup(&canonical_host(host, namespace), namespace)
             .or_else(|| {
-                let d = self.config.destinations.get(host)?;
+                let d = &**self.config.destinations.get(host)?;
                 self.lookup(&rule_host(d), namespace)
                     .filter(|w| std::ptr::eq(*w, d))
             })
@@ -207,7 +215,7 @@ impl<'a> DestinationIndex<'a> {
     }
 
     /// `MeshConfig::scoped_destinations`, through the index.
-    fn scoped(&self, namespace: &str) -> BTreeMap<String, DestinationPolicy> {
+    fn scoped(&self, namespace: &str) -> BTreeMap<String, Arc<DestinationPolicy>> {
         let entry_hosts: Vec<&str> = self.entry_hosts();
         let wins = |d: &DestinationPolicy, host: &str| {
             self.lookup(host, namespace)
@@ -232,7 +240,7 @@ impl<'a> DestinationIndex<'a> {
             } else {
                 d.host.clone()
             };
-            out.insert(key, d.clone());
+            out.insert(key, Arc::clone(r.shared));
         }
         out
     }
@@ -269,7 +277,7 @@ impl MeshConfig {
         self.lookup_destination(&canonical_host(host, namespace), namespace)
             .or_else(|| {
                 // as written: a rule keyed so, if it is the one this client applies to its host
-                self.destinations.get(host).filter(|d| {
+                self.destinations.get(host).map(|d| &**d).filter(|d| {
                     self.lookup_destination(&rule_host(d), namespace)
                         .is_some_and(|w| std::ptr::eq(w, *d))
                 })
@@ -292,7 +300,7 @@ impl MeshConfig {
         };
         let in_namespace = |ns: &str| {
             let mut best: Option<(&DestinationPolicy, usize)> = None;
-            for d in self.destinations.values() {
+            for d in self.destinations.values().map(|d| &**d) {
                 if d.origin.namespace != ns || !visible(d) {
                     continue;
                 }
@@ -324,7 +332,7 @@ impl MeshConfig {
     pub(crate) fn scoped_destinations(
         &self,
         namespace: &str,
-    ) -> BTreeMap<String, DestinationPolicy> {
+    ) -> BTreeMap<String, Arc<DestinationPolicy>> {
         DestinationIndex::new(self).scoped(namespace)
     }
 }
@@ -378,7 +386,7 @@ mod tests {
                 .lookup_destination(host, namespace)
                 .is_some_and(|w| std::ptr::eq(w, d))
         };
-        let mut winners: Vec<&DestinationPolicy> = config
+        let mut winners: Vec<&Arc<DestinationPolicy>> = config
             .destinations
             .values()
             .filter(|d| {
@@ -438,7 +446,7 @@ mod tests {
                 let scoped: Vec<(String, String)> = config
                     .scoped_destinations(ns)
                     .into_iter()
-                    .map(|(k, d)| (k, d.origin.name))
+                    .map(|(k, d)| (k, d.origin.name.clone()))
                     .collect();
                 prop_assert_eq!(scoped, scoped_linear(&config, ns), "view of {}", ns);
             }

@@ -147,8 +147,8 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>, diags: &mut Vec<Diagno
 pub(crate) struct Compiled {
     pub(crate) config: MeshConfig,
     pub(crate) gateways: Vec<(GatewayPolicy, DocLines)>,
-    pub(crate) virtual_services: Vec<(VirtualService, Arc<VirtualServiceSpec>, DocLines)>,
-    pub(crate) destination_rules: Vec<(DestinationPolicy, DocLines)>,
+    pub(crate) virtual_services: Vec<(Arc<VirtualService>, Arc<VirtualServiceSpec>, DocLines)>,
+    pub(crate) destination_rules: Vec<(Arc<DestinationPolicy>, DocLines)>,
     pub(crate) service_entries: Vec<crate::policy::ServiceEntryPolicy>,
     /// Gateways and DestinationRules refused for their own errors: the resources that refer to
     /// them are told so, rather than that they do not exist.

@@ -88,15 +88,13 @@ impl Builder {
                 self.done = Some(value);
             }
             Some(Open::Seq(items)) => items.push(value),
-            Some(Open::Map(map, key @ None)) => {
-                if map.contains_key(&value) {
-                    return Err(Unusual);
-                }
-                *key = Some(value);
-            }
+            Some(Open::Map(_, key @ None)) => *key = Some(value),
             Some(Open::Map(map, key @ Some(_))) => {
-                if let Some(k) = key.take() {
-                    map.insert(k, value);
+                // a duplicate key, found when its value is in (one hash per entry)
+                if let Some(k) = key.take()
+                    && map.insert(k, value).is_some()
+                {
+                    return Err(Unusual);
                 }
             }
         }
@@ -119,6 +117,15 @@ fn resolve_plain(s: &str) -> Result<Value, Unusual> {
         "true" | "True" | "TRUE" => return Ok(Value::Bool(true)),
         "false" | "False" | "FALSE" => return Ok(Value::Bool(false)),
         _ => {}
+    }
+    // every number starts with a digit, a sign or a dot: most scalars (names, hosts, paths)
+    // are strings at the first byte, without the five number parsers below
+    if !s
+        .as_bytes()
+        .first()
+        .is_some_and(|b| matches!(b, b'0'..=b'9' | b'+' | b'-' | b'.'))
+    {
+        return Ok(Value::String(s.to_owned()));
     }
     if let Some(n) = unsigned(s) {
         return Ok(Value::Number(Number::from(n)));

@@ -51,21 +51,37 @@ impl MeshConfig {
     /// assert!(config.visible_from("default").virtual_services.is_empty());
     /// ```
     pub fn visible_from(&self, namespace: &str) -> MeshConfig {
-        let mut out = self.clone();
-        out.namespace = Some(namespace.to_owned());
-        out.destinations = self.scoped_destinations(namespace);
-        if self.exports.is_empty() {
-            return out;
-        }
         let visible = |kind: &str, o: &super::Origin| {
-            self.exports
-                .get(&(kind.to_owned(), o.namespace.clone(), o.name.clone()))
-                .is_none_or(|e| e.allows(&o.namespace, namespace))
+            self.exports.is_empty()
+                || self
+                    .exports
+                    .get(&(kind.to_owned(), o.namespace.clone(), o.name.clone()))
+                    .is_none_or(|e| e.allows(&o.namespace, namespace))
         };
-        out.virtual_services
-            .retain(|v| visible("VirtualService", &v.origin));
-        out.service_entries
-            .retain(|s| visible("ServiceEntry", &s.origin));
-        out
+        // built field by field: the VirtualServices and DestinationRules are shared with this
+        // config (pointers copied), and its rule map is not copied only to be replaced
+        MeshConfig {
+            gateways: self.gateways.clone(),
+            virtual_services: self
+                .virtual_services
+                .iter()
+                .filter(|v| visible("VirtualService", &v.origin))
+                .cloned()
+                .collect(),
+            destinations: self.scoped_destinations(namespace),
+            service_entries: self
+                .service_entries
+                .iter()
+                .filter(|s| visible("ServiceEntry", &s.origin))
+                .cloned()
+                .collect(),
+            authentication: self.authentication.clone(),
+            authorization: self.authorization.clone(),
+            rate_limits: self.rate_limits.clone(),
+            peer_authentication: self.peer_authentication.clone(),
+            mesh: self.mesh.clone(),
+            exports: self.exports.clone(),
+            namespace: Some(namespace.to_owned()),
+        }
     }
 }

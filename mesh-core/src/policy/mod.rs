@@ -30,6 +30,7 @@ pub use security::*;
 pub use service::*;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Where a resource came from: its kind, `namespace/name`, file and line.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -54,18 +55,23 @@ pub type Labels = BTreeMap<String, String>;
 /// Built by [`crate::load`] from a folder of manifests, or by hand in Rust. Readers on the request
 /// path hold an `Arc<MeshConfig>` taken from a lock-free `ArcSwap`, so a request finishes on the
 /// snapshot it started with.
+///
+/// VirtualServices and DestinationRules are shared (`Arc`): a reload keeps the objects of the
+/// documents that did not change, and a namespace's view ([`MeshConfig::visible_from`]) or a
+/// clone of the config copies pointers, not routes. `Arc::ptr_eq` tells an unchanged object
+/// from a recompiled one.
 #[derive(Clone, Debug, Default)]
 pub struct MeshConfig {
     /// Gateways (`networking.istio.io` Gateway).
     pub gateways: Vec<GatewayPolicy>,
     /// VirtualServices, in a stable order (by namespace, then name).
-    pub virtual_services: Vec<VirtualService>,
+    pub virtual_services: Vec<Arc<VirtualService>>,
     /// DestinationRules by host as written in their `host` field; a rule whose `host` another
     /// namespace's rule already wrote the same way is keyed `namespace/host`. One rule per host
     /// and namespace; [`MeshConfig::destination_in`] picks the one a client applies (client
     /// namespace, service namespace, root namespace), and a [`MeshConfig::visible_from`] view
     /// holds only those.
-    pub destinations: BTreeMap<String, DestinationPolicy>,
+    pub destinations: BTreeMap<String, Arc<DestinationPolicy>>,
     /// ServiceEntries: the static part of discovery.
     pub service_entries: Vec<ServiceEntryPolicy>,
     /// JWT authentication (RequestAuthentication, and the legacy Policy translated).

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use mesh_core::policy::{Destination, MeshConfig, RetryBudget, WeightedDestination};
+use mesh_core::policy::{
+    Destination, HttpRoute, MeshConfig, RetryBudget, RouteAction, WeightedDestination,
+};
 
 use super::Router;
 use crate::retry::budget::{BudgetBatch, BudgetRegistry};
@@ -38,6 +40,17 @@ impl Router {
             })
             .collect();
         Budgets::per_destination(list, batch.get(&no_target(), &RetryBudget::default()))
+    }
+}
+
+/// Whether `route`'s destinations have the same budget settings under `old` and `new`: a
+/// route stack compiled under `old` then holds the budgets it would get under `new`.
+pub(super) fn same_budgets(route: &HttpRoute, old: &MeshConfig, new: &MeshConfig) -> bool {
+    match &route.action {
+        RouteAction::Forward(destinations) => destinations
+            .iter()
+            .all(|d| budget_settings(old, &d.destination) == budget_settings(new, &d.destination)),
+        RouteAction::Redirect(_) | RouteAction::DirectResponse(_) => true,
     }
 }
 

@@ -2,6 +2,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::load::{load_texts_cached, load_texts_with};
+use crate::policy::MeshConfig;
 
 fn vs(name: &str, timeout: &str) -> String {
     format!(
@@ -192,4 +193,39 @@ proptest! {
         }
         prop_assert!(reads_the_same(&text), "{:?}", text);
     }
+}
+
+#[test]
+fn an_unchanged_object_is_shared_a_changed_one_recompiled_a_deleted_one_gone() {
+    let mut cache = LoadCache::new();
+    // the rules first: a document that moves to another line is read again
+    let text =
+        |t: &str| dr("a") + &dr("b") + &dr("c") + &vs("a", "1s") + &vs("b", t) + &vs("c", "1s");
+    let first = load_texts_cached(&files(&[("f.yaml", text("1s"))]), &mut cache).unwrap();
+    let second = load_texts_cached(
+        &files(&[("f.yaml", text("2s").replace(&vs("c", "1s"), ""))]),
+        &mut cache,
+    )
+    .unwrap();
+    let by_name = |c: &MeshConfig, n: &str| {
+        c.virtual_services
+            .iter()
+            .find(|v| v.origin.name == n)
+            .cloned()
+    };
+    let (a1, a2) = (by_name(&first.config, "a"), by_name(&second.config, "a"));
+    assert!(Arc::ptr_eq(a1.as_ref().unwrap(), a2.as_ref().unwrap()));
+    let (b1, b2) = (by_name(&first.config, "b"), by_name(&second.config, "b"));
+    assert!(!Arc::ptr_eq(b1.as_ref().unwrap(), b2.as_ref().unwrap()));
+    assert_ne!(b1.unwrap().http[0].timeout, b2.unwrap().http[0].timeout);
+    assert!(by_name(&second.config, "c").is_none());
+    // DestinationRules too, and a namespace's view shares them with the config
+    let rule = |c: &MeshConfig| c.destinations.get("a").cloned().unwrap();
+    assert!(Arc::ptr_eq(&rule(&first.config), &rule(&second.config)));
+    let view = second.config.visible_from("default");
+    assert!(Arc::ptr_eq(&rule(&view), &rule(&second.config)));
+    assert!(Arc::ptr_eq(
+        &by_name(&view, "a").unwrap(),
+        &by_name(&second.config, "a").unwrap()
+    ));
 }
