@@ -137,8 +137,8 @@ async fn the_watcher_applies_good_changes_and_refuses_bad_ones() {
     assert_eq!(store.load().virtual_services.len(), 2);
 }
 
-#[test]
-fn a_partial_change_still_reports_every_error_of_the_unchanged_files() {
+/// A folder of two valid VirtualServices: `a.yaml` (service2) and `b.yaml` (service3).
+fn two_virtual_services() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.yaml"), VS).unwrap();
     std::fs::write(
@@ -146,6 +146,12 @@ fn a_partial_change_still_reports_every_error_of_the_unchanged_files() {
         VS.replace("service2", "service3"),
     )
     .unwrap();
+    dir
+}
+
+#[test]
+fn a_partial_change_still_reports_every_error_of_the_unchanged_files() {
+    let dir = two_virtual_services();
     let store = ConfigStore::from_paths(&[dir.path()]).unwrap();
     std::fs::write(dir.path().join("a.yaml"), BAD_VS).unwrap();
     let first = store.reload_from(&[dir.path()]).unwrap_err().errors;
@@ -225,13 +231,7 @@ fn watching_a_missing_path_is_an_error() {
 
 #[test]
 fn a_reload_compiles_only_what_changed_and_reports_every_error() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("a.yaml"), VS).unwrap();
-    std::fs::write(
-        dir.path().join("b.yaml"),
-        VS.replace("service2", "service3"),
-    )
-    .unwrap();
+    let dir = two_virtual_services();
     let store = ConfigStore::from_paths(&[dir.path()]).unwrap();
     assert_eq!(store.cache_stats().compiled, 2);
     // b changes: only it is compiled again
