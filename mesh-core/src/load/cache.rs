@@ -12,12 +12,17 @@
 //! syntax error, a document left to `yaml_serde`, see [`super::values`]), or when it has a
 //! directive (`%YAML`) or a carriage return: its errors and values stay exactly the whole
 //! file's.
+//!
+//! The pieces a load does not find in the cache are parsed and compiled first, all together,
+//! on several threads when there are enough of them ([`super::parallel`], [`LoadCache::threads`]);
+//! the load then takes them in file order as if it had parsed each in turn.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::Compiled;
-use super::dispatch::Kind;
+use super::dispatch::{self, Kind, Resolved};
 use super::documents::{self, Manifest};
 use crate::diag::Diagnostic;
 
@@ -46,6 +51,10 @@ pub struct LoadCache {
     /// its swap rather than before it.
     retired: Option<HashMap<PieceKey, Arc<Piece>>>,
     stats: CacheStats,
+    /// Threads that parse the changed pieces (0: the machine's available parallelism).
+    threads: usize,
+    /// Counts the loads, so that a document tells whether this load compiled it.
+    generation: u64,
 }
 
 impl std::fmt::Debug for LoadCache {
@@ -62,7 +71,8 @@ impl std::fmt::Debug for LoadCache {
 pub struct CacheStats {
     /// Pieces of files (whole documents) parsed, their text not seen in the load before.
     pub parsed: usize,
-    /// Manifests compiled.
+    /// Manifests compiled (a changed manifest defined twice, which the load refuses, may be
+    /// counted: the changed documents are compiled before the duplicates are known).
     pub compiled: usize,
     /// Manifests whose compiled form (and its diagnostics) came from the load before.
     pub reused: usize,
@@ -86,6 +96,8 @@ pub(crate) struct Piece {
 pub(crate) struct Doc {
     pub(crate) manifest: Manifest,
     part: std::sync::OnceLock<Arc<Part>>,
+    /// The load ([`LoadCache::generation`]) that compiled `part`, 0 before.
+    compiled_in: AtomicU64,
 }
 
 /// One manifest compiled alone: the resources it adds, and its diagnostics.
@@ -95,19 +107,38 @@ pub(crate) struct Part {
 }
 
 impl Doc {
-    /// The compiled form of this manifest, compiled on first use; `reused` says whether it was
-    /// there already.
-    pub(crate) fn part(&self, kind: Kind, stats: &mut CacheStats) -> &Part {
-        if self.part.get().is_some() {
+    /// The compiled form of this manifest, compiled on first use; counted as reused when a
+    /// load before `generation` compiled it.
+    pub(crate) fn part(&self, kind: Kind, stats: &mut CacheStats, generation: u64) -> &Part {
+        if self.part.get().is_some() && self.compiled_in.load(Ordering::Relaxed) != generation {
             stats.reused += 1;
         }
         self.part.get_or_init(|| {
             stats.compiled += 1;
-            let mut compiled = Compiled::default();
-            let mut diags = Vec::new();
-            super::dispatch::compile_manifest(kind, &self.manifest, &mut compiled, &mut diags);
-            Arc::new(Part { compiled, diags })
+            self.compile(kind, generation)
         })
+    }
+
+    /// Compiles this manifest ahead of the load's walk, when the walk will ask for it (a kind
+    /// this mesh reads, a name): whether it did.
+    fn precompile(&self, generation: u64) -> bool {
+        let m = &self.manifest;
+        let Resolved::Known(kind) = dispatch::resolve(&m.api_version, &m.kind) else {
+            return false;
+        };
+        if m.name.is_empty() || self.part.get().is_some() {
+            return false;
+        }
+        self.part.get_or_init(|| self.compile(kind, generation));
+        true
+    }
+
+    fn compile(&self, kind: Kind, generation: u64) -> Arc<Part> {
+        let mut compiled = Compiled::default();
+        let mut diags = Vec::new();
+        dispatch::compile_manifest(kind, &self.manifest, &mut compiled, &mut diags);
+        self.compiled_in.store(generation, Ordering::Relaxed);
+        Arc::new(Part { compiled, diags })
     }
 }
 
@@ -115,6 +146,28 @@ impl LoadCache {
     /// An empty cache.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The same cache parsing the changed documents of a load on `threads` threads (the
+    /// caller's among them; 0, the default, is [`std::thread::available_parallelism`]). A load
+    /// that changes fewer than a few documents parses them on the caller's thread whatever this
+    /// says. The result and its diagnostics, in their order, do not depend on it.
+    ///
+    /// ```
+    /// use mesh_core::load::{LoadCache, load_texts_cached};
+    ///
+    /// let doc = |name: &str| format!("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {name}}}\nspec:\n  host: {name}\n---\n");
+    /// let text: String = (0..20).map(|i| doc(&format!("d{i}"))).collect();
+    /// let files = vec![("a.yaml".to_owned(), text)];
+    /// let serial = load_texts_cached(&files, &mut LoadCache::new().threads(1));
+    /// let parallel = load_texts_cached(&files, &mut LoadCache::new().threads(4));
+    /// let hosts = |l: &mesh_core::load::Loaded| format!("{:?}", l.config.destinations);
+    /// assert_eq!(serial.as_ref().map(hosts).ok(), parallel.as_ref().map(hosts).ok());
+    /// # Ok::<(), String>(())
+    /// ```
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
     }
 
     /// What the last load through this cache parsed, compiled and reused.
@@ -151,8 +204,10 @@ impl LoadCache {
     pub(crate) fn begin(&mut self) -> Loading<'_> {
         self.free_retired();
         self.stats = CacheStats::default();
+        self.generation += 1;
         Loading {
             old: std::mem::take(&mut self.pieces),
+            prepared: HashMap::new(),
             cache: self,
         }
     }
@@ -162,6 +217,8 @@ impl LoadCache {
 pub(crate) struct Loading<'a> {
     cache: &'a mut LoadCache,
     old: HashMap<PieceKey, Arc<Piece>>,
+    /// The pieces [`Loading::prepare`] parsed (`None`: the piece cannot be read alone).
+    prepared: HashMap<PieceKey, Option<Arc<Piece>>>,
 }
 
 impl Drop for Loading<'_> {
@@ -178,6 +235,50 @@ impl Loading<'_> {
     /// The counters of this load.
     pub(crate) fn stats(&mut self) -> &mut CacheStats {
         &mut self.cache.stats
+    }
+
+    /// This load's number, for [`Doc::part`].
+    pub(crate) fn generation(&self) -> u64 {
+        self.cache.generation
+    }
+
+    /// Parses and compiles, before the walk over `files`, the pieces of them that neither this
+    /// load nor the last one has: on several threads when there are enough (see
+    /// [`super::parallel`]). A file read whole (no cut, or a piece the one-pass parser does not
+    /// read alone) is left to [`Loading::file`].
+    pub(crate) fn prepare(&mut self, files: &[(String, String)]) {
+        let mut todo: Vec<PieceKey> = Vec::new();
+        for (file, text) in files {
+            for (line, piece) in split(text).unwrap_or_default() {
+                let key = PieceKey {
+                    file: file.clone(),
+                    line,
+                    text: piece.to_owned(),
+                };
+                if !self.cache.pieces.contains_key(&key) && !self.old.contains_key(&key) {
+                    todo.push(key);
+                }
+            }
+        }
+        let generation = self.cache.generation;
+        let threads = super::parallel::threads(self.cache.threads);
+        let parsed = super::parallel::map(&todo, threads, |key| {
+            let (manifests, diags) = documents::parse_piece(&key.file, &key.text, key.line - 1)?;
+            let piece = Piece::new(manifests, diags);
+            let compiled = piece
+                .docs
+                .iter()
+                .filter(|d| d.precompile(generation))
+                .count();
+            Some((Arc::new(piece), compiled))
+        });
+        for (key, piece) in todo.into_iter().zip(parsed) {
+            let piece = piece.map(|(piece, compiled)| {
+                self.cache.stats.compiled += compiled;
+                piece
+            });
+            self.prepared.insert(key, piece);
+        }
     }
 
     /// The pieces of `file`, in order, parsed or kept.
@@ -231,9 +332,14 @@ impl Loading<'_> {
             // (a file named twice): the same piece serves both
             return Some(Arc::clone(p));
         }
-        let piece = match self.old.remove(&key) {
-            Some(p) => p,
-            None => {
+        let piece = match (self.old.remove(&key), self.prepared.remove(&key)) {
+            (Some(p), _) => p,
+            (None, Some(prepared)) => {
+                let p = prepared?;
+                self.cache.stats.parsed += 1;
+                p
+            }
+            (None, None) => {
                 let p = Arc::new(parse(&key)?);
                 self.cache.stats.parsed += 1;
                 p
@@ -253,6 +359,7 @@ impl Piece {
                 .map(|manifest| Doc {
                     manifest,
                     part: std::sync::OnceLock::new(),
+                    compiled_in: AtomicU64::new(0),
                 })
                 .collect(),
         }

@@ -32,6 +32,7 @@ mod documents;
 mod hosts;
 mod lines;
 mod objects;
+mod parallel;
 mod values;
 
 use std::collections::BTreeMap;
@@ -239,6 +240,8 @@ fn load_texts_with(
 ) -> Result<Loaded, ConfigErrors> {
     let mut compiled = Compiled::default();
     let mut loading = cache.begin();
+    // the changed documents parsed and compiled first, on several threads when many changed
+    loading.prepare(files);
     // (kind, namespace, name) → where first defined
     let mut seen: BTreeMap<(String, String, String), String> = BTreeMap::new();
     for (file, text) in files {
@@ -290,7 +293,8 @@ fn load_texts_with(
                 continue;
             }
             seen.insert(key, format!("{file}:{}", m.lines.start));
-            let part = doc.part(kind, loading.stats());
+            let generation = loading.generation();
+            let part = doc.part(kind, loading.stats(), generation);
             compiled.absorb(kind, m, &part.compiled);
             diags.extend(part.diags.iter().cloned());
         }
