@@ -235,7 +235,12 @@ async fn call_upstream(
 
 /// The headers of [`FORWARDED_HEADERS`] that `incoming` has.
 pub fn forwarded_headers(incoming: &HeaderMap) -> HeaderMap {
-    let mut out = HeaderMap::new();
+    forwarded_headers_in(incoming, HeaderMap::new())
+}
+
+/// The headers of [`FORWARDED_HEADERS`] that `incoming` has, appended to `out` (a map made
+/// with room for the headers the caller adds later keeps it from growing on the way out).
+pub fn forwarded_headers_in(incoming: &HeaderMap, mut out: HeaderMap) -> HeaderMap {
     for name in FORWARDED_HEADERS {
         for v in incoming.get_all(name) {
             out.append(HeaderName::from_static(name), v.clone());

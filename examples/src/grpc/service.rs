@@ -2,14 +2,18 @@
 
 use std::sync::Arc;
 
-use http::HeaderName;
+use http::{HeaderMap, HeaderName};
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status};
 
 use super::GrpcUpstream;
 use super::echo::echo_server::Echo;
 use super::echo::{CallReply, CallRequest};
-use crate::app::{AppState, forwarded_headers, new_traceparent, trace_id_of};
+use crate::app::{AppState, forwarded_headers_in, new_traceparent, trace_id_of};
+
+/// Headers an outgoing call's map has room for from the start: the forwarded ones
+/// (`FORWARDED_HEADERS` and `traceparent`) and the four tonic and the mesh add.
+const OUTGOING_HEADERS: usize = 12;
 
 /// The `Echo` service of one app.
 #[derive(Clone)]
@@ -57,7 +61,11 @@ impl Echo for EchoService {
             .extensions()
             .get::<mesh_telemetry::TraceContext>()
             .map(|c| c.trace_id_hex());
-        let mut forwarded = forwarded_headers(&headers);
+        // Room for every header the outgoing call carries: the forwarded ones, tonic's own
+        // (`te`, `content-type`, `user-agent`, `grpc-timeout`) and the mesh's (`traceparent`,
+        // its `grpc-timeout`), so that none of them grows the map on the way out.
+        let room = HeaderMap::with_capacity(OUTGOING_HEADERS);
+        let mut forwarded = forwarded_headers_in(&headers, room);
         let trace_id = match from_mesh.or_else(|| trace_id_of(&headers)) {
             Some(id) => id,
             None => {
