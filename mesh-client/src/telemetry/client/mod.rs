@@ -343,7 +343,7 @@ impl<S> ClientTelemetry<S> {
             rpc.method = tracing::field::Empty,
             rpc.grpc.status_code = tracing::field::Empty,
         );
-        let parent = current::parent_for(req.extensions().get::<TraceContext>());
+        let parent = current::parent_for(TraceContext::from_extensions(req.extensions()));
         let fallback = match &parent {
             Some(p) => p.child(),
             None => {
@@ -354,7 +354,7 @@ impl<S> ClientTelemetry<S> {
         };
         let ctx = current::attach(&span, parent.as_ref(), fallback);
         ctx.inject(req.headers_mut());
-        if let Some(id) = req.extensions().get::<RequestId>() {
+        if let Some(id) = RequestId::from_extensions(req.extensions()) {
             let v = id.header_value().clone();
             // Looked up once: set only when the application did not set it.
             req.headers_mut().entry(&X_REQUEST_ID).or_insert(v);
