@@ -55,7 +55,8 @@ impl Echo for EchoService {
             .or_else(|| mesh_core::grpc::timeout_of(&headers));
         let from_mesh = request
             .extensions()
-            .get::<mesh_telemetry::TraceContext>()
+            .get::<mesh_telemetry::RequestContext>()
+            .and_then(|c| c.trace.as_ref())
             .map(|c| c.trace_id_hex());
         let mut forwarded = forwarded_headers(&headers);
         let trace_id = match from_mesh.or_else(|| trace_id_of(&headers)) {
