@@ -81,7 +81,7 @@ pub struct RemoteParent {
 /// [`RequestContext`](crate::RequestContext): read it with [`TraceContext::from_extensions`]);
 /// the client layer takes one as the parent of its client span, and puts its client span's
 /// context in the response extensions.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TraceContext {
     /// 128-bit trace id, never zero.
     pub trace_id: u128,

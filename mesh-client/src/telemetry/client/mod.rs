@@ -10,7 +10,9 @@
 //! `destination_version`; the [`ResponseFlags`] response extension for `response_flags`.
 //! What it writes: `traceparent` (+ `tracestate`, + `x-b3-*` when the trace came in B3),
 //! `x-request-id` when the request carries a [`RequestId`] extension but no header,
-//! `x-mesh-peer-metadata`, and a [`TraceContext`] response extension naming the client span.
+//! `x-mesh-peer-metadata`, and the client span's [`TraceContext`] on the response (in its
+//! [`Upstream`](crate::context::Upstream) extension when it has one, else an extension of its own:
+//! read it with [`client_span`](crate::context::client_span)).
 //!
 //! ```
 //! use mesh_client::telemetry::{ClientTelemetryConfig, ClientTelemetryLayer};
