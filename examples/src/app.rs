@@ -159,10 +159,8 @@ async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
     let mut forwarded = forwarded_headers(req.headers());
     // The mesh's trace layer hands over the server span's context; without the mesh (--plain),
     // the incoming traceparent is all there is.
-    let from_mesh = req
-        .extensions()
-        .get::<mesh_telemetry::TraceContext>()
-        .map(|c| c.trace_id_hex());
+    let from_mesh =
+        mesh_telemetry::TraceContext::from_extensions(req.extensions()).map(|c| c.trace_id_hex());
     let trace_id = match from_mesh.or_else(|| trace_id_of(req.headers())) {
         Some(id) => id,
         None => {

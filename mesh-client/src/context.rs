@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use mesh_core::policy::{Destination, Labels};
+use mesh_telemetry::TraceContext;
 
 /// Request extension: the destination a request was routed to (set by the split layer, read by
 /// the cluster that sends it). Shared (`Arc`), so copying it between layers costs no allocation.
@@ -59,6 +60,19 @@ pub struct Upstream {
     /// `grpc-status`; `None` from a bare transport): the retry layer reads it here instead of
     /// reading the head again.
     pub outcome: Option<mesh_core::classify::Outcome>,
+    /// The client span's trace context (set by the client telemetry layer on the way up), where
+    /// an answer with an `Upstream` carries it instead of a [`TraceContext`] extension of its own
+    /// (one extension insert fewer per call): read it with [`client_span`].
+    pub client_span: Option<TraceContext>,
+}
+
+/// The client span's trace context on an outbound call's answer: the [`Upstream`]'s, else a
+/// bare [`TraceContext`] response extension (an answer without an `Upstream`, from a transport
+/// that is not the mesh's).
+pub fn client_span(ext: &http::Extensions) -> Option<&TraceContext> {
+    ext.get::<Upstream>()
+        .and_then(|u| u.client_span.as_ref())
+        .or_else(|| ext.get::<TraceContext>())
 }
 
 impl Upstream {
@@ -70,6 +84,7 @@ impl Upstream {
             security: None,
             destination: None,
             outcome: None,
+            client_span: None,
         }
     }
 }

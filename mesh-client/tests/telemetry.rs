@@ -77,9 +77,7 @@ async fn source_metrics_and_headers_through_the_mesh_client() {
         .insert(RequestId::parse(&http::HeaderValue::from_static("rid-7")).unwrap());
     let resp = client.send(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    let client_span = resp
-        .extensions()
-        .get::<TraceContext>()
+    let client_span = mesh_client::context::client_span(resp.extensions())
         .cloned()
         .expect("client span context on the response");
 

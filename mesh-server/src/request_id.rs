@@ -1,6 +1,8 @@
 //! `x-request-id`: kept when the caller sent a valid one (1 to 128 visible ASCII characters),
 //! else generated (a UUID v4, as Envoy does) and written into the request headers (so the
-//! application forwards it); put in the request extensions as a [`RequestId`], recorded on the
+//! application forwards it); put in the request extensions (in the
+//! [`RequestContext`](mesh_telemetry::RequestContext) with the trace context: read it with
+//! [`RequestId::from_extensions`]), recorded on the
 //! current span's `request_id` field (when `info` spans are enabled), and returned on the
 //! response's `x-request-id` header.
 //!
@@ -18,7 +20,7 @@
 //! let svc = ServiceBuilder::new()
 //!     .layer(RequestIdLayer::new())
 //!     .service(service_fn(|req: http::Request<String>| async move {
-//!         let id = req.extensions().get::<RequestId>().map(ToString::to_string);
+//!         let id = RequestId::from_extensions(req.extensions()).map(ToString::to_string);
 //!         Ok::<_, std::convert::Infallible>(http::Response::new(id.unwrap_or_default()))
 //!     }));
 //! # drop(svc);
@@ -140,7 +142,8 @@ where
         if tracing::level_enabled!(tracing::Level::INFO) {
             tracing::Span::current().record("request_id", id.as_str());
         }
-        req.extensions_mut().insert(id.clone());
+        // The field of the one context extension the trace layer made (or a new one).
+        mesh_telemetry::RequestContext::entry(req.extensions_mut()).request_id = Some(id.clone());
         ResponseFuture {
             inner: self.inner.call(req),
             id: Some(id),
@@ -186,9 +189,7 @@ mod tests {
     -> impl Service<Request<String>, Response = Response<String>, Error = std::convert::Infallible>
     {
         service_fn(|req: Request<String>| async move {
-            let ext = req
-                .extensions()
-                .get::<RequestId>()
+            let ext = RequestId::from_extensions(req.extensions())
                 .map(ToString::to_string)
                 .unwrap_or_default();
             let hdr = req

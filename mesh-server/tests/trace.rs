@@ -37,7 +37,9 @@ fn ctx_json(c: &TraceContext) -> Value {
 
 /// Service B: reports the server span context and the headers it received.
 async fn service_b(req: Request<Body>) -> axum::Json<Value> {
-    let ctx = req.extensions().get::<TraceContext>().cloned().unwrap();
+    let ctx = TraceContext::from_extensions(req.extensions())
+        .cloned()
+        .unwrap();
     let h = req.headers();
     let get = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
     axum::Json(json!({
@@ -83,8 +85,12 @@ struct AState {
 
 /// Service A: calls B through the client layer, forwarding the request id by extension only.
 async fn service_a(State(s): State<AState>, req: Request<Body>) -> axum::Json<Value> {
-    let server = req.extensions().get::<TraceContext>().cloned().unwrap();
-    let id = req.extensions().get::<RequestId>().cloned().unwrap();
+    let server = TraceContext::from_extensions(req.extensions())
+        .cloned()
+        .unwrap();
+    let id = RequestId::from_extensions(req.extensions())
+        .cloned()
+        .unwrap();
     let mut out = Request::get(format!("http://{}/b", s.b))
         .body(String::new())
         .unwrap();

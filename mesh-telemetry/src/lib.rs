@@ -19,6 +19,7 @@ pub mod labels;
 pub mod message;
 pub mod metrics;
 pub mod peer;
+pub mod request_context;
 pub mod request_id;
 pub mod sampling;
 pub mod series;
@@ -48,6 +49,7 @@ pub fn quiet_request_spans(filter: tracing_subscriber::EnvFilter) -> tracing_sub
 pub use self::labels::{PeerLabels, Reporter, RequestLabels, ServiceLabels, WorkloadLabels};
 pub use self::message::{grpc_status, is_grpc, known_body_size};
 pub use self::metrics::{MeshMetrics, RequestRecord};
+pub use self::request_context::RequestContext;
 pub use self::request_id::{RequestId, X_REQUEST_ID};
 pub use self::sampling::{DEFAULT_SAMPLE_RATIO, sample};
 pub use self::trace_context::{Propagation, TraceContext};

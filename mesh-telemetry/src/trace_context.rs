@@ -77,10 +77,11 @@ pub struct RemoteParent {
 
 /// The trace context of the span currently running on one side of a call.
 ///
-/// The server layer puts one in the request extensions (the server span); the client layer
-/// takes one as the parent of its client span, and puts its client span's context in the
-/// response extensions.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The server layer puts one in the request extensions (the server span, inside the
+/// [`RequestContext`](crate::RequestContext): read it with [`TraceContext::from_extensions`]);
+/// the client layer takes one as the parent of its client span, and puts its client span's
+/// context in the response extensions.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TraceContext {
     /// 128-bit trace id, never zero.
     pub trace_id: u128,

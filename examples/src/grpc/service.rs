@@ -59,7 +59,8 @@ impl Echo for EchoService {
             .or_else(|| mesh_core::grpc::timeout_of(&headers));
         let from_mesh = request
             .extensions()
-            .get::<mesh_telemetry::TraceContext>()
+            .get::<mesh_telemetry::RequestContext>()
+            .and_then(|c| c.trace.as_ref())
             .map(|c| c.trace_id_hex());
         // Room for every header the outgoing call carries: the forwarded ones, tonic's own
         // (`te`, `content-type`, `user-agent`, `grpc-timeout`) and the mesh's (`traceparent`,

@@ -2,7 +2,9 @@
 //! else `x-b3-*`) is extracted, a server span is started as its child, and the span's
 //! [`TraceContext`] is handed to the application.
 //!
-//! The application reaches the context three ways: the [`TraceContext`] request extension,
+//! The application reaches the context three ways: the request extensions
+//! ([`TraceContext::from_extensions`]: the trace context rides in the
+//! [`RequestContext`](mesh_telemetry::RequestContext) extension with the request id),
 //! [`current()`](mesh_telemetry::current::current) while the handler's future runs (a
 //! task-local), and the current `tracing` span (an OpenTelemetry span when `otel::init_tracing`
 //! installed an exporter). The client telemetry layer uses the latter two by itself, so a handler
@@ -20,7 +22,7 @@
 //! let svc = ServiceBuilder::new()
 //!     .layer(TraceLayer::new(TraceConfig::default()))
 //!     .service(service_fn(|req: http::Request<String>| async move {
-//!         let trace_id = req.extensions().get::<TraceContext>().map(|c| c.trace_id_hex());
+//!         let trace_id = TraceContext::from_extensions(req.extensions()).map(|c| c.trace_id_hex());
 //!         Ok::<_, std::convert::Infallible>(http::Response::new(trace_id.unwrap_or_default()))
 //!     }));
 //! # drop(svc);
@@ -171,7 +173,8 @@ where
             mesh_telemetry::grpc_status::record_rpc(&span, req.uri().path());
         }
         let ctx = current::attach(&span, parent.as_ref(), fallback);
-        req.extensions_mut().insert(ctx.clone());
+        // One extension per request for the trace context and the request id.
+        mesh_telemetry::RequestContext::entry(req.extensions_mut()).trace = Some(ctx.clone());
         let fut = {
             // A span nobody listens to is not entered (nothing to tell anyone).
             let _enter = (!mesh_telemetry::span::is_silent(&span)).then(|| span.enter());

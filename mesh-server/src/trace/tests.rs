@@ -17,7 +17,7 @@ fn handler(
         async move {
             tokio::task::yield_now().await;
             seen.lock().unwrap().push((
-                req.extensions().get::<TraceContext>().cloned(),
+                TraceContext::from_extensions(req.extensions()).cloned(),
                 current::current(),
             ));
             Ok(Response::new(String::new()))

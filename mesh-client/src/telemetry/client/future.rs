@@ -118,7 +118,13 @@ where
                 };
                 let flags = flags_label(resp.extensions().get::<ResponseFlags>());
                 let bytes = super::known_body_size(resp.headers(), resp.body());
-                resp.extensions_mut().insert(p.ctx);
+                // On the answer's `Upstream` when it has one: no insert into the map.
+                match resp.extensions_mut().get_mut::<Upstream>() {
+                    Some(up) => up.client_span = Some(p.ctx),
+                    None => {
+                        resp.extensions_mut().insert(p.ctx);
+                    }
+                }
                 // A gRPC answer with a body has its status in the trailers: recorded at the
                 // body's end (see mesh_telemetry::grpc_status).
                 let deferred = p.grpc && grpc_status.is_none() && !resp.body().is_end_stream();

@@ -10,7 +10,9 @@
 //! `destination_version`; the [`ResponseFlags`] response extension for `response_flags`.
 //! What it writes: `traceparent` (+ `tracestate`, + `x-b3-*` when the trace came in B3),
 //! `x-request-id` when the request carries a [`RequestId`] extension but no header,
-//! `x-mesh-peer-metadata`, and a [`TraceContext`] response extension naming the client span.
+//! `x-mesh-peer-metadata`, and the client span's [`TraceContext`] on the response (in its
+//! [`Upstream`](crate::context::Upstream) extension when it has one, else an extension of its own:
+//! read it with [`client_span`](crate::context::client_span)).
 //!
 //! ```
 //! use mesh_client::telemetry::{ClientTelemetryConfig, ClientTelemetryLayer};
@@ -343,7 +345,7 @@ impl<S> ClientTelemetry<S> {
             rpc.method = tracing::field::Empty,
             rpc.grpc.status_code = tracing::field::Empty,
         );
-        let parent = current::parent_for(req.extensions().get::<TraceContext>());
+        let parent = current::parent_for(TraceContext::from_extensions(req.extensions()));
         let fallback = match &parent {
             Some(p) => p.child(),
             None => {
@@ -354,7 +356,7 @@ impl<S> ClientTelemetry<S> {
         };
         let ctx = current::attach(&span, parent.as_ref(), fallback);
         ctx.inject(req.headers_mut());
-        if let Some(id) = req.extensions().get::<RequestId>() {
+        if let Some(id) = RequestId::from_extensions(req.extensions()) {
             let v = id.header_value().clone();
             // Looked up once: set only when the application did not set it.
             req.headers_mut().entry(&X_REQUEST_ID).or_insert(v);

@@ -6,6 +6,7 @@ use mesh_core::policy::{Destination, Labels};
 use tower::{ServiceExt, service_fn};
 
 use super::*;
+use crate::context::Upstream;
 use mesh_telemetry::ResponseFlags;
 use mesh_telemetry::trace_context::{Propagation, parse_traceparent};
 
@@ -161,7 +162,7 @@ async fn injects_a_child_of_the_explicit_parent() {
         h.get("x-mesh-peer-metadata").unwrap(),
         "workload=service1;namespace=default;app=service1;version=v1"
     );
-    let client_span = resp.extensions().get::<TraceContext>().unwrap();
+    let client_span = crate::context::client_span(resp.extensions()).unwrap();
     assert_eq!(client_span.span_id, tp.span_id);
     assert_eq!(client_span.parent_span_id, Some(parent.span_id));
 }
@@ -309,4 +310,43 @@ fn destination_workload_labels_come_from_the_endpoint_that_answered() {
     let q = shared.peers("service2", Some("v2"), None, None);
     assert_eq!(&*q.destination().workload, UNKNOWN);
     assert_eq!(&*q.destination().version, "v2");
+}
+
+#[tokio::test(start_paused = true)]
+async fn client_span_rides_on_the_answers_upstream_when_it_has_one() {
+    let addr: std::net::SocketAddr = "127.0.0.9:8080".parse().unwrap();
+    let inner = service_fn(move |_req: Request<String>| async move {
+        let mut resp = Response::new(String::new());
+        resp.extensions_mut().insert(Upstream::new(addr));
+        Ok::<_, &'static str>(resp)
+    });
+    let layer = ClientTelemetryLayer::new(MeshMetrics::new(), ClientTelemetryConfig::new(me()));
+    let parent = TraceContext::new_root(true);
+    let mut req = Request::new(String::new());
+    req.extensions_mut().insert(parent.clone());
+    let resp = layer.layer(inner).oneshot(req).await.unwrap();
+    let up = resp.extensions().get::<Upstream>().unwrap();
+    let span = up
+        .client_span
+        .as_ref()
+        .expect("the client span on the Upstream");
+    assert_eq!(span.parent_span_id, Some(parent.span_id));
+    assert!(
+        resp.extensions().get::<TraceContext>().is_none(),
+        "no second extension"
+    );
+    assert_eq!(crate::context::client_span(resp.extensions()), Some(span));
+
+    // Without an Upstream (a transport not the mesh's), an extension of its own.
+    let bare = service_fn(|_req: Request<String>| async {
+        Ok::<_, &'static str>(Response::new(String::new()))
+    });
+    let layer = ClientTelemetryLayer::new(MeshMetrics::new(), ClientTelemetryConfig::new(me()));
+    let resp = layer
+        .layer(bare)
+        .oneshot(Request::new(String::new()))
+        .await
+        .unwrap();
+    assert!(resp.extensions().get::<TraceContext>().is_some());
+    assert!(crate::context::client_span(resp.extensions()).is_some());
 }
