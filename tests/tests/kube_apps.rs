@@ -217,8 +217,13 @@ async fn an_invalid_object_is_isolated_and_shown_in_config_dump() {
         ),
         "{entry}"
     );
-    // everything else still applies
-    let a = c.get(s1.addr, "/still-fine").await;
+    // everything else still applies, once every app has it (service1 can have the broken
+    // object before service2 has the subsets: each app watches the API server on its own)
+    let a = c
+        .until(s1.addr, "/still-fine", "the other objects apply", |a| {
+            a.status == 200
+        })
+        .await;
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.upstream_version().as_deref(), Some("v1"));
 }
