@@ -57,10 +57,7 @@ impl Echo for EchoService {
             .get::<mesh_core::grpc::Deadline>()
             .map(mesh_core::grpc::Deadline::left)
             .or_else(|| mesh_core::grpc::timeout_of(&headers));
-        let from_mesh = request
-            .extensions()
-            .get::<mesh_telemetry::RequestContext>()
-            .and_then(|c| c.trace.as_ref())
+        let from_mesh = mesh_telemetry::TraceContext::from_extensions(request.extensions())
             .map(|c| c.trace_id_hex());
         // Room for every header the outgoing call carries: the forwarded ones, tonic's own
         // (`te`, `content-type`, `user-agent`, `grpc-timeout`) and the mesh's (`traceparent`,
