@@ -42,7 +42,9 @@ use std::sync::Arc;
 pub use cache::{CacheStats, LoadCache};
 pub use checks::References;
 pub use hosts::{CLUSTER_DOMAIN, canonical_host, host_matches};
-pub use objects::{Object, ObjectsLoaded, RefusedObject, load_objects, load_objects_with};
+pub use objects::{
+    Object, ObjectsCache, ObjectsLoaded, RefusedObject, load_objects, load_objects_with,
+};
 
 use crate::compile::{Cx, LineIndex};
 use crate::diag::{ConfigErrors, Diagnostic, Severity};

@@ -29,9 +29,8 @@
 //! assert!(loaded.refused[0].errors[0].message.starts_with("spec.http[0].timeout"));
 //! ```
 
-use std::collections::BTreeSet;
-
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use super::Compiled;
 use super::checks::References;
@@ -107,14 +106,119 @@ pub fn load_objects(objects: &[Object]) -> ObjectsLoaded {
 /// says ([`References::Pending`] in a cluster: a warning, the route answers 503 `NC` until the
 /// object arrives).
 pub fn load_objects_with(objects: &[Object], references: References) -> ObjectsLoaded {
-    let mut warnings = Vec::new();
-    let mut refused: Vec<(usize, Vec<Diagnostic>)> = Vec::new();
-    // each object alone: its own errors refuse it
-    let mut kept: Vec<(usize, Kind, Manifest)> = Vec::new();
-    // Gateways and DestinationRules refused alone: who refers to them is told so
-    let mut refused_refs = Vec::new();
-    for (i, object) in objects.iter().enumerate() {
+    let alone: Vec<Alone> = objects.iter().map(Alone::of).collect();
+    let alone: Vec<&Alone> = alone.iter().collect();
+    together(objects, &alone, references)
+}
+
+/// [`load_objects_with`] between loads of a changing set of objects (a Kubernetes watch): an
+/// object equal to one seen in the last two loads is not read again; only what depends on the
+/// other objects (compiling them together, the cross-object checks) runs on every load.
+///
+/// Each key (kind, namespace, name) keeps its last two versions, so that a load of the objects
+/// as they are and a load with a refused object's last good version in its place (what the
+/// `--kube` config does while an object is refused) do not read each other's versions again.
+/// Keys absent from a load are forgotten.
+///
+/// ```
+/// use mesh_core::load::{Object, ObjectsCache, References, load_objects_with};
+///
+/// let vs = |name: &str, host: &str| Object {
+///     api_version: "networking.istio.io/v1".into(),
+///     kind: "VirtualService".into(),
+///     namespace: "default".into(),
+///     name: name.into(),
+///     annotations: Default::default(),
+///     spec: serde_json::json!({"hosts": [host], "http": [{"route": [{"destination": {"host": host}}]}]}),
+/// };
+/// let mut cache = ObjectsCache::default();
+/// let mut objects = vec![vs("a", "service2"), vs("b", "service3")];
+/// assert_eq!(cache.load(&objects, References::Pending).config.virtual_services.len(), 2);
+/// objects[1].spec["http"][0]["timeout"] = "banana".into(); // only `b` is read again
+/// let loaded = cache.load(&objects, References::Pending);
+/// assert_eq!(loaded.refused.len(), 1);
+/// let uncached = load_objects_with(&objects, References::Pending);
+/// assert_eq!(loaded.refused, uncached.refused);
+/// ```
+#[derive(Debug, Default)]
+pub struct ObjectsCache {
+    /// Per key, the newest version first.
+    versions: HashMap<ObjectKey, Versions>,
+    reads: u64,
+}
+
+/// Versions kept per key.
+const VERSIONS: usize = 2;
+
+/// `(kind, namespace, name)`.
+type ObjectKey = (String, String, String);
+
+/// The versions of one key seen lately, newest first, with what each gave alone.
+type Versions = Vec<(Object, Arc<Alone>)>;
+
+impl ObjectsCache {
+    /// An empty cache (the first load reads every object).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// [`load_objects_with`]`(objects, references)`, reading only the objects not seen in the
+    /// cache's last loads; the result is the same as without the cache.
+    pub fn load(&mut self, objects: &[Object], references: References) -> ObjectsLoaded {
+        let mut next: HashMap<ObjectKey, Versions> = HashMap::with_capacity(objects.len());
+        let mut alone = Vec::with_capacity(objects.len());
+        for object in objects {
+            let key = (
+                object.kind.clone(),
+                object.namespace().to_owned(),
+                object.name.clone(),
+            );
+            // The key's versions, from this load if it came twice, else from the last loads.
+            let mut versions = match next.remove(&key) {
+                Some(v) => v,
+                None => self.versions.remove(&key).unwrap_or_default(),
+            };
+            let entry = match versions.iter().position(|(seen, _)| seen == object) {
+                Some(i) => versions.remove(i),
+                None => {
+                    self.reads += 1;
+                    (object.clone(), Arc::new(Alone::of(object)))
+                }
+            };
+            alone.push(Arc::clone(&entry.1));
+            versions.insert(0, entry);
+            versions.truncate(VERSIONS);
+            next.insert(key, versions);
+        }
+        self.versions = next;
+        let alone: Vec<&Alone> = alone.iter().map(|a| &**a).collect();
+        together(objects, &alone, references)
+    }
+
+    /// How many objects the cache has read (parsed and compiled alone) so far: what a load of
+    /// unchanged objects leaves as it was.
+    pub fn reads(&self) -> u64 {
+        self.reads
+    }
+}
+
+/// What one object gives by itself, whatever the other objects are: its manifest and kind when
+/// it compiles alone, the Gateways and DestinationRules it refuses for their own errors (who
+/// refers to them is told so), and its own diagnostics. Reading an object is most of a load's
+/// work (its spec goes through the same YAML document parser a file goes through), and this
+/// part does not depend on the other objects, so [`ObjectsCache`] keeps it between loads.
+#[derive(Debug)]
+struct Alone {
+    ready: Option<(Kind, Manifest)>,
+    refused_refs: Vec<super::RefusedRef>,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+}
+
+impl Alone {
+    fn of(object: &Object) -> Alone {
         let mut diags = Vec::new();
+        let mut refused_refs = Vec::new();
         let ready = manifest(object, &mut diags).and_then(|m| {
             let kind = resolve(object, &m, &mut diags)?;
             let mut alone = Compiled::default();
@@ -126,19 +230,38 @@ pub fn load_objects_with(objects: &[Object], references: References) -> ObjectsL
             }));
             Some((kind, m))
         });
-        let (errors, warns): (Vec<_>, Vec<_>) = diags
+        let (errors, warnings) = diags
             .into_iter()
             .map(|mut d| {
                 d.line = 0;
                 d
             })
             .partition(|d| d.severity == Severity::Error);
-        warnings.extend(warns);
-        match ready {
-            Some((kind, m)) if errors.is_empty() => kept.push((i, kind, m)),
+        Alone {
+            ready,
+            refused_refs,
+            errors,
+            warnings,
+        }
+    }
+}
+
+/// `objects` compiled together, from what each gave alone (`alone[i]` is `objects[i]`'s).
+fn together(objects: &[Object], alone: &[&Alone], references: References) -> ObjectsLoaded {
+    let mut warnings = Vec::new();
+    let mut refused: Vec<(usize, Vec<Diagnostic>)> = Vec::new();
+    // each object alone: its own errors refuse it
+    let mut kept: Vec<(usize, Kind, &Manifest)> = Vec::new();
+    // Gateways and DestinationRules refused alone: who refers to them is told so
+    let mut refused_refs = Vec::new();
+    for (i, a) in alone.iter().enumerate() {
+        refused_refs.extend(a.refused_refs.iter().cloned());
+        warnings.extend(a.warnings.iter().cloned());
+        match &a.ready {
+            Some((kind, m)) if a.errors.is_empty() => kept.push((i, *kind, m)),
             // a kind this mesh does not read: skipped with its warning
-            None if errors.is_empty() => {}
-            _ => refused.push((i, errors)),
+            None if a.errors.is_empty() => {}
+            _ => refused.push((i, a.errors.clone())),
         }
     }
     // then together, with the cross-object checks: refuse the objects they blame and check

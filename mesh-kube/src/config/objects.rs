@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kube::api::DynamicObject;
 use mesh_core::diag::Diagnostic;
-use mesh_core::load::{Object, References, RefusedObject, load_objects_with};
+use mesh_core::load::{Object, ObjectsCache, References, RefusedObject};
 use mesh_core::policy::MeshConfig;
 
 /// `(kind, namespace, name)`.
@@ -87,6 +87,9 @@ pub(crate) struct Objects {
     compiled: Option<BTreeMap<Key, Object>>,
     last_good: BTreeMap<Key, Object>,
     logged: BTreeSet<(Key, String)>,
+    /// What each object gave alone in the last compilations: a watch event re-reads only the
+    /// objects it changed.
+    cache: ObjectsCache,
 }
 
 impl Objects {
@@ -109,7 +112,7 @@ impl Objects {
     /// version in its place), and the report.
     pub(crate) fn compile(&mut self) -> (MeshConfig, ConfigReport) {
         let owned: Vec<Object> = self.current.values().cloned().collect();
-        let first = load_objects_with(&owned, References::Pending);
+        let first = self.cache.load(&owned, References::Pending);
         let key_of = |r: &RefusedObject| (r.kind.clone(), r.namespace.clone(), r.name.clone());
         let refused_keys: BTreeSet<Key> = first.refused.iter().map(key_of).collect();
         self.last_good.retain(|k, _| self.current.contains_key(k));
@@ -136,7 +139,7 @@ impl Objects {
                     }
                 })
                 .collect();
-            load_objects_with(&substituted, References::Pending).config
+            self.cache.load(&substituted, References::Pending).config
         };
         let refused: Vec<Refused> = first
             .refused

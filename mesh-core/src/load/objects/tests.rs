@@ -171,3 +171,106 @@ fn in_a_cluster_an_undefined_subset_is_pending_not_refused() {
     assert!(loaded.refused.is_empty(), "{:?}", loaded.refused);
     assert_eq!(load_objects(&[bound]).refused.len(), 1);
 }
+
+/// Everything a load gives, comparable (`MeshConfig` by its debug form).
+fn summary(loaded: &ObjectsLoaded) -> String {
+    format!(
+        "{:#?}\n{:#?}\n{:#?}",
+        loaded.config, loaded.refused, loaded.warnings
+    )
+}
+
+#[test]
+fn a_cached_load_gives_the_uncached_result_through_every_change() {
+    let mut bad_vs = vs("split", "service2", Some("v2"));
+    bad_vs.spec["http"][0]["timeout"] = json!("banana");
+    let mut bad_dr = dr("service2", "service2", &["v1", "v2"]);
+    bad_dr.spec["trafficPolicy"] = json!({"loadBalancer": {"simple": "NOPE"}});
+    let mut skipped = vs("x", "service4", None);
+    skipped.kind = "Sidecar".into();
+    let rounds: Vec<Vec<Object>> = vec![
+        vec![
+            vs("split", "service2", Some("v2")),
+            dr("service2", "service2", &["v1", "v2"]),
+        ],
+        // the DestinationRule refused: the subset it defined goes with it
+        vec![vs("split", "service2", Some("v2")), bad_dr.clone()],
+        // back, plus a refused route, a skipped kind and a second DestinationRule for the host
+        vec![
+            bad_vs.clone(),
+            dr("service2", "service2", &["v1", "v2"]),
+            skipped.clone(),
+            dr("again", "service2", &["v1"]),
+            vs("front", "service1", None),
+        ],
+        // the same objects in another order, one of them twice
+        vec![
+            vs("front", "service1", None),
+            skipped,
+            dr("again", "service2", &["v1"]),
+            dr("service2", "service2", &["v1", "v2"]),
+            bad_vs.clone(),
+            bad_vs,
+        ],
+        // deletions
+        vec![vs("front", "service1", None)],
+        vec![],
+        vec![bad_dr, vs("split", "service2", Some("v2"))],
+    ];
+    let mut cache = ObjectsCache::new();
+    for (i, objects) in rounds.iter().enumerate() {
+        for references in [References::Pending, References::Strict] {
+            let cached = cache.load(objects, references);
+            let uncached = load_objects_with(objects, references);
+            assert_eq!(summary(&cached), summary(&uncached), "round {i}");
+        }
+    }
+}
+
+#[test]
+fn an_object_seen_in_the_last_two_loads_is_not_read_again() {
+    let good = dr("service2", "service2", &["v1"]);
+    let mut bad = good.clone();
+    bad.spec["subsets"][0]["labels"] = json!("not a map");
+    let others: Vec<Object> = (0..20)
+        .map(|i| vs(&format!("vs{i}"), &format!("host{i}"), None))
+        .collect();
+    let with = |dr: &Object| {
+        let mut objects = others.clone();
+        objects.push(dr.clone());
+        objects
+    };
+    let mut cache = ObjectsCache::new();
+    let first = cache.load(&with(&good), References::Pending);
+    assert_eq!(cache.reads(), 21);
+    let key = |o: &Object| (o.kind.clone(), o.namespace().to_owned(), o.name.clone());
+    let before = Arc::clone(&cache.versions[&key(&others[3])][0].1);
+    // nothing changed: nothing read, the same compiled pieces
+    let again = cache.load(&with(&good), References::Pending);
+    assert_eq!(cache.reads(), 21);
+    assert!(Arc::ptr_eq(&before, &cache.versions[&key(&others[3])][0].1));
+    assert_eq!(summary(&first), summary(&again));
+    // one object changed: that one is read
+    let refused = cache.load(&with(&bad), References::Pending);
+    assert_eq!(cache.reads(), 22);
+    assert_eq!(refused.refused.len(), 1, "{:?}", refused.refused);
+    // the last good version in its place, as the --kube config does, then the bad one again:
+    // both versions are kept, nothing is read
+    cache.load(&with(&good), References::Pending);
+    cache.load(&with(&bad), References::Pending);
+    assert_eq!(cache.reads(), 22);
+    assert!(Arc::ptr_eq(&before, &cache.versions[&key(&others[3])][0].1));
+    // a third version pushes the oldest out
+    let mut third = good.clone();
+    third.spec["subsets"][0]["name"] = json!("v9");
+    cache.load(&with(&third), References::Pending);
+    assert_eq!(cache.reads(), 23);
+    assert_eq!(cache.versions[&key(&good)].len(), VERSIONS);
+    cache.load(&with(&good), References::Pending);
+    assert_eq!(cache.reads(), 24, "the oldest version was forgotten");
+    // a key absent from a load is forgotten
+    cache.load(&others[..1], References::Pending);
+    assert_eq!(cache.versions.len(), 1);
+    cache.load(&with(&good), References::Pending);
+    assert_eq!(cache.reads(), 24 + 20);
+}

@@ -72,3 +72,42 @@ fn a_malformed_spec_is_refused_with_its_field() {
         refused.errors
     );
 }
+
+#[test]
+fn a_watch_event_reads_only_the_objects_it_changed() {
+    let mut objects = Objects::default();
+    let many: BTreeMap<Key, Object> = (0..30).map(|i| vs(&format!("vs{i}"), "1s")).collect();
+    objects.replace_kind("VirtualService", many);
+    objects.compile_if_changed().unwrap();
+    assert_eq!(objects.cache.reads(), 30);
+    // one object changed: one read
+    let (k, o) = vs("vs7", "2s");
+    objects.current.insert(k.clone(), o);
+    let (config, _) = objects.compile_if_changed().unwrap();
+    assert_eq!(objects.cache.reads(), 31);
+    assert_eq!(config.virtual_services.len(), 30);
+    // refused: the last good version compiles in its place, from the cache (two loads, one
+    // read: the bad version's)
+    let (_, bad) = vs("vs7", "banana");
+    objects.current.insert(k.clone(), bad);
+    let (config, report) = objects.compile_if_changed().unwrap();
+    assert_eq!(objects.cache.reads(), 32);
+    assert_eq!(report.refused.len(), 1);
+    assert!(report.refused[0].last_good_kept);
+    assert_eq!(config.virtual_services.len(), 30);
+    // another object changes while vs7 stays refused: still one read per changed object
+    let (k2, o2) = vs("vs8", "3s");
+    objects.current.insert(k2, o2);
+    let (config, report) = objects.compile_if_changed().unwrap();
+    assert_eq!(objects.cache.reads(), 33);
+    assert_eq!(report.refused.len(), 1);
+    let timeout_of = |name: &str| {
+        config
+            .virtual_services
+            .iter()
+            .find(|v| v.origin.name == name)
+            .and_then(|v| v.http[0].timeout)
+    };
+    assert_eq!(timeout_of("vs7"), Some(std::time::Duration::from_secs(2)));
+    assert_eq!(timeout_of("vs8"), Some(std::time::Duration::from_secs(3)));
+}
