@@ -110,3 +110,20 @@ async fn grpc_callers_get_grpc_answers_and_others_never_with_or_without_telemetr
         }
     }
 }
+
+/// glibc's per-thread cache serves blocks of up to 1032 bytes; a larger one takes its slower
+/// bins (about 1k instructions more per request on the benchmark's hop, counted by callgrind).
+/// A caller that boxes the client's future (an app's `Pin<Box<dyn Future>>`, axum's handler
+/// box around an `.await` on it) wants it well under that, with room for its own state.
+const CLIENT_FUTURE_MAX_BYTES: usize = 1024;
+
+#[test]
+#[cfg(target_pointer_width = "64")]
+fn the_clients_future_fits_the_allocators_per_thread_cache() {
+    let size = std::mem::size_of::<super::ResponseFuture>();
+    assert!(
+        size <= CLIENT_FUTURE_MAX_BYTES,
+        "client::ResponseFuture is {size} bytes, over {CLIENT_FUTURE_MAX_BYTES}: box what is \
+         rarely used (as the retry loop's replay state is) or keep it out of the future"
+    );
+}

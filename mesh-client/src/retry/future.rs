@@ -31,7 +31,7 @@ use tower::Service;
 
 use super::attempt::{Attempt, attempt};
 use super::budget::{Budget, RequestGuard, RetryGuard};
-use super::head::{Carried, head, recycle};
+use super::head::{Carried, SavedHeaders, head};
 use super::tape::Tape;
 use super::{PerTryTimeout, Settings, backoff, is_idempotent};
 use crate::BoxError;
@@ -51,8 +51,11 @@ pin_project_lite::pin_project! {
         state: State<S::Future>,
         service: S,
         settings: Arc<Settings>,
-        // `None` without retries (`attempts: 0`): the request was sent as it came.
-        replay: Option<Replay>,
+        // `None` without retries (`attempts: 0`): the request was sent as it came. Boxed: the
+        // loop's state is the larger part of the retry's future, which every future above it
+        // holds and moves; out of line, the client's future stays small enough (under 1 KiB)
+        // that a caller's box of it comes from the allocator's per-thread cache.
+        replay: Option<Box<Replay>>,
         _in_flight: RequestGuard,
     }
 }
@@ -76,8 +79,13 @@ pin_project_lite::pin_project! {
 
 /// What the loop keeps to send the request again.
 struct Replay {
-    /// The head as it came (the original extensions taken by the first attempt, see `head`).
+    /// The head as it came: its headers and, when they are all of known types, its extensions
+    /// are taken by the first attempt (see `head`).
     parts: http::request::Parts,
+    /// The headers, saved for a retry before the first attempt takes them.
+    saved: SavedHeaders,
+    /// Whether an attempt has been sent (a retry's headers are then the saved ones).
+    sent: bool,
     first_extensions: Option<http::Extensions>,
     /// What a retry rebuilds the extensions from (`None`: they are copied from `parts`).
     carried: Option<Carried>,
@@ -95,13 +103,6 @@ struct Replay {
     /// retry, through the backoff, to the retried attempt's answer).
     retry_guard: Option<(RetryGuard, Option<RetryPermit>)>,
     retries_done: u32,
-}
-
-impl Drop for Replay {
-    fn drop(&mut self) {
-        // The original head's map: a later request's copy reuses its allocation.
-        recycle(std::mem::take(&mut self.parts.headers));
-    }
 }
 
 impl<S> ResponseFuture<S>
@@ -139,11 +140,16 @@ where
             .is_some()
             .then(|| std::mem::take(&mut parts.extensions));
         let grpc = mesh_core::grpc::is_grpc(&parts.headers);
+        // The first attempt is sent the request's own headers; a retry gets a map of the saved
+        // ones (see `head`).
+        let saved = SavedHeaders::of(&parts.headers);
         // gRPC calls are POSTs; a `retryOn` naming their statuses says they may be sent again
         // (as gRPC's own retry policy does).
         let idempotent = is_idempotent(&parts.method) || grpc;
-        let mut replay = Replay {
+        let mut replay = Box::new(Replay {
             parts,
+            saved,
+            sent: false,
             first_extensions,
             carried,
             target,
@@ -155,7 +161,7 @@ where
             previous: Vec::new(),
             retry_guard: None,
             retries_done: 0,
-        };
+        });
         // Bodies of known size within the limit are buffered (`replay::buffer`'s rule); a gRPC
         // body, of no length up front, is recorded as the first attempt streams it.
         let limit = settings.max_replay_bytes;
@@ -198,7 +204,9 @@ impl Replay {
         };
         let mut request = Request::from_parts(
             head(
-                &self.parts,
+                &mut self.parts,
+                &mut self.sent,
+                &self.saved,
                 &mut self.first_extensions,
                 &self.target,
                 self.carried.as_ref(),
@@ -319,7 +327,7 @@ enum Decision {
 /// budget share and permit then taken).
 fn decide(
     result: Result<Response<BoxBody>, BoxError>,
-    replay: Option<&mut Replay>,
+    replay: Option<&mut Box<Replay>>,
     settings: &Settings,
 ) -> Decision {
     let Some(replay) = replay else {

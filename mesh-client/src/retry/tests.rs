@@ -486,3 +486,44 @@ async fn a_later_request_reusing_an_earlier_heads_map_sees_only_its_own_headers(
     assert_eq!(seen[1], vec![pair("x-dropped", "1")]);
     assert_eq!(seen[2], vec![pair("x-second", "2")]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_gets_the_headers_the_request_came_with_not_what_an_attempt_added() {
+    type Headers = Vec<(String, String)>;
+    let seen: Arc<Mutex<Vec<Headers>>> = Arc::default();
+    let recorded = seen.clone();
+    // A cluster that adds a header to each attempt it is sent (as a transport adds `Host`),
+    // answering 503 and then 200.
+    let cluster = tower::service_fn(move |mut req: Request<BoxBody>| {
+        let mut seen = recorded.lock().unwrap();
+        seen.push(
+            req.headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+                .collect(),
+        );
+        req.headers_mut()
+            .insert("x-added-below", "1".parse().unwrap());
+        let mut r = Response::new(body::empty());
+        *r.status_mut() = if seen.len() == 1 {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::OK
+        };
+        async { Ok::<_, BoxError>(r) }
+    });
+    let svc = RetryLayer::new(policy(2), Budget::unlimited()).layer(cluster);
+    let mut req = get_empty();
+    req.headers_mut().append("x-both", "a".parse().unwrap());
+    req.headers_mut().insert("x-user", "ann".parse().unwrap());
+    req.headers_mut().append("x-both", "b".parse().unwrap());
+    assert_eq!(svc.oneshot(req).await.unwrap().status(), 200);
+    let seen = seen.lock().unwrap();
+    let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    let came = vec![
+        pair("x-both", "a"),
+        pair("x-both", "b"),
+        pair("x-user", "ann"),
+    ];
+    assert_eq!(*seen, vec![came.clone(), came]);
+}

@@ -19,65 +19,76 @@ fn pairs(headers: &HeaderMap) -> Vec<(String, String)> {
 }
 
 #[test]
-fn a_copy_has_every_value_in_order_with_or_without_a_spare_map() {
+fn a_retry_map_has_every_saved_value_in_order_with_or_without_a_spare_vector() {
     let original = sample();
-    // Whatever the thread's store holds, the copy is the same.
-    let fresh = copy_headers(&original);
-    assert_eq!(pairs(&fresh), pairs(&original));
-    recycle(fresh);
-    let reused = copy_headers(&original);
-    assert_eq!(pairs(&reused), pairs(&original));
-    assert_eq!(reused.get_all(ACCEPT).iter().count(), 2);
+    // Whatever the thread's store holds, the saved headers are the same.
+    let fresh = SavedHeaders::of(&original);
+    assert_eq!(pairs(&fresh.to_map()), pairs(&original));
+    drop(fresh);
+    let reused = SavedHeaders::of(&original);
+    let map = reused.to_map();
+    assert_eq!(pairs(&map), pairs(&original));
+    assert_eq!(map.get_all(ACCEPT).iter().count(), 2);
+    // Each map is new: a second retry gets the same headers again.
+    assert_eq!(pairs(&reused.to_map()), pairs(&original));
 }
 
 #[test]
-fn a_recycled_map_comes_back_empty_with_its_table() {
+fn a_retry_map_has_room_for_the_headers_added_below_without_growing() {
+    let saved = SavedHeaders::of(&sample());
+    let mut map = saved.to_map();
+    let capacity = map.capacity();
+    map.insert("traceparent", HeaderValue::from_static("00-1-2-01"));
+    map.insert("x-added", HeaderValue::from_static("1"));
+    assert_eq!(map.capacity(), capacity);
+}
+
+#[test]
+fn a_dropped_save_leaves_its_vector_cleared_for_the_next() {
     // A thread of its own: the store starts empty.
     std::thread::spawn(|| {
-        let mut big = HeaderMap::with_capacity(20);
-        big.insert("x-left-over", HeaderValue::from_static("1"));
-        let capacity = big.capacity();
-        recycle(big);
-        let copy = copy_headers(&sample());
-        assert_eq!(copy.capacity(), capacity, "the spare map was reused");
-        assert!(copy.get("x-left-over").is_none(), "and was cleared");
-        assert_eq!(pairs(&copy), pairs(&sample()));
-    })
-    .join()
-    .unwrap();
-}
-
-#[test]
-fn oversized_or_empty_maps_are_not_kept_and_the_store_is_bounded() {
-    std::thread::spawn(|| {
-        recycle(HeaderMap::with_capacity(MAX_SPARE_CAPACITY * 4));
-        recycle(HeaderMap::new());
-        assert_eq!(SPARE.with(|s| s.borrow().len()), 0);
-        for _ in 0..MAX_SPARE_MAPS + 3 {
-            recycle(sample());
-        }
-        assert_eq!(SPARE.with(|s| s.borrow().len()), MAX_SPARE_MAPS);
-    })
-    .join()
-    .unwrap();
-}
-
-#[test]
-fn a_spare_map_too_small_for_the_head_is_not_used() {
-    std::thread::spawn(|| {
-        let mut many = HeaderMap::new();
-        for i in 0..40 {
-            many.insert(
-                http::HeaderName::from_bytes(format!("x-h{i}").as_bytes()).unwrap(),
-                HeaderValue::from_static("v"),
+        let mut big = HeaderMap::new();
+        for i in 0..20 {
+            big.insert(
+                http::HeaderName::from_bytes(format!("x-left-over-{i}").as_bytes()).unwrap(),
+                HeaderValue::from_static("1"),
             );
         }
-        let small = HeaderMap::with_capacity(1);
-        let small_capacity = small.capacity();
-        assert!(small_capacity < many.keys_len());
-        recycle(small);
-        let copy = copy_headers(&many);
-        assert_eq!(pairs(&copy), pairs(&many));
+        let saved = SavedHeaders::of(&big);
+        let capacity = saved.pairs.capacity();
+        drop(saved);
+        assert_eq!(SPARE.with(|s| s.borrow().len()), 1);
+        let next = SavedHeaders::of(&sample());
+        assert_eq!(
+            next.pairs.capacity(),
+            capacity,
+            "the spare vector was reused"
+        );
+        assert!(
+            next.to_map().get("x-left-over-0").is_none(),
+            "and was cleared"
+        );
+        assert_eq!(pairs(&next.to_map()), pairs(&sample()));
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn oversized_or_empty_vectors_are_not_kept_and_the_store_is_bounded() {
+    std::thread::spawn(|| {
+        let mut many = HeaderMap::new();
+        for i in 0..=MAX_SPARE_CAPACITY {
+            many.append("x-h", HeaderValue::from_str(&i.to_string()).unwrap());
+        }
+        drop(SavedHeaders::of(&many));
+        drop(SavedHeaders::of(&HeaderMap::new()));
+        assert_eq!(SPARE.with(|s| s.borrow().len()), 0);
+        let held: Vec<_> = (0..MAX_SPARE + 3)
+            .map(|_| SavedHeaders::of(&sample()))
+            .collect();
+        drop(held);
+        assert_eq!(SPARE.with(|s| s.borrow().len()), MAX_SPARE);
     })
     .join()
     .unwrap();
