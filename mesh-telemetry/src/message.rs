@@ -2,7 +2,7 @@
 //! whether it is gRPC, and its `grpc-status`.
 
 /// `grpc-status`, the status of a gRPC call (in the response head or its trailers).
-pub static GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+pub use mesh_core::grpc::GRPC_STATUS;
 
 /// The body size when it is known up front (exact size hint, else `content-length`), else 0.
 pub fn known_body_size<B: http_body::Body>(headers: &http::HeaderMap, body: &B) -> u64 {
@@ -15,17 +15,11 @@ pub fn known_body_size<B: http_body::Body>(headers: &http::HeaderMap, body: &B) 
     })
 }
 
-/// Whether a request is gRPC (by its content type).
-pub fn is_grpc(headers: &http::HeaderMap) -> bool {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
-}
+/// Whether a request is gRPC, by its content type: the mesh's one rule
+/// ([`mesh_core::grpc::is_grpc`]: `application/grpc`, alone or followed by `+` or `;`), so that
+/// the metrics' `request_protocol` and the mesh's gRPC handling never disagree on a request.
+pub use mesh_core::grpc::is_grpc;
 
-/// `grpc-status` of a response head (trailers-only responses carry it there), when present.
-pub fn grpc_status(headers: &http::HeaderMap) -> Option<u32> {
-    headers
-        .get(&GRPC_STATUS)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-}
+/// `grpc-status` of a response head (trailers-only responses carry it there) or of trailers,
+/// when present ([`mesh_core::grpc::status_of`]).
+pub use mesh_core::grpc::status_of as grpc_status;

@@ -233,7 +233,7 @@ impl Cluster {
         } = attempt;
         match result {
             Ok(mut resp) => {
-                let outcome = outcome_of_response(&resp);
+                let outcome = crate::retry::outcome_of_response(&resp);
                 if let Some(up) = resp.extensions_mut().get_mut::<Upstream>() {
                     up.labels = self.balancer.endpoint(index).and_then(|e| e.labels.clone());
                     up.destination = target;
@@ -267,19 +267,6 @@ fn timeout(endpoint: Option<SocketAddr>, elapsed: tokio::time::error::Elapsed) -
         outcome: Outcome::Timeout,
         endpoint,
         source: Some(Box::new(elapsed)),
-    }
-}
-
-/// The outcome of an answer: its status, and `grpc-status` when the head carries one.
-fn outcome_of_response<B>(resp: &Response<B>) -> Outcome {
-    let grpc_status = resp
-        .headers()
-        .get(&mesh_telemetry::message::GRPC_STATUS)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    Outcome::Response {
-        status: resp.status().as_u16(),
-        grpc_status,
     }
 }
 

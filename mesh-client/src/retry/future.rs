@@ -426,16 +426,12 @@ fn decide(
     Decision::Retry(wait)
 }
 
-/// The outcome an answer stands for (its status and any `grpc-status`).
+/// The outcome an answer stands for (its status and any `grpc-status` in its head); the
+/// cluster classifies each attempt's answer with it too.
 pub fn outcome_of_response<B>(response: &Response<B>) -> Outcome {
-    let grpc_status = response
-        .headers()
-        .get(&mesh_telemetry::message::GRPC_STATUS)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
     Outcome::Response {
         status: response.status().as_u16(),
-        grpc_status,
+        grpc_status: mesh_core::grpc::status_of(response.headers()),
     }
 }
 

@@ -121,3 +121,29 @@ async fn records_destination_metrics() {
     .unwrap();
     assert!(le5.ends_with(" 1") && le1.ends_with(" 0"), "{le1}\n{le5}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_protocol_label_follows_the_meshs_grpc_rule() {
+    let metrics = MeshMetrics::new();
+    let svc = ServerMetricsLayer::new(metrics.clone(), config()).layer(handler());
+    for content_type in ["application/grpc+proto", "application/grpcfoo"] {
+        let mut req = Request::new(String::new());
+        req.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static(content_type),
+        );
+        svc.clone().oneshot(req).await.unwrap();
+    }
+    let text = metrics.encode_prometheus();
+    let count = |protocol: &str| {
+        text.lines()
+            .filter(|l| {
+                l.starts_with("istio_requests_total{")
+                    && l.contains(&format!("request_protocol=\"{protocol}\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum::<u64>()
+    };
+    // `application/grpcfoo` is not gRPC to the mesh's gRPC handling, so not to its metrics.
+    assert_eq!((count("grpc"), count("http")), (1, 1), "{text}");
+}
