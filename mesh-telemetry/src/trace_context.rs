@@ -129,12 +129,12 @@ impl TraceContext {
 
     /// The trace id as 32 lower-case hex digits.
     pub fn trace_id_hex(&self) -> String {
-        format!("{:032x}", self.trace_id)
+        hex_string::<32>(&self.trace_id.to_be_bytes())
     }
 
     /// The span id as 16 lower-case hex digits.
     pub fn span_id_hex(&self) -> String {
-        format!("{:016x}", self.span_id)
+        hex_string::<16>(&self.span_id.to_be_bytes())
     }
 
     /// The `traceparent` value naming this span (`00-trace-span-flags`).
@@ -156,11 +156,10 @@ impl TraceContext {
     /// headers already there (for instance forwarded by the app from its own request) are
     /// replaced.
     pub fn inject(&self, headers: &mut HeaderMap) {
-        // One pass over the names present is cheaper than eight hashed lookups, and the usual
-        // request (the app's own headers) carries none of them.
-        if headers.keys().any(is_trace_header) {
-            remove_trace_headers(headers);
-        }
+        // One pass over the names present is cheaper than eight hashed lookups. Only the ones
+        // present are removed, and `traceparent` not even then: the insert below replaces every
+        // value it has. The usual request carries none, or the `traceparent` its app forwarded.
+        remove_trace_headers(headers, present_trace_headers(headers) & !TRACEPARENT_BIT);
         headers.insert(TRACEPARENT.clone(), self.traceparent());
         if let Some(state) = &self.trace_state {
             headers.insert(TRACESTATE.clone(), state.clone());
@@ -241,21 +240,59 @@ fn write_traceparent(buf: &mut [u8; 55], trace_id: u128, span_id: u64, sampled: 
     buf[54] = if sampled { b'1' } else { b'0' };
 }
 
+/// `bytes` as `N` lower-case hex digits, from the table of pairs: a 32-digit id written through
+/// `fmt`'s `{:032x}` ran some 300 instructions per call (the formatter's padding and its
+/// 128-bit digit loop). Collecting the digits as `char`s into a `String` costs more still (a
+/// push per character), so the buffer is checked as UTF-8 once and copied.
+fn hex_string<const N: usize>(bytes: &[u8]) -> String {
+    let mut out = [0u8; N];
+    hex_into(&mut out, bytes);
+    // invariant: `hex_into` writes only ASCII hex digits, which are UTF-8.
+    #[allow(clippy::expect_used)]
+    std::str::from_utf8(&out)
+        .expect("invariant: hex digits are ASCII")
+        .to_owned()
+}
+
+/// Each byte's value as a lower-case hex digit, `INVALID` for any other byte.
+const HEX_VALUES: [u8; 256] = {
+    let mut values = [INVALID; 256];
+    let mut i = 0;
+    while i < 16 {
+        values[HEX[i] as usize] = i as u8;
+        i += 1;
+    }
+    values
+};
+
+/// Marks a byte that is not a lower-case hex digit in [`HEX_VALUES`] (any value with a high
+/// nibble would do: a digit's value never has one).
+const INVALID: u8 = 0xff;
+
 /// Parses lower-case hex (at most 32 digits) strictly.
 fn parse_hex(s: &[u8]) -> Option<u128> {
     if s.is_empty() || s.len() > 32 {
         return None;
     }
-    let mut v: u128 = 0;
+    // Two 64-bit halves: a 128-bit shift per digit costs several instructions where a 64-bit
+    // one costs one.
+    let (high, low) = s.split_at(s.len().saturating_sub(16));
+    let value = u128::from(parse_hex_u64(high)?);
+    // `low` has at most 16 digits: the shift is at most 64 bits, within a u128.
+    Some((value << (4 * low.len())) | u128::from(parse_hex_u64(low)?))
+}
+
+/// Parses at most 16 lower-case hex digits (an empty slice is 0), checking every digit in one
+/// test at the end instead of branching on each.
+fn parse_hex_u64(s: &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    let mut seen = 0u8;
     for &c in s {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => return None,
-        };
-        v = (v << 4) | u128::from(d);
+        let digit = HEX_VALUES[usize::from(c)];
+        seen |= digit;
+        value = (value << 4) | u64::from(digit & 0x0f);
     }
-    Some(v)
+    (seen & 0xf0 == 0).then_some(value)
 }
 
 fn trace_id(s: &[u8], allow_64: bool) -> Result<u128, TraceParseError> {
@@ -445,29 +482,58 @@ pub fn extract(headers: &HeaderMap) -> Extracted {
     out
 }
 
-/// Whether `name` is one of the trace context headers [`TraceContext::inject`] writes.
-fn is_trace_header(name: &HeaderName) -> bool {
-    matches!(name.as_str(), "traceparent" | "tracestate") || is_b3_header(name)
-}
-
 /// Whether `name` is a B3 header (`b3` or `x-b3-*`).
 fn is_b3_header(name: &HeaderName) -> bool {
     let n = name.as_str();
     n == "b3" || n.starts_with("x-b3-")
 }
 
-fn remove_trace_headers(headers: &mut HeaderMap) {
-    for name in [
-        &TRACEPARENT,
-        &TRACESTATE,
-        &B3,
-        &X_B3_TRACEID,
-        &X_B3_SPANID,
-        &X_B3_PARENTSPANID,
-        &X_B3_SAMPLED,
-        &X_B3_FLAGS,
-    ] {
-        headers.remove(name);
+/// The trace context headers [`TraceContext::inject`] replaces, in the order of the bits of
+/// [`present_trace_headers`].
+static TRACE_HEADERS: [&HeaderName; 8] = [
+    &TRACEPARENT,
+    &TRACESTATE,
+    &B3,
+    &X_B3_TRACEID,
+    &X_B3_SPANID,
+    &X_B3_PARENTSPANID,
+    &X_B3_SAMPLED,
+    &X_B3_FLAGS,
+];
+
+/// `traceparent`'s bit in [`present_trace_headers`].
+const TRACEPARENT_BIT: u8 = 1;
+
+/// Which of [`TRACE_HEADERS`] `headers` has, one bit each, from one pass over its names (a
+/// name's first bytes tell most names apart from these at once).
+fn present_trace_headers(headers: &HeaderMap) -> u8 {
+    headers.keys().fold(0, |present, name| {
+        let bit = match name.as_str() {
+            "traceparent" => 0,
+            "tracestate" => 1,
+            "b3" => 2,
+            n => match n.strip_prefix("x-b3-") {
+                Some("traceid") => 3,
+                Some("spanid") => 4,
+                Some("parentspanid") => 5,
+                Some("sampled") => 6,
+                Some("flags") => 7,
+                _ => return present,
+            },
+        };
+        present | (1 << bit)
+    })
+}
+
+/// Removes the [`TRACE_HEADERS`] whose bits `which` has.
+fn remove_trace_headers(headers: &mut HeaderMap, which: u8) {
+    if which == 0 {
+        return;
+    }
+    for (bit, name) in TRACE_HEADERS.iter().enumerate() {
+        if which & (1 << bit) != 0 {
+            headers.remove(*name);
+        }
     }
 }
 

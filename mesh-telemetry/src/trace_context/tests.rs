@@ -374,3 +374,117 @@ fn traceparent_and_b3_ids_are_written_as_lower_case_hex() {
         (ctx.trace_id, ctx.span_id)
     );
 }
+
+/// The old parser, digit by digit: the reference the table-driven one must agree with.
+fn parse_hex_reference(s: &[u8]) -> Option<u128> {
+    if s.is_empty() || s.len() > 32 {
+        return None;
+    }
+    s.iter().try_fold(0u128, |v, &c| {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return None,
+        };
+        Some((v << 4) | u128::from(d))
+    })
+}
+
+#[test]
+fn hex_parses_as_the_digit_by_digit_reference_at_every_length_and_bad_byte() {
+    let digits = b"4bf92f3577b34da6a3ce929d0e0e4736ff";
+    for len in 0..=34 {
+        let s = &digits[..len];
+        assert_eq!(parse_hex(s), parse_hex_reference(s), "{len} digits");
+        // Every byte that is not a lower-case digit, at the first, a middle and the last place.
+        for bad in (0..=255u8).filter(|b| !b"0123456789abcdef".contains(b)) {
+            for at in [0, len / 2, len.saturating_sub(1)] {
+                let mut t = s.to_vec();
+                if let Some(slot) = t.get_mut(at) {
+                    *slot = bad;
+                }
+                assert_eq!(parse_hex(&t), parse_hex_reference(&t), "{t:?}");
+            }
+        }
+    }
+    assert_eq!(
+        parse_hex(b"ffffffffffffffffffffffffffffffff"),
+        Some(u128::MAX)
+    );
+    assert_eq!(parse_hex(b"10000000000000000"), Some(1u128 << 64));
+}
+
+#[test]
+fn ids_as_hex_strings_are_the_padded_lower_case_forms() {
+    for (trace_id, span_id) in [
+        (1u128, 1u64),
+        (
+            0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
+            0x00f0_67aa_0ba9_02b7,
+        ),
+        (u128::MAX, u64::MAX),
+        (1u128 << 64, 1u64 << 63),
+    ] {
+        let ctx = TraceContext {
+            trace_id,
+            span_id,
+            parent_span_id: None,
+            sampled: false,
+            trace_state: None,
+            propagation: Propagation::W3c,
+        };
+        assert_eq!(ctx.trace_id_hex(), format!("{trace_id:032x}"));
+        assert_eq!(ctx.span_id_hex(), format!("{span_id:016x}"));
+    }
+}
+
+#[test]
+fn inject_replaces_every_trace_header_present_and_touches_nothing_else() {
+    let ctx = TraceContext {
+        trace_id: 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
+        span_id: 0x00f0_67aa_0ba9_02b7,
+        parent_span_id: None,
+        sampled: true,
+        trace_state: None,
+        propagation: Propagation::W3c,
+    };
+    let ours = ctx.traceparent();
+    // Each trace header alone, all of them together, and the app's forwarded traceparent twice.
+    let stale = [
+        (
+            "traceparent",
+            "00-11111111111111111111111111111111-1111111111111111-01",
+        ),
+        ("tracestate", "congo=t61rcWkgMzE"),
+        ("b3", "1"),
+        ("x-b3-traceid", "80f198ee56343ba864fe8b2a57d3eff7"),
+        ("x-b3-spanid", "e457b5a2e4d86bd1"),
+        ("x-b3-parentspanid", "05e3ac9a4f6e3b90"),
+        ("x-b3-sampled", "1"),
+        ("x-b3-flags", "1"),
+    ];
+    let mut cases: Vec<Vec<(&str, &str)>> = stale.iter().map(|h| vec![*h]).collect();
+    cases.push(stale.to_vec());
+    cases.push(vec![stale[0], stale[0]]);
+    for case in cases {
+        let mut h = headers(&case);
+        h.insert("x-user", HeaderValue::from_static("ann"));
+        h.insert("x-b3-other", HeaderValue::from_static("kept"));
+        ctx.inject(&mut h);
+        let mut left: Vec<(String, String)> = h
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        left.sort();
+        let mut want = vec![
+            ("traceparent".to_owned(), ours.to_str().unwrap().to_owned()),
+            ("x-b3-other".to_owned(), "kept".to_owned()),
+            ("x-user".to_owned(), "ann".to_owned()),
+        ];
+        want.sort();
+        assert_eq!(left, want, "after {case:?}");
+        assert_eq!(h.len(), 3, "after {case:?}: {h:?}");
+        assert_eq!(h.get_all("traceparent").iter().count(), 1);
+        assert_eq!(h["traceparent"], ours);
+    }
+}
