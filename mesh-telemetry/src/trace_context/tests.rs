@@ -352,6 +352,18 @@ fn ids_are_never_zero_and_children_keep_the_trace() {
     assert_eq!(root.span_id_hex().len(), 16);
 }
 
+/// The W3C spec's example span (`TP`), sampled, received in W3C form.
+fn spec_context() -> TraceContext {
+    TraceContext {
+        trace_id: 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
+        span_id: 0x00f0_67aa_0ba9_02b7,
+        parent_span_id: None,
+        sampled: true,
+        trace_state: None,
+        propagation: Propagation::W3c,
+    }
+}
+
 #[test]
 fn traceparent_and_b3_ids_are_written_as_lower_case_hex() {
     for i in 0..=255u8 {
@@ -359,14 +371,7 @@ fn traceparent_and_b3_ids_are_written_as_lower_case_hex() {
         hex_into(&mut out, &[i]);
         assert_eq!(std::str::from_utf8(&out).unwrap(), format!("{i:02x}"));
     }
-    let ctx = TraceContext {
-        trace_id: 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
-        span_id: 0x00f0_67aa_0ba9_02b7,
-        parent_span_id: None,
-        sampled: true,
-        trace_state: None,
-        propagation: Propagation::W3c,
-    };
+    let ctx = spec_context();
     assert_eq!(ctx.traceparent(), TP);
     let parsed = parse_traceparent(ctx.traceparent().as_bytes()).unwrap();
     assert_eq!(
@@ -440,14 +445,7 @@ fn ids_as_hex_strings_are_the_padded_lower_case_forms() {
 
 #[test]
 fn inject_replaces_every_trace_header_present_and_touches_nothing_else() {
-    let ctx = TraceContext {
-        trace_id: 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
-        span_id: 0x00f0_67aa_0ba9_02b7,
-        parent_span_id: None,
-        sampled: true,
-        trace_state: None,
-        propagation: Propagation::W3c,
-    };
+    let ctx = spec_context();
     let ours = ctx.traceparent();
     // Each trace header alone, all of them together, and the app's forwarded traceparent twice.
     let stale = [
