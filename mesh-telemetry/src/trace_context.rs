@@ -4,6 +4,10 @@
 use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
 
+use self::hex::{hex_into, hex_string, parse_hex, write_traceparent};
+
+mod hex;
+
 /// `traceparent` (W3C Trace Context).
 pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 /// `tracestate` (W3C Trace Context).
@@ -206,93 +210,6 @@ pub fn new_span_id() -> u64 {
             return id;
         }
     }
-}
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-/// The two lower-case hex digits of every byte, built at compile time: one load per byte
-/// instead of two shifts, masks and loads (a `traceparent` is written on every outbound call).
-const HEX_PAIRS: [[u8; 2]; 256] = {
-    let mut pairs = [[0u8; 2]; 256];
-    let mut i = 0;
-    while i < 256 {
-        pairs[i] = [HEX[i >> 4], HEX[i & 0x0f]];
-        i += 1;
-    }
-    pairs
-};
-
-fn hex_into(out: &mut [u8], bytes: &[u8]) {
-    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair.copy_from_slice(&HEX_PAIRS[usize::from(*b)]);
-    }
-}
-
-fn write_traceparent(buf: &mut [u8; 55], trace_id: u128, span_id: u64, sampled: bool) {
-    buf[0] = b'0';
-    buf[1] = b'0';
-    buf[2] = b'-';
-    hex_into(&mut buf[3..35], trace_id.to_be_bytes().as_slice());
-    buf[35] = b'-';
-    hex_into(&mut buf[36..52], span_id.to_be_bytes().as_slice());
-    buf[52] = b'-';
-    buf[53] = b'0';
-    buf[54] = if sampled { b'1' } else { b'0' };
-}
-
-/// `bytes` as `N` lower-case hex digits, from the table of pairs: a 32-digit id written through
-/// `fmt`'s `{:032x}` ran some 300 instructions per call (the formatter's padding and its
-/// 128-bit digit loop). Collecting the digits as `char`s into a `String` costs more still (a
-/// push per character), so the buffer is checked as UTF-8 once and copied.
-fn hex_string<const N: usize>(bytes: &[u8]) -> String {
-    let mut out = [0u8; N];
-    hex_into(&mut out, bytes);
-    // invariant: `hex_into` writes only ASCII hex digits, which are UTF-8.
-    #[allow(clippy::expect_used)]
-    std::str::from_utf8(&out)
-        .expect("invariant: hex digits are ASCII")
-        .to_owned()
-}
-
-/// Each byte's value as a lower-case hex digit, `INVALID` for any other byte.
-const HEX_VALUES: [u8; 256] = {
-    let mut values = [INVALID; 256];
-    let mut i = 0;
-    while i < 16 {
-        values[HEX[i] as usize] = i as u8;
-        i += 1;
-    }
-    values
-};
-
-/// Marks a byte that is not a lower-case hex digit in [`HEX_VALUES`] (any value with a high
-/// nibble would do: a digit's value never has one).
-const INVALID: u8 = 0xff;
-
-/// Parses lower-case hex (at most 32 digits) strictly.
-fn parse_hex(s: &[u8]) -> Option<u128> {
-    if s.is_empty() || s.len() > 32 {
-        return None;
-    }
-    // Two 64-bit halves: a 128-bit shift per digit costs several instructions where a 64-bit
-    // one costs one.
-    let (high, low) = s.split_at(s.len().saturating_sub(16));
-    let value = u128::from(parse_hex_u64(high)?);
-    // `low` has at most 16 digits: the shift is at most 64 bits, within a u128.
-    Some((value << (4 * low.len())) | u128::from(parse_hex_u64(low)?))
-}
-
-/// Parses at most 16 lower-case hex digits (an empty slice is 0), checking every digit in one
-/// test at the end instead of branching on each.
-fn parse_hex_u64(s: &[u8]) -> Option<u64> {
-    let mut value = 0u64;
-    let mut seen = 0u8;
-    for &c in s {
-        let digit = HEX_VALUES[usize::from(c)];
-        seen |= digit;
-        value = (value << 4) | u64::from(digit & 0x0f);
-    }
-    (seen & 0xf0 == 0).then_some(value)
 }
 
 fn trace_id(s: &[u8], allow_64: bool) -> Result<u128, TraceParseError> {
