@@ -133,6 +133,104 @@ async fn failed_calls_count_with_code_zero() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_routed_call_that_fails_is_labelled_with_the_routes_destination() {
+    // A call that gets no answer is counted under its request's target (host and subset),
+    // not the host its URI names.
+    let metrics = MeshMetrics::new();
+    let svc = ClientTelemetryLayer::new(metrics.clone(), ClientTelemetryConfig::new(me()))
+        .layer(upstream(Seen::default(), 0, Duration::ZERO));
+    let req = routed("http://reviews/", "ratings", Some("v3"));
+    assert!(svc.oneshot(req).await.is_err());
+    let text = metrics.encode_prometheus();
+    let l = line(&text, "istio_requests_total{response_code=\"0\"", "").expect(&text);
+    for want in [
+        "destination_service=\"ratings\"",
+        "destination_version=\"v3\"",
+    ] {
+        assert!(l.contains(want), "{want} not in {l}");
+    }
+}
+
+/// A request for `uri` that the router sent to `host` (and `subset`), as its `Target` says.
+fn routed(uri: &str, host: &str, subset: Option<&str>) -> Request<String> {
+    let mut req = Request::builder().uri(uri).body(String::new()).unwrap();
+    req.extensions_mut().insert(Target::new(Destination {
+        host: host.into(),
+        subset: subset.map(Into::into),
+        port: None,
+    }));
+    req
+}
+
+/// Each field given to a span, at its creation or after: (span name, field, value).
+#[derive(Clone, Default)]
+struct Recorded(Arc<Mutex<Vec<(String, String, String)>>>);
+
+/// The fields of one record, as (field, value).
+#[derive(Default)]
+struct Values(Vec<(String, String)>);
+
+impl tracing::field::Visit for Values {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push((field.name().to_owned(), format!("{value:?}")));
+    }
+}
+
+impl<S> tracing_subscriber::Layer<S> for Recorded
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        _id: &tracing::span::Id,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut values = Values::default();
+        attrs.record(&mut values);
+        self.keep(attrs.metadata().name(), values);
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        record: &tracing::span::Record<'_>,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let name = ctx.span(id).map(|s| s.name()).unwrap_or_default();
+        let mut values = Values::default();
+        record.record(&mut values);
+        self.keep(name, values);
+    }
+}
+
+impl Recorded {
+    fn keep(&self, span: &str, values: Values) {
+        let mut seen = self.0.lock().unwrap();
+        seen.extend(values.0.into_iter().map(|(f, v)| (span.to_owned(), f, v)));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_listened_to_client_span_names_the_server_it_calls() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let recorded = Recorded::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(recorded.clone()));
+    let svc = ClientTelemetryLayer::new(MeshMetrics::new(), ClientTelemetryConfig::new(me()))
+        .layer(upstream(Seen::default(), 200, Duration::ZERO));
+    let req = routed("http://reviews/", "ratings", None);
+    assert_eq!(svc.oneshot(req).await.unwrap().status(), 200);
+    let seen = recorded.0.lock().unwrap();
+    let address: Vec<_> = seen
+        .iter()
+        .filter(|(span, field, _)| span == "outbound" && field == "server.address")
+        .map(|(_, _, value)| value.as_str())
+        .collect();
+    assert_eq!(address, ["ratings"], "{seen:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn injects_a_child_of_the_explicit_parent() {
     let seen = Seen::default();
     let svc = ClientTelemetryLayer::new(MeshMetrics::new(), ClientTelemetryConfig::new(me()))
