@@ -134,6 +134,12 @@ async fn subsets_follow_pod_labels_and_endpoint_readiness() {
     c.split(NS, 100, 0);
     c.config_until(s1.admin, |dump| dump.contains("\"weight\":100"))
         .await;
+    // service1 can have the split before the subsets and endpoints have reached every app
+    // (each watches the API server on its own): wait for the first answer from v1
+    c.until(s1.addr, "/v1-only", "subset v1 in use", |a| {
+        a.upstream_version().as_deref() == Some("v1")
+    })
+    .await;
     for _ in 0..20 {
         let a = c.get(s1.addr, "/v1-only").await;
         assert_eq!(a.upstream_version().as_deref(), Some("v1"), "{}", a.body);
