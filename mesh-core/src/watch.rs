@@ -51,7 +51,7 @@ use crate::policy::MeshConfig;
 
 mod source;
 
-pub use self::source::ConfigSource;
+pub use self::source::{ConfigSource, SeenAt};
 
 /// Work done on every new snapshot before it is swapped in ([`ConfigStore::on_prepare`]).
 pub type PrepareHook = Arc<PrepareFn>;

@@ -11,6 +11,7 @@ use arc_swap::ArcSwapOption;
 use http::{Request, Response};
 use mesh_core::normalize::normalize_uri;
 use mesh_core::policy::{Destination, HttpRoute, MeshConfig, RetryPolicy, RouteAction};
+use mesh_core::watch::SeenAt;
 use tokio::sync::Semaphore;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceExt};
@@ -92,6 +93,8 @@ impl Shared {
 
 pub(super) struct Compiled {
     pub(super) config: Arc<MeshConfig>,
+    /// When `config` was last found in force (see [`ConfigSource::holds`]).
+    seen: SeenAt,
     table: RouteTable<RouteStack>,
     default: StackFn,
 }
@@ -330,12 +333,16 @@ fn ready(response: Response<BoxBody>) -> RouteFuture {
 
 impl Router {
     pub(super) fn compiled(&self) -> Arc<Compiled> {
-        // The usual call: the table in use is of the config in force, which `is_at` tells with
-        // pointer comparisons (the table holds its config alive), without taking a snapshot.
+        // The usual call: the table in use is of the config in force, which `holds` tells
+        // from the source's generation (the table holds its config alive), without taking a
+        // snapshot.
         {
             let current = self.shared.compiled.load();
             if let Some(c) = current.as_ref()
-                && self.shared.source.is_at(Arc::as_ptr(&c.config) as usize)
+                && self
+                    .shared
+                    .source
+                    .holds(Arc::as_ptr(&c.config) as usize, &c.seen)
             {
                 return Arc::clone(c);
             }
@@ -394,6 +401,7 @@ impl Router {
             "route table compiled"
         );
         Compiled {
+            seen: SeenAt::new(),
             config,
             table,
             default,

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use http::Request;
 use mesh_core::policy::{Destination, Labels, MeshConfig, TrafficPolicy};
-use mesh_core::watch::ConfigSource;
+use mesh_core::watch::{ConfigSource, SeenAt};
 
 use super::endpoints::same_host;
 use super::{Cluster, Discovery};
@@ -29,6 +29,8 @@ struct Entry {
     subset: Option<String>,
     port: Option<u16>,
     config: Arc<MeshConfig>,
+    /// When `config` was last found in force (see [`ConfigSource::holds`]).
+    seen: SeenAt,
     generation: u64,
     /// `None`: the destination has no endpoints (or an unknown subset) under this config.
     cluster: Option<Arc<Cluster>>,
@@ -230,14 +232,22 @@ impl Clusters {
 
     /// The cluster for `dest` under the current config and endpoints.
     pub fn cluster(&self, dest: &Destination) -> Result<Arc<Cluster>, ClusterError> {
-        let config = self.shared.config.snapshot();
         let generation = self.shared.discovery.generation();
-        let fresh = |e: &Entry| Arc::ptr_eq(&e.config, &config) && e.generation == generation;
-        if let Some(entry) = self.lookup(dest)
-            && fresh(&entry)
+        // The usual call: the entry's config is still in force (the source's generation says
+        // so, without a snapshot) and its endpoints are the registry's.
+        let entry = self.lookup(dest);
+        if let Some(entry) = &entry
+            && entry.generation == generation
+            && self
+                .shared
+                .config
+                .holds(Arc::as_ptr(&entry.config) as usize, &entry.seen)
         {
             return entry.cluster_or_error(&dest.host);
         }
+        drop(entry);
+        let config = self.shared.config.snapshot();
+        let fresh = |e: &Entry| Arc::ptr_eq(&e.config, &config) && e.generation == generation;
         // Slow path: one builder at a time; requests for fresh clusters never wait here.
         let mut pruned_for = self
             .shared
@@ -258,6 +268,7 @@ impl Clusters {
             .as_deref()
             .is_some_and(|name| rule_for(&config, &host).is_none_or(|r| r.subset(name).is_none()));
         let entry = Arc::new(Entry {
+            seen: SeenAt::new(),
             undefined_subset,
             subset: dest.subset.clone(),
             port: dest.port,

@@ -4,6 +4,7 @@
 //! every source is lock-free (an `ArcSwap` load or a plain `Arc`).
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -43,6 +44,12 @@ trait Source: Send + Sync {
     fn on_prepare(&self, _hook: &PrepareHook) -> bool {
         false
     }
+
+    /// A number that changes whenever the config in force may have (a store's generation),
+    /// where the source keeps one; `None` for a cell or a function, which cannot tell.
+    fn generation(&self) -> Option<u64> {
+        None
+    }
 }
 
 struct FnSource<F>(F);
@@ -60,6 +67,11 @@ impl Source for Arc<MeshConfig> {
 
     fn is_at(&self, seen: usize) -> bool {
         Arc::as_ptr(self) as usize == seen
+    }
+
+    fn generation(&self) -> Option<u64> {
+        // One config, forever.
+        Some(FIRST_GENERATION)
     }
 }
 
@@ -85,6 +97,10 @@ impl Source for ConfigStore {
     fn on_prepare(&self, hook: &PrepareHook) -> bool {
         ConfigStore::on_prepare(self, hook);
         true
+    }
+
+    fn generation(&self) -> Option<u64> {
+        Some(ConfigStore::generation(self))
     }
 }
 
@@ -182,6 +198,11 @@ impl Source for Scoped {
         self.prepare.add(hook);
         true
     }
+
+    fn generation(&self) -> Option<u64> {
+        // The view changes only when the store swaps a snapshot in.
+        Some(self.store.generation())
+    }
 }
 
 impl ConfigSource {
@@ -262,7 +283,65 @@ impl ConfigSource {
     pub fn is_at(&self, seen: usize) -> bool {
         self.0.is_at(seen)
     }
+
+    /// Whether the config in force is the snapshot at address `at` (one the caller holds, as
+    /// for [`is_at`](Self::is_at)), remembering in `seen` the generation at which it was: while
+    /// the source's generation is unchanged, the answer is one atomic load, with no look at the
+    /// config cell at all (the router, the clusters and the inbound gate ask on every request).
+    /// Sources that keep no generation (a cell, a function) are asked with `is_at` each time.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use mesh_core::policy::MeshConfig;
+    /// use mesh_core::watch::{ConfigSource, ConfigStore, SeenAt};
+    ///
+    /// let store = ConfigStore::new(MeshConfig::default());
+    /// let source = ConfigSource::from(store.clone());
+    /// let held = source.snapshot();
+    /// let seen = SeenAt::new();
+    /// assert!(source.holds(Arc::as_ptr(&held) as usize, &seen));
+    /// assert!(source.holds(Arc::as_ptr(&held) as usize, &seen)); // the generation's answer
+    /// store.store(MeshConfig::default());
+    /// assert!(!source.holds(Arc::as_ptr(&held) as usize, &seen));
+    /// ```
+    pub fn holds(&self, at: usize, seen: &SeenAt) -> bool {
+        // Read before the config: a swap after this read changes the generation, so the one
+        // remembered below can only be too old (a slow answer next time), never too new.
+        let generation = self.0.generation();
+        if let Some(g) = generation
+            && seen.0.load(Ordering::Acquire) == g
+        {
+            return true;
+        }
+        let current = self.0.is_at(at);
+        if current && let Some(g) = generation {
+            seen.0.store(g, Ordering::Release);
+        }
+        current
+    }
 }
+
+/// The generation of a [`ConfigSource`] at which a holder last found its snapshot in force
+/// (see [`ConfigSource::holds`]); none at first. Keep one per held snapshot: a new snapshot
+/// gets a new `SeenAt`.
+#[derive(Debug, Default)]
+pub struct SeenAt(AtomicU64);
+
+impl SeenAt {
+    /// Nothing seen yet.
+    pub const fn new() -> Self {
+        // Generations start at 1: 0 is never one.
+        Self(AtomicU64::new(0))
+    }
+
+    /// Forgets what was seen, for a holder about to change the snapshot it holds.
+    pub fn forget(&self) {
+        self.0.store(0, Ordering::Release);
+    }
+}
+
+/// A store's first generation, and the only one of a fixed config.
+const FIRST_GENERATION: u64 = 1;
 
 impl From<ConfigStore> for ConfigSource {
     fn from(store: ConfigStore) -> Self {

@@ -314,3 +314,61 @@ fn what_a_hook_retires_is_freed_after_the_swap() {
     assert_eq!(*during.lock().unwrap(), Some(true), "kept during the hook");
     assert!(freed.upgrade().is_none(), "freed once the swap is done");
 }
+
+#[test]
+fn holds_follows_every_kind_of_source_through_a_swap() {
+    use std::sync::Arc;
+    let addr = |c: &Arc<MeshConfig>| Arc::as_ptr(c) as usize;
+    let store = ConfigStore::new(MeshConfig::default());
+    let cell = Arc::new(arc_swap::ArcSwap::from_pointee(MeshConfig::default()));
+    // (what the source is, the source, how to swap a new config in)
+    type Swapped = (&'static str, ConfigSource, Box<dyn Fn()>);
+    let swapping: Vec<Swapped> = vec![
+        ("store", ConfigSource::from(store.clone()), {
+            let store = store.clone();
+            Box::new(move || {
+                store.store(MeshConfig::default());
+            })
+        }),
+        (
+            "namespace view",
+            ConfigSource::visible_from(store.clone(), "team-a"),
+            {
+                let store = store.clone();
+                Box::new(move || {
+                    store.store(MeshConfig::default());
+                })
+            },
+        ),
+        ("cell", ConfigSource::swap(cell.clone()), {
+            let cell = cell.clone();
+            Box::new(move || cell.store(Arc::new(MeshConfig::default())))
+        }),
+    ];
+    for (kind, source, swap) in swapping {
+        let held = source.snapshot();
+        let seen = SeenAt::new();
+        // Asked twice: the second answer may come from the generation alone.
+        assert!(source.holds(addr(&held), &seen), "{kind}");
+        assert!(source.holds(addr(&held), &seen), "{kind}");
+        swap();
+        assert!(!source.holds(addr(&held), &seen), "{kind}: after a swap");
+        assert!(!source.holds(addr(&held), &seen), "{kind}: asked again");
+        let newer = source.snapshot();
+        assert!(!Arc::ptr_eq(&held, &newer), "{kind}");
+        // A holder that keeps its `SeenAt` across snapshots is answered by the address.
+        assert!(
+            source.holds(addr(&newer), &seen),
+            "{kind}: the new snapshot"
+        );
+        seen.forget();
+        assert!(source.holds(addr(&newer), &seen), "{kind}: after forget");
+        // An address that is no snapshot is never in force, whatever was seen before.
+        assert!(!source.holds(0, &SeenAt::new()), "{kind}");
+    }
+    let fixed = ConfigSource::fixed(MeshConfig::default());
+    let held = fixed.snapshot();
+    let seen = SeenAt::new();
+    assert!(fixed.holds(addr(&held), &seen) && fixed.holds(addr(&held), &seen));
+    assert!(!fixed.holds(0, &SeenAt::new()));
+}

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use mesh_core::watch::SeenAt;
 use pin_project_lite::pin_project;
 
 use crate::normalize::SharedLevel;
@@ -38,6 +39,8 @@ pub(super) struct Policies {
     // The address of `seen` (0 before the first build): compared with the source's config on
     // each request; `seen` keeps that config alive, so no other config can share its address.
     seen_at: AtomicUsize,
+    // When `seen` was last found in force (see `ConfigSource::holds`).
+    seen_generation: SeenAt,
     // Serialises rebuilds (never taken when the config is unchanged), so that a request holding
     // an older snapshot cannot overwrite what a newer one built.
     rebuild: Mutex<()>,
@@ -68,6 +71,7 @@ impl Policies {
             source,
             seen: ArcSwapOption::empty(),
             seen_at: AtomicUsize::new(0),
+            seen_generation: SeenAt::new(),
             rebuild: Mutex::new(()),
             authz: Arc::new(ArcSwap::from_pointee(AuthzEngine::allow_all())),
             total: Arc::new(ArcSwapOption::empty()),
@@ -79,9 +83,13 @@ impl Policies {
         }
     }
 
-    /// Recompiles when the snapshot is not the one seen last (a pointer comparison otherwise).
+    /// Recompiles when the snapshot is not the one seen last (one atomic load while the
+    /// source's generation is unchanged, a pointer comparison otherwise).
     pub(super) fn refresh(&self) {
-        if self.source.is_at(self.seen_at.load(Ordering::Acquire)) {
+        if self
+            .source
+            .holds(self.seen_at.load(Ordering::Acquire), &self.seen_generation)
+        {
             return;
         }
         // A poisoned lock guards no data: carry on.
@@ -129,6 +137,7 @@ impl Policies {
         // Readers compare with no address while the old config may be freed (and its address
         // reused): they take the lock above and wait for this rebuild instead.
         self.seen_at.store(0, Ordering::Release);
+        self.seen_generation.forget();
         self.seen.store(Some(config));
         self.seen_at.store(at, Ordering::Release);
     }
