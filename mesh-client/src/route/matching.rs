@@ -80,12 +80,20 @@ pub fn split_authority(authority: &str) -> (&str, Option<u16>) {
         }
         return (authority, None);
     }
-    match authority.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => match port.parse() {
-            Ok(p) => (host, Some(p)),
-            Err(_) => (authority, None),
-        },
-        _ => (authority, None),
+    // Every request's authority goes through here: a byte loop from the end finds the colon of
+    // a short `host:port` in fewer steps than `rsplit_once`'s searcher takes to set up.
+    let bytes = authority.as_bytes();
+    let Some(colon) = bytes.iter().rposition(|&b| b == b':') else {
+        return (authority, None);
+    };
+    let host = &authority[..colon];
+    if host.bytes().any(|b| b == b':') {
+        // more than one colon outside brackets: no port to split off
+        return (authority, None);
+    }
+    match authority[colon + 1..].parse() {
+        Ok(p) => (host, Some(p)),
+        Err(_) => (authority, None),
     }
 }
 
@@ -262,6 +270,39 @@ mod tests {
             (&*v.host, v.port, v.path, v.query),
             ("svc.example", 9000, "/x", Some("a=1"))
         );
+    }
+
+    #[test]
+    fn split_authority_agrees_with_splitting_at_the_last_colon() {
+        // the reference: split at the last colon when the host keeps no other one
+        let reference = |a: &'static str| match a.rsplit_once(':') {
+            Some((host, port)) if !host.contains(':') => match port.parse() {
+                Ok(p) => (host, Some(p)),
+                Err(_) => (a, None),
+            },
+            _ => (a, None),
+        };
+        for a in [
+            "",
+            ":",
+            ":80",
+            "h:",
+            "h",
+            "h:0",
+            "h:65535",
+            "h:65536",
+            "h:-1",
+            "h:+1",
+            "h:8a",
+            "a:b:80",
+            "a::80",
+            "::1",
+            "svc.ns.svc.cluster.local:9080",
+            "h :80",
+            "h:80 ",
+        ] {
+            assert_eq!(split_authority(a), reference(a), "{a:?}");
+        }
     }
 
     #[test]
