@@ -127,6 +127,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let id = match RequestId::from_headers(req.headers()) {
             // The header holds exactly this id already.

@@ -8,7 +8,9 @@
 //! their `grpc-status` and the body's size), or once the body ends or is dropped without them
 //! (no status). A response whose record is never taken records when it is dropped, as it would
 //! have at the head. A layer that owns the body itself (the mesh client's telemetry, under
-//! `MeshClient`) skips the extension: it makes the [`DeferredRecord`] and wraps the body at once.
+//! `MeshClient`) skips the extension: it makes the [`DeferredRecord`] and wraps the body at once;
+//! so does `MeshServer`'s stack, whose own future asks its trace and metrics layers' futures for
+//! the span and the record instead of reading them back from an extension.
 //!
 //! ```
 //! use mesh_telemetry::grpc_status::{GrpcStatusBody, PendingGrpcStatus};

@@ -107,6 +107,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         if !grpc::is_grpc(req.headers()) {
             return ResponseFuture {

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use http::Response;
 use mesh_telemetry::ResponseFlags;
-use mesh_telemetry::grpc_status::PendingGrpcStatus;
+use mesh_telemetry::grpc_status::{DeferredRecord, PendingGrpcStatus};
 use mesh_telemetry::known_body_size;
 use mesh_telemetry::labels::{PeerLabels, RequestLabels, flags_label};
 use mesh_telemetry::metrics::RequestRecord;
@@ -43,6 +43,48 @@ impl<F> ResponseFuture<F> {
     }
 }
 
+impl Pending {
+    /// The record of the request answered with `result`, whether it waits for a gRPC status
+    /// in the trailers (a gRPC answer with a body: recorded at the body's end), and the layer's
+    /// state to record it with.
+    fn into_record<RB: http_body::Body, E>(
+        self,
+        result: &Result<Response<RB>, E>,
+    ) -> (RequestRecord, bool, Arc<Shared>) {
+        let (code, flags, bytes, grpc_status, waits) = match result {
+            Ok(resp) => {
+                let grpc_status = if self.grpc {
+                    mesh_telemetry::grpc_status(resp.headers())
+                } else {
+                    None
+                };
+                (
+                    resp.status().as_u16(),
+                    flags_label(resp.extensions().get::<ResponseFlags>()),
+                    known_body_size(resp.headers(), resp.body()),
+                    grpc_status,
+                    self.grpc && grpc_status.is_none() && !resp.body().is_end_stream(),
+                )
+            }
+            // The connection is dropped without an answer: Envoy reports code 0.
+            Err(_) => (0, Cow::Borrowed("-"), 0, None, false),
+        };
+        let record = RequestRecord {
+            labels: RequestLabels {
+                peers: self.peers,
+                protocol: if self.grpc { "grpc" } else { "http" },
+                response_code: code,
+                response_flags: flags,
+                grpc_status,
+            },
+            duration: self.start.elapsed(),
+            request_bytes: self.request_bytes,
+            response_bytes: bytes,
+        };
+        (record, waits, self.shared)
+    }
+}
+
 impl<F, RB, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<RB>, E>>,
@@ -54,38 +96,13 @@ where
         let this = self.project();
         let mut result = std::task::ready!(this.inner.poll(cx));
         if let Some(p) = this.pending.take() {
-            let (code, flags, bytes, grpc_status) = match &result {
-                Ok(resp) => (
-                    resp.status().as_u16(),
-                    flags_label(resp.extensions().get::<ResponseFlags>()),
-                    known_body_size(resp.headers(), resp.body()),
-                    if p.grpc {
-                        mesh_telemetry::grpc_status(resp.headers())
-                    } else {
-                        None
-                    },
-                ),
-                // The connection is dropped without an answer: Envoy reports code 0.
-                Err(_) => (0, Cow::Borrowed("-"), 0, None),
-            };
-            let record = RequestRecord {
-                labels: RequestLabels {
-                    peers: p.peers,
-                    protocol: if p.grpc { "grpc" } else { "http" },
-                    response_code: code,
-                    response_flags: flags,
-                    grpc_status,
-                },
-                duration: p.start.elapsed(),
-                request_bytes: p.request_bytes,
-                response_bytes: bytes,
-            };
+            let (record, waits, shared) = p.into_record(&result);
             match &mut result {
                 // A gRPC answer with a body has its status in the trailers: recorded at the
                 // body's end, by whoever owns the body (see mesh_telemetry::grpc_status).
                 // The trace layer's extension (the span) is filled in place: no second box.
-                Ok(resp) if p.grpc && grpc_status.is_none() && !resp.body().is_end_stream() => {
-                    let metrics = p.shared.metrics.clone();
+                Ok(resp) if waits => {
+                    let metrics = shared.metrics.clone();
                     match resp.extensions_mut().get_mut::<PendingGrpcStatus>() {
                         Some(pending) => pending.record(metrics, record),
                         None => {
@@ -94,7 +111,38 @@ where
                         }
                     }
                 }
-                _ => p.shared.metrics.record_request(&record),
+                _ => shared.metrics.record_request(&record),
+            }
+        }
+        Poll::Ready(result)
+    }
+}
+
+impl<F, RB, E> ResponseFuture<crate::trace::ResponseFuture<F>>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+    RB: http_body::Body,
+{
+    /// The answer; the record of a gRPC answer whose status comes in its trailers (with the
+    /// trace layer's span, to get the status too) goes to `deferred` instead of an extension:
+    /// for [`MeshServer`](crate::server::MeshServer)'s own future, which owns the body and
+    /// wraps it (a tonic answer has no extensions, so one would cost a map, its table and a
+    /// box). Written for such an answer only: every other answer moves nothing more.
+    #[inline]
+    pub(crate) fn poll_deferred(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        deferred: &mut Option<DeferredRecord>,
+    ) -> Poll<Result<Response<RB>, E>> {
+        let this = self.project();
+        let mut span = None;
+        let result = std::task::ready!(this.inner.poll_deferred(cx, &mut span));
+        if let Some(p) = this.pending.take() {
+            let (record, waits, shared) = p.into_record(&result);
+            if waits {
+                *deferred = Some(DeferredRecord::new(shared.metrics.clone(), record, span));
+            } else {
+                shared.metrics.record_request(&record);
             }
         }
         Poll::Ready(result)

@@ -72,11 +72,34 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        InboundFuture {
-            inner: self.inner.call(req),
-            _body: PhantomData,
+        // Each arm builds the whole future, so that the inner one can be written in place.
+        match &mut self.inner {
+            Either::Left(metered) => InboundFuture {
+                inner: Inner::Metered {
+                    future: metered.call(req),
+                },
+                _body: PhantomData,
+            },
+            Either::Right(traced) => InboundFuture {
+                inner: Inner::Traced {
+                    future: traced.call(req),
+                },
+                _body: PhantomData,
+            },
         }
+    }
+}
+
+pin_project! {
+    /// The future of [`Stack`]'s two shapes, projected here (tower's `Either` keeps its
+    /// projection to itself) so that each hands over what a gRPC answer's trailers are to
+    /// complete, instead of leaving it in the response's extensions.
+    #[project = InnerProj]
+    enum Inner<M, T> {
+        Metered { #[pin] future: M },
+        Traced { #[pin] future: T },
     }
 }
 
@@ -97,7 +120,10 @@ pin_project! {
         B::Error: Into<BoxError>,
     {
         #[pin]
-        inner: <Stack<S> as Service<Request<Body>>>::Future,
+        inner: Inner<
+            <ServerMetrics<Traced<S>> as Service<Request<Body>>>::Future,
+            <Traced<S> as Service<Request<Body>>>::Future,
+        >,
         _body: PhantomData<fn() -> B>,
     }
 }
@@ -112,10 +138,17 @@ where
 {
     type Output = Result<Response<Body>, Infallible>;
 
+    #[inline]
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut response = std::task::ready!(self.project().inner.poll(cx))?;
+        let mut deferred = None;
+        let result = match self.project().inner.project() {
+            InnerProj::Metered { future } => future.poll_deferred(cx, &mut deferred),
+            // Without metrics there is no record to complete; the span keeps no status.
+            InnerProj::Traced { future } => future.poll_deferred(cx, &mut None),
+        };
+        let mut response = std::task::ready!(result)?;
         // A gRPC answer's status comes in its trailers: the metrics record then.
-        if let Some(pending) = mesh_telemetry::grpc_status::watch(&mut response) {
+        if let Some(pending) = deferred {
             response = response
                 .map(|b| Body::new(mesh_telemetry::grpc_status::GrpcStatusBody::new(b, pending)));
         }
@@ -151,6 +184,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         IntoBodyFuture {
             inner: self.inner.call(req),
@@ -174,6 +208,7 @@ where
 {
     type Output = Result<Response<Body>, E>;
 
+    #[inline]
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.project()
             .inner

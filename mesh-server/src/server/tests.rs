@@ -284,3 +284,87 @@ async fn the_inbound_stack_gives_grpc_handling_to_grpc_calls_only() {
         }
     }
 }
+
+/// The `rpc.grpc.status_code` values recorded on spans after their creation.
+#[derive(Clone, Default)]
+struct GrpcCodes(Arc<std::sync::Mutex<Vec<u64>>>);
+
+impl tracing::field::Visit for GrpcCodes {
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        if field.name() == "rpc.grpc.status_code" {
+            self.0.lock().unwrap().push(value);
+        }
+    }
+
+    fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for GrpcCodes {
+    fn on_record(
+        &self,
+        _: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        values.record(&mut self.clone());
+    }
+}
+
+#[tokio::test]
+async fn a_grpc_status_in_the_trailers_reaches_the_metrics_and_the_span_at_the_bodys_end() {
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let codes = GrpcCodes::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(codes.clone()));
+    // A tonic-like answer: a message, then `grpc-status: 5` in the trailers.
+    let app = tower::service_fn(|_req: Request<Body>| async {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("5"));
+        let frames = [
+            Ok::<_, Infallible>(http_body::Frame::data(Bytes::from_static(b"\0\0\0\0\0"))),
+            Ok(http_body::Frame::trailers(trailers)),
+        ];
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+        let mut answer = Response::new(Body::new(body));
+        answer.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/grpc"),
+        );
+        Ok::<_, Infallible>(answer)
+    });
+    let metrics = MeshMetrics::new();
+    let cell = Arc::new(ArcSwap::from_pointee(MeshConfig::default()));
+    let stack = MeshServer::new(Workload::new("service2"), ConfigSource::swap(cell))
+        .with_metrics(metrics.clone())
+        .wrap(app);
+    let req = Request::post("/pkg.Svc/Method")
+        .header(http::header::CONTENT_TYPE, "application/grpc")
+        .body(Body::empty())
+        .unwrap();
+    let answer = stack.oneshot(req).await.unwrap();
+    // Handed from layer to layer inside the stack's future: nothing left in the extensions.
+    assert!(
+        answer
+            .extensions()
+            .get::<mesh_telemetry::grpc_status::PendingGrpcStatus>()
+            .is_none()
+    );
+    let counted = r#"grpc_response_status="5""#;
+    assert!(
+        !metrics.encode_prometheus().contains(counted),
+        "before the trailers"
+    );
+    assert!(codes.0.lock().unwrap().is_empty(), "before the trailers");
+    let collected = answer.into_body().collect().await.unwrap();
+    assert!(collected.trailers().is_some());
+    let text = metrics.encode_prometheus();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("istio_requests_total{") && l.contains(counted)),
+        "{text}"
+    );
+    assert_eq!(*codes.0.lock().unwrap(), [5]);
+}

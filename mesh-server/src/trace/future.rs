@@ -35,17 +35,25 @@ impl<F> ResponseFuture<F> {
     }
 }
 
-impl<F, RB, E> Future for ResponseFuture<F>
+impl<F, RB, E> ResponseFuture<F>
 where
     F: Future<Output = Result<Response<RB>, E>>,
 {
-    type Output = Result<Response<RB>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    /// The answer; the server span of a gRPC answer whose status comes in its trailers (to
+    /// get `rpc.grpc.status_code` at the body's end) goes to `waiting` instead of an
+    /// extension: for the metrics layer under [`MeshServer`](crate::server::MeshServer), whose
+    /// future hands both to the owner of the body. An out-parameter, written for such an
+    /// answer only, so that every other answer moves nothing more.
+    #[inline]
+    pub(crate) fn poll_deferred(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        waiting: &mut Option<tracing::Span>,
+    ) -> Poll<Result<Response<RB>, E>> {
         let mut this = self.project();
-        let mut result = std::task::ready!(this.inner.as_mut().poll(cx));
+        let result = std::task::ready!(this.inner.as_mut().poll(cx));
         let span = this.inner.as_ref().get_ref().span();
-        match &mut result {
+        match &result {
             Ok(resp) => {
                 let status = resp.status().as_u16();
                 record(span, "http.response.status_code", status);
@@ -58,18 +66,32 @@ where
                         Some(code) => {
                             record(span, "rpc.grpc.status_code", code);
                         }
-                        // The status comes in the trailers: the metrics layer adds its record
-                        // to this extension, recorded then.
-                        None => {
-                            let pending = PendingGrpcStatus::span(span.clone());
-                            resp.extensions_mut().insert(pending);
-                        }
+                        // The status comes in the trailers.
+                        None => *waiting = Some(span.clone()),
                     }
                 }
             }
             Err(_) => {
                 record(span, "otel.status_code", "ERROR");
             }
+        }
+        Poll::Ready(result)
+    }
+}
+
+impl<F, RB, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<RB>, E>>,
+{
+    type Output = Result<Response<RB>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut waiting = None;
+        let mut result = std::task::ready!(self.poll_deferred(cx, &mut waiting));
+        // The metrics layer above adds its record to this extension, recorded when the
+        // trailers come (see mesh_telemetry::grpc_status).
+        if let (Ok(resp), Some(span)) = (&mut result, waiting) {
+            resp.extensions_mut().insert(PendingGrpcStatus::span(span));
         }
         Poll::Ready(result)
     }
