@@ -246,20 +246,24 @@ impl MeshClient {
         let request = request.map(body::boxed);
         // `Router` and `ClientTelemetry<Router>` are always ready and keep no per-call state,
         // so calling a shared reference's clone-free path is sound (see `Top`).
-        let inner = match &self.service {
-            Top::Plain(router) => Inner::Plain {
-                future: router.route(request),
+        // Each arm builds the whole future, so that the inner one can be written in place.
+        match &self.service {
+            Top::Plain(router) => ResponseFuture {
+                inner: Inner::Plain {
+                    future: router.route(request),
+                },
             },
             // The telemetry checks whether the call is gRPC once and tells the router.
-            Top::Telemetry(telemetry) => Inner::Telemetry {
-                future: telemetry
-                    .clone()
-                    .call_using(request, |router, request, grpc| {
-                        router.route_grpc(request, grpc)
-                    }),
+            Top::Telemetry(telemetry) => ResponseFuture {
+                inner: Inner::Telemetry {
+                    future: telemetry
+                        .clone()
+                        .call_using(request, |router, request, grpc| {
+                            router.route_grpc(request, grpc)
+                        }),
+                },
             },
-        };
-        ResponseFuture { inner }
+        }
     }
 }
 
