@@ -32,11 +32,11 @@ use http_body::{Body, Frame, SizeHint};
 
 use crate::metrics::{MeshMetrics, RequestRecord};
 
-/// A request record waiting for its gRPC status; recorded when dropped.
+/// A request record waiting for its gRPC status, or only a span to get it; recorded when
+/// dropped.
 #[derive(Debug)]
 pub struct DeferredRecord {
-    metrics: MeshMetrics,
-    record: Option<RequestRecord>,
+    record: Option<(MeshMetrics, RequestRecord)>,
     span: Option<tracing::Span>,
 }
 
@@ -46,20 +46,28 @@ impl DeferredRecord {
     /// body, who wraps it in [`GrpcStatusBody`] at once (no extension on the way).
     pub fn new(metrics: MeshMetrics, record: RequestRecord, span: Option<tracing::Span>) -> Self {
         Self {
-            metrics,
-            record: Some(record),
+            record: Some((metrics, record)),
             span,
+        }
+    }
+
+    /// Only `span`, to get `rpc.grpc.status_code` from the trailers: for a server that keeps no
+    /// request metrics but traces.
+    pub fn span_only(span: tracing::Span) -> Self {
+        Self {
+            record: None,
+            span: Some(span),
         }
     }
 
     /// Records with `grpc_status` and `response_bytes` (when counted).
     fn finish(&mut self, grpc_status: Option<u32>, response_bytes: Option<u64>) {
-        if let Some(mut record) = self.record.take() {
+        if let Some((metrics, mut record)) = self.record.take() {
             record.labels.grpc_status = grpc_status;
             if let Some(n) = response_bytes {
                 record.response_bytes = n;
             }
-            self.metrics.record_request(&record);
+            metrics.record_request(&record);
         }
         if let (Some(span), Some(code)) = (self.span.take(), grpc_status) {
             span.record("rpc.grpc.status_code", code);
@@ -147,12 +155,13 @@ pub fn record_rpc(span: &tracing::Span, path: &str) {
     }
 }
 
-/// Takes the pending record out of `response`, to wrap its body in [`GrpcStatusBody`].
+/// Takes the pending record out of `response` (or, when no metrics layer added one, the span
+/// waiting for the status), to wrap its body in [`GrpcStatusBody`].
 pub fn watch<B>(response: &mut http::Response<B>) -> Option<DeferredRecord> {
-    response
-        .extensions_mut()
-        .remove::<PendingGrpcStatus>()?
+    let pending = response.extensions_mut().remove::<PendingGrpcStatus>()?;
+    pending
         .deferred
+        .or_else(|| pending.span.map(DeferredRecord::span_only))
 }
 
 /// A response body that records its request when its trailers (or its end) arrive.

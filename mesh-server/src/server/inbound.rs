@@ -143,8 +143,13 @@ where
         let mut deferred = None;
         let result = match self.project().inner.project() {
             InnerProj::Metered { future } => future.poll_deferred(cx, &mut deferred),
-            // Without metrics there is no record to complete; the span keeps no status.
-            InnerProj::Traced { future } => future.poll_deferred(cx, &mut None),
+            // Without metrics only the span waits for the status.
+            InnerProj::Traced { future } => {
+                let mut span = None;
+                let result = future.poll_deferred(cx, &mut span);
+                deferred = span.map(mesh_telemetry::grpc_status::DeferredRecord::span_only);
+                result
+            }
         };
         let mut response = std::task::ready!(result)?;
         // A gRPC answer's status comes in its trailers: the metrics record then.

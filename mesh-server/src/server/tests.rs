@@ -335,36 +335,46 @@ async fn a_grpc_status_in_the_trailers_reaches_the_metrics_and_the_span_at_the_b
         );
         Ok::<_, Infallible>(answer)
     });
-    let metrics = MeshMetrics::new();
-    let cell = Arc::new(ArcSwap::from_pointee(MeshConfig::default()));
-    let stack = MeshServer::new(Workload::new("service2"), ConfigSource::swap(cell))
-        .with_metrics(metrics.clone())
-        .wrap(app);
-    let req = Request::post("/pkg.Svc/Method")
-        .header(http::header::CONTENT_TYPE, "application/grpc")
-        .body(Body::empty())
-        .unwrap();
-    let answer = stack.oneshot(req).await.unwrap();
-    // Handed from layer to layer inside the stack's future: nothing left in the extensions.
-    assert!(
-        answer
-            .extensions()
-            .get::<mesh_telemetry::grpc_status::PendingGrpcStatus>()
-            .is_none()
-    );
-    let counted = r#"grpc_response_status="5""#;
-    assert!(
-        !metrics.encode_prometheus().contains(counted),
-        "before the trailers"
-    );
-    assert!(codes.0.lock().unwrap().is_empty(), "before the trailers");
-    let collected = answer.into_body().collect().await.unwrap();
-    assert!(collected.trailers().is_some());
-    let text = metrics.encode_prometheus();
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("istio_requests_total{") && l.contains(counted)),
-        "{text}"
-    );
-    assert_eq!(*codes.0.lock().unwrap(), [5]);
+    // With the metrics layer, and without it (the span alone waits for the status).
+    for with_metrics in [true, false] {
+        codes.0.lock().unwrap().clear();
+        let metrics = MeshMetrics::new();
+        let cell = Arc::new(ArcSwap::from_pointee(MeshConfig::default()));
+        let mut server = MeshServer::new(Workload::new("service2"), ConfigSource::swap(cell))
+            .with_metrics(metrics.clone());
+        if !with_metrics {
+            server = server.without_inbound_request_metrics();
+        }
+        let stack = server.wrap(app);
+        let req = Request::post("/pkg.Svc/Method")
+            .header(http::header::CONTENT_TYPE, "application/grpc")
+            .body(Body::empty())
+            .unwrap();
+        let answer = stack.oneshot(req).await.unwrap();
+        // Handed from layer to layer inside the stack's future: nothing left in the extensions.
+        assert!(
+            answer
+                .extensions()
+                .get::<mesh_telemetry::grpc_status::PendingGrpcStatus>()
+                .is_none()
+        );
+        let counted = r#"grpc_response_status="5""#;
+        let recorded = |text: String| {
+            text.lines()
+                .any(|l| l.starts_with("istio_requests_total{") && l.contains(counted))
+        };
+        assert!(
+            !recorded(metrics.encode_prometheus()),
+            "before the trailers"
+        );
+        assert!(codes.0.lock().unwrap().is_empty(), "before the trailers");
+        let collected = answer.into_body().collect().await.unwrap();
+        assert!(collected.trailers().is_some());
+        assert_eq!(
+            recorded(metrics.encode_prometheus()),
+            with_metrics,
+            "metrics {with_metrics}"
+        );
+        assert_eq!(*codes.0.lock().unwrap(), [5], "metrics {with_metrics}");
+    }
 }

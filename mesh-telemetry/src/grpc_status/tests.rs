@@ -191,3 +191,32 @@ fn rpc_attributes_go_on_a_live_span_and_a_disabled_one_is_left_alone() {
         record_rpc(&span, "/mesh.examples.Echo/Call");
     });
 }
+
+#[tokio::test]
+async fn a_span_alone_gets_the_status_from_the_trailers() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    // A server that traces but keeps no request metrics: the trace layer's extension holds
+    // only the span, and the body's end still gives it the status.
+    let fields = RpcFields::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(fields.clone()));
+    let span = tracing::info_span!("inbound", rpc.grpc.status_code = tracing::field::Empty);
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", HeaderValue::from_static("3"));
+    let body = Frames(VecDeque::from([
+        Frame::data(Bytes::from_static(b"\0\0\0\0\0")),
+        Frame::trailers(trailers),
+    ]));
+    let mut response = http::Response::new(body);
+    response
+        .extensions_mut()
+        .insert(PendingGrpcStatus::span(span));
+    let pending = watch(&mut response).expect("the span waits for the status");
+    assert!(fields.0.lock().unwrap().is_empty(), "before the trailers");
+    drain(GrpcStatusBody::new(response.into_body(), pending)).await;
+    assert_eq!(
+        *fields.0.lock().unwrap(),
+        [("rpc.grpc.status_code".to_owned(), "3".to_owned())]
+    );
+}
