@@ -91,16 +91,13 @@ impl Drop for DeferredRecord {
 /// [`watch`] took it, or when it is dropped.
 #[derive(Debug)]
 pub struct PendingGrpcStatus {
+    // The trace layer's part alone is a span-only record (`DeferredRecord::span_only`).
     deferred: Option<DeferredRecord>,
-    span: Option<tracing::Span>,
 }
 
 impl Clone for PendingGrpcStatus {
     fn clone(&self) -> Self {
-        Self {
-            deferred: None,
-            span: None,
-        }
+        Self { deferred: None }
     }
 }
 
@@ -108,7 +105,6 @@ impl From<DeferredRecord> for PendingGrpcStatus {
     fn from(deferred: DeferredRecord) -> Self {
         Self {
             deferred: Some(deferred),
-            span: None,
         }
     }
 }
@@ -117,24 +113,18 @@ impl PendingGrpcStatus {
     /// `record`, to be recorded in `metrics` with the status the trailers bring, which `span`
     /// (the request's span, when given) gets as `rpc.grpc.status_code`.
     pub fn new(metrics: MeshMetrics, record: RequestRecord, span: Option<tracing::Span>) -> Self {
-        Self {
-            deferred: Some(DeferredRecord::new(metrics, record, span)),
-            span: None,
-        }
+        Self::from(DeferredRecord::new(metrics, record, span))
     }
 
     /// Only the server span that is to get the status (the trace layer's part): the metrics
     /// layer adds its record with [`PendingGrpcStatus::record`].
     pub fn span(span: tracing::Span) -> Self {
-        Self {
-            deferred: None,
-            span: Some(span),
-        }
+        Self::from(DeferredRecord::span_only(span))
     }
 
     /// Adds `record`, to be recorded in `metrics`, with the span this extension carries.
     pub fn record(&mut self, metrics: MeshMetrics, record: RequestRecord) {
-        let span = self.span.take();
+        let span = self.deferred.take().and_then(|mut d| d.span.take());
         self.deferred = Some(DeferredRecord::new(metrics, record, span));
     }
 }
@@ -155,13 +145,13 @@ pub fn record_rpc(span: &tracing::Span, path: &str) {
     }
 }
 
-/// Takes the pending record out of `response` (or, when no metrics layer added one, the span
-/// waiting for the status), to wrap its body in [`GrpcStatusBody`].
+/// Takes the pending record (or, when no metrics layer added one, the span waiting for the
+/// status) out of `response`, to wrap its body in [`GrpcStatusBody`].
 pub fn watch<B>(response: &mut http::Response<B>) -> Option<DeferredRecord> {
-    let pending = response.extensions_mut().remove::<PendingGrpcStatus>()?;
-    pending
+    response
+        .extensions_mut()
+        .remove::<PendingGrpcStatus>()?
         .deferred
-        .or_else(|| pending.span.map(DeferredRecord::span_only))
 }
 
 /// A response body that records its request when its trailers (or its end) arrive.

@@ -51,6 +51,16 @@ fn series(metrics: &MeshMetrics) -> Vec<String> {
         .collect()
 }
 
+/// A gRPC answer's body: one message, then trailers with `grpc-status: status`.
+fn message_then_status(message: &'static [u8], status: &'static str) -> Frames {
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", HeaderValue::from_static(status));
+    Frames(VecDeque::from([
+        Frame::data(Bytes::from_static(message)),
+        Frame::trailers(trailers),
+    ]))
+}
+
 async fn drain(mut body: GrpcStatusBody<Frames>) {
     while poll_fn(|cx| Pin::new(&mut body).poll_frame(cx))
         .await
@@ -61,13 +71,7 @@ async fn drain(mut body: GrpcStatusBody<Frames>) {
 #[tokio::test]
 async fn the_status_comes_from_the_trailers_once_the_body_ends() {
     let metrics = MeshMetrics::new();
-    let mut trailers = HeaderMap::new();
-    trailers.insert("grpc-status", HeaderValue::from_static("0"));
-    let frames = Frames(VecDeque::from([
-        Frame::data(Bytes::from_static(b"hello")),
-        Frame::trailers(trailers),
-    ]));
-    let mut response = http::Response::new(frames);
+    let mut response = http::Response::new(message_then_status(b"hello", "0"));
     response
         .extensions_mut()
         .insert(PendingGrpcStatus::new(metrics.clone(), record(), None));
@@ -202,13 +206,7 @@ async fn a_span_alone_gets_the_status_from_the_trailers() {
     let _guard =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(fields.clone()));
     let span = tracing::info_span!("inbound", rpc.grpc.status_code = tracing::field::Empty);
-    let mut trailers = HeaderMap::new();
-    trailers.insert("grpc-status", HeaderValue::from_static("3"));
-    let body = Frames(VecDeque::from([
-        Frame::data(Bytes::from_static(b"\0\0\0\0\0")),
-        Frame::trailers(trailers),
-    ]));
-    let mut response = http::Response::new(body);
+    let mut response = http::Response::new(message_then_status(b"\0\0\0\0\0", "3"));
     response
         .extensions_mut()
         .insert(PendingGrpcStatus::span(span));
