@@ -15,6 +15,7 @@
 pub mod current;
 pub mod flags;
 pub mod grpc_status;
+pub mod histogram;
 pub mod labels;
 pub mod message;
 pub mod metrics;

@@ -10,9 +10,9 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use super::histogram::Histogram;
 use super::labels::{PeerLabels, RequestLabels};
 use super::series::SeriesHandles;
 
@@ -41,7 +41,7 @@ pub const ISTIO_BUCKETS: [f64; 19] = [
 ];
 
 fn istio_histogram() -> Histogram {
-    Histogram::new(ISTIO_BUCKETS)
+    Histogram::default()
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;

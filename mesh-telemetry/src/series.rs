@@ -15,7 +15,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::histogram::Histogram;
+
+use crate::histogram::Histogram;
 
 /// Distinct label combinations cached per pair of peers (codes × flags seen in practice are few;
 /// the bound keeps a peer answering many distinct codes from growing the list without end).
