@@ -21,6 +21,9 @@ use crate::error::ClusterError;
 pub struct ResponseFuture {
     endpoint: SocketAddr,
     state: State,
+    /// The request's emptied extension map, for the answer's `Upstream` (see
+    /// `super::spare_extensions`).
+    spare: Option<http::Extensions>,
 }
 
 enum State {
@@ -35,23 +38,31 @@ impl ResponseFuture {
         Self {
             endpoint,
             state: State::Failed(Some(error)),
+            spare: None,
         }
     }
 
     pub(super) fn hyper(
         endpoint: SocketAddr,
         future: hyper_util::client::legacy::ResponseFuture,
+        spare: Option<http::Extensions>,
     ) -> Self {
         Self {
             endpoint,
             state: State::Hyper(future),
+            spare,
         }
     }
 
-    pub(super) fn in_process(endpoint: SocketAddr, future: BoxResponseFuture) -> Self {
+    pub(super) fn in_process(
+        endpoint: SocketAddr,
+        future: BoxResponseFuture,
+        spare: Option<http::Extensions>,
+    ) -> Self {
         Self {
             endpoint,
             state: State::InProcess(future),
+            spare,
         }
     }
 }
@@ -94,16 +105,31 @@ impl ResponseFuture {
                 let mut response = response.map(AnswerBody::Incoming);
                 let mut upstream = Upstream::new(endpoint);
                 upstream.security = security;
-                response.extensions_mut().insert(upstream);
+                tag(response.extensions_mut(), self.spare.take(), upstream);
                 return Poll::Ready(Ok(response));
             }
             State::InProcess(future) => ready!(future.as_mut().poll(cx))
                 .map_err(|e| ClusterError::transport(Outcome::Reset, endpoint, e))?,
         };
         let mut response = response.map(AnswerBody::Boxed);
-        response.extensions_mut().insert(Upstream::new(endpoint));
+        tag(
+            response.extensions_mut(),
+            self.spare.take(),
+            Upstream::new(endpoint),
+        );
         Poll::Ready(Ok(response))
     }
+}
+
+/// Puts `upstream` on an answer: into the request's spare map when the answer has none of its
+/// own to keep (its values would otherwise be lost: a map with any is kept).
+fn tag(ext: &mut http::Extensions, spare: Option<http::Extensions>, upstream: Upstream) {
+    if let Some(spare) = spare
+        && ext.is_empty()
+    {
+        *ext = spare;
+    }
+    ext.insert(upstream);
 }
 
 impl Future for ResponseFuture {
