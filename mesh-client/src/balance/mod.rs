@@ -386,6 +386,12 @@ impl Balancer {
         }
     }
 
+    /// Whether picks depend on observed latency ([`Balancer::peak_ewma`]): only then is a
+    /// response's latency worth measuring and feeding to [`Balancer::observe`].
+    pub fn learns_latency(&self) -> bool {
+        matches!(self.algorithm, Algorithm::PeakEwma)
+    }
+
     /// Feeds a latency observation to `index` without changing its count in flight.
     pub fn observe(&self, index: usize, latency: Duration) {
         if let Some(l) = self.loads.get(index) {

@@ -142,3 +142,17 @@ fn hash_pick_is_sticky_and_falls_back_deterministically() {
     let c = counts(&lb, 200);
     assert!(c.len() > 1, "{c:?}");
 }
+
+#[test]
+fn only_peak_ewma_learns_from_latency() {
+    // The cluster reads the clock for an attempt's latency only when this says so.
+    assert!(Balancer::peak_ewma(eps(2)).learns_latency());
+    for lb in [
+        Balancer::least_request(eps(2)),
+        Balancer::round_robin(eps(2)),
+        Balancer::random(eps(2)),
+        hashing(2),
+    ] {
+        assert!(!lb.learns_latency(), "{lb:?}");
+    }
+}

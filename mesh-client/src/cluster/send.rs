@@ -99,7 +99,9 @@ impl Cluster {
         };
         self.balancer.begin(index);
         let in_flight = body::InFlight::new(Arc::clone(self), index, permit);
-        let started = Instant::now();
+        // The clock is read only for a balancer that learns from latency (peak EWMA): the
+        // default, least request, counts requests in flight and nothing else.
+        let started = self.balancer.learns_latency().then(Instant::now);
         let authority = self.authorities.get(index).and_then(Option::as_ref);
         let sent = transport::AnswerFuture(self.transport.send_to(
             endpoint,
@@ -132,7 +134,8 @@ struct Attempt {
     index: usize,
     endpoint: SocketAddr,
     key: RequestKey,
-    started: Instant,
+    /// When the attempt was sent, for a balancer that learns from latency.
+    started: Option<Instant>,
 }
 
 pin_project_lite::pin_project! {
@@ -240,7 +243,9 @@ impl Cluster {
                     up.outcome = Some(outcome);
                 }
                 self.record(index, outcome);
-                self.balancer.observe(index, started.elapsed());
+                if let Some(started) = started {
+                    self.balancer.observe(index, started.elapsed());
+                }
                 let mut resp = resp.map(|b| body::guarded(b, in_flight));
                 if let RequestKey::Generated { set_cookie, .. } = key {
                     resp.headers_mut()

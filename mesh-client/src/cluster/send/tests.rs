@@ -78,3 +78,10 @@ async fn a_dropped_attempt_releases_its_endpoint() {
         "the answer was never produced"
     );
 }
+
+#[test]
+fn the_default_balancer_sends_without_timing_the_attempt() {
+    // Istio's default, least request, needs no latency: no clock read per attempt.
+    let cluster = cluster(None, Arc::new(AtomicUsize::new(0)));
+    assert!(!cluster.balancer().learns_latency());
+}
