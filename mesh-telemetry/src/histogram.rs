@@ -4,16 +4,16 @@
 //! `prometheus-client`'s own histogram takes a mutex on every observation (its source notes
 //! "consider using atomics") and finds the bucket by a linear scan. The mesh records three
 //! histograms per request on each side, from every worker thread at once, so these are plain
-//! atomics instead: one add to the bucket, one to the count, and a compare-and-swap loop for the
-//! floating-point sum (Envoy keeps such counts per thread and merges them at scrape time; one
-//! shared atomic per counter is simpler and still lock-free). The bucket is found by binary
+//! atomics instead: one add to the bucket and a compare-and-swap loop for the floating-point sum;
+//! the count is the buckets' total (Envoy keeps such counts per thread and merges them at scrape
+//! time; one shared atomic per counter is simpler and still lock-free). The bucket is found by binary
 //! search over the fixed bounds. Written here rather than taken from a crate: the encoding
 //! has to be `prometheus-client`'s (the registry the families live in), and the type is small.
 //!
 //! A scrape reads the counters one after the other while requests go on, so it may see an
-//! observation in one counter and not yet in another. `_count` is exported as the sum of the
-//! buckets it read, so the `+Inf` bucket and `_count` always agree, as OpenMetrics requires;
-//! `_sum` may be one observation ahead or behind.
+//! observation in one counter and not yet in another. `_count` is the sum of the buckets it
+//! read, so the `+Inf` bucket and `_count` always agree, as OpenMetrics requires; `_sum` may be
+//! an observation or two ahead of the buckets or behind them.
 //!
 //! ```
 //! use mesh_telemetry::histogram::Histogram;
@@ -88,25 +88,13 @@ impl Histogram {
 
     /// The number of observations and their sum, as a scrape reads them.
     pub fn count_and_sum(&self) -> (u64, f64) {
-        let count = self
-            .inner
-            .buckets
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
-            .sum();
-        (
-            count,
-            f64::from_bits(self.inner.sum.load(Ordering::Relaxed)),
-        )
+        let (_, count, sum) = self.snapshot();
+        (count, sum)
     }
-}
 
-impl TypedMetric for Histogram {
-    const TYPE: MetricType = MetricType::Histogram;
-}
-
-impl EncodeMetric for Histogram {
-    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+    /// Each bucket's bound and observations (not cumulative), their total, and the sum, read
+    /// one counter after the other.
+    fn snapshot(&self) -> ([(f64, u64); BUCKETS], u64, f64) {
         let mut buckets = [(f64::INFINITY, 0u64); BUCKETS];
         let mut count = 0;
         for (i, (bound, n)) in buckets.iter_mut().enumerate() {
@@ -119,6 +107,17 @@ impl EncodeMetric for Histogram {
             count += *n;
         }
         let sum = f64::from_bits(self.inner.sum.load(Ordering::Relaxed));
+        (buckets, count, sum)
+    }
+}
+
+impl TypedMetric for Histogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for Histogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let (buckets, count, sum) = self.snapshot();
         encoder.encode_histogram::<NoLabelSet>(
             sum,
             count,
