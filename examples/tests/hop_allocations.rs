@@ -9,8 +9,8 @@ use mesh_examples::grpc::hop::GrpcHop;
 use mesh_examples::hop::{HopMode, InProcessHop};
 
 /// Allocations per request the mesh may add to one hop (inbound and outbound layers together).
-/// Measured when this was set: −0.06, i.e. none (release, `examples/hop_cost.rs`); see docs/benchmarks.md. Raise it
-/// only with a reason in the commit.
+/// Measured when this was set: −0.06, i.e. none (release, `examples/hop_cost.rs`); see
+/// docs/benchmarks.md. Raise it only with a reason in the commit.
 // 47 when first set; 23 after the outbound hot-path work of issue 6 (series cache, shared
 // Target, one box per route stack, Arc-shared cluster); 20 after the inbound work (concrete
 // stack, no per-request clone, policy layers skipped when none applies); 12 after issue 14

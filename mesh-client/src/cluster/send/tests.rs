@@ -80,7 +80,7 @@ async fn a_dropped_attempt_releases_its_endpoint() {
 }
 
 #[test]
-fn the_default_balancer_sends_without_timing_the_attempt() {
+fn a_default_cluster_balances_without_learning_from_latency() {
     // Istio's default, least request, needs no latency: no clock read per attempt.
     let cluster = cluster(None, Arc::new(AtomicUsize::new(0)));
     assert!(!cluster.balancer().learns_latency());
