@@ -32,7 +32,7 @@ use tower::Service;
 use super::attempt::{Attempt, attempt};
 use super::budget::{Budget, RequestGuard, RetryGuard};
 use super::head::{Carried, SavedHeaders, head};
-use super::tape::Tape;
+use super::tape::{self, Ready, Tape};
 use super::{PerTryTimeout, Settings, backoff, is_idempotent};
 use crate::BoxError;
 use crate::body::{self, BoxBody};
@@ -163,7 +163,8 @@ where
             retries_done: 0,
         });
         // Bodies of known size within the limit are buffered (`replay::buffer`'s rule); a gRPC
-        // body, of no length up front, is recorded as the first attempt streams it.
+        // body, of no length up front, is taken as far as it is ready, and recorded as the
+        // first attempt streams the rest (see `tape`).
         let limit = settings.max_replay_bytes;
         let state = if body.is_end_stream() {
             replay.bytes = Some(Bytes::new());
@@ -174,7 +175,11 @@ where
             }
         } else {
             if grpc {
-                replay.tape = Some(Tape::new(body, limit));
+                // A unary call's message is ready now: replayed as bytes, with no tape.
+                match tape::read_ready(body, limit) {
+                    Ready::Whole(bytes) => replay.bytes = Some(bytes),
+                    Ready::Tape(tape) => replay.tape = Some(tape),
+                }
             } else {
                 replay.first_body = Some(body);
             }

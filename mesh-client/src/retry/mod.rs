@@ -10,8 +10,9 @@
 //!   statuses (`unavailable`, `cancelled`...) are read from a trailers-only answer's head, never
 //!   from trailers after a body has started, and say the call may be sent again;
 //! - the body could be buffered (at most 64 KiB by default, known length; streaming bodies are
-//!   sent once, see [`replay`]); a gRPC body, which has no length up front, is recorded while
-//!   the first attempt streams it and replayed when it was at most the limit;
+//!   sent once, see [`replay`]); a gRPC body, which has no length up front, is taken as far as
+//!   it is ready when the call is made (a unary call's whole message), recorded while the first
+//!   attempt streams the rest, and replayed when it was at most the limit;
 //! - the destination's [`Budget`] has room.
 //!
 //! Before each retry the endpoints that failed are listed in the

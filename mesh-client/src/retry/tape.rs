@@ -4,17 +4,20 @@
 //!
 //! gRPC requests carry no `content-length`, so [`replay::buffer`](super::replay::buffer)
 //! cannot buffer them up front without waiting for the whole stream (which a streaming call may
-//! never end before it hears back). Recording as the attempt reads costs no wait: a unary call's
-//! body is usually whole by the time its answer arrives, and a connect failure leaves it unread.
-//! A body larger than the limit stops being recorded and is then not replayable. Only the
-//! latest attempt's body reads: an earlier attempt's connection still polling its body gets
-//! end-of-stream, so two attempts never split the stream between them.
+//! never end before it hears back). [`read_ready`] first takes what the body has ready without
+//! waiting: a unary call's one message is there when the call is made (tonic encodes it
+//! before it sends), so such a body is whole at once and is replayed as plain bytes, with no
+//! tape. Otherwise the tape keeps what was read, and recording goes on as the attempt reads,
+//! which costs no wait either; a connect failure leaves the body unread. A body larger than the
+//! limit stops being recorded and is then not replayable. Only the latest attempt's body reads:
+//! an earlier attempt's connection still polling its body gets end-of-stream, so two attempts
+//! never split the stream between them.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 
@@ -43,22 +46,100 @@ struct State {
     /// so that the old attempt's connection sees its body end (the downstream body keeps only
     /// its latest reader's waker).
     waiting: Option<std::task::Waker>,
+    /// What [`read_ready`] read but did not record (a chunk past the limit, a failure, a frame
+    /// of another kind): the first attempt's body yields it after the recording.
+    held: Option<Result<Frame<Bytes>, BoxError>>,
+}
+
+/// What a body had ready when its call was made ([`read_ready`]).
+pub(super) enum Ready {
+    /// The whole body, within the limit: it is replayed as bytes.
+    Whole(Bytes),
+    /// The body goes on (or cannot be replayed as bytes): a tape holding what was read.
+    Tape(Arc<Tape>),
+}
+
+/// Reads what `body` has ready without waiting, recording at most `limit` bytes (see the
+/// [module docs](self)). The body is polled with a no-op waker: an attempt's body that reads
+/// on from the tape registers its own.
+pub(super) fn read_ready(body: BoxBody, limit: u64) -> Ready {
+    let mut s = State::new(body);
+    let mut cx = Context::from_waker(Waker::noop());
+    while let Some(rest) = s.rest.as_mut() {
+        let polled = Pin::new(&mut *rest).poll_frame(&mut cx);
+        // As an attempt's body does (see `Player`): the end comes from the body itself.
+        let rest_ended = rest.is_end_stream();
+        match polled {
+            Poll::Pending => break,
+            Poll::Ready(None) => s.end(),
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) if s.recorded_len + data.len() as u64 <= limit => {
+                    s.recorded_len += data.len() as u64;
+                    if !data.is_empty() {
+                        s.recorded.push(data);
+                    }
+                    if rest_ended {
+                        s.end();
+                    }
+                }
+                Ok(data) => {
+                    s.held = Some(Ok(Frame::data(data)));
+                    break;
+                }
+                Err(frame) => match frame.into_trailers() {
+                    Ok(trailers) => {
+                        s.trailers = Some(trailers);
+                        s.end();
+                    }
+                    Err(frame) => {
+                        s.held = Some(Ok(frame));
+                        break;
+                    }
+                },
+            },
+            Poll::Ready(Some(Err(e))) => {
+                s.held = Some(Err(e));
+                break;
+            }
+        }
+    }
+    if s.ended && s.trailers.is_none() {
+        return Ready::Whole(s.recorded.into_bytes());
+    }
+    Ready::Tape(Arc::new(Tape {
+        state: Mutex::new(s),
+        limit,
+    }))
+}
+
+impl State {
+    fn new(body: BoxBody) -> Self {
+        Self {
+            rest: Some(body),
+            recorded: Recording::default(),
+            recorded_len: 0,
+            trailers: None,
+            ended: false,
+            broken: false,
+            generation: 0,
+            waiting: None,
+            held: None,
+        }
+    }
+
+    /// The downstream body is over.
+    fn end(&mut self) {
+        self.ended = true;
+        self.rest = None;
+    }
 }
 
 impl Tape {
-    /// A tape over `body`, recording at most `limit` bytes.
+    /// A tape over `body`, recording at most `limit` bytes, that has read nothing yet.
+    #[cfg(test)]
     pub(super) fn new(body: BoxBody, limit: u64) -> Arc<Self> {
         Arc::new(Self {
-            state: Mutex::new(State {
-                rest: Some(body),
-                recorded: Recording::default(),
-                recorded_len: 0,
-                trailers: None,
-                ended: false,
-                broken: false,
-                generation: 0,
-                waiting: None,
-            }),
+            state: Mutex::new(State::new(body)),
             limit,
         })
     }
@@ -122,6 +203,23 @@ impl Recording {
         self.first = None;
         self.more = Vec::new();
     }
+
+    /// The chunks as one (copied together only when there are several).
+    fn into_bytes(self) -> Bytes {
+        let Some(first) = self.first else {
+            return Bytes::new();
+        };
+        if self.more.is_empty() {
+            return first;
+        }
+        let len = first.len() + self.more.iter().map(Bytes::len).sum::<usize>();
+        let mut all = BytesMut::with_capacity(len);
+        all.extend_from_slice(&first);
+        for chunk in &self.more {
+            all.extend_from_slice(chunk);
+        }
+        all.freeze()
+    }
 }
 
 /// One attempt's view of the tape.
@@ -145,9 +243,10 @@ impl Body for Player {
             return Poll::Ready(None);
         }
         let tape = Arc::clone(&self.tape);
-        let Ok(mut s) = tape.state.lock() else {
+        let Ok(mut guard) = tape.state.lock() else {
             return Poll::Ready(Some(Err("request body recording poisoned".into())));
         };
+        let s = &mut *guard;
         if s.generation != self.generation {
             // A newer attempt owns the body now.
             self.done = true;
@@ -169,7 +268,11 @@ impl Body for Player {
                 self.done = true;
                 return Poll::Ready(None);
             };
-            let polled = Pin::new(&mut *rest).poll_frame(cx);
+            // What `read_ready` read but did not record comes first, taken in as if just read.
+            let polled = match s.held.take() {
+                Some(held) => Poll::Ready(Some(held)),
+                None => Pin::new(&mut *rest).poll_frame(cx),
+            };
             // hyper's h2 body yields the empty DATA frame that ends a stream as an empty chunk,
             // and only then says it has ended: take the end from the body itself, so the
             // upstream gets END_STREAM on the last chunk rather than an empty non-final DATA
@@ -181,8 +284,7 @@ impl Body for Player {
                     return Poll::Pending;
                 }
                 Poll::Ready(None) => {
-                    s.ended = true;
-                    s.rest = None;
+                    s.end();
                     self.done = true;
                     return Poll::Ready(None);
                 }
@@ -194,8 +296,7 @@ impl Body for Player {
                 }
                 Poll::Ready(Some(Ok(frame))) => {
                     if rest_ended {
-                        s.ended = true;
-                        s.rest = None;
+                        s.end();
                     }
                     let frame = match frame.into_data() {
                         // An empty chunk carries nothing: neither sent nor recorded.
@@ -216,8 +317,7 @@ impl Body for Player {
                         Err(frame) => {
                             if let Some(t) = frame.trailers_ref() {
                                 s.trailers = Some(t.clone());
-                                s.ended = true;
-                                s.rest = None;
+                                s.end();
                                 self.done = true;
                             }
                             frame
@@ -249,127 +349,4 @@ impl Body for Player {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::VecDeque;
-
-    use http_body_util::BodyExt;
-
-    use super::*;
-
-    fn chunks(parts: &'static [&'static str]) -> BoxBody {
-        let frames = parts
-            .iter()
-            .map(|p| Ok::<_, BoxError>(Frame::data(Bytes::from_static(p.as_bytes()))));
-        http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync()
-    }
-
-    /// A body as hyper's HTTP/2 `Incoming` is one: a client's DATA frames, then the empty
-    /// DATA frame with END_STREAM that most clients end with (tonic's does) as an empty chunk,
-    /// and only after that chunk `is_end_stream`.
-    struct H2Like {
-        frames: VecDeque<&'static str>,
-    }
-
-    impl Body for H2Like {
-        type Data = Bytes;
-        type Error = BoxError;
-
-        fn poll_frame(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-            Poll::Ready(
-                self.frames
-                    .pop_front()
-                    .map(|f| Ok(Frame::data(Bytes::from_static(f.as_bytes())))),
-            )
-        }
-
-        fn is_end_stream(&self) -> bool {
-            self.frames.is_empty()
-        }
-    }
-
-    /// Every frame an attempt's body yields, and whether it said it had ended after each.
-    async fn frames(mut body: BoxBody) -> Vec<(Bytes, bool)> {
-        let mut seen = Vec::new();
-        while let Some(frame) = body.frame().await {
-            let data = frame.unwrap().into_data().unwrap();
-            seen.push((data, body.is_end_stream()));
-        }
-        seen
-    }
-
-    #[tokio::test]
-    async fn the_empty_chunk_ending_an_h2_body_is_not_sent_on() {
-        // The bug this guards: each attempt sent that empty chunk as an empty DATA frame
-        // without END_STREAM; h2 servers count those per connection and send GOAWAY
-        // (ENHANCE_YOUR_CALM, too_many_data_frames) after 100, resetting the calls in flight.
-        let tape = Tape::new(
-            H2Like {
-                frames: ["msg", ""].into(),
-            }
-            .boxed_unsync(),
-            64,
-        );
-        assert_eq!(frames(tape.body()).await, [(Bytes::from("msg"), false)]);
-        // The replay knows the end: END_STREAM goes out with the last chunk.
-        let replay = tape.body();
-        assert!(!replay.is_end_stream());
-        assert_eq!(frames(replay).await, [(Bytes::from("msg"), true)]);
-    }
-
-    #[tokio::test]
-    async fn an_end_the_downstream_reports_with_its_last_chunk_ends_the_attempt_body() {
-        let tape = Tape::new(
-            H2Like {
-                frames: ["a", "b"].into(),
-            }
-            .boxed_unsync(),
-            64,
-        );
-        assert_eq!(
-            frames(tape.body()).await,
-            [(Bytes::from("a"), false), (Bytes::from("b"), true)]
-        );
-        // A body the downstream had already ended when it was recorded: nothing to send but
-        // the recording.
-        let tape = Tape::new(
-            H2Like {
-                frames: [""].into(),
-            }
-            .boxed_unsync(),
-            64,
-        );
-        assert!(frames(tape.body()).await.is_empty());
-        assert!(tape.body().is_end_stream());
-    }
-
-    #[tokio::test]
-    async fn a_retry_replays_what_was_read_then_the_rest() {
-        let tape = Tape::new(chunks(&["ab", "cd", "ef"]), 64);
-        let mut first = tape.body();
-        let frame = first.frame().await.unwrap().unwrap();
-        assert_eq!(frame.into_data().unwrap(), "ab");
-        assert!(tape.replayable());
-        let second = tape.body();
-        // The first attempt's body is over once a second one exists.
-        assert!(first.frame().await.is_none());
-        assert_eq!(second.collect().await.unwrap().to_bytes(), "abcdef");
-        assert_eq!(tape.body().collect().await.unwrap().to_bytes(), "abcdef");
-    }
-
-    #[tokio::test]
-    async fn an_unread_body_is_replayable_and_a_large_one_is_not() {
-        let tape = Tape::new(chunks(&["x"]), 64);
-        drop(tape.body());
-        assert_eq!(tape.body().collect().await.unwrap().to_bytes(), "x");
-
-        let tape = Tape::new(chunks(&["0123456789", "0123456789"]), 15);
-        assert_eq!(
-            tape.body().collect().await.unwrap().to_bytes(),
-            "01234567890123456789"
-        );
-        assert!(!tape.replayable());
-    }
-}
+mod tests;
