@@ -124,8 +124,6 @@ pub fn normalize_path(path: &str, level: PathNormalization) -> Result<Option<Str
     Ok((out != path).then_some(out))
 }
 
-/// Whether `path` has anything the level would change or refuse: a `%`, a `\`, a dot segment,
-/// or (when merging) a `//`.
 /// Normalizes `uri`'s path in place at `level`, keeping its scheme, authority and query (an
 /// absolute-form `http://host/./a` becomes `http://host/a`). Nothing is allocated when the path
 /// is already normal.
@@ -147,25 +145,45 @@ pub fn normalize_uri(uri: &mut http::Uri, level: PathNormalization) -> Result<()
     Ok(())
 }
 
+/// The bytes that can make a path need work (`%`, `\`, and the `/` and `.` of dot segments and
+/// doubled slashes): one table lookup per byte of the usual path, whose other bytes are letters.
+const SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    table[b'%' as usize] = true;
+    table[b'\\' as usize] = true;
+    table[b'/' as usize] = true;
+    table[b'.' as usize] = true;
+    table
+};
+
+/// Whether `path` has anything the level would change or refuse: a `%`, a `\`, a dot segment,
+/// or (when merging) a `//`.
 fn needs_work(path: &[u8], level: PathNormalization) -> bool {
-    let mut prev = 0u8;
+    let merges = level.merges_slashes();
     for (i, &b) in path.iter().enumerate() {
+        if !SPECIAL[usize::from(b)] {
+            continue;
+        }
         match b {
             b'%' | b'\\' => return true,
-            b'.' if prev == b'/' => {
-                // `/.` starts a dot segment when followed by `/`, `.` + (`/` or end), or the end.
-                let rest = &path[i + 1..];
-                if rest.is_empty()
-                    || rest[0] == b'/'
-                    || (rest[0] == b'.' && (rest.len() == 1 || rest[1] == b'/'))
-                {
-                    return true;
+            // What follows a `/` decides: another `/` (merged), or a dot segment, `/.` followed
+            // by `/`, `.` + (`/` or end), or the end.
+            b'/' => match path.get(i + 1) {
+                Some(b'/') if merges => return true,
+                Some(b'.') => {
+                    let rest = &path[i + 2..];
+                    if rest.is_empty()
+                        || rest[0] == b'/'
+                        || (rest[0] == b'.' && (rest.len() == 1 || rest[1] == b'/'))
+                    {
+                        return true;
+                    }
                 }
-            }
-            b'/' if prev == b'/' && level.merges_slashes() => return true,
+                _ => {}
+            },
+            // A `.` matters only after a `/`, seen there.
             _ => {}
         }
-        prev = b;
     }
     false
 }

@@ -179,3 +179,50 @@ fn uris_keep_scheme_authority_and_query() {
     );
     assert_eq!(uri, "/a%00", "a refused URI is left as it was");
 }
+
+/// Every path of up to six bytes from the bytes that matter (and a letter): the quick check
+/// says a path needs no work only when the whole normalization would leave it as it is.
+#[test]
+fn the_quick_check_never_skips_a_path_that_normalization_changes() {
+    const ALPHABET: &[u8] = b"a./%\\2F";
+    let levels = [
+        PathNormalization::Base,
+        PathNormalization::MergeSlashes,
+        PathNormalization::DecodeAndMergeSlashes,
+    ];
+    let mut paths: Vec<Vec<u8>> = vec![b"/".to_vec()];
+    let mut checked = 0;
+    for _ in 0..5 {
+        let mut longer = Vec::new();
+        for path in &paths {
+            for &b in ALPHABET {
+                let mut p = path.clone();
+                p.push(b);
+                longer.push(p);
+            }
+        }
+        for path in &longer {
+            for level in levels {
+                if needs_work(path, level) {
+                    continue;
+                }
+                let whole = decode(path, level).map(|d| {
+                    let mut out = remove_dot_segments(&d);
+                    if level.merges_slashes() {
+                        merge_slashes(&mut out);
+                    }
+                    out
+                });
+                assert_eq!(
+                    whole.as_deref(),
+                    Ok(&path[..]),
+                    "{:?} at {level:?}",
+                    String::from_utf8_lossy(path)
+                );
+                checked += 1;
+            }
+        }
+        paths = longer;
+    }
+    assert!(checked > 1000, "{checked} paths were quick to pass");
+}
