@@ -215,7 +215,7 @@ async fn attempt_deadline_times_out_and_counts_against_the_endpoint() {
 /// broken or its client goes away.
 fn failing_body_request(host: &str) -> http::Request<mesh_client::body::BoxBody> {
     use bytes::Bytes;
-    use http_body_util::{BodyExt, StreamBody};
+    use http_body_util::StreamBody;
     let chunks: Vec<Result<http_body::Frame<Bytes>, mesh_client::BoxError>> = vec![
         Ok(http_body::Frame::data(Bytes::from_static(b"hello"))),
         Err("invalid chunk size line".into()),
@@ -223,7 +223,7 @@ fn failing_body_request(host: &str) -> http::Request<mesh_client::body::BoxBody>
     let body = StreamBody::new(futures_util::stream::iter(chunks));
     let mut req = request(host);
     *req.method_mut() = http::Method::POST;
-    *req.body_mut() = body.boxed_unsync();
+    *req.body_mut() = mesh_client::body::boxed(body);
     req
 }
 

@@ -6,7 +6,8 @@
 //! body type (the mesh client's future, the inbound server's) takes it with [`watch`] and wraps
 //! the body in [`GrpcStatusBody`], which records the request once the trailers arrive (with
 //! their `grpc-status` and the body's size), or once the body ends or is dropped without them
-//! (no status). A response whose record is never taken records when it is dropped, as it would
+//! (no status). A body type that can hold the [`GrpcStatusWatch`] itself (the mesh client's
+//! answer body) is given that instead, and no wrapper is boxed around it. A response whose record is never taken records when it is dropped, as it would
 //! have at the head. A layer that owns the body itself (the mesh client's telemetry, under
 //! `MeshClient`) skips the extension: it makes the [`DeferredRecord`] and wraps the body at once;
 //! so does `MeshServer`'s stack, whose own future asks its trace and metrics layers' futures for
@@ -27,7 +28,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::Buf as _;
+use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
 
 use crate::metrics::{MeshMetrics, RequestRecord};
@@ -154,22 +155,65 @@ pub fn watch<B>(response: &mut http::Response<B>) -> Option<DeferredRecord> {
         .deferred
 }
 
+/// What records a gRPC call when its answer's trailers (or its end) come: the pending record
+/// and the bytes counted so far. [`GrpcStatusBody`] wraps a body with one; a body type of its
+/// own can hold one and show it each frame instead.
+///
+/// ```
+/// use mesh_telemetry::grpc_status::{DeferredRecord, GrpcStatusWatch};
+/// # fn doc(metrics: mesh_telemetry::MeshMetrics, record: mesh_telemetry::RequestRecord) {
+/// let mut watch = GrpcStatusWatch::new(DeferredRecord::new(metrics, record, None));
+/// let mut trailers = http::HeaderMap::new();
+/// trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+/// // As a body's frames come: the record is made at the trailers, with status 0.
+/// let frame = http_body::Frame::<bytes::Bytes>::trailers(trailers);
+/// watch.observe(&Some(Ok::<_, std::convert::Infallible>(frame)));
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct GrpcStatusWatch {
+    pending: DeferredRecord,
+    bytes: u64,
+}
+
+impl GrpcStatusWatch {
+    /// A watch recording `pending` at the end of the body it is shown.
+    pub fn new(pending: DeferredRecord) -> Self {
+        Self { pending, bytes: 0 }
+    }
+
+    /// Takes in a frame the body yields (or its end, or its failure).
+    pub fn observe<D: Buf, E>(&mut self, frame: &Option<Result<Frame<D>, E>>) {
+        match frame {
+            Some(Ok(f)) => {
+                if let Some(data) = f.data_ref() {
+                    self.bytes += data.remaining() as u64;
+                } else if let Some(trailers) = f.trailers_ref() {
+                    let status = mesh_core::grpc::status_of(trailers);
+                    self.pending.finish(status, Some(self.bytes));
+                }
+            }
+            None | Some(Err(_)) => self.pending.finish(None, Some(self.bytes)),
+        }
+    }
+}
+
 /// A response body that records its request when its trailers (or its end) arrive.
 #[derive(Debug)]
 pub struct GrpcStatusBody<B> {
     inner: B,
-    pending: DeferredRecord,
-    bytes: u64,
+    watch: GrpcStatusWatch,
 }
 
 impl<B> GrpcStatusBody<B> {
     /// `inner`, recording `pending` at its end.
     pub fn new(inner: B, pending: DeferredRecord) -> Self {
-        Self {
-            inner,
-            pending,
-            bytes: 0,
-        }
+        Self::with_watch(inner, GrpcStatusWatch::new(pending))
+    }
+
+    /// `inner`, shown to `watch` frame by frame.
+    pub fn with_watch(inner: B, watch: GrpcStatusWatch) -> Self {
+        Self { inner, watch }
     }
 }
 
@@ -183,18 +227,7 @@ impl<B: Body + Unpin> Body for GrpcStatusBody<B> {
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let this = &mut *self;
         let frame = std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx));
-        match &frame {
-            Some(Ok(f)) => {
-                if let Some(data) = f.data_ref() {
-                    this.bytes += data.remaining() as u64;
-                } else if let Some(trailers) = f.trailers_ref() {
-                    let status = mesh_core::grpc::status_of(trailers);
-                    this.pending.finish(status, Some(this.bytes));
-                }
-            }
-            None => this.pending.finish(None, Some(this.bytes)),
-            Some(Err(_)) => this.pending.finish(None, Some(this.bytes)),
-        }
+        this.watch.observe(&frame);
         Poll::Ready(frame)
     }
 

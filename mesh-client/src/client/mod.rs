@@ -49,6 +49,7 @@ use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use http::{Request, Response};
 pub use mesh_core::watch::ConfigSource;
+use mesh_telemetry::grpc_status::{DeferredRecord, GrpcStatusBody, GrpcStatusWatch};
 use tokio::sync::Semaphore;
 use tower::Layer;
 use tower::Service;
@@ -320,15 +321,24 @@ impl Future for ResponseFuture {
                 // A gRPC answer's status comes in its trailers: the metrics record then. The
                 // record comes straight from the telemetry future (no response extension).
                 if let Some(pending) = deferred {
-                    response = response.map(|b| {
-                        http_body_util::BodyExt::boxed_unsync(
-                            mesh_telemetry::grpc_status::GrpcStatusBody::new(b, pending),
-                        )
-                    });
+                    response = response.map(|b| watch_grpc_status(b, pending));
                 }
                 Poll::Ready(Ok(response))
             }
         }
+    }
+}
+
+/// `body`, recording `pending` at its trailers: the cluster's answer body holds the watch
+/// itself; any other body is wrapped.
+pub(crate) fn watch_grpc_status(body: BoxBody, pending: DeferredRecord) -> BoxBody {
+    let mut watch = Some(GrpcStatusWatch::new(pending));
+    if let Some(answer) = body.downcast_ref::<crate::cluster::Answer>() {
+        answer.watch(&mut watch);
+    }
+    match watch {
+        None => body,
+        Some(watch) => BoxBody::wrapping(GrpcStatusBody::with_watch(body, watch)),
     }
 }
 

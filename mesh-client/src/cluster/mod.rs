@@ -26,6 +26,7 @@ mod endpoints;
 mod send;
 mod set;
 
+pub(crate) use body::Answer;
 pub use endpoints::{Discovery, StaticEndpoints};
 pub use set::{Clusters, ResponseFuture};
 

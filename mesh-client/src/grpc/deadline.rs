@@ -27,33 +27,104 @@ use crate::stats::ClientStats;
 const MESSAGE: &str = "upstream request timeout";
 
 /// `body`, ended with DEADLINE_EXCEEDED trailers if it is still streaming at `at`. A body that
-/// is already over is returned as it is (a trailers-only answer, a unary reply read whole).
+/// is already over is returned as it is (a trailers-only answer, a unary reply read whole); the
+/// cluster's own answer body keeps the deadline itself ([`Answer::end_at`]), with no wrapper.
+///
+/// [`Answer::end_at`]: crate::cluster::Answer::end_at
 pub(crate) fn until(body: BoxBody, at: Instant, stats: &Arc<ClientStats>) -> BoxBody {
     if body.is_end_stream() {
         return body;
     }
-    http_body_util::BodyExt::boxed_unsync(DeadlineBody {
-        state: State::Streaming(body),
-        at,
-        sleep: None,
-        stats: Arc::clone(stats),
+    let deadline = Deadline::new(at, stats);
+    let deadline = match body.downcast_ref::<crate::cluster::Answer>() {
+        Some(answer) => match answer.end_at(deadline) {
+            Ok(()) => return body,
+            Err(deadline) => deadline,
+        },
+        None => deadline,
+    };
+    BoxBody::wrapping(DeadlineBody {
+        inner: Some(body),
+        deadline,
     })
 }
 
-enum State {
-    Streaming(BoxBody),
-    /// The deadline passed: the trailers are next.
-    Expired,
-    Done,
-}
-
-struct DeadlineBody {
-    state: State,
+/// A call's deadline over the body of its answer: what [`DeadlineBody`] and the cluster's
+/// answer body keep to end the stream at the deadline.
+pub(crate) struct Deadline {
     at: Instant,
     /// Made the first time the body waits: a unary reply that is whole when first polled never
     /// arms a timer.
     sleep: Option<Pin<Box<Sleep>>>,
     stats: Arc<ClientStats>,
+    /// The deadline passed and the body was dropped: the trailers are next (`false` once sent).
+    expired: bool,
+}
+
+impl Deadline {
+    pub(crate) fn new(at: Instant, stats: &Arc<ClientStats>) -> Self {
+        Self {
+            at,
+            sleep: None,
+            stats: Arc::clone(stats),
+            expired: false,
+        }
+    }
+
+    /// The next frame of `inner`, which is dropped once it ended or at the deadline; the
+    /// DEADLINE_EXCEEDED trailers then take the rest of the stream's place.
+    pub(crate) fn poll_frame<B>(
+        &mut self,
+        inner: &mut Option<B>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>>
+    where
+        B: Body<Data = Bytes, Error = BoxError> + Unpin,
+    {
+        let Some(body) = inner.as_mut() else {
+            if std::mem::take(&mut self.expired) {
+                let mut trailers = HeaderMap::new();
+                grpc::set_trailers_only(&mut trailers, Code::DeadlineExceeded, MESSAGE);
+                trailers.remove(http::header::CONTENT_TYPE);
+                return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+            }
+            return Poll::Ready(None);
+        };
+        if let Poll::Ready(frame) = Pin::new(body).poll_frame(cx) {
+            if !matches!(&frame, Some(Ok(f)) if f.is_data()) {
+                *inner = None;
+            }
+            return Poll::Ready(frame);
+        }
+        let at = self.at;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        ready!(sleep.as_mut().poll(cx));
+        self.stats.timeouts.incr();
+        tracing::debug!(
+            timed_out = true,
+            "deadline passed while the answer streamed: ending it DEADLINE_EXCEEDED"
+        );
+        // Dropping the upstream's body resets its stream.
+        *inner = None;
+        self.expired = true;
+        self.poll_frame(inner, cx)
+    }
+
+    /// Whether the stream is over: `inner` ended, and no trailers are left to send.
+    pub(crate) fn is_end_stream<B: Body>(&self, inner: &Option<B>) -> bool {
+        match inner {
+            Some(body) => body.is_end_stream(),
+            None => !self.expired,
+        }
+    }
+}
+
+/// A body ended at its call's deadline (see [`until`]).
+struct DeadlineBody {
+    inner: Option<BoxBody>,
+    deadline: Deadline,
 }
 
 impl Body for DeadlineBody {
@@ -65,51 +136,17 @@ impl Body for DeadlineBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        match &mut this.state {
-            State::Done => return Poll::Ready(None),
-            State::Expired => {
-                this.state = State::Done;
-                let mut trailers = HeaderMap::new();
-                grpc::set_trailers_only(&mut trailers, Code::DeadlineExceeded, MESSAGE);
-                trailers.remove(http::header::CONTENT_TYPE);
-                return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
-            }
-            State::Streaming(inner) => {
-                if let Poll::Ready(frame) = Pin::new(inner).poll_frame(cx) {
-                    if !matches!(&frame, Some(Ok(f)) if f.is_data()) {
-                        this.state = State::Done;
-                    }
-                    return Poll::Ready(frame);
-                }
-            }
-        }
-        let at = this.at;
-        let sleep = this
-            .sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
-        ready!(sleep.as_mut().poll(cx));
-        this.stats.timeouts.incr();
-        tracing::debug!(
-            timed_out = true,
-            "deadline passed while the answer streamed: ending it DEADLINE_EXCEEDED"
-        );
-        // Dropping the upstream's body resets its stream.
-        this.state = State::Expired;
-        self.poll_frame(cx)
+        this.deadline.poll_frame(&mut this.inner, cx)
     }
 
     fn is_end_stream(&self) -> bool {
-        match &self.state {
-            State::Streaming(inner) => inner.is_end_stream(),
-            State::Expired => false,
-            State::Done => true,
-        }
+        self.deadline.is_end_stream(&self.inner)
     }
 
     fn size_hint(&self) -> SizeHint {
-        match &self.state {
-            State::Streaming(inner) => inner.size_hint(),
-            _ => SizeHint::default(),
+        match &self.inner {
+            Some(inner) => inner.size_hint(),
+            None => SizeHint::default(),
         }
     }
 }

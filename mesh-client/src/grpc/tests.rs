@@ -91,7 +91,7 @@ fn streaming() -> (
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
     let body =
         http_body_util::StreamBody::new(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
-    (tx, body.boxed_unsync())
+    (tx, crate::body::boxed(body))
 }
 
 #[tokio::test(start_paused = true)]

@@ -162,7 +162,7 @@ impl Tape {
             }
             Err(_) => return body::empty(),
         };
-        http_body_util::BodyExt::boxed_unsync(Player {
+        BoxBody::wrapping(Player {
             tape: Arc::clone(self),
             generation,
             position: 0,

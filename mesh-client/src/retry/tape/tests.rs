@@ -8,7 +8,9 @@ fn chunks(parts: &'static [&'static str]) -> BoxBody {
     let frames = parts
         .iter()
         .map(|p| Ok::<_, BoxError>(Frame::data(Bytes::from_static(p.as_bytes()))));
-    http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync()
+    body::boxed(http_body_util::StreamBody::new(futures_util::stream::iter(
+        frames,
+    )))
 }
 
 /// A body as hyper's HTTP/2 `Incoming` is one: a client's DATA frames, then the empty
@@ -54,10 +56,9 @@ async fn the_empty_chunk_ending_an_h2_body_is_not_sent_on() {
     // without END_STREAM; h2 servers count those per connection and send GOAWAY
     // (ENHANCE_YOUR_CALM, too_many_data_frames) after 100, resetting the calls in flight.
     let tape = Tape::new(
-        H2Like {
+        body::boxed(H2Like {
             frames: ["msg", ""].into(),
-        }
-        .boxed_unsync(),
+        }),
         64,
     );
     assert_eq!(frames(tape.body()).await, [(Bytes::from("msg"), false)]);
@@ -70,10 +71,9 @@ async fn the_empty_chunk_ending_an_h2_body_is_not_sent_on() {
 #[tokio::test]
 async fn an_end_the_downstream_reports_with_its_last_chunk_ends_the_attempt_body() {
     let tape = Tape::new(
-        H2Like {
+        body::boxed(H2Like {
             frames: ["a", "b"].into(),
-        }
-        .boxed_unsync(),
+        }),
         64,
     );
     assert_eq!(
@@ -83,10 +83,9 @@ async fn an_end_the_downstream_reports_with_its_last_chunk_ends_the_attempt_body
     // A body the downstream had already ended when it was recorded: nothing to send but
     // the recording.
     let tape = Tape::new(
-        H2Like {
+        body::boxed(H2Like {
             frames: [""].into(),
-        }
-        .boxed_unsync(),
+        }),
         64,
     );
     assert!(frames(tape.body()).await.is_empty());
@@ -134,7 +133,7 @@ fn gated(ready: &'static [&'static str]) -> (BoxBody, tokio::sync::oneshot::Send
         futures_util::stream::once(
             async move { open.await.map(Frame::data).map_err(BoxError::from) },
         );
-    let body = http_body_util::StreamBody::new(ready.chain(late)).boxed_unsync();
+    let body = body::boxed(http_body_util::StreamBody::new(ready.chain(late)));
     (body, gate)
 }
 
@@ -162,7 +161,7 @@ fn a_body_that_is_all_ready_is_read_whole() {
     let h2 = H2Like {
         frames: ["msg", ""].into(),
     };
-    assert_eq!(whole(read_ready(h2.boxed_unsync(), 64)).unwrap(), "msg");
+    assert_eq!(whole(read_ready(body::boxed(h2), 64)).unwrap(), "msg");
     assert_eq!(whole(read_ready(chunks(&[]), 64)).unwrap(), "");
 }
 
@@ -200,7 +199,9 @@ async fn trailers_and_failures_read_ahead_reach_the_first_attempt() {
         Ok::<_, BoxError>(Frame::data(Bytes::from_static(b"a"))),
         Ok(Frame::trailers(trailers)),
     ];
-    let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync();
+    let body = body::boxed(http_body_util::StreamBody::new(futures_util::stream::iter(
+        frames,
+    )));
     let tape = taped(read_ready(body, 64));
     for _ in 0..2 {
         let collected = tape.body().collect().await.unwrap();
@@ -209,7 +210,9 @@ async fn trailers_and_failures_read_ahead_reach_the_first_attempt() {
     }
 
     let frames = vec![Err::<Frame<Bytes>, BoxError>("downstream reset".into())];
-    let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync();
+    let body = body::boxed(http_body_util::StreamBody::new(futures_util::stream::iter(
+        frames,
+    )));
     let tape = taped(read_ready(body, 64));
     let error = tape.body().collect().await.unwrap_err();
     assert_eq!(error.to_string(), "downstream reset");
