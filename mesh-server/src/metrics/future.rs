@@ -47,16 +47,18 @@ impl Pending {
     /// The record of the request answered with `result`, whether it waits for a gRPC status
     /// in the trailers (a gRPC answer with a body: recorded at the body's end), and the layer's
     /// state to record it with.
+    /// `head`: the head's `grpc-status` when a layer below read it already.
     fn into_record<RB: http_body::Body, E>(
         self,
         result: &Result<Response<RB>, E>,
+        head: Option<Option<u32>>,
     ) -> (RequestRecord, bool, Arc<Shared>) {
         let (code, flags, bytes, grpc_status, waits) = match result {
             Ok(resp) => {
-                let grpc_status = if self.grpc {
-                    mesh_telemetry::grpc_status(resp.headers())
-                } else {
-                    None
+                let grpc_status = match head {
+                    _ if !self.grpc => None,
+                    Some(read) => read,
+                    None => mesh_telemetry::grpc_status(resp.headers()),
                 };
                 (
                     resp.status().as_u16(),
@@ -96,7 +98,7 @@ where
         let this = self.project();
         let mut result = std::task::ready!(this.inner.poll(cx));
         if let Some(p) = this.pending.take() {
-            let (record, waits, shared) = p.into_record(&result);
+            let (record, waits, shared) = p.into_record(&result, None);
             match &mut result {
                 // A gRPC answer with a body has its status in the trailers: recorded at the
                 // body's end, by whoever owns the body (see mesh_telemetry::grpc_status).
@@ -135,10 +137,10 @@ where
         deferred: &mut Option<DeferredRecord>,
     ) -> Poll<Result<Response<RB>, E>> {
         let this = self.project();
-        let mut span = None;
-        let result = std::task::ready!(this.inner.poll_deferred(cx, &mut span));
+        let (mut span, mut head) = (None, None);
+        let result = std::task::ready!(this.inner.poll_deferred(cx, &mut span, &mut head));
         if let Some(p) = this.pending.take() {
-            let (record, waits, shared) = p.into_record(&result);
+            let (record, waits, shared) = p.into_record(&result, head);
             if waits {
                 *deferred = Some(DeferredRecord::new(shared.metrics.clone(), record, span));
             } else {

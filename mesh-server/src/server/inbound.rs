@@ -146,7 +146,7 @@ where
             // Without metrics only the span waits for the status.
             InnerProj::Traced { future } => {
                 let mut span = None;
-                let result = future.poll_deferred(cx, &mut span);
+                let result = future.poll_deferred(cx, &mut span, &mut None);
                 deferred = span.map(mesh_telemetry::grpc_status::DeferredRecord::span_only);
                 result
             }

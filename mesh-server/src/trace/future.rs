@@ -42,13 +42,16 @@ where
     /// The answer; the server span of a gRPC answer whose status comes in its trailers (to
     /// get `rpc.grpc.status_code` at the body's end) goes to `waiting` instead of an
     /// extension: for the metrics layer under [`MeshServer`](crate::server::MeshServer), whose
-    /// future hands both to the owner of the body. An out-parameter, written for such an
-    /// answer only, so that every other answer moves nothing more.
+    /// future hands both to the owner of the body. The head's `grpc-status` (`Some(None)`:
+    /// none), when it was read, goes to `head_status`: the metrics layer does not look it up
+    /// again. Out-parameters, written for a gRPC answer only, so that every other answer moves
+    /// nothing more.
     #[inline]
     pub(crate) fn poll_deferred(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         waiting: &mut Option<tracing::Span>,
+        head_status: &mut Option<Option<u32>>,
     ) -> Poll<Result<Response<RB>, E>> {
         let mut this = self.project();
         let result = std::task::ready!(this.inner.as_mut().poll(cx));
@@ -62,7 +65,9 @@ where
                 }
                 // A gRPC call's answer (a gRPC caller always gets one: `crate::grpc`).
                 if *this.grpc && mesh_core::grpc::is_grpc(resp.headers()) {
-                    match mesh_core::grpc::status_of(resp.headers()) {
+                    let status = mesh_core::grpc::status_of(resp.headers());
+                    *head_status = Some(status);
+                    match status {
                         Some(code) => {
                             record(span, "rpc.grpc.status_code", code);
                         }
@@ -87,7 +92,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut waiting = None;
-        let mut result = std::task::ready!(self.poll_deferred(cx, &mut waiting));
+        let mut result = std::task::ready!(self.poll_deferred(cx, &mut waiting, &mut None));
         // The metrics layer above adds its record to this extension, recorded when the
         // trailers come (see mesh_telemetry::grpc_status).
         if let (Ok(resp), Some(span)) = (&mut result, waiting) {
