@@ -95,6 +95,9 @@ fn mode(arg: Option<&str>) -> Option<(HopMode, bool)> {
 }
 
 fn main() -> ExitCode {
+    // The subscriber the example apps install (both `--plain` and the mesh): the request spans'
+    // cost is measured as the apps pay it.
+    let _tracing = mesh_examples::run::init_tracing("service2", "v1", "default");
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         None => {
