@@ -74,8 +74,8 @@ pub(super) fn guarded(inner: AnswerBody, guard: InFlight) -> BoxBody {
 
 impl Answer {
     /// Ends the body at `deadline` (as [`crate::grpc::deadline::until`] would), unless it has a
-    /// deadline or a watch already: those sit inside a deadline set now, which a wrapper keeps
-    /// (`Err` gives the deadline back for one).
+    /// deadline or a watch already: a deadline set now would act before them, where a wrapper
+    /// around the body acts after them (`Err` gives the deadline back, for a wrapper).
     pub(crate) fn end_at(&self, deadline: Deadline) -> Result<(), Deadline> {
         let (old, watch) = (self.deadline.take(), self.watch.take());
         let free = old.is_none() && watch.is_none();

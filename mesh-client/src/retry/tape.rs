@@ -59,13 +59,19 @@ pub(super) enum Ready {
     Tape(Arc<Tape>),
 }
 
+/// At most this many frames are read ahead (a unary call's body is one, or two with the empty
+/// chunk that ends an HTTP/2 stream).
+const READY_FRAMES: usize = 16;
+
 /// Reads what `body` has ready without waiting, recording at most `limit` bytes (see the
 /// [module docs](self)). The body is polled with a no-op waker: an attempt's body that reads
 /// on from the tape registers its own.
 pub(super) fn read_ready(body: BoxBody, limit: u64) -> Ready {
     let mut s = State::new(body);
     let mut cx = Context::from_waker(Waker::noop());
-    while let Some(rest) = s.rest.as_mut() {
+    // Bounded: a body that yields empty chunks without end is left to the attempt's reads.
+    for _ in 0..READY_FRAMES {
+        let Some(rest) = s.rest.as_mut() else { break };
         let polled = Pin::new(&mut *rest).poll_frame(&mut cx);
         // As an attempt's body does (see `Player`): the end comes from the body itself.
         let rest_ended = rest.is_end_stream();

@@ -218,3 +218,24 @@ async fn trailers_and_failures_read_ahead_reach_the_first_attempt() {
     assert_eq!(error.to_string(), "downstream reset");
     assert!(!tape.replayable());
 }
+
+/// A body of empty chunks that never ends.
+struct Hollow;
+
+impl Body for Hollow {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Poll::Ready(Some(Ok(Frame::data(Bytes::new()))))
+    }
+}
+
+#[test]
+fn reading_ahead_stops_on_a_body_of_endless_empty_chunks() {
+    let tape = taped(read_ready(body::boxed(Hollow), 64));
+    assert!(tape.replayable());
+}
