@@ -2,10 +2,9 @@
 //! knows the status, the body wording and the response flag of every answer the mesh makes
 //! itself (Linkerd's `HttpRescue`, and `mesh-server`'s `rescue` on the inbound side).
 //!
-//! The layers report what happened as typed errors ([`RouteTimeout`](crate::timeout::RouteTimeout),
-//! [`PerTryTimeout`](crate::retry::PerTryTimeout), [`FaultAbort`](crate::fault::FaultAbort),
-//! [`NoRoute`](crate::route::NoRoute), [`ClusterError`](crate::error::ClusterError) and anything
-//! else below the cluster) and [`rescue`] answers each:
+//! The layers report what happened as typed errors ([`RouteTimeout`], [`PerTryTimeout`],
+//! [`FaultAbort`], [`NoRoute`], [`ClusterError`](crate::error::ClusterError) and anything else
+//! below the cluster) and [`rescue`] answers each:
 //!
 //! | error | status | body | flag |
 //! | --- | --- | --- | --- |

@@ -11,9 +11,9 @@
 //! them); requests in flight finish on the snapshot they started with. The split picks one
 //! destination per request before retries, so every attempt goes to the same subset; the cluster
 //! (the lower half: endpoints, balancing, outlier detection, pooled connections) is any
-//! `Service<http::Request<BoxBody>>` that reads the [`Target`] and
+//! `Service<http::Request<BoxBody>>` that reads the [`Target`](crate::context::Target) and
 //! [`PreviousAttempts`](crate::context::PreviousAttempts) extensions, normally
-//! [`Clusters`](crate::cluster::Clusters).
+//! [`Clusters`].
 //!
 //! Errors become answers as Envoy gives them, all spelled in [`rescue`](crate::rescue): `503`
 //! with the response flag of the failure (`UF` connect failure, `UR` reset, `UO` overflow, `UH`
@@ -211,7 +211,7 @@ impl MeshClient {
     }
 
     /// A builder reading config from `source` and sending through any `cluster` service (a
-    /// mock in tests and benchmarks, or a lower half of one's own) that reads the [`Target`]
+    /// mock in tests and benchmarks, or a lower half of one's own) that reads the [`Target`](crate::context::Target)
     /// and [`PreviousAttempts`](crate::context::PreviousAttempts) extensions; each call drives
     /// a clone of it to readiness.
     pub fn builder_with<C>(source: impl Into<ConfigSource>, cluster: C) -> Builder

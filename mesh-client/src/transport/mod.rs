@@ -16,7 +16,7 @@
 //! TLS (auto-mTLS, DestinationRule `tls`) happens under the pool, per endpoint, as
 //! [`TransportConfig::tls`] says ([`crate::tls`]): TLS connections are pooled like plaintext
 //! ones, and each response carries what its connection's handshake proved
-//! ([`ConnectionSecurity`](crate::context::ConnectionSecurity), in the [`Upstream`] extension).
+//! ([`ConnectionSecurity`](crate::context::ConnectionSecurity), in the [`Upstream`](crate::context::Upstream) extension).
 //! A failed handshake is a connect failure whose error is a [`TlsError`].
 //!
 //! [`Transport::in_process`] answers from a function instead of the network: benchmarks and

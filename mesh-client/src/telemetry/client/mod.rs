@@ -7,7 +7,7 @@
 //! What it reads: the [`Target`] extension of the response (the split layer's choice, copied to
 //! the response by the stack) or else of the request, else the request URI's host, for
 //! `destination_service`, `destination_service_name` and, from the subset name,
-//! `destination_version`; the [`ResponseFlags`] response extension for `response_flags`.
+//! `destination_version`; the [`ResponseFlags`](mesh_telemetry::ResponseFlags) response extension for `response_flags`.
 //! What it writes: `traceparent` (+ `tracestate`, + `x-b3-*` when the trace came in B3),
 //! `x-request-id` when the request carries a [`RequestId`] extension but no header,
 //! `x-mesh-peer-metadata`, and the client span's [`TraceContext`] on the response (in its
