@@ -211,9 +211,10 @@ impl MeshClient {
     }
 
     /// A builder reading config from `source` and sending through any `cluster` service (a
-    /// mock in tests and benchmarks, or a lower half of one's own) that reads the [`Target`](crate::context::Target)
-    /// and [`PreviousAttempts`](crate::context::PreviousAttempts) extensions; each call drives
-    /// a clone of it to readiness.
+    /// mock in tests and benchmarks, or a lower half of one's own) that reads the
+    /// [`Target`](crate::context::Target) and
+    /// [`PreviousAttempts`](crate::context::PreviousAttempts) extensions; each call drives a
+    /// clone of it to readiness.
     pub fn builder_with<C>(source: impl Into<ConfigSource>, cluster: C) -> Builder
     where
         C: Service<Request<BoxBody>, Response = Response<BoxBody>> + Clone + Send + Sync + 'static,

@@ -73,20 +73,15 @@ pub(super) fn guarded(inner: AnswerBody, guard: InFlight) -> BoxBody {
 }
 
 impl Answer {
-    /// Ends the body at `deadline` (as [`crate::grpc::deadline::until`] would), unless it has a
-    /// deadline or a watch already: a deadline set now would act before them, where a wrapper
-    /// around the body acts after them (`Err` gives the deadline back, for a wrapper).
-    pub(crate) fn end_at(&self, deadline: Deadline) -> Result<(), Deadline> {
+    /// Ends the body at the deadline in `deadline` (as [`crate::grpc::deadline::until`] would),
+    /// taking it, unless the body has a deadline or a watch already: a deadline set now would
+    /// act before them, where a wrapper around the body acts after them (it is then left
+    /// there, for a wrapper).
+    pub(crate) fn end_at(&self, deadline: &mut Option<Deadline>) {
         let (old, watch) = (self.deadline.take(), self.watch.take());
         let free = old.is_none() && watch.is_none();
         self.watch.set(watch);
-        if free {
-            self.deadline.set(Some(deadline));
-            Ok(())
-        } else {
-            self.deadline.set(old);
-            Err(deadline)
-        }
+        self.deadline.set(if free { deadline.take() } else { old });
     }
 
     /// Shows every frame to the watch in `watch` (as a `GrpcStatusBody` would), taking it,

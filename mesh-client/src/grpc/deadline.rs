@@ -35,18 +35,17 @@ pub(crate) fn until(body: BoxBody, at: Instant, stats: &Arc<ClientStats>) -> Box
     if body.is_end_stream() {
         return body;
     }
-    let deadline = Deadline::new(at, stats);
-    let deadline = match body.downcast_ref::<crate::cluster::Answer>() {
-        Some(answer) => match answer.end_at(deadline) {
-            Ok(()) => return body,
-            Err(deadline) => deadline,
-        },
-        None => deadline,
-    };
-    BoxBody::wrapping(DeadlineBody {
-        inner: Some(body),
-        deadline,
-    })
+    let mut deadline = Some(Deadline::new(at, stats));
+    if let Some(answer) = body.downcast_ref::<crate::cluster::Answer>() {
+        answer.end_at(&mut deadline);
+    }
+    match deadline {
+        None => body,
+        Some(deadline) => BoxBody::wrapping(DeadlineBody {
+            inner: Some(body),
+            deadline,
+        }),
+    }
 }
 
 /// A call's deadline over the body of its answer: what [`DeadlineBody`] and the cluster's

@@ -46,8 +46,8 @@ impl<F> ResponseFuture<F> {
 impl Pending {
     /// The record of the request answered with `result`, whether it waits for a gRPC status
     /// in the trailers (a gRPC answer with a body: recorded at the body's end), and the layer's
-    /// state to record it with.
-    /// `head`: the head's `grpc-status` when a layer below read it already.
+    /// state to record it with. `head` is the head's `grpc-status` when a layer below read it
+    /// already (`None`: it is looked up here).
     fn into_record<RB: http_body::Body, E>(
         self,
         result: &Result<Response<RB>, E>,
