@@ -256,11 +256,23 @@ async fn renews_at_half_life_and_keeps_the_old_certificate_while_the_ca_is_down(
     let error = source.status().last_error.unwrap().to_string();
     assert!(error.contains("gRPC status 14"), "{error}");
 
-    // Back up: renewed before the first one expired, and the error clears.
-    fake.behaviour.lock().unwrap().down_after = None;
+    // Back up: renewed before the first one expired, and the error clears. The CA now issues
+    // certificates that start now, so the second is not due at once: without that the renewer
+    // would go on to serial 3 at once and the wait below could miss serial 2.
+    {
+        let mut behaviour = fake.behaviour.lock().unwrap();
+        behaviour.down_after = None;
+        behaviour.back = 0;
+    }
     wait_until("serial 2", || serial(&source).as_deref() == Some("2")).await;
     assert!(source.status().last_error.is_none());
     assert!(first.not_after() > SystemTime::now());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        serial(&source).as_deref(),
+        Some("2"),
+        "a fresh certificate is kept"
+    );
 }
 
 #[tokio::test]
