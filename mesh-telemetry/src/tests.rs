@@ -16,6 +16,8 @@ fn a_quiet_log_filter_disables_the_request_spans_and_nothing_else() {
     );
     use tracing_subscriber::Layer as _;
     tracing::subscriber::with_default(subscriber, || {
+        // Another test's thread may have cached a callsite's interest without this subscriber.
+        tracing::callsite::rebuild_interest_cache();
         let request = tracing::info_span!(target: REQUEST_SPANS, "inbound", path = "/x");
         assert!(
             request.is_disabled(),

@@ -319,6 +319,8 @@ async fn a_grpc_status_in_the_trailers_reaches_the_metrics_and_the_span_at_the_b
     let codes = GrpcCodes::default();
     let _guard =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(codes.clone()));
+    // Another test's thread may have cached a callsite's interest without this subscriber.
+    tracing::callsite::rebuild_interest_cache();
     // A tonic-like answer: a message, then `grpc-status: 5` in the trailers.
     let app = tower::service_fn(|_req: Request<Body>| async {
         let mut trailers = http::HeaderMap::new();

@@ -170,6 +170,8 @@ fn rpc_attributes_go_on_a_live_span_and_a_disabled_one_is_left_alone() {
     let fields = RpcFields::default();
     let subscriber = tracing_subscriber::registry().with(fields.clone());
     tracing::subscriber::with_default(subscriber, || {
+        // Another test's thread may have cached a callsite's interest without this subscriber.
+        tracing::callsite::rebuild_interest_cache();
         let span = rpc_span();
         assert!(!span.is_disabled());
         record_rpc(&span, "/mesh.examples.Echo/Call");
@@ -190,6 +192,8 @@ fn rpc_attributes_go_on_a_live_span_and_a_disabled_one_is_left_alone() {
     );
     // No subscriber: the span is disabled and nothing is recorded (nor needed).
     tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
+        // Another test's thread may have cached a callsite's interest without this subscriber.
+        tracing::callsite::rebuild_interest_cache();
         let span = rpc_span();
         assert!(span.is_disabled());
         record_rpc(&span, "/mesh.examples.Echo/Call");
@@ -205,6 +209,8 @@ async fn a_span_alone_gets_the_status_from_the_trailers() {
     let fields = RpcFields::default();
     let _guard =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(fields.clone()));
+    // Another test's thread may have cached a callsite's interest without this subscriber.
+    tracing::callsite::rebuild_interest_cache();
     let span = tracing::info_span!("inbound", rpc.grpc.status_code = tracing::field::Empty);
     let mut response = http::Response::new(message_then_status(b"\0\0\0\0\0", "3"));
     response

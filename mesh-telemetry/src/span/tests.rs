@@ -28,6 +28,8 @@ fn an_enabled_span_is_entered_on_every_poll_and_records() {
     let enters = Enters::default();
     let subscriber = tracing_subscriber::registry().with(enters.clone());
     with_default(subscriber, || {
+        // Another test's thread may have cached a callsite's interest without this subscriber.
+        tracing::callsite::rebuild_interest_cache();
         let span = tracing::info_span!("loud", status = tracing::field::Empty);
         assert!(!is_silent(&span));
         let mut yielded = false;

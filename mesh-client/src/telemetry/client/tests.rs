@@ -217,6 +217,8 @@ async fn a_listened_to_client_span_names_the_server_it_calls() {
     let recorded = Recorded::default();
     let _guard =
         tracing::subscriber::set_default(tracing_subscriber::registry().with(recorded.clone()));
+    // Another test's thread may have cached a callsite's interest without this subscriber.
+    tracing::callsite::rebuild_interest_cache();
     let svc = ClientTelemetryLayer::new(MeshMetrics::new(), ClientTelemetryConfig::new(me()))
         .layer(upstream(Seen::default(), 200, Duration::ZERO));
     let req = routed("http://reviews/", "ratings", None);
