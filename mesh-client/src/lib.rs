@@ -28,6 +28,7 @@ pub mod reqwest;
 pub mod rescue;
 pub mod retry;
 pub mod route;
+mod spare;
 pub mod split;
 pub mod stats;
 pub mod telemetry;

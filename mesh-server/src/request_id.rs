@@ -55,15 +55,48 @@ fn random_bits() -> u128 {
         .unwrap_or_else(rand::random)
 }
 
+/// The length of a generated id's text.
+const ID_LEN: usize = uuid::fmt::Hyphenated::LENGTH;
+
+/// Generated ids written into one shared buffer before a new one is taken: 28 ids are 1008
+/// bytes, a block the allocator serves from its per-thread cache. A buffer is freed when the
+/// last of its ids is dropped, so an id kept for long keeps at most these 1008 bytes.
+const IDS_PER_CHUNK: usize = 28;
+
+thread_local! {
+    // The rest of this thread's current buffer of generated ids.
+    static CHUNK: RefCell<bytes::BytesMut> = RefCell::new(bytes::BytesMut::new());
+}
+
+/// `text` as bytes shared by reference count: a slice of this thread's buffer of ids, so that
+/// a generated id costs no allocation of its own (two per buffer: its memory and, on the first
+/// split, its shared header).
+fn shared_id_bytes(text: &[u8; ID_LEN]) -> bytes::Bytes {
+    CHUNK
+        .try_with(|chunk| {
+            let mut chunk = chunk.try_borrow_mut().ok()?;
+            if chunk.capacity() < ID_LEN {
+                *chunk = bytes::BytesMut::with_capacity(ID_LEN * IDS_PER_CHUNK);
+            }
+            chunk.extend_from_slice(text);
+            // The id alone; the buffer's spare room stays for the next ones.
+            Some(chunk.split().freeze())
+        })
+        .ok()
+        .flatten()
+        // Thread teardown (or a re-entrant call): bytes of its own.
+        .unwrap_or_else(|| bytes::Bytes::from_owner(*text))
+}
+
 /// A fresh UUID v4 request id.
 pub fn generate() -> RequestId {
-    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let mut buf = [0u8; ID_LEN];
     let uuid = uuid::Builder::from_random_bytes(random_bits().to_ne_bytes()).into_uuid();
     uuid.hyphenated().encode_lower(&mut buf);
     // The id goes into the request's header, its extension and the response's header: bytes
     // shared by reference count from the start, so those copies allocate nothing (a value made
     // from a copied slice allocates again on its first clone).
-    let bytes = bytes::Bytes::from_owner(buf);
+    let bytes = shared_id_bytes(&buf);
     // invariant: a hyphenated UUID is lower-case hex and dashes, valid header bytes.
     #[allow(clippy::expect_used)]
     let value = HeaderValue::from_maybe_shared(bytes)
@@ -256,6 +289,28 @@ mod tests {
             ids.len(),
             "no id repeats, within or across threads"
         );
+    }
+
+    #[test]
+    fn ids_sharing_a_buffer_keep_their_text() {
+        // Over several buffers, each id kept alive while later ones are written beside it.
+        let texts: Vec<[u8; ID_LEN]> = (0..IDS_PER_CHUNK * 3 + 5)
+            .map(|i| {
+                let mut text = [b'0'; ID_LEN];
+                text[..8].copy_from_slice(format!("{i:08}").as_bytes());
+                text
+            })
+            .collect();
+        let shared: Vec<bytes::Bytes> = texts.iter().map(shared_id_bytes).collect();
+        for (text, bytes) in texts.iter().zip(&shared) {
+            assert_eq!(&bytes[..], &text[..]);
+        }
+        // An id outlives the others of its buffer and the thread's move to new buffers.
+        let first = shared[0].clone();
+        drop(shared);
+        let later: Vec<_> = (0..IDS_PER_CHUNK * 2).map(|_| generate()).collect();
+        assert_eq!(&first[..], &texts[0][..]);
+        assert!(later.iter().all(|id| is_uuid_v4(&id.to_string())));
     }
 
     #[tokio::test(start_paused = true)]

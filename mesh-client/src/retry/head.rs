@@ -16,7 +16,6 @@
 //! request with any other extension keeps its map in the loop and every attempt gets a copy of
 //! it, so a retried attempt always carries every extension the request came with.
 
-use std::cell::RefCell;
 use std::sync::Arc;
 
 use http::{Extensions, HeaderMap, HeaderName, HeaderValue, Request};
@@ -24,6 +23,7 @@ use mesh_core::grpc::Deadline;
 use mesh_core::policy::Destination;
 
 use crate::context::{SourceAddr, Target};
+use crate::spare::{self, Spares};
 
 /// Spare vectors kept per thread: as many as requests usually finish on one thread between two
 /// starts. More are dropped.
@@ -40,7 +40,7 @@ const ROOM_BELOW: usize = 2;
 type Pairs = Vec<(HeaderName, HeaderValue)>;
 
 thread_local! {
-    static SPARE: RefCell<Vec<Pairs>> = const { RefCell::new(Vec::new()) };
+    static SPARE: Spares<Pairs> = const { Spares::new() };
 }
 
 /// A request's headers as the retry loop keeps them: every value in the order the map yields
@@ -53,11 +53,7 @@ pub(super) struct SavedHeaders {
 impl SavedHeaders {
     /// Saves `headers`, in a spare vector when the thread has one.
     pub(super) fn of(headers: &HeaderMap) -> Self {
-        let mut pairs = SPARE
-            .try_with(|spare| spare.try_borrow_mut().ok()?.pop())
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let mut pairs = spare::take(&SPARE).unwrap_or_default();
         pairs.reserve(headers.len());
         pairs.extend(
             headers
@@ -85,14 +81,7 @@ impl Drop for SavedHeaders {
             return;
         }
         pairs.clear();
-        // On thread teardown or re-entry the vector is simply dropped.
-        let _ = SPARE.try_with(|spare| {
-            if let Ok(mut spare) = spare.try_borrow_mut()
-                && spare.len() < MAX_SPARE
-            {
-                spare.push(pairs);
-            }
-        });
+        spare::keep(&SPARE, pairs, MAX_SPARE);
     }
 }
 

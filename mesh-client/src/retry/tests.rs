@@ -121,6 +121,38 @@ async fn retries_503_until_success_with_previous_attempts() {
     assert_eq!(stats.retries.get(), 2);
 }
 
+#[test]
+fn the_replay_box_of_a_finished_call_serves_the_next_one() {
+    // A thread of its own: its store of replay boxes starts empty.
+    std::thread::spawn(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mock = Mock::new(vec![Ok(503), Ok(200), Ok(503), Ok(200)]);
+            let svc = RetryLayer::new(policy(2), Budget::unlimited()).layer(mock.clone());
+            assert_eq!(future::spare_replays(), 0);
+            let first = svc.clone().oneshot(get()).await.unwrap();
+            assert_eq!(first.status(), StatusCode::OK);
+            assert_eq!(future::spare_replays(), 1, "the box was kept");
+            let second = svc.clone().oneshot(get()).await.unwrap();
+            assert_eq!(second.status(), StatusCode::OK);
+            assert_eq!(future::spare_replays(), 1, "taken again, and given back");
+            assert_eq!(mock.calls(), 4);
+            let seen = mock.seen.lock().unwrap();
+            assert!(
+                seen.iter().all(|(_, b)| b == b"payload"),
+                "the reused box replayed the second call's own body"
+            );
+            assert_eq!(seen[3].0.as_ref().unwrap().endpoints.len(), 1, "{seen:?}");
+        });
+    })
+    .join()
+    .unwrap();
+}
+
 #[tokio::test(start_paused = true)]
 async fn exhausted_retries_flag_urx() {
     let mock = Mock::new(vec![Ok(503); 10]);

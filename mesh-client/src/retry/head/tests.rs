@@ -57,7 +57,7 @@ fn a_dropped_save_leaves_its_vector_cleared_for_the_next() {
         let saved = SavedHeaders::of(&big);
         let capacity = saved.pairs.capacity();
         drop(saved);
-        assert_eq!(SPARE.with(|s| s.borrow().len()), 1);
+        assert_eq!(crate::spare::count(&SPARE), 1);
         let next = SavedHeaders::of(&sample());
         assert_eq!(
             next.pairs.capacity(),
@@ -83,12 +83,12 @@ fn oversized_or_empty_vectors_are_not_kept_and_the_store_is_bounded() {
         }
         drop(SavedHeaders::of(&many));
         drop(SavedHeaders::of(&HeaderMap::new()));
-        assert_eq!(SPARE.with(|s| s.borrow().len()), 0);
+        assert_eq!(crate::spare::count(&SPARE), 0);
         let held: Vec<_> = (0..MAX_SPARE + 3)
             .map(|_| SavedHeaders::of(&sample()))
             .collect();
         drop(held);
-        assert_eq!(SPARE.with(|s| s.borrow().len()), MAX_SPARE);
+        assert_eq!(crate::spare::count(&SPARE), MAX_SPARE);
     })
     .join()
     .unwrap();
