@@ -24,10 +24,14 @@ use tracing::Instrument;
 use tracing::instrument::Instrumented;
 
 /// Whether entering, leaving or recording on `span` does nothing at all: no subscriber enabled
-/// it, and the `log` crate's level is off, so `tracing`'s `log` compatibility writes nothing
-/// either. Checked per call: a logger installed later is seen at once.
+/// it, and `tracing`'s `log` compatibility writes nothing either, because a global subscriber
+/// is set (`tracing` then leaves `log` alone, as every example app's `init_tracing` does) or
+/// the `log` crate's level is off. Checked per call: a subscriber or logger installed later is
+/// seen at once. (With `tracing`'s `log-always` feature, which nothing in this workspace turns
+/// on, such a span would still write `log` lines of its own: they are then skipped.)
 pub fn is_silent(span: &tracing::Span) -> bool {
-    span.is_disabled() && log::max_level() == log::LevelFilter::Off
+    span.is_disabled()
+        && (tracing::dispatcher::has_been_set() || log::max_level() == log::LevelFilter::Off)
 }
 
 /// Records `value` on `span`'s field `field`, unless the span is silent ([`is_silent`]).

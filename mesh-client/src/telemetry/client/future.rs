@@ -9,11 +9,11 @@ use http::Response;
 use mesh_telemetry::span::{InSpan, record};
 use pin_project_lite::pin_project;
 
-use super::Shared;
+use super::{Called, Shared};
 use crate::context::{Target, Upstream};
 use mesh_telemetry::ResponseFlags;
 use mesh_telemetry::grpc_status::{DeferredRecord, PendingGrpcStatus};
-use mesh_telemetry::labels::{PeerLabels, RequestLabels, flags_label};
+use mesh_telemetry::labels::{RequestLabels, flags_label};
 use mesh_telemetry::metrics::RequestRecord;
 use mesh_telemetry::trace_context::TraceContext;
 
@@ -21,7 +21,7 @@ use mesh_telemetry::trace_context::TraceContext;
 #[derive(Debug)]
 pub(crate) struct Pending {
     pub(crate) shared: Arc<Shared>,
-    pub(crate) peers: Arc<PeerLabels>,
+    pub(crate) called: Called,
     pub(crate) start: tokio::time::Instant,
     pub(crate) request_bytes: u64,
     pub(crate) grpc: bool,
@@ -106,10 +106,11 @@ where
                     }
                     // The host's own stack (no VirtualService): the host the call named.
                     (None, Some(_)) => {
+                        let called = p.called.resolve(&p.shared);
                         p.shared
-                            .peers(&p.peers.service().service, None, endpoint, security)
+                            .peers(&called.service().service, None, endpoint, security)
                     }
-                    (None, None) => p.peers,
+                    (None, None) => p.called.resolve(&p.shared),
                 };
                 let grpc_status = if p.grpc {
                     mesh_telemetry::grpc_status(resp.headers())
@@ -138,7 +139,10 @@ where
                 )
             }
             // No response at all: Envoy reports code 0.
-            Err(_) => (0, std::borrow::Cow::Borrowed("-"), 0, p.peers, None, false),
+            Err(_) => {
+                let peers = p.called.resolve(&p.shared);
+                (0, std::borrow::Cow::Borrowed("-"), 0, peers, None, false)
+            }
         };
         let span = this.inner.as_ref().span().clone();
         record(&span, "http.response.status_code", code);

@@ -44,7 +44,7 @@ use tower_service::Service;
 pub use self::future::ResponseFuture;
 use crate::context::{ConnectionSecurity, Target};
 use crate::hostmap::HostMap;
-use mesh_core::policy::Labels;
+use mesh_core::policy::{Destination, Labels};
 use mesh_telemetry::labels::{
     PeerLabels, Reporter, ServiceLabels, UNKNOWN, WorkloadLabels, workload_name,
 };
@@ -313,38 +313,28 @@ impl<S> ClientTelemetry<S> {
         RB: http_body::Body,
     {
         let start = tokio::time::Instant::now();
-        let host = match req.extensions().get::<Target>() {
-            Some(t) => self.shared.peers(
-                &t.destination.host,
-                t.destination.subset.as_deref(),
-                None,
-                None,
-            ),
-            None => {
-                let h = req
-                    .uri()
-                    .host()
-                    .or_else(|| {
-                        req.headers()
-                            .get(http::header::HOST)
-                            .and_then(|v| v.to_str().ok())
-                    })
-                    .unwrap_or(UNKNOWN);
-                self.shared.peers(h, None, None, None)
-            }
-        };
+        let called = Called::of(&req);
         let span = tracing::info_span!(
             target: mesh_telemetry::REQUEST_SPANS,
             "outbound",
             otel.kind = "client",
             http.request.method = %req.method(),
-            server.address = %host.service().service,
+            server.address = tracing::field::Empty,
             http.response.status_code = tracing::field::Empty,
             rpc.system = tracing::field::Empty,
             rpc.service = tracing::field::Empty,
             rpc.method = tracing::field::Empty,
             rpc.grpc.status_code = tracing::field::Empty,
         );
+        // The host's labels are looked up for a span someone listens to; else only if the
+        // answer does not name the destination it reached (see `Called`).
+        if !mesh_telemetry::span::is_silent(&span) {
+            let peers = called.resolve(&self.shared);
+            span.record(
+                "server.address",
+                tracing::field::display(&*peers.service().service),
+            );
+        }
         let parent = current::parent_for(TraceContext::from_extensions(req.extensions()));
         let fallback = match &parent {
             Some(p) => p.child(),
@@ -380,13 +370,57 @@ impl<S> ClientTelemetry<S> {
             span,
             future::Pending {
                 shared: self.shared.clone(),
-                peers: host,
+                called,
                 start,
                 request_bytes,
                 grpc,
                 ctx,
             },
         )
+    }
+}
+
+/// The host a call named, as the telemetry future keeps it: resolved to its peer labels
+/// ([`Shared::peers`]) only when they are needed, that is when the answer does not name the
+/// destination it reached (the usual answer does: its split's `Target` or its cluster's
+/// `Upstream`, whose labels are looked up then) or for a span someone listens to. Keeping the
+/// name is a reference count (the target's destination, the URI's authority or the `Host`
+/// value); the lookup it saves hashes the host and searches the cache of destinations.
+#[derive(Debug)]
+pub(crate) enum Called {
+    /// A request already routed: its `Target`'s destination.
+    Routed(Arc<Destination>),
+    /// The URI's authority (its host is the name).
+    Authority(http::uri::Authority),
+    /// The `Host` header of a request whose URI has no authority.
+    Host(HeaderValue),
+    /// Neither: the `unknown` service.
+    Unknown,
+}
+
+impl Called {
+    fn of<B>(req: &Request<B>) -> Self {
+        if let Some(t) = req.extensions().get::<Target>() {
+            return Called::Routed(Arc::clone(&t.destination));
+        }
+        if let Some(authority) = req.uri().authority() {
+            return Called::Authority(authority.clone());
+        }
+        match req.headers().get(http::header::HOST) {
+            Some(host) => Called::Host(host.clone()),
+            None => Called::Unknown,
+        }
+    }
+
+    /// The named host's peer labels.
+    pub(crate) fn resolve(&self, shared: &Shared) -> Arc<PeerLabels> {
+        let host = match self {
+            Called::Routed(d) => return shared.peers(&d.host, d.subset.as_deref(), None, None),
+            Called::Authority(authority) => authority.host(),
+            Called::Host(host) => host.to_str().unwrap_or(UNKNOWN),
+            Called::Unknown => UNKNOWN,
+        };
+        shared.peers(host, None, None, None)
     }
 }
 
