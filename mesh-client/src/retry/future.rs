@@ -29,6 +29,9 @@ use mesh_core::classify::Outcome;
 use mesh_core::policy::Destination;
 use tower::Service;
 
+use self::replay_box::ReplayBox;
+#[cfg(test)]
+pub(super) use self::replay_box::spare_replays;
 use super::attempt::{Attempt, attempt};
 use super::budget::{Budget, RequestGuard, RetryGuard};
 use super::head::{Carried, SavedHeaders, head};
@@ -40,7 +43,8 @@ use crate::context::{PreviousAttempts, Target, Upstream};
 use crate::error::{ClusterError, outcome_of};
 use crate::pool::RetryPermit;
 use crate::rescue::{add_flag, rescue};
-use crate::spare::{self, Spares};
+
+mod replay_box;
 
 pin_project_lite::pin_project! {
     /// Response future of [`Retry`](super::Retry); see the [module docs](self).
@@ -77,73 +81,6 @@ pin_project_lite::pin_project! {
         Backoff { #[pin] sleep: tokio::time::Sleep },
         Done,
     }
-}
-
-/// Boxes for [`Replay`] kept per thread: as many as calls usually finish on one thread between
-/// two starts.
-const MAX_SPARE_REPLAYS: usize = 8;
-
-thread_local! {
-    static SPARE_REPLAYS: Spares<Box<Option<Replay>>> = const { Spares::new() };
-}
-
-/// The loop's [`Replay`], out of line in a box that, once the loop ends and the replay is
-/// dropped, goes back to a per-thread store for the next call's loop ([`spare`]): no
-/// allocation per call on the usual path.
-struct ReplayBox {
-    /// `Some` (holding a replay) from [`ReplayBox::new`] until the drop.
-    slot: Option<Box<Option<Replay>>>,
-}
-
-impl ReplayBox {
-    fn new(replay: Replay) -> Self {
-        let slot = match spare::take(&SPARE_REPLAYS) {
-            Some(mut slot) => {
-                *slot = Some(replay);
-                slot
-            }
-            None => Box::new(Some(replay)),
-        };
-        Self { slot: Some(slot) }
-    }
-}
-
-impl std::ops::Deref for ReplayBox {
-    type Target = Replay;
-
-    fn deref(&self) -> &Replay {
-        #[allow(clippy::expect_used)]
-        self.slot
-            .as_deref()
-            .and_then(Option::as_ref)
-            .expect("invariant: a ReplayBox holds its replay until it is dropped")
-    }
-}
-
-impl std::ops::DerefMut for ReplayBox {
-    fn deref_mut(&mut self) -> &mut Replay {
-        #[allow(clippy::expect_used)]
-        self.slot
-            .as_deref_mut()
-            .and_then(Option::as_mut)
-            .expect("invariant: a ReplayBox holds its replay until it is dropped")
-    }
-}
-
-impl Drop for ReplayBox {
-    fn drop(&mut self) {
-        if let Some(mut slot) = self.slot.take() {
-            // The replay itself goes now (its guards released, its headers' vector kept).
-            *slot = None;
-            spare::keep(&SPARE_REPLAYS, slot, MAX_SPARE_REPLAYS);
-        }
-    }
-}
-
-/// How many replay boxes this thread keeps.
-#[cfg(test)]
-pub(super) fn spare_replays() -> usize {
-    spare::count(&SPARE_REPLAYS)
 }
 
 /// What the loop keeps to send the request again.
