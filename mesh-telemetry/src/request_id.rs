@@ -18,9 +18,7 @@ impl RequestId {
     /// characters (`None` otherwise).
     pub fn parse(value: &HeaderValue) -> Option<Self> {
         let b = value.as_bytes();
-        let ok = !b.is_empty()
-            && b.len() <= MAX_REQUEST_ID_LEN
-            && b.iter().all(|c| c.is_ascii_graphic());
+        let ok = !b.is_empty() && b.len() <= MAX_REQUEST_ID_LEN && visible_ascii(b);
         ok.then(|| RequestId(value.clone()))
     }
 
@@ -56,9 +54,42 @@ impl std::fmt::Display for RequestId {
     }
 }
 
+/// Whether every byte is visible ASCII (`!` to `~`), eight bytes at a time: a request id
+/// arrives with nearly every call, and the byte-by-byte check took some 150 instructions for
+/// a 36-character UUID. An addition sets a byte's top bit when the byte is at or above a
+/// bound; bytes under 0x80 never carry into their neighbour.
+fn visible_ascii(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const TOPS: u64 = 0x8080_8080_8080_8080;
+    let mut words = bytes.chunks_exact(8);
+    let all_words = words.all(|word| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(word);
+        let word = u64::from_ne_bytes(b);
+        let at_least = |bound: u8| word + (0x80 - u64::from(bound)) * ONES;
+        word & TOPS == 0 && at_least(b'!') & !at_least(b'~' + 1) & TOPS == TOPS
+    });
+    all_words && words.remainder().iter().all(u8::is_ascii_graphic)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn visible_ascii_agrees_with_the_byte_by_byte_check_for_every_byte_at_every_place() {
+        let id = b"0af76519-16cd-43dd-8448-eb211c80319c~!";
+        for len in [1, 7, 8, 9, 16, 36, 38] {
+            assert!(visible_ascii(&id[..len]), "{len}");
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    let mut t = id[..len].to_vec();
+                    t[at] = byte;
+                    assert_eq!(visible_ascii(&t), byte.is_ascii_graphic(), "{t:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn accepts_bounded_visible_ascii_only() {

@@ -47,3 +47,17 @@ fn hex_parses_as_the_digit_by_digit_reference_at_every_length_and_bad_byte() {
     );
     assert_eq!(parse_hex(b"10000000000000000"), Some(1u128 << 64));
 }
+
+#[test]
+fn eight_digits_in_a_word_parse_as_the_reference_for_every_byte_at_every_place() {
+    let digits = *b"09afbe17";
+    assert_eq!(parse_8(u64::from_be_bytes(digits)), Some(0x09af_be17));
+    for at in 0..8 {
+        for byte in 0..=255u8 {
+            let mut t = digits;
+            t[at] = byte;
+            let want = parse_hex_reference(&t).map(|v| v as u32);
+            assert_eq!(parse_8(u64::from_be_bytes(t)), want, "{t:?}");
+        }
+    }
+}
